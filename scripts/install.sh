@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what `make run` and `make test` need on a fresh machine, and nothing that
+# is already there: Debian packages (PostgreSQL), Rust components, npm tools (buf),
+# and grpcurl (Go). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf 'install: %s\n' "$*" >&2; }
+
+apt_packages=()
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then apt_packages+=(postgresql); fi
+command -v python3 >/dev/null || apt_packages+=(python3)
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  log "apt: ${apt_packages[*]}"
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+fi
+# Debian starts a cluster of its own on install; ramp runs its own, so stop that one.
+if command -v pg_lsclusters >/dev/null && pg_lsclusters -h 2>/dev/null | grep -q online; then
+  pg_lsclusters -h | awk '$4 == "online" {print $1, $2}' | while read -r v c; do
+    pg_ctlcluster "$v" "$c" stop || true
+  done
+fi
+
+if command -v rustup >/dev/null; then
+  for component in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$component" \
+      || { log "rustup: $component"; rustup component add "$component"; }
+  done
+fi
+
+if [ ! -x tools/node_modules/.bin/buf ]; then
+  log "npm: tools (buf)"
+  (cd tools && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+gobin=$(go env GOPATH)/bin
+if [ ! -x "$gobin/grpcurl" ]; then
+  log "go: grpcurl"
+  go install github.com/fullstorydev/grpcurl/cmd/grpcurl@latest
+fi

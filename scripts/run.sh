@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# `make run`: brings up what exists of the system in the foreground and stops it all
+# on Ctrl-C. State (the database cluster, logs) stays in .ramp/, which git ignores,
+# so data survives restarts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+state=.ramp
+pg_port=${RAMP_RUN_PG_PORT:-54329}
+export RAMP_LISTEN=${RAMP_LISTEN:-127.0.0.1:50051}
+target=${CARGO_TARGET_DIR:-target}
+
+scripts/install.sh
+echo "run: building ramp" >&2
+cargo build --locked --bin ramp
+
+mkdir -p "$state/logs"
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  scripts/postgres.sh stop "$state/pg"
+  echo "run: stopped" >&2
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "run: postgres on 127.0.0.1:$pg_port (data in $state/pg)" >&2
+scripts/postgres.sh start "$state/pg" "$pg_port" durable
+admin="host=127.0.0.1 port=$pg_port user=postgres dbname=postgres"
+if [ "$(psql "$admin" -tAc "SELECT 1 FROM pg_database WHERE datname = 'ramp'")" != 1 ]; then
+  psql "$admin" -qc "CREATE DATABASE ramp"
+fi
+export RAMP_DATABASE_URL="host=127.0.0.1 port=$pg_port user=postgres dbname=ramp"
+
+"$target/debug/ramp" serve &
+pids+=($!)
+
+grpcurl="$(go env GOPATH)/bin/grpcurl"
+for _ in $(seq 1 100); do
+  if "$grpcurl" -plaintext "$RAMP_LISTEN" grpc.health.v1.Health/Check 2>/dev/null | grep -q '"SERVING"'; then
+    break
+  fi
+  sleep 0.2
+done
+
+cat >&2 <<MSG
+
+  ramp is up.
+    API (gRPC, gRPC-web):  $RAMP_LISTEN
+    try:                   $grpcurl -plaintext $RAMP_LISTEN list
+    database:              $RAMP_DATABASE_URL
+  Ctrl-C stops everything.
+
+MSG
+wait "${pids[0]}"

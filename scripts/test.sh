@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Everything `make test` runs: installs what is missing, lints the contracts and the
+# code, starts one throwaway PostgreSQL cluster for the whole run, and runs every
+# test against it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "install"
+scripts/install.sh
+
+step "buf lint"
+tools/node_modules/.bin/buf lint
+# Never break a released field: compare the contracts with the last commit of main
+# (or, on main itself, with the commit before).
+branch=$(git rev-parse --abbrev-ref HEAD 2>/dev/null || echo "")
+against=main
+[ "$branch" = main ] && against=HEAD~1
+if git cat-file -e "$against:proto/ramp/v1/process_service.proto" 2>/dev/null; then
+  step "buf breaking (against $against)"
+  tools/node_modules/.bin/buf breaking --against ".git#ref=$(git rev-parse "$against"),subdir=."
+fi
+
+step "cargo fmt"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+
+step "postgres (throwaway)"
+state=$(mktemp -d)
+port=$(scripts/free-port.sh)
+cleanup() { scripts/postgres.sh stop "$state/pg" || true; rm -rf "$state"; }
+trap cleanup EXIT
+scripts/postgres.sh start "$state/pg" "$port" throwaway
+echo "listening on 127.0.0.1:$port"
+export RAMP_TEST_DATABASE_URL="host=127.0.0.1 port=$port user=postgres dbname=postgres"
+GRPCURL="$(go env GOPATH)/bin/grpcurl"
+export GRPCURL
+
+step "cargo test"
+cargo test --locked --lib --bins --tests

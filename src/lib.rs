@@ -1,0 +1,17 @@
+//! ramp: the gRPC backend between Camunda 7 processes and the people who fill their
+//! forms. `main.rs` only parses the command line; everything lives here.
+
+pub mod api;
+pub mod config;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+
+pub mod proto {
+    //! Types and services generated from `proto/ramp/v1` by `build.rs`.
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("ramp.v1");
+
+    /// The encoded file descriptor set of ramp's protos, served by reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("ramp_descriptor");
+}

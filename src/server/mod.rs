@@ -1,0 +1,206 @@
+//! `ramp serve`: builds the application from its configuration and serves native
+//! gRPC (HTTP/2), gRPC-web (HTTP/1.1 and HTTP/2), health and reflection on one port.
+
+mod health;
+mod shutdown;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Identity, ServerTlsConfig};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::api::{FormApi, ProcessApi};
+use crate::config::Config;
+use crate::proto::form_service_server::FormServiceServer;
+use crate::proto::process_service_server::ProcessServiceServer;
+use crate::store::Store;
+use crate::telemetry::RpcTraceLayer;
+pub use health::Health;
+use shutdown::StreamShutdownLayer;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("database: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A running server: its address, and the means to stop it.
+pub struct Application {
+    local_addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), ServeError>>,
+}
+
+/// How long a client may stay silent before keepalive gives up on it.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Headers a browser may send with gRPC-web calls.
+const CORS_ALLOW_HEADERS: [&str; 8] = [
+    "content-type",
+    "x-grpc-web",
+    "x-user-agent",
+    "grpc-timeout",
+    "authorization",
+    "x-ramp-user",
+    "x-ramp-roles",
+    "connect-protocol-version",
+];
+
+/// Headers a browser's script may read from responses: the gRPC status travels in
+/// them when a call fails before any message.
+const CORS_EXPOSE_HEADERS: [&str; 3] = ["grpc-status", "grpc-message", "grpc-status-details-bin"];
+
+impl Application {
+    /// Binds the listener (port 0 picks a free one) and starts serving in the
+    /// background. The database need not be up: health says NOT_SERVING until it
+    /// answers and the schema is migrated.
+    pub async fn start(config: Config) -> Result<Self, ServeError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let incoming = TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(config.http2_keepalive()));
+
+        let store = Store::new(
+            config.database_url(),
+            config.database_pool_size,
+            config.database_timeout(),
+        )?;
+        let shutdown = CancellationToken::new();
+
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let health = Health::new(reporter);
+        health.set(false).await;
+        tokio::spawn(health::watch(health, store.clone(), shutdown.clone()));
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let max_message = config.max_message_bytes;
+        let process_service = ProcessServiceServer::new(ProcessApi::new(store.clone()))
+            .max_decoding_message_size(max_message);
+        let form_service = FormServiceServer::new(FormApi::new(store.clone()))
+            .max_decoding_message_size(max_message);
+
+        let mut builder = tonic::transport::Server::builder()
+            .accept_http1(true)
+            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(config.http2_keepalive()))
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+            .max_concurrent_streams(config.max_concurrent_streams);
+        if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+            let cert = std::fs::read(cert)
+                .map_err(|e| ServeError::Tls(format!("{}: {e}", cert.display())))?;
+            let key = std::fs::read(key)
+                .map_err(|e| ServeError::Tls(format!("{}: {e}", key.display())))?;
+            builder = builder
+                .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
+                .map_err(|e| ServeError::Tls(e.to_string()))?;
+        }
+
+        // Outermost first: CORS answers preflights before anything else; gRPC-web is
+        // translated to gRPC before tracing, so every RPC is logged the same way.
+        let router = builder
+            .layer(cors_layer(&config.cors_origins))
+            .layer(tonic_web::GrpcWebLayer::new())
+            .layer(RpcTraceLayer)
+            .layer(StreamShutdownLayer::new(shutdown.clone()))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(process_service)
+            .add_service(form_service);
+
+        let grace = config.shutdown_grace();
+        let signal = shutdown.clone();
+        let task = tokio::spawn(async move {
+            let serve =
+                router.serve_with_incoming_shutdown(incoming, signal.clone().cancelled_owned());
+            tokio::pin!(serve);
+            tokio::select! {
+                result = &mut serve => result.map_err(ServeError::from),
+                _ = async { signal.cancelled().await; tokio::time::sleep(grace).await } => {
+                    tracing::warn!(grace_secs = grace.as_secs(), "shutdown grace ran out; closing open connections");
+                    Ok(())
+                }
+            }
+        });
+        tracing::info!(addr = %local_addr, tls = config.tls_cert.is_some(), "listening");
+
+        Ok(Self {
+            local_addr,
+            shutdown,
+            task,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A token that stops the server when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Asks the server to stop: open streams end with UNAVAILABLE, then the
+    /// connections drain.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits until the server has stopped.
+    pub async fn stopped(self) -> Result<(), ServeError> {
+        match self.task.await {
+            Ok(result) => result,
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
+        }
+    }
+}
+
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::POST, Method::GET, Method::OPTIONS])
+        .allow_headers(CORS_ALLOW_HEADERS.map(HeaderName::from_static))
+        .expose_headers(CORS_EXPOSE_HEADERS.map(HeaderName::from_static))
+        .max_age(Duration::from_secs(24 * 60 * 60))
+}

@@ -1,0 +1,124 @@
+//! PostgreSQL: the connection pool, the schema migrations, and (one file per
+//! aggregate) the queries.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use secrecy::{ExposeSecret, SecretString};
+use tokio_postgres::NoTls;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Serializes migrations across replicas that start together. Any constant works as
+/// long as it stays the same: it names ramp's migration lock in `pg_locks`.
+const MIGRATION_LOCK: i64 = 0x7261_6d70_6d69_6772; // "rampmigr"
+
+/// A store failure. Details are for the log; clients see only that the database is
+/// unavailable.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("database: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("migration: {0}")]
+    Migration(#[from] refinery::Error),
+    #[error("database did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// The pool and what is needed to open connections outside it (migrations, LISTEN).
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    pg_config: tokio_postgres::Config,
+    timeout: Duration,
+}
+
+impl Store {
+    /// Builds a pool; no connection is opened until one is needed.
+    pub fn new(url: &SecretString, max_size: usize, timeout: Duration) -> Result<Self, StoreError> {
+        let mut pg_config = tokio_postgres::Config::from_str(url.expose_secret())?;
+        if pg_config.get_application_name().is_none() {
+            pg_config.application_name("ramp");
+        }
+        pg_config.connect_timeout(timeout);
+        let manager = Manager::from_config(
+            pg_config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(max_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(timeout))
+            .recycle_timeout(Some(timeout))
+            .build()
+            .expect("a runtime is set, so the pool builds");
+        Ok(Self {
+            pool,
+            pg_config,
+            timeout,
+        })
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Applies pending migrations on a connection of its own, holding a session
+    /// advisory lock so that replicas starting together migrate one after the other
+    /// (the later ones find nothing left to do). The lock goes with the connection,
+    /// so a replica that dies mid-way does not block the others.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let (mut client, connection) =
+            tokio::time::timeout(self.timeout, self.pg_config.connect(NoTls))
+                .await
+                .map_err(|_| StoreError::Timeout(self.timeout))??;
+        let driver = tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::warn!(%error, "migration connection ended");
+            }
+        });
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        let report = embedded::migrations::runner()
+            .set_abort_divergent(true)
+            .run_async(&mut client)
+            .await;
+        let unlocked = client
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+            .await;
+        drop(client);
+        let _ = driver.await;
+        let report = report?;
+        unlocked?;
+        for migration in report.applied_migrations() {
+            tracing::info!(
+                version = migration.version(),
+                name = migration.name(),
+                "migration applied"
+            );
+        }
+        Ok(())
+    }
+
+    /// A round trip to the database, bounded by the configured timeout.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let check = async {
+            let client = self.pool.get().await?;
+            client.simple_query("SELECT 1").await?;
+            Ok::<_, StoreError>(())
+        };
+        tokio::time::timeout(self.timeout, check)
+            .await
+            .map_err(|_| StoreError::Timeout(self.timeout))?
+    }
+}

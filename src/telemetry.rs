@@ -1,0 +1,188 @@
+//! Logging: a `tracing` subscriber set up from `RAMP_LOG` and `RAMP_LOG_FORMAT`, and
+//! the tower layer that gives every RPC one span and one line with its method,
+//! gRPC status code and latency.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use http::{HeaderMap, Request, Response};
+use http_body::{Body, Frame};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+use tracing::Span;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Installs the global subscriber. Call once, before anything logs.
+pub fn init(filter: &str, format: LogFormat) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests start many servers in one process) is harmless.
+    let _ = match format {
+        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Wraps each request in an `rpc` span and logs its outcome when the response ends.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RpcTraceLayer;
+
+impl<S> Layer<S> for RpcTraceLayer {
+    type Service = RpcTrace<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RpcTrace { inner }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RpcTrace<S> {
+    inner: S,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RpcTrace<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Future: Send + 'static,
+    S::Error: std::fmt::Display,
+    ResBody: Body,
+{
+    type Response = Response<TracedBody<ResBody>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let span = tracing::info_span!(
+            "rpc",
+            method = %request.uri().path(),
+            code = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let future = {
+            let _entered = span.enter();
+            self.inner.call(request)
+        };
+        Box::pin(async move {
+            match future.await {
+                Ok(response) => {
+                    // A trailers-only response (an error before any message) carries
+                    // its status in the headers.
+                    let code = grpc_status(response.headers());
+                    let (parts, body) = response.into_parts();
+                    let body = TracedBody {
+                        inner: body,
+                        span,
+                        started,
+                        code,
+                        done: false,
+                    };
+                    Ok(Response::from_parts(parts, body))
+                }
+                Err(error) => {
+                    span.in_scope(
+                        || tracing::warn!(%error, latency_ms = ms(started), "rpc failed"),
+                    );
+                    Err(error)
+                }
+            }
+        })
+    }
+}
+
+pin_project! {
+    /// A response body that logs the RPC's outcome when it ends (or is dropped).
+    pub struct TracedBody<B> {
+        #[pin]
+        inner: B,
+        span: Span,
+        started: Instant,
+        code: Option<i32>,
+        done: bool,
+    }
+
+    impl<B> PinnedDrop for TracedBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if !*this.done {
+                // Without a status the client went away (or the connection broke)
+                // before the end; with one, the body simply was not polled to its end
+                // (trailers-only answers, or the trailers were the last frame).
+                finish(this.span, *this.started, *this.code, this.code.is_none());
+            }
+        }
+    }
+}
+
+impl<B: Body> Body for TracedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    *this.code = grpc_status(trailers).or(*this.code);
+                    // Trailers are the last frame.
+                    *this.done = true;
+                    finish(this.span, *this.started, *this.code, false);
+                }
+            }
+            Some(Err(_)) | None => {
+                if !*this.done {
+                    *this.done = true;
+                    finish(this.span, *this.started, *this.code, false);
+                }
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn finish(span: &Span, started: Instant, code: Option<i32>, cancelled: bool) {
+    let code_name = code
+        .map(|c| tonic::Code::from(c).description())
+        .unwrap_or("none");
+    span.record("code", code.unwrap_or(-1));
+    let latency_ms = ms(started);
+    span.in_scope(|| match code {
+        Some(0) => tracing::info!(latency_ms, "rpc ok"),
+        _ if cancelled => tracing::info!(latency_ms, "rpc ended by client"),
+        // Internal errors and unavailability are the server's to look at.
+        Some(2) | Some(13) | Some(14) | Some(15) => {
+            tracing::warn!(latency_ms, code = code_name, "rpc failed")
+        }
+        _ => tracing::info!(latency_ms, code = code_name, "rpc refused"),
+    });
+}
+
+fn grpc_status(headers: &HeaderMap) -> Option<i32> {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn ms(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1000.0
+}

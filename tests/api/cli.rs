@@ -1,0 +1,136 @@
+//! The `ramp` binary as an operator runs it.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::{fresh_database, wait_until_serving};
+
+fn ramp() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ramp"));
+    // Only what each test sets: nothing from the developer's shell.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("RAMP_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// Runs `ramp serve` with the given environment and expects it to refuse to start.
+fn refused(env: &[(&str, &str)]) -> String {
+    let mut command = ramp();
+    command.arg("serve").envs(env.iter().copied());
+    let output = command.output().expect("ramp runs");
+    assert!(!output.status.success(), "ramp serve started with {env:?}");
+    String::from_utf8(output.stderr).unwrap()
+}
+
+const DB: (&str, &str) = ("RAMP_DATABASE_URL", "host=127.0.0.1 port=1 user=postgres");
+
+#[test]
+fn a_bad_setting_fails_fast_naming_the_setting() {
+    let started = Instant::now();
+
+    let stderr = refused(&[DB, ("RAMP_LISTEN", "not-an-address")]);
+    assert!(stderr.contains("RAMP_LISTEN"), "{stderr}");
+
+    let stderr = refused(&[]);
+    assert!(stderr.contains("RAMP_DATABASE_URL"), "{stderr}");
+
+    let stderr = refused(&[DB, ("RAMP_MAX_MESSAGE_BYTES", "10")]);
+    assert!(stderr.contains("RAMP_MAX_MESSAGE_BYTES"), "{stderr}");
+
+    let stderr = refused(&[DB, ("RAMP_AUTH", "maybe")]);
+    assert!(stderr.contains("RAMP_AUTH"), "{stderr}");
+
+    let stderr = refused(&[DB, ("RAMP_TLS_CERT", "/nonexistent/cert.pem")]);
+    assert!(stderr.contains("RAMP_TLS_KEY"), "{stderr}");
+
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "refusals must not wait on anything"
+    );
+}
+
+#[test]
+fn a_bad_database_url_is_refused_without_echoing_the_password() {
+    let stderr = refused(&[(
+        "RAMP_DATABASE_URL",
+        "postgres://ramp:hunter2secret@localhost:notaport/ramp",
+    )]);
+    assert!(stderr.contains("RAMP_DATABASE_URL"), "{stderr}");
+    assert!(
+        !stderr.contains("hunter2secret"),
+        "the password leaked: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn ramp_serve_runs_and_stops_cleanly_on_sigterm() {
+    let url = fresh_database().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = ramp()
+        .arg("serve")
+        .env("RAMP_DATABASE_URL", &url)
+        .env("RAMP_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RAMP_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ramp serve starts");
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+
+    // Wait for the port, then for health.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "ramp serve never listened");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_until_serving(addr).await;
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ramp serve did not stop within 10 s of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test]
+async fn ramp_migrate_applies_the_schema() {
+    let url = fresh_database().await;
+    let status = ramp()
+        .arg("migrate")
+        .env("RAMP_DATABASE_URL", &url)
+        .env("RAMP_LOG", "warn")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let row = client
+        .query_one("SELECT count(*) FROM refinery_schema_history", &[])
+        .await
+        .unwrap();
+    assert!(row.get::<_, i64>(0) >= 1);
+}

@@ -1,0 +1,57 @@
+//! The real grpcurl (installed by `make test`) against the real server.
+
+use std::process::Command;
+
+use crate::helpers::spawn_app;
+
+fn grpcurl() -> String {
+    std::env::var("GRPCURL").unwrap_or_else(|_| "grpcurl".into())
+}
+
+fn run(args: &[&str]) -> String {
+    let output = Command::new(grpcurl())
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("grpcurl could not run ({e}); `make test` installs it"));
+    assert!(
+        output.status.success(),
+        "grpcurl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn grpcurl_lists_the_services() {
+    let app = spawn_app().await;
+    let addr = app.addr().to_string();
+    let listed = tokio::task::spawn_blocking(move || run(&["-plaintext", &addr, "list"]))
+        .await
+        .unwrap();
+    for service in [
+        "ramp.v1.ProcessService",
+        "ramp.v1.FormService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(
+            listed.lines().any(|l| l.trim() == service),
+            "{service} not in:\n{listed}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn grpcurl_checks_health_and_describes_the_contracts() {
+    let app = spawn_app().await;
+    let addr = app.addr().to_string();
+    let (health, described) = tokio::task::spawn_blocking(move || {
+        (
+            run(&["-plaintext", &addr, "grpc.health.v1.Health/Check"]),
+            run(&["-plaintext", &addr, "describe", "ramp.v1.FormService"]),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(health.contains("\"status\": \"SERVING\""), "{health}");
+    assert!(described.contains("rpc PendingForms"), "{described}");
+}

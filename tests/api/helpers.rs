@@ -1,0 +1,145 @@
+//! The harness every test uses: a fresh database on the run's throwaway PostgreSQL
+//! cluster (started by `scripts/test.sh`, shared by all tests), and the real server
+//! started in-process on port 0.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ramp::config::Config;
+use ramp::server::Application;
+use serde_json::json;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+/// The run's cluster, as `scripts/test.sh` exports it.
+pub fn admin_database_url() -> String {
+    std::env::var("RAMP_TEST_DATABASE_URL").expect(
+        "RAMP_TEST_DATABASE_URL is not set: run the tests through `make test`, \
+         which starts a throwaway PostgreSQL cluster for them",
+    )
+}
+
+/// Creates an empty database of the test's own and returns its connection string.
+pub async fn fresh_database() -> String {
+    let admin = admin_database_url();
+    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .expect("the test cluster answers");
+    tokio::spawn(connection);
+    let name = format!("ramp_test_{}", uuid::Uuid::now_v7().simple());
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("a test database is created");
+    // In key=value form a later key overrides an earlier one.
+    format!("{admin} dbname={name}")
+}
+
+/// A configuration for a test server on a free port, with `extra` settings on top.
+pub fn test_config(database_url: &str, extra: serde_json::Value) -> Config {
+    let mut settings = json!({
+        "listen": "127.0.0.1:0",
+        "database_url": database_url,
+        "log": "warn,ramp=info",
+        "shutdown_grace_secs": 5,
+    });
+    if let (Some(base), Some(extra)) = (settings.as_object_mut(), extra.as_object()) {
+        base.extend(extra.clone());
+    }
+    Config::load(None, settings).expect("the test configuration is valid")
+}
+
+pub struct TestApp {
+    pub app: Application,
+}
+
+impl TestApp {
+    pub fn addr(&self) -> SocketAddr {
+        self.app.local_addr()
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr())
+    }
+
+    pub async fn channel(&self) -> Channel {
+        channel(self.addr()).await
+    }
+}
+
+/// A running server on its own fresh database, SERVING.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(json!({})).await
+}
+
+/// Like `spawn_app`, with settings of the test's own.
+pub async fn spawn_app_with(extra: serde_json::Value) -> TestApp {
+    ramp::telemetry::init("warn,ramp=info", ramp::config::LogFormat::Pretty);
+    let app = Application::start(test_config(&fresh_database().await, extra))
+        .await
+        .expect("the server starts");
+    wait_until_serving(app.local_addr()).await;
+    TestApp { app }
+}
+
+pub async fn channel(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("a valid URI")
+        .connect()
+        .await
+        .expect("the server accepts connections")
+}
+
+/// The overall health status the server reports now.
+pub async fn health_status(addr: SocketAddr) -> ServingStatus {
+    let mut health = HealthClient::new(channel(addr).await);
+    let response = health
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("health answers");
+    response.into_inner().status()
+}
+
+/// Waits (bounded) until health says SERVING.
+pub async fn wait_until_serving(addr: SocketAddr) {
+    for _ in 0..300 {
+        if health_status(addr).await == ServingStatus::Serving {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the server at {addr} did not become SERVING within 15 s");
+}
+
+/// A gRPC frame: flag byte, big-endian length, message.
+pub fn grpc_frame(flag: u8, message: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(5 + message.len());
+    frame.push(flag);
+    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    frame.extend_from_slice(message);
+    frame
+}
+
+/// Splits a gRPC-web response body into its data messages and its trailer block.
+pub fn parse_grpc_web(body: &[u8]) -> (Vec<Vec<u8>>, String) {
+    let mut messages = Vec::new();
+    let mut trailers = String::new();
+    let mut rest = body;
+    while rest.len() >= 5 {
+        let flag = rest[0];
+        let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+        let payload = &rest[5..5 + len];
+        if flag & 0x80 != 0 {
+            trailers.push_str(&String::from_utf8_lossy(payload));
+        } else {
+            messages.push(payload.to_vec());
+        }
+        rest = &rest[5 + len..];
+    }
+    assert!(rest.is_empty(), "a partial gRPC-web frame was left over");
+    (messages, trailers)
+}

@@ -1,0 +1,147 @@
+use std::time::Duration;
+
+use ramp::store::Store;
+use secrecy::SecretString;
+use serde_json::json;
+
+use crate::helpers::{fresh_database, test_config, wait_until_serving};
+
+fn store(url: &str) -> Store {
+    Store::new(
+        &SecretString::from(url.to_owned()),
+        2,
+        Duration::from_secs(10),
+    )
+    .unwrap()
+}
+
+/// Everything a migration could change: tables, columns, indexes, constraints, and
+/// the migration history itself.
+async fn schema_snapshot(url: &str) -> Vec<String> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let rows = client
+        .query(
+            "SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable
+               FROM information_schema.columns WHERE table_schema = 'public'
+             UNION ALL
+             SELECT 'index ' || indexname || ' ' || indexdef FROM pg_indexes WHERE schemaname = 'public'
+             UNION ALL
+             SELECT 'constraint ' || conname || ' ' || pg_get_constraintdef(oid)
+               FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+             UNION ALL
+             SELECT 'migration ' || version || ' ' || name || ' ' || applied_on
+               FROM refinery_schema_history
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
+async fn applied_versions(url: &str) -> Vec<i32> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .query(
+            "SELECT version FROM refinery_schema_history ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn migrations_create_the_tables() {
+    let url = fresh_database().await;
+    store(&url).migrate().await.expect("migrations apply");
+
+    let snapshot = schema_snapshot(&url).await;
+    for table in [
+        "processes",
+        "form_tasks",
+        "submissions",
+        "form_changes",
+        "correlation_outbox",
+    ] {
+        assert!(
+            snapshot
+                .iter()
+                .any(|line| line.starts_with(&format!("column {table}."))),
+            "table {table} missing"
+        );
+    }
+    assert!(
+        snapshot
+            .iter()
+            .any(|l| l.starts_with("index processes_one_active_per_business_key"))
+    );
+}
+
+#[tokio::test]
+async fn migrations_applied_twice_change_nothing() {
+    let url = fresh_database().await;
+    let store = store(&url);
+    store.migrate().await.expect("first run");
+    let after_first = schema_snapshot(&url).await;
+
+    store.migrate().await.expect("second run");
+    let after_second = schema_snapshot(&url).await;
+
+    assert_eq!(after_first, after_second);
+}
+
+#[tokio::test]
+async fn concurrent_migrations_apply_each_migration_once() {
+    let url = fresh_database().await;
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store(&url);
+            tokio::spawn(async move { store.migrate().await })
+        })
+        .collect();
+    for run in runs {
+        run.await.unwrap().expect("every concurrent run succeeds");
+    }
+    let versions = applied_versions(&url).await;
+    let mut unique = versions.clone();
+    unique.dedup();
+    assert_eq!(versions, unique, "a migration was recorded twice");
+    assert!(!versions.is_empty());
+}
+
+#[tokio::test]
+async fn two_servers_starting_together_migrate_once() {
+    ramp::telemetry::init("warn", ramp::config::LogFormat::Pretty);
+    let url = fresh_database().await;
+    let (a, b) = tokio::join!(
+        ramp::server::Application::start(test_config(&url, json!({}))),
+        ramp::server::Application::start(test_config(&url, json!({}))),
+    );
+    let (a, b) = (
+        a.expect("first server starts"),
+        b.expect("second server starts"),
+    );
+    tokio::join!(
+        wait_until_serving(a.local_addr()),
+        wait_until_serving(b.local_addr())
+    );
+
+    let versions = applied_versions(&url).await;
+    let mut unique = versions.clone();
+    unique.dedup();
+    assert_eq!(versions, unique);
+
+    a.shutdown();
+    b.shutdown();
+    a.stopped().await.unwrap();
+    b.stopped().await.unwrap();
+}
