@@ -30,6 +30,8 @@ cargo clippy --locked --all-targets -- -D warnings
 
 step "postgres (throwaway)"
 state=$(mktemp -d)
+# The server runs as the postgres user when this runs as root: it must reach its folder.
+chmod 755 "$state"
 port=$(scripts/free-port.sh)
 cleanup() { scripts/postgres.sh stop "$state/pg" || true; rm -rf "$state"; }
 trap cleanup EXIT
