@@ -10,6 +10,7 @@ log() { printf 'install: %s\n' "$*" >&2; }
 apt_packages=()
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then apt_packages+=(postgresql); fi
 command -v python3 >/dev/null || apt_packages+=(python3)
+command -v openssl >/dev/null || apt_packages+=(openssl)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   log "apt: ${apt_packages[*]}"
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
@@ -30,10 +31,16 @@ if command -v rustup >/dev/null; then
   done
 fi
 
-if [ ! -x tools/node_modules/.bin/buf ]; then
-  log "npm: tools (buf)"
-  (cd tools && npm ci --no-audit --no-fund --loglevel=error)
-fi
+# npm projects of the repository's own, each installed from its lockfile.
+npm_ci() {
+  local dir=$1 marker=$2
+  if [ ! -e "$dir/node_modules/$marker" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    log "npm: $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+npm_ci tools .bin/buf
+npm_ci tests/oidc oidc-provider
 
 gobin=$(go env GOPATH)/bin
 if [ ! -x "$gobin/grpcurl" ]; then

@@ -34,6 +34,16 @@ if [ "$(psql "$admin" -tAc "SELECT 1 FROM pg_database WHERE datname = 'ramp'")" 
 fi
 export RAMP_DATABASE_URL="host=127.0.0.1 port=$pg_port user=postgres dbname=ramp"
 
+# Tokens: an HS256 secret generated once and kept in the state folder, so that
+# `ramp token` run from the repository root mints tokens this stack accepts.
+if [ ! -s "$state/jwt-secret" ]; then
+  (umask 077 && head -c 48 /dev/urandom | base64 | tr -d '\n=+/' > "$state/jwt-secret")
+fi
+export RAMP_AUTH=jwt
+export RAMP_JWT_SECRET_FILE="$state/jwt-secret"
+export RAMP_STARTABLE_DEFINITIONS=${RAMP_STARTABLE_DEFINITIONS:-VOE}
+export RAMP_CORS_ORIGINS=${RAMP_CORS_ORIGINS:-http://$RAMP_LISTEN}
+
 "$target/debug/ramp" serve &
 pids+=($!)
 
@@ -50,6 +60,10 @@ cat >&2 <<MSG
   ramp is up.
     API (gRPC, gRPC-web):  $RAMP_LISTEN
     try:                   $grpcurl -plaintext $RAMP_LISTEN list
+    a token:               $target/debug/ramp token --email you@example.com
+    with it:               $grpcurl -plaintext -H "authorization: Bearer \$($target/debug/ramp token --email you@example.com)" \\
+                             -d '{"definition_key":"VOE","business_key":"you@example.com"}' \\
+                             $RAMP_LISTEN ramp.v1.ProcessService/StartProcess
     database:              $RAMP_DATABASE_URL
   Ctrl-C stops everything.
 

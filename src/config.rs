@@ -91,6 +91,49 @@ pub struct Config {
     /// PEM private key for TLS. `RAMP_TLS_KEY`.
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
+    /// HS256 shared secret (at least 32 characters). `RAMP_JWT_SECRET`. One of the
+    /// four key settings is required with `RAMP_AUTH=jwt`.
+    #[serde(default)]
+    pub jwt_secret: Option<SecretString>,
+    /// A file holding the HS256 secret (`make run` generates one).
+    /// `RAMP_JWT_SECRET_FILE`.
+    #[serde(default)]
+    pub jwt_secret_file: Option<PathBuf>,
+    /// A PEM public key (RSA or EC) that signs tokens. `RAMP_JWT_PUBLIC_KEY_FILE`.
+    #[serde(default)]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// The algorithm for `RAMP_JWT_PUBLIC_KEY_FILE` (default: RS256 for RSA keys,
+    /// ES256 for EC keys). `RAMP_JWT_ALGORITHM`.
+    #[serde(default)]
+    pub jwt_algorithm: Option<String>,
+    /// A JWKS URL (an OpenID Connect provider's `jwks_uri`). `RAMP_JWT_JWKS_URL`.
+    #[serde(default)]
+    pub jwt_jwks_url: Option<String>,
+    /// The issuer tokens must name (`iss`); unset means any. `RAMP_JWT_ISSUER`.
+    #[serde(default)]
+    pub jwt_issuer: Option<String>,
+    /// The audience tokens must name (`aud`). `RAMP_JWT_AUDIENCE`.
+    pub jwt_audience: String,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds. `RAMP_JWT_LEEWAY_SECS`.
+    pub jwt_leeway_secs: u64,
+    /// The claim holding the caller's email. `RAMP_JWT_EMAIL_CLAIM`.
+    pub jwt_email_claim: String,
+    /// Whether the email counts only with `email_verified: true`. Switch off only
+    /// for providers that issue nothing but verified emails.
+    /// `RAMP_JWT_REQUIRE_EMAIL_VERIFIED`.
+    pub jwt_require_email_verified: bool,
+    /// Dotted path of the claim holding the roles (`roles`, or Keycloak's
+    /// `realm_access.roles`). `RAMP_JWT_ROLES_CLAIM`.
+    pub jwt_roles_claim: String,
+    /// Least time between two JWKS fetches for unknown key ids.
+    /// `RAMP_JWT_JWKS_MIN_REFRESH_SECS`.
+    pub jwt_jwks_min_refresh_secs: u64,
+    /// Process definition keys that users may start (admins may start any),
+    /// comma-separated. `RAMP_STARTABLE_DEFINITIONS`.
+    #[serde(deserialize_with = "string_list")]
+    pub startable_definitions: Vec<String>,
+    /// Open PendingForms streams one user may hold. `RAMP_MAX_STREAMS_PER_USER`.
+    pub max_streams_per_user: usize,
 }
 
 /// The built-in defaults, the lowest layer.
@@ -107,6 +150,14 @@ struct Defaults {
     max_concurrent_streams: u32,
     http2_keepalive_secs: u64,
     shutdown_grace_secs: u64,
+    jwt_audience: &'static str,
+    jwt_leeway_secs: u64,
+    jwt_email_claim: &'static str,
+    jwt_require_email_verified: bool,
+    jwt_roles_claim: &'static str,
+    jwt_jwks_min_refresh_secs: u64,
+    startable_definitions: Vec<String>,
+    max_streams_per_user: usize,
 }
 
 impl Default for Defaults {
@@ -123,6 +174,14 @@ impl Default for Defaults {
             max_concurrent_streams: 10_000,
             http2_keepalive_secs: 20,
             shutdown_grace_secs: 10,
+            jwt_audience: "ramp",
+            jwt_leeway_secs: 30,
+            jwt_email_claim: "email",
+            jwt_require_email_verified: true,
+            jwt_roles_claim: "roles",
+            jwt_jwks_min_refresh_secs: 10,
+            startable_definitions: Vec::new(),
+            max_streams_per_user: 8,
         }
     }
 }
@@ -172,22 +231,14 @@ impl Config {
             setting,
             problem: problem.to_owned(),
         };
-        match &self.database_url {
-            None => {
-                return Err(invalid(
+        if let Some(url) = &self.database_url {
+            // The parser's message never contains the password.
+            tokio_postgres::Config::from_str(url.expose_secret()).map_err(|e| {
+                invalid(
                     "RAMP_DATABASE_URL",
-                    "is not set: give a PostgreSQL connection string",
-                ));
-            }
-            Some(url) => {
-                tokio_postgres::Config::from_str(url.expose_secret()).map_err(|e| {
-                    // The parser's message never contains the password.
-                    invalid(
-                        "RAMP_DATABASE_URL",
-                        &format!("is not a PostgreSQL connection string: {e}"),
-                    )
-                })?;
-            }
+                    &format!("is not a PostgreSQL connection string: {e}"),
+                )
+            })?;
         }
         if self.database_pool_size == 0 {
             return Err(invalid("RAMP_DATABASE_POOL_SIZE", "must be at least 1"));
@@ -254,16 +305,52 @@ impl Config {
                 ));
             }
         }
+        if self.auth == AuthMode::Jwt {
+            let keys = [
+                self.jwt_secret.is_some(),
+                self.jwt_secret_file.is_some(),
+                self.jwt_public_key_file.is_some(),
+                self.jwt_jwks_url.is_some(),
+            ];
+            // Which key is required is checked where the key is loaded (serve);
+            // commands that need none (migrate) run without.
+            if keys.iter().filter(|k| **k).count() > 1 {
+                return Err(invalid(
+                    "RAMP_JWT_SECRET",
+                    "and RAMP_JWT_SECRET_FILE, RAMP_JWT_PUBLIC_KEY_FILE, RAMP_JWT_JWKS_URL exclude each other: set one",
+                ));
+            }
+            if let Some(secret) = &self.jwt_secret
+                && secret.expose_secret().len() < 32
+            {
+                return Err(invalid("RAMP_JWT_SECRET", "must be at least 32 characters"));
+            }
+            if let Some(url) = &self.jwt_jwks_url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(invalid(
+                    "RAMP_JWT_JWKS_URL",
+                    "must be an http:// or https:// URL",
+                ));
+            }
+            if self.jwt_audience.trim().is_empty() {
+                return Err(invalid("RAMP_JWT_AUDIENCE", "must not be empty"));
+            }
+        }
+        if self.max_streams_per_user == 0 {
+            return Err(invalid("RAMP_MAX_STREAMS_PER_USER", "must be at least 1"));
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log)
             .map_err(|e| invalid("RAMP_LOG", &format!("is not a log filter: {e}")))?;
         Ok(())
     }
 
-    /// The database connection string. Validated at load.
-    pub fn database_url(&self) -> &SecretString {
-        self.database_url
-            .as_ref()
-            .expect("validated: database_url is set")
+    /// The database connection string, which every command but `token` needs.
+    pub fn database_url(&self) -> Result<&SecretString, ConfigError> {
+        self.database_url.as_ref().ok_or(ConfigError::Invalid {
+            setting: "RAMP_DATABASE_URL",
+            problem: "is not set: give a PostgreSQL connection string".into(),
+        })
     }
 
     pub fn database_timeout(&self) -> Duration {

@@ -2,7 +2,10 @@
 //! forms. `main.rs` only parses the command line; everything lives here.
 
 pub mod api;
+pub mod auth;
 pub mod config;
+pub mod cutoff;
+pub mod email;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use serde::Serialize;
@@ -30,6 +31,47 @@ enum Command {
     Serve(ServeArgs),
     /// Applies the database migrations and exits.
     Migrate,
+    /// Mints an HS256 token with the configured secret (RAMP_JWT_SECRET or
+    /// RAMP_JWT_SECRET_FILE; from the repository root, the secret `make run`
+    /// generated), for development and grpcurl.
+    Token(TokenArgs),
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// The caller's email.
+    #[arg(long)]
+    email: String,
+    /// A role to grant (ramp-worker, ramp-admin); repeatable.
+    #[arg(long = "role")]
+    roles: Vec<String>,
+    /// Lifetime: seconds, or a number with s, m, h or d.
+    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    ttl: Duration,
+}
+
+/// Where `make run` keeps the secret it generates, relative to the repository root.
+const RUN_SECRET_FILE: &str = ".ramp/jwt-secret";
+
+fn parse_ttl(raw: &str) -> Result<Duration, String> {
+    let (number, unit) = match raw.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => raw.split_at(i),
+        None => (raw, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a duration like 90s, 30m, 1h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("{raw:?}: the unit must be s, m, h or d")),
+    };
+    if secs == 0 {
+        return Err("the lifetime must be positive".into());
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 /// Flags of `serve`; each overrides the setting of the same name.
@@ -80,9 +122,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => {
             let config = Config::load(cli.config.as_deref(), ramp::config::NoOverrides {})?;
             ramp::telemetry::init(&config.log, config.log_format);
-            let store = Store::new(config.database_url(), 1, config.database_timeout())?;
+            let store = Store::new(config.database_url()?, 1, config.database_timeout())?;
             store.migrate().await?;
             tracing::info!("migrations up to date");
+            Ok(())
+        }
+        Command::Token(args) => {
+            #[derive(Serialize)]
+            struct TokenOverrides {
+                #[serde(skip_serializing_if = "Option::is_none")]
+                jwt_secret_file: Option<PathBuf>,
+            }
+            let configured = std::env::var_os("RAMP_JWT_SECRET").is_some()
+                || std::env::var_os("RAMP_JWT_SECRET_FILE").is_some();
+            let run_secret = PathBuf::from(RUN_SECRET_FILE);
+            let overrides = TokenOverrides {
+                jwt_secret_file: (!configured && run_secret.is_file()).then_some(run_secret),
+            };
+            let config = Config::load(cli.config.as_deref(), overrides)?;
+            let settings = ramp::auth::JwtSettings::from_config(&config)?;
+            let ramp::auth::KeySource::Secret(secret) = &settings.key else {
+                anyhow::bail!(
+                    "ramp token signs with an HS256 secret: set RAMP_JWT_SECRET or RAMP_JWT_SECRET_FILE"
+                );
+            };
+            let email = ramp::email::Email::parse(&args.email)
+                .map_err(|e| anyhow::anyhow!("--email {e}"))?;
+            let token = ramp::auth::mint_hs256(
+                secret,
+                &ramp::auth::TokenClaims {
+                    email: email.as_str(),
+                    roles: &args.roles,
+                    ttl: args.ttl,
+                    issuer: settings.issuer.as_deref(),
+                    audience: &settings.audience,
+                },
+            )?;
+            println!("{token}");
             Ok(())
         }
     }

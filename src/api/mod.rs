@@ -1,13 +1,32 @@
-//! The tonic layer: converts between proto and domain types and maps errors to
-//! gRPC statuses. Logic lives in `processes` and `forms`.
+//! The tonic layer: checks input, converts between proto and domain types, decides
+//! what the caller may do, and maps errors to gRPC statuses. Logic lives in
+//! `processes` and `forms`.
 
 mod form;
 mod process;
+pub mod validate;
 
 pub use form::FormApi;
 pub use process::ProcessApi;
 
+use tonic::{Request, Status};
+
+use crate::auth::Caller;
+
+/// The caller that `AuthLayer` authenticated. Its absence is a wiring bug, not the
+/// client's fault.
+fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| {
+            tracing::error!("an RPC reached its service without an authenticated caller");
+            Status::internal("internal error")
+        })
+}
+
 /// The answer of an RPC whose logic is not built yet. The README lists them.
-fn not_built(rpc: &str, issue: u32) -> tonic::Status {
-    tonic::Status::unimplemented(format!("{rpc} is not built yet (issue #{issue})"))
+fn not_built(rpc: &str, issue: u32) -> Status {
+    Status::unimplemented(format!("{rpc} is not built yet (issue #{issue})"))
 }

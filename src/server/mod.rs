@@ -5,6 +5,7 @@ mod health;
 mod shutdown;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, Method};
@@ -16,7 +17,8 @@ use tonic::transport::{Identity, ServerTlsConfig};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::api::{FormApi, ProcessApi};
-use crate::config::Config;
+use crate::auth::{AuthLayer, Authenticator};
+use crate::config::{Config, ConfigError};
 use crate::proto::form_service_server::FormServiceServer;
 use crate::proto::process_service_server::ProcessServiceServer;
 use crate::store::Store;
@@ -32,6 +34,8 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("database: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("TLS: {0}")]
@@ -73,6 +77,8 @@ impl Application {
     /// background. The database need not be up: health says NOT_SERVING until it
     /// answers and the schema is migrated.
     pub async fn start(config: Config) -> Result<Self, ServeError> {
+        let database_url = config.database_url()?;
+        let authenticator = Arc::new(Authenticator::from_config(&config)?);
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -89,7 +95,7 @@ impl Application {
             .with_keepalive(Some(config.http2_keepalive()));
 
         let store = Store::new(
-            config.database_url(),
+            database_url,
             config.database_pool_size,
             config.database_timeout(),
         )?;
@@ -100,18 +106,24 @@ impl Application {
         health.set(false).await;
         tokio::spawn(health::watch(health, store.clone(), shutdown.clone()));
 
+        // google.rpc types are registered so that grpcurl can show error details.
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
         let reflection_v1alpha = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
         let max_message = config.max_message_bytes;
-        let process_service = ProcessServiceServer::new(ProcessApi::new(store.clone()))
-            .max_decoding_message_size(max_message);
+        let process_service = ProcessServiceServer::new(ProcessApi::new(
+            store.clone(),
+            config.startable_definitions.clone(),
+        ))
+        .max_decoding_message_size(max_message);
         let form_service = FormServiceServer::new(FormApi::new(store.clone()))
             .max_decoding_message_size(max_message);
 
@@ -132,12 +144,15 @@ impl Application {
         }
 
         // Outermost first: CORS answers preflights before anything else; gRPC-web is
-        // translated to gRPC before tracing, so every RPC is logged the same way.
+        // translated to gRPC before tracing, so every RPC is logged the same way;
+        // authentication is innermost, so its refusals are logged and cut like any
+        // other answer.
         let router = builder
             .layer(cors_layer(&config.cors_origins))
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(RpcTraceLayer)
             .layer(StreamShutdownLayer::new(shutdown.clone()))
+            .layer(AuthLayer::new(authenticator))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -55,3 +55,39 @@ async fn grpcurl_checks_health_and_describes_the_contracts() {
     assert!(health.contains("\"status\": \"SERVING\""), "{health}");
     assert!(described.contains("rpc PendingForms"), "{described}");
 }
+
+#[tokio::test]
+async fn grpcurl_with_a_token_reaches_the_api_and_reads_field_violations() {
+    let app = spawn_app().await;
+    let addr = app.addr().to_string();
+    let header = format!(
+        "authorization: Bearer {}",
+        crate::helpers::token("ann@example.com", &[])
+    );
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(grpcurl())
+            .args([
+                "-plaintext",
+                "-H",
+                &header,
+                "-d",
+                r#"{"definition_key":"VOE","business_key":"not-an-email"}"#,
+            ])
+            .args([&addr, "ramp.v1.ProcessService/StartProcess"])
+            .output()
+            .expect("grpcurl runs")
+    })
+    .await
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(text.contains("InvalidArgument"), "{text}");
+    // The details are decoded through reflection, not shown as raw bytes.
+    assert!(
+        text.contains("fieldViolations") && text.contains("business_key"),
+        "{text}"
+    );
+}

@@ -13,6 +13,37 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+/// The HS256 secret test servers accept (unless a test configures other keys).
+pub const TEST_SECRET: &str = "ramp-integration-tests-shared-secret-0123456789";
+/// The issuer test servers require.
+pub const TEST_ISSUER: &str = "ramp-test";
+
+/// A valid token for `email` with `roles`, for an hour.
+pub fn token(email: &str, roles: &[&str]) -> String {
+    let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+    ramp::auth::mint_hs256(
+        &secrecy::SecretString::from(TEST_SECRET),
+        &ramp::auth::TokenClaims {
+            email,
+            roles: &roles,
+            ttl: Duration::from_secs(3600),
+            issuer: Some(TEST_ISSUER),
+            audience: "ramp",
+        },
+    )
+    .expect("a token is minted")
+}
+
+/// `message` as a request carrying `token`.
+pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("a token is ASCII"),
+    );
+    request
+}
+
 /// The run's cluster, as `scripts/test.sh` exports it.
 pub fn admin_database_url() -> String {
     std::env::var("RAMP_TEST_DATABASE_URL").expect(
@@ -44,6 +75,9 @@ pub fn test_config(database_url: &str, extra: serde_json::Value) -> Config {
         "database_url": database_url,
         "log": "warn,ramp=info",
         "shutdown_grace_secs": 5,
+        "jwt_secret": TEST_SECRET,
+        "jwt_issuer": TEST_ISSUER,
+        "startable_definitions": "VOE",
     });
     if let (Some(base), Some(extra)) = (settings.as_object_mut(), extra.as_object()) {
         base.extend(extra.clone());

@@ -1,0 +1,267 @@
+//! Input limits and shapes, checked at the edge before any logic runs. Every problem
+//! becomes a field violation (`google.rpc.BadRequest`) in one INVALID_ARGUMENT.
+
+use prost::Message;
+use prost_types::value::Kind;
+use prost_types::{Struct, Value};
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+use crate::email::Email;
+
+/// Longest id (ramp's UUIDs, the engine's ids, request ids).
+pub const MAX_ID_LEN: usize = 128;
+/// Longest key or name (definition keys, activity ids, form and message names).
+pub const MAX_KEY_LEN: usize = 255;
+/// Longest free text (a cancellation reason).
+pub const MAX_TEXT_LEN: usize = 1_000;
+/// Longest page token or stream cursor.
+pub const MAX_TOKEN_LEN: usize = 1_024;
+/// Largest page.
+pub const MAX_PAGE_SIZE: i32 = 500;
+/// Deepest nesting of objects and lists in variables and form data.
+pub const MAX_STRUCT_DEPTH: usize = 16;
+/// Most keys (at all levels together) in variables and form data.
+pub const MAX_STRUCT_KEYS: usize = 2_000;
+/// Largest variables or form data, encoded.
+pub const MAX_STRUCT_BYTES: usize = 256 * 1024;
+
+/// Collects the problems of one request.
+#[derive(Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, field: &str, description: impl Into<String>) {
+        self.0.push(FieldViolation::new(field, description));
+    }
+
+    /// INVALID_ARGUMENT listing every violation, or nothing when there is none.
+    pub fn check(self) -> Result<(), Status> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let summary = self
+            .0
+            .iter()
+            .map(|v| format!("{}: {}", v.field, v.description))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Err(Status::with_error_details(
+            Code::InvalidArgument,
+            summary,
+            ErrorDetails::with_bad_request(self.0),
+        ))
+    }
+
+    fn text(&mut self, field: &str, value: &str, max: usize, required: bool) -> bool {
+        if value.is_empty() {
+            if required {
+                self.add(field, "is required");
+            }
+            return false;
+        }
+        if value.chars().count() > max {
+            self.add(field, format!("is longer than {max} characters"));
+            return false;
+        }
+        if value.chars().any(char::is_control) {
+            self.add(field, "contains control characters");
+            return false;
+        }
+        true
+    }
+
+    /// An id of the engine's or a client's: at most `MAX_ID_LEN`, no control characters.
+    pub fn id(&mut self, field: &str, value: &str, required: bool) {
+        self.text(field, value, MAX_ID_LEN, required);
+    }
+
+    /// A key or name: at most `MAX_KEY_LEN`, no control characters.
+    pub fn key(&mut self, field: &str, value: &str, required: bool) {
+        self.text(field, value, MAX_KEY_LEN, required);
+    }
+
+    /// Free text up to `MAX_TEXT_LEN`.
+    pub fn free_text(&mut self, field: &str, value: &str) {
+        self.text(field, value, MAX_TEXT_LEN, false);
+    }
+
+    /// One of ramp's ids: a UUID.
+    pub fn uuid(&mut self, field: &str, value: &str) -> Option<uuid::Uuid> {
+        if value.is_empty() {
+            self.add(field, "is required");
+            return None;
+        }
+        match uuid::Uuid::try_parse(value) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                self.add(field, "is not a valid id");
+                None
+            }
+        }
+    }
+
+    pub fn email(&mut self, field: &str, value: &str, required: bool) -> Option<Email> {
+        if value.is_empty() {
+            if required {
+                self.add(field, "is required");
+            }
+            return None;
+        }
+        match Email::parse(value) {
+            Ok(email) => Some(email),
+            Err(problem) => {
+                self.add(field, problem.to_string());
+                None
+            }
+        }
+    }
+
+    pub fn page(&mut self, page_size: i32, page_token: &str) {
+        if !(0..=MAX_PAGE_SIZE).contains(&page_size) {
+            self.add(
+                "page_size",
+                format!("must be between 0 and {MAX_PAGE_SIZE}"),
+            );
+        }
+        self.text("page_token", page_token, MAX_TOKEN_LEN, false);
+    }
+
+    /// A cursor or token up to `MAX_TOKEN_LEN`.
+    pub fn token(&mut self, field: &str, value: &str) {
+        self.text(field, value, MAX_TOKEN_LEN, false);
+    }
+
+    /// Enum values that this server knows (a newer client may send more).
+    pub fn known_enum<E: TryFrom<i32>>(&mut self, field: &str, values: &[i32]) {
+        for value in values {
+            if *value == 0 || E::try_from(*value).is_err() {
+                self.add(field, format!("{value} is not a known value"));
+            }
+        }
+    }
+
+    /// Variables or form data: bounded in size, depth and key count.
+    pub fn structure(&mut self, field: &str, value: Option<&Struct>) {
+        let Some(value) = value else { return };
+        let size = value.encoded_len();
+        if size > MAX_STRUCT_BYTES {
+            self.add(
+                field,
+                format!("is {size} bytes, more than {MAX_STRUCT_BYTES}"),
+            );
+            return;
+        }
+        let mut keys = 0;
+        let mut deepest = 0;
+        let mut long_key = false;
+        walk_struct(value, 1, &mut keys, &mut deepest, &mut long_key);
+        if deepest > MAX_STRUCT_DEPTH {
+            self.add(
+                field,
+                format!("nests deeper than {MAX_STRUCT_DEPTH} levels"),
+            );
+        }
+        if keys > MAX_STRUCT_KEYS {
+            self.add(field, format!("has more than {MAX_STRUCT_KEYS} keys"));
+        }
+        if long_key {
+            self.add(
+                field,
+                format!("has a key longer than {MAX_KEY_LEN} characters"),
+            );
+        }
+    }
+}
+
+fn walk_struct(
+    value: &Struct,
+    depth: usize,
+    keys: &mut usize,
+    deepest: &mut usize,
+    long_key: &mut bool,
+) {
+    *deepest = (*deepest).max(depth);
+    for (key, value) in &value.fields {
+        *keys += 1;
+        if key.chars().count() > MAX_KEY_LEN {
+            *long_key = true;
+        }
+        walk_value(value, depth, keys, deepest, long_key);
+    }
+}
+
+fn walk_value(
+    value: &Value,
+    depth: usize,
+    keys: &mut usize,
+    deepest: &mut usize,
+    long_key: &mut bool,
+) {
+    // Deep nesting is refused by the decoder (prost's recursion limit) before this
+    // runs; this bound is the product's own, lower one.
+    match &value.kind {
+        Some(Kind::StructValue(inner)) => walk_struct(inner, depth + 1, keys, deepest, long_key),
+        Some(Kind::ListValue(list)) => {
+            *deepest = (*deepest).max(depth + 1);
+            for item in &list.values {
+                walk_value(item, depth + 1, keys, deepest, long_key);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn nested(depth: usize) -> Struct {
+        let mut inner = Struct::default();
+        for _ in 1..depth {
+            inner = Struct {
+                fields: BTreeMap::from([(
+                    "a".to_owned(),
+                    Value {
+                        kind: Some(Kind::StructValue(inner)),
+                    },
+                )]),
+            };
+        }
+        inner
+    }
+
+    #[test]
+    fn depth_is_bounded() {
+        let mut v = Violations::new();
+        v.structure("data", Some(&nested(MAX_STRUCT_DEPTH)));
+        assert!(v.check().is_ok());
+        let mut v = Violations::new();
+        v.structure("data", Some(&nested(MAX_STRUCT_DEPTH + 1)));
+        assert!(v.check().is_err());
+    }
+
+    #[test]
+    fn every_violation_is_reported_with_its_field() {
+        let mut v = Violations::new();
+        v.key("definition_key", "", true);
+        v.email("business_key", "not-an-email", true);
+        v.page(-1, "");
+        let status = v.check().unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let fields: Vec<_> = details
+            .bad_request()
+            .unwrap()
+            .field_violations
+            .iter()
+            .map(|f| f.field.clone())
+            .collect();
+        assert_eq!(fields, ["definition_key", "business_key", "page_size"]);
+    }
+}

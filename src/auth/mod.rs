@@ -1,0 +1,154 @@
+//! Who is calling: bearer JWTs (or, in development only, an unsigned header) turned
+//! into a `Caller` with an `Email` identity and roles. The tower layer in `layer.rs`
+//! authenticates every ramp RPC before it reaches a service; health and reflection
+//! stay open.
+
+mod jwt;
+mod layer;
+
+use std::time::SystemTime;
+
+use http::HeaderMap;
+
+pub use jwt::{JwtSettings, KeySource, TokenClaims, mint_hs256};
+pub use layer::AuthLayer;
+
+use crate::config::{AuthMode, Config, ConfigError};
+use crate::email::Email;
+
+/// The role that lets a caller create form tasks (external-task workers).
+pub const ROLE_WORKER: &str = "ramp-worker";
+/// The role that lets a caller act on anyone's processes and forms.
+pub const ROLE_ADMIN: &str = "ramp-admin";
+
+/// An authenticated caller.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The caller's identity, normalized.
+    pub email: Email,
+    pub worker: bool,
+    pub admin: bool,
+    /// When the caller's token stops being valid; streams end then.
+    pub expires_at: Option<SystemTime>,
+}
+
+impl Caller {
+    /// Whether this caller may act for `email` (its own, or anyone's as admin).
+    pub fn may_act_for(&self, email: &Email) -> bool {
+        self.admin || &self.email == email
+    }
+}
+
+/// Why a caller was not let in. The message goes to the client: it says what was
+/// wrong, never echoes the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token: send `authorization: Bearer <token>`")]
+    MissingToken,
+    #[error("malformed authorization header: expected `Bearer <token>`")]
+    MalformedHeader,
+    #[error("malformed token")]
+    MalformedToken,
+    #[error("token expired")]
+    Expired,
+    #[error("token not yet valid")]
+    NotYetValid,
+    #[error("wrong token issuer")]
+    WrongIssuer,
+    #[error("wrong token audience")]
+    WrongAudience,
+    #[error("bad token signature")]
+    BadSignature,
+    #[error("token algorithm not accepted")]
+    AlgorithmNotAccepted,
+    #[error("token signed by an unknown key")]
+    UnknownKey,
+    #[error("token lacks the claim {0}")]
+    MissingClaim(String),
+    #[error("the token's email is not verified")]
+    EmailNotVerified,
+    #[error("the token's email is not an email address")]
+    InvalidEmail,
+    #[error("missing x-ramp-user header (RAMP_AUTH=dev)")]
+    MissingDevUser,
+    /// The keys to check tokens with could not be fetched: the server's problem.
+    #[error("signing keys unavailable")]
+    KeysUnavailable,
+    #[error("invalid token")]
+    Invalid,
+}
+
+impl AuthError {
+    pub fn to_status(&self) -> tonic::Status {
+        match self {
+            AuthError::KeysUnavailable => tonic::Status::unavailable(self.to_string()),
+            _ => tonic::Status::unauthenticated(self.to_string()),
+        }
+    }
+}
+
+/// Checks callers the configured way.
+pub enum Authenticator {
+    Jwt(Box<jwt::JwtVerifier>),
+    Dev,
+}
+
+impl Authenticator {
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        match config.auth {
+            AuthMode::Dev => {
+                tracing::warn!(
+                    "RAMP_AUTH=dev: callers are whoever their x-ramp-user header says; never use this outside development"
+                );
+                Ok(Self::Dev)
+            }
+            AuthMode::Jwt => {
+                let verifier = jwt::JwtVerifier::new(JwtSettings::from_config(config)?)?;
+                Ok(Self::Jwt(Box::new(verifier)))
+            }
+        }
+    }
+
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, AuthError> {
+        match self {
+            Self::Jwt(verifier) => {
+                let token = bearer_token(headers)?;
+                verifier.verify(token).await
+            }
+            Self::Dev => dev_caller(headers),
+        }
+    }
+}
+
+fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
+    let value = headers
+        .get(http::header::AUTHORIZATION)
+        .ok_or(AuthError::MissingToken)?
+        .to_str()
+        .map_err(|_| AuthError::MalformedHeader)?;
+    let (scheme, token) = value.split_once(' ').ok_or(AuthError::MalformedHeader)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(AuthError::MalformedHeader);
+    }
+    Ok(token.trim())
+}
+
+fn dev_caller(headers: &HeaderMap) -> Result<Caller, AuthError> {
+    let user = headers
+        .get("x-ramp-user")
+        .and_then(|v| v.to_str().ok())
+        .ok_or(AuthError::MissingDevUser)?;
+    let email = Email::parse(user).map_err(|_| AuthError::InvalidEmail)?;
+    let roles: Vec<String> = headers
+        .get("x-ramp-roles")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(',').map(|r| r.trim().to_owned()).collect())
+        .unwrap_or_default();
+    tracing::warn!(user = %email, "RAMP_AUTH=dev: accepted an unsigned x-ramp-user header");
+    Ok(Caller {
+        email,
+        worker: roles.iter().any(|r| r == ROLE_WORKER),
+        admin: roles.iter().any(|r| r == ROLE_ADMIN),
+        expires_at: None,
+    })
+}

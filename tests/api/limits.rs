@@ -1,0 +1,243 @@
+//! Input limits: each violation is INVALID_ARGUMENT with a field violation naming
+//! the field.
+
+use std::collections::BTreeMap;
+
+use prost_types::value::Kind;
+use prost_types::{Struct, Value};
+use ramp::proto::form_service_client::FormServiceClient;
+use ramp::proto::process_service_client::ProcessServiceClient;
+use ramp::proto::*;
+use serde_json::json;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::helpers::{spawn_app, spawn_app_with, token, with_token};
+
+fn string(s: &str) -> Value {
+    Value {
+        kind: Some(Kind::StringValue(s.into())),
+    }
+}
+
+fn object(fields: BTreeMap<String, Value>) -> Struct {
+    Struct { fields }
+}
+
+fn nested(depth: usize) -> Struct {
+    let mut s = object(BTreeMap::from([("leaf".to_owned(), string("x"))]));
+    for _ in 1..depth {
+        s = object(BTreeMap::from([(
+            "a".to_owned(),
+            Value {
+                kind: Some(Kind::StructValue(s)),
+            },
+        )]));
+    }
+    s
+}
+
+fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    status
+        .get_error_details()
+        .bad_request()
+        .expect("a BadRequest detail")
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect()
+}
+
+const ANN: &str = "ann@example.com";
+
+#[tokio::test]
+async fn bad_fields_are_named_in_field_violations() {
+    let app = spawn_app().await;
+    let ann = token(ANN, &[]);
+    let mut processes = ProcessServiceClient::new(app.channel().await);
+
+    let cases: Vec<(StartProcessRequest, &[&str])> = vec![
+        (
+            StartProcessRequest {
+                business_key: ANN.into(),
+                ..Default::default()
+            },
+            &["definition_key"],
+        ),
+        (
+            StartProcessRequest {
+                definition_key: "VOE".into(),
+                business_key: "not-an-email".into(),
+                ..Default::default()
+            },
+            &["business_key"],
+        ),
+        (
+            StartProcessRequest {
+                definition_key: "x".repeat(256),
+                business_key: ANN.into(),
+                ..Default::default()
+            },
+            &["definition_key"],
+        ),
+        (
+            StartProcessRequest {
+                definition_key: "VOE\u{0}".into(),
+                business_key: ANN.into(),
+                ..Default::default()
+            },
+            &["definition_key"],
+        ),
+        (
+            StartProcessRequest {
+                definition_key: "VOE".into(),
+                business_key: format!("{}@example.com", "a".repeat(250)),
+                ..Default::default()
+            },
+            &["business_key"],
+        ),
+        (
+            StartProcessRequest {
+                definition_key: "VOE".into(),
+                business_key: ANN.into(),
+                request_id: "r".repeat(129),
+                ..Default::default()
+            },
+            &["request_id"],
+        ),
+        (
+            StartProcessRequest {
+                definition_key: "VOE".into(),
+                business_key: ANN.into(),
+                variables: Some(nested(17)),
+                ..Default::default()
+            },
+            &["variables"],
+        ),
+        (
+            StartProcessRequest {
+                definition_key: "".into(),
+                business_key: "".into(),
+                ..Default::default()
+            },
+            &["definition_key", "business_key"],
+        ),
+    ];
+    for (request, fields) in cases {
+        let status = processes
+            .start_process(with_token(request, &ann))
+            .await
+            .unwrap_err();
+        assert_eq!(violated_fields(&status), fields);
+    }
+
+    let many_keys = object((0..2_001).map(|i| (format!("k{i}"), string("v"))).collect());
+    let status = processes
+        .start_process(with_token(
+            StartProcessRequest {
+                definition_key: "VOE".into(),
+                business_key: ANN.into(),
+                variables: Some(many_keys),
+                ..Default::default()
+            },
+            &ann,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["variables"]);
+
+    let big = object(BTreeMap::from([(
+        "blob".to_owned(),
+        string(&"x".repeat(300 * 1024)),
+    )]));
+    let status = processes
+        .start_process(with_token(
+            StartProcessRequest {
+                definition_key: "VOE".into(),
+                business_key: ANN.into(),
+                variables: Some(big),
+                ..Default::default()
+            },
+            &ann,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["variables"]);
+
+    let status = processes
+        .list_processes(with_token(
+            ListProcessesRequest {
+                page_size: 501,
+                states: vec![99],
+                ..Default::default()
+            },
+            &ann,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["page_size", "states"]);
+
+    let status = processes
+        .get_process(with_token(GetProcessRequest { id: "42".into() }, &ann))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["id"]);
+
+    let mut forms = FormServiceClient::new(app.channel().await);
+    let worker = token("worker@example.com", &["ramp-worker"]);
+    let status = forms
+        .create_form_task(with_token(
+            CreateFormTaskRequest {
+                assignee: "nobody".into(),
+                ..Default::default()
+            },
+            &worker,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated_fields(&status),
+        [
+            "external_task_id",
+            "process_instance_id",
+            "business_key",
+            "activity_id",
+            "assignee"
+        ]
+    );
+    let status = forms
+        .pending_forms(with_token(
+            PendingFormsRequest {
+                cursor: "c".repeat(1025),
+            },
+            &ann,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["cursor"]);
+}
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_is_refused_before_decoding() {
+    let app = spawn_app_with(json!({"max_message_bytes": 64 * 1024})).await;
+    let ann = token(ANN, &[]);
+    let mut processes = ProcessServiceClient::new(app.channel().await);
+    let big = object(BTreeMap::from([(
+        "blob".to_owned(),
+        string(&"x".repeat(100 * 1024)),
+    )]));
+    let status = processes
+        .start_process(with_token(
+            StartProcessRequest {
+                definition_key: "VOE".into(),
+                business_key: ANN.into(),
+                variables: Some(big),
+                ..Default::default()
+            },
+            &ann,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+}

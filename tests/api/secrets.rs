@@ -1,0 +1,164 @@
+//! Secrets and tokens never reach the logs, through a succeeding and a failing run.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use ramp::proto::StartProcessRequest;
+use ramp::proto::process_service_client::ProcessServiceClient;
+use serde_json::json;
+
+use crate::auth::sign;
+use crate::helpers::{TEST_ISSUER, fresh_database, wait_until_serving, with_token};
+
+const JWT_SECRET: &str = "jwt-secret-canary-0123456789abcdef0123456789";
+const DB_PASSWORD: &str = "db-password-canary-42";
+const CAMUNDA_PASSWORD: &str = "camunda-password-canary-7";
+
+fn ramp_serve(env: &[(&str, String)]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ramp"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("RAMP_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .arg("serve")
+        .env("RAMP_LOG", "debug")
+        .env("RAMP_LOG_FORMAT", "json")
+        .env("RAMP_JWT_SECRET", JWT_SECRET)
+        .env("RAMP_JWT_ISSUER", TEST_ISSUER)
+        .env("RAMP_CAMUNDA_URL", "http://127.0.0.1:9/engine-rest")
+        .env("RAMP_CAMUNDA_USER", "demo")
+        .env("RAMP_CAMUNDA_PASSWORD", CAMUNDA_PASSWORD)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+fn assert_clean(logs: &str, tokens: &[String]) {
+    for secret in [JWT_SECRET, DB_PASSWORD, CAMUNDA_PASSWORD] {
+        assert!(
+            !logs.contains(secret),
+            "a secret reached the logs: {secret}"
+        );
+    }
+    for token in tokens {
+        // The signature part alone would identify a leaked token.
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(!logs.contains(signature), "a token reached the logs");
+    }
+}
+
+#[tokio::test]
+async fn no_secret_or_token_reaches_the_logs() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let database_url = format!("{} password={DB_PASSWORD}", fresh_database().await);
+
+    // A failing run: the database unreachable (its password in the URL), then a bad
+    // setting.
+    let mut failing = ramp_serve(&[
+        ("RAMP_LISTEN", listen.clone()),
+        (
+            "RAMP_DATABASE_URL",
+            format!("host=127.0.0.1 port=1 user=postgres password={DB_PASSWORD}"),
+        ),
+        ("RAMP_DATABASE_TIMEOUT_MS", "300".into()),
+    ])
+    .spawn()
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    failing.start_kill().unwrap();
+    let failing = failing.wait_with_output().await.unwrap();
+    let refused = ramp_serve(&[
+        ("RAMP_LISTEN", "nowhere".into()),
+        ("RAMP_DATABASE_URL", database_url.clone()),
+    ])
+    .output()
+    .await
+    .unwrap();
+    assert!(!refused.status.success());
+
+    // A succeeding run with good and bad tokens.
+    let mut child = ramp_serve(&[
+        ("RAMP_LISTEN", listen.clone()),
+        ("RAMP_DATABASE_URL", database_url),
+    ])
+    .spawn()
+    .unwrap();
+    let addr = listen.parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "ramp serve never listened");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_until_serving(addr).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({"email": "ann@example.com", "email_verified": true, "iss": TEST_ISSUER, "aud": "ramp", "exp": now + 600});
+    let good = sign(&claims, JWT_SECRET);
+    let forged = sign(&claims, "forged-secret-forged-secret-forged-secret!!");
+    let expired = sign(
+        &json!({"email": "ann@example.com", "email_verified": true, "iss": TEST_ISSUER, "aud": "ramp", "exp": now - 600}),
+        JWT_SECRET,
+    );
+    let mut processes = ProcessServiceClient::new(crate::helpers::channel(addr).await);
+    for token in [&good, &forged, &expired] {
+        let _ = processes
+            .start_process(with_token(
+                StartProcessRequest {
+                    definition_key: "VOE".into(),
+                    business_key: "ann@example.com".into(),
+                    ..Default::default()
+                },
+                token,
+            ))
+            .await;
+    }
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().unwrap().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let succeeding = tokio::time::timeout(Duration::from_secs(10), async {
+        let _ = child.wait().await;
+        let mut stderr = String::new();
+        tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr)
+            .await
+            .unwrap();
+        stderr
+    })
+    .await
+    .expect("ramp serve stops on SIGTERM");
+
+    let logs = format!(
+        "{}\n{}\n{}",
+        String::from_utf8_lossy(&failing.stderr),
+        String::from_utf8_lossy(&refused.stderr),
+        succeeding
+    );
+    // The logs are really there: the refusals and the call are in them.
+    assert!(
+        logs.contains("database not ready"),
+        "the failing run logged nothing useful:\n{logs}"
+    );
+    assert!(
+        logs.contains("bad token signature"),
+        "the refusal was not logged:\n{logs}"
+    );
+    assert!(
+        logs.contains("StartProcess"),
+        "the RPC was not logged:\n{logs}"
+    );
+    assert_clean(&logs, &[good, forged, expired]);
+}

@@ -1,0 +1,314 @@
+#!/usr/bin/env node
+// Minimal OpenID Connect provider for ramp's integration tests.
+//
+// Usage: node tests/oidc/provider.mjs --port PORT --keys FILE
+//
+//   --port PORT  TCP port to listen on (127.0.0.1 only); 0 picks a free port.
+//   --keys FILE  JSON array of *private* JWKs. If FILE does not exist, one new
+//                RSA-2048 / RS256 key with a random `kid` is generated and
+//                written there. The FIRST key signs access tokens; every key
+//                is published at the jwks_uri. Restarting on the same port with
+//                another keys file therefore simulates a key rotation.
+//
+// The issuer is exactly `http://127.0.0.1:<port>`. Once the server listens,
+// the only line ever written to stdout is `READY <issuer>`; all diagnostics
+// go to stderr. SIGTERM / SIGINT shut the server down and exit with status 0.
+//
+// Token request (client_credentials grant, POST <issuer>/token):
+//   client `ramp-test` / secret `ramp-test-secret`, authenticated either with
+//   HTTP Basic (client_secret_basic) or with client_id + client_secret in the
+//   form body (client_secret_post); oidc-provider accepts both for a client
+//   registered with either of the two methods.
+//   grant_type=client_credentials
+//   resource=urn:ramp        optional, urn:ramp is the default resource
+//   email=...                optional -> claim `email` (string)
+//   email_verified=true|false optional -> claim `email_verified` (boolean)
+//   roles=a,b,c              optional -> claims `roles` and `realm_access.roles`
+//                            (array of strings, like Keycloak)
+// The response's access_token is an RS256 JWT (header typ `at+jwt`) with
+// aud `urn:ramp`, a 300 s lifetime and sub/client_id `ramp-test`.
+
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import { parseArgs } from 'node:util';
+
+// stdout is reserved for the READY line: oidc-provider prints its notices with
+// console.info, so route everything that would go to stdout to stderr instead.
+console.log = console.error;
+console.info = console.error;
+
+const CLIENT_ID = 'ramp-test';
+const CLIENT_SECRET = 'ramp-test-secret';
+const RESOURCE = 'urn:ramp';
+const ACCESS_TOKEN_TTL = 300;
+// Token request parameters turned into access token claims.
+const CLAIM_PARAMS = ['email', 'email_verified', 'roles'];
+
+function fail(message) {
+  console.error(`oidc test provider: ${message}`);
+  process.exit(2);
+}
+
+function parseCommandLine() {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        port: { type: 'string' },
+        keys: { type: 'string' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    fail(`${err.message}\nusage: node provider.mjs --port PORT --keys FILE`);
+  }
+  if (values.port === undefined || values.keys === undefined) {
+    fail('usage: node provider.mjs --port PORT --keys FILE');
+  }
+  if (!/^\d+$/.test(values.port) || Number(values.port) > 65535) {
+    fail(`invalid --port ${JSON.stringify(values.port)}`);
+  }
+  return { port: Number(values.port), keysFile: values.keys };
+}
+
+function generateKey() {
+  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return {
+    ...privateKey.export({ format: 'jwk' }),
+    kid: crypto.randomBytes(12).toString('base64url'),
+    alg: 'RS256',
+    use: 'sig',
+  };
+}
+
+function loadOrCreateKeys(file) {
+  if (!fs.existsSync(file)) {
+    const keys = [generateKey()];
+    // 'wx': never clobber a file another process created in the meantime.
+    fs.writeFileSync(file, `${JSON.stringify(keys, null, 2)}\n`, { flag: 'wx', mode: 0o600 });
+    console.error(`oidc test provider: generated signing key ${keys[0].kid} in ${file}`);
+    return keys;
+  }
+
+  let keys;
+  try {
+    keys = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    fail(`cannot read keys file ${file}: ${err.message}`);
+  }
+  if (!Array.isArray(keys) || keys.length === 0) {
+    fail(`keys file ${file} must hold a non-empty JSON array of private JWKs`);
+  }
+  keys.forEach((jwk, i) => {
+    if (jwk === null || typeof jwk !== 'object' || Array.isArray(jwk)) {
+      fail(`keys file ${file}: entry ${i} is not a JWK object`);
+    }
+    if (typeof jwk.kid !== 'string' || jwk.kid === '') {
+      fail(`keys file ${file}: entry ${i} has no kid`);
+    }
+    if (jwk.d === undefined) {
+      fail(`keys file ${file}: entry ${i} (kid ${jwk.kid}) is not a private key`);
+    }
+  });
+  return keys;
+}
+
+// Tiny in-memory storage adapter. Providing one (instead of relying on
+// oidc-provider's built-in development adapter) keeps the "development-only
+// adapter" warning away. JWT access tokens are not stored at all, so this only
+// matters for whatever else the provider decides to persist.
+const store = new Map();
+class MemoryAdapter {
+  constructor(model) {
+    this.model = model;
+  }
+
+  key(id) {
+    return `${this.model}:${id}`;
+  }
+
+  async upsert(id, payload, expiresIn) {
+    const expiresAt = expiresIn ? Date.now() + expiresIn * 1000 : undefined;
+    store.set(this.key(id), { payload, expiresAt });
+  }
+
+  async find(id) {
+    const entry = store.get(this.key(id));
+    if (!entry) return undefined;
+    if (entry.expiresAt !== undefined && entry.expiresAt <= Date.now()) {
+      store.delete(this.key(id));
+      return undefined;
+    }
+    return entry.payload;
+  }
+
+  async findByUid(uid) {
+    for (const [key] of store) {
+      if (key.startsWith(`${this.model}:`)) {
+        const payload = await this.find(key.slice(this.model.length + 1));
+        if (payload?.uid === uid) return payload;
+      }
+    }
+    return undefined;
+  }
+
+  async findByUserCode(userCode) {
+    for (const [key] of store) {
+      if (key.startsWith(`${this.model}:`)) {
+        const payload = await this.find(key.slice(this.model.length + 1));
+        if (payload?.userCode === userCode) return payload;
+      }
+    }
+    return undefined;
+  }
+
+  async consume(id) {
+    const payload = await this.find(id);
+    if (payload) payload.consumed = Math.floor(Date.now() / 1000);
+  }
+
+  async destroy(id) {
+    store.delete(this.key(id));
+  }
+
+  async revokeByGrantId(grantId) {
+    for (const [key, { payload }] of store) {
+      if (payload?.grantId === grantId) store.delete(key);
+    }
+  }
+}
+
+// Returns the single value of a token request body parameter, or undefined.
+function bodyParam(ctx, name) {
+  // oidc-provider only keeps the parameters it knows about for a grant type in
+  // ctx.oidc.params (see "extraParams" below), so read the parsed form body.
+  const value = ctx.oidc?.body?.[name];
+  if (Array.isArray(value)) {
+    throw new errors.InvalidRequest(`'${name}' parameter must only be provided once`);
+  }
+  return typeof value === 'string' ? value : undefined;
+}
+
+function claimsFromTokenRequest(ctx) {
+  const claims = {};
+
+  const email = bodyParam(ctx, 'email');
+  if (email !== undefined) claims.email = email;
+
+  const emailVerified = bodyParam(ctx, 'email_verified');
+  if (emailVerified !== undefined) {
+    if (emailVerified !== 'true' && emailVerified !== 'false') {
+      throw new errors.InvalidRequest("'email_verified' must be 'true' or 'false'");
+    }
+    claims.email_verified = emailVerified === 'true';
+  }
+
+  const roles = bodyParam(ctx, 'roles');
+  if (roles !== undefined) {
+    const list = roles.split(',').map((role) => role.trim()).filter(Boolean);
+    claims.roles = list;
+    claims.realm_access = { roles: [...list] };
+  }
+
+  return Object.keys(claims).length ? claims : undefined;
+}
+
+const { port, keysFile } = parseCommandLine();
+const keys = loadOrCreateKeys(keysFile);
+const signingKey = keys[0];
+
+// Imported only now so that command line / keys file errors are reported
+// without oidc-provider's import-time notices in front of them.
+const { default: Provider, errors } = await import('oidc-provider');
+
+const server = http.createServer();
+server.on('error', (err) => {
+  console.error(`oidc test provider: ${err.message}`);
+  process.exit(1);
+});
+await new Promise((resolve) => {
+  server.listen({ port, host: '127.0.0.1' }, resolve);
+});
+
+const issuer = `http://127.0.0.1:${server.address().port}`;
+
+const provider = new Provider(issuer, {
+  adapter: MemoryAdapter,
+  jwks: { keys: structuredClone(keys) },
+  clients: [
+    {
+      client_id: CLIENT_ID,
+      client_secret: CLIENT_SECRET,
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      // Registered method is client_secret_basic, but oidc-provider treats
+      // client_secret_basic and client_secret_post as interchangeable at the
+      // token endpoint, so both `curl -u id:secret` and client_id/client_secret
+      // form parameters work.
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+  ],
+  clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
+  cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
+  // Documented for completeness: oidc-provider applies extraParams to the
+  // authorization-type endpoints (authorization, PAR, device, CIBA) only; the
+  // token endpoint drops unknown parameters from ctx.oidc.params, which is why
+  // extraTokenClaims reads them from the parsed request body instead.
+  extraParams: CLAIM_PARAMS,
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      // Tokens are for urn:ramp even when the request omits `resource`.
+      defaultResource: async (ctx, client, oneOf) => oneOf ?? RESOURCE,
+      getResourceServerInfo: async (ctx, resourceIndicator) => {
+        if (resourceIndicator !== RESOURCE) {
+          throw new errors.InvalidTarget(`unknown resource indicator; only ${RESOURCE} is served`);
+        }
+        return {
+          scope: '',
+          audience: RESOURCE,
+          accessTokenTTL: ACCESS_TOKEN_TTL,
+          accessTokenFormat: 'jwt',
+          jwt: { sign: { alg: signingKey.alg ?? 'RS256', kid: signingKey.kid } },
+        };
+      },
+    },
+  },
+  ttl: {
+    ClientCredentials: (ctx, token) => token.resourceServer?.accessTokenTTL ?? ACCESS_TOKEN_TTL,
+  },
+  extraTokenClaims: async (ctx, token) => {
+    if (token.kind !== 'ClientCredentials') return undefined;
+    return claimsFromTokenRequest(ctx);
+  },
+  clientBasedCORS: () => true,
+});
+
+provider.on('server_error', (ctx, err) => {
+  console.error('oidc test provider: server error:', err);
+});
+provider.on('grant.error', (ctx, err) => {
+  console.error(`oidc test provider: token request failed: ${err.error}: ${err.error_description ?? err.message}`);
+});
+
+server.on('request', provider.callback());
+
+let stopping = false;
+function shutdown(signal) {
+  if (stopping) return;
+  stopping = true;
+  console.error(`oidc test provider: ${signal} received, shutting down`);
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+  setTimeout(() => process.exit(0), 2000).unref();
+}
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));
+
+console.error(`oidc test provider: signing with kid ${signingKey.kid}; ${keys.length} key(s) published`);
+process.stdout.write(`READY ${issuer}\n`);
