@@ -11,6 +11,9 @@ apt_packages=()
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then apt_packages+=(postgresql); fi
 command -v python3 >/dev/null || apt_packages+=(python3)
 command -v openssl >/dev/null || apt_packages+=(openssl)
+command -v curl >/dev/null || apt_packages+=(curl)
+command -v java >/dev/null || apt_packages+=(openjdk-17-jdk-headless)
+command -v mvn >/dev/null || apt_packages+=(maven)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   log "apt: ${apt_packages[*]}"
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi

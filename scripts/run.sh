@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make run`: brings up what exists of the system in the foreground and stops it all
-# on Ctrl-C. State (the database cluster, logs) stays in .ramp/, which git ignores,
-# so data survives restarts.
+# `make run`: brings up what exists of the system in the foreground — PostgreSQL, the
+# engine with the demo process deployed, `ramp serve` — and stops it all on Ctrl-C.
+# State (the database cluster, the engine's data, logs, the token secret) stays in
+# .ramp/, which git ignores, so data survives restarts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,16 +11,18 @@ pg_port=${RAMP_RUN_PG_PORT:-54329}
 export RAMP_LISTEN=${RAMP_LISTEN:-127.0.0.1:50051}
 target=${CARGO_TARGET_DIR:-target}
 
-scripts/install.sh
-echo "run: building ramp" >&2
-cargo build --locked --bin ramp
+engine_port=${RAMP_RUN_ENGINE_PORT:-8080}
 
+scripts/install.sh
 mkdir -p "$state/logs"
 pids=()
 cleanup() {
   trap - EXIT INT TERM
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # Not all are children of this shell (the engine is started detached): poll.
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  done
   scripts/postgres.sh stop "$state/pg"
   echo "run: stopped" >&2
 }
@@ -29,10 +32,26 @@ trap 'exit 130' INT TERM
 echo "run: postgres on 127.0.0.1:$pg_port (data in $state/pg)" >&2
 scripts/postgres.sh start "$state/pg" "$pg_port" durable
 admin="host=127.0.0.1 port=$pg_port user=postgres dbname=postgres"
-if [ "$(psql "$admin" -tAc "SELECT 1 FROM pg_database WHERE datname = 'ramp'")" != 1 ]; then
-  psql "$admin" -qc "CREATE DATABASE ramp"
-fi
+for db in ramp engine; do
+  if [ "$(psql "$admin" -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'")" != 1 ]; then
+    psql "$admin" -qc "CREATE DATABASE $db"
+  fi
+done
 export RAMP_DATABASE_URL="host=127.0.0.1 port=$pg_port user=postgres dbname=ramp"
+
+# The engine keeps its data in the same cluster (its own database), so processes
+# survive a restart. It starts while ramp builds.
+echo "run: engine on 127.0.0.1:$engine_port (log in $state/logs/engine.log)" >&2
+export RAMP_ENGINE_DB_URL="jdbc:postgresql://127.0.0.1:$pg_port/engine"
+export RAMP_ENGINE_DB_USER=postgres RAMP_ENGINE_DB_PASSWORD=""
+pids+=("$(scripts/engine.sh start "$engine_port" "$state/logs/engine.log")")
+export RAMP_CAMUNDA_URL="http://127.0.0.1:$engine_port/engine-rest"
+
+echo "run: building ramp" >&2
+cargo build --locked --bin ramp
+scripts/engine.sh wait "$RAMP_CAMUNDA_URL" 180 || { tail -n 30 "$state/logs/engine.log" >&2; exit 1; }
+echo "run: deploying processes/" >&2
+"$target/debug/ramp" deploy --name ramp-demo processes
 
 # Tokens: an HS256 secret generated once and kept in the state folder, so that
 # `ramp token` run from the repository root mints tokens this stack accepts.
@@ -64,8 +83,9 @@ cat >&2 <<MSG
     with it:               $grpcurl -plaintext -H "authorization: Bearer \$($target/debug/ramp token --email you@example.com)" \\
                              -d '{"definition_key":"VOE","business_key":"you@example.com"}' \\
                              $RAMP_LISTEN ramp.v1.ProcessService/StartProcess
+    engine (REST):         $RAMP_CAMUNDA_URL   (VOE deployed from processes/)
     database:              $RAMP_DATABASE_URL
   Ctrl-C stops everything.
 
 MSG
-wait "${pids[0]}"
+wait "${pids[-1]}"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything `make test` runs: installs what is missing, lints the contracts and the
-# code, starts one throwaway PostgreSQL cluster for the whole run, and runs every
-# test against it.
+# code, starts one process engine (H2 in memory) and one throwaway PostgreSQL cluster
+# for the whole run, and runs every test against them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,22 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "install"
 scripts/install.sh
+
+# The engine takes a while to start: start it first, wait for it before the tests.
+step "engine (${RAMP_ENGINE:-camunda}, H2 in memory)"
+state=$(mktemp -d)
+# The database server runs as the postgres user when this runs as root: it must
+# reach its folder.
+chmod 755 "$state"
+engine_port=$(scripts/free-port.sh)
+engine_pid=$(scripts/engine.sh start "$engine_port" "$state/engine.log")
+cleanup() {
+  kill "$engine_pid" 2>/dev/null || true
+  scripts/postgres.sh stop "$state/pg" || true
+  rm -rf "$state"
+}
+trap cleanup EXIT
+export RAMP_TEST_CAMUNDA_URL="http://127.0.0.1:$engine_port/engine-rest"
 
 step "buf lint"
 tools/node_modules/.bin/buf lint
@@ -29,17 +45,14 @@ step "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 
 step "postgres (throwaway)"
-state=$(mktemp -d)
-# The server runs as the postgres user when this runs as root: it must reach its folder.
-chmod 755 "$state"
 port=$(scripts/free-port.sh)
-cleanup() { scripts/postgres.sh stop "$state/pg" || true; rm -rf "$state"; }
-trap cleanup EXIT
 scripts/postgres.sh start "$state/pg" "$port" throwaway
 echo "listening on 127.0.0.1:$port"
 export RAMP_TEST_DATABASE_URL="host=127.0.0.1 port=$port user=postgres dbname=postgres"
 GRPCURL="$(go env GOPATH)/bin/grpcurl"
 export GRPCURL
+
+scripts/engine.sh wait "$RAMP_TEST_CAMUNDA_URL" 180 || { tail -n 40 "$state/engine.log" >&2; exit 1; }
 
 step "cargo test"
 cargo test --locked --lib --bins --tests

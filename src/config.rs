@@ -53,6 +53,8 @@ pub struct Config {
     /// `RAMP_CAMUNDA_URL`.
     #[serde(default)]
     pub camunda_url: Option<String>,
+    /// Timeout of every engine call, in ms. `RAMP_CAMUNDA_TIMEOUT_MS`.
+    pub camunda_timeout_ms: u64,
     /// HTTP Basic user for the engine, when its authentication is on.
     /// `RAMP_CAMUNDA_USER`.
     #[serde(default)]
@@ -142,6 +144,7 @@ struct Defaults {
     listen: &'static str,
     database_pool_size: usize,
     database_timeout_ms: u64,
+    camunda_timeout_ms: u64,
     auth: AuthMode,
     log: &'static str,
     log_format: LogFormat,
@@ -166,6 +169,7 @@ impl Default for Defaults {
             listen: "127.0.0.1:50051",
             database_pool_size: 16,
             database_timeout_ms: 5_000,
+            camunda_timeout_ms: 10_000,
             auth: AuthMode::Jwt,
             log: "info",
             log_format: LogFormat::Pretty,
@@ -242,6 +246,9 @@ impl Config {
         }
         if self.database_pool_size == 0 {
             return Err(invalid("RAMP_DATABASE_POOL_SIZE", "must be at least 1"));
+        }
+        if self.camunda_timeout_ms == 0 {
+            return Err(invalid("RAMP_CAMUNDA_TIMEOUT_MS", "must be at least 1"));
         }
         if self.database_timeout_ms == 0 {
             return Err(invalid("RAMP_DATABASE_TIMEOUT_MS", "must be at least 1"));
@@ -350,6 +357,22 @@ impl Config {
         self.database_url.as_ref().ok_or(ConfigError::Invalid {
             setting: "RAMP_DATABASE_URL",
             problem: "is not set: give a PostgreSQL connection string".into(),
+        })
+    }
+
+    /// How to reach the engine, which `deploy`, `worker` and (later) `serve` need.
+    pub fn camunda(&self) -> Result<crate::camunda::CamundaSettings, ConfigError> {
+        let url = self.camunda_url.clone().ok_or(ConfigError::Invalid {
+            setting: "RAMP_CAMUNDA_URL",
+            problem:
+                "is not set: give the engine's REST base, e.g. http://127.0.0.1:8080/engine-rest"
+                    .into(),
+        })?;
+        Ok(crate::camunda::CamundaSettings {
+            url,
+            user: self.camunda_user.clone(),
+            password: self.camunda_password.clone(),
+            timeout: Duration::from_millis(self.camunda_timeout_ms),
         })
     }
 

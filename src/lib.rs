@@ -3,9 +3,12 @@
 
 pub mod api;
 pub mod auth;
+pub mod camunda;
 pub mod config;
 pub mod cutoff;
+pub mod deploy;
 pub mod email;
+pub mod json;
 pub mod server;
 pub mod store;
 pub mod telemetry;

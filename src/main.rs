@@ -31,10 +31,23 @@ enum Command {
     Serve(ServeArgs),
     /// Applies the database migrations and exits.
     Migrate,
+    /// Deploys BPMN models and Camunda Forms (files, or folders searched for
+    /// .bpmn, .dmn and .form files) to the engine at RAMP_CAMUNDA_URL.
+    Deploy(DeployArgs),
     /// Mints an HS256 token with the configured secret (RAMP_JWT_SECRET or
     /// RAMP_JWT_SECRET_FILE; from the repository root, the secret `make run`
     /// generated), for development and grpcurl.
     Token(TokenArgs),
+}
+
+#[derive(clap::Args)]
+struct DeployArgs {
+    /// Files or folders to deploy.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// The deployment's name; unchanged files are not deployed again under it.
+    #[arg(long, default_value = "ramp")]
+    name: String,
 }
 
 #[derive(clap::Args)]
@@ -125,6 +138,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = Store::new(config.database_url()?, 1, config.database_timeout())?;
             store.migrate().await?;
             tracing::info!("migrations up to date");
+            Ok(())
+        }
+        Command::Deploy(args) => {
+            let config = Config::load(cli.config.as_deref(), ramp::config::NoOverrides {})?;
+            ramp::telemetry::init(&config.log, config.log_format);
+            let camunda = ramp::camunda::Camunda::new(config.camunda()?);
+            for line in ramp::deploy::deploy(&camunda, &args.name, &args.paths).await? {
+                println!("{line}");
+            }
             Ok(())
         }
         Command::Token(args) => {

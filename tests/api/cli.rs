@@ -246,3 +246,57 @@ fn ramp_token_refuses_bad_input() {
     );
     assert!(String::from_utf8_lossy(&output.stderr).contains("RAMP_JWT_SECRET"));
 }
+
+#[tokio::test]
+async fn ramp_deploy_deploys_the_demo_and_prints_its_definitions() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = ramp()
+        .args(["deploy", "--name", "ramp-demo-test"])
+        .arg(root.join("processes"))
+        .env("RAMP_CAMUNDA_URL", crate::engine::engine_url())
+        .env("RAMP_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8(output.stdout).unwrap();
+    let keys: Vec<_> = printed
+        .lines()
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(keys, ["VOE", "VOE_RISK"], "{printed}");
+    assert!(
+        printed.lines().all(|l| l.contains(" version ")),
+        "{printed}"
+    );
+
+    // Deployed again unchanged: the same versions, nothing new.
+    let again = ramp()
+        .args(["deploy", "--name", "ramp-demo-test"])
+        .arg(root.join("processes"))
+        .env("RAMP_CAMUNDA_URL", crate::engine::engine_url())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(again.stdout).unwrap(), printed);
+}
+
+#[test]
+fn ramp_deploy_prints_each_parse_error_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = crate::engine::unique_key("cli_broken");
+    let broken =
+        crate::engine::form_process(&key, "step").replace(r#" camunda:topic="submit_form""#, "");
+    std::fs::write(dir.path().join("broken.bpmn"), broken).unwrap();
+    let output = ramp()
+        .arg("deploy")
+        .arg(dir.path())
+        .env("RAMP_CAMUNDA_URL", crate::engine::engine_url())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("broken.bpmn:8:"), "{stderr}");
+}

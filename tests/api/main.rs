@@ -1,9 +1,12 @@
 //! One integration-test binary for all of ramp's API tests (one build, one link).
 
 mod auth;
+mod camunda_client;
 mod cli;
 mod cors;
 mod dev_mode;
+mod engine;
+mod fault_proxy;
 mod grpc_web;
 mod grpcurl;
 mod health;

@@ -1,0 +1,563 @@
+//! The Camunda 7 REST client (`/engine-rest`; Operaton and CIB seven keep the same
+//! API). Every call has a timeout; failures come back as a `CamundaError` that the
+//! services map to gRPC codes.
+
+mod error;
+pub mod types;
+pub mod variables;
+
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+
+pub use error::CamundaError;
+use types::*;
+pub use variables::{TypedValue, VariableError, Variables};
+
+/// How to reach the engine.
+#[derive(Clone, Debug)]
+pub struct CamundaSettings {
+    /// The REST base, e.g. `http://127.0.0.1:8080/engine-rest`.
+    pub url: String,
+    pub user: Option<String>,
+    pub password: Option<SecretString>,
+    /// The timeout of every call (long polls add their own wait to it).
+    pub timeout: Duration,
+}
+
+#[derive(Clone)]
+pub struct Camunda {
+    http: reqwest::Client,
+    base: String,
+    credentials: Option<(String, SecretString)>,
+    timeout: Duration,
+}
+
+/// A deployment the engine refused, with what it said about each file.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("the engine rejected the deployment: {message}")]
+    Parse {
+        message: String,
+        /// (resource name, problem), in the engine's order.
+        problems: Vec<(String, ParseProblem)>,
+    },
+    #[error(transparent)]
+    Camunda(#[from] CamundaError),
+}
+
+impl Camunda {
+    pub fn new(settings: CamundaSettings) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .expect("an HTTP client builds");
+        let credentials = match (settings.user, settings.password) {
+            (Some(user), Some(password)) => Some((user, password)),
+            (Some(user), None) => Some((user, SecretString::from(""))),
+            _ => None,
+        };
+        Self {
+            http,
+            base: settings.url.trim_end_matches('/').to_owned(),
+            credentials,
+            timeout: settings.timeout,
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let builder = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .timeout(self.timeout);
+        match &self.credentials {
+            Some((user, password)) => builder.basic_auth(user, Some(password.expose_secret())),
+            None => builder,
+        }
+    }
+
+    /// Sends and returns the body of a 2xx answer, or the mapped error.
+    async fn send(&self, builder: RequestBuilder) -> Result<bytes::Bytes, CamundaError> {
+        let response = builder.send().await.map_err(CamundaError::from_transport)?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(CamundaError::from_transport)?;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err(CamundaError::from_response(
+                status.as_u16(),
+                &String::from_utf8_lossy(&body),
+            ))
+        }
+    }
+
+    async fn json<T: DeserializeOwned>(&self, builder: RequestBuilder) -> Result<T, CamundaError> {
+        let body = self.send(builder).await?;
+        serde_json::from_slice(&body).map_err(|e| CamundaError::Decode(e.to_string()))
+    }
+
+    async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &impl Serialize,
+    ) -> Result<T, CamundaError> {
+        self.json(self.request(Method::GET, path).query(query))
+            .await
+    }
+
+    async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, CamundaError> {
+        self.json(self.request(Method::POST, path).json(body)).await
+    }
+
+    /// A POST whose success has no body (204).
+    async fn post_empty(&self, path: &str, body: &impl Serialize) -> Result<(), CamundaError> {
+        self.send(self.request(Method::POST, path).json(body))
+            .await
+            .map(drop)
+    }
+
+    // --- engine ---
+
+    /// `GET /version`: the readiness probe.
+    pub async fn version(&self) -> Result<String, CamundaError> {
+        let answer: Value = self.get("/version", &()).await?;
+        Ok(answer["version"].as_str().unwrap_or_default().to_owned())
+    }
+
+    // --- deployments and definitions ---
+
+    /// Deploys files (`(resource name, content)`), skipping unchanged ones when
+    /// `duplicate_filtering` is set.
+    pub async fn deploy(
+        &self,
+        name: &str,
+        resources: Vec<(String, Vec<u8>)>,
+        duplicate_filtering: bool,
+        tenant_id: Option<&str>,
+    ) -> Result<Deployment, DeployError> {
+        let mut form = reqwest::multipart::Form::new()
+            .text("deployment-name", name.to_owned())
+            .text("deployment-source", "ramp".to_owned())
+            .text(
+                "enable-duplicate-filtering",
+                duplicate_filtering.to_string(),
+            )
+            .text("deploy-changed-only", duplicate_filtering.to_string());
+        if let Some(tenant) = tenant_id {
+            form = form.text("tenant-id", tenant.to_owned());
+        }
+        for (resource, content) in resources {
+            // Each resource part is named by its (relative) path: the engine keys
+            // resources by it, so two files of one name in different folders differ.
+            let part = reqwest::multipart::Part::bytes(content).file_name(resource.clone());
+            form = form.part(resource, part);
+        }
+        let response = self
+            .request(Method::POST, "/deployment/create")
+            .multipart(form)
+            .send()
+            .await
+            .map_err(CamundaError::from_transport)?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(CamundaError::from_transport)?;
+        if status.is_success() {
+            return serde_json::from_slice(&body)
+                .map_err(|e| CamundaError::Decode(e.to_string()).into());
+        }
+        if status.as_u16() == 400
+            && let Ok(answer) = serde_json::from_slice::<Value>(&body)
+            && let Some(details) = answer.get("details").and_then(Value::as_object)
+        {
+            let mut problems = Vec::new();
+            for (resource, report) in details {
+                for problem in report["errors"].as_array().into_iter().flatten() {
+                    if let Ok(problem) = serde_json::from_value::<ParseProblem>(problem.clone()) {
+                        problems.push((resource.clone(), problem));
+                    }
+                }
+            }
+            return Err(DeployError::Parse {
+                message: answer["message"].as_str().unwrap_or_default().to_owned(),
+                problems,
+            });
+        }
+        Err(CamundaError::from_response(status.as_u16(), &String::from_utf8_lossy(&body)).into())
+    }
+
+    /// The process definitions of a deployment.
+    pub async fn deployment_definitions(
+        &self,
+        deployment_id: &str,
+    ) -> Result<Vec<ProcessDefinition>, CamundaError> {
+        self.get("/process-definition", &[("deploymentId", deployment_id)])
+            .await
+    }
+
+    /// The latest version of a definition key.
+    pub async fn latest_definition(&self, key: &str) -> Result<ProcessDefinition, CamundaError> {
+        self.get(&format!("/process-definition/key/{}", path(key)), &())
+            .await
+    }
+
+    pub async fn definition(&self, id: &str) -> Result<ProcessDefinition, CamundaError> {
+        self.get(&format!("/process-definition/{}", path(id)), &())
+            .await
+    }
+
+    pub async fn deployment_resources(
+        &self,
+        deployment_id: &str,
+    ) -> Result<Vec<Resource>, CamundaError> {
+        self.get(
+            &format!("/deployment/{}/resources", path(deployment_id)),
+            &(),
+        )
+        .await
+    }
+
+    pub async fn resource_data(
+        &self,
+        deployment_id: &str,
+        resource_id: &str,
+    ) -> Result<Vec<u8>, CamundaError> {
+        let builder = self.request(
+            Method::GET,
+            &format!(
+                "/deployment/{}/resources/{}/data",
+                path(deployment_id),
+                path(resource_id)
+            ),
+        );
+        self.send(builder).await.map(|b| b.to_vec())
+    }
+
+    // --- process instances ---
+
+    /// Starts the latest version of `key`. `variables` are already typed
+    /// (`variables::variables_to_engine`).
+    pub async fn start_process(
+        &self,
+        key: &str,
+        business_key: &str,
+        variables: &Variables,
+    ) -> Result<ProcessInstance, CamundaError> {
+        self.post(
+            &format!("/process-definition/key/{}/start", path(key)),
+            &json!({"businessKey": business_key, "variables": variables}),
+        )
+        .await
+    }
+
+    pub async fn process_instances(
+        &self,
+        query: &ProcessInstanceQuery,
+    ) -> Result<Vec<ProcessInstance>, CamundaError> {
+        self.get("/process-instance", query).await
+    }
+
+    /// Deletes an instance; an instance already gone is not an error.
+    pub async fn delete_process_instance(
+        &self,
+        id: &str,
+        skip_listeners: bool,
+    ) -> Result<(), CamundaError> {
+        let builder = self
+            .request(Method::DELETE, &format!("/process-instance/{}", path(id)))
+            .query(&[
+                ("failIfNotExists", "false"),
+                ("skipCustomListeners", &skip_listeners.to_string()),
+            ]);
+        self.send(builder).await.map(drop)
+    }
+
+    /// The instance's variables, typed as the engine holds them.
+    pub async fn process_variables(&self, id: &str) -> Result<Variables, CamundaError> {
+        self.get(
+            &format!("/process-instance/{}/variables", path(id)),
+            &[("deserializeValues", "false")],
+        )
+        .await
+    }
+
+    /// The tree of activity instances of a running instance.
+    pub async fn activity_instances(
+        &self,
+        process_instance_id: &str,
+    ) -> Result<ActivityInstance, CamundaError> {
+        self.get(
+            &format!(
+                "/process-instance/{}/activity-instances",
+                path(process_instance_id)
+            ),
+            &(),
+        )
+        .await
+    }
+
+    // --- history ---
+
+    pub async fn historic_process_instance(
+        &self,
+        id: &str,
+    ) -> Result<HistoricProcessInstance, CamundaError> {
+        self.get(&format!("/history/process-instance/{}", path(id)), &())
+            .await
+    }
+
+    /// Instances that ended after `finished_after` (an engine timestamp), oldest
+    /// first, one page.
+    pub async fn historic_process_instances_finished_after(
+        &self,
+        finished_after: &str,
+        first: u32,
+        max: u32,
+    ) -> Result<Vec<HistoricProcessInstance>, CamundaError> {
+        self.get(
+            "/history/process-instance",
+            &[
+                ("finishedAfter", finished_after),
+                ("sortBy", "endTime"),
+                ("sortOrder", "asc"),
+                ("firstResult", &first.to_string()),
+                ("maxResults", &max.to_string()),
+            ],
+        )
+        .await
+    }
+
+    /// Activity instances cancelled (interrupted) after `finished_after`.
+    pub async fn canceled_activity_instances_after(
+        &self,
+        finished_after: &str,
+        first: u32,
+        max: u32,
+    ) -> Result<Vec<HistoricActivityInstance>, CamundaError> {
+        self.get(
+            "/history/activity-instance",
+            &[
+                ("canceled", "true"),
+                ("finishedAfter", finished_after),
+                ("sortBy", "endTime"),
+                ("sortOrder", "asc"),
+                ("firstResult", &first.to_string()),
+                ("maxResults", &max.to_string()),
+            ],
+        )
+        .await
+    }
+
+    /// Log entries of external tasks deleted before completion, after `after`.
+    pub async fn external_task_deletions_after(
+        &self,
+        after: &str,
+        first: u32,
+        max: u32,
+    ) -> Result<Vec<ExternalTaskLog>, CamundaError> {
+        self.get(
+            "/history/external-task-log",
+            &[
+                ("deletionLog", "true"),
+                ("timestampAfter", after),
+                ("sortBy", "timestamp"),
+                ("sortOrder", "asc"),
+                ("firstResult", &first.to_string()),
+                ("maxResults", &max.to_string()),
+            ],
+        )
+        .await
+    }
+
+    /// Historic values of one variable in the given instances (to check whether an
+    /// uncertain delivery landed).
+    pub async fn historic_variables(
+        &self,
+        process_instance_ids: &[&str],
+        name: &str,
+    ) -> Result<Vec<HistoricVariableInstance>, CamundaError> {
+        self.get(
+            "/history/variable-instance",
+            &[
+                (
+                    "processInstanceIdIn",
+                    process_instance_ids.join(",").as_str(),
+                ),
+                ("variableName", name),
+                ("deserializeValues", "false"),
+            ],
+        )
+        .await
+    }
+
+    // --- external tasks ---
+
+    /// Long-polls for tasks. The HTTP timeout is the long poll's wait plus the
+    /// client's own timeout.
+    pub async fn fetch_and_lock(
+        &self,
+        request: &FetchAndLock,
+    ) -> Result<Vec<ExternalTask>, CamundaError> {
+        let wait = Duration::from_millis(request.async_response_timeout.unwrap_or(0));
+        let builder = self
+            .request(Method::POST, "/external-task/fetchAndLock")
+            .timeout(self.timeout + wait)
+            .json(request);
+        self.json(builder).await
+    }
+
+    pub async fn complete_external_task(
+        &self,
+        id: &str,
+        worker_id: &str,
+        variables: &Variables,
+        local_variables: &Variables,
+    ) -> Result<(), CamundaError> {
+        self.post_empty(
+            &format!("/external-task/{}/complete", path(id)),
+            &json!({"workerId": worker_id, "variables": variables, "localVariables": local_variables}),
+        )
+        .await
+    }
+
+    /// Reports a failure; with `retries` 0 the engine raises an incident.
+    pub async fn fail_external_task(
+        &self,
+        id: &str,
+        worker_id: &str,
+        message: &str,
+        details: &str,
+        retries: i32,
+        retry_timeout_ms: u64,
+    ) -> Result<(), CamundaError> {
+        self.post_empty(
+            &format!("/external-task/{}/failure", path(id)),
+            &json!({
+                "workerId": worker_id, "errorMessage": message, "errorDetails": details,
+                "retries": retries, "retryTimeout": retry_timeout_ms,
+            }),
+        )
+        .await
+    }
+
+    pub async fn extend_lock(
+        &self,
+        id: &str,
+        worker_id: &str,
+        duration_ms: u64,
+    ) -> Result<(), CamundaError> {
+        self.post_empty(
+            &format!("/external-task/{}/extendLock", path(id)),
+            &json!({"workerId": worker_id, "newDuration": duration_ms}),
+        )
+        .await
+    }
+
+    pub async fn unlock(&self, id: &str) -> Result<(), CamundaError> {
+        self.post_empty(&format!("/external-task/{}/unlock", path(id)), &json!({}))
+            .await
+    }
+
+    // --- messages ---
+
+    /// Correlates a message; with `result_enabled` the engine says what it hit.
+    pub async fn correlate(
+        &self,
+        message: &CorrelationMessage,
+    ) -> Result<Vec<CorrelationResult>, CamundaError> {
+        let body = self
+            .send(self.request(Method::POST, "/message").json(message))
+            .await?;
+        if body.is_empty() {
+            return Ok(Vec::new());
+        }
+        serde_json::from_slice(&body).map_err(|e| CamundaError::Decode(e.to_string()))
+    }
+
+    /// Executions of an instance that wait for message `name`.
+    pub async fn executions_waiting_for(
+        &self,
+        process_instance_id: &str,
+        message_name: &str,
+    ) -> Result<Vec<Execution>, CamundaError> {
+        self.get(
+            "/execution",
+            &[
+                ("processInstanceId", process_instance_id),
+                ("messageEventSubscriptionName", message_name),
+            ],
+        )
+        .await
+    }
+
+    pub async fn message_subscriptions(
+        &self,
+        process_instance_id: &str,
+        message_name: &str,
+    ) -> Result<Vec<EventSubscription>, CamundaError> {
+        self.get(
+            "/event-subscription",
+            &[
+                ("eventType", "message"),
+                ("eventName", message_name),
+                ("processInstanceId", process_instance_id),
+            ],
+        )
+        .await
+    }
+
+    /// Triggers one execution's message subscription, passing `variables` to the
+    /// instance. A subscription that is gone answers an error: query again.
+    pub async fn trigger_message(
+        &self,
+        execution_id: &str,
+        message_name: &str,
+        variables: &Variables,
+    ) -> Result<(), CamundaError> {
+        self.post_empty(
+            &format!(
+                "/execution/{}/messageSubscriptions/{}/trigger",
+                path(execution_id),
+                path(message_name)
+            ),
+            &json!({"variables": variables}),
+        )
+        .await
+    }
+}
+
+/// One path segment, percent-encoded.
+fn path(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~:".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// An object of the engine's typed variables from plain JSON values.
+pub fn typed(values: &Map<String, Value>) -> Variables {
+    variables::variables_to_engine(values)
+}

@@ -1,0 +1,300 @@
+//! The engine's REST shapes that ramp reads and writes (only the fields it uses).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::variables::Variables;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessDefinition {
+    pub id: String,
+    pub key: String,
+    pub version: i32,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub deployment_id: Option<String>,
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployment {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Null when duplicate filtering found nothing new.
+    #[serde(default)]
+    pub deployed_process_definitions: Option<Map<String, Value>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resource {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessInstance {
+    pub id: String,
+    #[serde(default)]
+    pub definition_id: Option<String>,
+    #[serde(default)]
+    pub business_key: Option<String>,
+    #[serde(default)]
+    pub ended: bool,
+    #[serde(default)]
+    pub suspended: bool,
+    /// Present when started with `withVariablesInReturn`.
+    #[serde(default)]
+    pub variables: Option<Variables>,
+}
+
+/// Filters of `GET /process-instance`.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessInstanceQuery {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub business_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process_definition_key: Option<String>,
+    /// Only root instances: those not started by a call activity.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub root_process_instances: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub active: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoricProcessInstance {
+    pub id: String,
+    #[serde(default)]
+    pub business_key: Option<String>,
+    #[serde(default)]
+    pub process_definition_key: Option<String>,
+    #[serde(default)]
+    pub root_process_instance_id: Option<String>,
+    #[serde(default)]
+    pub super_process_instance_id: Option<String>,
+    /// ACTIVE, SUSPENDED, COMPLETED, EXTERNALLY_TERMINATED, INTERNALLY_TERMINATED.
+    pub state: String,
+    #[serde(default)]
+    pub start_time: Option<String>,
+    #[serde(default)]
+    pub end_time: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoricActivityInstance {
+    pub id: String,
+    pub activity_id: String,
+    #[serde(default)]
+    pub activity_type: Option<String>,
+    pub process_instance_id: String,
+    #[serde(default)]
+    pub execution_id: Option<String>,
+    #[serde(default)]
+    pub canceled: bool,
+    #[serde(default)]
+    pub end_time: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalTaskLog {
+    pub id: String,
+    pub external_task_id: String,
+    pub activity_id: String,
+    #[serde(default)]
+    pub activity_instance_id: Option<String>,
+    pub process_instance_id: String,
+    pub timestamp: String,
+    #[serde(default)]
+    pub deletion_log: bool,
+    #[serde(default)]
+    pub success_log: bool,
+    #[serde(default)]
+    pub failure_log: bool,
+    #[serde(default)]
+    pub creation_log: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoricVariableInstance {
+    pub id: String,
+    pub name: String,
+    pub process_instance_id: String,
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub value: Value,
+    #[serde(default)]
+    pub value_info: Map<String, Value>,
+    #[serde(default)]
+    pub state: Option<String>,
+}
+
+/// One topic of a fetch-and-lock request.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FetchTopic {
+    pub topic_name: String,
+    pub lock_duration: u64,
+    /// Variables to fetch; `None` fetches all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variables: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub local_variables: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub include_extension_properties: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub business_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process_definition_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process_definition_key_in: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id_in: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FetchAndLock {
+    pub worker_id: String,
+    pub max_tasks: u32,
+    pub use_priority: bool,
+    /// Long poll: how long the engine may hold the request open, in ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub async_response_timeout: Option<u64>,
+    pub topics: Vec<FetchTopic>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalTask {
+    pub id: String,
+    pub topic_name: String,
+    pub activity_id: String,
+    #[serde(default)]
+    pub activity_instance_id: Option<String>,
+    #[serde(default)]
+    pub execution_id: Option<String>,
+    pub process_instance_id: String,
+    #[serde(default)]
+    pub process_definition_id: Option<String>,
+    #[serde(default)]
+    pub process_definition_key: Option<String>,
+    #[serde(default)]
+    pub business_key: Option<String>,
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    #[serde(default)]
+    pub variables: Variables,
+    /// Null until the first failure.
+    #[serde(default)]
+    pub retries: Option<i32>,
+    #[serde(default)]
+    pub extension_properties: Map<String, Value>,
+    #[serde(default)]
+    pub worker_id: Option<String>,
+    #[serde(default)]
+    pub lock_expiration_time: Option<String>,
+}
+
+/// `POST /message`.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CorrelationMessage {
+    pub message_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub business_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process_instance_id: Option<String>,
+    /// Land in the instance (never use the local variant for form data).
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub process_variables: Variables,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
+    pub result_enabled: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CorrelationResult {
+    pub result_type: String,
+    #[serde(default)]
+    pub execution: Option<Execution>,
+    #[serde(default)]
+    pub process_instance: Option<ProcessInstance>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Execution {
+    pub id: String,
+    #[serde(default)]
+    pub process_instance_id: Option<String>,
+    #[serde(default)]
+    pub ended: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventSubscription {
+    pub id: String,
+    pub event_type: String,
+    pub event_name: String,
+    #[serde(default)]
+    pub execution_id: Option<String>,
+    #[serde(default)]
+    pub process_instance_id: Option<String>,
+    #[serde(default)]
+    pub activity_id: Option<String>,
+}
+
+/// A node of `GET /process-instance/{id}/activity-instances`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityInstance {
+    pub id: String,
+    #[serde(default)]
+    pub parent_activity_instance_id: Option<String>,
+    pub activity_id: String,
+    #[serde(default)]
+    pub activity_type: Option<String>,
+    #[serde(default)]
+    pub execution_ids: Vec<String>,
+    #[serde(default)]
+    pub child_activity_instances: Vec<ActivityInstance>,
+}
+
+impl ActivityInstance {
+    /// This node and all below it, depth first.
+    pub fn walk(&self) -> Vec<&ActivityInstance> {
+        let mut all = vec![self];
+        for child in &self.child_activity_instances {
+            all.extend(child.walk());
+        }
+        all
+    }
+}
+
+/// One parse problem of a rejected deployment.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ParseProblem {
+    pub message: String,
+    #[serde(default)]
+    pub line: Option<i64>,
+    #[serde(default)]
+    pub column: Option<i64>,
+    #[serde(default)]
+    pub main_element_id: Option<String>,
+}

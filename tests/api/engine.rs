@@ -1,0 +1,93 @@
+//! The run's shared engine (started by `scripts/test.sh`) and models made per test,
+//! under keys of their own, so that parallel tests never touch each other's work.
+
+use std::time::Duration;
+
+use ramp::camunda::{Camunda, CamundaSettings};
+
+/// The run's engine, as `scripts/test.sh` exports it.
+pub fn engine_url() -> String {
+    std::env::var("RAMP_TEST_CAMUNDA_URL").expect(
+        "RAMP_TEST_CAMUNDA_URL is not set: run the tests through `make test`, which starts an engine",
+    )
+}
+
+pub fn camunda() -> Camunda {
+    camunda_at(&engine_url(), Duration::from_secs(10))
+}
+
+pub fn camunda_at(url: &str, timeout: Duration) -> Camunda {
+    Camunda::new(CamundaSettings {
+        url: url.to_owned(),
+        user: None,
+        password: None,
+        timeout,
+    })
+}
+
+/// A process key no other test uses.
+pub fn unique_key(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}",
+        &uuid::Uuid::now_v7().simple().to_string()[20..]
+    )
+}
+
+/// A process in ramp's shape: start → send task (external, topic `submit_form`) →
+/// receive task waiting for a message named after the send task → end.
+pub fn form_process(key: &str, form: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs_{key}" targetNamespace="http://ramp.test">
+  <bpmn:message id="msg_{form}" name="{form}"/>
+  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="{form}"/>
+    <bpmn:sendTask id="{form}" camunda:type="external" camunda:topic="submit_form"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="{form}" targetRef="wait_{form}"/>
+    <bpmn:receiveTask id="wait_{form}" messageRef="msg_{form}"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="wait_{form}" targetRef="end"/>
+    <bpmn:endEvent id="end"/>
+  </bpmn:process>
+</bpmn:definitions>"#
+    )
+}
+
+/// Two receive tasks in parallel waiting for the same message: correlating it to
+/// the instance matches two executions.
+pub fn parallel_waits(key: &str, message: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs_{key}" targetNamespace="http://ramp.test">
+  <bpmn:message id="msg" name="{message}"/>
+  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="fork"/>
+    <bpmn:parallelGateway id="fork"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="fork" targetRef="wait_a"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="fork" targetRef="wait_b"/>
+    <bpmn:receiveTask id="wait_a" messageRef="msg"/>
+    <bpmn:receiveTask id="wait_b" messageRef="msg"/>
+    <bpmn:sequenceFlow id="f4" sourceRef="wait_a" targetRef="end_a"/>
+    <bpmn:sequenceFlow id="f5" sourceRef="wait_b" targetRef="end_b"/>
+    <bpmn:endEvent id="end_a"/>
+    <bpmn:endEvent id="end_b"/>
+  </bpmn:process>
+</bpmn:definitions>"#
+    )
+}
+
+/// Deploys one model under its own name and returns its definition's key.
+pub async fn deploy_model(camunda: &Camunda, key: &str, bpmn: String) {
+    camunda
+        .deploy(
+            key,
+            vec![(format!("{key}.bpmn"), bpmn.into_bytes())],
+            false,
+            None,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{key} deploys: {e}"));
+}
