@@ -55,6 +55,16 @@ pub struct Config {
     pub camunda_url: Option<String>,
     /// Timeout of every engine call, in ms. `RAMP_CAMUNDA_TIMEOUT_MS`.
     pub camunda_timeout_ms: u64,
+    /// Time between reconciliation passes (uncertain starts, processes that ended in
+    /// the engine), in ms. `RAMP_RECONCILE_INTERVAL_MS`.
+    pub reconcile_interval_ms: u64,
+    /// How long a start whose outcome is unknown waits before reconciliation
+    /// settles it, in ms; longer than an engine call can take.
+    /// `RAMP_START_GRACE_MS`.
+    pub start_grace_ms: u64,
+    /// How far behind its watermark the engine's history is read again, against
+    /// clock skew, in seconds. `RAMP_HISTORY_OVERLAP_SECS`.
+    pub history_overlap_secs: u64,
     /// HTTP Basic user for the engine, when its authentication is on.
     /// `RAMP_CAMUNDA_USER`.
     #[serde(default)]
@@ -145,6 +155,9 @@ struct Defaults {
     database_pool_size: usize,
     database_timeout_ms: u64,
     camunda_timeout_ms: u64,
+    reconcile_interval_ms: u64,
+    start_grace_ms: u64,
+    history_overlap_secs: u64,
     auth: AuthMode,
     log: &'static str,
     log_format: LogFormat,
@@ -170,6 +183,9 @@ impl Default for Defaults {
             database_pool_size: 16,
             database_timeout_ms: 5_000,
             camunda_timeout_ms: 10_000,
+            reconcile_interval_ms: 2_000,
+            start_grace_ms: 30_000,
+            history_overlap_secs: 30,
             auth: AuthMode::Jwt,
             log: "info",
             log_format: LogFormat::Pretty,
@@ -246,6 +262,15 @@ impl Config {
         }
         if self.database_pool_size == 0 {
             return Err(invalid("RAMP_DATABASE_POOL_SIZE", "must be at least 1"));
+        }
+        if self.reconcile_interval_ms == 0 {
+            return Err(invalid("RAMP_RECONCILE_INTERVAL_MS", "must be at least 1"));
+        }
+        if self.start_grace_ms <= self.camunda_timeout_ms {
+            return Err(invalid(
+                "RAMP_START_GRACE_MS",
+                "must be longer than RAMP_CAMUNDA_TIMEOUT_MS, or reconciliation could settle a start still in flight",
+            ));
         }
         if self.camunda_timeout_ms == 0 {
             return Err(invalid("RAMP_CAMUNDA_TIMEOUT_MS", "must be at least 1"));
@@ -374,6 +399,14 @@ impl Config {
             password: self.camunda_password.clone(),
             timeout: Duration::from_millis(self.camunda_timeout_ms),
         })
+    }
+
+    pub fn reconcile(&self) -> crate::processes::ReconcileSettings {
+        crate::processes::ReconcileSettings {
+            interval: Duration::from_millis(self.reconcile_interval_ms),
+            overlap: Duration::from_secs(self.history_overlap_secs),
+            start_grace: Duration::from_millis(self.start_grace_ms),
+        }
     }
 
     pub fn database_timeout(&self) -> Duration {

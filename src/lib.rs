@@ -9,6 +9,8 @@ pub mod cutoff;
 pub mod deploy;
 pub mod email;
 pub mod json;
+pub mod paging;
+pub mod processes;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -1,23 +1,96 @@
 //! `ramp.v1.ProcessService`.
 
+use prost_types::Timestamp;
 use tonic::{Request, Response, Status};
 
+use super::caller;
 use super::validate::Violations;
-use super::{caller, not_built};
+use crate::processes::{self, ListRequest, Process, ProcessError, Processes, StartRequest};
 use crate::proto::process_service_server::ProcessService;
 use crate::proto::*;
-use crate::store::Store;
+
+/// Page size when the client asks for none.
+const DEFAULT_PAGE_SIZE: usize = 50;
 
 pub struct ProcessApi {
-    #[allow(dead_code)] // used from issue #5 on
-    store: Store,
+    processes: Processes,
     /// Definitions users may start; admins may start any.
     startable: Vec<String>,
 }
 
 impl ProcessApi {
-    pub fn new(store: Store, startable: Vec<String>) -> Self {
-        Self { store, startable }
+    pub fn new(processes: Processes, startable: Vec<String>) -> Self {
+        Self {
+            processes,
+            startable,
+        }
+    }
+}
+
+pub(super) fn timestamp(time: chrono::DateTime<chrono::Utc>) -> Timestamp {
+    Timestamp {
+        seconds: time.timestamp(),
+        nanos: time.timestamp_subsec_nanos() as i32,
+    }
+}
+
+fn state_to_proto(state: processes::ProcessState) -> ProcessState {
+    match state {
+        processes::ProcessState::Starting => ProcessState::Starting,
+        processes::ProcessState::Active => ProcessState::Active,
+        processes::ProcessState::Completed => ProcessState::Completed,
+        processes::ProcessState::Cancelled => ProcessState::Cancelled,
+        processes::ProcessState::Terminated => ProcessState::Terminated,
+        processes::ProcessState::Failed => ProcessState::Failed,
+    }
+}
+
+fn state_from_proto(state: ProcessState) -> Option<processes::ProcessState> {
+    Some(match state {
+        ProcessState::Unspecified => return None,
+        ProcessState::Starting => processes::ProcessState::Starting,
+        ProcessState::Active => processes::ProcessState::Active,
+        ProcessState::Completed => processes::ProcessState::Completed,
+        ProcessState::Cancelled => processes::ProcessState::Cancelled,
+        ProcessState::Terminated => processes::ProcessState::Terminated,
+        ProcessState::Failed => processes::ProcessState::Failed,
+    })
+}
+
+fn to_proto(process: Process) -> crate::proto::Process {
+    crate::proto::Process {
+        id: process.id.to_string(),
+        definition_key: process.definition_key,
+        business_key: process.business_key,
+        state: state_to_proto(process.state) as i32,
+        engine_instance_id: process.engine_instance_id.unwrap_or_default(),
+        started_by: process.started_by,
+        create_time: Some(timestamp(process.created_at)),
+        end_time: process.ended_at.map(timestamp),
+        end_reason: process.end_reason.unwrap_or_default(),
+    }
+}
+
+/// The one mapping of process errors to statuses. Internal details go to the log.
+fn status(error: ProcessError) -> Status {
+    match error {
+        ProcessError::NotFound => Status::not_found("process not found"),
+        ProcessError::DefinitionNotFound(_) => Status::not_found(error.to_string()),
+        ProcessError::AlreadyExists(message) => Status::already_exists(message),
+        ProcessError::Refused(_) => Status::invalid_argument(error.to_string()),
+        ProcessError::NotActive(message) => Status::failed_precondition(message),
+        ProcessError::Unavailable(message) => Status::unavailable(message),
+        ProcessError::InvalidPageToken => {
+            Status::invalid_argument("page_token is not valid for this query")
+        }
+        ProcessError::Engine(error) => {
+            tracing::error!(%error, "engine error");
+            Status::internal("the process engine failed; see the server log")
+        }
+        ProcessError::Store(error) => {
+            tracing::error!(%error, "database error");
+            Status::unavailable("the database is unavailable")
+        }
     }
 }
 
@@ -34,6 +107,18 @@ impl ProcessService for ProcessApi {
         let business_key = v.email("business_key", &request.business_key, true);
         v.structure("variables", request.variables.as_ref());
         v.id("request_id", &request.request_id, false);
+        let variables = match request
+            .variables
+            .as_ref()
+            .map(crate::json::struct_to_json)
+            .transpose()
+        {
+            Ok(variables) => variables.unwrap_or_default(),
+            Err(problem) => {
+                v.add("variables", problem);
+                Default::default()
+            }
+        };
         v.check()?;
         let business_key = business_key.expect("checked");
 
@@ -48,18 +133,40 @@ impl ProcessService for ProcessApi {
                 "users start processes only with their own email as business key",
             ));
         }
-        Err(not_built("StartProcess", 5))
+        let started = self
+            .processes
+            .start(
+                &caller,
+                StartRequest {
+                    definition_key: request.definition_key,
+                    business_key,
+                    variables,
+                    request_id: Some(request.request_id).filter(|r| !r.is_empty()),
+                },
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(StartProcessResponse {
+            process: Some(to_proto(started)),
+        }))
     }
 
     async fn get_process(
         &self,
         request: Request<GetProcessRequest>,
     ) -> Result<Response<GetProcessResponse>, Status> {
-        let _caller = caller(&request)?;
+        let caller = caller(&request)?;
         let mut v = Violations::new();
-        v.uuid("id", &request.get_ref().id);
+        let id = v.uuid("id", &request.get_ref().id);
         v.check()?;
-        Err(not_built("GetProcess", 5))
+        let process = self
+            .processes
+            .get(&caller, id.expect("checked"))
+            .await
+            .map_err(status)?;
+        Ok(Response::new(GetProcessResponse {
+            process: Some(to_proto(process)),
+        }))
     }
 
     async fn list_processes(
@@ -81,18 +188,51 @@ impl ProcessService for ProcessApi {
                 "users list only their own processes",
             ));
         }
-        Err(not_built("ListProcesses", 5))
+        let states = request
+            .states
+            .iter()
+            .filter_map(|s| ProcessState::try_from(*s).ok().and_then(state_from_proto))
+            .collect();
+        let (found, next) = self
+            .processes
+            .list(
+                &caller,
+                ListRequest {
+                    business_key,
+                    definition_key: Some(request.definition_key).filter(|d| !d.is_empty()),
+                    states,
+                    page_size: if request.page_size == 0 {
+                        DEFAULT_PAGE_SIZE
+                    } else {
+                        request.page_size as usize
+                    },
+                    page_token: Some(request.page_token).filter(|t| !t.is_empty()),
+                },
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(ListProcessesResponse {
+            processes: found.into_iter().map(to_proto).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
     }
 
     async fn cancel_process(
         &self,
         request: Request<CancelProcessRequest>,
     ) -> Result<Response<CancelProcessResponse>, Status> {
-        let _caller = caller(&request)?;
+        let caller = caller(&request)?;
         let mut v = Violations::new();
-        v.uuid("id", &request.get_ref().id);
+        let id = v.uuid("id", &request.get_ref().id);
         v.free_text("reason", &request.get_ref().reason);
         v.check()?;
-        Err(not_built("CancelProcess", 5))
+        let process = self
+            .processes
+            .cancel(&caller, id.expect("checked"), &request.get_ref().reason)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(CancelProcessResponse {
+            process: Some(to_proto(process)),
+        }))
     }
 }

@@ -345,6 +345,30 @@ impl Camunda {
         .await
     }
 
+    /// Root instances of `definition_key` with `business_key` started after
+    /// `started_after` (running or ended). History filters by
+    /// `processInstanceBusinessKey`: it ignores unknown parameters, so a misspelled
+    /// filter would silently match everything.
+    pub async fn historic_root_instances(
+        &self,
+        business_key: &str,
+        definition_key: &str,
+        started_after: &str,
+    ) -> Result<Vec<HistoricProcessInstance>, CamundaError> {
+        self.get(
+            "/history/process-instance",
+            &[
+                ("processInstanceBusinessKey", business_key),
+                ("processDefinitionKey", definition_key),
+                ("rootProcessInstances", "true"),
+                ("startedAfter", started_after),
+                ("sortBy", "startTime"),
+                ("sortOrder", "asc"),
+            ],
+        )
+        .await
+    }
+
     /// Activity instances cancelled (interrupted) after `finished_after`.
     pub async fn canceled_activity_instances_after(
         &self,
@@ -542,6 +566,20 @@ impl Camunda {
         )
         .await
     }
+}
+
+/// A time as the engine's REST API writes and reads it
+/// (`2025-01-31T10:15:30.000+0000`).
+pub fn engine_time(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string()
+}
+
+/// The engine's time format, read.
+pub fn parse_engine_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z")
+        .or_else(|_| chrono::DateTime::parse_from_rfc3339(s))
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
 }
 
 /// One path segment, percent-encoded.

@@ -19,6 +19,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::api::{FormApi, ProcessApi};
 use crate::auth::{AuthLayer, Authenticator};
 use crate::config::{Config, ConfigError};
+use crate::processes::{Processes, Reconciler};
 use crate::proto::form_service_server::FormServiceServer;
 use crate::proto::process_service_server::ProcessServiceServer;
 use crate::store::Store;
@@ -78,6 +79,7 @@ impl Application {
     /// answers and the schema is migrated.
     pub async fn start(config: Config) -> Result<Self, ServeError> {
         let database_url = config.database_url()?;
+        let camunda = crate::camunda::Camunda::new(config.camunda()?);
         let authenticator = Arc::new(Authenticator::from_config(&config)?);
         let listener =
             TcpListener::bind(config.listen)
@@ -105,6 +107,11 @@ impl Application {
         let health = Health::new(reporter);
         health.set(false).await;
         tokio::spawn(health::watch(health, store.clone(), shutdown.clone()));
+        let processes = Processes::new(store.clone(), camunda.clone());
+        tokio::spawn(
+            Reconciler::new(store.clone(), camunda.clone(), config.reconcile())
+                .run(shutdown.clone()),
+        );
 
         // google.rpc types are registered so that grpcurl can show error details.
         let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -120,7 +127,7 @@ impl Application {
 
         let max_message = config.max_message_bytes;
         let process_service = ProcessServiceServer::new(ProcessApi::new(
-            store.clone(),
+            processes,
             config.startable_definitions.clone(),
         ))
         .max_decoding_message_size(max_message);

@@ -8,6 +8,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use secrecy::{ExposeSecret, SecretString};
 use tokio_postgres::NoTls;
 
+pub mod processes;
+
 mod embedded {
     refinery::embed_migrations!("migrations");
 }
@@ -72,6 +74,11 @@ impl Store {
         &self.pool
     }
 
+    /// A pooled connection, waiting at most the configured timeout.
+    pub async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+
     /// Applies pending migrations on a connection of its own, holding a session
     /// advisory lock so that replicas starting together migrate one after the other
     /// (the later ones find nothing left to do). The lock goes with the connection,
@@ -120,5 +127,16 @@ impl Store {
         tokio::time::timeout(self.timeout, check)
             .await
             .map_err(|_| StoreError::Timeout(self.timeout))?
+    }
+}
+
+/// The constraint a unique violation broke, if `error` is one. Postgres errors are
+/// told apart here, in one place.
+pub(crate) fn unique_violation(error: &tokio_postgres::Error) -> Option<&str> {
+    let db = error.as_db_error()?;
+    if db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION {
+        db.constraint()
+    } else {
+        None
     }
 }

@@ -79,6 +79,7 @@ async fn ramp_serve_runs_and_stops_cleanly_on_sigterm() {
         .env("RAMP_LISTEN", format!("127.0.0.1:{port}"))
         .env("RAMP_LOG", "warn")
         .env("RAMP_JWT_SECRET", crate::helpers::TEST_SECRET)
+        .env("RAMP_CAMUNDA_URL", crate::engine::engine_url())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -1,20 +1,19 @@
 //! `RAMP_AUTH=dev`: an unsigned `x-ramp-user` header names the caller. Only when
 //! configured so; in JWT mode the header means nothing.
 
-use ramp::proto::StartProcessRequest;
+use ramp::proto::ListProcessesRequest;
 use ramp::proto::process_service_client::ProcessServiceClient;
 use serde_json::json;
 use tonic::Code;
 
 use crate::helpers::{spawn_app, spawn_app_with};
 
-fn start_for(
+fn list_for(
     email: &str,
     user: Option<&str>,
     roles: Option<&str>,
-) -> tonic::Request<StartProcessRequest> {
-    let mut request = tonic::Request::new(StartProcessRequest {
-        definition_key: "VOE".into(),
+) -> tonic::Request<ListProcessesRequest> {
+    let mut request = tonic::Request::new(ListProcessesRequest {
         business_key: email.into(),
         ..Default::default()
     });
@@ -36,34 +35,32 @@ async fn dev_mode_takes_the_caller_from_the_header() {
     let app = spawn_app_with(json!({"auth": "dev"})).await;
     let mut processes = ProcessServiceClient::new(app.channel().await);
 
-    // Passes authorization (and reaches logic not built yet).
-    let status = processes
-        .start_process(start_for("ann@example.com", Some("Ann@Example.com"), None))
+    // The header's email, normalized, is the caller.
+    processes
+        .list_processes(list_for("ann@example.com", Some("Ann@Example.com"), None))
         .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+        .expect("Ann lists her own");
 
-    // Another user's key is refused, as with tokens.
+    // Another user's processes are refused, as with tokens.
     let status = processes
-        .start_process(start_for("ann@example.com", Some("bob@example.com"), None))
+        .list_processes(list_for("ann@example.com", Some("bob@example.com"), None))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
 
     // Roles come from x-ramp-roles.
-    let status = processes
-        .start_process(start_for(
+    processes
+        .list_processes(list_for(
             "ann@example.com",
             Some("admin@example.com"),
             Some("ramp-admin"),
         ))
         .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented);
+        .expect("an admin lists anyone's");
 
     // No header, no caller.
     let status = processes
-        .start_process(start_for("ann@example.com", None, None))
+        .list_processes(list_for("ann@example.com", None, None))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
@@ -74,7 +71,7 @@ async fn dev_mode_takes_the_caller_from_the_header() {
     );
 
     let status = processes
-        .start_process(start_for("ann@example.com", Some("not an email"), None))
+        .list_processes(list_for("ann@example.com", Some("not an email"), None))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
@@ -85,7 +82,7 @@ async fn the_dev_header_means_nothing_in_jwt_mode() {
     let app = spawn_app().await;
     let mut processes = ProcessServiceClient::new(app.channel().await);
     let status = processes
-        .start_process(start_for(
+        .list_processes(list_for(
             "ann@example.com",
             Some("ann@example.com"),
             Some("ramp-admin"),

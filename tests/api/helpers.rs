@@ -78,6 +78,8 @@ pub fn test_config(database_url: &str, extra: serde_json::Value) -> Config {
         "jwt_secret": TEST_SECRET,
         "jwt_issuer": TEST_ISSUER,
         "startable_definitions": "VOE",
+        "camunda_url": crate::engine::engine_url(),
+        "reconcile_interval_ms": 250,
     });
     if let (Some(base), Some(extra)) = (settings.as_object_mut(), extra.as_object()) {
         base.extend(extra.clone());
@@ -87,6 +89,7 @@ pub fn test_config(database_url: &str, extra: serde_json::Value) -> Config {
 
 pub struct TestApp {
     pub app: Application,
+    pub database_url: String,
 }
 
 impl TestApp {
@@ -110,12 +113,32 @@ pub async fn spawn_app() -> TestApp {
 
 /// Like `spawn_app`, with settings of the test's own.
 pub async fn spawn_app_with(extra: serde_json::Value) -> TestApp {
+    spawn_app_on(&fresh_database().await, extra).await
+}
+
+/// A server on a given database (a second replica, say), SERVING.
+pub async fn spawn_app_on(database_url: &str, extra: serde_json::Value) -> TestApp {
     ramp::telemetry::init("warn,ramp=info", ramp::config::LogFormat::Pretty);
-    let app = Application::start(test_config(&fresh_database().await, extra))
+    let app = Application::start(test_config(database_url, extra))
         .await
         .expect("the server starts");
     wait_until_serving(app.local_addr()).await;
-    TestApp { app }
+    TestApp {
+        app,
+        database_url: database_url.to_owned(),
+    }
+}
+
+impl TestApp {
+    /// A direct connection to the server's database, to check what it holds.
+    pub async fn db(&self) -> tokio_postgres::Client {
+        let (client, connection) =
+            tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls)
+                .await
+                .expect("the test database answers");
+        tokio::spawn(connection);
+        client
+    }
 }
 
 pub async fn channel(addr: SocketAddr) -> Channel {

@@ -1,0 +1,433 @@
+//! Starting and following processes: at most one active root process per business
+//! key, race-free across replicas (a unique index, reserved before the engine is
+//! called), and also against root instances started without ramp.
+
+mod reconcile;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::camunda::types::ProcessInstanceQuery;
+use crate::camunda::{Camunda, CamundaError, typed};
+use crate::email::Email;
+use crate::store::processes::{self as rows, ListQuery, NewProcess, ProcessRow, ReserveError};
+use crate::store::{Store, StoreError};
+
+pub use reconcile::{ReconcileSettings, Reconciler};
+
+/// Where a process stands, as ramp knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProcessState {
+    Starting,
+    Active,
+    Completed,
+    Cancelled,
+    Terminated,
+    Failed,
+}
+
+impl ProcessState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Active => "active",
+            Self::Completed => "completed",
+            Self::Cancelled => "cancelled",
+            Self::Terminated => "terminated",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "starting" => Self::Starting,
+            "active" => Self::Active,
+            "completed" => Self::Completed,
+            "cancelled" => Self::Cancelled,
+            "terminated" => Self::Terminated,
+            _ => Self::Failed,
+        }
+    }
+}
+
+/// A process.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Process {
+    pub id: Uuid,
+    pub definition_key: String,
+    pub business_key: String,
+    pub state: ProcessState,
+    pub engine_instance_id: Option<String>,
+    pub started_by: String,
+    pub created_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub end_reason: Option<String>,
+}
+
+impl From<ProcessRow> for Process {
+    fn from(row: ProcessRow) -> Self {
+        Self {
+            id: row.id,
+            definition_key: row.definition_key,
+            business_key: row.business_key,
+            state: ProcessState::parse(&row.state),
+            engine_instance_id: row.engine_instance_id,
+            started_by: row.started_by,
+            created_at: row.created_at,
+            ended_at: row.ended_at,
+            end_reason: row.end_reason,
+        }
+    }
+}
+
+/// What can go wrong, in the terms the API maps to codes.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("process not found")]
+    NotFound,
+    #[error("process definition {0:?} not found")]
+    DefinitionNotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("the engine refused the start: {0}")]
+    Refused(String),
+    #[error("{0}")]
+    NotActive(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("invalid page token")]
+    InvalidPageToken,
+    #[error("engine: {0}")]
+    Engine(CamundaError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<CamundaError> for ProcessError {
+    fn from(error: CamundaError) -> Self {
+        match error {
+            CamundaError::Unavailable(_) | CamundaError::Timeout(_) | CamundaError::Conflict(_) => {
+                Self::Unavailable(format!("the process engine is unavailable: {error}"))
+            }
+            other => Self::Engine(other),
+        }
+    }
+}
+
+pub struct StartRequest {
+    pub definition_key: String,
+    pub business_key: Email,
+    pub variables: Map<String, Value>,
+    pub request_id: Option<String>,
+}
+
+pub struct ListRequest {
+    pub business_key: Option<Email>,
+    pub definition_key: Option<String>,
+    pub states: Vec<ProcessState>,
+    pub page_size: usize,
+    pub page_token: Option<String>,
+}
+
+/// The logic of ProcessService.
+#[derive(Clone)]
+pub struct Processes {
+    store: Store,
+    camunda: Camunda,
+}
+
+impl Processes {
+    pub fn new(store: Store, camunda: Camunda) -> Self {
+        Self { store, camunda }
+    }
+
+    /// Starts a process. The caller's right to start it was checked by the API.
+    pub async fn start(
+        &self,
+        caller: &Caller,
+        request: StartRequest,
+    ) -> Result<Process, ProcessError> {
+        if let Some(request_id) = &request.request_id
+            && let Some(earlier) = rows::by_request(
+                &self.store.client().await?,
+                caller.email.as_str(),
+                request_id,
+            )
+            .await?
+        {
+            return Ok(earlier.into());
+        }
+        // The definition must exist, and the engine must answer, before anything is
+        // reserved.
+        self.camunda
+            .latest_definition(&request.definition_key)
+            .await
+            .map_err(|e| match e {
+                CamundaError::NotFound(_) => {
+                    ProcessError::DefinitionNotFound(request.definition_key.clone())
+                }
+                other => other.into(),
+            })?;
+        let business_key = request.business_key.as_str();
+        self.refuse_if_running_in_engine(business_key).await?;
+
+        let variables = Value::Object(request.variables.clone());
+        let new = NewProcess {
+            id: Uuid::now_v7(),
+            definition_key: &request.definition_key,
+            business_key,
+            started_by: caller.email.as_str(),
+            request_id: request.request_id.as_deref(),
+            variables: &variables,
+        };
+        // No database connection is held across an engine call: each is taken for
+        // one statement.
+        let reservation = rows::reserve(&self.store.client().await?, &new).await;
+        let reserved = match reservation {
+            Ok(row) => row,
+            Err(ReserveError::KeyTaken) => {
+                // The key may be held by a process that ended in the engine and that
+                // reconciliation has not caught up with: check it directly, once.
+                if !self.settle_holder(business_key).await? {
+                    return Err(already_exists(business_key));
+                }
+                rows::reserve(&self.store.client().await?, &new)
+                    .await
+                    .map_err(|e| self.reserve_failed(e, business_key))?
+            }
+            Err(ReserveError::RequestSeen) => {
+                let earlier = rows::by_request(
+                    &self.store.client().await?,
+                    caller.email.as_str(),
+                    new.request_id.unwrap_or_default(),
+                )
+                .await?
+                .ok_or(ProcessError::NotFound)?;
+                return Ok(earlier.into());
+            }
+            Err(ReserveError::Store(error)) => return Err(error.into()),
+        };
+
+        let started = self
+            .camunda
+            .start_process(
+                &request.definition_key,
+                business_key,
+                &typed(&request.variables),
+            )
+            .await;
+        let client = self.store.client().await?;
+        match started {
+            Ok(instance) => match rows::activate(&client, reserved.id, &instance.id).await? {
+                Some(row) => Ok(row.into()),
+                // Reconciliation settled it meanwhile (adopted this instance).
+                None => Ok(rows::get(&client, reserved.id)
+                    .await?
+                    .ok_or(ProcessError::NotFound)?
+                    .into()),
+            },
+            Err(CamundaError::Timeout(detail)) => {
+                // The instance may or may not exist: the reservation stays until
+                // reconciliation finds out.
+                tracing::warn!(process = %reserved.id, %detail, "start outcome unknown; reconciliation will settle it");
+                Err(ProcessError::Unavailable(
+                    "the process engine did not answer in time; whether the process started is being checked: \
+                     try again shortly"
+                        .into(),
+                ))
+            }
+            Err(error) => {
+                // The engine definitely did not start it: free the key.
+                rows::release(&client, reserved.id).await?;
+                Err(match error {
+                    CamundaError::NotFound(_) => {
+                        ProcessError::DefinitionNotFound(request.definition_key)
+                    }
+                    CamundaError::BadRequest { message, .. } => ProcessError::Refused(message),
+                    other => other.into(),
+                })
+            }
+        }
+    }
+
+    fn reserve_failed(&self, error: ReserveError, business_key: &str) -> ProcessError {
+        match error {
+            ReserveError::KeyTaken | ReserveError::RequestSeen => already_exists(business_key),
+            ReserveError::Store(error) => error.into(),
+        }
+    }
+
+    /// A root instance with this business key that runs in the engine, started by
+    /// ramp or not, blocks the key.
+    async fn refuse_if_running_in_engine(&self, business_key: &str) -> Result<(), ProcessError> {
+        let query = ProcessInstanceQuery {
+            business_key: Some(business_key.to_owned()),
+            root_process_instances: true,
+            ..Default::default()
+        };
+        let running = self.camunda.process_instances(&query).await?;
+        if running.iter().any(|p| !p.ended) {
+            return Err(already_exists(business_key));
+        }
+        Ok(())
+    }
+
+    /// Looks at the process holding `business_key` in the engine; if it ended there,
+    /// records that and says the key is free.
+    async fn settle_holder(&self, business_key: &str) -> Result<bool, ProcessError> {
+        let Some(holder) = rows::holding(&self.store.client().await?, business_key).await? else {
+            return Ok(true);
+        };
+        let Some(instance) = &holder.engine_instance_id else {
+            return Ok(false); // still starting: its outcome is being checked
+        };
+        let history = match self.camunda.historic_process_instance(instance).await {
+            Ok(history) => history,
+            Err(CamundaError::NotFound(_)) => return Ok(false),
+            Err(error) => return Err(error.into()),
+        };
+        match reconcile::ended_state(&history.state) {
+            Some((state, reason)) => {
+                let ended_at = history
+                    .end_time
+                    .as_deref()
+                    .and_then(crate::camunda::parse_engine_time)
+                    .unwrap_or_else(Utc::now);
+                rows::end(
+                    &self.store.client().await?,
+                    holder.id,
+                    state,
+                    reason,
+                    ended_at,
+                )
+                .await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// One process, if the caller may see it (their own, or any for admins).
+    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Process, ProcessError> {
+        let client = self.store.client().await?;
+        let row = rows::get(&client, id)
+            .await?
+            .ok_or(ProcessError::NotFound)?;
+        visible(caller, row)
+    }
+
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        request: ListRequest,
+    ) -> Result<(Vec<Process>, Option<String>), ProcessError> {
+        // Users see only their own; the API refused naming another's key.
+        let business_key = if caller.admin {
+            request.business_key.as_ref().map(|k| k.as_str().to_owned())
+        } else {
+            Some(caller.email.as_str().to_owned())
+        };
+        let states: Vec<String> = request
+            .states
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect();
+        let filter = format!("{business_key:?}|{:?}|{states:?}", request.definition_key);
+        let after = match &request.page_token {
+            Some(token) => {
+                Some(crate::paging::decode(token, &filter).ok_or(ProcessError::InvalidPageToken)?)
+            }
+            None => None,
+        };
+        let client = self.store.client().await?;
+        let mut found = rows::list(
+            &client,
+            &ListQuery {
+                business_key: business_key.as_deref(),
+                definition_key: request.definition_key.as_deref(),
+                states: &states,
+                after,
+                limit: request.page_size as i64 + 1,
+            },
+        )
+        .await?;
+        let next = if found.len() > request.page_size {
+            found.truncate(request.page_size);
+            found
+                .last()
+                .map(|last| crate::paging::encode((last.created_at, last.id), &filter))
+        } else {
+            None
+        };
+        Ok((found.into_iter().map(Process::from).collect(), next))
+    }
+
+    /// Cancels a running process: deletes the engine instance, then records it.
+    pub async fn cancel(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        reason: &str,
+    ) -> Result<Process, ProcessError> {
+        let client = self.store.client().await?;
+        let row = rows::get(&client, id)
+            .await?
+            .ok_or(ProcessError::NotFound)?;
+        let process = visible(caller, row)?;
+        let instance = match (process.state, &process.engine_instance_id) {
+            (ProcessState::Active, Some(instance)) => instance.clone(),
+            (ProcessState::Starting, _) => {
+                return Err(ProcessError::NotActive(
+                    "the process is still starting; try again shortly".into(),
+                ));
+            }
+            _ => {
+                return Err(ProcessError::NotActive(format!(
+                    "the process is {} and cannot be cancelled",
+                    process.state.as_str()
+                )));
+            }
+        };
+        drop(client);
+        self.camunda
+            .delete_process_instance(&instance, false)
+            .await?;
+        let reason = if reason.is_empty() {
+            format!("cancelled by {}", caller.email)
+        } else {
+            format!("cancelled by {}: {reason}", caller.email)
+        };
+        let client = self.store.client().await?;
+        match rows::end(
+            &client,
+            id,
+            ProcessState::Cancelled.as_str(),
+            &reason,
+            Utc::now(),
+        )
+        .await?
+        {
+            Some(row) => Ok(row.into()),
+            // It ended in the engine just before: report how it stands now.
+            None => Ok(rows::get(&client, id)
+                .await?
+                .ok_or(ProcessError::NotFound)?
+                .into()),
+        }
+    }
+}
+
+fn visible(caller: &Caller, row: ProcessRow) -> Result<Process, ProcessError> {
+    // Another user's process answers NOT_FOUND, so its existence does not leak.
+    if caller.admin || row.business_key == caller.email.as_str() {
+        Ok(row.into())
+    } else {
+        Err(ProcessError::NotFound)
+    }
+}
+
+fn already_exists(business_key: &str) -> ProcessError {
+    ProcessError::AlreadyExists(format!("a process for {business_key} is already running"))
+}

@@ -1,0 +1,197 @@
+//! Reconciliation: brings ramp's view of processes in line with the engine, which
+//! pushes nothing. One pass for all processes, on an interval, on every replica
+//! (each step is idempotent, so replicas racing agree):
+//! - a start whose outcome was unknown (`starting` past the grace period) is settled
+//!   by business key: the instance is adopted if it exists, the reservation released
+//!   if not;
+//! - processes that ended in the engine (completed, terminated, deleted behind ramp's
+//!   back) stop blocking their key: the engine's history is read incrementally from
+//!   a shared watermark, with an overlap against clock skew.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+
+use crate::camunda::{Camunda, CamundaError, engine_time};
+use crate::store::Store;
+use crate::store::processes as rows;
+
+pub use crate::camunda::parse_engine_time;
+
+/// The watch of ended root and called instances.
+const ENDED_WATCH: &str = "ended-processes";
+/// Page size of history reads.
+const PAGE: u32 = 500;
+
+#[derive(Clone, Debug)]
+pub struct ReconcileSettings {
+    /// Time between passes.
+    pub interval: Duration,
+    /// How far behind the watermark history is read again (clock skew, late commits).
+    pub overlap: Duration,
+    /// How long a start stays `starting` before reconciliation settles it.
+    pub start_grace: Duration,
+}
+
+pub struct Reconciler {
+    store: Store,
+    camunda: Camunda,
+    settings: ReconcileSettings,
+}
+
+/// A finished history state as ramp's state and reason; `None` while running.
+pub fn ended_state(engine_state: &str) -> Option<(&'static str, &'static str)> {
+    match engine_state {
+        "COMPLETED" => Some(("completed", "completed in the engine")),
+        "EXTERNALLY_TERMINATED" => Some(("terminated", "deleted in the engine")),
+        "INTERNALLY_TERMINATED" => Some(("terminated", "terminated in the engine")),
+        _ => None,
+    }
+}
+
+impl Reconciler {
+    pub fn new(store: Store, camunda: Camunda, settings: ReconcileSettings) -> Self {
+        Self {
+            store,
+            camunda,
+            settings,
+        }
+    }
+
+    /// Runs passes until shutdown. Errors are logged and the next pass tries again.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            if let Err(error) = self.pass().await {
+                tracing::warn!(%error, "reconciliation pass failed");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(self.settings.interval) => {}
+            }
+        }
+    }
+
+    pub async fn pass(&self) -> Result<(), super::ProcessError> {
+        self.settle_starting().await?;
+        self.sweep_ended().await?;
+        Ok(())
+    }
+
+    async fn settle_starting(&self) -> Result<(), super::ProcessError> {
+        let before = Utc::now() - self.settings.start_grace;
+        let stale = rows::stale_starting(&self.store.client().await?, before, 100).await?;
+        for row in stale {
+            // Instances started for this key since a little before the reservation.
+            let since = engine_time(
+                row.created_at
+                    - chrono::Duration::from_std(self.settings.overlap).unwrap_or_default(),
+            );
+            let candidates = self
+                .camunda
+                .historic_root_instances(&row.business_key, &row.definition_key, &since)
+                .await?;
+            let client = self.store.client().await?;
+            let mut adopted = false;
+            for candidate in candidates {
+                if rows::by_engine_instance(&client, &candidate.id)
+                    .await?
+                    .is_some()
+                {
+                    continue; // another process of ramp's owns it
+                }
+                if rows::activate(&client, row.id, &candidate.id)
+                    .await?
+                    .is_some()
+                {
+                    tracing::info!(process = %row.id, instance = %candidate.id, "adopted the instance of an uncertain start");
+                    if let Some((state, reason)) = ended_state(&candidate.state) {
+                        let ended_at = candidate
+                            .end_time
+                            .as_deref()
+                            .and_then(parse_engine_time)
+                            .unwrap_or_else(Utc::now);
+                        rows::end(&client, row.id, state, reason, ended_at).await?;
+                    }
+                }
+                adopted = true;
+                break;
+            }
+            if !adopted && rows::release(&client, row.id).await? {
+                tracing::info!(process = %row.id, business_key = %row.business_key, "released the reservation of a start that did not happen");
+            }
+        }
+        Ok(())
+    }
+
+    async fn sweep_ended(&self) -> Result<(), super::ProcessError> {
+        let overlap = chrono::Duration::from_std(self.settings.overlap).unwrap_or_default();
+        let watermark = {
+            let client = self.store.client().await?;
+            match rows::watermark(&client, ENDED_WATCH).await? {
+                Some(mark) => mark,
+                None => Utc::now() - overlap,
+            }
+        };
+        let since = engine_time(watermark - overlap);
+        let mut first = 0;
+        let mut newest: Option<DateTime<Utc>> = None;
+        loop {
+            let page = match self
+                .camunda
+                .historic_process_instances_finished_after(&since, first, PAGE)
+                .await
+            {
+                Ok(page) => page,
+                Err(CamundaError::NotFound(_)) => Vec::new(),
+                Err(error) => return Err(error.into()),
+            };
+            let ids: Vec<String> = page.iter().map(|p| p.id.clone()).collect();
+            let client = self.store.client().await?;
+            let active = rows::active_among(&client, &ids).await?;
+            for row in active {
+                let Some(ended) = page
+                    .iter()
+                    .find(|p| Some(&p.id) == row.engine_instance_id.as_ref())
+                else {
+                    continue;
+                };
+                let Some((state, reason)) = ended_state(&ended.state) else {
+                    continue;
+                };
+                let ended_at = ended
+                    .end_time
+                    .as_deref()
+                    .and_then(parse_engine_time)
+                    .unwrap_or_else(Utc::now);
+                if rows::end(&client, row.id, state, reason, ended_at)
+                    .await?
+                    .is_some()
+                {
+                    tracing::info!(process = %row.id, state, "process ended in the engine");
+                }
+            }
+            for ended in &page {
+                if let Some(time) = ended.end_time.as_deref().and_then(parse_engine_time) {
+                    newest = Some(newest.map_or(time, |n| n.max(time)));
+                }
+            }
+            if page.len() < PAGE as usize {
+                break;
+            }
+            first += PAGE;
+        }
+        if let Some(newest) = newest {
+            rows::advance_watermark(&self.store.client().await?, ENDED_WATCH, newest).await?;
+        } else {
+            // Nothing ended: the watch may move up to now, less the overlap.
+            rows::advance_watermark(
+                &self.store.client().await?,
+                ENDED_WATCH,
+                watermark.max(Utc::now() - overlap),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,311 @@
+//! Queries of the `processes` table. Each takes a client (or transaction), so the
+//! caller decides the transaction.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::StoreError;
+
+/// A process as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProcessRow {
+    pub id: Uuid,
+    pub definition_key: String,
+    pub business_key: String,
+    pub state: String,
+    pub engine_instance_id: Option<String>,
+    pub started_by: String,
+    pub request_id: Option<String>,
+    pub end_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, definition_key, business_key, state, engine_instance_id, started_by, \
+                       request_id, end_reason, created_at, updated_at, ended_at";
+
+fn from_row(row: &Row) -> ProcessRow {
+    ProcessRow {
+        id: row.get("id"),
+        definition_key: row.get("definition_key"),
+        business_key: row.get("business_key"),
+        state: row.get("state"),
+        engine_instance_id: row.get("engine_instance_id"),
+        started_by: row.get("started_by"),
+        request_id: row.get("request_id"),
+        end_reason: row.get("end_reason"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+        ended_at: row.get("ended_at"),
+    }
+}
+
+/// Why a reservation was not made.
+#[derive(Debug)]
+pub enum ReserveError {
+    /// An active (or starting) process holds the business key.
+    KeyTaken,
+    /// This caller already used this request id.
+    RequestSeen,
+    Store(StoreError),
+}
+
+pub struct NewProcess<'a> {
+    pub id: Uuid,
+    pub definition_key: &'a str,
+    pub business_key: &'a str,
+    pub started_by: &'a str,
+    pub request_id: Option<&'a str>,
+    pub variables: &'a serde_json::Value,
+}
+
+/// Reserves the business key: a `starting` row that the partial unique index lets
+/// exist once per key among starting and active processes.
+#[tracing::instrument(name = "store.processes.reserve", skip_all)]
+pub async fn reserve(
+    client: &impl GenericClient,
+    new: &NewProcess<'_>,
+) -> Result<ProcessRow, ReserveError> {
+    let sql = format!(
+        "INSERT INTO processes (id, definition_key, business_key, state, started_by, request_id, variables)
+         VALUES ($1, $2, $3, 'starting', $4, $5, $6) RETURNING {COLUMNS}"
+    );
+    match client
+        .query_one(
+            &sql,
+            &[
+                &new.id,
+                &new.definition_key,
+                &new.business_key,
+                &new.started_by,
+                &new.request_id,
+                new.variables,
+            ],
+        )
+        .await
+    {
+        Ok(row) => Ok(from_row(&row)),
+        Err(error) => match super::unique_violation(&error) {
+            Some("processes_one_active_per_business_key") => Err(ReserveError::KeyTaken),
+            Some("processes_request_id") => Err(ReserveError::RequestSeen),
+            _ => Err(ReserveError::Store(error.into())),
+        },
+    }
+}
+
+#[tracing::instrument(name = "store.processes.get", skip_all)]
+pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<Option<ProcessRow>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM processes WHERE id = $1");
+    Ok(client.query_opt(&sql, &[&id]).await?.as_ref().map(from_row))
+}
+
+#[tracing::instrument(name = "store.processes.by_request", skip_all)]
+pub async fn by_request(
+    client: &impl GenericClient,
+    started_by: &str,
+    request_id: &str,
+) -> Result<Option<ProcessRow>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM processes WHERE started_by = $1 AND request_id = $2");
+    Ok(client
+        .query_opt(&sql, &[&started_by, &request_id])
+        .await?
+        .as_ref()
+        .map(from_row))
+}
+
+/// The process that holds a business key now (starting or active), if any.
+#[tracing::instrument(name = "store.processes.holding", skip_all)]
+pub async fn holding(
+    client: &impl GenericClient,
+    business_key: &str,
+) -> Result<Option<ProcessRow>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM processes WHERE business_key = $1 AND state IN ('starting', 'active')"
+    );
+    Ok(client
+        .query_opt(&sql, &[&business_key])
+        .await?
+        .as_ref()
+        .map(from_row))
+}
+
+#[tracing::instrument(name = "store.processes.by_engine_instance", skip_all)]
+pub async fn by_engine_instance(
+    client: &impl GenericClient,
+    engine_instance_id: &str,
+) -> Result<Option<ProcessRow>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM processes WHERE engine_instance_id = $1");
+    Ok(client
+        .query_opt(&sql, &[&engine_instance_id])
+        .await?
+        .as_ref()
+        .map(from_row))
+}
+
+/// A starting reservation becomes active with its engine instance. Returns `None`
+/// if it is no longer starting (reconciliation settled it first).
+#[tracing::instrument(name = "store.processes.activate", skip_all)]
+pub async fn activate(
+    client: &impl GenericClient,
+    id: Uuid,
+    engine_instance_id: &str,
+) -> Result<Option<ProcessRow>, StoreError> {
+    let sql = format!(
+        "UPDATE processes SET state = 'active', engine_instance_id = $2, updated_at = now()
+         WHERE id = $1 AND state = 'starting' RETURNING {COLUMNS}"
+    );
+    Ok(client
+        .query_opt(&sql, &[&id, &engine_instance_id])
+        .await?
+        .as_ref()
+        .map(from_row))
+}
+
+/// Releases a reservation whose start definitely did not happen: the row goes, and
+/// with it the claim on the key and the request id.
+#[tracing::instrument(name = "store.processes.release", skip_all)]
+pub async fn release(client: &impl GenericClient, id: Uuid) -> Result<bool, StoreError> {
+    Ok(client
+        .execute(
+            "DELETE FROM processes WHERE id = $1 AND state = 'starting'",
+            &[&id],
+        )
+        .await?
+        == 1)
+}
+
+/// Ends an active (or starting) process: `completed`, `cancelled` or `terminated`.
+#[tracing::instrument(name = "store.processes.end", skip_all)]
+pub async fn end(
+    client: &impl GenericClient,
+    id: Uuid,
+    state: &str,
+    reason: &str,
+    ended_at: DateTime<Utc>,
+) -> Result<Option<ProcessRow>, StoreError> {
+    let sql = format!(
+        "UPDATE processes SET state = $2, end_reason = $3, ended_at = $4, updated_at = now()
+         WHERE id = $1 AND state IN ('starting', 'active') RETURNING {COLUMNS}"
+    );
+    Ok(client
+        .query_opt(&sql, &[&id, &state, &reason, &ended_at])
+        .await?
+        .as_ref()
+        .map(from_row))
+}
+
+/// Reservations still starting that were made before `before`.
+#[tracing::instrument(name = "store.processes.stale_starting", skip_all)]
+pub async fn stale_starting(
+    client: &impl GenericClient,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<ProcessRow>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM processes WHERE state = 'starting' AND updated_at < $1
+         ORDER BY updated_at LIMIT $2"
+    );
+    Ok(client
+        .query(&sql, &[&before, &limit])
+        .await?
+        .iter()
+        .map(from_row)
+        .collect())
+}
+
+/// Active processes among these engine instances.
+#[tracing::instrument(name = "store.processes.active_among", skip_all)]
+pub async fn active_among(
+    client: &impl GenericClient,
+    engine_instance_ids: &[String],
+) -> Result<Vec<ProcessRow>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM processes WHERE state = 'active' AND engine_instance_id = ANY($1)"
+    );
+    Ok(client
+        .query(&sql, &[&engine_instance_ids])
+        .await?
+        .iter()
+        .map(from_row)
+        .collect())
+}
+
+/// Filters and position of a page of processes, newest first.
+pub struct ListQuery<'a> {
+    pub business_key: Option<&'a str>,
+    pub definition_key: Option<&'a str>,
+    pub states: &'a [String],
+    /// The last row of the previous page: (created_at, id).
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: i64,
+}
+
+#[tracing::instrument(name = "store.processes.list", skip_all)]
+pub async fn list(
+    client: &impl GenericClient,
+    query: &ListQuery<'_>,
+) -> Result<Vec<ProcessRow>, StoreError> {
+    let (after_time, after_id) = match query.after {
+        Some((time, id)) => (Some(time), Some(id)),
+        None => (None, None),
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM processes
+         WHERE ($1::text IS NULL OR business_key = $1)
+           AND ($2::text IS NULL OR definition_key = $2)
+           AND (cardinality($3::text[]) = 0 OR state = ANY($3))
+           AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5))
+         ORDER BY created_at DESC, id DESC
+         LIMIT $6"
+    );
+    Ok(client
+        .query(
+            &sql,
+            &[
+                &query.business_key,
+                &query.definition_key,
+                &query.states,
+                &after_time,
+                &after_id,
+                &query.limit,
+            ],
+        )
+        .await?
+        .iter()
+        .map(from_row)
+        .collect())
+}
+
+/// Where a watch of the engine's history stands (engine time), if it ran before.
+pub async fn watermark(
+    client: &impl GenericClient,
+    name: &str,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    Ok(client
+        .query_opt(
+            "SELECT watermark FROM engine_watch WHERE name = $1",
+            &[&name],
+        )
+        .await?
+        .map(|row| row.get(0)))
+}
+
+/// Moves a watch forward (never back).
+pub async fn advance_watermark(
+    client: &impl GenericClient,
+    name: &str,
+    to: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "INSERT INTO engine_watch (name, watermark) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE
+               SET watermark = GREATEST(engine_watch.watermark, EXCLUDED.watermark), updated_at = now()",
+            &[&name, &to],
+        )
+        .await?;
+    Ok(())
+}

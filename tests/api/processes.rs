@@ -1,0 +1,741 @@
+//! ProcessService against the real engine.
+
+use std::time::{Duration, Instant};
+
+use ramp::camunda::types::{CorrelationMessage, FetchAndLock, FetchTopic, ProcessInstanceQuery};
+use ramp::proto::process_service_client::ProcessServiceClient;
+use ramp::proto::*;
+use serde_json::json;
+use tokio::sync::OnceCell;
+use tonic::Code;
+use tonic::transport::Channel;
+
+use crate::engine::{camunda, unique_key};
+use crate::helpers::{
+    TestApp, fresh_database, spawn_app, spawn_app_on, spawn_app_with, token, with_token,
+};
+use crate::http_fault::{HttpFaultProxy, StartFault};
+
+/// Deploys `processes/` to the shared engine once per test binary.
+pub async fn deploy_demo() {
+    static DEPLOYED: OnceCell<()> = OnceCell::const_new();
+    DEPLOYED
+        .get_or_init(|| async {
+            let processes = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("processes");
+            camunda()
+                .deploy(
+                    "ramp-demo-test",
+                    ramp::deploy::collect(&[processes]).unwrap(),
+                    true,
+                    None,
+                )
+                .await
+                .expect("the demo deploys");
+        })
+        .await;
+}
+
+/// A user of the test's own: the engine is shared.
+fn user() -> String {
+    format!("{}@example.com", unique_key("user"))
+}
+
+fn start(business_key: &str, request_id: &str) -> StartProcessRequest {
+    StartProcessRequest {
+        definition_key: "VOE".into(),
+        business_key: business_key.into(),
+        variables: None,
+        request_id: request_id.into(),
+    }
+}
+
+async fn client(app: &TestApp) -> ProcessServiceClient<Channel> {
+    ProcessServiceClient::new(app.channel().await)
+}
+
+async fn rows_for(app: &TestApp, business_key: &str) -> Vec<(String, Option<String>)> {
+    app.db()
+        .await
+        .query(
+            "SELECT state, engine_instance_id FROM processes WHERE business_key = $1",
+            &[&business_key],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+async fn running_roots(business_key: &str) -> Vec<String> {
+    let query = ProcessInstanceQuery {
+        business_key: Some(business_key.into()),
+        root_process_instances: true,
+        ..Default::default()
+    };
+    camunda()
+        .process_instances(&query)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect()
+}
+
+#[tokio::test]
+async fn start_creates_an_engine_instance_with_typed_variables() {
+    deploy_demo().await;
+    let app = spawn_app().await;
+    let ann = user();
+    let mut processes = client(&app).await;
+    let variables = ramp::json::json_to_struct(
+        json!({"count": 3, "share": 0.5, "name": "Ann", "urgent": true, "supplier": {"tags": ["a"]}}).as_object().unwrap(),
+    );
+    let started = processes
+        .start_process(with_token(
+            StartProcessRequest {
+                variables: Some(variables),
+                ..start(&ann, "")
+            },
+            &token(&ann, &[]),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .process
+        .unwrap();
+    assert_eq!(started.state(), ProcessState::Active);
+    assert_eq!(started.business_key, ann);
+    assert_eq!(started.started_by, ann);
+
+    let engine = camunda();
+    let history = engine
+        .historic_process_instance(&started.engine_instance_id)
+        .await
+        .unwrap();
+    assert_eq!(history.business_key.as_deref(), Some(ann.as_str()));
+    let raw = engine
+        .process_variables(&started.engine_instance_id)
+        .await
+        .unwrap();
+    for (name, kind) in [
+        ("count", "Long"),
+        ("share", "Double"),
+        ("name", "String"),
+        ("urgent", "Boolean"),
+        ("supplier", "Json"),
+    ] {
+        assert_eq!(raw[name]["type"], kind, "{name}");
+    }
+
+    // Get and list show it to its owner.
+    let got = processes
+        .get_process(with_token(
+            GetProcessRequest {
+                id: started.id.clone(),
+            },
+            &token(&ann, &[]),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .process
+        .unwrap();
+    assert_eq!(got, started);
+}
+
+#[tokio::test]
+async fn fifty_concurrent_starts_over_two_replicas_give_one_process() {
+    deploy_demo().await;
+    let database = fresh_database().await;
+    let a = spawn_app_on(&database, json!({})).await;
+    let b = spawn_app_on(&database, json!({})).await;
+    let ann = user();
+    let bearer = token(&ann, &[]);
+    let (ca, cb) = (client(&a).await, client(&b).await);
+    let calls: Vec<_> = (0..50)
+        .map(|i| {
+            let mut processes = if i % 2 == 0 { ca.clone() } else { cb.clone() };
+            let request = with_token(start(&ann, ""), &bearer);
+            tokio::spawn(async move { processes.start_process(request).await.map(|_| ()) })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for call in calls {
+        codes.push(match call.await.unwrap() {
+            Ok(()) => Code::Ok,
+            Err(status) => status.code(),
+        });
+    }
+    let ok = codes.iter().filter(|c| **c == Code::Ok).count();
+    let refused = codes.iter().filter(|c| **c == Code::AlreadyExists).count();
+    assert_eq!((ok, refused), (1, 49), "{codes:?}");
+    assert_eq!(running_roots(&ann).await.len(), 1);
+    assert_eq!(rows_for(&a, &ann).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_root_instance_started_outside_ramp_blocks_the_key_until_it_is_gone() {
+    deploy_demo().await;
+    let app = spawn_app().await;
+    let ann = user();
+    let bearer = token(&ann, &[]);
+    let mut processes = client(&app).await;
+    let outside = camunda()
+        .start_process("VOE", &ann, &Default::default())
+        .await
+        .unwrap();
+
+    let status = processes
+        .start_process(with_token(start(&ann, ""), &bearer))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
+    assert!(
+        rows_for(&app, &ann).await.is_empty(),
+        "nothing stays reserved"
+    );
+
+    camunda()
+        .delete_process_instance(&outside.id, true)
+        .await
+        .unwrap();
+    processes
+        .start_process(with_token(start(&ann, ""), &bearer))
+        .await
+        .expect("the key is free again");
+}
+
+#[tokio::test]
+async fn a_running_call_activity_is_part_of_its_root_process() {
+    deploy_demo().await;
+    let app = spawn_app().await;
+    let ann = user();
+    let bearer = token(&ann, &[]);
+    let mut processes = client(&app).await;
+    let root = processes
+        .start_process(with_token(start(&ann, ""), &bearer))
+        .await
+        .unwrap()
+        .into_inner()
+        .process
+        .unwrap();
+
+    // Drive the first form so that the critical branch calls VOE_RISK.
+    let engine = camunda();
+    let tasks = engine
+        .fetch_and_lock(&FetchAndLock {
+            worker_id: "t".into(),
+            max_tasks: 1,
+            topics: vec![FetchTopic {
+                topic_name: "submit_form".into(),
+                lock_duration: 30_000,
+                business_key: Some(ann.clone()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    engine
+        .complete_external_task(&tasks[0].id, "t", &Default::default(), &Default::default())
+        .await
+        .unwrap();
+    engine
+        .correlate(&CorrelationMessage {
+            message_name: "company_details".into(),
+            process_instance_id: Some(root.engine_instance_id.clone()),
+            process_variables: ramp::camunda::typed(
+                json!({"supplierType": "critical", "reviewerEmail": "bob@example.com"})
+                    .as_object()
+                    .unwrap(),
+            ),
+            result_enabled: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let all = engine
+        .process_instances(&ProcessInstanceQuery {
+            business_key: Some(ann.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        all.len(),
+        2,
+        "the root and its called child share the business key"
+    );
+
+    // After a reconciliation pass or two, still one process, still running.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let listed = processes
+        .list_processes(with_token(ListProcessesRequest::default(), &bearer))
+        .await
+        .unwrap()
+        .into_inner()
+        .processes;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].state(), ProcessState::Active);
+    // The key stays taken by the root alone.
+    let status = processes
+        .start_process(with_token(start(&ann, ""), &bearer))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+
+    // Cancelling the root ends the child with it.
+    let cancelled = processes
+        .cancel_process(with_token(
+            CancelProcessRequest {
+                id: root.id.clone(),
+                reason: "changed my mind".into(),
+            },
+            &bearer,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .process
+        .unwrap();
+    assert_eq!(cancelled.state(), ProcessState::Cancelled);
+    assert!(cancelled.end_reason.contains("changed my mind"));
+    assert!(
+        engine
+            .process_instances(&ProcessInstanceQuery {
+                business_key: Some(ann.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    processes
+        .start_process(with_token(start(&ann, ""), &bearer))
+        .await
+        .expect("the key is free after the cancel");
+}
+
+#[tokio::test]
+async fn an_unknown_definition_is_not_found_and_reserves_nothing() {
+    let app = spawn_app().await;
+    let admin = token("admin@example.com", &["ramp-admin"]);
+    let ann = user();
+    let mut processes = client(&app).await;
+    let status = processes
+        .start_process(with_token(
+            StartProcessRequest {
+                definition_key: unique_key("nope"),
+                ..start(&ann, "")
+            },
+            &admin,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    assert!(rows_for(&app, &ann).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_repeated_request_id_returns_the_first_result() {
+    deploy_demo().await;
+    let app = spawn_app().await;
+    let ann = user();
+    let bearer = token(&ann, &[]);
+    let mut processes = client(&app).await;
+    let first = processes
+        .start_process(with_token(start(&ann, "req-1"), &bearer))
+        .await
+        .unwrap()
+        .into_inner();
+    let again = processes
+        .start_process(with_token(start(&ann, "req-1"), &bearer))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first, again);
+    assert_eq!(running_roots(&ann).await.len(), 1);
+    // Another request id is another start, refused by the key.
+    let other = processes
+        .start_process(with_token(start(&ann, "req-2"), &bearer))
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::AlreadyExists);
+}
+
+#[tokio::test]
+async fn cancel_deletes_the_instance_and_only_the_owner_or_an_admin_may() {
+    deploy_demo().await;
+    let app = spawn_app().await;
+    let ann = user();
+    let bearer = token(&ann, &[]);
+    let mut processes = client(&app).await;
+    let process = processes
+        .start_process(with_token(start(&ann, ""), &bearer))
+        .await
+        .unwrap()
+        .into_inner()
+        .process
+        .unwrap();
+    let cancel = |who: &str| {
+        with_token(
+            CancelProcessRequest {
+                id: process.id.clone(),
+                reason: String::new(),
+            },
+            who,
+        )
+    };
+
+    let status = processes
+        .cancel_process(cancel(&token("bob@example.com", &[])))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let cancelled = processes
+        .cancel_process(cancel(&bearer))
+        .await
+        .unwrap()
+        .into_inner()
+        .process
+        .unwrap();
+    assert_eq!(cancelled.state(), ProcessState::Cancelled);
+    assert!(cancelled.end_time.is_some());
+    let history = camunda()
+        .historic_process_instance(&process.engine_instance_id)
+        .await
+        .unwrap();
+    assert_eq!(history.state, "EXTERNALLY_TERMINATED");
+    let again = processes.cancel_process(cancel(&bearer)).await.unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition);
+}
+
+#[tokio::test]
+async fn a_process_that_ends_in_the_engine_shows_so_within_ten_seconds() {
+    deploy_demo().await;
+    let app = spawn_app().await;
+    let ann = user();
+    let bearer = token(&ann, &[]);
+    let mut processes = client(&app).await;
+    let process = processes
+        .start_process(with_token(start(&ann, ""), &bearer))
+        .await
+        .unwrap()
+        .into_inner()
+        .process
+        .unwrap();
+
+    // Deleted behind ramp's back.
+    camunda()
+        .delete_process_instance(&process.engine_instance_id, true)
+        .await
+        .unwrap();
+    let deleted_at = Instant::now();
+    let state = loop {
+        let got = processes
+            .get_process(with_token(
+                GetProcessRequest {
+                    id: process.id.clone(),
+                },
+                &bearer,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .process
+            .unwrap();
+        if got.state() != ProcessState::Active || deleted_at.elapsed() > Duration::from_secs(10) {
+            break got.state();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        state,
+        ProcessState::Terminated,
+        "after {:?}",
+        deleted_at.elapsed()
+    );
+    processes
+        .start_process(with_token(start(&ann, ""), &bearer))
+        .await
+        .expect("the key is free");
+}
+
+#[tokio::test]
+async fn the_next_start_checks_the_engine_even_before_reconciliation() {
+    deploy_demo().await;
+    // Reconciliation that practically never runs.
+    let app = spawn_app_with(json!({"reconcile_interval_ms": 3_600_000})).await;
+    let ann = user();
+    let bearer = token(&ann, &[]);
+    let mut processes = client(&app).await;
+    let first = processes
+        .start_process(with_token(start(&ann, ""), &bearer))
+        .await
+        .unwrap()
+        .into_inner()
+        .process
+        .unwrap();
+    camunda()
+        .delete_process_instance(&first.engine_instance_id, true)
+        .await
+        .unwrap();
+
+    let second = processes
+        .start_process(with_token(start(&ann, ""), &bearer))
+        .await
+        .expect("the ended process no longer blocks");
+    assert_ne!(second.into_inner().process.unwrap().id, first.id);
+    let states: Vec<_> = rows_for(&app, &ann)
+        .await
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert!(
+        states.contains(&"terminated".to_owned()) && states.contains(&"active".to_owned()),
+        "{states:?}"
+    );
+}
+
+#[tokio::test]
+async fn lists_are_paged_newest_first_and_tokens_keep_their_filters() {
+    deploy_demo().await;
+    let app = spawn_app().await;
+    let admin = token("admin@example.com", &["ramp-admin"]);
+    let mut processes = client(&app).await;
+    let mut started = Vec::new();
+    for _ in 0..5 {
+        let who = user();
+        let p = processes
+            .start_process(with_token(start(&who, ""), &admin))
+            .await
+            .unwrap()
+            .into_inner()
+            .process
+            .unwrap();
+        started.push(p.id);
+    }
+    let mut seen = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = processes
+            .list_processes(with_token(
+                ListProcessesRequest {
+                    page_size: 2,
+                    page_token: page_token.clone(),
+                    ..Default::default()
+                },
+                &admin,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.processes.len() <= 2);
+        seen.extend(page.processes.into_iter().map(|p| p.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+        // The same token with other filters is refused.
+        let status = processes
+            .list_processes(with_token(
+                ListProcessesRequest {
+                    page_size: 2,
+                    page_token: page_token.clone(),
+                    definition_key: "VOE".into(),
+                    ..Default::default()
+                },
+                &admin,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+    }
+    started.reverse();
+    assert_eq!(seen, started, "newest first, each once");
+}
+
+mod faults {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_engine_is_unavailable_and_reserves_nothing() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let app =
+            spawn_app_with(json!({"camunda_url": format!("http://{closed}/engine-rest")})).await;
+        let ann = user();
+        let status = client(&app)
+            .await
+            .start_process(with_token(start(&ann, ""), &token(&ann, &[])))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        assert!(rows_for(&app, &ann).await.is_empty());
+    }
+
+    fn uncertain_settings(proxy: &HttpFaultProxy) -> serde_json::Value {
+        json!({"camunda_url": proxy.url(), "camunda_timeout_ms": 1_000, "start_grace_ms": 2_000})
+    }
+
+    async fn until_settled(app: &TestApp, business_key: &str) -> Vec<(String, Option<String>)> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let rows = rows_for(app, business_key).await;
+            if !rows.iter().any(|(state, _)| state == "starting") || Instant::now() > deadline {
+                return rows;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_start_that_timed_out_after_the_engine_created_the_instance_is_adopted() {
+        deploy_demo().await;
+        let proxy =
+            HttpFaultProxy::start(&crate::engine::engine_url(), StartFault::HangAfterEngine).await;
+        let app = spawn_app_with(uncertain_settings(&proxy)).await;
+        let ann = user();
+        let bearer = token(&ann, &[]);
+        let mut processes = client(&app).await;
+
+        let status = processes
+            .start_process(with_token(start(&ann, ""), &bearer))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(
+            status.message().contains("being checked"),
+            "{}",
+            status.message()
+        );
+
+        let rows = until_settled(&app, &ann).await;
+        let roots = running_roots(&ann).await;
+        assert_eq!(roots.len(), 1, "the engine created exactly one instance");
+        assert_eq!(
+            rows,
+            [("active".to_owned(), Some(roots[0].clone()))],
+            "adopted"
+        );
+        proxy.set(StartFault::None);
+        let again = processes
+            .start_process(with_token(start(&ann, ""), &bearer))
+            .await
+            .unwrap_err();
+        assert_eq!(again.code(), Code::AlreadyExists, "the key stays blocked");
+    }
+
+    #[tokio::test]
+    async fn a_start_that_timed_out_before_the_engine_acted_frees_the_key() {
+        deploy_demo().await;
+        let proxy =
+            HttpFaultProxy::start(&crate::engine::engine_url(), StartFault::HangBeforeEngine).await;
+        let app = spawn_app_with(uncertain_settings(&proxy)).await;
+        let ann = user();
+        let bearer = token(&ann, &[]);
+        let mut processes = client(&app).await;
+
+        let status = processes
+            .start_process(with_token(start(&ann, ""), &bearer))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable);
+        // Meanwhile the key is held.
+        let held = processes
+            .start_process(with_token(start(&ann, ""), &bearer))
+            .await
+            .unwrap_err();
+        assert_eq!(held.code(), Code::AlreadyExists);
+
+        let rows = until_settled(&app, &ann).await;
+        assert!(rows.is_empty(), "released: {rows:?}");
+        assert!(running_roots(&ann).await.is_empty());
+        proxy.set(StartFault::None);
+        processes
+            .start_process(with_token(start(&ann, ""), &bearer))
+            .await
+            .expect("the key is free again");
+    }
+}
+
+#[tokio::test]
+async fn a_process_that_completes_in_the_engine_shows_completed_within_ten_seconds() {
+    let engine = camunda();
+    let key = unique_key("completes");
+    crate::engine::deploy_model(&engine, &key, crate::engine::form_process(&key, "step")).await;
+    let app = spawn_app().await;
+    let ann = user();
+    // An admin may start any definition.
+    let admin = token("admin@example.com", &["ramp-admin"]);
+    let mut processes = client(&app).await;
+    let process = processes
+        .start_process(with_token(
+            StartProcessRequest {
+                definition_key: key.clone(),
+                ..start(&ann, "")
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .process
+        .unwrap();
+
+    let tasks = engine
+        .fetch_and_lock(&FetchAndLock {
+            worker_id: "t".into(),
+            max_tasks: 1,
+            topics: vec![FetchTopic {
+                topic_name: "submit_form".into(),
+                lock_duration: 30_000,
+                process_definition_key: Some(key),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    engine
+        .complete_external_task(&tasks[0].id, "t", &Default::default(), &Default::default())
+        .await
+        .unwrap();
+    engine
+        .correlate(&CorrelationMessage {
+            message_name: "step".into(),
+            process_instance_id: Some(process.engine_instance_id.clone()),
+            result_enabled: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let completed_at = Instant::now();
+    let state = loop {
+        let got = processes
+            .get_process(with_token(
+                GetProcessRequest {
+                    id: process.id.clone(),
+                },
+                &admin,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .process
+            .unwrap();
+        if got.state() != ProcessState::Active || completed_at.elapsed() > Duration::from_secs(10) {
+            break got.state();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        state,
+        ProcessState::Completed,
+        "after {:?}",
+        completed_at.elapsed()
+    );
+}
