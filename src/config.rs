@@ -146,6 +146,21 @@ pub struct Config {
     pub startable_definitions: Vec<String>,
     /// Open PendingForms streams one user may hold. `RAMP_MAX_STREAMS_PER_USER`.
     pub max_streams_per_user: usize,
+    /// Time between heartbeats on an idle stream, in seconds.
+    /// `RAMP_STREAM_HEARTBEAT_SECS`.
+    pub stream_heartbeat_secs: u64,
+    /// Changes buffered per stream before it catches up from the log instead.
+    /// `RAMP_STREAM_BUFFER`.
+    pub stream_buffer: usize,
+    /// How long the change log serves cursors, in seconds; older ones get a
+    /// snapshot. `RAMP_CHANGE_RETENTION_SECS`.
+    pub change_retention_secs: u64,
+    /// How often each replica reads the change log without a notification, in ms.
+    /// `RAMP_CHANGE_POLL_MS`.
+    pub change_poll_ms: u64,
+    /// How long changes are gathered into one NOTIFY to the other replicas, in ms.
+    /// `RAMP_NOTIFY_TICK_MS`.
+    pub notify_tick_ms: u64,
 }
 
 /// The built-in defaults, the lowest layer.
@@ -174,6 +189,11 @@ struct Defaults {
     jwt_jwks_min_refresh_secs: u64,
     startable_definitions: Vec<String>,
     max_streams_per_user: usize,
+    stream_heartbeat_secs: u64,
+    stream_buffer: usize,
+    change_retention_secs: u64,
+    change_poll_ms: u64,
+    notify_tick_ms: u64,
 }
 
 impl Default for Defaults {
@@ -202,6 +222,11 @@ impl Default for Defaults {
             jwt_jwks_min_refresh_secs: 10,
             startable_definitions: Vec::new(),
             max_streams_per_user: 8,
+            stream_heartbeat_secs: 20,
+            stream_buffer: 64,
+            change_retention_secs: 7 * 24 * 60 * 60,
+            change_poll_ms: 1_000,
+            notify_tick_ms: 2,
         }
     }
 }
@@ -369,6 +394,15 @@ impl Config {
                 return Err(invalid("RAMP_JWT_AUDIENCE", "must not be empty"));
             }
         }
+        if self.stream_heartbeat_secs == 0 {
+            return Err(invalid("RAMP_STREAM_HEARTBEAT_SECS", "must be at least 1"));
+        }
+        if self.stream_buffer == 0 {
+            return Err(invalid("RAMP_STREAM_BUFFER", "must be at least 1"));
+        }
+        if self.change_poll_ms == 0 {
+            return Err(invalid("RAMP_CHANGE_POLL_MS", "must be at least 1"));
+        }
         if self.max_streams_per_user == 0 {
             return Err(invalid("RAMP_MAX_STREAMS_PER_USER", "must be at least 1"));
         }
@@ -406,6 +440,22 @@ impl Config {
             interval: Duration::from_millis(self.reconcile_interval_ms),
             overlap: Duration::from_secs(self.history_overlap_secs),
             start_grace: Duration::from_millis(self.start_grace_ms),
+        }
+    }
+
+    pub fn hub(&self) -> crate::forms::HubSettings {
+        crate::forms::HubSettings {
+            poll_interval: Duration::from_millis(self.change_poll_ms),
+            notify_tick: Duration::from_millis(self.notify_tick_ms),
+            stream_buffer: self.stream_buffer,
+            max_streams_per_user: self.max_streams_per_user,
+        }
+    }
+
+    pub fn stream(&self) -> crate::forms::StreamSettings {
+        crate::forms::StreamSettings {
+            heartbeat: Duration::from_secs(self.stream_heartbeat_secs),
+            retention: Duration::from_secs(self.change_retention_secs),
         }
     }
 

@@ -8,6 +8,7 @@ pub mod config;
 pub mod cutoff;
 pub mod deploy;
 pub mod email;
+pub mod forms;
 pub mod json;
 pub mod paging;
 pub mod processes;

@@ -2,27 +2,151 @@
 
 use std::pin::Pin;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
+use serde_json::Value;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::process::timestamp;
 use super::validate::Violations;
 use super::{caller, not_built};
+use crate::forms::{
+    Cursor, FormError, FormSummary, FormTask, Forms, ListRequest, NewFormTask, StreamEvent,
+};
+use crate::json::json_to_struct;
 use crate::proto::form_service_server::FormService;
 use crate::proto::*;
-use crate::store::Store;
+
+/// Page size when the client asks for none.
+const DEFAULT_PAGE_SIZE: usize = 50;
 
 pub struct FormApi {
-    #[allow(dead_code)] // used from issue #6 on
-    store: Store,
+    forms: Forms,
 }
 
 impl FormApi {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(forms: Forms) -> Self {
+        Self { forms }
     }
 }
 
 type PendingFormsStream = Pin<Box<dyn Stream<Item = Result<PendingFormsResponse, Status>> + Send>>;
+
+fn status_of(status: &str) -> FormTaskStatus {
+    match status {
+        "pending" => FormTaskStatus::Pending,
+        "completed" => FormTaskStatus::Completed,
+        "withdrawn" => FormTaskStatus::Withdrawn,
+        _ => FormTaskStatus::Unspecified,
+    }
+}
+
+fn status_name(status: FormTaskStatus) -> Option<&'static str> {
+    match status {
+        FormTaskStatus::Pending => Some("pending"),
+        FormTaskStatus::Completed => Some("completed"),
+        FormTaskStatus::Withdrawn => Some("withdrawn"),
+        FormTaskStatus::Unspecified => None,
+    }
+}
+
+fn summary_to_proto(summary: FormSummary) -> FormTaskSummary {
+    FormTaskSummary {
+        id: summary.id.to_string(),
+        form_name: summary.form_name,
+        business_key: summary.business_key,
+        assignee: summary.assignee,
+        status: status_of(&summary.status) as i32,
+        process_instance_id: summary.process_instance_id,
+        root_process_instance_id: summary.root_process_instance_id,
+        process_definition_key: summary.process_definition_key.unwrap_or_default(),
+        create_time: Some(timestamp(summary.created_at)),
+        update_time: Some(timestamp(summary.updated_at)),
+        has_draft: summary.has_draft,
+        title: summary.title,
+    }
+}
+
+fn object(value: &Value) -> Option<prost_types::Struct> {
+    value.as_object().map(json_to_struct)
+}
+
+fn task_to_proto(task: FormTask) -> crate::proto::FormTask {
+    let row = task.row;
+    crate::proto::FormTask {
+        summary: Some(summary_to_proto(FormSummary::of(&row))),
+        schema: task.schema.as_ref().and_then(object),
+        prefill: object(&row.prefill),
+        draft: row.draft.as_ref().and_then(object),
+        submitted_data: None,
+        submit_time: None,
+        withdrawal_reason: row.withdrawal_reason.unwrap_or_default(),
+        message_name: row.message_name,
+        activity_id: row.activity_id,
+    }
+}
+
+fn event_to_proto(event: StreamEvent) -> PendingFormsResponse {
+    use pending_forms_response::{Event, Heartbeat, Removed, Snapshot};
+    let (cursor, event) = match event {
+        StreamEvent::Snapshot(forms, cursor) => (
+            cursor,
+            Event::Snapshot(Snapshot {
+                form_tasks: forms.into_iter().map(summary_to_proto).collect(),
+            }),
+        ),
+        StreamEvent::Added(summary, cursor) => (cursor, Event::Added(summary_to_proto(summary))),
+        StreamEvent::Updated(summary, cursor) => {
+            (cursor, Event::Updated(summary_to_proto(summary)))
+        }
+        StreamEvent::Removed(id, reason, cursor) => {
+            let reason = match reason.as_str() {
+                "completed" => RemovalReason::Completed,
+                "withdrawn" => RemovalReason::Withdrawn,
+                "reassigned" => RemovalReason::Reassigned,
+                _ => RemovalReason::Unspecified,
+            };
+            (
+                cursor,
+                Event::Removed(Removed {
+                    id: id.to_string(),
+                    reason: reason as i32,
+                }),
+            )
+        }
+        StreamEvent::Heartbeat(cursor) => (cursor, Event::Heartbeat(Heartbeat {})),
+    };
+    PendingFormsResponse {
+        cursor: cursor.encode(),
+        event: Some(event),
+    }
+}
+
+/// The one mapping of form errors to statuses. Internal details go to the log.
+fn status(error: FormError) -> Status {
+    match error {
+        FormError::NotFound => Status::not_found("form task not found"),
+        FormError::NotPending(message) => Status::failed_precondition(message),
+        FormError::Unavailable(message) => Status::unavailable(message),
+        FormError::InvalidArgument(message) => Status::invalid_argument(message),
+        FormError::InvalidPageToken => {
+            Status::invalid_argument("page_token is not valid for this query")
+        }
+        FormError::TooManyStreams(error) => Status::resource_exhausted(error.to_string()),
+        FormError::Engine(error) => {
+            tracing::error!(%error, "engine error");
+            Status::internal("the process engine failed; see the server log")
+        }
+        FormError::Store(error) => {
+            tracing::error!(%error, "database error");
+            Status::unavailable("the database is unavailable")
+        }
+    }
+}
+
+fn some(text: String) -> Option<String> {
+    Some(text).filter(|t| !t.is_empty())
+}
 
 #[tonic::async_trait]
 impl FormService for FormApi {
@@ -37,32 +161,74 @@ impl FormService for FormApi {
         v.id("process_instance_id", &r.process_instance_id, true);
         v.id("process_definition_id", &r.process_definition_id, false);
         v.key("process_definition_key", &r.process_definition_key, false);
-        v.email("business_key", &r.business_key, true);
+        let business_key = v.email("business_key", &r.business_key, true);
         v.key("activity_id", &r.activity_id, true);
         v.id("activity_instance_id", &r.activity_instance_id, false);
         v.id("execution_id", &r.execution_id, false);
         v.key("form_name", &r.form_name, false);
         v.key("message_name", &r.message_name, false);
-        v.email("assignee", &r.assignee, false);
+        let assignee = v.email("assignee", &r.assignee, false);
         v.structure("prefill", r.prefill.as_ref());
         v.key("tenant_id", &r.tenant_id, false);
         v.key("topic_name", &r.topic_name, false);
+        let prefill = match r
+            .prefill
+            .as_ref()
+            .map(crate::json::struct_to_json)
+            .transpose()
+        {
+            Ok(prefill) => prefill.unwrap_or_default(),
+            Err(problem) => {
+                v.add("prefill", problem);
+                Default::default()
+            }
+        };
         v.check()?;
         if !(caller.worker || caller.admin) {
             return Err(Status::permission_denied("only workers create form tasks"));
         }
-        Err(not_built("CreateFormTask", 6))
+        let (task, created) = self
+            .forms
+            .create(NewFormTask {
+                external_task_id: r.external_task_id,
+                process_instance_id: r.process_instance_id,
+                process_definition_id: some(r.process_definition_id),
+                process_definition_key: some(r.process_definition_key),
+                business_key: business_key.expect("checked"),
+                activity_id: r.activity_id,
+                activity_instance_id: some(r.activity_instance_id),
+                execution_id: some(r.execution_id),
+                form_name: some(r.form_name),
+                message_name: some(r.message_name),
+                assignee,
+                prefill,
+                tenant_id: some(r.tenant_id),
+                topic_name: some(r.topic_name),
+            })
+            .await
+            .map_err(status)?;
+        Ok(Response::new(CreateFormTaskResponse {
+            form_task: Some(task_to_proto(task)),
+            created,
+        }))
     }
 
     async fn get_form_task(
         &self,
         request: Request<GetFormTaskRequest>,
     ) -> Result<Response<GetFormTaskResponse>, Status> {
-        let _caller = caller(&request)?;
+        let caller = caller(&request)?;
         let mut v = Violations::new();
-        v.uuid("id", &request.get_ref().id);
+        let id = v.uuid("id", &request.get_ref().id);
         v.check()?;
-        Err(not_built("GetFormTask", 6))
+        let task = self
+            .forms
+            .get(&caller, id.expect("checked"))
+            .await
+            .map_err(status)?;
+        Ok(Response::new(GetFormTaskResponse {
+            form_task: Some(task_to_proto(task)),
+        }))
     }
 
     async fn list_form_tasks(
@@ -75,7 +241,7 @@ impl FormService for FormApi {
         v.page(r.page_size, &r.page_token);
         let assignee = v.email("assignee", &r.assignee, false);
         v.known_enum::<FormTaskStatus>("statuses", &r.statuses);
-        v.email("business_key", &r.business_key, false);
+        let business_key = v.email("business_key", &r.business_key, false);
         v.id(
             "root_process_instance_id",
             &r.root_process_instance_id,
@@ -87,7 +253,35 @@ impl FormService for FormApi {
         {
             return Err(Status::permission_denied("users list only their own forms"));
         }
-        Err(not_built("ListFormTasks", 6))
+        let statuses = r
+            .statuses
+            .iter()
+            .filter_map(|s| FormTaskStatus::try_from(*s).ok().and_then(status_name))
+            .map(str::to_owned)
+            .collect();
+        let (found, next) = self
+            .forms
+            .list(
+                &caller,
+                ListRequest {
+                    assignee,
+                    statuses,
+                    business_key,
+                    root_process_instance_id: some(r.root_process_instance_id),
+                    page_size: if r.page_size == 0 {
+                        DEFAULT_PAGE_SIZE
+                    } else {
+                        r.page_size as usize
+                    },
+                    page_token: some(r.page_token),
+                },
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(ListFormTasksResponse {
+            form_tasks: found.into_iter().map(summary_to_proto).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
     }
 
     type PendingFormsStream = PendingFormsStream;
@@ -96,23 +290,56 @@ impl FormService for FormApi {
         &self,
         request: Request<PendingFormsRequest>,
     ) -> Result<Response<Self::PendingFormsStream>, Status> {
-        let _caller = caller(&request)?;
+        let caller = caller(&request)?;
         let mut v = Violations::new();
-        v.token("cursor", &request.get_ref().cursor);
+        let raw = &request.get_ref().cursor;
+        v.token("cursor", raw);
+        let cursor = if raw.is_empty() || raw.len() > super::validate::MAX_TOKEN_LEN {
+            None
+        } else {
+            let parsed = Cursor::parse(raw);
+            if parsed.is_none() {
+                v.add("cursor", "is not a cursor this server gave out");
+            }
+            parsed
+        };
         v.check()?;
-        Err(not_built("PendingForms", 6))
+        let events = self.forms.pending(&caller, cursor).map_err(status)?;
+        let stream =
+            ReceiverStream::new(events).map(|event| event.map(event_to_proto).map_err(status));
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn save_draft(
         &self,
         request: Request<SaveDraftRequest>,
     ) -> Result<Response<SaveDraftResponse>, Status> {
-        let _caller = caller(&request)?;
+        let caller = caller(&request)?;
         let mut v = Violations::new();
-        v.uuid("id", &request.get_ref().id);
+        let id = v.uuid("id", &request.get_ref().id);
         v.structure("data", request.get_ref().data.as_ref());
+        let data = match request
+            .get_ref()
+            .data
+            .as_ref()
+            .map(crate::json::struct_to_json)
+            .transpose()
+        {
+            Ok(data) => data.unwrap_or_default(),
+            Err(problem) => {
+                v.add("data", problem);
+                Default::default()
+            }
+        };
         v.check()?;
-        Err(not_built("SaveDraft", 6))
+        let summary = self
+            .forms
+            .save_draft(&caller, id.expect("checked"), data)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(SaveDraftResponse {
+            form_task: Some(summary_to_proto(summary)),
+        }))
     }
 
     async fn submit_form(

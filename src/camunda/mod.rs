@@ -224,6 +224,19 @@ impl Camunda {
             .await
     }
 
+    /// The newest deployments, newest first.
+    pub async fn latest_deployments(&self, max: u32) -> Result<Vec<Deployment>, CamundaError> {
+        self.get(
+            "/deployment",
+            &[
+                ("sortBy", "deploymentTime"),
+                ("sortOrder", "desc"),
+                ("maxResults", &max.to_string()),
+            ],
+        )
+        .await
+    }
+
     pub async fn deployment_resources(
         &self,
         deployment_id: &str,

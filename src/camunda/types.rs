@@ -74,6 +74,8 @@ pub struct ProcessInstanceQuery {
 pub struct HistoricProcessInstance {
     pub id: String,
     #[serde(default)]
+    pub process_definition_id: Option<String>,
+    #[serde(default)]
     pub business_key: Option<String>,
     #[serde(default)]
     pub process_definition_key: Option<String>,

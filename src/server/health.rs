@@ -1,5 +1,6 @@
-//! `grpc.health.v1.Health`: NOT_SERVING until the database answers and the schema is
-//! migrated, then kept current by a periodic check.
+//! `grpc.health.v1.Health`: NOT_SERVING until the database answers, the schema is
+//! migrated and the change hub runs, then kept current by a periodic check. The
+//! background work that needs the schema (hub, reconciliation) starts from here.
 
 use std::time::Duration;
 
@@ -7,6 +8,8 @@ use tokio_util::sync::CancellationToken;
 use tonic_health::server::HealthReporter;
 
 use crate::api::{FormApi, ProcessApi};
+use crate::forms::ChangeHub;
+use crate::processes::Reconciler;
 use crate::proto::form_service_server::FormServiceServer;
 use crate::proto::process_service_server::ProcessServiceServer;
 use crate::store::Store;
@@ -52,11 +55,25 @@ impl Health {
 
 /// Migrates the schema (retrying until the database answers), then checks the
 /// database on an interval and reports the result, until shutdown.
-pub async fn watch(health: Health, store: Store, shutdown: CancellationToken) {
+pub async fn watch(
+    health: Health,
+    store: Store,
+    hub: ChangeHub,
+    reconciler: Reconciler,
+    shutdown: CancellationToken,
+) {
     let mut backoff = Duration::from_millis(200);
     loop {
-        match store.migrate().await {
-            Ok(()) => break,
+        // The change hub starts from the log's end once the schema is there.
+        let ready = match store.migrate().await {
+            Ok(()) => hub.start(shutdown.clone()).await,
+            Err(error) => Err(error),
+        };
+        match ready {
+            Ok(()) => {
+                tokio::spawn(reconciler.run(shutdown.clone()));
+                break;
+            }
             Err(error) => {
                 tracing::warn!(error = %error, retry_in_ms = backoff.as_millis() as u64, "database not ready");
             }

@@ -19,6 +19,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::api::{FormApi, ProcessApi};
 use crate::auth::{AuthLayer, Authenticator};
 use crate::config::{Config, ConfigError};
+use crate::forms::schema::Schemas;
+use crate::forms::{ChangeHub, Forms};
 use crate::processes::{Processes, Reconciler};
 use crate::proto::form_service_server::FormServiceServer;
 use crate::proto::process_service_server::ProcessServiceServer;
@@ -50,6 +52,7 @@ pub enum ServeError {
 /// A running server: its address, and the means to stop it.
 pub struct Application {
     local_addr: SocketAddr,
+    hub: ChangeHub,
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), ServeError>>,
 }
@@ -106,12 +109,22 @@ impl Application {
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let health = Health::new(reporter);
         health.set(false).await;
-        tokio::spawn(health::watch(health, store.clone(), shutdown.clone()));
         let processes = Processes::new(store.clone(), camunda.clone());
-        tokio::spawn(
-            Reconciler::new(store.clone(), camunda.clone(), config.reconcile())
-                .run(shutdown.clone()),
+        let hub = ChangeHub::new(store.clone(), config.hub());
+        let forms = Forms::new(
+            store.clone(),
+            Arc::new(Schemas::new(store.clone(), camunda.clone())),
+            hub.clone(),
+            config.stream(),
         );
+        let reconciler = Reconciler::new(store.clone(), camunda.clone(), config.reconcile());
+        tokio::spawn(health::watch(
+            health,
+            store.clone(),
+            hub.clone(),
+            reconciler,
+            shutdown.clone(),
+        ));
 
         // google.rpc types are registered so that grpcurl can show error details.
         let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -131,8 +144,8 @@ impl Application {
             config.startable_definitions.clone(),
         ))
         .max_decoding_message_size(max_message);
-        let form_service = FormServiceServer::new(FormApi::new(store.clone()))
-            .max_decoding_message_size(max_message);
+        let form_service =
+            FormServiceServer::new(FormApi::new(forms)).max_decoding_message_size(max_message);
 
         let mut builder = tonic::transport::Server::builder()
             .accept_http1(true)
@@ -184,6 +197,7 @@ impl Application {
 
         Ok(Self {
             local_addr,
+            hub,
             shutdown,
             task,
         })
@@ -191,6 +205,11 @@ impl Application {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// This replica's change hub (its open streams).
+    pub fn hub(&self) -> &ChangeHub {
+        &self.hub
     }
 
     /// A token that stops the server when cancelled.

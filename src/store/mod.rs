@@ -8,6 +8,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use secrecy::{ExposeSecret, SecretString};
 use tokio_postgres::NoTls;
 
+pub mod forms;
 pub mod processes;
 
 mod embedded {
@@ -24,7 +25,7 @@ const MIGRATION_LOCK: i64 = 0x7261_6d70_6d69_6772; // "rampmigr"
 pub enum StoreError {
     #[error("database pool: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
-    #[error("database: {0}")]
+    #[error("database: {}", describe(.0))]
     Db(#[from] tokio_postgres::Error),
     #[error("migration: {0}")]
     Migration(#[from] refinery::Error),
@@ -117,6 +118,23 @@ impl Store {
         Ok(())
     }
 
+    /// A connection of its own, outside the pool (for LISTEN), and its driver, which
+    /// the caller polls.
+    pub async fn connect_unpooled(
+        &self,
+    ) -> Result<
+        (
+            tokio_postgres::Client,
+            tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+        ),
+        StoreError,
+    > {
+        tokio::time::timeout(self.timeout, self.pg_config.connect(NoTls))
+            .await
+            .map_err(|_| StoreError::Timeout(self.timeout))?
+            .map_err(StoreError::from)
+    }
+
     /// A round trip to the database, bounded by the configured timeout.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let check = async {
@@ -138,5 +156,14 @@ pub(crate) fn unique_violation(error: &tokio_postgres::Error) -> Option<&str> {
         db.constraint()
     } else {
         None
+    }
+}
+
+/// tokio-postgres says only "db error" for server errors; the server's message and
+/// code are in the source.
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => error.to_string(),
     }
 }

@@ -159,10 +159,10 @@ enum Rpc {
     ListAnnsProcesses,
     CancelCarolsProcess,
     CreateFormTask,
-    GetFormTask,
+    GetAnnsFormTask,
     ListAnnsFormTasks,
     PendingForms,
-    SaveDraft,
+    SaveDraftOnAnnsForm,
     SubmitForm,
 }
 
@@ -173,10 +173,10 @@ const EVERY_RPC: [Rpc; 11] = [
     Rpc::ListAnnsProcesses,
     Rpc::CancelCarolsProcess,
     Rpc::CreateFormTask,
-    Rpc::GetFormTask,
+    Rpc::GetAnnsFormTask,
     Rpc::ListAnnsFormTasks,
     Rpc::PendingForms,
-    Rpc::SaveDraft,
+    Rpc::SaveDraftOnAnnsForm,
     Rpc::SubmitForm,
 ];
 
@@ -203,12 +203,19 @@ fn expected(rpc: Rpc, who: Who) -> Code {
         (Rpc::ListAnnsProcesses, _) => Code::PermissionDenied,
         (Rpc::CancelCarolsProcess, Who::Admin) => Code::Ok,
         (Rpc::CancelCarolsProcess, _) => Code::NotFound,
-        (Rpc::CreateFormTask, Who::Worker | Who::Admin) => through,
+        // Workers are let in, and told the engine knows no such instance.
+        (Rpc::CreateFormTask, Who::Worker | Who::Admin) => Code::InvalidArgument,
         (Rpc::CreateFormTask, _) => Code::PermissionDenied,
-        (Rpc::ListAnnsFormTasks, Who::Ann | Who::Worker | Who::Admin) => through,
+        (Rpc::GetAnnsFormTask, Who::Ann | Who::Worker | Who::Admin) => Code::Ok,
+        (Rpc::GetAnnsFormTask, _) => Code::NotFound,
+        (Rpc::ListAnnsFormTasks, Who::Ann | Who::Worker | Who::Admin) => Code::Ok,
         (Rpc::ListAnnsFormTasks, _) => Code::PermissionDenied,
-        // Whose form an id names is known once forms exist (#6).
-        (Rpc::GetFormTask | Rpc::PendingForms | Rpc::SaveDraft | Rpc::SubmitForm, _) => through,
+        // Everyone's own inbox.
+        (Rpc::PendingForms, _) => Code::Ok,
+        // Only the assignee drafts.
+        (Rpc::SaveDraftOnAnnsForm, Who::Ann) => Code::Ok,
+        (Rpc::SaveDraftOnAnnsForm, _) => Code::NotFound,
+        (Rpc::SubmitForm, _) => through,
     }
 }
 
@@ -216,6 +223,7 @@ struct Setup {
     people: People,
     anns_process: String,
     carols_process: String,
+    anns_form: String,
 }
 
 /// The code and message of one call.
@@ -295,8 +303,13 @@ async fn call(rpc: Rpc, channel: Channel, token: Option<&str>, setup: &Setup) ->
             ))
             .await
             .map(|_| ()),
-        Rpc::GetFormTask => forms
-            .get_form_task(req(GetFormTaskRequest { id }, token))
+        Rpc::GetAnnsFormTask => forms
+            .get_form_task(req(
+                GetFormTaskRequest {
+                    id: setup.anns_form.clone(),
+                },
+                token,
+            ))
             .await
             .map(|_| ()),
         Rpc::ListAnnsFormTasks => forms
@@ -313,8 +326,14 @@ async fn call(rpc: Rpc, channel: Channel, token: Option<&str>, setup: &Setup) ->
             .pending_forms(req(PendingFormsRequest::default(), token))
             .await
             .map(|_| ()),
-        Rpc::SaveDraft => forms
-            .save_draft(req(SaveDraftRequest { id, data: None }, token))
+        Rpc::SaveDraftOnAnnsForm => forms
+            .save_draft(req(
+                SaveDraftRequest {
+                    id: setup.anns_form.clone(),
+                    data: None,
+                },
+                token,
+            ))
             .await
             .map(|_| ()),
         Rpc::SubmitForm => forms
@@ -358,15 +377,36 @@ async fn setup(app: &crate::helpers::TestApp) -> Setup {
                 .into_inner()
                 .process
                 .unwrap()
-                .id
         }
     };
-    let anns_process = start(people.ann.clone()).await;
-    let carols_process = start(people.carol.clone()).await;
+    let anns = start(people.ann.clone()).await;
+    let carols_process = start(people.carol.clone()).await.id;
+    // A form for Ann in her process, as a worker would create it.
+    let worker = sign(&claims(&people.worker, &["ramp-worker"]), TEST_SECRET);
+    let anns_form = FormServiceClient::new(app.channel().await)
+        .create_form_task(with_token(
+            CreateFormTaskRequest {
+                external_task_id: format!("ext-{}", anns.id),
+                process_instance_id: anns.engine_instance_id.clone(),
+                business_key: people.ann.clone(),
+                activity_id: "company_details".into(),
+                ..Default::default()
+            },
+            &worker,
+        ))
+        .await
+        .expect("the worker creates Ann's form")
+        .into_inner()
+        .form_task
+        .unwrap()
+        .summary
+        .unwrap()
+        .id;
     Setup {
         people,
-        anns_process,
+        anns_process: anns.id,
         carols_process,
+        anns_form,
     }
 }
 

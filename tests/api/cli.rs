@@ -190,8 +190,8 @@ async fn ramp_token_mints_tokens_the_server_accepts() {
         ))
         .await
         .unwrap_err();
-    // Let in as a worker; the logic is not built yet.
-    assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
+    // Let in as a worker (and told that the engine knows no instance pi-1).
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
 }
 
 #[test]

@@ -2,11 +2,13 @@
 
 mod auth;
 mod camunda_client;
+mod change_log;
 mod cli;
 mod cors;
 mod dev_mode;
 mod engine;
 mod fault_proxy;
+mod forms;
 mod grpc_web;
 mod grpcurl;
 mod health;

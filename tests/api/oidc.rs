@@ -110,7 +110,8 @@ async fn tokens_of_a_real_provider_are_checked_against_its_jwks() {
     let app = spawn_app_with(ramp_settings(&provider)).await;
     let mut forms = FormServiceClient::new(app.channel().await);
 
-    // Roles from realm_access.roles: a worker passes to the logic (not built yet).
+    // Roles from realm_access.roles: a worker is let in (and told that the engine
+    // knows no instance pi-1).
     let worker = provider
         .token("worker@example.com", true, "ramp-worker")
         .await;
@@ -118,7 +119,7 @@ async fn tokens_of_a_real_provider_are_checked_against_its_jwks() {
         .create_form_task(with_token(create_task(), &worker))
         .await
         .unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
 
     // A user without the role is let in, then refused.
     let user = provider.token("ann@example.com", true, "").await;
@@ -179,7 +180,7 @@ async fn a_rotated_key_is_fetched_when_a_token_names_it() {
         .create_form_task(with_token(create_task(), &old))
         .await
         .unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     before.stop().await;
 
     // The provider comes back on the same address with a new key only.
@@ -192,7 +193,7 @@ async fn a_rotated_key_is_fetched_when_a_token_names_it() {
         .unwrap_err();
     assert_eq!(
         status.code(),
-        Code::Unimplemented,
+        Code::InvalidArgument,
         "the new key was not fetched: {status:?}"
     );
     after.stop().await;

@@ -1,7 +1,7 @@
 //! RPCs whose logic later issues build answer UNIMPLEMENTED, saying so, rather than
 //! pretending. These tests change as the RPCs are built.
 
-use ramp::proto::GetFormTaskRequest;
+use ramp::proto::SubmitFormRequest;
 use ramp::proto::form_service_client::FormServiceClient;
 
 use crate::helpers::{spawn_app, token, with_token};
@@ -12,9 +12,10 @@ async fn unbuilt_rpcs_answer_unimplemented_and_name_their_issue() {
     let mut forms = FormServiceClient::new(app.channel().await);
     let ann = token("ann@example.com", &[]);
     let status = forms
-        .get_form_task(with_token(
-            GetFormTaskRequest {
+        .submit_form(with_token(
+            SubmitFormRequest {
                 id: uuid::Uuid::now_v7().to_string(),
+                ..Default::default()
             },
             &ann,
         ))
@@ -22,7 +23,7 @@ async fn unbuilt_rpcs_answer_unimplemented_and_name_their_issue() {
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
     assert!(
-        status.message().contains("issue #6"),
+        status.message().contains("issue #7"),
         "{}",
         status.message()
     );

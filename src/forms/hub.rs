@@ -1,0 +1,287 @@
+//! The change hub of one replica: wakes on committed changes (its own writers at
+//! once, other replicas' through one LISTEN connection, and a timer in case a
+//! notification is lost), reads the log once for all streams, and hands each change
+//! to the streams of its assignee.
+//!
+//! - NOTIFY is never sent per write: writers poke the hub, and one notifier sends at
+//!   most one data-less NOTIFY per tick.
+//! - A stream that does not keep up never slows the others: its buffer is bounded,
+//!   and when it is full the hub drops the change and marks the stream lagging; the
+//!   stream then catches up from the log itself.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::{Notify, mpsc};
+use tokio_postgres::AsyncMessage;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::Store;
+use crate::store::forms::{self as rows, ChangeRow, Position};
+
+/// The channel replicas notify each other on. Notifications carry no data.
+pub const CHANNEL: &str = "ramp_form_changes";
+/// Changes read from the log per query.
+const BATCH: i64 = 1_000;
+
+#[derive(Clone, Debug)]
+pub struct HubSettings {
+    /// How often the log is read even without a wake-up.
+    pub poll_interval: Duration,
+    /// How long pokes are gathered into one NOTIFY.
+    pub notify_tick: Duration,
+    /// Changes buffered per stream before it must catch up from the log.
+    pub stream_buffer: usize,
+    /// Open streams per user.
+    pub max_streams_per_user: usize,
+}
+
+#[derive(Clone)]
+pub struct ChangeHub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    settings: HubSettings,
+    streams: Mutex<HashMap<String, Vec<Subscriber>>>,
+    next_id: AtomicU64,
+    /// Wakes this replica's reader.
+    wake: Notify,
+    /// Asks the notifier to tell the other replicas.
+    poke: Notify,
+}
+
+struct Subscriber {
+    id: u64,
+    sender: mpsc::Sender<Arc<ChangeRow>>,
+    lagging: Arc<AtomicBool>,
+}
+
+/// One stream's registration; dropping it unregisters.
+pub struct Subscription {
+    id: u64,
+    assignee: String,
+    pub changes: mpsc::Receiver<Arc<ChangeRow>>,
+    pub lagging: Arc<AtomicBool>,
+    inner: Arc<Inner>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut streams = self.inner.streams.lock().expect("not poisoned");
+        if let Some(list) = streams.get_mut(&self.assignee) {
+            list.retain(|s| s.id != self.id);
+            if list.is_empty() {
+                streams.remove(&self.assignee);
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0} streams are open for this user already")]
+pub struct TooManyStreams(pub usize);
+
+impl ChangeHub {
+    pub fn new(store: Store, settings: HubSettings) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                settings,
+                streams: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
+                wake: Notify::new(),
+                poke: Notify::new(),
+            }),
+        }
+    }
+
+    /// Registers a stream for `assignee`'s changes. Register before reading the
+    /// snapshot, so that nothing committed in between is missed.
+    pub fn subscribe(&self, assignee: &str) -> Result<Subscription, TooManyStreams> {
+        let (sender, changes) = mpsc::channel(self.inner.settings.stream_buffer);
+        let lagging = Arc::new(AtomicBool::new(false));
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut streams = self.inner.streams.lock().expect("not poisoned");
+        let list = streams.entry(assignee.to_owned()).or_default();
+        if list.len() >= self.inner.settings.max_streams_per_user {
+            return Err(TooManyStreams(list.len()));
+        }
+        list.push(Subscriber {
+            id,
+            sender,
+            lagging: lagging.clone(),
+        });
+        Ok(Subscription {
+            id,
+            assignee: assignee.to_owned(),
+            changes,
+            lagging,
+            inner: self.inner.clone(),
+        })
+    }
+
+    /// The most changes any one stream has waiting in its buffer (bounded by
+    /// `stream_buffer`).
+    pub fn largest_buffer(&self) -> usize {
+        let streams = self.inner.streams.lock().expect("not poisoned");
+        streams
+            .values()
+            .flatten()
+            .map(|s| s.sender.max_capacity() - s.sender.capacity())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Open streams on this replica.
+    pub fn open_streams(&self) -> usize {
+        self.inner
+            .streams
+            .lock()
+            .expect("not poisoned")
+            .values()
+            .map(Vec::len)
+            .sum()
+    }
+
+    /// Called after a change committed: wakes this replica's reader now and has the
+    /// others told (coalesced).
+    pub fn changed(&self) {
+        self.inner.wake.notify_one();
+        self.inner.poke.notify_one();
+    }
+
+    /// Starts the reader, the notifier and the listener; they stop with `shutdown`.
+    pub async fn start(&self, shutdown: CancellationToken) -> Result<(), crate::store::StoreError> {
+        let frontier = rows::frontier(&self.inner.store.client().await?).await?;
+        tokio::spawn(self.clone().read_loop(frontier, shutdown.clone()));
+        tokio::spawn(self.clone().notify_loop(shutdown.clone()));
+        tokio::spawn(self.clone().listen_loop(shutdown));
+        Ok(())
+    }
+
+    async fn read_loop(self, mut frontier: Position, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.inner.wake.notified() => {}
+                _ = tokio::time::sleep(self.inner.settings.poll_interval) => {}
+            }
+            loop {
+                let batch = match self.inner.store.client().await {
+                    Ok(client) => rows::changes_after(&client, None, frontier, BATCH).await,
+                    Err(error) => Err(error),
+                };
+                let batch = match batch {
+                    Ok(batch) => batch,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot read the change log; streams wait");
+                        break;
+                    }
+                };
+                let full = batch.len() as i64 == BATCH;
+                for change in batch {
+                    frontier = change.position;
+                    self.dispatch(Arc::new(change));
+                }
+                if !full {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn dispatch(&self, change: Arc<ChangeRow>) {
+        let streams = self.inner.streams.lock().expect("not poisoned");
+        let Some(list) = streams.get(&change.assignee) else {
+            return;
+        };
+        for subscriber in list {
+            if let Err(mpsc::error::TrySendError::Full(_)) =
+                subscriber.sender.try_send(change.clone())
+            {
+                // The stream reads from the log when it gets to it.
+                subscriber.lagging.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    async fn notify_loop(self, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.inner.poke.notified() => {}
+            }
+            // Gather the pokes of one tick into one notification.
+            tokio::time::sleep(self.inner.settings.notify_tick).await;
+            let sent = match self.inner.store.client().await {
+                Ok(client) => client
+                    .execute("SELECT pg_notify($1, '')", &[&CHANNEL])
+                    .await
+                    .map_err(crate::store::StoreError::from),
+                Err(error) => Err(error),
+            };
+            if let Err(error) = sent {
+                // The others still read the log on their timers.
+                tracing::warn!(%error, "cannot notify other replicas");
+            }
+        }
+    }
+
+    /// One LISTEN connection, outside the pool, that only wakes the reader. When it
+    /// drops, it is opened again, and the reader reads (so nothing is missed).
+    async fn listen_loop(self, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.inner.store.connect_unpooled().await {
+                Ok((client, mut connection)) => {
+                    let (messages_tx, mut messages) = mpsc::unbounded_channel();
+                    let driver = tokio::spawn(async move {
+                        let mut stream =
+                            futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+                        while let Some(message) = stream.next().await {
+                            match message {
+                                Ok(AsyncMessage::Notification(_)) => {
+                                    let _ = messages_tx.send(());
+                                }
+                                Ok(_) => {}
+                                Err(error) => {
+                                    tracing::warn!(%error, "the LISTEN connection failed");
+                                    break;
+                                }
+                            }
+                        }
+                    });
+                    if let Err(error) = client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
+                        tracing::warn!(%error, "cannot LISTEN");
+                    } else {
+                        backoff = Duration::from_millis(100);
+                        // Whatever happened while not listening is read now.
+                        self.inner.wake.notify_one();
+                        loop {
+                            tokio::select! {
+                                _ = shutdown.cancelled() => { driver.abort(); return; }
+                                message = messages.recv() => match message {
+                                    Some(()) => self.inner.wake.notify_one(),
+                                    None => break,
+                                },
+                            }
+                        }
+                    }
+                    driver.abort();
+                    tracing::info!("LISTEN connection lost; reconnecting");
+                }
+                Err(error) => tracing::warn!(%error, "cannot open the LISTEN connection"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! Form tasks: created by workers (idempotent on the external task), read and drafted
+//! by their assignees, and streamed live to them (`stream.rs`, fed by `hub.rs`).
+
+mod hub;
+pub mod schema;
+mod stream;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+pub use hub::{ChangeHub, HubSettings, TooManyStreams};
+pub use stream::{Cursor, StreamEvent, StreamSettings};
+
+use crate::auth::Caller;
+use crate::camunda::CamundaError;
+use crate::email::Email;
+use crate::store::forms::{self as rows, FormTaskRow, ListQuery};
+use crate::store::{Store, StoreError};
+use schema::{SchemaError, Schemas};
+
+/// What a list or a stream shows of a form task. Stored with each change, so that a
+/// reader replays exactly what happened.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FormSummary {
+    pub id: Uuid,
+    pub form_name: String,
+    pub business_key: String,
+    pub assignee: String,
+    pub status: String,
+    pub process_instance_id: String,
+    pub root_process_instance_id: String,
+    pub process_definition_key: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub has_draft: bool,
+    pub title: String,
+}
+
+impl FormSummary {
+    pub fn of(row: &FormTaskRow) -> Self {
+        Self {
+            id: row.id,
+            form_name: row.form_name.clone(),
+            business_key: row.business_key.clone(),
+            assignee: row.assignee.clone(),
+            status: row.status.clone(),
+            process_instance_id: row.process_instance_id.clone(),
+            root_process_instance_id: row.root_process_instance_id.clone(),
+            process_definition_key: row.process_definition_key.clone(),
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            has_draft: row.draft.is_some(),
+            title: row.form_name.clone(),
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        serde_json::to_value(self).expect("a summary serializes")
+    }
+}
+
+/// A form task with what is needed to render and fill it.
+#[derive(Clone, Debug)]
+pub struct FormTask {
+    pub row: FormTaskRow,
+    pub schema: Option<Value>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FormError {
+    #[error("form task not found")]
+    NotFound,
+    #[error("{0}")]
+    NotPending(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("invalid page token")]
+    InvalidPageToken,
+    #[error(transparent)]
+    TooManyStreams(#[from] TooManyStreams),
+    #[error("engine: {0}")]
+    Engine(CamundaError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<SchemaError> for FormError {
+    fn from(error: SchemaError) -> Self {
+        match error {
+            SchemaError::Store(error) => Self::Store(error),
+            SchemaError::Camunda(CamundaError::NotFound(message)) => Self::InvalidArgument(
+                format!("the engine does not know the process instance: {message}"),
+            ),
+            SchemaError::Camunda(error) if error.is_transient() => {
+                Self::Unavailable(format!("the process engine is unavailable: {error}"))
+            }
+            SchemaError::Camunda(error) => Self::Engine(error),
+        }
+    }
+}
+
+/// What a worker says about a send task.
+pub struct NewFormTask {
+    pub external_task_id: String,
+    pub process_instance_id: String,
+    pub process_definition_id: Option<String>,
+    pub process_definition_key: Option<String>,
+    pub business_key: Email,
+    pub activity_id: String,
+    pub activity_instance_id: Option<String>,
+    pub execution_id: Option<String>,
+    pub form_name: Option<String>,
+    pub message_name: Option<String>,
+    pub assignee: Option<Email>,
+    pub prefill: Map<String, Value>,
+    pub tenant_id: Option<String>,
+    pub topic_name: Option<String>,
+}
+
+pub struct ListRequest {
+    pub assignee: Option<Email>,
+    pub statuses: Vec<String>,
+    pub business_key: Option<Email>,
+    pub root_process_instance_id: Option<String>,
+    pub page_size: usize,
+    pub page_token: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Forms {
+    store: Store,
+    schemas: Arc<Schemas>,
+    hub: ChangeHub,
+    stream_settings: StreamSettings,
+}
+
+impl Forms {
+    pub fn new(
+        store: Store,
+        schemas: Arc<Schemas>,
+        hub: ChangeHub,
+        stream_settings: StreamSettings,
+    ) -> Self {
+        Self {
+            store,
+            schemas,
+            hub,
+            stream_settings,
+        }
+    }
+
+    /// Stores a form task for a send task; a repeat for the same external task
+    /// returns the first and changes nothing.
+    pub async fn create(&self, new: NewFormTask) -> Result<(FormTask, bool), FormError> {
+        if let Some(existing) =
+            rows::by_external_task(&self.store.client().await?, &new.external_task_id).await?
+        {
+            return Ok((self.with_schema(existing).await?, false));
+        }
+        let lineage = self.schemas.lineage(&new.process_instance_id).await?;
+        let form_name = new
+            .form_name
+            .clone()
+            .unwrap_or_else(|| new.activity_id.clone());
+        let definition_id = new
+            .process_definition_id
+            .clone()
+            .or(lineage.process_definition_id);
+        let found = self
+            .schemas
+            .find(definition_id.as_deref(), &form_name)
+            .await?;
+        // Prefill offers only the form's own fields.
+        let prefill: Map<String, Value> = match &found {
+            Some((_, schema)) => {
+                let keys = schema::field_keys(schema);
+                new.prefill
+                    .into_iter()
+                    .filter(|(k, _)| keys.contains(k))
+                    .collect()
+            }
+            None => new.prefill,
+        };
+        let now = Utc::now();
+        let candidate = FormTaskRow {
+            id: Uuid::now_v7(),
+            external_task_id: new.external_task_id,
+            business_key: new.business_key.as_str().to_owned(),
+            message_name: new.message_name.unwrap_or_else(|| form_name.clone()),
+            form_name,
+            assignee: new
+                .assignee
+                .as_ref()
+                .unwrap_or(&new.business_key)
+                .as_str()
+                .to_owned(),
+            status: "pending".into(),
+            process_instance_id: new.process_instance_id,
+            root_process_instance_id: lineage.root_process_instance_id,
+            process_definition_id: definition_id,
+            process_definition_key: new.process_definition_key,
+            tenant_id: new.tenant_id,
+            topic_name: new.topic_name,
+            activity_id: new.activity_id,
+            activity_instance_id: new.activity_instance_id,
+            execution_id: new.execution_id,
+            deployment_id: found.as_ref().map(|(d, _)| d.clone()),
+            prefill: Value::Object(prefill),
+            draft: None,
+            withdrawal_reason: None,
+            created_at: now,
+            updated_at: now,
+            completed_at: None,
+        };
+        let mut client = self.store.client().await?;
+        let tx = client.transaction().await.map_err(StoreError::from)?;
+        let (row, created) = rows::insert(&tx, &candidate).await?;
+        if created {
+            rows::append_change(
+                &tx,
+                row.id,
+                &row.assignee,
+                "added",
+                None,
+                &FormSummary::of(&row).to_json(),
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        if created {
+            self.hub.changed();
+        }
+        Ok((
+            FormTask {
+                row,
+                schema: found.map(|(_, s)| s),
+            },
+            created,
+        ))
+    }
+
+    async fn with_schema(&self, row: FormTaskRow) -> Result<FormTask, FormError> {
+        let schema = match &row.deployment_id {
+            Some(deployment) => self.schemas.stored(deployment, &row.form_name).await?,
+            None => None,
+        };
+        Ok(FormTask { row, schema })
+    }
+
+    /// A form task the caller may see: their own, or any for workers and admins.
+    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<FormTask, FormError> {
+        let row = rows::get(&self.store.client().await?, id)
+            .await?
+            .ok_or(FormError::NotFound)?;
+        if !(caller.admin || caller.worker || row.assignee == caller.email.as_str()) {
+            return Err(FormError::NotFound);
+        }
+        self.with_schema(row).await
+    }
+
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        request: ListRequest,
+    ) -> Result<(Vec<FormSummary>, Option<String>), FormError> {
+        let assignee = if caller.admin || caller.worker {
+            request.assignee.as_ref().map(|a| a.as_str().to_owned())
+        } else {
+            Some(caller.email.as_str().to_owned())
+        };
+        let business_key = request.business_key.as_ref().map(|k| k.as_str().to_owned());
+        let filter = format!(
+            "{assignee:?}|{:?}|{business_key:?}|{:?}",
+            request.statuses, request.root_process_instance_id
+        );
+        let after = match &request.page_token {
+            Some(token) => {
+                Some(crate::paging::decode(token, &filter).ok_or(FormError::InvalidPageToken)?)
+            }
+            None => None,
+        };
+        let mut found = rows::list(
+            &self.store.client().await?,
+            &ListQuery {
+                assignee: assignee.as_deref(),
+                statuses: &request.statuses,
+                business_key: business_key.as_deref(),
+                root_process_instance_id: request.root_process_instance_id.as_deref(),
+                after,
+                limit: request.page_size as i64 + 1,
+            },
+        )
+        .await?;
+        let next = if found.len() > request.page_size {
+            found.truncate(request.page_size);
+            found
+                .last()
+                .map(|last| crate::paging::encode((last.created_at, last.id), &filter))
+        } else {
+            None
+        };
+        Ok((found.iter().map(FormSummary::of).collect(), next))
+    }
+
+    /// Replaces the draft of a pending form of the caller's, and pushes the change.
+    pub async fn save_draft(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        data: Map<String, Value>,
+    ) -> Result<FormSummary, FormError> {
+        let mut client = self.store.client().await?;
+        let tx = client.transaction().await.map_err(StoreError::from)?;
+        let current = rows::get(&tx, id).await?.ok_or(FormError::NotFound)?;
+        if current.assignee != caller.email.as_str() {
+            return Err(FormError::NotFound);
+        }
+        let Some(row) = rows::save_draft(&tx, id, &Value::Object(data)).await? else {
+            return Err(FormError::NotPending(format!(
+                "the form is {}, no longer pending",
+                current.status
+            )));
+        };
+        let summary = FormSummary::of(&row);
+        rows::append_change(
+            &tx,
+            row.id,
+            &row.assignee,
+            "updated",
+            None,
+            &summary.to_json(),
+        )
+        .await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        self.hub.changed();
+        Ok(summary)
+    }
+
+    /// The caller's live inbox: see `stream.rs`.
+    pub fn pending(
+        &self,
+        caller: &Caller,
+        cursor: Option<Cursor>,
+    ) -> Result<tokio::sync::mpsc::Receiver<Result<StreamEvent, FormError>>, FormError> {
+        let subscription = self.hub.subscribe(caller.email.as_str())?;
+        Ok(stream::spawn(
+            self.store.clone(),
+            subscription,
+            caller.email.as_str().to_owned(),
+            cursor,
+            self.stream_settings.clone(),
+        ))
+    }
+}

@@ -1,0 +1,199 @@
+//! Camunda Forms for form tasks: the `.form` whose id is the form name, from the
+//! deployment of the task's own process (else the newest deployment holding one),
+//! kept in the database per deployment so reading a task never needs the engine.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+use crate::camunda::{Camunda, CamundaError};
+use crate::store::{Store, StoreError, forms as rows};
+
+/// How many of the newest deployments are searched for a form the process's own
+/// deployment lacks.
+const NEWEST_DEPLOYMENTS: u32 = 20;
+/// How many instance → root lookups are remembered.
+const ROOT_CACHE: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error(transparent)]
+    Camunda(#[from] CamundaError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where an instance stands in its call hierarchy.
+#[derive(Clone, Debug)]
+pub struct Lineage {
+    pub root_process_instance_id: String,
+    pub process_definition_id: Option<String>,
+}
+
+pub struct Schemas {
+    store: Store,
+    camunda: Camunda,
+    lineage: Mutex<HashMap<String, Lineage>>,
+}
+
+impl Schemas {
+    pub fn new(store: Store, camunda: Camunda) -> Self {
+        Self {
+            store,
+            camunda,
+            lineage: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The root instance (and definition) of a process instance, from the engine's
+    /// history; remembered, since it never changes.
+    pub async fn lineage(&self, process_instance_id: &str) -> Result<Lineage, SchemaError> {
+        if let Some(known) = self
+            .lineage
+            .lock()
+            .expect("not poisoned")
+            .get(process_instance_id)
+        {
+            return Ok(known.clone());
+        }
+        let history = self
+            .camunda
+            .historic_process_instance(process_instance_id)
+            .await?;
+        let lineage = Lineage {
+            root_process_instance_id: history
+                .root_process_instance_id
+                .unwrap_or_else(|| process_instance_id.to_owned()),
+            process_definition_id: history.process_definition_id,
+        };
+        let mut cache = self.lineage.lock().expect("not poisoned");
+        if cache.len() >= ROOT_CACHE {
+            cache.clear();
+        }
+        cache.insert(process_instance_id.to_owned(), lineage.clone());
+        Ok(lineage)
+    }
+
+    /// The form `form_id` for a task of `definition_id`: (deployment, schema).
+    pub async fn find(
+        &self,
+        definition_id: Option<&str>,
+        form_id: &str,
+    ) -> Result<Option<(String, Value)>, SchemaError> {
+        if let Some(definition_id) = definition_id {
+            let definition = self.camunda.definition(definition_id).await?;
+            if let Some(deployment) = definition.deployment_id
+                && let Some(schema) = self.in_deployment(&deployment, form_id).await?
+            {
+                return Ok(Some((deployment, schema)));
+            }
+        }
+        for deployment in self.camunda.latest_deployments(NEWEST_DEPLOYMENTS).await? {
+            if let Some(schema) = self.in_deployment(&deployment.id, form_id).await? {
+                return Ok(Some((deployment.id, schema)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A stored schema (the task's deployment is known).
+    pub async fn stored(
+        &self,
+        deployment_id: &str,
+        form_id: &str,
+    ) -> Result<Option<Value>, StoreError> {
+        rows::schema(&self.store.client().await?, deployment_id, form_id).await
+    }
+
+    async fn in_deployment(
+        &self,
+        deployment_id: &str,
+        form_id: &str,
+    ) -> Result<Option<Value>, SchemaError> {
+        if let Some(schema) = self.stored(deployment_id, form_id).await? {
+            return Ok(Some(schema));
+        }
+        // Read every form of the deployment once and keep them all.
+        let mut found = None;
+        for resource in self.camunda.deployment_resources(deployment_id).await? {
+            if !resource.name.ends_with(".form") {
+                continue;
+            }
+            let content = self
+                .camunda
+                .resource_data(deployment_id, &resource.id)
+                .await?;
+            let Ok(schema) = serde_json::from_slice::<Value>(&content) else {
+                tracing::warn!(deployment_id, resource = %resource.name, "a deployed form is not JSON");
+                continue;
+            };
+            let Some(id) = schema.get("id").and_then(Value::as_str).map(str::to_owned) else {
+                continue;
+            };
+            rows::put_schema(&self.store.client().await?, deployment_id, &id, &schema).await?;
+            if id == form_id {
+                found = Some(schema);
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// The data keys a Camunda Form defines at the top level of its data: input fields'
+/// `key`, the first segment of a group's `path`, the fields inside groups without a
+/// path.
+pub fn field_keys(schema: &Value) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    collect(schema, &mut keys);
+    keys
+}
+
+fn collect(container: &Value, keys: &mut BTreeSet<String>) {
+    for component in container
+        .get("components")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(path) = component
+            .get("path")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+        {
+            if let Some(first) = path.split('.').next() {
+                keys.insert(first.to_owned());
+            }
+            continue;
+        }
+        if let Some(key) = component
+            .get("key")
+            .and_then(Value::as_str)
+            .filter(|k| !k.is_empty())
+        {
+            keys.insert(key.split('.').next().unwrap_or(key).to_owned());
+        }
+        if component.get("components").is_some() {
+            collect(component, keys);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn keys_come_from_fields_groups_and_paths() {
+        let schema = json!({"components": [
+            {"type": "textfield", "key": "companyName"},
+            {"type": "text", "text": "no key"},
+            {"type": "group", "components": [{"type": "number", "key": "riskScore"}]},
+            {"type": "group", "path": "address.main", "components": [{"type": "textfield", "key": "street"}]},
+            {"type": "textfield", "key": "contact.email"}
+        ]});
+        let keys: Vec<_> = field_keys(&schema).into_iter().collect();
+        assert_eq!(keys, ["address", "companyName", "contact", "riskScore"]);
+    }
+}

@@ -1,0 +1,270 @@
+//! One PendingForms stream: a snapshot (or, with a cursor, exactly the changes missed
+//! since), then every change as the hub hands it over, with a heartbeat when idle.
+//!
+//! Positions are the change log's (tx, seq). The hub and catch-up reads both take
+//! only rows below the oldest transaction in flight, in position order, so a
+//! stream never skips a row that commits late; a change at or below the stream's
+//! cursor was sent already and is dropped, so nothing is sent twice.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use base64::Engine;
+use chrono::Utc;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::hub::Subscription;
+use super::{FormError, FormSummary};
+use crate::store::Store;
+use crate::store::forms::{self as rows, ChangeRow, Position};
+
+/// Changes read from the log per catch-up query.
+const CATCH_UP_BATCH: i64 = 500;
+
+#[derive(Clone, Debug)]
+pub struct StreamSettings {
+    /// Time between heartbeats on an idle stream.
+    pub heartbeat: Duration,
+    /// How long the change log is kept: older cursors get a snapshot.
+    pub retention: Duration,
+}
+
+/// A position in the change log, as clients hold it: opaque text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor(pub Position);
+
+const ENGINE: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+impl Cursor {
+    pub fn encode(self) -> String {
+        ENGINE.encode(format!("c1:{}:{}", self.0.0, self.0.1))
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        let decoded = String::from_utf8(ENGINE.decode(text).ok()?).ok()?;
+        let mut parts = decoded.split(':');
+        if parts.next()? != "c1" {
+            return None;
+        }
+        let tx = parts.next()?.parse().ok()?;
+        let seq = parts.next()?.parse().ok()?;
+        parts.next().is_none().then_some(Self((tx, seq)))
+    }
+}
+
+/// What a stream sends.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StreamEvent {
+    Snapshot(Vec<FormSummary>, Cursor),
+    Added(FormSummary, Cursor),
+    Updated(FormSummary, Cursor),
+    Removed(Uuid, String, Cursor),
+    Heartbeat(Cursor),
+}
+
+fn event_of(change: &ChangeRow) -> Option<StreamEvent> {
+    let cursor = Cursor(change.position);
+    match change.kind.as_str() {
+        "added" | "updated" => {
+            let summary: FormSummary = match serde_json::from_value(change.summary.clone()) {
+                Ok(summary) => summary,
+                Err(error) => {
+                    tracing::error!(%error, position = ?change.position, "an unreadable change in the log");
+                    return None;
+                }
+            };
+            Some(if change.kind == "added" {
+                StreamEvent::Added(summary, cursor)
+            } else {
+                StreamEvent::Updated(summary, cursor)
+            })
+        }
+        "removed" => Some(StreamEvent::Removed(
+            change.form_task_id,
+            change.reason.clone().unwrap_or_default(),
+            cursor,
+        )),
+        _ => None,
+    }
+}
+
+type Out = mpsc::Sender<Result<StreamEvent, FormError>>;
+
+/// Starts the stream's task; its events come out of the returned receiver. The task
+/// ends when the receiver is dropped (the client left, the server shuts down).
+pub fn spawn(
+    store: Store,
+    subscription: Subscription,
+    assignee: String,
+    cursor: Option<Cursor>,
+    settings: StreamSettings,
+) -> mpsc::Receiver<Result<StreamEvent, FormError>> {
+    let (out, receiver) = mpsc::channel(16);
+    tokio::spawn(async move {
+        let result = run(&store, subscription, &assignee, cursor, &settings, &out).await;
+        if let Err(error) = result {
+            let _ = out.send(Err(error)).await;
+        }
+    });
+    receiver
+}
+
+async fn run(
+    store: &Store,
+    mut subscription: Subscription,
+    assignee: &str,
+    cursor: Option<Cursor>,
+    settings: &StreamSettings,
+    out: &Out,
+) -> Result<(), FormError> {
+    // The subscription is registered already: whatever commits from here on reaches
+    // it, and the start below covers everything before.
+    let mut position = match resumable(store, cursor, settings).await? {
+        Some(cursor) => {
+            let mut position = cursor.0;
+            if !catch_up(store, assignee, &mut position, out).await? {
+                return Ok(());
+            }
+            position
+        }
+        None => {
+            let (forms, position) = snapshot(store, assignee).await?;
+            let summaries = forms.iter().map(FormSummary::of).collect();
+            if out
+                .send(Ok(StreamEvent::Snapshot(summaries, Cursor(position))))
+                .await
+                .is_err()
+            {
+                return Ok(());
+            }
+            position
+        }
+    };
+    let mut heartbeat = tokio::time::interval_at(
+        tokio::time::Instant::now() + settings.heartbeat,
+        settings.heartbeat,
+    );
+    loop {
+        if subscription.lagging.swap(false, Ordering::AcqRel)
+            && !catch_up(store, assignee, &mut position, out).await?
+        {
+            return Ok(());
+        }
+        let change: Arc<ChangeRow> = tokio::select! {
+            _ = out.closed() => return Ok(()),
+            _ = heartbeat.tick() => {
+                if out.send(Ok(StreamEvent::Heartbeat(Cursor(position)))).await.is_err() {
+                    return Ok(());
+                }
+                continue;
+            }
+            change = subscription.changes.recv() => match change {
+                Some(change) => change,
+                None => return Ok(()),
+            },
+        };
+        if change.position <= position {
+            continue; // sent already (snapshot or catch-up)
+        }
+        position = change.position;
+        if let Some(event) = event_of(&change)
+            && out.send(Ok(event)).await.is_err()
+        {
+            return Ok(());
+        }
+        heartbeat.reset();
+    }
+}
+
+/// The client's cursor if the log still holds what follows it; `None` when a
+/// snapshot is due (no cursor, or one older than the retention).
+async fn resumable(
+    store: &Store,
+    cursor: Option<Cursor>,
+    settings: &StreamSettings,
+) -> Result<Option<Cursor>, FormError> {
+    let Some(cursor) = cursor else {
+        return Ok(None);
+    };
+    let client = store.client().await?;
+    let oldest = Utc::now() - chrono::Duration::from_std(settings.retention).unwrap_or_default();
+    if cursor.0 == (0, 0) {
+        // The start of the log (a snapshot taken while it was empty): resumable
+        // while nothing in the log is old enough to have been pruned.
+        return Ok(match rows::oldest_change(&client).await? {
+            Some(at) if at < oldest => None,
+            _ => Some(cursor),
+        });
+    }
+    Ok(match rows::change_time(&client, cursor.0).await? {
+        Some(at) if at >= oldest => Some(cursor),
+        _ => None,
+    })
+}
+
+/// Sends every change of the log after `position`; false when the client left.
+async fn catch_up(
+    store: &Store,
+    assignee: &str,
+    position: &mut Position,
+    out: &Out,
+) -> Result<bool, FormError> {
+    loop {
+        let batch = rows::changes_after(
+            &store.client().await?,
+            Some(assignee),
+            *position,
+            CATCH_UP_BATCH,
+        )
+        .await?;
+        let full = batch.len() as i64 == CATCH_UP_BATCH;
+        for change in batch {
+            *position = change.position;
+            if let Some(event) = event_of(&change)
+                && out.send(Ok(event)).await.is_err()
+            {
+                return Ok(false);
+            }
+        }
+        if !full {
+            return Ok(true);
+        }
+    }
+}
+
+/// A consistent snapshot; retried while a transaction touching these forms is still
+/// in flight below it (moments, normally).
+async fn snapshot(
+    store: &Store,
+    assignee: &str,
+) -> Result<(Vec<rows::FormTaskRow>, Position), FormError> {
+    let mut wait = Duration::from_millis(5);
+    loop {
+        let mut client = store.client().await?;
+        if let Some(found) = rows::snapshot(&mut client, assignee).await? {
+            return Ok(found);
+        }
+        drop(client);
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_millis(200));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_garbage() {
+        let cursor = Cursor((1234, 56));
+        assert_eq!(Cursor::parse(&cursor.encode()), Some(cursor));
+        assert_eq!(Cursor::parse("nope"), None);
+        assert_eq!(Cursor::parse(&ENGINE.encode("c1:1")), None);
+        assert!(
+            Cursor((1, 9)) < Cursor((2, 1)),
+            "positions order by transaction first"
+        );
+    }
+}

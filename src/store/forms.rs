@@ -1,0 +1,399 @@
+//! Queries of form tasks, their change log and the cached form schemas.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use serde_json::Value;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::StoreError;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FormTaskRow {
+    pub id: Uuid,
+    pub external_task_id: String,
+    pub business_key: String,
+    pub form_name: String,
+    pub message_name: String,
+    pub assignee: String,
+    pub status: String,
+    pub process_instance_id: String,
+    pub root_process_instance_id: String,
+    pub process_definition_id: Option<String>,
+    pub process_definition_key: Option<String>,
+    pub tenant_id: Option<String>,
+    pub topic_name: Option<String>,
+    pub activity_id: String,
+    pub activity_instance_id: Option<String>,
+    pub execution_id: Option<String>,
+    pub deployment_id: Option<String>,
+    pub prefill: Value,
+    pub draft: Option<Value>,
+    pub withdrawal_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, external_task_id, business_key, form_name, message_name, assignee, status, \
+    process_instance_id, root_process_instance_id, process_definition_id, process_definition_key, \
+    tenant_id, topic_name, activity_id, activity_instance_id, execution_id, deployment_id, prefill, \
+    draft, withdrawal_reason, created_at, updated_at, completed_at";
+
+fn from_row(row: &Row) -> FormTaskRow {
+    FormTaskRow {
+        id: row.get("id"),
+        external_task_id: row.get("external_task_id"),
+        business_key: row.get("business_key"),
+        form_name: row.get("form_name"),
+        message_name: row.get("message_name"),
+        assignee: row.get("assignee"),
+        status: row.get("status"),
+        process_instance_id: row.get("process_instance_id"),
+        root_process_instance_id: row.get("root_process_instance_id"),
+        process_definition_id: row.get("process_definition_id"),
+        process_definition_key: row.get("process_definition_key"),
+        tenant_id: row.get("tenant_id"),
+        topic_name: row.get("topic_name"),
+        activity_id: row.get("activity_id"),
+        activity_instance_id: row.get("activity_instance_id"),
+        execution_id: row.get("execution_id"),
+        deployment_id: row.get("deployment_id"),
+        prefill: row.get("prefill"),
+        draft: row.get("draft"),
+        withdrawal_reason: row.get("withdrawal_reason"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+        completed_at: row.get("completed_at"),
+    }
+}
+
+/// Inserts a form task unless one exists for its external task. Returns the row
+/// and whether this call created it.
+#[tracing::instrument(name = "store.forms.insert", skip_all)]
+pub async fn insert(
+    client: &impl GenericClient,
+    task: &FormTaskRow,
+) -> Result<(FormTaskRow, bool), StoreError> {
+    let sql = format!(
+        "INSERT INTO form_tasks (id, external_task_id, business_key, form_name, message_name, assignee, status,
+            process_instance_id, root_process_instance_id, process_definition_id, process_definition_key,
+            tenant_id, topic_name, activity_id, activity_instance_id, execution_id, deployment_id, prefill)
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+         ON CONFLICT (external_task_id) DO NOTHING
+         RETURNING {COLUMNS}"
+    );
+    let inserted = client
+        .query_opt(
+            &sql,
+            &[
+                &task.id,
+                &task.external_task_id,
+                &task.business_key,
+                &task.form_name,
+                &task.message_name,
+                &task.assignee,
+                &task.process_instance_id,
+                &task.root_process_instance_id,
+                &task.process_definition_id,
+                &task.process_definition_key,
+                &task.tenant_id,
+                &task.topic_name,
+                &task.activity_id,
+                &task.activity_instance_id,
+                &task.execution_id,
+                &task.deployment_id,
+                &task.prefill,
+            ],
+        )
+        .await?;
+    match inserted {
+        Some(row) => Ok((from_row(&row), true)),
+        None => {
+            let sql = format!("SELECT {COLUMNS} FROM form_tasks WHERE external_task_id = $1");
+            let row = client.query_one(&sql, &[&task.external_task_id]).await?;
+            Ok((from_row(&row), false))
+        }
+    }
+}
+
+#[tracing::instrument(name = "store.forms.by_external_task", skip_all)]
+pub async fn by_external_task(
+    client: &impl GenericClient,
+    external_task_id: &str,
+) -> Result<Option<FormTaskRow>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM form_tasks WHERE external_task_id = $1");
+    Ok(client
+        .query_opt(&sql, &[&external_task_id])
+        .await?
+        .as_ref()
+        .map(from_row))
+}
+
+#[tracing::instrument(name = "store.forms.get", skip_all)]
+pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<Option<FormTaskRow>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM form_tasks WHERE id = $1");
+    Ok(client.query_opt(&sql, &[&id]).await?.as_ref().map(from_row))
+}
+
+/// Replaces the draft of a pending form. `None` when the form is not pending.
+#[tracing::instrument(name = "store.forms.save_draft", skip_all)]
+pub async fn save_draft(
+    client: &impl GenericClient,
+    id: Uuid,
+    draft: &Value,
+) -> Result<Option<FormTaskRow>, StoreError> {
+    let sql = format!(
+        "UPDATE form_tasks SET draft = $2, updated_at = now() WHERE id = $1 AND status = 'pending' RETURNING {COLUMNS}"
+    );
+    Ok(client
+        .query_opt(&sql, &[&id, draft])
+        .await?
+        .as_ref()
+        .map(from_row))
+}
+
+/// A user's pending forms, oldest first.
+#[tracing::instrument(name = "store.forms.pending_for", skip_all)]
+pub async fn pending_for(
+    client: &impl GenericClient,
+    assignee: &str,
+) -> Result<Vec<FormTaskRow>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM form_tasks WHERE assignee = $1 AND status = 'pending' ORDER BY created_at, id"
+    );
+    Ok(client
+        .query(&sql, &[&assignee])
+        .await?
+        .iter()
+        .map(from_row)
+        .collect())
+}
+
+pub struct ListQuery<'a> {
+    pub assignee: Option<&'a str>,
+    pub statuses: &'a [String],
+    pub business_key: Option<&'a str>,
+    pub root_process_instance_id: Option<&'a str>,
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: i64,
+}
+
+/// Form tasks, oldest first, one page.
+#[tracing::instrument(name = "store.forms.list", skip_all)]
+pub async fn list(
+    client: &impl GenericClient,
+    query: &ListQuery<'_>,
+) -> Result<Vec<FormTaskRow>, StoreError> {
+    let (after_time, after_id) = match query.after {
+        Some((time, id)) => (Some(time), Some(id)),
+        None => (None, None),
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM form_tasks
+         WHERE ($1::text IS NULL OR assignee = $1)
+           AND (cardinality($2::text[]) = 0 OR status = ANY($2))
+           AND ($3::text IS NULL OR business_key = $3)
+           AND ($4::text IS NULL OR root_process_instance_id = $4)
+           AND ($5::timestamptz IS NULL OR (created_at, id) > ($5, $6))
+         ORDER BY created_at, id
+         LIMIT $7"
+    );
+    Ok(client
+        .query(
+            &sql,
+            &[
+                &query.assignee,
+                &query.statuses,
+                &query.business_key,
+                &query.root_process_instance_id,
+                &after_time,
+                &after_id,
+                &query.limit,
+            ],
+        )
+        .await?
+        .iter()
+        .map(from_row)
+        .collect())
+}
+
+/// A position in the change log: (writing transaction, row number).
+pub type Position = (i64, i64);
+
+/// One change of the log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChangeRow {
+    pub position: Position,
+    pub form_task_id: Uuid,
+    pub assignee: String,
+    pub kind: String,
+    pub reason: Option<String>,
+    pub summary: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+fn change_from_row(row: &Row) -> ChangeRow {
+    ChangeRow {
+        position: (row.get("tx"), row.get("seq")),
+        form_task_id: row.get("form_task_id"),
+        assignee: row.get("assignee"),
+        kind: row.get("kind"),
+        reason: row.get("reason"),
+        summary: row.get("summary"),
+        created_at: row.get("created_at"),
+    }
+}
+
+/// Appends a change, in the caller's transaction.
+#[tracing::instrument(name = "store.forms.append_change", skip_all)]
+pub async fn append_change(
+    client: &impl GenericClient,
+    form_task_id: Uuid,
+    assignee: &str,
+    kind: &str,
+    reason: Option<&str>,
+    summary: &Value,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "INSERT INTO form_changes (form_task_id, assignee, kind, reason, summary) VALUES ($1, $2, $3, $4, $5)",
+            &[&form_task_id, &assignee, &kind, &reason, summary],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Changes after `after`, for one assignee or all, that no transaction still in
+/// flight can precede: only rows of transactions older than the snapshot's xmin.
+#[tracing::instrument(name = "store.forms.changes_after", skip_all)]
+pub async fn changes_after(
+    client: &impl GenericClient,
+    assignee: Option<&str>,
+    after: Position,
+    limit: i64,
+) -> Result<Vec<ChangeRow>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT tx, seq, form_task_id, assignee, kind, reason, summary, created_at FROM form_changes
+             WHERE ($1::text IS NULL OR assignee = $1)
+               AND (tx, seq) > ($2, $3)
+               AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+             ORDER BY tx, seq
+             LIMIT $4",
+            &[&assignee, &after.0, &after.1, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(change_from_row).collect())
+}
+
+/// The end of what readers can see now: the greatest position below the xmin.
+#[tracing::instrument(name = "store.forms.frontier", skip_all)]
+pub async fn frontier(client: &impl GenericClient) -> Result<Position, StoreError> {
+    Ok(client
+        .query_opt(
+            "SELECT tx, seq FROM form_changes
+             WHERE tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+             ORDER BY tx DESC, seq DESC LIMIT 1",
+            &[],
+        )
+        .await?
+        .map(|row| (row.get(0), row.get(1)))
+        .unwrap_or((0, 0)))
+}
+
+/// When the change at `position` was written, if it is still in the log.
+pub async fn change_time(
+    client: &impl GenericClient,
+    position: Position,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    Ok(client
+        .query_opt(
+            "SELECT created_at FROM form_changes WHERE tx = $1 AND seq = $2",
+            &[&position.0, &position.1],
+        )
+        .await?
+        .map(|row| row.get(0)))
+}
+
+/// When the oldest change still in the log was written.
+pub async fn oldest_change(
+    client: &impl GenericClient,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    Ok(client
+        .query_one("SELECT min(created_at) FROM form_changes", &[])
+        .await?
+        .get(0))
+}
+
+/// A consistent snapshot of a user's pending forms and the log position it stands
+/// at, or `None` when a transaction that touched this user's forms was still in
+/// flight below the snapshot (then try again: it will be done in a moment).
+pub async fn snapshot(
+    client: &mut deadpool_postgres::Object,
+    assignee: &str,
+) -> Result<Option<(Vec<FormTaskRow>, Position)>, StoreError> {
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    // Rows this snapshot sees that readers cannot take yet (their transaction is at
+    // or above xmin): the snapshot would include their effect but the cursor not.
+    let ahead: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM form_changes
+             WHERE assignee = $1 AND tx >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+            &[&assignee],
+        )
+        .await?
+        .get(0);
+    if ahead > 0 {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    let position = tx
+        .query_opt(
+            "SELECT tx, seq FROM form_changes
+             WHERE tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+             ORDER BY tx DESC, seq DESC LIMIT 1",
+            &[],
+        )
+        .await?
+        .map(|row| (row.get(0), row.get(1)))
+        .unwrap_or((0, 0));
+    let forms = pending_for(&tx, assignee).await?;
+    tx.commit().await?;
+    Ok(Some((forms, position)))
+}
+
+pub async fn schema(
+    client: &impl GenericClient,
+    deployment_id: &str,
+    form_id: &str,
+) -> Result<Option<Value>, StoreError> {
+    Ok(client
+        .query_opt(
+            "SELECT schema FROM form_schemas WHERE deployment_id = $1 AND form_id = $2",
+            &[&deployment_id, &form_id],
+        )
+        .await?
+        .map(|row| row.get(0)))
+}
+
+pub async fn put_schema(
+    client: &impl GenericClient,
+    deployment_id: &str,
+    form_id: &str,
+    schema: &Value,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "INSERT INTO form_schemas (deployment_id, form_id, schema) VALUES ($1, $2, $3)
+             ON CONFLICT (deployment_id, form_id) DO NOTHING",
+            &[&deployment_id, &form_id, schema],
+        )
+        .await?;
+    Ok(())
+}

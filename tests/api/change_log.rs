@@ -1,0 +1,232 @@
+//! The change log under stress: out-of-order commits, a lost LISTEN connection, and
+//! a stream that stops reading.
+
+use std::time::Duration;
+
+use ramp::proto::pending_forms_response::Event;
+use serde_json::json;
+use tokio_stream::StreamExt;
+use uuid::Uuid;
+
+use crate::forms::{create, instance_with_form, new_task, next, open, quiet, user};
+use crate::helpers::{TestApp, fresh_database, spawn_app, spawn_app_on, spawn_app_with};
+
+fn summary(id: Uuid, assignee: &str) -> serde_json::Value {
+    let now = chrono::Utc::now().to_rfc3339();
+    json!({
+        "id": id, "form_name": "step", "business_key": assignee, "assignee": assignee,
+        "status": "pending", "process_instance_id": "pi", "root_process_instance_id": "pi",
+        "process_definition_key": null, "created_at": now, "updated_at": now,
+        "has_draft": false, "title": "step"
+    })
+}
+
+const INSERT: &str =
+    "INSERT INTO form_changes (form_task_id, assignee, kind, summary) VALUES ($1, $2, 'added', $3)";
+
+async fn insert(client: &impl tokio_postgres::GenericClient, assignee: &str) -> Uuid {
+    let id = Uuid::now_v7();
+    client
+        .execute(INSERT, &[&id, &assignee, &summary(id, assignee)])
+        .await
+        .unwrap();
+    id
+}
+
+fn added(message: &ramp::proto::PendingFormsResponse) -> String {
+    match &message.event {
+        Some(Event::Added(t)) => t.id.clone(),
+        other => panic!("expected added, got {other:?}"),
+    }
+}
+
+async fn added_ids(
+    stream: &mut tonic::Streaming<ramp::proto::PendingFormsResponse>,
+    count: usize,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..count {
+        ids.push(added(&next(stream).await));
+    }
+    ids
+}
+
+#[tokio::test]
+async fn out_of_order_commits_are_seen_once_each_in_commit_order() {
+    let app = spawn_app().await;
+    let ann = user();
+    let mut stream = open(&app, &ann, "").await;
+    let start = next(&mut stream).await.cursor;
+    let mut early = app.db().await;
+    let mut late = app.db().await;
+
+    // `early` takes its transaction id first; `late` appends first (the lower row
+    // number); then `early` appends (the higher, later number) and commits first.
+    let t1 = early.transaction().await.unwrap();
+    t1.query_one("SELECT pg_current_xact_id()::text", &[])
+        .await
+        .unwrap();
+    let t2 = late.transaction().await.unwrap();
+    let second = insert(&t2, &ann).await;
+    let first = insert(&t1, &ann).await;
+    t1.commit().await.unwrap();
+    assert_eq!(
+        added(&next(&mut stream).await),
+        first.to_string(),
+        "the first commit arrives first"
+    );
+    t2.commit().await.unwrap();
+    assert_eq!(added(&next(&mut stream).await), second.to_string());
+    assert!(
+        quiet(&mut stream, Duration::from_millis(1_500)).await,
+        "nothing twice"
+    );
+
+    // A reader that reconnects from before sees the same, once, in the same order.
+    let mut resumed = open(&app, &ann, &start).await;
+    assert_eq!(
+        added_ids(&mut resumed, 2).await,
+        [first.to_string(), second.to_string()]
+    );
+    assert!(quiet(&mut resumed, Duration::from_millis(1_500)).await);
+}
+
+#[tokio::test]
+async fn a_transaction_that_commits_late_is_never_skipped() {
+    let app = spawn_app().await;
+    let ann = user();
+    let mut stream = open(&app, &ann, "").await;
+    let start = next(&mut stream).await.cursor;
+    let mut slow = app.db().await;
+    let quick = app.db().await;
+
+    // `slow` starts first and stays open while `quick` appends and commits; only
+    // then does `slow` append and commit. A reader that took `quick`'s row at once
+    // and moved its cursor past it would skip `slow`'s for good.
+    let t1 = slow.transaction().await.unwrap();
+    t1.query_one("SELECT pg_current_xact_id()::text", &[])
+        .await
+        .unwrap();
+    let quick_id = insert(&quick, &ann).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let slow_id = insert(&t1, &ann).await;
+    t1.commit().await.unwrap();
+
+    let mut seen = added_ids(&mut stream, 2).await;
+    assert!(
+        quiet(&mut stream, Duration::from_millis(1_500)).await,
+        "nothing twice"
+    );
+    let mut resumed = open(&app, &ann, &start).await;
+    let replay = added_ids(&mut resumed, 2).await;
+    assert_eq!(replay, seen, "every reader sees one order");
+    seen.sort();
+    let mut expected = vec![quick_id.to_string(), slow_id.to_string()];
+    expected.sort();
+    assert_eq!(seen, expected, "both, once each");
+}
+
+#[tokio::test]
+async fn streams_survive_the_listen_connection_being_killed() {
+    // Reading on a timer practically never: only LISTEN (and its recovery) wakes A.
+    let database = fresh_database().await;
+    let quiet_timer = json!({"change_poll_ms": 600_000});
+    let a = spawn_app_on(&database, quiet_timer.clone()).await;
+    let b = spawn_app_on(&database, quiet_timer).await;
+    let ann = user();
+    let (instance, _) = instance_with_form(&ann).await;
+    let mut stream = open(&a, &ann, "").await;
+    next(&mut stream).await;
+
+    let mut created = Vec::new();
+    for i in 0..30 {
+        if i == 10 || i == 20 {
+            let killed: i64 = a
+                .db()
+                .await
+                .query_one(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                     WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            assert!(killed >= 1, "a LISTEN connection was there to kill");
+        }
+        let response = create(
+            &b,
+            new_task(&format!("ext-k{i}-{instance}"), &instance, &ann),
+        )
+        .await;
+        created.push(response.form_task.unwrap().summary.unwrap().id);
+    }
+    assert_eq!(
+        added_ids(&mut stream, 30).await,
+        created,
+        "every event, in order"
+    );
+}
+
+#[tokio::test]
+async fn a_stream_that_stops_reading_is_bounded_and_delays_no_one() {
+    let app: TestApp = spawn_app_with(json!({"stream_buffer": 16})).await;
+    let stuck_user = user();
+    let other_user = user();
+    let mut stuck = open(&app, &stuck_user, "").await;
+    next(&mut stuck).await;
+    let mut other = open(&app, &other_user, "").await;
+    next(&mut other).await;
+
+    // 10,000 changes for the stuck user, committed at once.
+    let db = app.db().await;
+    let inserted: Vec<Uuid> = db
+        .query(
+            "WITH ids AS (SELECT gen_random_uuid() AS id, n FROM generate_series(1, 10000) n)
+             INSERT INTO form_changes (form_task_id, assignee, kind, summary)
+             SELECT id, $1::text, 'added', jsonb_build_object(
+                 'id', id, 'form_name', 'step', 'business_key', $1::text, 'assignee', $1::text, 'status', 'pending',
+                 'process_instance_id', 'pi', 'root_process_instance_id', 'pi', 'process_definition_key', null,
+                 'created_at', now(), 'updated_at', now(), 'has_draft', false, 'title', 'step')
+             FROM ids ORDER BY n RETURNING form_task_id",
+            &[&stuck_user],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+
+    // Another user's form arrives while the stuck stream holds its backlog.
+    let (instance, _) = instance_with_form(&other_user).await;
+    let id = create(&app, new_task("ext-other", &instance, &other_user))
+        .await
+        .form_task
+        .unwrap()
+        .summary
+        .unwrap()
+        .id;
+    assert_eq!(added(&next(&mut other).await), id);
+    tokio::time::sleep(Duration::from_millis(1_500)).await; // the hub has read all 10,000 by now
+    let buffered = app.app.hub().largest_buffer();
+    assert!(
+        buffered <= 16,
+        "the server holds at most the stream's buffer, not the backlog: {buffered}"
+    );
+
+    // When it reads again, the stuck stream gets everything, once, in order.
+    let mut got = Vec::with_capacity(inserted.len());
+    while got.len() < inserted.len() {
+        let message = tokio::time::timeout(Duration::from_secs(30), stuck.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Some(Event::Added(t)) = message.event {
+            got.push(t.id);
+        }
+    }
+    let expected: Vec<String> = inserted.iter().map(Uuid::to_string).collect();
+    assert_eq!(got, expected);
+    assert!(quiet(&mut stuck, Duration::from_millis(1_000)).await);
+}
