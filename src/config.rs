@@ -161,6 +161,15 @@ pub struct Config {
     /// How long changes are gathered into one NOTIFY to the other replicas, in ms.
     /// `RAMP_NOTIFY_TICK_MS`.
     pub notify_tick_ms: u64,
+    /// How often each replica looks for due deliveries without a wake-up, in ms.
+    /// `RAMP_DELIVERY_POLL_MS`.
+    pub delivery_poll_ms: u64,
+    /// How long a replica holds a claimed delivery, in ms; longer than an engine
+    /// call (`RAMP_CAMUNDA_TIMEOUT_MS`). `RAMP_DELIVERY_LEASE_MS`.
+    pub delivery_lease_ms: u64,
+    /// Attempts after which a delivery that keeps failing (other than waiting for
+    /// the receive task) is marked failed. `RAMP_DELIVERY_MAX_ATTEMPTS`.
+    pub delivery_max_attempts: i32,
 }
 
 /// The built-in defaults, the lowest layer.
@@ -194,6 +203,9 @@ struct Defaults {
     change_retention_secs: u64,
     change_poll_ms: u64,
     notify_tick_ms: u64,
+    delivery_poll_ms: u64,
+    delivery_lease_ms: u64,
+    delivery_max_attempts: i32,
 }
 
 impl Default for Defaults {
@@ -227,6 +239,9 @@ impl Default for Defaults {
             change_retention_secs: 7 * 24 * 60 * 60,
             change_poll_ms: 1_000,
             notify_tick_ms: 2,
+            delivery_poll_ms: 1_000,
+            delivery_lease_ms: 30_000,
+            delivery_max_attempts: 30,
         }
     }
 }
@@ -403,6 +418,18 @@ impl Config {
         if self.change_poll_ms == 0 {
             return Err(invalid("RAMP_CHANGE_POLL_MS", "must be at least 1"));
         }
+        if self.delivery_poll_ms == 0 {
+            return Err(invalid("RAMP_DELIVERY_POLL_MS", "must be at least 1"));
+        }
+        if self.delivery_lease_ms <= self.camunda_timeout_ms {
+            return Err(invalid(
+                "RAMP_DELIVERY_LEASE_MS",
+                "must be longer than RAMP_CAMUNDA_TIMEOUT_MS, or a lease could run out during an engine call",
+            ));
+        }
+        if self.delivery_max_attempts < 1 {
+            return Err(invalid("RAMP_DELIVERY_MAX_ATTEMPTS", "must be at least 1"));
+        }
         if self.max_streams_per_user == 0 {
             return Err(invalid("RAMP_MAX_STREAMS_PER_USER", "must be at least 1"));
         }
@@ -440,6 +467,15 @@ impl Config {
             interval: Duration::from_millis(self.reconcile_interval_ms),
             overlap: Duration::from_secs(self.history_overlap_secs),
             start_grace: Duration::from_millis(self.start_grace_ms),
+        }
+    }
+
+    pub fn delivery(&self) -> crate::delivery::DeliverySettings {
+        crate::delivery::DeliverySettings {
+            poll: Duration::from_millis(self.delivery_poll_ms),
+            lease: Duration::from_millis(self.delivery_lease_ms),
+            max_attempts: self.delivery_max_attempts,
+            batch: 50,
         }
     }
 

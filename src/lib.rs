@@ -6,6 +6,7 @@ pub mod auth;
 pub mod camunda;
 pub mod config;
 pub mod cutoff;
+pub mod delivery;
 pub mod deploy;
 pub mod email;
 pub mod forms;

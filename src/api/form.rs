@@ -7,9 +7,9 @@ use serde_json::Value;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::caller;
 use super::process::timestamp;
 use super::validate::Violations;
-use super::{caller, not_built};
 use crate::forms::{
     Cursor, FormError, FormSummary, FormTask, Forms, ListRequest, NewFormTask, StreamEvent,
 };
@@ -64,6 +64,20 @@ fn summary_to_proto(summary: FormSummary) -> FormTaskSummary {
         update_time: Some(timestamp(summary.updated_at)),
         has_draft: summary.has_draft,
         title: summary.title,
+        delivery_state: summary
+            .delivery_state
+            .as_deref()
+            .map_or(DeliveryState::Unspecified, delivery_state) as i32,
+    }
+}
+
+fn delivery_state(state: &str) -> DeliveryState {
+    match state {
+        "pending" => DeliveryState::Pending,
+        "delivered" => DeliveryState::Delivered,
+        "failed" => DeliveryState::Failed,
+        "undeliverable" => DeliveryState::Undeliverable,
+        _ => DeliveryState::Unspecified,
     }
 }
 
@@ -78,8 +92,15 @@ fn task_to_proto(task: FormTask) -> crate::proto::FormTask {
         schema: task.schema.as_ref().and_then(object),
         prefill: object(&row.prefill),
         draft: row.draft.as_ref().and_then(object),
-        submitted_data: None,
-        submit_time: None,
+        submitted_data: task.submission.as_ref().and_then(|s| object(&s.data)),
+        submit_time: task.submission.as_ref().map(|s| timestamp(s.created_at)),
+        delivery: task.delivery.map(|d| Delivery {
+            state: delivery_state(&d.state) as i32,
+            attempts: d.attempts,
+            last_error: d.last_error.unwrap_or_default(),
+            next_attempt_time: (d.state == "pending").then(|| timestamp(d.next_attempt_at)),
+            deliver_time: d.delivered_at.map(timestamp),
+        }),
         withdrawal_reason: row.withdrawal_reason.unwrap_or_default(),
         message_name: row.message_name,
         activity_id: row.activity_id,
@@ -129,6 +150,13 @@ fn status(error: FormError) -> Status {
         FormError::NotPending(message) => Status::failed_precondition(message),
         FormError::Unavailable(message) => Status::unavailable(message),
         FormError::InvalidArgument(message) => Status::invalid_argument(message),
+        FormError::InvalidData(problems) => {
+            let mut violations = Violations::new();
+            for (field, problem) in problems {
+                violations.add(&format!("data.{field}"), problem);
+            }
+            violations.check().expect_err("there are problems")
+        }
         FormError::InvalidPageToken => {
             Status::invalid_argument("page_token is not valid for this query")
         }
@@ -346,12 +374,33 @@ impl FormService for FormApi {
         &self,
         request: Request<SubmitFormRequest>,
     ) -> Result<Response<SubmitFormResponse>, Status> {
-        let _caller = caller(&request)?;
+        let caller = caller(&request)?;
+        let r = request.into_inner();
         let mut v = Violations::new();
-        v.uuid("id", &request.get_ref().id);
-        v.structure("data", request.get_ref().data.as_ref());
-        v.id("request_id", &request.get_ref().request_id, false);
+        let id = v.uuid("id", &r.id);
+        v.structure("data", r.data.as_ref());
+        v.id("request_id", &r.request_id, false);
+        let data = match r.data.as_ref().map(crate::json::struct_to_json).transpose() {
+            Ok(data) => data.unwrap_or_default(),
+            Err(problem) => {
+                v.add("data", problem);
+                Default::default()
+            }
+        };
         v.check()?;
-        Err(not_built("SubmitForm", 7))
+        let submitted = self
+            .forms
+            .submit(&caller, id.expect("checked"), data, some(r.request_id))
+            .await
+            .map_err(status)?;
+        Ok(Response::new(SubmitFormResponse {
+            submission: Some(Submission {
+                id: submitted.submission.id.to_string(),
+                form_task_id: submitted.submission.form_task_id.to_string(),
+                submitted_by: submitted.submission.submitted_by,
+                submit_time: Some(timestamp(submitted.submission.created_at)),
+                delivery_state: delivery_state(&submitted.delivery_state) as i32,
+            }),
+        }))
     }
 }

@@ -25,8 +25,3 @@ fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
             Status::internal("internal error")
         })
 }
-
-/// The answer of an RPC whose logic is not built yet. The README lists them.
-fn not_built(rpc: &str, issue: u32) -> Status {
-    Status::unimplemented(format!("{rpc} is not built yet (issue #{issue})"))
-}

@@ -424,6 +424,35 @@ impl Camunda {
         .await
     }
 
+    pub async fn historic_activity_instance(
+        &self,
+        id: &str,
+    ) -> Result<HistoricActivityInstance, CamundaError> {
+        self.get(&format!("/history/activity-instance/{}", path(id)), &())
+            .await
+    }
+
+    /// Every value one variable of an instance has had (history detail: needs the
+    /// engine's history level `full`), as raw values.
+    pub async fn variable_updates(
+        &self,
+        process_instance_id: &str,
+        name: &str,
+    ) -> Result<Vec<Value>, CamundaError> {
+        let details: Vec<Value> = self
+            .get(
+                "/history/detail",
+                &[
+                    ("processInstanceId", process_instance_id),
+                    ("variableName", name),
+                    ("variableUpdates", "true"),
+                    ("deserializeValues", "false"),
+                ],
+            )
+            .await?;
+        Ok(details.into_iter().map(|d| d["value"].clone()).collect())
+    }
+
     /// Historic values of one variable in the given instances (to check whether an
     /// uncertain delivery landed).
     pub async fn historic_variables(

@@ -95,6 +95,8 @@ pub struct HistoricProcessInstance {
 #[serde(rename_all = "camelCase")]
 pub struct HistoricActivityInstance {
     pub id: String,
+    #[serde(default)]
+    pub parent_activity_instance_id: Option<String>,
     pub activity_id: String,
     #[serde(default)]
     pub activity_type: Option<String>,

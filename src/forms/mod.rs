@@ -1,9 +1,11 @@
 //! Form tasks: created by workers (idempotent on the external task), read and drafted
 //! by their assignees, and streamed live to them (`stream.rs`, fed by `hub.rs`).
 
+mod feel;
 mod hub;
 pub mod schema;
 mod stream;
+pub mod validation;
 
 use std::sync::Arc;
 
@@ -17,7 +19,9 @@ pub use stream::{Cursor, StreamEvent, StreamSettings};
 
 use crate::auth::Caller;
 use crate::camunda::CamundaError;
+use crate::delivery::Dispatcher;
 use crate::email::Email;
+use crate::store::deliveries::{self as deliveries, DeliveryRow, NewSubmission, SubmissionRow};
 use crate::store::forms::{self as rows, FormTaskRow, ListQuery};
 use crate::store::{Store, StoreError};
 use schema::{SchemaError, Schemas};
@@ -38,6 +42,9 @@ pub struct FormSummary {
     pub updated_at: DateTime<Utc>,
     pub has_draft: bool,
     pub title: String,
+    /// Where the delivery of the answer stands, once submitted.
+    #[serde(default)]
+    pub delivery_state: Option<String>,
 }
 
 impl FormSummary {
@@ -55,6 +62,7 @@ impl FormSummary {
             updated_at: row.updated_at,
             has_draft: row.draft.is_some(),
             title: row.form_name.clone(),
+            delivery_state: row.delivery_state.clone(),
         }
     }
 
@@ -68,6 +76,16 @@ impl FormSummary {
 pub struct FormTask {
     pub row: FormTaskRow,
     pub schema: Option<Value>,
+    /// The answer, once submitted, and its delivery to the engine.
+    pub submission: Option<SubmissionRow>,
+    pub delivery: Option<DeliveryRow>,
+}
+
+/// An accepted answer.
+#[derive(Clone, Debug)]
+pub struct Submitted {
+    pub submission: SubmissionRow,
+    pub delivery_state: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +98,9 @@ pub enum FormError {
     Unavailable(String),
     #[error("{0}")]
     InvalidArgument(String),
+    /// Data that breaks the form's rules: (field, problem) each.
+    #[error("the data does not fit the form")]
+    InvalidData(validation::Problems),
     #[error("invalid page token")]
     InvalidPageToken,
     #[error(transparent)]
@@ -137,6 +158,7 @@ pub struct Forms {
     store: Store,
     schemas: Arc<Schemas>,
     hub: ChangeHub,
+    dispatcher: Dispatcher,
     stream_settings: StreamSettings,
 }
 
@@ -145,12 +167,14 @@ impl Forms {
         store: Store,
         schemas: Arc<Schemas>,
         hub: ChangeHub,
+        dispatcher: Dispatcher,
         stream_settings: StreamSettings,
     ) -> Self {
         Self {
             store,
             schemas,
             hub,
+            dispatcher,
             stream_settings,
         }
     }
@@ -217,6 +241,7 @@ impl Forms {
             created_at: now,
             updated_at: now,
             completed_at: None,
+            delivery_state: None,
         };
         let mut client = self.store.client().await?;
         let tx = client.transaction().await.map_err(StoreError::from)?;
@@ -240,6 +265,8 @@ impl Forms {
             FormTask {
                 row,
                 schema: found.map(|(_, s)| s),
+                submission: None,
+                delivery: None,
             },
             created,
         ))
@@ -250,7 +277,103 @@ impl Forms {
             Some(deployment) => self.schemas.stored(deployment, &row.form_name).await?,
             None => None,
         };
-        Ok(FormTask { row, schema })
+        let client = self.store.client().await?;
+        let submission = deliveries::submission_of(&client, row.id).await?;
+        let delivery = deliveries::delivery_of(&client, row.id).await?;
+        Ok(FormTask {
+            row,
+            schema,
+            submission,
+            delivery,
+        })
+    }
+
+    /// Submits a pending form of the caller's: checks the data against the form,
+    /// then in one transaction marks the task completed, stores the answer and
+    /// writes the message to deliver. A repeated `request_id` returns the first
+    /// result.
+    pub async fn submit(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        data: Map<String, Value>,
+        request_id: Option<String>,
+    ) -> Result<Submitted, FormError> {
+        let mut client = self.store.client().await?;
+        let tx = client.transaction().await.map_err(StoreError::from)?;
+        // Submits of one form serialize here.
+        let task = rows::get_for_update(&tx, id)
+            .await?
+            .ok_or(FormError::NotFound)?;
+        if task.assignee != caller.email.as_str() {
+            return Err(FormError::NotFound);
+        }
+        if let Some(request_id) = &request_id
+            && let Some(earlier) =
+                deliveries::submission_by_request(&tx, caller.email.as_str(), request_id).await?
+        {
+            if earlier.form_task_id != id {
+                return Err(FormError::InvalidArgument(
+                    "request_id was used for another form".into(),
+                ));
+            }
+            let state = deliveries::delivery_of(&tx, id)
+                .await?
+                .map(|d| d.state)
+                .unwrap_or_default();
+            return Ok(Submitted {
+                submission: earlier,
+                delivery_state: state,
+            });
+        }
+        if task.status != "pending" {
+            return Err(FormError::NotPending(format!(
+                "the form is {}, no longer pending",
+                task.status
+            )));
+        }
+        if let Some(deployment) = &task.deployment_id
+            && let Some(schema) = self.schemas.stored(deployment, &task.form_name).await?
+        {
+            let problems = validation::check(&schema, &data);
+            if !problems.is_empty() {
+                return Err(FormError::InvalidData(problems));
+            }
+        }
+        let data = Value::Object(data);
+        let submission = deliveries::insert_submission(
+            &tx,
+            &NewSubmission {
+                id: Uuid::now_v7(),
+                form_task_id: id,
+                submitted_by: caller.email.as_str(),
+                request_id: request_id.as_deref(),
+                data: &data,
+                message_name: &task.message_name,
+                process_instance_id: &task.process_instance_id,
+                activity_instance_id: task.activity_instance_id.as_deref(),
+            },
+        )
+        .await?;
+        let completed = rows::complete(&tx, id)
+            .await?
+            .ok_or_else(|| FormError::NotPending("the form is no longer pending".into()))?;
+        rows::append_change(
+            &tx,
+            id,
+            &completed.assignee,
+            "removed",
+            Some("completed"),
+            &FormSummary::of(&completed).to_json(),
+        )
+        .await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        self.hub.changed();
+        self.dispatcher.wake();
+        Ok(Submitted {
+            submission,
+            delivery_state: "pending".into(),
+        })
     }
 
     /// A form task the caller may see: their own, or any for workers and admins.

@@ -1,6 +1,7 @@
 //! `grpc.health.v1.Health`: NOT_SERVING until the database answers, the schema is
 //! migrated and the change hub runs, then kept current by a periodic check. The
-//! background work that needs the schema (hub, reconciliation) starts from here.
+//! background work that needs the schema (hub, reconciliation, delivery) starts from
+//! here.
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tonic_health::server::HealthReporter;
 
 use crate::api::{FormApi, ProcessApi};
+use crate::delivery::Dispatcher;
 use crate::forms::ChangeHub;
 use crate::processes::Reconciler;
 use crate::proto::form_service_server::FormServiceServer;
@@ -60,6 +62,7 @@ pub async fn watch(
     store: Store,
     hub: ChangeHub,
     reconciler: Reconciler,
+    dispatcher: Dispatcher,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(200);
@@ -72,6 +75,7 @@ pub async fn watch(
         match ready {
             Ok(()) => {
                 tokio::spawn(reconciler.run(shutdown.clone()));
+                tokio::spawn(dispatcher.run(shutdown.clone()));
                 break;
             }
             Err(error) => {

@@ -19,6 +19,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::api::{FormApi, ProcessApi};
 use crate::auth::{AuthLayer, Authenticator};
 use crate::config::{Config, ConfigError};
+use crate::delivery::Dispatcher;
 use crate::forms::schema::Schemas;
 use crate::forms::{ChangeHub, Forms};
 use crate::processes::{Processes, Reconciler};
@@ -111,10 +112,12 @@ impl Application {
         health.set(false).await;
         let processes = Processes::new(store.clone(), camunda.clone());
         let hub = ChangeHub::new(store.clone(), config.hub());
+        let dispatcher = Dispatcher::new(store.clone(), camunda.clone(), config.delivery());
         let forms = Forms::new(
             store.clone(),
             Arc::new(Schemas::new(store.clone(), camunda.clone())),
             hub.clone(),
+            dispatcher.clone(),
             config.stream(),
         );
         let reconciler = Reconciler::new(store.clone(), camunda.clone(), config.reconcile());
@@ -123,6 +126,7 @@ impl Application {
             store.clone(),
             hub.clone(),
             reconciler,
+            dispatcher,
             shutdown.clone(),
         ));
 

@@ -33,12 +33,15 @@ pub struct FormTaskRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The delivery of the submission to the engine, once submitted.
+    pub delivery_state: Option<String>,
 }
 
 const COLUMNS: &str = "id, external_task_id, business_key, form_name, message_name, assignee, status, \
     process_instance_id, root_process_instance_id, process_definition_id, process_definition_key, \
     tenant_id, topic_name, activity_id, activity_instance_id, execution_id, deployment_id, prefill, \
-    draft, withdrawal_reason, created_at, updated_at, completed_at";
+    draft, withdrawal_reason, created_at, updated_at, completed_at, \
+    (SELECT o.state FROM correlation_outbox o WHERE o.form_task_id = form_tasks.id) AS delivery_state";
 
 fn from_row(row: &Row) -> FormTaskRow {
     FormTaskRow {
@@ -65,6 +68,7 @@ fn from_row(row: &Row) -> FormTaskRow {
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
         completed_at: row.get("completed_at"),
+        delivery_state: row.get("delivery_state"),
     }
 }
 
@@ -133,6 +137,27 @@ pub async fn by_external_task(
 #[tracing::instrument(name = "store.forms.get", skip_all)]
 pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<Option<FormTaskRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM form_tasks WHERE id = $1");
+    Ok(client.query_opt(&sql, &[&id]).await?.as_ref().map(from_row))
+}
+
+/// A form task, locked for the rest of the transaction (submits serialize on it).
+pub async fn get_for_update(
+    client: &impl GenericClient,
+    id: Uuid,
+) -> Result<Option<FormTaskRow>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM form_tasks WHERE id = $1 FOR UPDATE");
+    Ok(client.query_opt(&sql, &[&id]).await?.as_ref().map(from_row))
+}
+
+/// Marks a pending form completed.
+pub async fn complete(
+    client: &impl GenericClient,
+    id: Uuid,
+) -> Result<Option<FormTaskRow>, StoreError> {
+    let sql = format!(
+        "UPDATE form_tasks SET status = 'completed', completed_at = now(), updated_at = now()
+         WHERE id = $1 AND status = 'pending' RETURNING {COLUMNS}"
+    );
     Ok(client.query_opt(&sql, &[&id]).await?.as_ref().map(from_row))
 }
 

@@ -180,15 +180,13 @@ const EVERY_RPC: [Rpc; 11] = [
     Rpc::SubmitForm,
 ];
 
-/// The code each caller must get. UNIMPLEMENTED marks "let through to logic that a
-/// later issue builds". Before the matrix runs, Ann has a running VOE process and so
+/// The code each caller must get. Before the matrix runs, Ann has a running VOE process and so
 /// has Carol (both started by an admin); the admin's cancel is the last call of its
 /// row, so it finds Carol's process still running.
 fn expected(rpc: Rpc, who: Who) -> Code {
     if !is_valid(who) {
         return Code::Unauthenticated;
     }
-    let through = Code::Unimplemented;
     match (rpc, who) {
         // Ann may start VOE for herself, but one runs already.
         (Rpc::StartAnnsProcess, Who::Ann | Who::Admin) => Code::AlreadyExists,
@@ -215,7 +213,9 @@ fn expected(rpc: Rpc, who: Who) -> Code {
         // Only the assignee drafts.
         (Rpc::SaveDraftOnAnnsForm, Who::Ann) => Code::Ok,
         (Rpc::SaveDraftOnAnnsForm, _) => Code::NotFound,
-        (Rpc::SubmitForm, _) => through,
+        // Only the assignee submits; Ann's data lacks the form's required fields.
+        (Rpc::SubmitForm, Who::Ann) => Code::InvalidArgument,
+        (Rpc::SubmitForm, _) => Code::NotFound,
     }
 }
 
@@ -235,7 +235,6 @@ async fn call(rpc: Rpc, channel: Channel, token: Option<&str>, setup: &Setup) ->
         }
     }
     let ann = setup.people.ann.clone();
-    let id = uuid::Uuid::now_v7().to_string();
     let mut processes = ProcessServiceClient::new(channel.clone());
     let mut forms = FormServiceClient::new(channel);
     let result = match rpc {
@@ -339,7 +338,7 @@ async fn call(rpc: Rpc, channel: Channel, token: Option<&str>, setup: &Setup) ->
         Rpc::SubmitForm => forms
             .submit_form(req(
                 SubmitFormRequest {
-                    id,
+                    id: setup.anns_form.clone(),
                     data: None,
                     request_id: String::new(),
                 },

@@ -1,5 +1,5 @@
 //! An HTTP proxy of a test's own in front of the shared engine that fails chosen
-//! calls — the engine's `start` — and forwards the rest: faults the real engine
+//! calls (a process start, a message trigger, or all) and forwards the rest: faults the real engine
 //! cannot produce on demand, without disturbing the engine other tests use.
 
 use std::net::SocketAddr;
@@ -11,26 +11,28 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum StartFault {
+pub enum Fault {
     /// Forward every call.
     None,
-    /// A start hangs without reaching the engine: no instance is created.
-    HangBeforeEngine,
-    /// A start reaches the engine (which creates the instance), but its answer never
-    /// comes back.
-    HangAfterEngine,
+    /// Calls whose path ends with the given text hang without reaching the engine.
+    HangBefore(&'static str),
+    /// Calls whose path ends with the given text reach the engine (which acts), but
+    /// their answer never comes back.
+    HangAfter(&'static str),
+    /// Every call answers 503, as a proxy in front of a stopped engine would.
+    Down,
 }
 
 #[derive(Clone)]
 struct Shared {
     upstream: String,
-    fault: Arc<Mutex<StartFault>>,
+    fault: Arc<Mutex<Fault>>,
     http: reqwest::Client,
 }
 
 pub struct HttpFaultProxy {
     pub addr: SocketAddr,
-    fault: Arc<Mutex<StartFault>>,
+    fault: Arc<Mutex<Fault>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -42,7 +44,7 @@ impl Drop for HttpFaultProxy {
 
 impl HttpFaultProxy {
     /// A proxy for the engine at `upstream` (its `/engine-rest` base).
-    pub async fn start(upstream: &str, fault: StartFault) -> Self {
+    pub async fn start(upstream: &str, fault: Fault) -> Self {
         let fault = Arc::new(Mutex::new(fault));
         let shared = Shared {
             upstream: upstream.trim_end_matches("/engine-rest").to_owned(),
@@ -62,20 +64,23 @@ impl HttpFaultProxy {
         format!("http://{}/engine-rest", self.addr)
     }
 
-    pub fn set(&self, fault: StartFault) {
+    pub fn set(&self, fault: Fault) {
         *self.fault.lock().unwrap() = fault;
     }
 }
 
 async fn handle(State(shared): State<Shared>, request: Request) -> Response {
-    let is_start =
-        request.method() == axum::http::Method::POST && request.uri().path().ends_with("/start");
+    let path = request.uri().path().to_owned();
     let fault = *shared.fault.lock().unwrap();
-    if is_start && fault == StartFault::HangBeforeEngine {
-        std::future::pending::<()>().await;
+    match fault {
+        Fault::Down => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        Fault::HangBefore(suffix) if path.ends_with(suffix) => std::future::pending::<()>().await,
+        _ => {}
     }
     let response = forward(&shared, request).await;
-    if is_start && fault == StartFault::HangAfterEngine {
+    if let Fault::HangAfter(suffix) = fault
+        && path.ends_with(suffix)
+    {
         std::future::pending::<()>().await;
     }
     response

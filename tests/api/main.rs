@@ -22,4 +22,4 @@ mod processes;
 mod reflection;
 mod secrets;
 mod shutdown;
-mod unbuilt;
+mod submit;

@@ -14,7 +14,7 @@ use crate::engine::{camunda, unique_key};
 use crate::helpers::{
     TestApp, fresh_database, spawn_app, spawn_app_on, spawn_app_with, token, with_token,
 };
-use crate::http_fault::{HttpFaultProxy, StartFault};
+use crate::http_fault::{Fault, HttpFaultProxy};
 
 /// Deploys `processes/` to the shared engine once per test binary.
 pub async fn deploy_demo() {
@@ -596,7 +596,7 @@ mod faults {
     async fn a_start_that_timed_out_after_the_engine_created_the_instance_is_adopted() {
         deploy_demo().await;
         let proxy =
-            HttpFaultProxy::start(&crate::engine::engine_url(), StartFault::HangAfterEngine).await;
+            HttpFaultProxy::start(&crate::engine::engine_url(), Fault::HangAfter("/start")).await;
         let app = spawn_app_with(uncertain_settings(&proxy)).await;
         let ann = user();
         let bearer = token(&ann, &[]);
@@ -621,7 +621,7 @@ mod faults {
             [("active".to_owned(), Some(roots[0].clone()))],
             "adopted"
         );
-        proxy.set(StartFault::None);
+        proxy.set(Fault::None);
         let again = processes
             .start_process(with_token(start(&ann, ""), &bearer))
             .await
@@ -633,7 +633,7 @@ mod faults {
     async fn a_start_that_timed_out_before_the_engine_acted_frees_the_key() {
         deploy_demo().await;
         let proxy =
-            HttpFaultProxy::start(&crate::engine::engine_url(), StartFault::HangBeforeEngine).await;
+            HttpFaultProxy::start(&crate::engine::engine_url(), Fault::HangBefore("/start")).await;
         let app = spawn_app_with(uncertain_settings(&proxy)).await;
         let ann = user();
         let bearer = token(&ann, &[]);
@@ -654,7 +654,7 @@ mod faults {
         let rows = until_settled(&app, &ann).await;
         assert!(rows.is_empty(), "released: {rows:?}");
         assert!(running_roots(&ann).await.is_empty());
-        proxy.set(StartFault::None);
+        proxy.set(Fault::None);
         processes
             .start_process(with_token(start(&ann, ""), &bearer))
             .await

@@ -1,0 +1,251 @@
+//! Submissions and the correlation outbox. Rows are claimed with a lease (the claim
+//! holds row locks only for its own statement), and an outcome is recorded only by
+//! the claim that still owns the row (`lease_generation`).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use serde_json::Value;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::StoreError;
+
+#[derive(Clone, Debug)]
+pub struct SubmissionRow {
+    pub id: Uuid,
+    pub form_task_id: Uuid,
+    pub submitted_by: String,
+    pub data: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+fn submission(row: &Row) -> SubmissionRow {
+    SubmissionRow {
+        id: row.get("id"),
+        form_task_id: row.get("form_task_id"),
+        submitted_by: row.get("submitted_by"),
+        data: row.get("data"),
+        created_at: row.get("created_at"),
+    }
+}
+
+pub async fn submission_by_request(
+    client: &impl GenericClient,
+    submitted_by: &str,
+    request_id: &str,
+) -> Result<Option<SubmissionRow>, StoreError> {
+    Ok(client
+        .query_opt(
+            "SELECT id, form_task_id, submitted_by, data, created_at FROM submissions
+             WHERE submitted_by = $1 AND request_id = $2",
+            &[&submitted_by, &request_id],
+        )
+        .await?
+        .as_ref()
+        .map(submission))
+}
+
+pub async fn submission_of(
+    client: &impl GenericClient,
+    form_task_id: Uuid,
+) -> Result<Option<SubmissionRow>, StoreError> {
+    Ok(client
+        .query_opt(
+            "SELECT id, form_task_id, submitted_by, data, created_at FROM submissions WHERE form_task_id = $1",
+            &[&form_task_id],
+        )
+        .await?
+        .as_ref()
+        .map(submission))
+}
+
+pub struct NewSubmission<'a> {
+    pub id: Uuid,
+    pub form_task_id: Uuid,
+    pub submitted_by: &'a str,
+    pub request_id: Option<&'a str>,
+    pub data: &'a Value,
+    pub message_name: &'a str,
+    pub process_instance_id: &'a str,
+    pub activity_instance_id: Option<&'a str>,
+}
+
+/// The submission and its message to deliver, in the caller's transaction.
+pub async fn insert_submission(
+    client: &impl GenericClient,
+    new: &NewSubmission<'_>,
+) -> Result<SubmissionRow, StoreError> {
+    let row = client
+        .query_one(
+            "INSERT INTO submissions (id, form_task_id, submitted_by, request_id, data)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id, form_task_id, submitted_by, data, created_at",
+            &[&new.id, &new.form_task_id, &new.submitted_by, &new.request_id, new.data],
+        )
+        .await?;
+    client
+        .execute(
+            "INSERT INTO correlation_outbox (id, submission_id, form_task_id, message_name, process_instance_id,
+                activity_instance_id, variables, state)
+             VALUES ($1, $1, $2, $3, $4, $5, $6, 'pending')",
+            &[
+                &new.id,
+                &new.form_task_id,
+                &new.message_name,
+                &new.process_instance_id,
+                &new.activity_instance_id,
+                new.data,
+            ],
+        )
+        .await?;
+    Ok(submission(&row))
+}
+
+/// Where a delivery stands.
+#[derive(Clone, Debug)]
+pub struct DeliveryRow {
+    pub state: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+pub async fn delivery_of(
+    client: &impl GenericClient,
+    form_task_id: Uuid,
+) -> Result<Option<DeliveryRow>, StoreError> {
+    Ok(client
+        .query_opt(
+            "SELECT state, attempts, last_error, next_attempt_at, delivered_at FROM correlation_outbox
+             WHERE form_task_id = $1",
+            &[&form_task_id],
+        )
+        .await?
+        .map(|row| DeliveryRow {
+            state: row.get(0),
+            attempts: row.get(1),
+            last_error: row.get(2),
+            next_attempt_at: row.get(3),
+            delivered_at: row.get(4),
+        }))
+}
+
+/// A claimed message to deliver.
+#[derive(Clone, Debug)]
+pub struct OutboxRow {
+    pub id: Uuid,
+    pub form_task_id: Uuid,
+    pub message_name: String,
+    pub process_instance_id: String,
+    pub activity_instance_id: Option<String>,
+    pub variables: Value,
+    pub attempts: i32,
+    pub uncertain: bool,
+    pub lease_generation: i64,
+}
+
+/// Claims due rows for `owner` until `lease` from now: pending, due, and not under
+/// another live lease. Each claim counts an attempt and bumps the generation.
+pub async fn claim(
+    client: &impl GenericClient,
+    owner: Uuid,
+    lease: Duration,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, StoreError> {
+    let lease_ms = lease.as_millis() as i64;
+    let rows = client
+        .query(
+            "UPDATE correlation_outbox SET
+                lease_owner = $1,
+                lease_until = now() + make_interval(secs => $2::bigint / 1000.0),
+                lease_generation = lease_generation + 1,
+                attempts = attempts + 1
+             WHERE id IN (
+                SELECT id FROM correlation_outbox
+                WHERE state = 'pending' AND next_attempt_at <= now()
+                  AND (lease_until IS NULL OR lease_until < now())
+                ORDER BY next_attempt_at
+                LIMIT $3
+                FOR UPDATE SKIP LOCKED)
+             RETURNING id, form_task_id, message_name, process_instance_id, activity_instance_id, variables,
+                       attempts, uncertain, lease_generation",
+            &[&owner, &lease_ms, &limit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| OutboxRow {
+            id: row.get(0),
+            form_task_id: row.get(1),
+            message_name: row.get(2),
+            process_instance_id: row.get(3),
+            activity_instance_id: row.get(4),
+            variables: row.get(5),
+            attempts: row.get(6),
+            uncertain: row.get(7),
+            lease_generation: row.get(8),
+        })
+        .collect())
+}
+
+/// What became of an attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Delivered,
+    /// Try again after `after`; `uncertain` when this attempt's outcome is unknown.
+    Retry {
+        after: Duration,
+        error: String,
+        uncertain: bool,
+    },
+    /// Nothing can take the message any more.
+    Undeliverable(String),
+    /// Retries ran out.
+    Failed(String),
+}
+
+/// Records an outcome if this claim still owns the row. False when a newer claim
+/// took it over (this replica was too slow): then nothing is written.
+pub async fn record(
+    client: &impl GenericClient,
+    id: Uuid,
+    generation: i64,
+    outcome: &Outcome,
+) -> Result<bool, StoreError> {
+    let changed = match outcome {
+        Outcome::Delivered => {
+            client
+                .execute(
+                    "UPDATE correlation_outbox SET state = 'delivered', delivered_at = now(), uncertain = false,
+                        last_error = NULL, lease_owner = NULL, lease_until = NULL
+                     WHERE id = $1 AND lease_generation = $2",
+                    &[&id, &generation],
+                )
+                .await?
+        }
+        Outcome::Retry { after, error, uncertain } => {
+            let after_ms = after.as_millis() as i64;
+            client
+                .execute(
+                    "UPDATE correlation_outbox SET next_attempt_at = now() + make_interval(secs => $3::bigint / 1000.0),
+                        last_error = $4, uncertain = $5, lease_owner = NULL, lease_until = NULL
+                     WHERE id = $1 AND lease_generation = $2",
+                    &[&id, &generation, &after_ms, error, uncertain],
+                )
+                .await?
+        }
+        Outcome::Undeliverable(reason) | Outcome::Failed(reason) => {
+            let state = if matches!(outcome, Outcome::Failed(_)) { "failed" } else { "undeliverable" };
+            client
+                .execute(
+                    "UPDATE correlation_outbox SET state = $3, last_error = $4, lease_owner = NULL, lease_until = NULL
+                     WHERE id = $1 AND lease_generation = $2",
+                    &[&id, &generation, &state, reason],
+                )
+                .await?
+        }
+    };
+    Ok(changed == 1)
+}

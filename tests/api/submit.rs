@@ -1,0 +1,647 @@
+//! SubmitForm and the delivery of answers to the engine.
+
+use std::time::{Duration, Instant};
+
+use ramp::camunda::types::{ExternalTask, FetchAndLock, FetchTopic};
+use ramp::proto::pending_forms_response::Event;
+use ramp::proto::*;
+use serde_json::json;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::engine::{camunda, unique_key};
+use crate::forms::{create, forms, next, open, user};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with, token, with_token};
+use crate::http_fault::{Fault, HttpFaultProxy};
+
+const FORM: &str = r#"{"id": "step", "type": "default", "components": [
+  {"type": "textfield", "key": "companyName", "label": "Company", "validate": {"required": true}},
+  {"type": "radio", "key": "kind", "label": "Kind", "values": [{"label": "Standard", "value": "standard"}, {"label": "Critical", "value": "critical"}]},
+  {"type": "textarea", "key": "reason", "label": "Why", "validate": {"required": true}, "conditional": {"hide": "=kind != \"critical\""}},
+  {"type": "number", "key": "score", "label": "Score", "validate": {"min": 1, "max": 5}}
+]}"#;
+
+fn model(key: &str, body: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs_{key}" targetNamespace="http://ramp.test">
+  <bpmn:message id="msg_step" name="step"/>
+  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
+{body}
+  </bpmn:process>
+</bpmn:definitions>"#
+    )
+}
+
+/// send → receive → end.
+const SIMPLE: &str = r#"
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="step"/>
+    <bpmn:sendTask id="step" camunda:type="external" camunda:topic="submit_form"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="step" targetRef="wait_step"/>
+    <bpmn:receiveTask id="wait_step" messageRef="msg_step"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="wait_step" targetRef="end"/>
+    <bpmn:endEvent id="end"/>"#;
+
+/// send → receive → back to the same receive, for ever: a second delivery of one
+/// answer would consume the next wait.
+const LOOPING: &str = r#"
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="step"/>
+    <bpmn:sendTask id="step" camunda:type="external" camunda:topic="submit_form"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="step" targetRef="join"/>
+    <bpmn:exclusiveGateway id="join"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="join" targetRef="wait_step"/>
+    <bpmn:receiveTask id="wait_step" messageRef="msg_step"/>
+    <bpmn:sequenceFlow id="f4" sourceRef="wait_step" targetRef="join"/>"#;
+
+/// The send task has an input mapping, so its execution is a scope of its own.
+const SCOPED: &str = r#"
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="step"/>
+    <bpmn:sendTask id="step" camunda:type="external" camunda:topic="submit_form">
+      <bpmn:extensionElements>
+        <camunda:inputOutput><camunda:inputParameter name="assignedTo">${'reviewer@example.com'}</camunda:inputParameter></camunda:inputOutput>
+      </bpmn:extensionElements>
+    </bpmn:sendTask>
+    <bpmn:sequenceFlow id="f2" sourceRef="step" targetRef="wait_step"/>
+    <bpmn:receiveTask id="wait_step" messageRef="msg_step"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="wait_step" targetRef="end"/>
+    <bpmn:endEvent id="end"/>"#;
+
+/// Two parallel instances of a sub-process, each send → receive of one message.
+const PARALLEL: &str = r#"
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="each"/>
+    <bpmn:subProcess id="each">
+      <bpmn:multiInstanceLoopCharacteristics><bpmn:loopCardinality>2</bpmn:loopCardinality></bpmn:multiInstanceLoopCharacteristics>
+      <bpmn:startEvent id="inner_start"/>
+      <bpmn:sequenceFlow id="i1" sourceRef="inner_start" targetRef="step"/>
+      <bpmn:sendTask id="step" camunda:type="external" camunda:topic="submit_form"/>
+      <bpmn:sequenceFlow id="i2" sourceRef="step" targetRef="wait_step"/>
+      <bpmn:receiveTask id="wait_step" messageRef="msg_step"/>
+      <bpmn:sequenceFlow id="i3" sourceRef="wait_step" targetRef="inner_end"/>
+      <bpmn:endEvent id="inner_end"/>
+    </bpmn:subProcess>
+    <bpmn:sequenceFlow id="f2" sourceRef="each" targetRef="end"/>
+    <bpmn:endEvent id="end"/>"#;
+
+struct Case {
+    user: String,
+    instance: String,
+    tasks: Vec<ExternalTask>,
+}
+
+/// Deploys `body` with the form, starts it for a user of the test's own, and fetches
+/// its send tasks as a worker would (without completing them).
+async fn new_case(body: &str) -> Case {
+    let engine = camunda();
+    let key = unique_key("submit");
+    engine
+        .deploy(
+            &key,
+            vec![
+                (format!("{key}.bpmn"), model(&key, body).into_bytes()),
+                ("step.form".into(), FORM.as_bytes().to_vec()),
+            ],
+            false,
+            None,
+        )
+        .await
+        .unwrap();
+    let user = user();
+    let instance = engine
+        .start_process(&key, &user, &Default::default())
+        .await
+        .unwrap()
+        .id;
+    let tasks = engine
+        .fetch_and_lock(&FetchAndLock {
+            worker_id: "test-worker".into(),
+            max_tasks: 10,
+            topics: vec![FetchTopic {
+                topic_name: "submit_form".into(),
+                lock_duration: 600_000,
+                process_definition_key: Some(key),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    Case {
+        user,
+        instance,
+        tasks,
+    }
+}
+
+async fn form_for(app: &TestApp, case: &Case, task: &ExternalTask) -> String {
+    create(
+        app,
+        CreateFormTaskRequest {
+            external_task_id: task.id.clone(),
+            process_instance_id: task.process_instance_id.clone(),
+            business_key: case.user.clone(),
+            activity_id: task.activity_id.clone(),
+            activity_instance_id: task.activity_instance_id.clone().unwrap_or_default(),
+            execution_id: task.execution_id.clone().unwrap_or_default(),
+            ..Default::default()
+        },
+    )
+    .await
+    .form_task
+    .unwrap()
+    .summary
+    .unwrap()
+    .id
+}
+
+async fn complete_send_task(task: &ExternalTask) {
+    camunda()
+        .complete_external_task(
+            &task.id,
+            "test-worker",
+            &Default::default(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+}
+
+fn answer(name: &str) -> prost_types::Struct {
+    ramp::json::json_to_struct(
+        json!({"companyName": name, "kind": "standard", "score": 3})
+            .as_object()
+            .unwrap(),
+    )
+}
+
+async fn submit(
+    app: &TestApp,
+    user: &str,
+    form: &str,
+    data: prost_types::Struct,
+    request_id: &str,
+) -> Result<Submission, tonic::Status> {
+    forms(app)
+        .await
+        .submit_form(with_token(
+            SubmitFormRequest {
+                id: form.into(),
+                data: Some(data),
+                request_id: request_id.into(),
+            },
+            &token(user, &[]),
+        ))
+        .await
+        .map(|r| r.into_inner().submission.unwrap())
+}
+
+async fn delivery(app: &TestApp, user: &str, form: &str) -> Delivery {
+    forms(app)
+        .await
+        .get_form_task(with_token(
+            GetFormTaskRequest { id: form.into() },
+            &token(user, &[]),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .form_task
+        .unwrap()
+        .delivery
+        .unwrap()
+}
+
+/// Waits (bounded) until the delivery leaves `pending`.
+async fn settled(app: &TestApp, user: &str, form: &str) -> Delivery {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let current = delivery(app, user, form).await;
+        if current.state() != DeliveryState::Pending || Instant::now() > deadline {
+            return current;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn completed_waits(instance: &str) -> usize {
+    let url = format!(
+        "{}/history/activity-instance?processInstanceId={instance}&activityId=wait_step&finished=true",
+        crate::engine::engine_url()
+    );
+    reqwest::get(url)
+        .await
+        .unwrap()
+        .json::<Vec<serde_json::Value>>()
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn a_submit_before_the_receive_task_waits_is_delivered_once_it_does() {
+    let app = spawn_app().await;
+    let case = new_case(SIMPLE).await;
+    let form = form_for(&app, &case, &case.tasks[0]).await;
+    let mut inbox = open(&app, &case.user, "").await;
+    next(&mut inbox).await;
+
+    let submission = submit(&app, &case.user, &form, answer("Acme"), "")
+        .await
+        .unwrap();
+    assert_eq!(submission.delivery_state(), DeliveryState::Pending);
+    match next(&mut inbox).await.event {
+        Some(Event::Removed(removed)) => {
+            assert_eq!(removed.id, form);
+            assert_eq!(removed.reason(), RemovalReason::Completed);
+        }
+        other => panic!("expected removed, got {other:?}"),
+    }
+
+    // The worker has not completed the send task: nothing waits yet.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let waiting = delivery(&app, &case.user, &form).await;
+    assert_eq!(waiting.state(), DeliveryState::Pending);
+    assert!(
+        waiting.last_error.contains("no execution waits"),
+        "{}",
+        waiting.last_error
+    );
+
+    complete_send_task(&case.tasks[0]).await;
+    let done = settled(&app, &case.user, &form).await;
+    assert_eq!(done.state(), DeliveryState::Delivered, "{done:?}");
+    let engine = camunda();
+    assert_eq!(
+        engine
+            .historic_process_instance(&case.instance)
+            .await
+            .unwrap()
+            .state,
+        "COMPLETED"
+    );
+    let company = engine
+        .historic_variables(&[&case.instance], "companyName")
+        .await
+        .unwrap();
+    assert_eq!(company[0].value, json!("Acme"));
+    let marker = engine
+        .historic_variables(&[&case.instance], "rampSubmissionId")
+        .await
+        .unwrap();
+    assert_eq!(marker[0].value, json!(submission.id));
+}
+
+#[tokio::test]
+async fn an_unreachable_engine_delays_the_delivery_and_loses_nothing() {
+    let proxy = HttpFaultProxy::start(&crate::engine::engine_url(), Fault::None).await;
+    let app = spawn_app_with(json!({"camunda_url": proxy.url(), "camunda_timeout_ms": 1_000, "delivery_lease_ms": 3_000})).await;
+    let case = new_case(SIMPLE).await;
+    let form = form_for(&app, &case, &case.tasks[0]).await;
+    complete_send_task(&case.tasks[0]).await;
+
+    proxy.set(Fault::Down);
+    submit(&app, &case.user, &form, answer("Acme"), "")
+        .await
+        .expect("a submit needs only the database");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        delivery(&app, &case.user, &form).await.state(),
+        DeliveryState::Pending
+    );
+
+    proxy.set(Fault::None);
+    assert_eq!(
+        settled(&app, &case.user, &form).await.state(),
+        DeliveryState::Delivered
+    );
+    assert_eq!(completed_waits(&case.instance).await, 1);
+}
+
+#[tokio::test]
+async fn a_lost_answer_is_checked_by_its_marker_and_never_sent_twice() {
+    let proxy =
+        HttpFaultProxy::start(&crate::engine::engine_url(), Fault::HangAfter("/trigger")).await;
+    let app = spawn_app_with(json!({"camunda_url": proxy.url(), "camunda_timeout_ms": 1_000, "delivery_lease_ms": 3_000})).await;
+    let case = new_case(LOOPING).await;
+    let form = form_for(&app, &case, &case.tasks[0]).await;
+    complete_send_task(&case.tasks[0]).await;
+
+    submit(&app, &case.user, &form, answer("Acme"), "")
+        .await
+        .unwrap();
+    let done = settled(&app, &case.user, &form).await;
+    assert_eq!(done.state(), DeliveryState::Delivered, "{done:?}");
+    assert!(
+        done.attempts >= 2,
+        "the first attempt's answer was lost: {done:?}"
+    );
+    // Moved once: one wait done, and the loop waits again.
+    assert_eq!(completed_waits(&case.instance).await, 1);
+    assert_eq!(
+        camunda()
+            .executions_waiting_for(&case.instance, "step")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_repeated_submit_correlates_once_and_concurrent_submits_have_one_winner() {
+    let app = spawn_app().await;
+    let case = new_case(LOOPING).await;
+    let form = form_for(&app, &case, &case.tasks[0]).await;
+    complete_send_task(&case.tasks[0]).await;
+
+    let first = submit(&app, &case.user, &form, answer("Acme"), "req-1")
+        .await
+        .unwrap();
+    let again = submit(&app, &case.user, &form, answer("Acme"), "req-1")
+        .await
+        .unwrap();
+    assert_eq!(first.id, again.id);
+    assert_eq!(
+        settled(&app, &case.user, &form).await.state(),
+        DeliveryState::Delivered
+    );
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(completed_waits(&case.instance).await, 1);
+
+    // Another form: two submits at once with different request ids.
+    let case = new_case(SIMPLE).await;
+    let form = form_for(&app, &case, &case.tasks[0]).await;
+    let (a, b) = tokio::join!(
+        submit(&app, &case.user, &form, answer("A"), "req-a"),
+        submit(&app, &case.user, &form, answer("B"), "req-b"),
+    );
+    let codes: Vec<Code> = [&a, &b]
+        .iter()
+        .map(|r| r.as_ref().map_or_else(|s| s.code(), |_| Code::Ok))
+        .collect();
+    assert!(
+        codes.contains(&Code::Ok) && codes.contains(&Code::FailedPrecondition),
+        "{codes:?}"
+    );
+}
+
+#[tokio::test]
+async fn parallel_forms_of_one_instance_each_reach_their_own_execution() {
+    let app = spawn_app().await;
+    let case = new_case(PARALLEL).await;
+    assert_eq!(case.tasks.len(), 2);
+    let first = form_for(&app, &case, &case.tasks[0]).await;
+    let second = form_for(&app, &case, &case.tasks[1]).await;
+    complete_send_task(&case.tasks[0]).await;
+    complete_send_task(&case.tasks[1]).await;
+
+    let (a, b) = tokio::join!(
+        submit(&app, &case.user, &first, answer("First"), ""),
+        submit(&app, &case.user, &second, answer("Second"), ""),
+    );
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(
+        settled(&app, &case.user, &first).await.state(),
+        DeliveryState::Delivered
+    );
+    assert_eq!(
+        settled(&app, &case.user, &second).await.state(),
+        DeliveryState::Delivered
+    );
+    assert_eq!(completed_waits(&case.instance).await, 2);
+    assert_eq!(
+        camunda()
+            .historic_process_instance(&case.instance)
+            .await
+            .unwrap()
+            .state,
+        "COMPLETED"
+    );
+}
+
+#[tokio::test]
+async fn a_send_task_that_is_a_scope_still_reaches_its_receive_task() {
+    let app = spawn_app().await;
+    let case = new_case(SCOPED).await;
+    let form = form_for(&app, &case, &case.tasks[0]).await;
+    complete_send_task(&case.tasks[0]).await;
+    submit(&app, &case.user, &form, answer("Acme"), "")
+        .await
+        .unwrap();
+    assert_eq!(
+        settled(&app, &case.user, &form).await.state(),
+        DeliveryState::Delivered
+    );
+    assert_eq!(
+        camunda()
+            .historic_process_instance(&case.instance)
+            .await
+            .unwrap()
+            .state,
+        "COMPLETED"
+    );
+}
+
+#[tokio::test]
+async fn data_is_checked_against_the_form() {
+    let app = spawn_app().await;
+    let case = new_case(SIMPLE).await;
+    let form = form_for(&app, &case, &case.tasks[0]).await;
+
+    let bad = ramp::json::json_to_struct(
+        json!({"kind": "critical", "score": 9, "extra": true})
+            .as_object()
+            .unwrap(),
+    );
+    let status = submit(&app, &case.user, &form, bad, "").await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let fields: Vec<String> = status
+        .get_error_details()
+        .bad_request()
+        .unwrap()
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "data.companyName",
+            "data.reason",
+            "data.score",
+            "data.extra"
+        ]
+    );
+
+    // `reason` is required only when shown (kind = critical): hidden, it may be absent.
+    submit(&app, &case.user, &form, answer("Acme"), "")
+        .await
+        .expect("a hidden required field may be missing");
+
+    let status = submit(&app, &case.user, &form, answer("Acme"), "")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "no longer pending");
+    let status = submit(&app, "bob@example.com", &form, answer("Acme"), "")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "only the assignee");
+}
+
+#[tokio::test]
+async fn an_answer_for_a_process_that_ended_is_undeliverable_and_kept() {
+    let app = spawn_app().await;
+    let case = new_case(SIMPLE).await;
+    let form = form_for(&app, &case, &case.tasks[0]).await;
+    camunda()
+        .delete_process_instance(&case.instance, true)
+        .await
+        .unwrap();
+    submit(&app, &case.user, &form, answer("Acme"), "")
+        .await
+        .unwrap();
+    let done = settled(&app, &case.user, &form).await;
+    assert_eq!(done.state(), DeliveryState::Undeliverable, "{done:?}");
+    let task = forms(&app)
+        .await
+        .get_form_task(with_token(
+            GetFormTaskRequest { id: form },
+            &token(&case.user, &[]),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .form_task
+        .unwrap();
+    assert!(task.submitted_data.is_some(), "the data is kept");
+}
+
+#[tokio::test]
+async fn a_frozen_replicas_claim_passes_to_another_and_its_late_outcome_is_not_recorded() {
+    use std::process::Stdio;
+
+    // Replica X: a separate process whose engine calls to trigger a message hang.
+    let proxy =
+        HttpFaultProxy::start(&crate::engine::engine_url(), Fault::HangBefore("/trigger")).await;
+    let database = crate::helpers::fresh_database().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut x = tokio::process::Command::new(env!("CARGO_BIN_EXE_ramp"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("RAMP_") {
+            x.env_remove(key);
+        }
+    }
+    let mut x = x
+        .arg("serve")
+        .env("RAMP_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RAMP_DATABASE_URL", &database)
+        .env("RAMP_CAMUNDA_URL", proxy.url())
+        .env("RAMP_CAMUNDA_TIMEOUT_MS", "2000")
+        .env("RAMP_DELIVERY_LEASE_MS", "2500")
+        .env("RAMP_JWT_SECRET", crate::helpers::TEST_SECRET)
+        .env("RAMP_JWT_ISSUER", crate::helpers::TEST_ISSUER)
+        .env("RAMP_LOG", "warn,ramp=info")
+        .stdout(Stdio::null())
+        .stderr(log.reopen().unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "replica X never listened");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    crate::helpers::wait_until_serving(addr).await;
+    let channel = crate::helpers::channel(addr).await;
+    let mut on_x = ramp::proto::form_service_client::FormServiceClient::new(channel);
+
+    let case = new_case(LOOPING).await;
+    let task = &case.tasks[0];
+    let form = on_x
+        .create_form_task(with_token(
+            CreateFormTaskRequest {
+                external_task_id: task.id.clone(),
+                process_instance_id: task.process_instance_id.clone(),
+                business_key: case.user.clone(),
+                activity_id: task.activity_id.clone(),
+                ..Default::default()
+            },
+            &crate::forms::worker(),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .form_task
+        .unwrap()
+        .summary
+        .unwrap()
+        .id;
+    complete_send_task(task).await;
+    on_x.submit_form(with_token(
+        SubmitFormRequest {
+            id: form.clone(),
+            data: Some(answer("Acme")),
+            request_id: String::new(),
+        },
+        &token(&case.user, &[]),
+    ))
+    .await
+    .unwrap();
+
+    // X claims the row at once and hangs in the engine call; freeze it there.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = x.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    // Replica Y, talking to the engine directly, takes over after the lease.
+    let y = crate::helpers::spawn_app_on(&database, json!({"delivery_poll_ms": 200})).await;
+    let done = settled(&y, &case.user, &form).await;
+    assert_eq!(done.state(), DeliveryState::Delivered, "{done:?}");
+
+    // X resumes: its call fails late, and what it would record is refused.
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut logged = String::new();
+    while Instant::now() < deadline {
+        logged = std::fs::read_to_string(log.path()).unwrap();
+        if logged.contains("lease lost") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        logged.contains("lease lost"),
+        "X did not notice it lost the row:\n{logged}"
+    );
+    let after = delivery(&y, &case.user, &form).await;
+    assert_eq!(after.state(), DeliveryState::Delivered);
+    assert!(
+        after.last_error.is_empty(),
+        "X's late outcome was not written: {after:?}"
+    );
+    assert_eq!(completed_waits(&case.instance).await, 1, "delivered once");
+    let _ = x.kill().await;
+}
