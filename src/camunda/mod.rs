@@ -35,6 +35,8 @@ pub struct Camunda {
     base: String,
     credentials: Option<(String, SecretString)>,
     timeout: Duration,
+    /// Requests sent, for tests and metrics.
+    calls: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A deployment the engine refused, with what it said about each file.
@@ -68,7 +70,13 @@ impl Camunda {
             base: settings.url.trim_end_matches('/').to_owned(),
             credentials,
             timeout: settings.timeout,
+            calls: Default::default(),
         }
+    }
+
+    /// How many requests this client (and its clones) sent.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn base_url(&self) -> &str {
@@ -76,6 +84,8 @@ impl Camunda {
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let builder = self
             .http
             .request(method, format!("{}{}", self.base, path))
@@ -588,6 +598,38 @@ impl Camunda {
             ],
         )
         .await
+    }
+
+    /// All message subscriptions of an instance.
+    pub async fn message_subscriptions_of(
+        &self,
+        process_instance_id: &str,
+    ) -> Result<Vec<EventSubscription>, CamundaError> {
+        self.get(
+            "/event-subscription",
+            &[
+                ("eventType", "message"),
+                ("processInstanceId", process_instance_id),
+            ],
+        )
+        .await
+    }
+
+    /// The ids of the external tasks an instance has now.
+    pub async fn external_task_ids_of(
+        &self,
+        process_instance_id: &str,
+    ) -> Result<Vec<String>, CamundaError> {
+        let tasks: Vec<Value> = self
+            .get(
+                "/external-task",
+                &[("processInstanceId", process_instance_id)],
+            )
+            .await?;
+        Ok(tasks
+            .iter()
+            .filter_map(|t| t["id"].as_str().map(str::to_owned))
+            .collect())
     }
 
     /// Triggers one execution's message subscription, passing `variables` to the

@@ -6,6 +6,7 @@ mod hub;
 pub mod schema;
 mod stream;
 pub mod validation;
+pub mod withdrawal;
 
 use std::sync::Arc;
 

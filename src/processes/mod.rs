@@ -12,6 +12,7 @@ use crate::auth::Caller;
 use crate::camunda::types::ProcessInstanceQuery;
 use crate::camunda::{Camunda, CamundaError, typed};
 use crate::email::Email;
+use crate::forms::withdrawal::Withdrawals;
 use crate::store::processes::{self as rows, ListQuery, NewProcess, ProcessRow, ReserveError};
 use crate::store::{Store, StoreError};
 
@@ -136,11 +137,16 @@ pub struct ListRequest {
 pub struct Processes {
     store: Store,
     camunda: Camunda,
+    withdrawals: Withdrawals,
 }
 
 impl Processes {
-    pub fn new(store: Store, camunda: Camunda) -> Self {
-        Self { store, camunda }
+    pub fn new(store: Store, camunda: Camunda, withdrawals: Withdrawals) -> Self {
+        Self {
+            store,
+            camunda,
+            withdrawals,
+        }
     }
 
     /// Starts a process. The caller's right to start it was checked by the API.
@@ -399,19 +405,27 @@ impl Processes {
         } else {
             format!("cancelled by {}: {reason}", caller.email)
         };
-        let client = self.store.client().await?;
-        match rows::end(
-            &client,
+        let ended = rows::end(
+            &self.store.client().await?,
             id,
             ProcessState::Cancelled.as_str(),
             &reason,
             Utc::now(),
         )
-        .await?
+        .await?;
+        // Its forms (called processes' included) can no longer be answered. Should
+        // this fail, reconciliation withdraws them once it sees the instance ended.
+        if let Err(error) = self
+            .withdrawals
+            .instances_ended(&[instance], "the process was cancelled")
+            .await
         {
+            tracing::warn!(%error, process = %id, "withdrawing the forms of a cancelled process failed");
+        }
+        match ended {
             Some(row) => Ok(row.into()),
             // It ended in the engine just before: report how it stands now.
-            None => Ok(rows::get(&client, id)
+            None => Ok(rows::get(&self.store.client().await?, id)
                 .await?
                 .ok_or(ProcessError::NotFound)?
                 .into()),

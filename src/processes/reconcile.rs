@@ -6,14 +6,20 @@
 //!   if not;
 //! - processes that ended in the engine (completed, terminated, deleted behind ramp's
 //!   back) stop blocking their key: the engine's history is read incrementally from
-//!   a shared watermark, with an overlap against clock skew.
+//!   a shared watermark, with an overlap against clock skew; their pending forms
+//!   are withdrawn;
+//! - instances where an activity was cancelled or an external task deleted have
+//!   their pending forms checked, and those nothing can answer any more withdrawn.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
+use std::collections::HashSet;
+
 use crate::camunda::{Camunda, CamundaError, engine_time};
+use crate::forms::withdrawal::{WithdrawalError, Withdrawals};
 use crate::store::Store;
 use crate::store::processes as rows;
 
@@ -21,6 +27,10 @@ pub use crate::camunda::parse_engine_time;
 
 /// The watch of ended root and called instances.
 const ENDED_WATCH: &str = "ended-processes";
+/// The watch of cancelled (interrupted) activity instances.
+const CANCELED_WATCH: &str = "canceled-activities";
+/// The watch of external tasks deleted before completion.
+const DELETED_WATCH: &str = "deleted-external-tasks";
 /// Page size of history reads.
 const PAGE: u32 = 500;
 
@@ -37,6 +47,7 @@ pub struct ReconcileSettings {
 pub struct Reconciler {
     store: Store,
     camunda: Camunda,
+    withdrawals: Withdrawals,
     settings: ReconcileSettings,
 }
 
@@ -51,10 +62,16 @@ pub fn ended_state(engine_state: &str) -> Option<(&'static str, &'static str)> {
 }
 
 impl Reconciler {
-    pub fn new(store: Store, camunda: Camunda, settings: ReconcileSettings) -> Self {
+    pub fn new(
+        store: Store,
+        camunda: Camunda,
+        withdrawals: Withdrawals,
+        settings: ReconcileSettings,
+    ) -> Self {
         Self {
             store,
             camunda,
+            withdrawals,
             settings,
         }
     }
@@ -74,7 +91,8 @@ impl Reconciler {
 
     pub async fn pass(&self) -> Result<(), super::ProcessError> {
         self.settle_starting().await?;
-        self.sweep_ended().await?;
+        let ended = self.sweep_ended().await?;
+        self.sweep_interrupted(&ended).await?;
         Ok(())
     }
 
@@ -124,7 +142,9 @@ impl Reconciler {
         Ok(())
     }
 
-    async fn sweep_ended(&self) -> Result<(), super::ProcessError> {
+    /// Processes that ended: their state, and the withdrawal of their forms (root
+    /// and called instances alike). Returns the instances seen ended.
+    async fn sweep_ended(&self) -> Result<HashSet<String>, super::ProcessError> {
         let overlap = chrono::Duration::from_std(self.settings.overlap).unwrap_or_default();
         let watermark = {
             let client = self.store.client().await?;
@@ -136,6 +156,7 @@ impl Reconciler {
         let since = engine_time(watermark - overlap);
         let mut first = 0;
         let mut newest: Option<DateTime<Utc>> = None;
+        let mut seen = HashSet::new();
         loop {
             let page = match self
                 .camunda
@@ -176,6 +197,10 @@ impl Reconciler {
                     newest = Some(newest.map_or(time, |n| n.max(time)));
                 }
             }
+            self.withdrawals
+                .instances_ended(&ids, "the process ended")
+                .await?;
+            seen.extend(ids);
             if page.len() < PAGE as usize {
                 break;
             }
@@ -192,6 +217,62 @@ impl Reconciler {
             )
             .await?;
         }
+        Ok(seen)
+    }
+
+    /// Instances where an activity was cancelled (a boundary event, a terminate end
+    /// event) or an external task deleted before completion: their pending forms
+    /// are checked, and those that nothing can answer any more are withdrawn.
+    async fn sweep_interrupted(&self, ended: &HashSet<String>) -> Result<(), super::ProcessError> {
+        let overlap = chrono::Duration::from_std(self.settings.overlap).unwrap_or_default();
+        let mut affected = HashSet::new();
+        for watch in [CANCELED_WATCH, DELETED_WATCH] {
+            let watermark = rows::watermark(&self.store.client().await?, watch)
+                .await?
+                .unwrap_or_else(|| Utc::now() - overlap);
+            let since = engine_time(watermark - overlap);
+            let mut newest: Option<DateTime<Utc>> = None;
+            let mut first = 0;
+            loop {
+                let page: Vec<(String, Option<String>)> = if watch == CANCELED_WATCH {
+                    self.camunda
+                        .canceled_activity_instances_after(&since, first, PAGE)
+                        .await?
+                        .into_iter()
+                        .map(|a| (a.process_instance_id, a.end_time))
+                        .collect()
+                } else {
+                    self.camunda
+                        .external_task_deletions_after(&since, first, PAGE)
+                        .await?
+                        .into_iter()
+                        .map(|l| (l.process_instance_id, Some(l.timestamp)))
+                        .collect()
+                };
+                for (instance, time) in &page {
+                    if let Some(time) = time.as_deref().and_then(parse_engine_time) {
+                        newest = Some(newest.map_or(time, |n| n.max(time)));
+                    }
+                    if !ended.contains(instance) {
+                        affected.insert(instance.clone());
+                    }
+                }
+                if page.len() < PAGE as usize {
+                    break;
+                }
+                first += PAGE;
+            }
+            let to = newest.unwrap_or_else(|| watermark.max(Utc::now() - overlap));
+            rows::advance_watermark(&self.store.client().await?, watch, to).await?;
+        }
+        let affected: Vec<String> = affected.into_iter().collect();
+        self.withdrawals
+            .instances_interrupted(&affected)
+            .await
+            .map_err(|e| match e {
+                WithdrawalError::Store(e) => super::ProcessError::Store(e),
+                WithdrawalError::Camunda(e) => e.into(),
+            })?;
         Ok(())
     }
 }

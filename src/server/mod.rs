@@ -21,6 +21,7 @@ use crate::auth::{AuthLayer, Authenticator};
 use crate::config::{Config, ConfigError};
 use crate::delivery::Dispatcher;
 use crate::forms::schema::Schemas;
+use crate::forms::withdrawal::Withdrawals;
 use crate::forms::{ChangeHub, Forms};
 use crate::processes::{Processes, Reconciler};
 use crate::proto::form_service_server::FormServiceServer;
@@ -110,8 +111,9 @@ impl Application {
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let health = Health::new(reporter);
         health.set(false).await;
-        let processes = Processes::new(store.clone(), camunda.clone());
         let hub = ChangeHub::new(store.clone(), config.hub());
+        let withdrawals = Withdrawals::new(store.clone(), camunda.clone(), hub.clone());
+        let processes = Processes::new(store.clone(), camunda.clone(), withdrawals.clone());
         let dispatcher = Dispatcher::new(store.clone(), camunda.clone(), config.delivery());
         let forms = Forms::new(
             store.clone(),
@@ -120,7 +122,12 @@ impl Application {
             dispatcher.clone(),
             config.stream(),
         );
-        let reconciler = Reconciler::new(store.clone(), camunda.clone(), config.reconcile());
+        let reconciler = Reconciler::new(
+            store.clone(),
+            camunda.clone(),
+            withdrawals,
+            config.reconcile(),
+        );
         tokio::spawn(health::watch(
             health,
             store.clone(),

@@ -161,6 +161,43 @@ pub async fn complete(
     Ok(client.query_opt(&sql, &[&id]).await?.as_ref().map(from_row))
 }
 
+/// Withdraws pending forms (in the caller's transaction) and returns them.
+#[tracing::instrument(name = "store.forms.withdraw", skip_all)]
+pub async fn withdraw(
+    client: &impl GenericClient,
+    ids: &[Uuid],
+    reason: &str,
+) -> Result<Vec<FormTaskRow>, StoreError> {
+    let sql = format!(
+        "UPDATE form_tasks SET status = 'withdrawn', withdrawal_reason = $2, updated_at = now()
+         WHERE id = ANY($1) AND status = 'pending' RETURNING {COLUMNS}"
+    );
+    Ok(client
+        .query(&sql, &[&ids, &reason])
+        .await?
+        .iter()
+        .map(from_row)
+        .collect())
+}
+
+/// Pending forms held by these instances, or belonging to these roots.
+#[tracing::instrument(name = "store.forms.pending_in", skip_all)]
+pub async fn pending_in(
+    client: &impl GenericClient,
+    instances: &[String],
+) -> Result<Vec<FormTaskRow>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM form_tasks
+         WHERE status = 'pending' AND (process_instance_id = ANY($1) OR root_process_instance_id = ANY($1))"
+    );
+    Ok(client
+        .query(&sql, &[&instances])
+        .await?
+        .iter()
+        .map(from_row)
+        .collect())
+}
+
 /// Replaces the draft of a pending form. `None` when the form is not pending.
 #[tracing::instrument(name = "store.forms.save_draft", skip_all)]
 pub async fn save_draft(

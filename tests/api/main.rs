@@ -23,3 +23,4 @@ mod reflection;
 mod secrets;
 mod shutdown;
 mod submit;
+mod withdrawal;

@@ -1,0 +1,457 @@
+//! Forms that can no longer be answered leave the inbox.
+
+use std::time::{Duration, Instant};
+
+use ramp::camunda::types::{ExternalTask, FetchAndLock, FetchTopic};
+use ramp::proto::pending_forms_response::Event;
+use ramp::proto::process_service_client::ProcessServiceClient;
+use ramp::proto::*;
+
+use crate::engine::{camunda, unique_key};
+use crate::forms::{create, forms, next, open, user};
+use crate::helpers::{TestApp, spawn_app, token, with_token};
+
+fn definitions(body: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs" targetNamespace="http://ramp.test">
+{body}
+</bpmn:definitions>"#
+    )
+}
+
+fn send_receive(form: &str) -> String {
+    format!(
+        r#"<bpmn:sendTask id="{form}" camunda:type="external" camunda:topic="submit_form"/>
+    <bpmn:receiveTask id="wait_{form}" messageRef="msg_{form}"/>"#
+    )
+}
+
+async fn deploy(key: &str, xml: String) {
+    camunda()
+        .deploy(
+            key,
+            vec![(format!("{key}.bpmn"), xml.into_bytes())],
+            false,
+            None,
+        )
+        .await
+        .unwrap();
+}
+
+async fn fetch(business_key: &str, expected: usize) -> Vec<ExternalTask> {
+    let mut tasks = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tasks.len() < expected && Instant::now() < deadline {
+        tasks.extend(
+            camunda()
+                .fetch_and_lock(&FetchAndLock {
+                    worker_id: "w".into(),
+                    max_tasks: 10,
+                    topics: vec![FetchTopic {
+                        topic_name: "submit_form".into(),
+                        lock_duration: 600_000,
+                        business_key: Some(business_key.into()),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                })
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(tasks.len(), expected);
+    tasks
+}
+
+async fn form_of(app: &TestApp, business_key: &str, task: &ExternalTask) -> String {
+    create(
+        app,
+        CreateFormTaskRequest {
+            external_task_id: task.id.clone(),
+            process_instance_id: task.process_instance_id.clone(),
+            business_key: business_key.into(),
+            activity_id: task.activity_id.clone(),
+            activity_instance_id: task.activity_instance_id.clone().unwrap_or_default(),
+            ..Default::default()
+        },
+    )
+    .await
+    .form_task
+    .unwrap()
+    .summary
+    .unwrap()
+    .id
+}
+
+async fn status_of(app: &TestApp, user: &str, form: &str) -> (FormTaskStatus, String) {
+    let task = forms(app)
+        .await
+        .get_form_task(with_token(
+            GetFormTaskRequest { id: form.into() },
+            &token(user, &[]),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .form_task
+        .unwrap();
+    (task.summary.unwrap().status(), task.withdrawal_reason)
+}
+
+/// Waits up to 10 s for the form to be withdrawn.
+async fn withdrawn_within_ten_seconds(app: &TestApp, user: &str, form: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let (status, reason) = status_of(app, user, form).await;
+        if status == FormTaskStatus::Withdrawn {
+            return reason;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not withdrawn within 10 s ({status:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn cancelling_a_process_withdraws_its_forms_called_processes_included() {
+    let child = unique_key("child");
+    let parent = unique_key("parent");
+    deploy(
+        &child,
+        definitions(&format!(
+            r#"<bpmn:message id="msg_inner" name="inner"/>
+  <bpmn:process id="{child}" isExecutable="true" camunda:historyTimeToLive="P1D">
+    <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="inner"/>
+    {}
+    <bpmn:sequenceFlow id="b" sourceRef="inner" targetRef="wait_inner"/>
+    <bpmn:sequenceFlow id="c" sourceRef="wait_inner" targetRef="e"/><bpmn:endEvent id="e"/>
+  </bpmn:process>"#,
+            send_receive("inner")
+        )),
+    )
+    .await;
+    deploy(
+        &parent,
+        definitions(&format!(
+            r#"<bpmn:message id="msg_outer" name="outer"/>
+  <bpmn:process id="{parent}" isExecutable="true" camunda:historyTimeToLive="P1D">
+    <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="fork"/>
+    <bpmn:parallelGateway id="fork"/>
+    <bpmn:sequenceFlow id="b" sourceRef="fork" targetRef="outer"/>
+    {}
+    <bpmn:sequenceFlow id="c" sourceRef="outer" targetRef="wait_outer"/>
+    <bpmn:sequenceFlow id="d" sourceRef="wait_outer" targetRef="e1"/><bpmn:endEvent id="e1"/>
+    <bpmn:sequenceFlow id="f" sourceRef="fork" targetRef="call"/>
+    <bpmn:callActivity id="call" calledElement="{child}">
+      <bpmn:extensionElements><camunda:in businessKey="${{execution.processBusinessKey}}"/></bpmn:extensionElements>
+    </bpmn:callActivity>
+    <bpmn:sequenceFlow id="g" sourceRef="call" targetRef="e2"/><bpmn:endEvent id="e2"/>
+  </bpmn:process>"#,
+            send_receive("outer")
+        )),
+    )
+    .await;
+
+    let app = spawn_app().await;
+    let ann = user();
+    let admin = token("admin@example.com", &["ramp-admin"]);
+    let process = ProcessServiceClient::new(app.channel().await)
+        .start_process(with_token(
+            StartProcessRequest {
+                definition_key: parent.clone(),
+                business_key: ann.clone(),
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .process
+        .unwrap();
+    let tasks = fetch(&ann, 2).await;
+    let mut ids = Vec::new();
+    for task in &tasks {
+        ids.push(form_of(&app, &ann, task).await);
+    }
+    // Both belong to the root the user started.
+    let listed = forms(&app)
+        .await
+        .list_form_tasks(with_token(
+            ListFormTasksRequest {
+                root_process_instance_id: process.engine_instance_id.clone(),
+                ..Default::default()
+            },
+            &token(&ann, &[]),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.form_tasks.len(), 2);
+
+    let mut inbox = open(&app, &ann, "").await;
+    next(&mut inbox).await;
+    ProcessServiceClient::new(app.channel().await)
+        .cancel_process(with_token(
+            CancelProcessRequest {
+                id: process.id,
+                reason: String::new(),
+            },
+            &token(&ann, &[]),
+        ))
+        .await
+        .unwrap();
+    let mut removed = Vec::new();
+    for _ in 0..2 {
+        match next(&mut inbox).await.event {
+            Some(Event::Removed(r)) => {
+                assert_eq!(r.reason(), RemovalReason::Withdrawn);
+                removed.push(r.id);
+            }
+            other => panic!("expected removed, got {other:?}"),
+        }
+    }
+    removed.sort();
+    ids.sort();
+    assert_eq!(removed, ids);
+}
+
+#[tokio::test]
+async fn a_boundary_timer_on_the_receive_task_withdraws_the_form() {
+    let key = unique_key("timer");
+    deploy(
+        &key,
+        definitions(&format!(
+            r#"<bpmn:message id="msg_step" name="step"/><bpmn:message id="msg_later" name="later"/>
+  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
+    <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="step"/>
+    {}
+    <bpmn:sequenceFlow id="b" sourceRef="step" targetRef="wait_step"/>
+    <bpmn:sequenceFlow id="c" sourceRef="wait_step" targetRef="e"/><bpmn:endEvent id="e"/>
+    <bpmn:boundaryEvent id="too_late" attachedToRef="wait_step" cancelActivity="true">
+      <bpmn:timerEventDefinition><bpmn:timeDuration>PT2S</bpmn:timeDuration></bpmn:timerEventDefinition>
+    </bpmn:boundaryEvent>
+    <bpmn:sequenceFlow id="d" sourceRef="too_late" targetRef="after_timeout"/>
+    <bpmn:receiveTask id="after_timeout" messageRef="msg_later"/>
+    <bpmn:sequenceFlow id="f" sourceRef="after_timeout" targetRef="e2"/><bpmn:endEvent id="e2"/>
+  </bpmn:process>"#,
+            send_receive("step")
+        )),
+    )
+    .await;
+    let app = spawn_app().await;
+    let ann = user();
+    let instance = camunda()
+        .start_process(&key, &ann, &Default::default())
+        .await
+        .unwrap()
+        .id;
+    let task = &fetch(&ann, 1).await[0];
+    let form = form_of(&app, &ann, task).await;
+    camunda()
+        .complete_external_task(&task.id, "w", &Default::default(), &Default::default())
+        .await
+        .unwrap();
+
+    let reason = withdrawn_within_ten_seconds(&app, &ann, &form).await;
+    assert!(reason.contains("can no longer receive"), "{reason}");
+    // The process went on along the timer's path.
+    assert_eq!(
+        camunda()
+            .executions_waiting_for(&instance, "later")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_process_deleted_in_the_engine_withdraws_its_forms() {
+    let key = unique_key("deleted");
+    deploy(&key, crate::engine::form_process(&key, "step")).await;
+    let app = spawn_app().await;
+    let ann = user();
+    let instance = camunda()
+        .start_process(&key, &ann, &Default::default())
+        .await
+        .unwrap()
+        .id;
+    let task = &fetch(&ann, 1).await[0];
+    let form = form_of(&app, &ann, task).await;
+    camunda()
+        .delete_process_instance(&instance, true)
+        .await
+        .unwrap();
+    let reason = withdrawn_within_ten_seconds(&app, &ann, &form).await;
+    assert!(reason.contains("ended"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_form_whose_send_task_the_worker_still_holds_is_not_withdrawn() {
+    // Another branch of the same instance is interrupted by a timer, so the instance
+    // is looked at; the form's send task is fetched but not completed.
+    let key = unique_key("held");
+    deploy(
+        &key,
+        definitions(&format!(
+            r#"<bpmn:message id="msg_step" name="step"/><bpmn:message id="msg_never" name="never"/>
+  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
+    <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="fork"/>
+    <bpmn:parallelGateway id="fork"/>
+    <bpmn:sequenceFlow id="b" sourceRef="fork" targetRef="step"/>
+    {}
+    <bpmn:sequenceFlow id="c" sourceRef="step" targetRef="wait_step"/>
+    <bpmn:sequenceFlow id="d" sourceRef="wait_step" targetRef="e1"/><bpmn:endEvent id="e1"/>
+    <bpmn:sequenceFlow id="f" sourceRef="fork" targetRef="other"/>
+    <bpmn:receiveTask id="other" messageRef="msg_never"/>
+    <bpmn:boundaryEvent id="soon" attachedToRef="other" cancelActivity="true">
+      <bpmn:timerEventDefinition><bpmn:timeDuration>PT1S</bpmn:timeDuration></bpmn:timerEventDefinition>
+    </bpmn:boundaryEvent>
+    <bpmn:sequenceFlow id="g" sourceRef="soon" targetRef="e2"/><bpmn:endEvent id="e2"/>
+    <bpmn:sequenceFlow id="h" sourceRef="other" targetRef="e3"/><bpmn:endEvent id="e3"/>
+  </bpmn:process>"#,
+            send_receive("step")
+        )),
+    )
+    .await;
+    let app = spawn_app().await;
+    let ann = user();
+    let instance = camunda()
+        .start_process(&key, &ann, &Default::default())
+        .await
+        .unwrap()
+        .id;
+    let task = &fetch(&ann, 1).await[0];
+    let form = form_of(&app, &ann, task).await;
+
+    // Wait until the timer has fired and a few passes have looked at the instance.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let url = format!(
+            "{}/history/activity-instance?processInstanceId={instance}&activityId=other&canceled=true",
+            crate::engine::engine_url()
+        );
+        let cancelled: Vec<serde_json::Value> =
+            reqwest::get(url).await.unwrap().json().await.unwrap();
+        if !cancelled.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the timer did not fire");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        status_of(&app, &ann, &form).await.0,
+        FormTaskStatus::Pending
+    );
+}
+
+#[tokio::test]
+async fn fifty_ended_processes_among_two_hundred_withdraw_exactly_their_forms() {
+    let key = unique_key("scale");
+    deploy(&key, crate::engine::form_process(&key, "step")).await;
+    let app = spawn_app().await;
+    let ann = user();
+    let engine = camunda();
+    let starts = (0..200).map(|_| {
+        let engine = engine.clone();
+        let (key, ann) = (key.clone(), ann.clone());
+        async move {
+            engine
+                .start_process(&key, &ann, &Default::default())
+                .await
+                .unwrap()
+                .id
+        }
+    });
+    let instances: Vec<String> = futures::future::join_all(starts).await;
+    // 1,000 pending forms, five per process, written as CreateFormTask would.
+    let db = app.db().await;
+    db.execute(
+        "INSERT INTO form_tasks (id, external_task_id, business_key, form_name, message_name, assignee, status,
+            process_instance_id, root_process_instance_id, activity_id)
+         SELECT gen_random_uuid(), i || '-' || n, $2, 'step', 'step', $2, 'pending', i, i, 'step'
+         FROM unnest($1::text[]) AS i, generate_series(1, 5) AS n",
+        &[&instances, &ann],
+    )
+    .await
+    .unwrap();
+
+    // Engine calls of one reconciliation pass with 1,000 pending forms and nothing
+    // changed: a fixed few history queries, none per form.
+    let settings = ramp::processes::ReconcileSettings {
+        interval: Duration::from_secs(3600),
+        overlap: Duration::from_secs(30),
+        start_grace: Duration::from_secs(30),
+    };
+    let store = ramp::store::Store::new(
+        &secrecy::SecretString::from(app.database_url.clone()),
+        4,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let counted = crate::engine::camunda();
+    let hub = ramp::forms::ChangeHub::new(
+        store.clone(),
+        ramp::forms::HubSettings {
+            poll_interval: Duration::from_secs(3600),
+            notify_tick: Duration::from_millis(2),
+            stream_buffer: 16,
+            max_streams_per_user: 1,
+        },
+    );
+    let withdrawals =
+        ramp::forms::withdrawal::Withdrawals::new(store.clone(), counted.clone(), hub);
+    let reconciler =
+        ramp::processes::Reconciler::new(store, counted.clone(), withdrawals, settings);
+    reconciler.pass().await.unwrap();
+    let before = counted.calls();
+    reconciler.pass().await.unwrap();
+    let per_pass = counted.calls() - before;
+    assert!(
+        per_pass <= 3,
+        "{per_pass} engine calls in a quiet pass over 1,000 pending forms"
+    );
+
+    // 50 processes end at once.
+    let ended: Vec<String> = instances[..50].to_vec();
+    let deletes = ended.iter().map(|id| {
+        let engine = engine.clone();
+        let id = id.clone();
+        async move { engine.delete_process_instance(&id, true).await.unwrap() }
+    });
+    futures::future::join_all(deletes).await;
+    let started = Instant::now();
+    loop {
+        let withdrawn: i64 = db
+            .query_one(
+                "SELECT count(*) FROM form_tasks WHERE status = 'withdrawn'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if withdrawn == 250 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{withdrawn} of 250 withdrawn after 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let wrong: i64 = db
+        .query_one(
+            "SELECT count(*) FROM form_tasks WHERE (status = 'withdrawn') <> (process_instance_id = ANY($1))",
+            &[&ended],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(wrong, 0, "exactly the ended processes' forms");
+}
