@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: brings up what exists of the system in the foreground — PostgreSQL, the
-# engine with the demo process deployed, `ramp serve` — and stops it all on Ctrl-C.
+# engine with the demo process deployed, `ramp serve`, `ramp worker` — and stops it
+# all on Ctrl-C.
 # State (the database cluster, the engine's data, logs, the token secret) stays in
 # .ramp/, which git ignores, so data survives restarts.
 set -euo pipefail
@@ -64,7 +65,8 @@ export RAMP_STARTABLE_DEFINITIONS=${RAMP_STARTABLE_DEFINITIONS:-VOE}
 export RAMP_CORS_ORIGINS=${RAMP_CORS_ORIGINS:-http://$RAMP_LISTEN}
 
 "$target/debug/ramp" serve &
-pids+=($!)
+serve_pid=$!
+pids+=("$serve_pid")
 
 grpcurl="$(go env GOPATH)/bin/grpcurl"
 for _ in $(seq 1 100); do
@@ -73,6 +75,11 @@ for _ in $(seq 1 100); do
   fi
   sleep 0.2
 done
+
+# The worker turns send tasks into forms, with a token of its own.
+RAMP_TOKEN=$("$target/debug/ramp" token --email worker@ramp.local --role ramp-worker --ttl 30d) \
+  RAMP_SERVER="http://$RAMP_LISTEN" "$target/debug/ramp" worker &
+pids+=($!)
 
 cat >&2 <<MSG
 
@@ -84,8 +91,9 @@ cat >&2 <<MSG
                              -d '{"definition_key":"VOE","business_key":"you@example.com"}' \\
                              $RAMP_LISTEN ramp.v1.ProcessService/StartProcess
     engine (REST):         $RAMP_CAMUNDA_URL   (VOE deployed from processes/)
+    worker:                ramp worker on topic submit_form
     database:              $RAMP_DATABASE_URL
   Ctrl-C stops everything.
 
 MSG
-wait "${pids[-1]}"
+wait "$serve_pid"

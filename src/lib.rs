@@ -16,6 +16,7 @@ pub mod processes;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod worker;
 
 pub mod proto {
     //! Types and services generated from `proto/ramp/v1` by `build.rs`.

@@ -10,6 +10,7 @@ use serde::Serialize;
 use ramp::config::Config;
 use ramp::server::Application;
 use ramp::store::Store;
+use ramp::worker::{Topic, Worker, WorkerSettings};
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +32,9 @@ enum Command {
     Serve(ServeArgs),
     /// Applies the database migrations and exits.
     Migrate,
+    /// Runs the external-task worker: turns send tasks into form tasks through
+    /// FormService.CreateFormTask, with the token in RAMP_TOKEN.
+    Worker(WorkerArgs),
     /// Deploys BPMN models and Camunda Forms (files, or folders searched for
     /// .bpmn, .dmn and .form files) to the engine at RAMP_CAMUNDA_URL.
     Deploy(DeployArgs),
@@ -38,6 +42,40 @@ enum Command {
     /// RAMP_JWT_SECRET_FILE; from the repository root, the secret `make run`
     /// generated), for development and grpcurl.
     Token(TokenArgs),
+}
+
+#[derive(clap::Args)]
+struct WorkerArgs {
+    /// A topic to fetch, `NAME[:assignee=PATH]` (PATH: a dotted path into a JSON
+    /// variable); repeatable. Default: RAMP_WORKER_TOPICS, else `submit_form`.
+    #[arg(long = "topic")]
+    topics: Vec<String>,
+    /// Only tasks of these process definition keys (comma-separated or
+    /// repeated); all when none is given.
+    #[arg(
+        long = "definition-key",
+        env = "RAMP_WORKER_DEFINITION_KEYS",
+        value_delimiter = ','
+    )]
+    definition_keys: Vec<String>,
+    /// The ramp server to call.
+    #[arg(long, env = "RAMP_SERVER", default_value = "http://127.0.0.1:50051")]
+    server: String,
+    /// How long the engine may hold a long poll, in ms (below proxies' idle timeouts).
+    #[arg(long, env = "RAMP_WORKER_LONG_POLL_MS", default_value_t = 20_000)]
+    long_poll_ms: u64,
+    /// How long a fetched task is locked to this worker, in ms (extended while busy).
+    #[arg(long, env = "RAMP_WORKER_LOCK_MS", default_value_t = 60_000)]
+    lock_ms: u64,
+    /// Tasks handled at once at most.
+    #[arg(long, env = "RAMP_WORKER_MAX_IN_FLIGHT", default_value_t = 8)]
+    max_in_flight: usize,
+    /// Retries for transient failures before a task becomes an incident.
+    #[arg(long, env = "RAMP_WORKER_RETRIES", default_value_t = 3)]
+    retries: i32,
+    /// The first retry timeout in ms; it doubles with each failure.
+    #[arg(long, env = "RAMP_WORKER_RETRY_TIMEOUT_MS", default_value_t = 2_000)]
+    retry_timeout_ms: u64,
 }
 
 #[derive(clap::Args)]
@@ -138,6 +176,57 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = Store::new(config.database_url()?, 1, config.database_timeout())?;
             store.migrate().await?;
             tracing::info!("migrations up to date");
+            Ok(())
+        }
+        Command::Worker(args) => {
+            let config = Config::load(cli.config.as_deref(), ramp::config::NoOverrides {})?;
+            ramp::telemetry::init(&config.log, config.log_format);
+            let topics = if !args.topics.is_empty() {
+                args.topics
+                    .iter()
+                    .map(|t| Topic::parse(t))
+                    .collect::<Result<Vec<_>, _>>()?
+            } else {
+                match std::env::var("RAMP_WORKER_TOPICS") {
+                    Ok(list) if !list.trim().is_empty() => Topic::parse_list(&list)?,
+                    _ => vec![Topic::parse("submit_form")?],
+                }
+            };
+            let token = std::env::var("RAMP_TOKEN")
+                .ok()
+                .filter(|t| !t.trim().is_empty())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "RAMP_TOKEN is not set: give the worker a token with the ramp-worker role"
+                    )
+                })?;
+            anyhow::ensure!(args.max_in_flight > 0, "--max-in-flight must be at least 1");
+            anyhow::ensure!(args.lock_ms >= 1_000, "--lock-ms must be at least 1000");
+            let mut camunda = config.camunda()?;
+            // The client's own timeout covers one call; the long poll adds its wait.
+            camunda.timeout = camunda.timeout.max(Duration::from_secs(5));
+            let worker = Worker::new(
+                ramp::camunda::Camunda::new(camunda),
+                WorkerSettings {
+                    server: args.server,
+                    token: token.trim().to_owned().into(),
+                    topics,
+                    definition_keys: args.definition_keys,
+                    long_poll: Duration::from_millis(args.long_poll_ms),
+                    lock: Duration::from_millis(args.lock_ms),
+                    max_in_flight: args.max_in_flight,
+                    retries: args.retries.max(1),
+                    retry_timeout: Duration::from_millis(args.retry_timeout_ms),
+                },
+            )?;
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                tracing::info!("stopping the worker");
+                stop.cancel();
+            });
+            std::sync::Arc::new(worker).run(shutdown).await;
             Ok(())
         }
         Command::Deploy(args) => {

@@ -6,6 +6,7 @@ mod change_log;
 mod cli;
 mod cors;
 mod dev_mode;
+mod e2e;
 mod engine;
 mod fault_proxy;
 mod forms;

@@ -1,0 +1,478 @@
+//! `ramp worker`: the external-task worker. It long-polls the engine for send tasks,
+//! turns each into a form task through `FormService.CreateFormTask` (so any other
+//! gRPC client could do the same job), and completes the external task.
+
+mod topic;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+use tonic::transport::Channel;
+
+pub use topic::{Topic, TopicError};
+
+use crate::camunda::types::{ExternalTask, FetchAndLock, FetchTopic};
+use crate::camunda::{Camunda, CamundaError, variables};
+use crate::proto::CreateFormTaskRequest;
+use crate::proto::form_service_client::FormServiceClient;
+
+#[derive(Clone, Debug)]
+pub struct WorkerSettings {
+    /// The ramp server to call, e.g. `http://127.0.0.1:50051`.
+    pub server: String,
+    /// The worker's token (a `ramp-worker` role).
+    pub token: SecretString,
+    pub topics: Vec<Topic>,
+    /// Only tasks of these process definitions (all when empty): a worker for some
+    /// processes only.
+    pub definition_keys: Vec<String>,
+    /// How long the engine holds a long poll open; below proxies' idle timeouts.
+    pub long_poll: Duration,
+    /// How long a fetched task stays locked to this worker (extended while busy).
+    pub lock: Duration,
+    /// Tasks in flight at most.
+    pub max_in_flight: usize,
+    /// Retries a task gets for transient failures before it becomes an incident.
+    pub retries: i32,
+    /// The first retry timeout; it doubles with each failure.
+    pub retry_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("RAMP_SERVER {0:?} is not a server address")]
+pub struct InvalidServer(pub String);
+
+pub struct Worker {
+    camunda: Camunda,
+    forms: FormServiceClient<Channel>,
+    settings: WorkerSettings,
+    id: String,
+}
+
+/// How handling one task ended.
+#[derive(Debug)]
+enum Handled {
+    Created,
+    /// A task that can never succeed as it is: an incident at once.
+    Incident(String),
+    /// A failure that may pass: retried by the engine.
+    Transient(String),
+    /// Shutdown came first: the task was given back.
+    Released,
+}
+
+impl Worker {
+    pub fn new(camunda: Camunda, settings: WorkerSettings) -> Result<Self, InvalidServer> {
+        let server = if settings.server.contains("://") {
+            settings.server.clone()
+        } else {
+            format!("http://{}", settings.server)
+        };
+        let channel = Channel::from_shared(server.clone())
+            .map_err(|_| InvalidServer(server))?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .connect_lazy();
+        let id = format!(
+            "ramp-worker-{}-{}",
+            std::process::id(),
+            &uuid::Uuid::now_v7().simple().to_string()[24..]
+        );
+        Ok(Self {
+            camunda,
+            forms: FormServiceClient::new(channel),
+            settings,
+            id,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Fetches and handles tasks until `shutdown`; then finishes or gives back what
+    /// it holds, and returns.
+    ///
+    /// A long poll in flight is awaited, not dropped: the engine would otherwise
+    /// lock the tasks it finds (including ones this worker gives back) for a
+    /// connection that is gone, and they would stay locked for the full duration.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let slots = Arc::new(Semaphore::new(self.settings.max_in_flight));
+        let mut tasks = tokio::task::JoinSet::new();
+        // Tasks give back what they hold only once no long poll is in flight.
+        let release = CancellationToken::new();
+        tracing::info!(worker = %self.id, topics = ?self.settings.topics.iter().map(ToString::to_string).collect::<Vec<_>>(), "worker started");
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            while tasks.try_join_next().is_some() {}
+            let free = slots.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tasks.join_next() => continue,
+                }
+            }
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let request = FetchAndLock {
+                worker_id: self.id.clone(),
+                max_tasks: free as u32,
+                use_priority: true,
+                async_response_timeout: Some(self.settings.long_poll.as_millis() as u64),
+                topics: self
+                    .settings
+                    .topics
+                    .iter()
+                    .map(|t| FetchTopic {
+                        topic_name: t.name.clone(),
+                        lock_duration: self.settings.lock.as_millis() as u64,
+                        include_extension_properties: true,
+                        process_definition_key_in: (!self.settings.definition_keys.is_empty())
+                            .then(|| self.settings.definition_keys.clone()),
+                        ..Default::default()
+                    })
+                    .collect(),
+            };
+            let fetched = self.camunda.fetch_and_lock(&request).await;
+            let fetched = match fetched {
+                Ok(fetched) => {
+                    backoff = Duration::from_millis(200);
+                    fetched
+                }
+                Err(error) => {
+                    tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "cannot fetch tasks");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            };
+            if shutdown.is_cancelled() {
+                // Fetched while stopping: give them back at once.
+                for task in fetched {
+                    if let Err(error) = self.camunda.unlock(&task.id).await {
+                        tracing::warn!(task = %task.id, %error, "cannot give back a task");
+                    }
+                }
+                break;
+            }
+            for task in fetched {
+                let permit = slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore stays open");
+                let worker = self.clone();
+                let release = release.clone();
+                tasks.spawn(async move {
+                    worker.handle(task, release).await;
+                    drop(permit);
+                });
+            }
+        }
+        tracing::info!(
+            in_flight = tasks.len(),
+            "stopping: finishing or giving back held tasks"
+        );
+        release.cancel();
+        while tasks.join_next().await.is_some() {}
+        tracing::info!("worker stopped");
+    }
+
+    async fn handle(&self, task: ExternalTask, shutdown: CancellationToken) {
+        let lock_keeper = self.keep_lock(&task.id);
+        let outcome = tokio::select! {
+            outcome = self.create_form(&task, &shutdown) => outcome,
+            _ = lock_keeper => unreachable!("the lock keeper runs until dropped"),
+        };
+        let result = match &outcome {
+            Handled::Created => self.complete(&task).await,
+            Handled::Incident(reason) => {
+                tracing::warn!(task = %task.id, activity = %task.activity_id, %reason, "task fails without retries (incident)");
+                self.camunda
+                    .fail_external_task(
+                        &task.id,
+                        &self.id,
+                        "ramp could not create the form",
+                        reason,
+                        0,
+                        0,
+                    )
+                    .await
+            }
+            Handled::Transient(reason) => {
+                let left = task.retries.unwrap_or(self.settings.retries) - 1;
+                let failures = (self.settings.retries - left).max(1) as u32;
+                let timeout = self.settings.retry_timeout * 2u32.saturating_pow(failures - 1);
+                tracing::warn!(task = %task.id, %reason, retries_left = left.max(0), "task failed; the engine will retry");
+                self.camunda
+                    .fail_external_task(
+                        &task.id,
+                        &self.id,
+                        "ramp could not create the form",
+                        reason,
+                        left.max(0),
+                        timeout.as_millis() as u64,
+                    )
+                    .await
+            }
+            Handled::Released => self.camunda.unlock(&task.id).await,
+        };
+        match result {
+            Ok(()) => {
+                tracing::info!(task = %task.id, activity = %task.activity_id, outcome = ?outcome, "task handled")
+            }
+            // Another worker has it now (our lock ran out); the form is made once.
+            Err(error @ (CamundaError::NotFound(_) | CamundaError::LockedByOtherWorker(_))) => {
+                tracing::warn!(task = %task.id, %error, "the task moved on without us")
+            }
+            Err(error) => {
+                tracing::warn!(task = %task.id, %error, "cannot report the task's outcome; its lock will run out")
+            }
+        }
+    }
+
+    /// Extends the task's lock at half its duration, for as long as it is polled.
+    async fn keep_lock(&self, task_id: &str) {
+        let every = self.settings.lock / 2;
+        loop {
+            tokio::time::sleep(every).await;
+            if let Err(error) = self
+                .camunda
+                .extend_lock(task_id, &self.id, self.settings.lock.as_millis() as u64)
+                .await
+            {
+                tracing::warn!(task = %task_id, %error, "cannot extend the lock");
+            }
+        }
+    }
+
+    async fn complete(&self, task: &ExternalTask) -> Result<(), CamundaError> {
+        let mut wait = Duration::from_millis(200);
+        loop {
+            match self
+                .camunda
+                .complete_external_task(
+                    &task.id,
+                    &self.id,
+                    &Default::default(),
+                    &Default::default(),
+                )
+                .await
+            {
+                Err(error) if error.is_transient() && wait < Duration::from_secs(5) => {
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn create_form(&self, task: &ExternalTask, shutdown: &CancellationToken) -> Handled {
+        let Some(business_key) = task.business_key.clone().filter(|k| !k.is_empty()) else {
+            return Handled::Incident("the process has no business key (the user's email)".into());
+        };
+        let values = match variables::variables_from_engine(&task.variables) {
+            Ok(values) => values,
+            Err(error) => {
+                tracing::warn!(%error, "a variable cannot be read; reading the others");
+                readable(&task.variables)
+            }
+        };
+        let property = |name: &str| {
+            task.extension_properties
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let form_name = property("ramp.form").unwrap_or_else(|| task.activity_id.clone());
+        let message_name = property("ramp.message").unwrap_or_else(|| form_name.clone());
+        let topic = self
+            .settings
+            .topics
+            .iter()
+            .find(|t| t.name == task.topic_name);
+        let assignee = match assignee(
+            topic,
+            &values,
+            property("ramp.assignee").as_deref(),
+            &business_key,
+        ) {
+            Ok(assignee) => assignee,
+            Err(reason) => return Handled::Incident(reason),
+        };
+        let request = CreateFormTaskRequest {
+            external_task_id: task.id.clone(),
+            process_instance_id: task.process_instance_id.clone(),
+            process_definition_id: task.process_definition_id.clone().unwrap_or_default(),
+            process_definition_key: task.process_definition_key.clone().unwrap_or_default(),
+            business_key,
+            activity_id: task.activity_id.clone(),
+            activity_instance_id: task.activity_instance_id.clone().unwrap_or_default(),
+            execution_id: task.execution_id.clone().unwrap_or_default(),
+            form_name,
+            message_name,
+            assignee,
+            // The server keeps only the form's own fields.
+            prefill: Some(crate::json::json_to_struct(&values)),
+            tenant_id: task.tenant_id.clone().unwrap_or_default(),
+            topic_name: task.topic_name.clone(),
+        };
+        let mut wait = Duration::from_millis(200);
+        loop {
+            let mut call = tonic::Request::new(request.clone());
+            let bearer = format!("Bearer {}", self.settings.token.expose_secret());
+            match bearer.parse() {
+                Ok(value) => {
+                    call.metadata_mut().insert("authorization", value);
+                }
+                Err(_) => {
+                    return Handled::Incident("the worker's token is not valid header text".into());
+                }
+            }
+            let status = match self.forms.clone().create_form_task(call).await {
+                Ok(_) => return Handled::Created,
+                Err(status) => status,
+            };
+            match status.code() {
+                Code::Unavailable
+                | Code::DeadlineExceeded
+                | Code::Unknown
+                | Code::ResourceExhausted
+                | Code::Internal
+                    if wait <= Duration::from_secs(4) =>
+                {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Handled::Released,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    wait *= 2;
+                }
+                Code::Unavailable
+                | Code::DeadlineExceeded
+                | Code::Unknown
+                | Code::ResourceExhausted
+                | Code::Internal => {
+                    return Handled::Transient(format!(
+                        "ramp answered {:?}: {}",
+                        status.code(),
+                        status.message()
+                    ));
+                }
+                Code::Unauthenticated => {
+                    // A renewed token may fix it: let the engine retry.
+                    return Handled::Transient(format!(
+                        "ramp refused the worker's token: {}",
+                        status.message()
+                    ));
+                }
+                code => {
+                    return Handled::Incident(format!(
+                        "ramp refused the form ({code:?}): {}",
+                        status.message()
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Variables that can be read, skipping those that cannot.
+fn readable(raw: &Map<String, Value>) -> Map<String, Value> {
+    raw.iter()
+        .filter_map(|(name, value)| {
+            let typed: variables::TypedValue = serde_json::from_value(value.clone()).ok()?;
+            variables::from_engine(name, &typed)
+                .ok()
+                .map(|v| (name.clone(), v))
+        })
+        .collect()
+}
+
+/// Who fills the form: the topic's path into a JSON variable, else the
+/// `assignedTo` variable (set on the send task by an input mapping), else the
+/// variable the `ramp.assignee` property names, else the business key.
+fn assignee(
+    topic: Option<&Topic>,
+    values: &Map<String, Value>,
+    assignee_variable: Option<&str>,
+    business_key: &str,
+) -> Result<String, String> {
+    if let Some(path) = topic.and_then(|t| t.assignee_path.as_ref()) {
+        let mut value = values
+            .get(&path[0])
+            .ok_or_else(|| format!("the assignee path {} names no variable", path.join(".")))?;
+        for part in &path[1..] {
+            value = value.get(part).ok_or_else(|| {
+                format!(
+                    "the assignee path {} does not exist in the variable",
+                    path.join(".")
+                )
+            })?;
+        }
+        return value
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("the assignee path {} is not text", path.join(".")));
+    }
+    if let Some(assigned) = values.get("assignedTo").and_then(Value::as_str) {
+        return Ok(assigned.to_owned());
+    }
+    if let Some(variable) = assignee_variable {
+        return values
+            .get(variable)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                format!("the variable {variable} named by ramp.assignee holds no text")
+            });
+    }
+    Ok(business_key.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn values() -> Map<String, Value> {
+        json!({"supplier": {"companyOwner": "owner@example.com"}, "reviewer": "rev@example.com"})
+            .as_object()
+            .unwrap()
+            .clone()
+    }
+
+    #[test]
+    fn the_assignee_comes_from_the_topic_path_then_the_model_then_the_business_key() {
+        let topic = Topic::parse("t:assignee=supplier.companyOwner").unwrap();
+        assert_eq!(
+            assignee(Some(&topic), &values(), None, "bk@example.com").unwrap(),
+            "owner@example.com"
+        );
+        assert_eq!(
+            assignee(None, &values(), Some("reviewer"), "bk@example.com").unwrap(),
+            "rev@example.com"
+        );
+        let mut with_mapping = values();
+        with_mapping.insert("assignedTo".into(), json!("mapped@example.com"));
+        assert_eq!(
+            assignee(None, &with_mapping, Some("reviewer"), "bk@example.com").unwrap(),
+            "mapped@example.com"
+        );
+        assert_eq!(
+            assignee(None, &values(), None, "bk@example.com").unwrap(),
+            "bk@example.com"
+        );
+        let missing = Topic::parse("t:assignee=supplier.nobody").unwrap();
+        assert!(assignee(Some(&missing), &values(), None, "bk@example.com").is_err());
+    }
+}
