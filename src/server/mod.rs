@@ -3,6 +3,7 @@
 
 mod health;
 mod shutdown;
+mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -174,11 +175,13 @@ impl Application {
                 .map_err(|e| ServeError::Tls(e.to_string()))?;
         }
 
-        // Outermost first: CORS answers preflights before anything else; gRPC-web is
+        // Outermost first: the web UI's files (plain GETs) are answered before
+        // anything else; CORS answers preflights; gRPC-web is
         // translated to gRPC before tracing, so every RPC is logged the same way;
         // authentication is innermost, so its refusals are logged and cut like any
         // other answer.
         let router = builder
+            .layer(web::WebUiLayer::new(config.web_dir.clone()))
             .layer(cors_layer(&config.cors_origins))
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(RpcTraceLayer)

@@ -24,4 +24,5 @@ mod reflection;
 mod secrets;
 mod shutdown;
 mod submit;
+mod web;
 mod withdrawal;
