@@ -45,6 +45,9 @@ npm_ci() {
 npm_ci tools .bin/buf
 npm_ci tests/oidc oidc-provider
 
+# The Python worker's venv (set up once; again when its requirements change).
+examples/python-worker/run.sh --help >/dev/null
+
 gobin=$(go env GOPATH)/bin
 if [ ! -x "$gobin/grpcurl" ]; then
   log "go: grpcurl"

@@ -558,3 +558,31 @@ mod worker {
         }
     }
 }
+
+/// The Python worker (`examples/python-worker`) on the same contract.
+#[tokio::test]
+async fn the_demo_runs_end_to_end_with_the_python_worker() {
+    let root = deploy_demo_copy().await;
+    let stack = serve(&root).await;
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python-worker/run.sh");
+    let _worker = Command::new("bash")
+        .arg(script)
+        .args([
+            "--definition-key",
+            &root,
+            "--definition-key",
+            &format!("{root}_RISK"),
+            "--long-poll-ms",
+            "1000",
+        ])
+        .env("RAMP_SERVER", stack.server())
+        .env("RAMP_CAMUNDA_URL", engine_url())
+        .env("RAMP_TOKEN", token("worker@example.com", &["ramp-worker"]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the Python worker starts (make test installs its venv)");
+    run_the_demo(&stack).await;
+}
