@@ -14,6 +14,7 @@ command -v openssl >/dev/null || apt_packages+=(openssl)
 command -v curl >/dev/null || apt_packages+=(curl)
 command -v java >/dev/null || apt_packages+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || apt_packages+=(maven)
+[ -x /usr/bin/chromium ] || apt_packages+=(chromium)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   log "apt: ${apt_packages[*]}"
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
@@ -44,6 +45,7 @@ npm_ci() {
 }
 npm_ci tools .bin/buf
 npm_ci tests/oidc oidc-provider
+npm_ci tests/browser playwright-core
 
 # The Python worker's venv (set up once; again when its requirements change).
 examples/python-worker/run.sh --help >/dev/null

@@ -50,6 +50,8 @@ export RAMP_CAMUNDA_URL="http://127.0.0.1:$engine_port/engine-rest"
 
 echo "run: building ramp" >&2
 cargo build --locked --bin ramp
+export RAMP_WEB_DIR
+RAMP_WEB_DIR=$(scripts/web.sh)
 scripts/engine.sh wait "$RAMP_CAMUNDA_URL" 180 || { tail -n 30 "$state/logs/engine.log" >&2; exit 1; }
 echo "run: deploying processes/" >&2
 "$target/debug/ramp" deploy --name ramp-demo processes
@@ -84,6 +86,7 @@ pids+=($!)
 cat >&2 <<MSG
 
   ramp is up.
+    open:                  http://$RAMP_LISTEN/   (sign in with a token from the line below)
     API (gRPC, gRPC-web):  $RAMP_LISTEN
     try:                   $grpcurl -plaintext $RAMP_LISTEN list
     a token:               $target/debug/ramp token --email you@example.com

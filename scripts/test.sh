@@ -56,3 +56,6 @@ scripts/engine.sh wait "$RAMP_TEST_CAMUNDA_URL" 180 || { tail -n 40 "$state/engi
 
 step "cargo test"
 cargo test --locked --lib --bins --tests
+
+step "browser tests"
+scripts/browser-test.sh

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The browser tests: the whole stack as `make run` starts it — on the run's
+# PostgreSQL cluster and engine (from scripts/test.sh) — with the built web UI, then
+# playwright-core driving Debian's Chromium through tests/browser.
+#
+#   RAMP_TEST_DATABASE_URL=... RAMP_TEST_CAMUNDA_URL=... scripts/browser-test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=${CARGO_TARGET_DIR:-target}
+ramp="$target/debug/ramp"
+
+web_dir=$(scripts/web.sh)
+out=$(pwd)/test-output/browser
+rm -rf "$out" && mkdir -p "$out"
+
+# A database of its own on the run's cluster.
+db="ramp_browser_$$"
+psql "$RAMP_TEST_DATABASE_URL" -qc "CREATE DATABASE $db"
+port=$(scripts/free-port.sh)
+secret="browser-tests-secret-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+
+export RAMP_CAMUNDA_URL=$RAMP_TEST_CAMUNDA_URL
+export RAMP_JWT_SECRET=$secret
+"$ramp" deploy --name ramp-browser processes >/dev/null
+
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+RAMP_LISTEN=127.0.0.1:$port RAMP_DATABASE_URL="$RAMP_TEST_DATABASE_URL dbname=$db" \
+  RAMP_WEB_DIR=$web_dir RAMP_STARTABLE_DEFINITIONS=VOE RAMP_LOG=warn \
+  "$ramp" serve 2>"$out/serve.log" &
+pids+=($!)
+
+grpcurl="$(go env GOPATH)/bin/grpcurl"
+for _ in $(seq 1 100); do
+  "$grpcurl" -plaintext "127.0.0.1:$port" grpc.health.v1.Health/Check 2>/dev/null | grep -q '"SERVING"' && break
+  sleep 0.2
+done
+RAMP_SERVER=http://127.0.0.1:$port RAMP_TOKEN=$("$ramp" token --email worker@ramp.test --role ramp-worker) \
+  RAMP_WORKER_LONG_POLL_MS=1000 RAMP_LOG=warn "$ramp" worker 2>"$out/worker.log" &
+pids+=($!)
+
+export RAMP_UI_URL=http://127.0.0.1:$port
+export RAMP_BIN=$ramp
+export RAMP_TEST_OUTPUT=$out
+cd tests/browser
+[ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error
+node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout

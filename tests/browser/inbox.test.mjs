@@ -1,0 +1,163 @@
+// The web UI in Debian's Chromium, against the whole stack that
+// scripts/browser-test.sh starts (ramp serve with the built UI, ramp worker, the
+// run's engine and PostgreSQL). Screenshots go to $RAMP_TEST_OUTPUT.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chromium } from 'playwright-core';
+
+const UI = process.env.RAMP_UI_URL;
+const OUT = process.env.RAMP_TEST_OUTPUT ?? '.';
+// The flags that work on this kind of machine (closed network, no GPU, root).
+const CHROMIUM_ARGS = [
+  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+
+const token = (email, roles = []) =>
+  execFileSync(process.env.RAMP_BIN, ['token', '--email', email, ...roles.flatMap((r) => ['--role', r])], {
+    encoding: 'utf8',
+  }).trim();
+
+const someone = (name) => `${name}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
+
+let browser;
+const consoleErrors = [];
+
+before(async () => {
+  assert.ok(UI, 'RAMP_UI_URL is set by scripts/browser-test.sh');
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+});
+after(async () => {
+  await browser?.close();
+});
+
+async function signedInPage(context, email) {
+  const page = await context.newPage();
+  page.on('console', (message) => {
+    if (message.type() === 'error') consoleErrors.push(`${email}: ${message.text()}`);
+  });
+  await page.goto(`${UI}/signin`);
+  await page.getByTestId('signin-token').fill(token(email));
+  await page.getByTestId('signin-token-submit').click();
+  await page.waitForURL((url) => !url.pathname.startsWith('/signin'));
+  return page;
+}
+
+/** A form-js select: open the field with this label, pick the option with this text. */
+async function choose(page, label, option) {
+  const field = page.locator('.fjs-form-field').filter({ has: page.locator('label', { hasText: label }) });
+  await field.locator('.fjs-input-group').first().click();
+  await page.locator('.fjs-dropdownlist-item').filter({ hasText: option }).first().click();
+}
+
+function startThroughApi(email) {
+  execFileSync(process.env.GRPCURL, [
+    '-plaintext', '-H', `authorization: Bearer ${token(email)}`,
+    '-d', JSON.stringify({ definition_key: 'VOE', business_key: email }),
+    new URL(UI).host, 'ramp.v1.ProcessService/StartProcess',
+  ]);
+}
+
+async function startVoe(page) {
+  await page.goto(`${UI}/processes`);
+  await page.getByTestId('start-definition').fill('VOE');
+  await page.getByTestId('start-process').click();
+  await page.getByTestId('process-item').first().waitFor();
+}
+
+async function openForm(page, name) {
+  await page.goto(`${UI}/inbox`);
+  const item = page.getByTestId('inbox-item').filter({ hasText: name });
+  await item.first().waitFor({ timeout: 20_000 });
+  await item.first().getByRole('link').first().click();
+  await page.locator('.fjs-form').waitFor({ timeout: 20_000 });
+}
+
+test('a user starts VOE, fills its forms in the browser, and the process ends', async () => {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const ann = someone('ann');
+  const page = await signedInPage(context, ann);
+  await startVoe(page);
+
+  // The first form appears in the inbox without a reload.
+  await page.goto(`${UI}/inbox`);
+  const first = page.getByTestId('inbox-item').filter({ hasText: 'company_details' });
+  await first.first().waitFor({ timeout: 20_000 });
+  await page.screenshot({ path: `${OUT}/inbox.png`, fullPage: true });
+  await first.first().getByRole('link').first().click();
+  await page.locator('.fjs-form').waitFor({ timeout: 20_000 });
+  await page.getByLabel('Company name').fill('Acme Components');
+  await choose(page, 'Country', 'Germany');
+  await page.getByLabel('VAT number').fill('DE123456789');
+  await page.getByLabel('Supplier contact email').fill('contact@acme.example');
+  await page.getByLabel('Expected annual spend (EUR)').fill('250000');
+  await page.getByLabel('Standard').check();
+  await page.getByLabel('The supplier has signed our supplier code of conduct').check();
+  await page.getByLabel('Reviewer email').fill(ann);
+  await page.screenshot({ path: `${OUT}/form.png`, fullPage: true });
+  await page.getByTestId('submit-form').click();
+  await page.getByTestId('delivery-state').waitFor({ timeout: 20_000 });
+
+  // The next form (the review, assigned to the reviewer: here the same user).
+  await openForm(page, 'qualify_supplier');
+  await choose(page, 'Qualification level', 'A');
+  await page.getByLabel('Payment terms (days)').fill('30');
+  await page.getByLabel('Approve').check();
+  await page.getByTestId('submit-form').click();
+  await page.getByTestId('delivery-state').waitFor({ timeout: 20_000 });
+
+  // The process list shows the end once reconciliation has seen it.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    await page.goto(`${UI}/processes`);
+    await page.getByTestId('process-item').first().waitFor();
+    if ((await page.getByTestId('process-item').filter({ hasText: /completed/i }).count()) > 0) break;
+    assert.ok(Date.now() < deadline, 'the process shows as completed within 30 s');
+    await page.waitForTimeout(1_000);
+  }
+  await context.close();
+});
+
+test('a second tab follows the inbox live, and another user sees none of it', async () => {
+  const context = await browser.newContext();
+  const ann = someone('ann');
+  // Each tab signs in (the token lives in the tab's session storage).
+  const first = await signedInPage(context, ann);
+  await first.goto(`${UI}/inbox`);
+  const second = await signedInPage(context, ann);
+  await second.goto(`${UI}/inbox`);
+
+  const other = await browser.newContext();
+  const bob = await signedInPage(other, someone('bob'));
+  await bob.goto(`${UI}/inbox`);
+
+  const starter = await signedInPage(context, ann);
+  await startVoe(starter);
+
+  for (const tab of [first, second]) {
+    await tab.getByTestId('inbox-item').filter({ hasText: 'company_details' }).first().waitFor({ timeout: 20_000 });
+  }
+  await bob.waitForTimeout(1_000);
+  assert.equal(await bob.getByTestId('inbox-item').count(), 0, "another user's forms are not shown");
+  await context.close();
+  await other.close();
+});
+
+test('eight tabs of one user all stay live', async () => {
+  const context = await browser.newContext();
+  const ann = someone('ann');
+  const tabs = [];
+  for (let i = 0; i < 8; i++) tabs.push(await signedInPage(context, ann));
+  for (const tab of tabs) await tab.goto(`${UI}/inbox`);
+  // Started through the API, so that all eight tabs stay on their inbox.
+  startThroughApi(ann);
+  for (const tab of tabs) {
+    await tab.getByTestId('inbox-item').filter({ hasText: 'company_details' }).first().waitFor({ timeout: 20_000 });
+  }
+  await context.close();
+});
+
+test('no errors in the console', () => {
+  assert.deepEqual(consoleErrors, []);
+});

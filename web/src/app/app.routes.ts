@@ -1,0 +1,21 @@
+import type { Routes } from '@angular/router';
+
+import { signedIn } from './auth/signed-in.guard';
+import { InboxPage } from './pages/inbox.page';
+import { ProcessesPage } from './pages/processes.page';
+import { SigninPage } from './pages/signin.page';
+
+export const routes: Routes = [
+  { path: '', pathMatch: 'full', redirectTo: 'inbox' },
+  { path: 'signin', component: SigninPage, title: 'Sign in · ramp' },
+  { path: 'processes', component: ProcessesPage, canActivate: [signedIn], title: 'Processes · ramp' },
+  { path: 'inbox', component: InboxPage, canActivate: [signedIn], title: 'Inbox · ramp' },
+  {
+    path: 'forms/:id',
+    // form-js is large: it loads only with the form page.
+    loadComponent: () => import('./pages/form.page').then((m) => m.FormPage),
+    canActivate: [signedIn],
+    title: 'Form · ramp',
+  },
+  { path: '**', redirectTo: 'inbox' },
+];

@@ -1,0 +1,444 @@
+import {
+  ChangeDetectionStrategy,
+  Component,
+  DestroyRef,
+  type ElementRef,
+  computed,
+  effect,
+  inject,
+  input,
+  signal,
+  untracked,
+  viewChild,
+} from '@angular/core';
+import { Router, RouterLink } from '@angular/router';
+import { Form } from '@bpmn-io/form-js-viewer';
+import { create, type JsonObject } from '@bufbuild/protobuf';
+import { Code, ConnectError } from '@connectrpc/connect';
+
+import { DeliverySchema, DeliveryState, FormTaskStatus, type FormTask } from '../../gen/ramp/v1/form_pb';
+import { fieldViolations } from '../api/bad-request';
+import { describeError } from '../api/errors';
+import { RampApi } from '../api/ramp-api.service';
+import { KeyValueEditor } from '../form/kv-editor.component';
+import { type ShownViolation, showViolations, toJsonObject } from '../form/schema';
+import { formatTime, sleep, uuid } from '../shared/util';
+
+const DELIVERY_TEXT: Record<DeliveryState, string> = {
+  [DeliveryState.UNSPECIFIED]: 'not submitted',
+  [DeliveryState.PENDING]: 'pending',
+  [DeliveryState.DELIVERED]: 'delivered',
+  [DeliveryState.FAILED]: 'failed',
+  [DeliveryState.UNDELIVERABLE]: 'undeliverable',
+};
+
+const STATUS_TEXT: Record<FormTaskStatus, string> = {
+  [FormTaskStatus.UNSPECIFIED]: 'unknown',
+  [FormTaskStatus.PENDING]: 'pending',
+  [FormTaskStatus.COMPLETED]: 'completed',
+  [FormTaskStatus.WITHDRAWN]: 'withdrawn',
+};
+
+/** How long the page follows the delivery after a submit, and how long it then
+ * shows the outcome before going back to the inbox. */
+const FOLLOW_MS = 10000;
+const LINGER_MS = 3000;
+
+interface FormJsField {
+  id: string;
+  valuePath?: (string | number)[];
+  indexes?: Record<string, number>;
+}
+
+@Component({
+  selector: 'ramp-form-page',
+  imports: [RouterLink, KeyValueEditor],
+  changeDetection: ChangeDetectionStrategy.OnPush,
+  template: `
+    <p class="back"><a routerLink="/inbox">← Back to the inbox</a></p>
+
+    @if (loading()) {
+      <p role="status">Loading the form…</p>
+    }
+    @if (loadError(); as e) {
+      <p class="error" role="alert">{{ e }}</p>
+    }
+
+    @if (task(); as t) {
+      <h1>{{ t.summary?.title || t.summary?.formName }}</h1>
+      <dl class="facts">
+        <div><dt>Form</dt><dd>{{ t.summary?.formName }}</dd></div>
+        <div><dt>Process</dt><dd>{{ t.summary?.processDefinitionKey || '—' }}</dd></div>
+        <div><dt>Business key</dt><dd>{{ t.summary?.businessKey }}</dd></div>
+        <div><dt>Status</dt><dd data-testid="form-status">{{ statusText() }}</dd></div>
+      </dl>
+
+      @if (submitted() || !pending()) {
+        <section class="panel" role="status" aria-live="polite" aria-labelledby="outcome-h">
+          <h2 id="outcome-h">
+            @if (submitted()) {
+              Submitted
+            } @else {
+              This form is {{ statusText() }}
+            }
+          </h2>
+          @if (t.withdrawalReason) {
+            <p>Reason: {{ t.withdrawalReason }}</p>
+          }
+          @if (submitted() || t.summary?.status === completed) {
+            <p>
+              Delivery to the process:
+              <strong data-testid="delivery-state" [class]="'delivery delivery-' + deliveryText()">{{
+                deliveryText()
+              }}</strong>
+            </p>
+            @if (t.delivery?.lastError) {
+              <p class="muted">Last error: {{ t.delivery?.lastError }}</p>
+            }
+          }
+          @if (returning()) {
+            <p class="muted">Going back to the inbox…</p>
+          }
+          <a routerLink="/inbox">Back to the inbox</a>
+        </section>
+      } @else {
+        <div class="form-layout">
+          <div class="form-main">
+            @if (t.schema) {
+              <div #formHost class="formjs-host" data-testid="form-js"></div>
+            } @else {
+              <ramp-kv-editor
+                [initial]="initialData()"
+                [invalidKeys]="violationKeys()"
+                [disabled]="busy()"
+              />
+            }
+          </div>
+          @if (violations().length) {
+            <aside
+              #violationsBox
+              class="violations"
+              data-testid="violations"
+              tabindex="-1"
+              aria-labelledby="violations-h"
+            >
+              <h2 id="violations-h">Please check these answers</h2>
+              <ul>
+                @for (v of violations(); track $index) {
+                  <li data-testid="violation" [attr.data-field]="v.key">
+                    <strong>{{ v.label }}</strong>{{ v.label !== v.key ? ' (' + v.key + ')' : '' }}:
+                    {{ v.description }}
+                  </li>
+                }
+              </ul>
+            </aside>
+          }
+        </div>
+
+        <div class="actions">
+          <button type="button" data-testid="save-draft" [disabled]="busy()" (click)="saveDraft()">
+            {{ saving() ? 'Saving…' : 'Save draft' }}
+          </button>
+          <button type="button" class="primary" data-testid="submit-form" [disabled]="busy()" (click)="submit()">
+            {{ submitting() ? 'Submitting…' : 'Submit' }}
+          </button>
+        </div>
+        @if (message(); as m) {
+          <p class="ok" role="status">{{ m }}</p>
+        }
+        @if (actionError(); as e) {
+          <p class="error" role="alert">{{ e }}</p>
+        }
+      }
+    }
+  `,
+})
+export class FormPage {
+  private readonly api = inject(RampApi);
+  private readonly router = inject(Router);
+  private alive = true;
+
+  /** The form task id, from the route. */
+  readonly id = input.required<string>();
+
+  readonly task = signal<FormTask | null>(null);
+  readonly loading = signal(false);
+  readonly loadError = signal<string | null>(null);
+  readonly saving = signal(false);
+  readonly submitting = signal(false);
+  readonly busy = computed(() => this.saving() || this.submitting());
+  readonly message = signal<string | null>(null);
+  readonly actionError = signal<string | null>(null);
+  readonly violations = signal<ShownViolation[]>([]);
+  readonly violationKeys = computed(() => this.violations().map((v) => v.key));
+  readonly submitted = signal(false);
+  readonly returning = signal(false);
+  readonly completed = FormTaskStatus.COMPLETED;
+
+  readonly pending = computed(() => this.task()?.summary?.status === FormTaskStatus.PENDING);
+  readonly statusText = computed(() => STATUS_TEXT[this.task()?.summary?.status ?? FormTaskStatus.UNSPECIFIED]);
+  readonly deliveryText = computed(
+    () => DELIVERY_TEXT[this.task()?.delivery?.state ?? DeliveryState.UNSPECIFIED] ?? 'unknown',
+  );
+  /** What the form starts with: the prefill, overridden by the saved draft. */
+  readonly initialData = computed<JsonObject>(() => ({
+    ...(this.task()?.prefill ?? {}),
+    ...(this.task()?.draft ?? {}),
+  }));
+
+  private readonly formHost = viewChild<ElementRef<HTMLElement>>('formHost');
+  private readonly violationsBox = viewChild<ElementRef<HTMLElement>>('violationsBox');
+  private readonly kvEditor = viewChild(KeyValueEditor);
+
+  private form: Form | null = null;
+  private formHostEl: HTMLElement | null = null;
+  /** The form-js data as of its last change (for drafts). */
+  private formData: JsonObject = {};
+
+  constructor() {
+    effect(() => {
+      const id = this.id();
+      untracked(() => void this.load(id));
+    });
+    // Renders the schema with form-js once its container exists.
+    effect(() => {
+      const host = this.formHost()?.nativeElement ?? null;
+      const task = this.task();
+      untracked(() => this.attachForm(host, task));
+    });
+    inject(DestroyRef).onDestroy(() => {
+      this.alive = false;
+      this.destroyForm();
+    });
+  }
+
+  private async load(id: string): Promise<void> {
+    this.destroyForm();
+    this.task.set(null);
+    this.loading.set(true);
+    this.loadError.set(null);
+    this.violations.set([]);
+    this.message.set(null);
+    this.actionError.set(null);
+    this.submitted.set(false);
+    try {
+      const res = await this.api.forms.getFormTask({ id });
+      if (this.alive && id === this.id()) {
+        this.task.set(res.formTask ?? null);
+      }
+    } catch (e) {
+      this.loadError.set(describeError(e));
+    } finally {
+      this.loading.set(false);
+    }
+  }
+
+  private destroyForm(): void {
+    this.form?.destroy();
+    this.form = null;
+    this.formHostEl = null;
+  }
+
+  private attachForm(host: HTMLElement | null, task: FormTask | null): void {
+    if (!host || !task?.schema) {
+      if (!host) {
+        this.destroyForm();
+      }
+      return;
+    }
+    if (this.form && this.formHostEl === host) {
+      return;
+    }
+    this.destroyForm();
+    // debounce: false makes every keystroke reach the form's data at once, so a Save
+    // or Submit right after typing (even in a tab without focus) sees it.
+    const form = new Form({ container: host, debounce: false } as ConstructorParameters<typeof Form>[0]);
+    this.form = form;
+    this.formHostEl = host;
+    this.formData = { ...this.initialData() };
+    form.on('changed', (e: { data?: unknown }) => {
+      if (e?.data) {
+        this.formData = toJsonObject(e.data);
+      }
+    });
+    form.on('submit', (e: { data: unknown; errors: Record<string, unknown> }) => {
+      void this.onFormJsSubmit(e);
+    });
+    form.importSchema(task.schema as never, structuredClone(this.initialData())).catch((err: unknown) => {
+      this.actionError.set(`This form could not be shown: ${String(err)}`);
+    });
+  }
+
+  async saveDraft(): Promise<void> {
+    const task = this.task();
+    if (!task || this.busy()) {
+      return;
+    }
+    let data: JsonObject;
+    if (task.schema) {
+      data = toJsonObject(this.formData);
+    } else {
+      const v = this.kvEditor()?.value();
+      if (!v) {
+        return;
+      }
+      data = v.data;
+    }
+    this.saving.set(true);
+    this.message.set(null);
+    this.actionError.set(null);
+    try {
+      await this.api.forms.saveDraft({ id: task.summary?.id ?? this.id(), data });
+      this.message.set(`Draft saved at ${formatTime(Date.now())}.`);
+    } catch (e) {
+      this.handleError(e);
+    } finally {
+      this.saving.set(false);
+    }
+  }
+
+  /** The Submit button: form-js validates first (its 'submit' event sends). */
+  submit(): void {
+    const task = this.task();
+    if (!task || this.busy()) {
+      return;
+    }
+    if (task.schema) {
+      if (this.form) {
+        this.form.submit();
+      }
+      return;
+    }
+    const v = this.kvEditor()?.value();
+    if (!v) {
+      return;
+    }
+    if (v.problems.length) {
+      this.violations.set([]);
+      this.actionError.set(v.problems.join(' '));
+      return;
+    }
+    void this.send(v.data);
+  }
+
+  private async onFormJsSubmit(e: { data: unknown; errors: Record<string, unknown> }): Promise<void> {
+    if (this.busy()) {
+      return;
+    }
+    if (e.errors && Object.keys(e.errors).length > 0) {
+      this.message.set(null);
+      this.actionError.set('Some answers need attention: they are marked in the form.');
+      return;
+    }
+    await this.send(toJsonObject(e.data));
+  }
+
+  private async send(data: JsonObject): Promise<void> {
+    const task = this.task();
+    if (!task) {
+      return;
+    }
+    this.submitting.set(true);
+    this.message.set(null);
+    this.actionError.set(null);
+    try {
+      // A fresh request id per attempt: a retry of the same click could reuse it,
+      // a new click is a new submission.
+      const res = await this.api.forms.submitForm({ id: task.summary?.id ?? this.id(), data, requestId: uuid() });
+      this.violations.set([]);
+      this.destroyForm();
+      this.task.update((t) =>
+        t
+          ? ({
+              ...t,
+              summary: t.summary ? { ...t.summary, status: FormTaskStatus.COMPLETED } : t.summary,
+              delivery: create(DeliverySchema, {
+                state: res.submission?.deliveryState ?? DeliveryState.PENDING,
+              }),
+            } as FormTask)
+          : t,
+      );
+      this.submitted.set(true);
+      void this.followDelivery(task.summary?.id ?? this.id());
+    } catch (e) {
+      this.handleError(e);
+    } finally {
+      this.submitting.set(false);
+    }
+  }
+
+  /** Shows the delivery state as it changes for a while, then goes back to the inbox. */
+  private async followDelivery(id: string): Promise<void> {
+    const until = Date.now() + FOLLOW_MS;
+    while (this.alive && Date.now() < until) {
+      const state = this.task()?.delivery?.state;
+      if (state !== undefined && state !== DeliveryState.PENDING && state !== DeliveryState.UNSPECIFIED) {
+        break;
+      }
+      await sleep(1000);
+      try {
+        const res = await this.api.forms.getFormTask({ id });
+        if (this.alive && res.formTask && id === this.id()) {
+          this.task.set(res.formTask);
+        }
+      } catch {
+        // keep showing the last known state
+      }
+    }
+    if (!this.alive) {
+      return;
+    }
+    this.returning.set(true);
+    await sleep(LINGER_MS);
+    if (this.alive && id === this.id()) {
+      void this.router.navigateByUrl('/inbox');
+    }
+  }
+
+  private handleError(e: unknown): void {
+    const err = ConnectError.from(e);
+    if (err.code === Code.InvalidArgument) {
+      const v = fieldViolations(err);
+      if (v.length) {
+        const shown = showViolations(this.task()?.schema, v);
+        this.violations.set(shown);
+        this.actionError.set(
+          shown.length === 1 ? 'One answer was not accepted.' : `${shown.length} answers were not accepted.`,
+        );
+        this.markInForm(shown);
+        setTimeout(() => this.violationsBox()?.nativeElement.focus());
+        return;
+      }
+    }
+    this.violations.set([]);
+    if (err.code === Code.FailedPrecondition) {
+      this.actionError.set(`This form can no longer be submitted: ${err.rawMessage}`);
+      return;
+    }
+    this.actionError.set(describeError(err));
+  }
+
+  /** Also shows each violation under its field in form-js, where it has one. */
+  private markInForm(shown: ShownViolation[]): void {
+    const form = this.form;
+    if (!form) {
+      return;
+    }
+    try {
+      const registry = form.get<{ getAllKeyed(): FormJsField[] }>('formFieldInstanceRegistry');
+      const fields = registry.getAllKeyed();
+      const errors: Record<string, string[]> = { ...(form._getState().errors as Record<string, string[]>) };
+      for (const v of shown) {
+        const field = fields.find(
+          (f) => (f.valuePath ?? []).join('.') === v.key && Object.keys(f.indexes ?? {}).length === 0,
+        );
+        if (field) {
+          errors[field.id] = [...(errors[field.id] ?? []), v.description];
+        }
+      }
+      form._setState({ errors });
+    } catch {
+      // form-js internals differ: the list next to the form still names each field
+    }
+  }
+}

@@ -1,0 +1,65 @@
+import { ChangeDetectionStrategy, Component, computed, inject } from '@angular/core';
+import { RouterLink } from '@angular/router';
+
+import { InboxService } from '../inbox/inbox.service';
+import { formatTime } from '../shared/util';
+
+@Component({
+  selector: 'ramp-inbox-page',
+  imports: [RouterLink],
+  changeDetection: ChangeDetectionStrategy.OnPush,
+  template: `
+    <div class="page-head">
+      <h1>Inbox</h1>
+      <p class="muted" aria-live="polite">{{ summary() }}</p>
+    </div>
+    @if (inbox.error() && inbox.status() !== 'online') {
+      <p class="error" role="status">{{ inbox.error() }}</p>
+    }
+    @if (inbox.items().length === 0) {
+      <p class="empty">
+        @if (inbox.status() === 'online') {
+          No forms are waiting for you.
+        } @else {
+          No forms to show yet.
+        }
+      </p>
+    } @else {
+      <ul class="cards" aria-label="Pending forms">
+        @for (item of inbox.items(); track item.id) {
+          <li class="card" data-testid="inbox-item" [attr.data-form-id]="item.id">
+            <a class="card-title" [routerLink]="['/forms', item.id]">{{ item.title }}</a>
+            <dl class="facts">
+              <div><dt>Form</dt><dd class="form-name">{{ item.formName }}</dd></div>
+              <div><dt>Process</dt><dd>{{ item.processDefinitionKey || '—' }}</dd></div>
+              <div><dt>Business key</dt><dd>{{ item.businessKey }}</dd></div>
+              <div><dt>Since</dt><dd>{{ time(item.createTime) }}</dd></div>
+            </dl>
+            @if (item.hasDraft) {
+              <span class="tag">Draft saved</span>
+            }
+          </li>
+        }
+      </ul>
+    }
+  `,
+})
+export class InboxPage {
+  readonly inbox = inject(InboxService);
+  readonly time = formatTime;
+
+  readonly summary = computed(() => {
+    const n = this.inbox.count();
+    const forms = n === 1 ? '1 form waits' : `${n} forms wait`;
+    switch (this.inbox.status()) {
+      case 'online':
+        return `${forms} for you. The list updates by itself.`;
+      case 'connecting':
+        return 'Connecting…';
+      case 'unauthenticated':
+        return 'Signed out by the server: sign in again to see your forms.';
+      default:
+        return `Offline: reconnecting. ${forms} as last seen.`;
+    }
+  });
+}
