@@ -265,6 +265,20 @@ export class SessionService {
     return `${s.kind}:${(await this.currentToken()) ?? ''}`;
   }
 
+  /** Whether the credentials may still be good: a pasted token not past its `exp`
+   * (OIDC tokens are renewed by the library; dev emails do not expire). */
+  credentialLooksValid(): boolean {
+    const s = this.stored;
+    if (!s) {
+      return false;
+    }
+    if (s.kind === 'token') {
+      const exp = jwtExpiry(s.token);
+      return exp === null || exp * 1000 > Date.now();
+    }
+    return true;
+  }
+
   /**
    * ramp answered UNAUTHENTICATED with `used` (from credential()). Returns true when
    * different credentials are available now (the OIDC library renewed, or the user

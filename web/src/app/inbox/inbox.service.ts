@@ -84,6 +84,13 @@ export class InboxService {
 
   private cursor = '';
   private run: Run | null = null;
+  /** The credentials ramp last refused in this tab, and those last offered to a
+   * leader: neither is offered (again), so tabs never pass the stream back and
+   * forth with credentials that do not work. */
+  private refused: string | null = null;
+  private offered: string | null = null;
+  /** The tab that leads, as its last state message said. */
+  private leaderTab = '';
   private readonly wakers = new Set<() => void>();
 
   constructor() {
@@ -102,11 +109,30 @@ export class InboxService {
     const user = s ? (s.email ?? '') : null;
     if (user !== (this.run?.user ?? null)) {
       this.restart(user);
-    } else if (this.run && !this.leader()) {
+    } else if (this.run && !this.leader() && this.status() === 'unauthenticated') {
       // Same user, new credentials in a tab that only listens: a leader stuck
       // without valid credentials hands the stream over to this tab.
-      this.post(this.run, { type: 'fresh', user: this.run.user, from: this.tabId });
+      void this.offerCredentials(this.run);
     }
+  }
+
+  /** Tells a leader that has no valid credentials that this tab may have some. */
+  private async offerCredentials(run: Run): Promise<void> {
+    const credential = await this.session.credential();
+    // Offered once per leader: the lock may go to another stuck tab first.
+    const offer = `${this.leaderTab} ${credential}`;
+    if (
+      run !== this.run ||
+      this.leader() ||
+      !credential ||
+      credential === this.refused ||
+      offer === this.offered ||
+      !this.session.credentialLooksValid()
+    ) {
+      return;
+    }
+    this.offered = offer;
+    this.post(run, { type: 'fresh', user: run.user, from: this.tabId });
   }
 
   private wake(): void {
@@ -213,6 +239,7 @@ export class InboxService {
       return;
     }
     if (msg.type === 'state' && !this.leader()) {
+      this.leaderTab = msg.from;
       const changed = msg.items !== this.items();
       this.items.set(msg.items);
       this.cursor = msg.cursor;
@@ -220,6 +247,9 @@ export class InboxService {
       this.error.set(msg.error);
       if (changed) {
         this.version.update((v) => v + 1);
+      }
+      if (msg.status === 'unauthenticated') {
+        void this.offerCredentials(run);
       }
     }
   }
@@ -293,6 +323,7 @@ export class InboxService {
             attempt++;
             continue;
           }
+          this.refused = used;
           this.setStatus(run, 'unauthenticated', describeError(err));
           if ((await this.credentialsChange(run)) === 'abdicate') {
             return 'abdicated';
