@@ -30,6 +30,21 @@ pub fn decode(token: &str, filter: &str) -> Option<(DateTime<Utc>, Uuid)> {
     Some((DateTime::from_timestamp_micros(micros)?, id))
 }
 
+/// Cuts `found` — fetched with one row more than `page_size` — to the page, and
+/// returns the token of the next page if that extra row was there.
+pub fn finish_page<T>(
+    found: &mut Vec<T>,
+    page_size: usize,
+    filter: &str,
+    position: impl Fn(&T) -> (DateTime<Utc>, Uuid),
+) -> Option<String> {
+    if found.len() <= page_size {
+        return None;
+    }
+    found.truncate(page_size);
+    found.last().map(|last| encode(position(last), filter))
+}
+
 /// FNV-1a: stable across releases and replicas (unlike std's hasher).
 fn fingerprint(filter: &str) -> u64 {
     filter.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {

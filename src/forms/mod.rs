@@ -421,14 +421,9 @@ impl Forms {
             },
         )
         .await?;
-        let next = if found.len() > request.page_size {
-            found.truncate(request.page_size);
-            found
-                .last()
-                .map(|last| crate::paging::encode((last.created_at, last.id), &filter))
-        } else {
-            None
-        };
+        let next = crate::paging::finish_page(&mut found, request.page_size, &filter, |row| {
+            (row.created_at, row.id)
+        });
         Ok((found.iter().map(FormSummary::of).collect(), next))
     }
 

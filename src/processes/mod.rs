@@ -359,14 +359,9 @@ impl Processes {
             },
         )
         .await?;
-        let next = if found.len() > request.page_size {
-            found.truncate(request.page_size);
-            found
-                .last()
-                .map(|last| crate::paging::encode((last.created_at, last.id), &filter))
-        } else {
-            None
-        };
+        let next = crate::paging::finish_page(&mut found, request.page_size, &filter, |row| {
+            (row.created_at, row.id)
+        });
         Ok((found.into_iter().map(Process::from).collect(), next))
     }
 
