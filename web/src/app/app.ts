@@ -21,7 +21,7 @@ import { InboxService } from './inbox/inbox.service';
           </a>
           <a routerLink="/processes" routerLinkActive="active" ariaCurrentWhenActive="page">Processes</a>
         </nav>
-        <div class="conn" role="status" aria-live="polite">
+        <div class="conn" role="status" aria-live="polite" [attr.data-inbox-leader]="inbox.leader()" [attr.data-inbox-status]="inbox.status()">
           @switch (inbox.status()) {
             @case ('offline') {
               <span class="offline" data-testid="offline" [attr.title]="inbox.error()">

@@ -150,6 +150,9 @@ export class InboxService {
     }
     this.items.set([]);
     this.cursor = '';
+    this.refused = null;
+    this.offered = null;
+    this.leaderTab = '';
     this.status.set('connecting');
     this.error.set(null);
     this.leader.set(false);
@@ -250,6 +253,9 @@ export class InboxService {
       }
       if (msg.status === 'unauthenticated') {
         void this.offerCredentials(run);
+      } else {
+        // The leader is fine again: a later refusal is a new one to offer for.
+        this.offered = null;
       }
     }
   }
@@ -261,6 +267,9 @@ export class InboxService {
       return 'stopped';
     }
     this.leader.set(true);
+    // What this tab heard as a follower (say "offline") is not this stream's state.
+    this.status.set('connecting');
+    this.error.set(null);
     this.broadcast(run);
     try {
       return await this.streamLoop(run);
@@ -286,7 +295,20 @@ export class InboxService {
     while (!signal.aborted) {
       const used = await this.session.credential();
       try {
-        const stream = this.api.forms.pendingForms({ cursor: this.cursor }, { signal });
+        const stream = this.api.forms.pendingForms(
+          { cursor: this.cursor },
+          {
+            signal,
+            // A resumed stream may send nothing until something changes (or the
+            // next heartbeat): the response headers already say it is open.
+            onHeader: (headers) => {
+              if (!headers.has('grpc-status') && run === this.run && this.status() !== 'online') {
+                attempt = 0;
+                this.setStatus(run, 'online', null);
+              }
+            },
+          },
+        );
         for await (const msg of stream) {
           if (signal.aborted || run !== this.run) {
             return 'stopped';
