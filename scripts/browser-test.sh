@@ -24,7 +24,10 @@ export RAMP_JWT_SECRET=$secret
 "$ramp" deploy --name ramp-browser processes >/dev/null
 
 pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  [ -z "${tmp:-}" ] || rm -rf "$tmp"
+}
 trap cleanup EXIT
 
 RAMP_LISTEN=127.0.0.1:$port RAMP_DATABASE_URL="$RAMP_TEST_DATABASE_URL dbname=$db" \
@@ -40,6 +43,29 @@ done
 RAMP_SERVER=http://127.0.0.1:$port RAMP_TOKEN=$("$ramp" token --email worker@ramp.test --role ramp-worker) \
   RAMP_WORKER_LONG_POLL_MS=1000 RAMP_LOG=warn "$ramp" worker 2>"$out/worker.log" &
 pids+=($!)
+
+# A second ramp, signing users in through the test OpenID Connect provider.
+tmp=$(mktemp -d)
+oidc_port=$(scripts/free-port.sh)
+oidc_ui_port=$(scripts/free-port.sh)
+node tests/oidc/provider.mjs --port "$oidc_port" --keys "$tmp/keys.json" \
+  --web-app "http://127.0.0.1:$oidc_ui_port" >"$tmp/oidc.out" 2>"$out/oidc.log" &
+pids+=($!)
+for _ in $(seq 1 100); do grep -q READY "$tmp/oidc.out" && break; sleep 0.2; done
+issuer="http://127.0.0.1:$oidc_port"
+cp -r "$web_dir" "$tmp/web"
+printf '{"oidcIssuer": "%s", "oidcClientId": "ramp-web"}\n' "$issuer" >"$tmp/web/config.json"
+psql "$RAMP_TEST_DATABASE_URL" -qc "CREATE DATABASE ${db}_oidc"
+env -u RAMP_JWT_SECRET RAMP_LISTEN=127.0.0.1:$oidc_ui_port RAMP_DATABASE_URL="$RAMP_TEST_DATABASE_URL dbname=${db}_oidc" \
+  RAMP_WEB_DIR="$tmp/web" RAMP_STARTABLE_DEFINITIONS=VOE RAMP_LOG=warn \
+  RAMP_JWT_JWKS_URL="$issuer/jwks" RAMP_JWT_ISSUER="$issuer" RAMP_JWT_AUDIENCE=urn:ramp \
+  "$ramp" serve 2>"$out/serve-oidc.log" &
+pids+=($!)
+for _ in $(seq 1 100); do
+  "$grpcurl" -plaintext "127.0.0.1:$oidc_ui_port" grpc.health.v1.Health/Check 2>/dev/null | grep -q '"SERVING"' && break
+  sleep 0.2
+done
+export RAMP_OIDC_UI_URL=http://127.0.0.1:$oidc_ui_port
 
 export RAMP_UI_URL=http://127.0.0.1:$port
 export RAMP_BIN=$ramp

@@ -158,6 +158,34 @@ test('eight tabs of one user all stay live', async () => {
   await context.close();
 });
 
+test('a user signs in through OpenID Connect and the API accepts the token', async () => {
+  const OIDC_UI = process.env.RAMP_OIDC_UI_URL;
+  assert.ok(OIDC_UI, 'RAMP_OIDC_UI_URL is set by scripts/browser-test.sh');
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const dana = someone('dana');
+  await page.goto(`${OIDC_UI}/signin`);
+  await page.getByTestId('signin-oidc').click();
+  // The provider's development login page: any name, any password.
+  await page.locator('input[name=login]').fill(dana);
+  await page.locator('input[name=password]').fill('any');
+  await page.locator('button[type=submit]').click();
+  await page.waitForLoadState();
+  if (!page.url().startsWith(OIDC_UI)) {
+    // The consent page.
+    await page.locator('button[type=submit]').first().click();
+  }
+  await page.waitForURL((url) => url.origin === new URL(OIDC_UI).origin && !url.pathname.startsWith('/signin'), {
+    timeout: 20_000,
+  });
+  await page.goto(`${OIDC_UI}/processes`);
+  await page.getByTestId('start-definition').fill('VOE');
+  await page.getByTestId('start-process').click();
+  await page.getByTestId('process-item').first().waitFor({ timeout: 20_000 });
+  assert.match(await page.getByTestId('process-item').first().innerText(), /active|starting/i);
+  await context.close();
+});
+
 test('no errors in the console', () => {
   assert.deepEqual(consoleErrors, []);
 });

@@ -57,6 +57,7 @@ function parseCommandLine() {
       options: {
         port: { type: 'string' },
         keys: { type: 'string' },
+        'web-app': { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
@@ -70,7 +71,7 @@ function parseCommandLine() {
   if (!/^\d+$/.test(values.port) || Number(values.port) > 65535) {
     fail(`invalid --port ${JSON.stringify(values.port)}`);
   }
-  return { port: Number(values.port), keysFile: values.keys };
+  return { port: Number(values.port), keysFile: values.keys, webApp: values['web-app'] };
 }
 
 function generateKey() {
@@ -215,7 +216,13 @@ function claimsFromTokenRequest(ctx) {
   return Object.keys(claims).length ? claims : undefined;
 }
 
-const { port, keysFile } = parseCommandLine();
+const { port, keysFile, webApp } = parseCommandLine();
+// With --web-app URL, a browser app at URL can sign users in too: a public client
+// `ramp-web` (authorization code + PKCE, redirect URL/signin) and oidc-provider's
+// development login page, where any login name is accepted and becomes the user's
+// email (with `email_verified: true`).
+const WEB_CLIENT = 'ramp-web';
+const emailOf = (accountId) => (accountId.includes('@') ? accountId : `${accountId}@example.com`);
 const keys = loadOrCreateKeys(keysFile);
 const signingKey = keys[0];
 
@@ -250,8 +257,27 @@ const provider = new Provider(issuer, {
       // form parameters work.
       token_endpoint_auth_method: 'client_secret_basic',
     },
+    ...(webApp
+      ? [
+          {
+            client_id: WEB_CLIENT,
+            token_endpoint_auth_method: 'none',
+            grant_types: ['authorization_code', 'refresh_token'],
+            response_types: ['code'],
+            redirect_uris: [`${webApp}/signin`],
+            post_logout_redirect_uris: [`${webApp}/signin`],
+          },
+        ]
+      : []),
   ],
-  clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
+  findAccount: async (ctx, accountId) => ({
+    accountId,
+    claims: async () => ({ sub: accountId, email: emailOf(accountId), email_verified: true }),
+  }),
+  claims: { email: ['email', 'email_verified'], openid: ['sub'] },
+  scopes: ['openid', 'email', 'profile', 'offline_access'],
+  pkce: { required: () => true },
+  clientAuthMethods: ['client_secret_basic', 'client_secret_post', ...(webApp ? ['none'] : [])],
   cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
   // Documented for completeness: oidc-provider applies extraParams to the
   // authorization-type endpoints (authorization, PAR, device, CIBA) only; the
@@ -259,18 +285,19 @@ const provider = new Provider(issuer, {
   // extraTokenClaims reads them from the parsed request body instead.
   extraParams: CLAIM_PARAMS,
   features: {
-    devInteractions: { enabled: false },
+    devInteractions: { enabled: Boolean(webApp) },
     clientCredentials: { enabled: true },
     resourceIndicators: {
       enabled: true,
       // Tokens are for urn:ramp even when the request omits `resource`.
       defaultResource: async (ctx, client, oneOf) => oneOf ?? RESOURCE,
+      useGrantedResource: async () => true,
       getResourceServerInfo: async (ctx, resourceIndicator) => {
         if (resourceIndicator !== RESOURCE) {
           throw new errors.InvalidTarget(`unknown resource indicator; only ${RESOURCE} is served`);
         }
         return {
-          scope: '',
+          scope: 'openid email profile offline_access',
           audience: RESOURCE,
           accessTokenTTL: ACCESS_TOKEN_TTL,
           accessTokenFormat: 'jwt',
@@ -281,8 +308,12 @@ const provider = new Provider(issuer, {
   },
   ttl: {
     ClientCredentials: (ctx, token) => token.resourceServer?.accessTokenTTL ?? ACCESS_TOKEN_TTL,
+    AccessToken: ACCESS_TOKEN_TTL,
   },
   extraTokenClaims: async (ctx, token) => {
+    if (token.kind === 'AccessToken' && token.accountId) {
+      return { email: emailOf(token.accountId), email_verified: true };
+    }
     if (token.kind !== 'ClientCredentials') return undefined;
     return claimsFromTokenRequest(ctx);
   },
