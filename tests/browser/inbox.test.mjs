@@ -158,6 +158,27 @@ test('eight tabs of one user all stay live', async () => {
   await context.close();
 });
 
+test("the server's field violations show on the form", async () => {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await signedInPage(context, someone('eve'));
+  await startVoe(page);
+  await openForm(page, 'company_details');
+  await page.getByLabel('Company name').fill('Acme Components');
+  await choose(page, 'Country', 'Germany');
+  await page.getByLabel('VAT number').fill('DE123456789');
+  // Two dots in a row: form-js's email check lets it pass, the server's does not.
+  await page.getByLabel('Supplier contact email').fill('con..tact@acme.example');
+  await page.getByLabel('Expected annual spend (EUR)').fill('1000');
+  await page.getByLabel('Standard').check();
+  await page.getByLabel('The supplier has signed our supplier code of conduct').check();
+  await page.getByLabel('Reviewer email').fill('reviewer@example.com');
+  await page.getByTestId('submit-form').click();
+  const violation = page.getByTestId('violation').filter({ hasText: 'contactEmail' });
+  await violation.first().waitFor({ timeout: 20_000 });
+  assert.match(await violation.first().innerText(), /email/i);
+  await context.close();
+});
+
 test('a user signs in through OpenID Connect and the API accepts the token', async () => {
   const OIDC_UI = process.env.RAMP_OIDC_UI_URL;
   assert.ok(OIDC_UI, 'RAMP_OIDC_UI_URL is set by scripts/browser-test.sh');
