@@ -49,6 +49,28 @@ fn start(business_key: &str, request_id: &str) -> StartProcessRequest {
     }
 }
 
+/// The process's state once it is no longer active, or `Active` after 10 s.
+async fn state_once_not_active(
+    processes: &mut ProcessServiceClient<Channel>,
+    id: &str,
+    bearer: &str,
+) -> ProcessState {
+    let started = Instant::now();
+    loop {
+        let got = processes
+            .get_process(with_token(GetProcessRequest { id: id.to_owned() }, bearer))
+            .await
+            .unwrap()
+            .into_inner()
+            .process
+            .unwrap();
+        if got.state() != ProcessState::Active || started.elapsed() > Duration::from_secs(10) {
+            return got.state();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn client(app: &TestApp) -> ProcessServiceClient<Channel> {
     ProcessServiceClient::new(app.channel().await)
 }
@@ -432,24 +454,7 @@ async fn a_process_that_ends_in_the_engine_shows_so_within_ten_seconds() {
         .await
         .unwrap();
     let deleted_at = Instant::now();
-    let state = loop {
-        let got = processes
-            .get_process(with_token(
-                GetProcessRequest {
-                    id: process.id.clone(),
-                },
-                &bearer,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .process
-            .unwrap();
-        if got.state() != ProcessState::Active || deleted_at.elapsed() > Duration::from_secs(10) {
-            break got.state();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let state = state_once_not_active(&mut processes, &process.id, &bearer).await;
     assert_eq!(
         state,
         ProcessState::Terminated,
@@ -714,24 +719,7 @@ async fn a_process_that_completes_in_the_engine_shows_completed_within_ten_secon
         .await
         .unwrap();
     let completed_at = Instant::now();
-    let state = loop {
-        let got = processes
-            .get_process(with_token(
-                GetProcessRequest {
-                    id: process.id.clone(),
-                },
-                &admin,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .process
-            .unwrap();
-        if got.state() != ProcessState::Active || completed_at.elapsed() > Duration::from_secs(10) {
-            break got.state();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let state = state_once_not_active(&mut processes, &process.id, &admin).await;
     assert_eq!(
         state,
         ProcessState::Completed,
