@@ -71,6 +71,21 @@ async fn state_once_not_active(
     }
 }
 
+/// Starts VOE for `user` (with `bearer`) and returns the process; it must succeed.
+async fn started(
+    processes: &mut ProcessServiceClient<Channel>,
+    user: &str,
+    bearer: &str,
+) -> Process {
+    processes
+        .start_process(with_token(start(user, ""), bearer))
+        .await
+        .expect("the process starts")
+        .into_inner()
+        .process
+        .unwrap()
+}
+
 async fn client(app: &TestApp) -> ProcessServiceClient<Channel> {
     ProcessServiceClient::new(app.channel().await)
 }
@@ -235,13 +250,7 @@ async fn a_running_call_activity_is_part_of_its_root_process() {
     let ann = user();
     let bearer = token(&ann, &[]);
     let mut processes = client(&app).await;
-    let root = processes
-        .start_process(with_token(start(&ann, ""), &bearer))
-        .await
-        .unwrap()
-        .into_inner()
-        .process
-        .unwrap();
+    let root = started(&mut processes, &ann, &bearer).await;
 
     // Drive the first form so that the critical branch calls VOE_RISK.
     let engine = camunda();
@@ -393,13 +402,7 @@ async fn cancel_deletes_the_instance_and_only_the_owner_or_an_admin_may() {
     let ann = user();
     let bearer = token(&ann, &[]);
     let mut processes = client(&app).await;
-    let process = processes
-        .start_process(with_token(start(&ann, ""), &bearer))
-        .await
-        .unwrap()
-        .into_inner()
-        .process
-        .unwrap();
+    let process = started(&mut processes, &ann, &bearer).await;
     let cancel = |who: &str| {
         with_token(
             CancelProcessRequest {
@@ -440,13 +443,7 @@ async fn a_process_that_ends_in_the_engine_shows_so_within_ten_seconds() {
     let ann = user();
     let bearer = token(&ann, &[]);
     let mut processes = client(&app).await;
-    let process = processes
-        .start_process(with_token(start(&ann, ""), &bearer))
-        .await
-        .unwrap()
-        .into_inner()
-        .process
-        .unwrap();
+    let process = started(&mut processes, &ann, &bearer).await;
 
     // Deleted behind ramp's back.
     camunda()
@@ -475,13 +472,7 @@ async fn the_next_start_checks_the_engine_even_before_reconciliation() {
     let ann = user();
     let bearer = token(&ann, &[]);
     let mut processes = client(&app).await;
-    let first = processes
-        .start_process(with_token(start(&ann, ""), &bearer))
-        .await
-        .unwrap()
-        .into_inner()
-        .process
-        .unwrap();
+    let first = started(&mut processes, &ann, &bearer).await;
     camunda()
         .delete_process_instance(&first.engine_instance_id, true)
         .await
