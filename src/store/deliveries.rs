@@ -148,6 +148,12 @@ pub struct OutboxRow {
 
 /// Claims due rows for `owner` until `lease` from now: pending, due, and not under
 /// another live lease. Each claim counts an attempt and bumps the generation.
+///
+/// Every recorded outcome clears the lease, so a row still carrying one when it is
+/// claimed again was left by a claim that never recorded its outcome (its replica
+/// was killed, frozen past the lease, or lost the database): that attempt may have
+/// reached the engine, and the claim comes back `uncertain`, to be checked by its
+/// marker before anything is sent again.
 pub async fn claim(
     client: &impl GenericClient,
     owner: Uuid,
@@ -161,7 +167,8 @@ pub async fn claim(
                 lease_owner = $1,
                 lease_until = now() + make_interval(secs => $2::bigint / 1000.0),
                 lease_generation = lease_generation + 1,
-                attempts = attempts + 1
+                attempts = attempts + 1,
+                uncertain = uncertain OR lease_owner IS NOT NULL
              WHERE id IN (
                 SELECT id FROM correlation_outbox
                 WHERE state = 'pending' AND next_attempt_at <= now()

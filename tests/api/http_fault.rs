@@ -21,6 +21,9 @@ pub enum Fault {
     HangAfter(&'static str),
     /// Every call answers 503, as a proxy in front of a stopped engine would.
     Down,
+    /// Every call reaches the engine (which acts), and its answer comes back after
+    /// the given time: past the client's timeout, the outcome is unknown to it.
+    Slow(std::time::Duration),
 }
 
 #[derive(Clone)]
@@ -78,6 +81,9 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response {
         _ => {}
     }
     let response = forward(&shared, request).await;
+    if let Fault::Slow(delay) = fault {
+        tokio::time::sleep(delay).await;
+    }
     if let Fault::HangAfter(suffix) = fault
         && path.ends_with(suffix)
     {

@@ -645,3 +645,62 @@ async fn a_frozen_replicas_claim_passes_to_another_and_its_late_outcome_is_not_r
     assert_eq!(completed_waits(&case.instance).await, 1, "delivered once");
     let _ = x.kill().await;
 }
+
+#[tokio::test]
+async fn a_replica_killed_while_its_answer_is_in_flight_is_not_delivered_twice() {
+    // Replica X reaches the engine (which acts), and dies before the answer comes.
+    let proxy =
+        HttpFaultProxy::start(&crate::engine::engine_url(), Fault::HangAfter("/trigger")).await;
+    let database = crate::helpers::fresh_database().await;
+    let mut x =
+        crate::load::Replica::start(crate::load::replica_env(&database, &proxy.url(), "none"))
+            .await;
+    let mut on_x = ramp::proto::form_service_client::FormServiceClient::new(
+        crate::helpers::channel(x.addr).await,
+    );
+    let case = new_case(LOOPING).await;
+    let task = &case.tasks[0];
+    let form = on_x
+        .create_form_task(with_token(
+            crate::forms::new_task(&task.id, &task.process_instance_id, &case.user),
+            &crate::forms::worker(),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .form_task
+        .unwrap()
+        .summary
+        .unwrap()
+        .id;
+    complete_send_task(task).await;
+    on_x.submit_form(with_token(
+        SubmitFormRequest {
+            id: form.clone(),
+            data: Some(answer("Acme")),
+            request_id: String::new(),
+        },
+        &token(&case.user, &[]),
+    ))
+    .await
+    .unwrap();
+    // The message reaches the receive task; X hangs for its answer, and is killed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while completed_waits(&case.instance).await == 0 {
+        assert!(Instant::now() < deadline, "X never delivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    x.kill().await;
+
+    // Y takes the row over when X's lease runs out, and finds the marker.
+    let y = crate::helpers::spawn_app_on(
+        &database,
+        json!({"delivery_poll_ms": 200, "delivery_lease_ms": 4_000, "camunda_timeout_ms": 2_000}),
+    )
+    .await;
+    let done = settled(&y, &case.user, &form).await;
+    assert_eq!(done.state(), DeliveryState::Delivered, "{done:?}");
+    assert_eq!(done.attempts, 2, "X's attempt, then Y's check: {done:?}");
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(completed_waits(&case.instance).await, 1, "delivered once");
+}

@@ -1,0 +1,599 @@
+//! The reliability checker: compares what clients were told (a `Ledger` the load
+//! fills) with what ramp's database and the engine's history hold, and counts.
+//!
+//! - every accepted start exists once in the engine (history by business key); no
+//!   business key a client tried has more than one instance, accepted or not;
+//! - every started process got exactly one form (a worker that died or retried did
+//!   not make two);
+//! - every accepted submission reached its process exactly once, with its data: the
+//!   marker `rampSubmissionId` and the submitted value are in the engine's history,
+//!   and the receive task (which loops, so a second delivery would show) completed
+//!   once; no submission in the database reached its process twice;
+//! - every stream saw every change of its user once, in order (the database's change
+//!   log is the truth).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The form every checked process waits on, and the field that carries the data.
+pub const FORM: &str = "step";
+pub const WAIT: &str = "wait_step";
+pub const FIELD: &str = "companyName";
+
+#[derive(Clone, Debug)]
+pub struct AcceptedSubmission {
+    pub form_id: String,
+    pub instance: String,
+    pub submission_id: String,
+    pub value: String,
+}
+
+/// One stream's view: every change it was sent after its first snapshot, as
+/// (kind, form id), and the form ids of that snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct StreamLog {
+    pub snapshot: Vec<String>,
+    pub events: Vec<(String, String)>,
+    pub resumes: usize,
+}
+
+#[derive(Clone, Default)]
+struct Inner {
+    attempted: BTreeMap<String, ()>,
+    starts: BTreeMap<String, String>,
+    submissions: Vec<AcceptedSubmission>,
+    streams: HashMap<String, StreamLog>,
+}
+
+/// What clients were told, shared by every client task of a test.
+#[derive(Clone, Default)]
+pub struct Ledger {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl Ledger {
+    pub fn start_attempted(&self, business_key: &str) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.attempted.insert(business_key.to_owned(), ());
+    }
+
+    /// A start answered OK with this engine instance.
+    pub fn start_accepted(&self, business_key: &str, instance: &str) {
+        let mut inner = self.inner.lock().unwrap();
+        inner
+            .starts
+            .insert(business_key.to_owned(), instance.to_owned());
+    }
+
+    pub fn submission_accepted(&self, submission: AcceptedSubmission) {
+        self.inner.lock().unwrap().submissions.push(submission);
+    }
+
+    pub fn stream_snapshot(&self, user: &str, ids: Vec<String>) {
+        let mut inner = self.inner.lock().unwrap();
+        let log = inner.streams.entry(user.to_owned()).or_default();
+        if log.events.is_empty() && log.snapshot.is_empty() {
+            log.snapshot = ids;
+        } else {
+            // A fresh snapshot after events would hide a gap: the checker counts
+            // it as a resume that did not resume.
+            log.resumes += 1000;
+        }
+    }
+
+    pub fn stream_event(&self, user: &str, kind: &str, form_id: &str) {
+        let mut inner = self.inner.lock().unwrap();
+        let log = inner.streams.entry(user.to_owned()).or_default();
+        log.events.push((kind.to_owned(), form_id.to_owned()));
+    }
+
+    pub fn stream_resumed(&self, user: &str) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.streams.entry(user.to_owned()).or_default().resumes += 1;
+    }
+
+    pub fn accepted_submissions(&self) -> usize {
+        self.inner.lock().unwrap().submissions.len()
+    }
+
+    fn stream_events(&self, user: &str) -> StreamLog {
+        self.inner
+            .lock()
+            .unwrap()
+            .streams
+            .get(user)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// accepted, delivered, lost, duplicated, for one promise.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Counts {
+    pub accepted: usize,
+    pub delivered: usize,
+    pub lost: usize,
+    pub duplicated: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub starts: Counts,
+    pub forms: Counts,
+    pub submissions: Counts,
+    pub stream_events: Counts,
+    pub streams: usize,
+    pub stream_resumes: usize,
+    /// What went wrong, for the failure message.
+    pub problems: Vec<String>,
+}
+
+impl Report {
+    /// Prints the counts and fails the test on anything lost or duplicated.
+    pub fn assert_nothing_lost_or_duplicated(&self, scenario: &str) {
+        let line = |name: &str, c: &Counts| {
+            format!(
+                "{name}: accepted {}, delivered {}, lost {}, duplicated {}",
+                c.accepted, c.delivered, c.lost, c.duplicated
+            )
+        };
+        println!(
+            "checker [{scenario}]\n  {}\n  {}\n  {}\n  {} ({} streams, {} resumed by cursor)",
+            line("starts", &self.starts),
+            line("forms", &self.forms),
+            line("submissions", &self.submissions),
+            line("stream events", &self.stream_events),
+            self.streams,
+            self.stream_resumes,
+        );
+        let lost =
+            self.starts.lost + self.forms.lost + self.submissions.lost + self.stream_events.lost;
+        let duplicated = self.starts.duplicated
+            + self.forms.duplicated
+            + self.submissions.duplicated
+            + self.stream_events.duplicated;
+        assert!(
+            self.problems.is_empty() && lost == 0 && duplicated == 0,
+            "[{scenario}] lost {lost}, duplicated {duplicated}:\n{}",
+            self.problems.join("\n")
+        );
+    }
+}
+
+/// Where the checker looks: the engine (directly, never through a test's fault
+/// proxy), the database every replica shares, and the definition the load started.
+pub struct Checker {
+    pub engine: String,
+    pub database_url: String,
+    pub definition_key: String,
+}
+
+impl Checker {
+    pub async fn check(&self, ledger: &Ledger) -> Report {
+        let db = connect(&self.database_url).await;
+        self.wait_until_deliveries_settle(&db).await;
+        let mut report = Report::default();
+        self.check_starts(ledger, &db, &mut report).await;
+        self.check_submissions(ledger, &db, &mut report).await;
+        self.check_streams(ledger, &db, &mut report).await;
+        report
+    }
+
+    async fn get(&self, path_and_query: &str) -> Vec<Value> {
+        let url = format!("{}{path_and_query}", self.engine);
+        for _ in 0..20 {
+            if let Ok(response) = reqwest::get(&url).await
+                && response.status().is_success()
+                && let Ok(body) = response.json::<Vec<Value>>().await
+            {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        panic!("the engine did not answer {url}");
+    }
+
+    /// Every accepted submission is delivered or given up on (`undeliverable`,
+    /// `failed`) before anything is counted: bounded, then what is still pending
+    /// counts as lost.
+    async fn wait_until_deliveries_settle(&self, db: &tokio_postgres::Client) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            let pending: i64 = db
+                .query_one(
+                    "SELECT count(*) FROM correlation_outbox WHERE state = 'pending'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if pending == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn check_starts(
+        &self,
+        ledger: &Ledger,
+        db: &tokio_postgres::Client,
+        report: &mut Report,
+    ) {
+        let history = self
+            .get(&format!(
+                "/history/process-instance?processDefinitionKey={}&rootProcessInstances=true&maxResults=100000",
+                self.definition_key
+            ))
+            .await;
+        let mut in_engine: HashMap<String, Vec<String>> = HashMap::new();
+        for instance in &history {
+            if let (Some(key), Some(id)) =
+                (instance["businessKey"].as_str(), instance["id"].as_str())
+            {
+                in_engine
+                    .entry(key.to_owned())
+                    .or_default()
+                    .push(id.to_owned());
+            }
+        }
+        let inner = ledger.inner.lock().unwrap().clone();
+        let starts = &mut report.starts;
+        starts.accepted = inner.starts.len();
+        for (key, instance) in &inner.starts {
+            match in_engine.get(key).map(Vec::as_slice).unwrap_or_default() {
+                [] => {
+                    starts.lost += 1;
+                    report
+                        .problems
+                        .push(format!("start of {key} accepted, not in the engine"));
+                }
+                [only] if only == instance => starts.delivered += 1,
+                [only] => {
+                    starts.lost += 1;
+                    report.problems.push(format!(
+                        "start of {key} answered {instance}, the engine holds {only}"
+                    ));
+                }
+                many => {
+                    starts.duplicated += 1;
+                    report
+                        .problems
+                        .push(format!("{key} started {} times", many.len()));
+                }
+            }
+        }
+        for key in inner.attempted.keys() {
+            let n = in_engine.get(key).map_or(0, Vec::len);
+            if n > 1 && !inner.starts.contains_key(key) {
+                starts.duplicated += 1;
+                report
+                    .problems
+                    .push(format!("{key} (never accepted) started {n} times"));
+            }
+        }
+
+        // One form per started instance, whatever the workers went through.
+        let rows = db
+            .query(
+                "SELECT process_instance_id, count(*) FROM form_tasks GROUP BY process_instance_id",
+                &[],
+            )
+            .await
+            .unwrap();
+        let forms: HashMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let inner = ledger.inner.lock().unwrap().clone();
+        let counts = &mut report.forms;
+        counts.accepted = inner.starts.len();
+        for (key, instance) in &inner.starts {
+            match forms.get(instance).copied().unwrap_or(0) {
+                0 => {
+                    counts.lost += 1;
+                    report
+                        .problems
+                        .push(format!("no form for {key}'s process {instance}"));
+                }
+                1 => counts.delivered += 1,
+                n => {
+                    counts.duplicated += 1;
+                    report
+                        .problems
+                        .push(format!("{n} forms for {key}'s process {instance}"));
+                }
+            }
+        }
+    }
+
+    async fn check_submissions(
+        &self,
+        ledger: &Ledger,
+        db: &tokio_postgres::Client,
+        report: &mut Report,
+    ) {
+        let key = &self.definition_key;
+        let markers = self
+            .get(&format!(
+                "/history/variable-instance?processDefinitionKey={key}&variableName=rampSubmissionId&maxResults=100000"
+            ))
+            .await;
+        let values = self
+            .get(&format!(
+                "/history/variable-instance?processDefinitionKey={key}&variableName={FIELD}&maxResults=100000"
+            ))
+            .await;
+        let definitions = self.get(&format!("/process-definition?key={key}")).await;
+        let mut waits: HashMap<String, usize> = HashMap::new();
+        for definition in &definitions {
+            let id = definition["id"].as_str().unwrap();
+            for activity in self
+                .get(&format!(
+                    "/history/activity-instance?processDefinitionId={id}&activityId={WAIT}&finished=true&maxResults=100000"
+                ))
+                .await
+            {
+                *waits
+                    .entry(activity["processInstanceId"].as_str().unwrap().to_owned())
+                    .or_default() += 1;
+            }
+        }
+        let by_instance = |list: &[Value]| -> HashMap<String, Vec<Value>> {
+            let mut map: HashMap<String, Vec<Value>> = HashMap::new();
+            for v in list {
+                map.entry(
+                    v["processInstanceId"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+                .or_default()
+                .push(v["value"].clone());
+            }
+            map
+        };
+        let markers = by_instance(&markers);
+        let values = by_instance(&values);
+
+        let inner = ledger.inner.lock().unwrap().clone();
+        let counts = &mut report.submissions;
+        counts.accepted = inner.submissions.len();
+        for s in &inner.submissions {
+            let marked = markers
+                .get(&s.instance)
+                .is_some_and(|m| m.contains(&Value::String(s.submission_id.clone())));
+            let with_data = values
+                .get(&s.instance)
+                .is_some_and(|v| v.contains(&Value::String(s.value.clone())));
+            match waits.get(&s.instance).copied().unwrap_or(0) {
+                1 if marked && with_data => counts.delivered += 1,
+                0 | 1 => {
+                    counts.lost += 1;
+                    report.problems.push(format!(
+                        "submission {} of form {} not delivered (marker {marked}, data {with_data})",
+                        s.submission_id, s.form_id
+                    ));
+                }
+                n => {
+                    counts.duplicated += 1;
+                    report.problems.push(format!(
+                        "submission {} of form {} delivered {n} times",
+                        s.submission_id, s.form_id
+                    ));
+                }
+            }
+        }
+        let answered: std::collections::HashSet<String> = inner
+            .submissions
+            .iter()
+            .map(|s| s.instance.clone())
+            .collect();
+        // Submissions whose answer never reached a client (a replica killed after
+        // the commit) are delivered too, and nothing is delivered twice.
+        let rows = db
+            .query(
+                "SELECT process_instance_id, state FROM correlation_outbox",
+                &[],
+            )
+            .await
+            .unwrap();
+        for row in rows {
+            let instance: String = row.get(0);
+            let state: String = row.get(1);
+            let n = waits.get(&instance).copied().unwrap_or(0);
+            if n > 1 && !answered.contains(&instance) {
+                counts.duplicated += 1;
+                report.problems.push(format!(
+                    "an unanswered submission reached {instance} {n} times"
+                ));
+            } else if state != "delivered" {
+                report
+                    .problems
+                    .push(format!("the delivery to {instance} ended {state}"));
+            }
+        }
+    }
+
+    async fn check_streams(
+        &self,
+        ledger: &Ledger,
+        db: &tokio_postgres::Client,
+        report: &mut Report,
+    ) {
+        let users: Vec<String> = ledger
+            .inner
+            .lock()
+            .unwrap()
+            .streams
+            .keys()
+            .cloned()
+            .collect();
+        report.streams = users.len();
+        for user in users {
+            let rows = db
+                .query(
+                    "SELECT kind, form_task_id::text FROM form_changes WHERE assignee = $1 ORDER BY tx, seq",
+                    &[&user],
+                )
+                .await
+                .unwrap();
+            let expected: Vec<(String, String)> =
+                rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+            // The stream may still be catching up: wait (bounded) for it.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut seen = ledger.stream_events(&user);
+            while seen.events.len() + seen.snapshot.len() < expected.len()
+                && Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                seen = ledger.stream_events(&user);
+            }
+            report.stream_resumes += seen.resumes;
+            // The load opens each stream before its user's first start, so its
+            // snapshot is empty; a form in a snapshot stands for its `added`.
+            let observed: Vec<(String, String)> = seen
+                .snapshot
+                .iter()
+                .map(|id| ("added".to_owned(), id.clone()))
+                .chain(seen.events.iter().cloned())
+                .collect();
+            let counts = &mut report.stream_events;
+            counts.accepted += expected.len();
+            let mut tally: HashMap<&(String, String), i64> = HashMap::new();
+            for e in &expected {
+                *tally.entry(e).or_default() += 1;
+            }
+            for e in &observed {
+                *tally.entry(e).or_default() -= 1;
+            }
+            let lost: usize = tally
+                .values()
+                .filter(|n| **n > 0)
+                .map(|n| *n as usize)
+                .sum();
+            let duplicated: usize = tally
+                .values()
+                .filter(|n| **n < 0)
+                .map(|n| (-*n) as usize)
+                .sum();
+            counts.lost += lost;
+            counts.duplicated += duplicated;
+            counts.delivered += expected.len() - lost;
+            if lost > 0 || duplicated > 0 {
+                report.problems.push(format!(
+                    "{user}'s stream: expected {expected:?}, saw {observed:?}"
+                ));
+            } else if observed != expected {
+                counts.lost += 1;
+                report.problems.push(format!(
+                    "{user}'s stream saw its changes out of order: expected {expected:?}, saw {observed:?}"
+                ));
+            }
+            if seen.resumes >= 1000 {
+                counts.lost += 1;
+                report
+                    .problems
+                    .push(format!("{user}'s stream got a fresh snapshot mid-way"));
+            }
+        }
+    }
+}
+
+pub async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("the database answers the checker");
+    tokio::spawn(connection);
+    client
+}
+
+/// The checker itself: what it is shown lost or duplicated, it counts.
+#[tokio::test]
+async fn the_checker_counts_what_is_lost_and_what_is_duplicated() {
+    use ramp::camunda::types::{FetchAndLock, FetchTopic};
+
+    let app = crate::helpers::spawn_app().await;
+    let key = crate::load::deploy_looping_model().await;
+    let engine = crate::engine::camunda();
+    let (ann, bob) = (crate::forms::user(), crate::forms::user());
+    let mut instances = Vec::new();
+    for user in [&ann, &bob] {
+        instances.push(
+            engine
+                .start_process(&key, user, &Default::default())
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let tasks = engine
+        .fetch_and_lock(&FetchAndLock {
+            worker_id: "checker".into(),
+            max_tasks: 10,
+            topics: vec![FetchTopic {
+                topic_name: "submit_form".into(),
+                lock_duration: 60_000,
+                process_definition_key: Some(key.clone()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for task in &tasks {
+        engine
+            .complete_external_task(
+                &task.id,
+                "checker",
+                &Default::default(),
+                &Default::default(),
+            )
+            .await
+            .unwrap();
+    }
+    // Ann's answer reaches her process twice; Bob's never.
+    for _ in 0..2 {
+        let delivered = reqwest::Client::new()
+            .post(format!("{}/message", crate::engine::engine_url()))
+            .json(&serde_json::json!({
+                "messageName": FORM, "processInstanceId": instances[0],
+                "processVariables": {"rampSubmissionId": {"value": "s-ann"}, FIELD: {"value": "v"}}
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert!(delivered.status().is_success());
+    }
+
+    let ledger = Ledger::default();
+    ledger.start_accepted(&ann, &instances[0]);
+    ledger.start_accepted(&bob, &instances[1]);
+    ledger.start_accepted("nobody@example.com", "no-such-instance");
+    for (id, instance) in [("s-ann", &instances[0]), ("s-bob", &instances[1])] {
+        ledger.submission_accepted(AcceptedSubmission {
+            form_id: "f".into(),
+            instance: instance.clone(),
+            submission_id: id.into(),
+            value: "v".into(),
+        });
+    }
+    // A stream that saw a change the log does not hold.
+    ledger.stream_event(&ann, "added", "no-such-form");
+
+    let report = crate::load::checker(&app.database_url, &key)
+        .check(&ledger)
+        .await;
+    let counts = |accepted, delivered, lost, duplicated| Counts {
+        accepted,
+        delivered,
+        lost,
+        duplicated,
+    };
+    assert_eq!(report.starts, counts(3, 2, 1, 0));
+    assert_eq!(report.forms, counts(3, 0, 3, 0), "no forms were made");
+    assert_eq!(report.submissions, counts(2, 0, 1, 1));
+    assert_eq!(report.stream_events, counts(0, 0, 0, 1));
+    let failed = std::panic::catch_unwind(|| report.assert_nothing_lost_or_duplicated("self-test"));
+    assert!(failed.is_err(), "the checker fails a test on these counts");
+}
