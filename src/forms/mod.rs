@@ -333,8 +333,11 @@ impl Forms {
                 task.status
             )));
         }
+        // Read on this transaction's connection: taking a second one from the pool
+        // while holding this one starves the pool when as many submits run at once
+        // as it has connections (each holds one and waits for another).
         if let Some(deployment) = &task.deployment_id
-            && let Some(schema) = self.schemas.stored(deployment, &task.form_name).await?
+            && let Some(schema) = rows::schema(&tx, deployment, &task.form_name).await?
         {
             let problems = validation::check(&schema, &data);
             if !problems.is_empty() {

@@ -320,6 +320,48 @@ pub fn checker(database_url: &str, key: &str) -> Checker {
         engine: engine_url(),
         database_url: database_url.to_owned(),
         definition_key: key.to_owned(),
+        expect_forms: true,
+    }
+}
+
+/// Inbox streams held for users of a test's own, each recording into the ledger
+/// (resumed by cursor on another replica when one breaks); all end when dropped.
+pub struct Inboxes {
+    replicas: Replicas,
+    ledger: Ledger,
+    done: CancellationToken,
+}
+
+impl Inboxes {
+    pub fn new(addrs: &[SocketAddr], ledger: &Ledger) -> Self {
+        Self {
+            replicas: Replicas::new(addrs),
+            ledger: ledger.clone(),
+            done: CancellationToken::new(),
+        }
+    }
+
+    /// Opens `user`'s inbox on replica `n` (of the list) and waits for its snapshot.
+    pub async fn open(&self, user: &str, n: usize) {
+        let (opened_tx, opened) = tokio::sync::oneshot::channel();
+        tokio::spawn(observe(
+            self.replicas.clone(),
+            n,
+            user.to_owned(),
+            self.ledger.clone(),
+            self.done.clone(),
+            opened_tx,
+        ));
+        tokio::time::timeout(Duration::from_secs(60), opened)
+            .await
+            .expect("the inbox opens within 60 s")
+            .expect("the inbox opens");
+    }
+}
+
+impl Drop for Inboxes {
+    fn drop(&mut self) {
+        self.done.cancel();
     }
 }
 

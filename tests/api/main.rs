@@ -5,6 +5,7 @@ mod camunda_client;
 mod change_log;
 mod checker;
 mod cli;
+mod concurrency;
 mod cors;
 mod dev_mode;
 mod e2e;
