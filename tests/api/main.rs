@@ -17,6 +17,7 @@ mod grpc_web;
 mod grpcurl;
 mod health;
 mod helpers;
+mod hostile;
 mod http_fault;
 mod keys;
 mod limits;
