@@ -35,6 +35,12 @@ if command -v rustup >/dev/null; then
   done
 fi
 
+# cargo fuzz (scripts/fuzz.sh), from crates.io.
+if command -v cargo >/dev/null && ! cargo fuzz --version >/dev/null 2>&1; then
+  log "cargo: cargo-fuzz"
+  cargo install --locked cargo-fuzz
+fi
+
 # npm projects of the repository's own, each installed from its lockfile.
 npm_ci() {
   local dir=$1 marker=$2

@@ -57,5 +57,9 @@ scripts/engine.sh wait "$RAMP_TEST_CAMUNDA_URL" 180 || { tail -n 40 "$state/engi
 step "cargo test"
 cargo test --locked --lib --bins --tests
 
+# A short run of each fuzz target: what a longer run finds is in RELIABILITY.md.
+step "fuzz (${RAMP_FUZZ_SECONDS:-20} s per target)"
+scripts/fuzz.sh "${RAMP_FUZZ_SECONDS:-20}"
+
 step "browser tests"
 scripts/browser-test.sh

@@ -88,10 +88,11 @@ async fn ramp_serve_killed_mid_submit_and_restarted_loses_and_duplicates_nothing
     for _ in 0..3 {
         load.progress(CLIENTS, Duration::from_secs(90)).await;
         // Clients submit all the time: wait for one more answer, kill at once.
-        let submitted = load.ledger.accepted_submissions();
-        while load.ledger.accepted_submissions() == submitted {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        load.submissions(
+            load.ledger.accepted_submissions() + 1,
+            Duration::from_secs(60),
+        )
+        .await;
         replica.kill().await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         replica.restart().await;
@@ -112,9 +113,7 @@ async fn a_worker_killed_mid_task_loses_and_duplicates_nothing() {
     let mut worker = WorkerProcess::start(replica.addr, &stuck.url(), &key);
     let load = Load::start(&[replica.addr], &key, CLIENTS);
     // Forms appear (and are submitted) while their send tasks are still held.
-    while load.ledger.accepted_submissions() < CLIENTS {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    load.submissions(CLIENTS, Duration::from_secs(60)).await;
     worker.kill().await;
     // Another worker gets the same tasks again when their locks expire.
     let _second = WorkerProcess::start(replica.addr, &engine_url(), &key);

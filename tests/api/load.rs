@@ -321,6 +321,7 @@ pub fn checker(database_url: &str, key: &str) -> Checker {
         database_url: database_url.to_owned(),
         definition_key: key.to_owned(),
         expect_forms: true,
+        stream_wait: Duration::from_secs(20),
     }
 }
 
@@ -470,6 +471,19 @@ impl Load {
                 self.tally.cycles.load(Ordering::Relaxed)
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits (bounded) until `count` submissions were accepted in all.
+    pub async fn submissions(&self, count: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.ledger.accepted_submissions() < count {
+            assert!(
+                Instant::now() < deadline,
+                "only {} submissions accepted",
+                self.ledger.accepted_submissions()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
