@@ -18,6 +18,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// Prints a line where `make test` shows it: libtest captures what `println!`
+/// writes, not what is written to the standard error stream itself.
+#[macro_export]
+macro_rules! report {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 /// The form every checked process waits on, and the field that carries the data.
 pub const FORM: &str = "step";
 pub const WAIT: &str = "wait_step";
@@ -140,7 +150,7 @@ impl Report {
                 c.accepted, c.delivered, c.lost, c.duplicated
             )
         };
-        println!(
+        crate::report!(
             "checker [{scenario}]\n  {}\n  {}\n  {}\n  {} ({} streams, {} resumed by cursor)",
             line("starts", &self.starts),
             line("forms", &self.forms),

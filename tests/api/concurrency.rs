@@ -161,7 +161,7 @@ async fn a_duplicate_start_storm_across_two_replicas_starts_each_key_once() {
             }
         }
     }
-    println!(
+    crate::report!(
         "start storm: 100 starts, {} won, {refused} ALREADY_EXISTS",
         winners.len()
     );
@@ -219,7 +219,7 @@ async fn one_form_submitted_twenty_times_at_once_across_two_replicas_is_delivere
             Err(status) => assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}"),
         }
     }
-    println!("submit storm: 20 submits, {} won", winners.len());
+    crate::report!("submit storm: 20 submits, {} won", winners.len());
     assert_eq!(winners.len(), 1, "one winner");
     let (n, submission) = winners.remove(0);
     ledger.start_accepted(&user, &instance);
@@ -246,7 +246,7 @@ async fn a_thousand_forms_created_and_submitted_at_once_across_two_replicas() {
     let began = std::time::Instant::now();
     let cases = instances_waiting(&key, FORMS).await;
     let phase = |what: &str| {
-        println!(
+        crate::report!(
             "1,000 forms: {what} after {:.1} s",
             began.elapsed().as_secs_f64()
         )

@@ -267,7 +267,7 @@ async fn invalid_grpc_web_frames_and_wrong_content_types_get_clear_errors() {
     ];
     for (what, content_type, body, expected) in cases {
         let (http, code) = grpc_web(&app, content_type, body).await;
-        println!("hostile: {what}: HTTP {http}, grpc-status {code:?}");
+        crate::report!("hostile: {what}: HTTP {http}, grpc-status {code:?}");
         assert!(
             code.as_deref().is_some_and(|c| expected.contains(&c)),
             "{what}: HTTP {http}, grpc-status {code:?}, expected one of {expected:?}"
@@ -283,7 +283,7 @@ async fn invalid_grpc_web_frames_and_wrong_content_types_get_clear_errors() {
         "application/x-www-form-urlencoded",
     ] {
         let (http, code) = grpc_web(&app, content_type, grpc_frame(0, &request)).await;
-        println!("hostile: content type {content_type}: HTTP {http}, grpc-status {code:?}");
+        crate::report!("hostile: content type {content_type}: HTTP {http}, grpc-status {code:?}");
         assert!(
             matches!(http, 400 | 415) || code.as_deref().is_some_and(|c| c != "0"),
             "{content_type}: HTTP {http}, grpc-status {code:?}"
@@ -311,7 +311,7 @@ async fn huge_metadata_is_refused_and_the_server_keeps_serving() {
         ))
         .send()
         .await;
-    println!(
+    crate::report!(
         "hostile: 1 MiB HTTP/1.1 header: {:?}",
         response.as_ref().map(|r| r.status())
     );
@@ -338,7 +338,7 @@ async fn huge_metadata_is_refused_and_the_server_keeps_serving() {
         .list_form_tasks(request)
         .await
         .expect_err("1 MiB of metadata is refused");
-    println!(
+    crate::report!(
         "hostile: 1 MiB of HTTP/2 metadata: {:?} {}",
         status.code(),
         status.message()
@@ -358,7 +358,7 @@ async fn huge_metadata_is_refused_and_the_server_keeps_serving() {
         .list_form_tasks(request)
         .await
         .expect_err("a 1 MiB token is refused");
-    println!(
+    crate::report!(
         "hostile: a 1 MiB token: {:?} {}",
         status.code(),
         status.message()

@@ -177,7 +177,12 @@ impl Replica {
             .arg("serve")
             .env("RAMP_LISTEN", self.addr.to_string())
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stderr(self.log.reopen().unwrap());
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(self.log.path())
+                    .unwrap(),
+            );
         self.child = Some(command.spawn().unwrap());
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(self.addr).is_err() {
@@ -500,7 +505,7 @@ impl Load {
         let mut report = checker.check(&self.ledger).await;
         self.streams_done.cancel();
         let unexpected = self.tally.unexpected.lock().unwrap().clone();
-        println!(
+        crate::report!(
             "load [{scenario}]: {} cycles, {} calls retried",
             self.tally.cycles.load(Ordering::Relaxed),
             self.tally.retries.load(Ordering::Relaxed)
