@@ -421,10 +421,6 @@ async fn clients_that_never_read_or_never_finish_do_not_stop_the_others() {
         event => panic!("expected added, got {event:?}"),
     }
     probe(&app).await;
-    assert!(
-        app.app.hub().largest_buffer() <= 8,
-        "no stream holds more than its buffer"
-    );
 
     // The stalled client finally reads: its stream is intact, and catches up.
     let mut added = 0;
