@@ -421,7 +421,7 @@ pub struct Tally {
     pub unexpected: std::sync::Mutex<Vec<String>>,
 }
 
-/// A running load; `finish` stops it and returns when every client is done.
+/// A running load; `finish_and_check` stops it, waits for every client, and checks.
 pub struct Load {
     pub ledger: Ledger,
     pub tally: Arc<Tally>,
@@ -472,8 +472,9 @@ impl Load {
         while self.tally.cycles.load(Ordering::Relaxed) < target {
             assert!(
                 Instant::now() < deadline,
-                "the load made no progress: {} cycles",
-                self.tally.cycles.load(Ordering::Relaxed)
+                "the load made no progress: {} cycles; clients stopped on: {:?}",
+                self.tally.cycles.load(Ordering::Relaxed),
+                self.tally.unexpected.lock().unwrap()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
