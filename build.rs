@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/ramp/v1/process_service.proto",
         "proto/ramp/v1/form.proto",
         "proto/ramp/v1/form_service.proto",
+        "proto/ramp/v1/admin_service.proto",
     ];
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
 

@@ -41,7 +41,7 @@ fn status_of(status: &str) -> FormTaskStatus {
     }
 }
 
-fn status_name(status: FormTaskStatus) -> Option<&'static str> {
+pub(super) fn status_name(status: FormTaskStatus) -> Option<&'static str> {
     match status {
         FormTaskStatus::Pending => Some("pending"),
         FormTaskStatus::Completed => Some("completed"),
@@ -50,7 +50,7 @@ fn status_name(status: FormTaskStatus) -> Option<&'static str> {
     }
 }
 
-fn summary_to_proto(summary: FormSummary) -> FormTaskSummary {
+pub(super) fn summary_to_proto(summary: FormSummary) -> FormTaskSummary {
     FormTaskSummary {
         id: summary.id.to_string(),
         form_name: summary.form_name,
@@ -71,7 +71,7 @@ fn summary_to_proto(summary: FormSummary) -> FormTaskSummary {
     }
 }
 
-fn delivery_state(state: &str) -> DeliveryState {
+pub(super) fn delivery_state(state: &str) -> DeliveryState {
     match state {
         "pending" => DeliveryState::Pending,
         "delivered" => DeliveryState::Delivered,
@@ -144,7 +144,7 @@ fn event_to_proto(event: StreamEvent) -> PendingFormsResponse {
 }
 
 /// The one mapping of form errors to statuses. Internal details go to the log.
-fn status(error: FormError) -> Status {
+pub(super) fn status(error: FormError) -> Status {
     match error {
         FormError::NotFound => Status::not_found("form task not found"),
         FormError::NotPending(message) => Status::failed_precondition(message),

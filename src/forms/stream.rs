@@ -5,6 +5,13 @@
 //! only rows below the oldest transaction in flight, in position order, so a
 //! stream never skips a row that commits late; a change at or below the stream's
 //! cursor was sent already and is dropped, so nothing is sent twice.
+//!
+//! Retention deletes a prefix of the log and records where it stopped
+//! (`change_log_pruned`): a cursor below that mark gets a snapshot. Every catch-up
+//! batch is read in one snapshot with the mark, so a prune that runs while a stream
+//! resumes is noticed: before anything was sent the stream falls back to a snapshot;
+//! later (a stream that fell a whole retention period behind) it ends with
+//! UNAVAILABLE, and the client's resume gets a snapshot.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -17,8 +24,8 @@ use uuid::Uuid;
 
 use super::hub::Subscription;
 use super::{FormError, FormSummary};
-use crate::store::Store;
 use crate::store::forms::{self as rows, ChangeRow, Position};
+use crate::store::{Store, StoreError, retention};
 
 /// Changes read from the log per catch-up query.
 const CATCH_UP_BATCH: i64 = 500;
@@ -121,14 +128,21 @@ async fn run(
 ) -> Result<(), FormError> {
     // The subscription is registered already: whatever commits from here on reaches
     // it, and the start below covers everything before.
-    let mut position = match resumable(store, cursor, settings).await? {
+    let resumed = match resumable(store, cursor, settings).await? {
         Some(cursor) => {
             let mut position = cursor.0;
-            if !catch_up(store, assignee, &mut position, out).await? {
-                return Ok(());
+            match catch_up(store, assignee, &mut position, out).await? {
+                CatchUp::Done => Some(position),
+                CatchUp::ClientLeft => return Ok(()),
+                // Pruned under the cursor before anything was sent.
+                CatchUp::Pruned if position == cursor.0 => None,
+                CatchUp::Pruned => return Err(fell_behind()),
             }
-            position
         }
+        None => None,
+    };
+    let mut position = match resumed {
+        Some(position) => position,
         None => {
             let (forms, position) = snapshot(store, assignee).await?;
             let summaries = forms.iter().map(FormSummary::of).collect();
@@ -147,10 +161,12 @@ async fn run(
         settings.heartbeat,
     );
     loop {
-        if subscription.lagging.swap(false, Ordering::AcqRel)
-            && !catch_up(store, assignee, &mut position, out).await?
-        {
-            return Ok(());
+        if subscription.lagging.swap(false, Ordering::AcqRel) {
+            match catch_up(store, assignee, &mut position, out).await? {
+                CatchUp::Done => {}
+                CatchUp::ClientLeft => return Ok(()),
+                CatchUp::Pruned => return Err(fell_behind()),
+            }
         }
         let change: Arc<ChangeRow> = tokio::select! {
             _ = out.closed() => return Ok(()),
@@ -190,6 +206,9 @@ async fn resumable(
     };
     let client = store.client().await?;
     let oldest = Utc::now() - chrono::Duration::from_std(settings.retention).unwrap_or_default();
+    if cursor.0 < retention::change_log_pruned(&client).await? {
+        return Ok(None);
+    }
     if cursor.0 == (0, 0) {
         // The start of the log (a snapshot taken while it was empty): resumable
         // while nothing in the log is old enough to have been pruned.
@@ -204,34 +223,67 @@ async fn resumable(
     })
 }
 
-/// Sends every change of the log after `position`; false when the client left.
+enum CatchUp {
+    Done,
+    ClientLeft,
+    /// Retention deleted changes after `position`: what follows cannot be replayed.
+    Pruned,
+}
+
+fn fell_behind() -> FormError {
+    FormError::Unavailable(
+        "the stream fell behind the change log's retention; reconnect with the last cursor for a fresh snapshot"
+            .into(),
+    )
+}
+
+/// Sends every change of the log after `position`.
 async fn catch_up(
     store: &Store,
     assignee: &str,
     position: &mut Position,
     out: &Out,
-) -> Result<bool, FormError> {
+) -> Result<CatchUp, FormError> {
     loop {
-        let batch = rows::changes_after(
-            &store.client().await?,
-            Some(assignee),
-            *position,
-            CATCH_UP_BATCH,
-        )
-        .await?;
+        let Some(batch) = consistent_batch(store, assignee, *position).await? else {
+            return Ok(CatchUp::Pruned);
+        };
         let full = batch.len() as i64 == CATCH_UP_BATCH;
         for change in batch {
             *position = change.position;
             if let Some(event) = event_of(&change)
                 && out.send(Ok(event)).await.is_err()
             {
-                return Ok(false);
+                return Ok(CatchUp::ClientLeft);
             }
         }
         if !full {
-            return Ok(true);
+            return Ok(CatchUp::Done);
         }
     }
+}
+
+/// The changes after `position`, read in one snapshot with the prune mark; `None`
+/// when the log no longer holds everything after `position`.
+async fn consistent_batch(
+    store: &Store,
+    assignee: &str,
+    position: Position,
+) -> Result<Option<Vec<ChangeRow>>, FormError> {
+    let mut client = store.client().await?;
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(StoreError::from)?;
+    if position < retention::change_log_pruned(&tx).await? {
+        return Ok(None);
+    }
+    let batch = rows::changes_after(&tx, Some(assignee), position, CATCH_UP_BATCH).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(Some(batch))
 }
 
 /// A consistent snapshot; retried while a transaction touching these forms is still

@@ -249,3 +249,115 @@ pub async fn record(
     };
     Ok(changed == 1)
 }
+
+/// A delivery with the form it answers, for operators.
+#[derive(Clone, Debug)]
+pub struct DeliveryRecordRow {
+    pub id: Uuid,
+    pub form_task_id: Uuid,
+    pub form_name: String,
+    pub assignee: String,
+    pub business_key: String,
+    pub message_name: String,
+    pub process_instance_id: String,
+    pub delivery: DeliveryRow,
+    pub created_at: DateTime<Utc>,
+}
+
+const RECORD_COLUMNS: &str = "o.id, o.form_task_id, t.form_name, t.assignee, t.business_key, o.message_name, \
+    o.process_instance_id, o.state, o.attempts, o.last_error, o.next_attempt_at, o.delivered_at, o.created_at";
+
+fn record_from_row(row: &Row) -> DeliveryRecordRow {
+    DeliveryRecordRow {
+        id: row.get(0),
+        form_task_id: row.get(1),
+        form_name: row.get(2),
+        assignee: row.get(3),
+        business_key: row.get(4),
+        message_name: row.get(5),
+        process_instance_id: row.get(6),
+        delivery: DeliveryRow {
+            state: row.get(7),
+            attempts: row.get(8),
+            last_error: row.get(9),
+            next_attempt_at: row.get(10),
+            delivered_at: row.get(11),
+        },
+        created_at: row.get(12),
+    }
+}
+
+/// One delivery, by its (the submission's) id.
+pub async fn record_by_id(
+    client: &impl GenericClient,
+    id: Uuid,
+) -> Result<Option<DeliveryRecordRow>, StoreError> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM correlation_outbox o JOIN form_tasks t ON t.id = o.form_task_id
+         WHERE o.id = $1"
+    );
+    Ok(client
+        .query_opt(&sql, &[&id])
+        .await?
+        .as_ref()
+        .map(record_from_row))
+}
+
+/// Deliveries in `states` (failed, undeliverable), oldest first, one page.
+pub async fn needing_attention(
+    client: &impl GenericClient,
+    states: &[String],
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<DeliveryRecordRow>, StoreError> {
+    let (after_time, after_id) = match after {
+        Some((time, id)) => (Some(time), Some(id)),
+        None => (None, None),
+    };
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM correlation_outbox o JOIN form_tasks t ON t.id = o.form_task_id
+         WHERE o.state IN ('failed', 'undeliverable') AND o.state = ANY($1)
+           AND ($2::timestamptz IS NULL OR (o.created_at, o.id) > ($2, $3))
+         ORDER BY o.created_at, o.id
+         LIMIT $4"
+    );
+    Ok(client
+        .query(&sql, &[&states, &after_time, &after_id, &limit])
+        .await?
+        .iter()
+        .map(record_from_row)
+        .collect())
+}
+
+/// Makes a failed or undeliverable delivery pending and due now, with its attempts
+/// counted afresh. An uncertain last attempt stays uncertain (the dispatcher checks
+/// the engine before sending again). False when it is in another state or unknown.
+pub async fn retry(client: &impl GenericClient, id: Uuid) -> Result<bool, StoreError> {
+    Ok(client
+        .execute(
+            "UPDATE correlation_outbox SET state = 'pending', attempts = 0, next_attempt_at = now(),
+                lease_owner = NULL, lease_until = NULL, lease_generation = lease_generation + 1
+             WHERE id = $1 AND state IN ('failed', 'undeliverable')",
+            &[&id],
+        )
+        .await?
+        == 1)
+}
+
+/// Gives a failed delivery up: undeliverable, with `reason` as its last error.
+/// False when it is in another state or unknown.
+pub async fn abandon(
+    client: &impl GenericClient,
+    id: Uuid,
+    reason: &str,
+) -> Result<bool, StoreError> {
+    Ok(client
+        .execute(
+            "UPDATE correlation_outbox SET state = 'undeliverable', last_error = $2,
+                lease_owner = NULL, lease_until = NULL, lease_generation = lease_generation + 1
+             WHERE id = $1 AND state = 'failed'",
+            &[&id, &reason],
+        )
+        .await?
+        == 1)
+}

@@ -161,6 +161,25 @@ pub async fn complete(
     Ok(client.query_opt(&sql, &[&id]).await?.as_ref().map(from_row))
 }
 
+/// Gives a pending form to `assignee` and clears its draft (the old assignee's).
+/// `None` when the form is not pending.
+#[tracing::instrument(name = "store.forms.reassign", skip_all)]
+pub async fn reassign(
+    client: &impl GenericClient,
+    id: Uuid,
+    assignee: &str,
+) -> Result<Option<FormTaskRow>, StoreError> {
+    let sql = format!(
+        "UPDATE form_tasks SET assignee = $2, draft = NULL, updated_at = now()
+         WHERE id = $1 AND status = 'pending' RETURNING {COLUMNS}"
+    );
+    Ok(client
+        .query_opt(&sql, &[&id, &assignee])
+        .await?
+        .as_ref()
+        .map(from_row))
+}
+
 /// Withdraws pending forms (in the caller's transaction) and returns them.
 #[tracing::instrument(name = "store.forms.withdraw", skip_all)]
 pub async fn withdraw(

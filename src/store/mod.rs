@@ -11,6 +11,7 @@ use tokio_postgres::NoTls;
 pub mod deliveries;
 pub mod forms;
 pub mod processes;
+pub mod retention;
 
 mod embedded {
     refinery::embed_migrations!("migrations");

@@ -21,6 +21,9 @@ pub enum Fault {
     HangAfter(&'static str),
     /// Every call answers 503, as a proxy in front of a stopped engine would.
     Down,
+    /// Calls whose path ends with the given text answer 500 with an engine error
+    /// that is neither transient nor a missing subscription: the engine failing.
+    Fail(&'static str),
 }
 
 #[derive(Clone)]
@@ -75,6 +78,14 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response {
     match fault {
         Fault::Down => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
         Fault::HangBefore(suffix) if path.ends_with(suffix) => std::future::pending::<()>().await,
+        Fault::Fail(suffix) if path.ends_with(suffix) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [(header::CONTENT_TYPE, "application/json")],
+                r#"{"type":"ProcessEngineException","message":"injected failure"}"#,
+            )
+                .into_response();
+        }
         _ => {}
     }
     let response = forward(&shared, request).await;
