@@ -2,9 +2,9 @@
 //! `ramp serve` (or `ramp worker`) process, served at `GET /metrics`.
 //!
 //! Recording stays off the hot path's critical costs: every RPC method known at
-//! start gets its own histogram and counters, resolved once into a map that is never
-//! written again, so an RPC records with atomic adds only (no lock is taken after a
-//! method's first call with a given code). Backlog gauges are read from the database
+//! start gets its own slot in a map that is never written again; a slot resolves its
+//! histogram and its counter per code once, on first use, so an RPC records with
+//! atomic adds only (no lock is taken after a method's first call with a code). Backlog gauges are read from the database
 //! when Prometheus scrapes, with a few cheap queries, never per request.
 
 use std::collections::HashMap;
@@ -92,7 +92,8 @@ const CODES: [&str; 17] = [
 /// One RPC method's series, resolved once.
 pub struct MethodMetrics {
     method: Arc<String>,
-    duration: Histogram,
+    duration: OnceLock<Histogram>,
+    durations: Family<MethodLabels, Histogram>,
     codes: [OnceLock<Counter>; 17],
     family: Family<RpcLabels, Counter>,
 }
@@ -110,7 +111,13 @@ impl MethodMetrics {
                 })
             })
             .inc();
-        self.duration.observe(elapsed.as_secs_f64());
+        self.duration
+            .get_or_init(|| {
+                self.durations.get_or_create_owned(&MethodLabels {
+                    method: self.method.clone(),
+                })
+            })
+            .observe(elapsed.as_secs_f64());
     }
 }
 
@@ -149,9 +156,9 @@ struct Inner {
     scrape_errors: Counter,
 }
 
-fn latency_buckets() -> impl Iterator<Item = f64> {
+fn latency_histogram() -> Histogram {
     // 1 ms .. ~32 s
-    exponential_buckets(0.001, 2.0, 16)
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
 }
 
 fn now_ms() -> u64 {
@@ -194,18 +201,16 @@ impl Metrics {
     pub fn new(role: Role) -> Self {
         let mut registry = Registry::default();
         let rpc_requests = Family::<RpcLabels, Counter>::default();
-        let rpc_duration = Family::<MethodLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(latency_buckets())
-        });
+        let rpc_duration =
+            Family::<MethodLabels, Histogram>::new_with_constructor(latency_histogram as _);
         let open_streams = Gauge::default();
         let change_log_entries = Gauge::default();
         let change_log_oldest_age = FloatGauge::default();
         let outbox_entries = Family::<StateLabels, Gauge>::default();
         let outbox_oldest_pending_age = FloatGauge::default();
         let deliveries = Family::<OutcomeLabels, Counter>::default();
-        let engine_duration = Family::<OperationLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(latency_buckets())
-        });
+        let engine_duration =
+            Family::<OperationLabels, Histogram>::new_with_constructor(latency_histogram as _);
         let engine_errors = Family::<EngineErrorLabels, Counter>::default();
         let worker_tasks = Family::<OutcomeLabels, Counter>::default();
         let reconcile_passes = Family::<OutcomeLabels, Counter>::default();
@@ -296,10 +301,9 @@ impl Metrics {
         let method_metrics = |method: &str| {
             let method = Arc::new(method.to_owned());
             Arc::new(MethodMetrics {
-                duration: rpc_duration.get_or_create_owned(&MethodLabels {
-                    method: method.clone(),
-                }),
                 method,
+                duration: OnceLock::new(),
+                durations: rpc_duration.clone(),
                 codes: Default::default(),
                 family: rpc_requests.clone(),
             })

@@ -109,12 +109,10 @@ impl Camunda {
         }
     }
 
-    /// Sends and returns the body of a 2xx answer, or the mapped error; records
-    /// the call in the metrics.
+    /// Sends and returns the body of a 2xx answer, or the mapped error. Each call
+    /// gets an `engine` span (inside the RPC's, so its lines carry the request id),
+    /// a debug line with its outcome, and its latency and error in the metrics.
     async fn send(&self, builder: RequestBuilder) -> Result<bytes::Bytes, CamundaError> {
-        let Some(metrics) = &self.metrics else {
-            return self.exchange(builder).await;
-        };
         let request = builder.build().map_err(CamundaError::from_transport)?;
         let operation = operation(
             request.method(),
@@ -124,18 +122,27 @@ impl Camunda {
                 .strip_prefix(self.base_path())
                 .unwrap_or(request.url().path()),
         );
+        let span = tracing::debug_span!("engine", operation = %operation);
         let started = std::time::Instant::now();
-        let span = tracing::debug_span!("engine", %operation);
         let result = tracing::Instrument::instrument(
             self.exchange(RequestBuilder::from_parts(self.http.clone(), request)),
-            span,
+            span.clone(),
         )
         .await;
-        metrics.engine_call(
-            &operation,
-            started.elapsed(),
-            result.as_ref().err().map(CamundaError::kind),
-        );
+        let elapsed = started.elapsed();
+        span.in_scope(|| match &result {
+            Ok(_) => tracing::debug!(latency_ms = elapsed.as_secs_f64() * 1000.0, "engine call"),
+            Err(error) => {
+                tracing::debug!(latency_ms = elapsed.as_secs_f64() * 1000.0, %error, "engine call")
+            }
+        });
+        if let Some(metrics) = &self.metrics {
+            metrics.engine_call(
+                &operation,
+                elapsed,
+                result.as_ref().err().map(CamundaError::kind),
+            );
+        }
         result
     }
 

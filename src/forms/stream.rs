@@ -206,7 +206,8 @@ async fn resumable(
     };
     let client = store.client().await?;
     let oldest = Utc::now() - chrono::Duration::from_std(settings.retention).unwrap_or_default();
-    if cursor.0 < retention::change_log_pruned(&client).await? {
+    let pruned = retention::change_log_pruned(&client).await?;
+    if cursor.0 < pruned {
         return Ok(None);
     }
     if cursor.0 == (0, 0) {
@@ -219,6 +220,9 @@ async fn resumable(
     }
     Ok(match rows::change_time(&client, cursor.0).await? {
         Some(at) if at >= oldest => Some(cursor),
+        // The last row pruned: everything after it is still there.
+        None if cursor.0 == pruned => Some(cursor),
+        // Older than the retention, or a position the log never had.
         _ => None,
     })
 }

@@ -21,7 +21,7 @@ use crate::helpers::{
     TEST_ISSUER, TEST_SECRET, channel, fresh_database, token, wait_until_serving, with_token,
 };
 
-fn ramp_command() -> Command {
+pub fn ramp_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ramp"));
     for (key, _) in std::env::vars() {
         if key.starts_with("RAMP_") {
