@@ -631,3 +631,56 @@ fn describe(error: figment::Error) -> ConfigError {
         .collect();
     ConfigError::Load(problems.join("; "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(extra: serde_json::Value) -> Result<Config, ConfigError> {
+        let mut settings = serde_json::json!({"auth": "dev", "log": "info"});
+        settings
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        Config::load(None, settings)
+    }
+
+    fn refused(extra: serde_json::Value) -> String {
+        load(extra).expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn operations_settings_are_checked() {
+        assert!(refused(serde_json::json!({"prune_batch": 0})).contains("RAMP_PRUNE_BATCH"));
+        assert!(refused(serde_json::json!({"prune_batch": 10_001})).contains("RAMP_PRUNE_BATCH"));
+        assert!(
+            refused(serde_json::json!({"prune_interval_ms": 0})).contains("RAMP_PRUNE_INTERVAL_MS")
+        );
+        assert!(
+            refused(serde_json::json!({"readiness_interval_ms": 0}))
+                .contains("RAMP_READINESS_INTERVAL_MS")
+        );
+        assert!(
+            refused(serde_json::json!({"change_retention_secs": 0}))
+                .contains("RAMP_CHANGE_RETENTION_SECS")
+        );
+        assert!(
+            refused(serde_json::json!({"delivered_retention_secs": 0}))
+                .contains("RAMP_DELIVERED_RETENTION_SECS")
+        );
+        assert!(
+            refused(serde_json::json!({"submission_retention_secs": 0}))
+                .contains("RAMP_SUBMISSION_RETENTION_SECS")
+        );
+        assert!(
+            refused(serde_json::json!({
+                "listen": "127.0.0.1:50051",
+                "metrics_listen": "127.0.0.1:50051",
+            }))
+            .contains("RAMP_METRICS_LISTEN")
+        );
+        let fine = load(serde_json::json!({"metrics_listen": "127.0.0.1:9090"})).unwrap();
+        assert_eq!(fine.metrics_listen, Some("127.0.0.1:9090".parse().unwrap()));
+        assert_eq!(fine.retention().batch, 500);
+    }
+}

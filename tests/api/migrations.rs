@@ -145,3 +145,32 @@ async fn two_servers_starting_together_migrate_once() {
     a.stopped().await.unwrap();
     b.stopped().await.unwrap();
 }
+
+#[test]
+fn every_migration_says_whether_it_expands_or_contracts() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('V') && n.ends_with(".sql"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    for file in files {
+        let text = std::fs::read_to_string(dir.join(&file)).unwrap();
+        let first = text.lines().next().unwrap_or_default();
+        let kind_line = first.starts_with("-- expand:") || first.starts_with("-- contract:");
+        let listed = readme.lines().any(|l| {
+            l.starts_with(&format!("| `{file}` | "))
+                && (l.contains("expand") || l.contains("contract"))
+        });
+        assert!(listed, "{file} is not classified in migrations/README.md");
+        // Files before the rule (V1-V3) may lack the line; every later one has it.
+        let version: u32 = file[1..file.find("__").unwrap()].parse().unwrap();
+        assert!(
+            version <= 3 || kind_line,
+            "{file} lacks its `-- expand:` / `-- contract:` line"
+        );
+    }
+}

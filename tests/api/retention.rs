@@ -338,3 +338,50 @@ async fn a_cursor_below_the_pruned_mark_gets_a_fresh_snapshot() {
 fn unique() -> String {
     crate::engine::unique_key("ext")
 }
+
+#[tokio::test]
+async fn a_stream_that_falls_behind_what_was_pruned_ends_unavailable() {
+    let app = spawn_app_with(json!({
+        "prune_interval_ms": 3_600_000,
+        "stream_buffer": 1,
+    }))
+    .await;
+    let someone = user();
+    let mut inbox = open(&app, &someone, "").await;
+    assert!(matches!(
+        next(&mut inbox).await.event,
+        Some(Event::Snapshot(_))
+    ));
+
+    // Far more changes than the stream buffers, and more than the connection's flow
+    // control lets through, while its client does not read: the hub marks the
+    // stream lagging, and its catch-up from the log stalls half-way.
+    app.db()
+        .await
+        .execute(
+            "INSERT INTO form_changes (form_task_id, assignee, kind, reason, summary)
+             SELECT gen_random_uuid(), $1, 'removed', 'withdrawn', '{}' FROM generate_series(1, 100000)",
+            &[&someone],
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // Then retention takes the log away under it.
+    let pruner = Pruner::new(store_of(&app), settings(Duration::from_millis(1), 5_000));
+    assert!(pruner.pass().await.unwrap().changes >= 100_000);
+
+    let outcome = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match tokio_stream::StreamExt::next(&mut inbox).await {
+                Some(Ok(_)) => continue,
+                Some(Err(status)) => return Some(status),
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends within 30 s");
+    let status = outcome.expect("the stream ends with a status, not silently");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("retention"), "{status:?}");
+}
