@@ -444,6 +444,9 @@ pub async fn snapshot(
         .await?
         .map(|row| (row.get(0), row.get(1)))
         .unwrap_or((0, 0));
+    // Everything at or below the prune mark is in the snapshot too (committed long
+    // ago), and may be gone from the log: a cursor below the mark would not resume.
+    let position = position.max(super::retention::change_log_pruned(&tx).await?);
     let forms = pending_for(&tx, assignee).await?;
     tx.commit().await?;
     Ok(Some((forms, position)))

@@ -333,6 +333,17 @@ async fn a_cursor_below_the_pruned_mark_gets_a_fresh_snapshot() {
     // The newest cursor is at the mark: still resumable, nothing missed.
     let mut latest = open(&app, &someone, &added.cursor).await;
     assert!(crate::forms::quiet(&mut latest, Duration::from_millis(500)).await);
+
+    // A snapshot of the emptied log stands at the mark, so its cursor resumes.
+    let mut fresh = open(&app, &someone, "").await;
+    let snapshot = next(&mut fresh).await;
+    assert!(matches!(snapshot.event, Some(Event::Snapshot(_))));
+    drop(fresh);
+    let mut resumed = open(&app, &someone, &snapshot.cursor).await;
+    assert!(
+        crate::forms::quiet(&mut resumed, Duration::from_millis(500)).await,
+        "the snapshot's cursor did not resume"
+    );
 }
 
 fn unique() -> String {
