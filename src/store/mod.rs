@@ -99,16 +99,36 @@ impl Store {
         client
             .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
             .await?;
-        let report = embedded::migrations::runner()
-            .set_abort_divergent(true)
-            .run_async(&mut client)
-            .await;
+        let ahead = newer_release_migrated(&client).await;
+        let report = match &ahead {
+            Ok(ahead) => {
+                if let Some(version) = ahead {
+                    // A rolling upgrade (or a rollback) runs this replica beside a
+                    // newer release that migrated already: its migrations only
+                    // expanded the schema this release knows (migrations/README.md),
+                    // so serve on it rather than refuse.
+                    tracing::warn!(
+                        database_version = version,
+                        "the database was migrated by a newer release of ramp; applying nothing"
+                    );
+                }
+                Some(
+                    embedded::migrations::runner()
+                        .set_abort_divergent(true)
+                        .set_abort_missing(ahead.is_none())
+                        .run_async(&mut client)
+                        .await,
+                )
+            }
+            Err(_) => None,
+        };
         let unlocked = client
             .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
             .await;
         drop(client);
         let _ = driver.await;
-        let report = report?;
+        ahead?;
+        let report = report.expect("ran when the history was read")?;
         unlocked?;
         for migration in report.applied_migrations() {
             tracing::info!(
@@ -148,6 +168,34 @@ impl Store {
             .await
             .map_err(|_| StoreError::Timeout(self.timeout))?
     }
+}
+
+/// The newest migration version applied to the database when it is newer than any
+/// this release has; `None` otherwise (also on a fresh database).
+async fn newer_release_migrated(
+    client: &tokio_postgres::Client,
+) -> Result<Option<i32>, StoreError> {
+    let newest_known = embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| m.version())
+        .max()
+        .unwrap_or(0);
+    let has_history: bool = client
+        .query_one(
+            "SELECT to_regclass('refinery_schema_history') IS NOT NULL",
+            &[],
+        )
+        .await?
+        .get(0);
+    if !has_history {
+        return Ok(None);
+    }
+    let applied: Option<i32> = client
+        .query_one("SELECT max(version) FROM refinery_schema_history", &[])
+        .await?
+        .get(0);
+    Ok(applied.filter(|&v| v > newest_known))
 }
 
 /// The constraint a unique violation broke, if `error` is one. Postgres errors are
