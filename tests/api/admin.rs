@@ -127,6 +127,33 @@ async fn admin_service_refuses_everyone_but_admins() {
         .await
         .unwrap_err();
     assert_eq!(wrong_state.code(), Code::InvalidArgument);
+    let bad_token = client
+        .list_deliveries(with_token(
+            ListDeliveriesRequest {
+                page_token: "not-a-token".into(),
+                ..Default::default()
+            },
+            &bearer,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_token.code(), Code::InvalidArgument);
+    let abandon_missing = client
+        .abandon_delivery(with_token(
+            AbandonDeliveryRequest {
+                id: id.clone(),
+                reason: "gone".into(),
+            },
+            &bearer,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(abandon_missing.code(), Code::NotFound);
+    let no_user = client
+        .list_user_form_tasks(with_token(ListUserFormTasksRequest::default(), &bearer))
+        .await
+        .unwrap_err();
+    assert_eq!(no_user.code(), Code::InvalidArgument);
 }
 
 /// A delivery that fails for real: the engine answers its trigger with an error,
@@ -424,6 +451,24 @@ async fn reassigning_moves_a_form_from_one_users_stream_to_the_others() {
         .unwrap()
         .into_inner();
     assert!(alices.form_tasks.is_empty());
+
+    // Giving it to whom it belongs already changes nothing and tells no stream.
+    let same = client
+        .reassign_form_task(with_token(
+            ReassignFormTaskRequest {
+                form_task_id: form.clone(),
+                assignee: bob.clone(),
+            },
+            &admin_token(),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .form_task
+        .unwrap();
+    assert_eq!(same.assignee, bob);
+    assert!(crate::forms::quiet(&mut bob_inbox, Duration::from_millis(500)).await);
+    assert!(crate::forms::quiet(&mut alice_inbox, Duration::from_millis(100)).await);
 
     // Refusals: a bad email, an unknown form.
     let bad = client

@@ -273,6 +273,13 @@ async fn readiness_and_liveness_part_while_the_database_is_unreachable() {
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("database: unreachable"), "{body}");
     assert_eq!(get(&format!("{base}/livez")).await.0, 200);
+    // Metrics still answer, and count that the database gauges could not be read.
+    let (status, _, text) = get(&format!("{base}/metrics")).await;
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("ramp_metrics_scrape_errors_total 1"),
+        "{text}"
+    );
     app.shutdown();
     app.stopped().await.expect("the server stops cleanly");
 }
@@ -401,4 +408,33 @@ async fn json_logs_carry_the_request_id_on_engine_calls() {
             .any(|l| l.to_string().contains("\"request_id\":\"json-log-42\"")),
         "no engine call line carries the request id:\n{logs}"
     );
+}
+
+#[tokio::test]
+async fn a_metrics_address_in_use_stops_serve_and_the_worker_with_its_name() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let database = crate::helpers::fresh_database().await;
+    let refused = ramp::server::Application::start(test_config(
+        &database,
+        json!({"metrics_listen": addr.to_string()}),
+    ))
+    .await
+    .err()
+    .expect("serve refuses an address in use");
+    assert!(refused.to_string().contains(&addr.to_string()), "{refused}");
+
+    let output = ramp_command()
+        .arg("worker")
+        .env("RAMP_SERVER", "http://127.0.0.1:1")
+        .env("RAMP_CAMUNDA_URL", engine_url())
+        .env("RAMP_TOKEN", token("worker@example.com", &["ramp-worker"]))
+        .env("RAMP_WORKER_METRICS_LISTEN", addr.to_string())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("RAMP_WORKER_METRICS_LISTEN"), "{stderr}");
 }
