@@ -38,7 +38,8 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
-    pg_config: tokio_postgres::Config,
+    /// Shared: every open stream holds a clone of the store.
+    pg_config: std::sync::Arc<tokio_postgres::Config>,
     timeout: Duration,
 }
 
@@ -67,7 +68,7 @@ impl Store {
             .expect("a runtime is set, so the pool builds");
         Ok(Self {
             pool,
-            pg_config,
+            pg_config: std::sync::Arc::new(pg_config),
             timeout,
         })
     }
