@@ -18,6 +18,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
 
     tonic_prost_build::configure()
+        // A small first buffer per stream instead of tonic's 8 KiB (see src/codec.rs).
+        .codec_path("crate::codec::CompactCodec")
         .file_descriptor_set_path(out_dir.join("ramp_descriptor.bin"))
         .compile_with_config(config, &protos, &["proto"])?;
 

@@ -42,7 +42,7 @@ step "cargo fmt"
 cargo fmt --all -- --check
 
 step "cargo clippy"
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
 
 step "postgres (throwaway)"
 port=$(scripts/free-port.sh)
@@ -56,6 +56,9 @@ scripts/engine.sh wait "$RAMP_TEST_CAMUNDA_URL" 180 || { tail -n 40 "$state/engi
 
 step "cargo test"
 cargo test --locked --lib --bins --tests
+
+step "bench smoke (the load tool runs; no figure is judged)"
+RAMP_BENCH_CAMUNDA_URL="$RAMP_TEST_CAMUNDA_URL" scripts/bench.sh --smoke
 
 step "browser tests"
 scripts/browser-test.sh

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod camunda;
+pub mod codec;
 pub mod config;
 pub mod cutoff;
 pub mod delivery;

@@ -4,7 +4,6 @@ use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
 use serde_json::Value;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::caller;
@@ -333,8 +332,7 @@ impl FormService for FormApi {
         };
         v.check()?;
         let events = self.forms.pending(&caller, cursor).map_err(status)?;
-        let stream =
-            ReceiverStream::new(events).map(|event| event.map(event_to_proto).map_err(status));
+        let stream = events.map(|event| event.map(event_to_proto).map_err(status));
         Ok(Response::new(Box::pin(stream)))
     }
 

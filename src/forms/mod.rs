@@ -503,9 +503,12 @@ impl Forms {
         &self,
         caller: &Caller,
         cursor: Option<Cursor>,
-    ) -> Result<tokio::sync::mpsc::Receiver<Result<StreamEvent, FormError>>, FormError> {
+    ) -> Result<
+        impl futures::Stream<Item = Result<StreamEvent, FormError>> + Send + 'static,
+        FormError,
+    > {
         let subscription = self.hub.subscribe(caller.email.as_str())?;
-        Ok(stream::spawn(
+        Ok(stream::events(
             self.store.clone(),
             subscription,
             caller.email.as_str().to_owned(),

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use chrono::Utc;
-use tokio::sync::mpsc;
+use std::collections::VecDeque;
 use uuid::Uuid;
 
 use super::hub::Subscription;
@@ -97,101 +97,159 @@ fn event_of(change: &ChangeRow) -> Option<StreamEvent> {
     }
 }
 
-type Out = mpsc::Sender<Result<StreamEvent, FormError>>;
-
-/// Starts the stream's task; its events come out of the returned receiver. The task
-/// ends when the receiver is dropped (the client left, the server shuts down).
-pub fn spawn(
+/// A stream's events. No task of its own: tonic polls it while the client is
+/// connected and drops it when the client leaves, and an idle stream holds little
+/// more than its subscription and its heartbeat timer. Queries run in boxed futures,
+/// so that their state takes memory only while they run.
+pub fn events(
     store: Store,
     subscription: Subscription,
     assignee: String,
     cursor: Option<Cursor>,
     settings: StreamSettings,
-) -> mpsc::Receiver<Result<StreamEvent, FormError>> {
-    let (out, receiver) = mpsc::channel(16);
-    tokio::spawn(async move {
-        let result = run(&store, subscription, &assignee, cursor, &settings, &out).await;
-        if let Err(error) = result {
-            let _ = out.send(Err(error)).await;
-        }
-    });
-    receiver
-}
-
-async fn run(
-    store: &Store,
-    mut subscription: Subscription,
-    assignee: &str,
-    cursor: Option<Cursor>,
-    settings: &StreamSettings,
-    out: &Out,
-) -> Result<(), FormError> {
-    // The subscription is registered already: whatever commits from here on reaches
-    // it, and the start below covers everything before.
-    let resumed = match resumable(store, cursor, settings).await? {
-        Some(cursor) => {
-            let mut position = cursor.0;
-            match catch_up(store, assignee, &mut position, out).await? {
-                CatchUp::Done => Some(position),
-                CatchUp::ClientLeft => return Ok(()),
-                // Pruned under the cursor before anything was sent.
-                CatchUp::Pruned if position == cursor.0 => None,
-                CatchUp::Pruned => return Err(fell_behind()),
-            }
-        }
-        None => None,
-    };
-    let mut position = match resumed {
-        Some(position) => position,
-        None => {
-            let (forms, position) = snapshot(store, assignee).await?;
-            let summaries = forms.iter().map(FormSummary::of).collect();
-            if out
-                .send(Ok(StreamEvent::Snapshot(summaries, Cursor(position))))
-                .await
-                .is_err()
-            {
-                return Ok(());
-            }
-            position
-        }
-    };
-    let mut heartbeat = tokio::time::interval_at(
+) -> impl futures::Stream<Item = Result<StreamEvent, FormError>> + Send + 'static {
+    let heartbeat = tokio::time::interval_at(
         tokio::time::Instant::now() + settings.heartbeat,
         settings.heartbeat,
     );
-    loop {
-        if subscription.lagging.swap(false, Ordering::AcqRel) {
-            match catch_up(store, assignee, &mut position, out).await? {
-                CatchUp::Done => {}
-                CatchUp::ClientLeft => return Ok(()),
-                CatchUp::Pruned => return Err(fell_behind()),
-            }
+    let state = State {
+        store,
+        subscription,
+        assignee,
+        settings,
+        start: Some(cursor),
+        position: (0, 0),
+        queued: VecDeque::new(),
+        heartbeat,
+    };
+    futures::stream::unfold(Some(state), |state| async move {
+        let mut state = state?;
+        match state.next().await {
+            Ok(event) => Some((Ok(event), Some(state))),
+            // An error ends the stream after it is sent.
+            Err(error) => Some((Err(error), None)),
         }
-        let change: Arc<ChangeRow> = tokio::select! {
-            _ = out.closed() => return Ok(()),
-            _ = heartbeat.tick() => {
-                if out.send(Ok(StreamEvent::Heartbeat(Cursor(position)))).await.is_err() {
-                    return Ok(());
+    })
+}
+
+struct State {
+    store: Store,
+    subscription: Subscription,
+    assignee: String,
+    settings: StreamSettings,
+    /// The client's cursor, until the stream has begun.
+    start: Option<Option<Cursor>>,
+    /// The last position sent.
+    position: Position,
+    /// Events read from the log, still to send (a snapshot, a catch-up batch).
+    queued: VecDeque<StreamEvent>,
+    heartbeat: tokio::time::Interval,
+}
+
+impl State {
+    async fn next(&mut self) -> Result<StreamEvent, FormError> {
+        loop {
+            if let Some(event) = self.queued.pop_front() {
+                self.heartbeat.reset();
+                return Ok(event);
+            }
+            if let Some(cursor) = self.start.take() {
+                // The subscription is registered already: whatever commits from here
+                // on reaches it, and the start below covers everything before.
+                let resumed = match Box::pin(resumable(&self.store, cursor, &self.settings)).await?
+                {
+                    Some(cursor) => {
+                        self.position = cursor.0;
+                        // Pruned under the cursor before anything was sent: a
+                        // snapshot instead.
+                        self.catch_up().await?
+                    }
+                    None => false,
+                };
+                if !resumed {
+                    let (forms, position) = Box::pin(snapshot(&self.store, &self.assignee)).await?;
+                    self.position = position;
+                    let summaries = forms.iter().map(FormSummary::of).collect();
+                    self.queued
+                        .push_back(StreamEvent::Snapshot(summaries, Cursor(position)));
                 }
                 continue;
             }
-            change = subscription.changes.recv() => match change {
-                Some(change) => change,
-                None => return Ok(()),
-            },
-        };
-        if change.position <= position {
-            continue; // sent already (snapshot or catch-up)
+            if self.subscription.lagging.swap(false, Ordering::AcqRel) {
+                if !self.catch_up().await? {
+                    return Err(fell_behind());
+                }
+                continue;
+            }
+            let change: Arc<ChangeRow> = tokio::select! {
+                _ = self.heartbeat.tick() => return Ok(StreamEvent::Heartbeat(Cursor(self.position))),
+                change = self.subscription.changes.recv() => match change {
+                    Some(change) => change,
+                    // The hub stopped (shutdown).
+                    None => return Err(FormError::Unavailable("the server is stopping".into())),
+                },
+            };
+            if change.position <= self.position {
+                continue; // sent already (snapshot or catch-up)
+            }
+            self.position = change.position;
+            if let Some(event) = event_of(&change) {
+                self.queued.push_back(event);
+            }
         }
-        position = change.position;
-        if let Some(event) = event_of(&change)
-            && out.send(Ok(event)).await.is_err()
-        {
-            return Ok(());
-        }
-        heartbeat.reset();
     }
+
+    /// Queues the next batch of changes after the position from the log; false when
+    /// retention deleted changes after the position (they cannot be replayed).
+    async fn catch_up(&mut self) -> Result<bool, FormError> {
+        let Some(batch) =
+            Box::pin(consistent_batch(&self.store, &self.assignee, self.position)).await?
+        else {
+            return Ok(false);
+        };
+        let full = batch.len() as i64 == CATCH_UP_BATCH;
+        for change in batch {
+            self.position = change.position;
+            if let Some(event) = event_of(&change) {
+                self.queued.push_back(event);
+            }
+        }
+        if full {
+            // More to read once this batch is sent.
+            self.subscription.lagging.store(true, Ordering::Release);
+        }
+        Ok(true)
+    }
+}
+
+fn fell_behind() -> FormError {
+    FormError::Unavailable(
+        "the stream fell behind the change log's retention; reconnect with the last cursor for a fresh snapshot"
+            .into(),
+    )
+}
+
+/// The changes after `position`, read in one snapshot with the prune mark; `None`
+/// when the log no longer holds everything after `position`.
+async fn consistent_batch(
+    store: &Store,
+    assignee: &str,
+    position: Position,
+) -> Result<Option<Vec<ChangeRow>>, FormError> {
+    let mut client = store.client().await?;
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(StoreError::from)?;
+    if position < retention::change_log_pruned(&tx).await? {
+        return Ok(None);
+    }
+    let batch = rows::changes_after(&tx, Some(assignee), position, CATCH_UP_BATCH).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(Some(batch))
 }
 
 /// The client's cursor if the log still holds what follows it; `None` when a
@@ -225,69 +283,6 @@ async fn resumable(
         // Older than the retention, or a position the log never had.
         _ => None,
     })
-}
-
-enum CatchUp {
-    Done,
-    ClientLeft,
-    /// Retention deleted changes after `position`: what follows cannot be replayed.
-    Pruned,
-}
-
-fn fell_behind() -> FormError {
-    FormError::Unavailable(
-        "the stream fell behind the change log's retention; reconnect with the last cursor for a fresh snapshot"
-            .into(),
-    )
-}
-
-/// Sends every change of the log after `position`.
-async fn catch_up(
-    store: &Store,
-    assignee: &str,
-    position: &mut Position,
-    out: &Out,
-) -> Result<CatchUp, FormError> {
-    loop {
-        let Some(batch) = consistent_batch(store, assignee, *position).await? else {
-            return Ok(CatchUp::Pruned);
-        };
-        let full = batch.len() as i64 == CATCH_UP_BATCH;
-        for change in batch {
-            *position = change.position;
-            if let Some(event) = event_of(&change)
-                && out.send(Ok(event)).await.is_err()
-            {
-                return Ok(CatchUp::ClientLeft);
-            }
-        }
-        if !full {
-            return Ok(CatchUp::Done);
-        }
-    }
-}
-
-/// The changes after `position`, read in one snapshot with the prune mark; `None`
-/// when the log no longer holds everything after `position`.
-async fn consistent_batch(
-    store: &Store,
-    assignee: &str,
-    position: Position,
-) -> Result<Option<Vec<ChangeRow>>, FormError> {
-    let mut client = store.client().await?;
-    let tx = client
-        .build_transaction()
-        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await
-        .map_err(StoreError::from)?;
-    if position < retention::change_log_pruned(&tx).await? {
-        return Ok(None);
-    }
-    let batch = rows::changes_after(&tx, Some(assignee), position, CATCH_UP_BATCH).await?;
-    tx.commit().await.map_err(StoreError::from)?;
-    Ok(Some(batch))
 }
 
 /// A consistent snapshot; retried while a transaction touching these forms is still

@@ -38,8 +38,12 @@ pub async fn submission_by_request(
 ) -> Result<Option<SubmissionRow>, StoreError> {
     Ok(client
         .query_opt(
-            "SELECT id, form_task_id, submitted_by, data, created_at FROM submissions
+            &client
+                .prepare_cached(
+                    "SELECT id, form_task_id, submitted_by, data, created_at FROM submissions
              WHERE submitted_by = $1 AND request_id = $2",
+                )
+                .await?,
             &[&submitted_by, &request_id],
         )
         .await?
@@ -53,7 +57,7 @@ pub async fn submission_of(
 ) -> Result<Option<SubmissionRow>, StoreError> {
     Ok(client
         .query_opt(
-            "SELECT id, form_task_id, submitted_by, data, created_at FROM submissions WHERE form_task_id = $1",
+            &client.prepare_cached("SELECT id, form_task_id, submitted_by, data, created_at FROM submissions WHERE form_task_id = $1").await?,
             &[&form_task_id],
         )
         .await?
@@ -79,16 +83,16 @@ pub async fn insert_submission(
 ) -> Result<SubmissionRow, StoreError> {
     let row = client
         .query_one(
-            "INSERT INTO submissions (id, form_task_id, submitted_by, request_id, data)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id, form_task_id, submitted_by, data, created_at",
+            &client.prepare_cached("INSERT INTO submissions (id, form_task_id, submitted_by, request_id, data)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id, form_task_id, submitted_by, data, created_at").await?,
             &[&new.id, &new.form_task_id, &new.submitted_by, &new.request_id, new.data],
         )
         .await?;
     client
         .execute(
-            "INSERT INTO correlation_outbox (id, submission_id, form_task_id, message_name, process_instance_id,
+            &client.prepare_cached("INSERT INTO correlation_outbox (id, submission_id, form_task_id, message_name, process_instance_id,
                 activity_instance_id, variables, state)
-             VALUES ($1, $1, $2, $3, $4, $5, $6, 'pending')",
+             VALUES ($1, $1, $2, $3, $4, $5, $6, 'pending')").await?,
             &[
                 &new.id,
                 &new.form_task_id,
@@ -118,8 +122,8 @@ pub async fn delivery_of(
 ) -> Result<Option<DeliveryRow>, StoreError> {
     Ok(client
         .query_opt(
-            "SELECT state, attempts, last_error, next_attempt_at, delivered_at FROM correlation_outbox
-             WHERE form_task_id = $1",
+            &client.prepare_cached("SELECT state, attempts, last_error, next_attempt_at, delivered_at FROM correlation_outbox
+             WHERE form_task_id = $1").await?,
             &[&form_task_id],
         )
         .await?
@@ -157,7 +161,7 @@ pub async fn claim(
     let lease_ms = lease.as_millis() as i64;
     let rows = client
         .query(
-            "UPDATE correlation_outbox SET
+            &client.prepare_cached("UPDATE correlation_outbox SET
                 lease_owner = $1,
                 lease_until = now() + make_interval(secs => $2::bigint / 1000.0),
                 lease_generation = lease_generation + 1,
@@ -170,7 +174,7 @@ pub async fn claim(
                 LIMIT $3
                 FOR UPDATE SKIP LOCKED)
              RETURNING id, form_task_id, message_name, process_instance_id, activity_instance_id, variables,
-                       attempts, uncertain, lease_generation",
+                       attempts, uncertain, lease_generation").await?,
             &[&owner, &lease_ms, &limit],
         )
         .await?;
@@ -218,9 +222,9 @@ pub async fn record(
         Outcome::Delivered => {
             client
                 .execute(
-                    "UPDATE correlation_outbox SET state = 'delivered', delivered_at = now(), uncertain = false,
+                    &client.prepare_cached("UPDATE correlation_outbox SET state = 'delivered', delivered_at = now(), uncertain = false,
                         last_error = NULL, lease_owner = NULL, lease_until = NULL
-                     WHERE id = $1 AND lease_generation = $2",
+                     WHERE id = $1 AND lease_generation = $2").await?,
                     &[&id, &generation],
                 )
                 .await?
@@ -229,9 +233,9 @@ pub async fn record(
             let after_ms = after.as_millis() as i64;
             client
                 .execute(
-                    "UPDATE correlation_outbox SET next_attempt_at = now() + make_interval(secs => $3::bigint / 1000.0),
+                    &client.prepare_cached("UPDATE correlation_outbox SET next_attempt_at = now() + make_interval(secs => $3::bigint / 1000.0),
                         last_error = $4, uncertain = $5, lease_owner = NULL, lease_until = NULL
-                     WHERE id = $1 AND lease_generation = $2",
+                     WHERE id = $1 AND lease_generation = $2").await?,
                     &[&id, &generation, &after_ms, error, uncertain],
                 )
                 .await?
@@ -240,8 +244,8 @@ pub async fn record(
             let state = if matches!(outcome, Outcome::Failed(_)) { "failed" } else { "undeliverable" };
             client
                 .execute(
-                    "UPDATE correlation_outbox SET state = $3, last_error = $4, lease_owner = NULL, lease_until = NULL
-                     WHERE id = $1 AND lease_generation = $2",
+                    &client.prepare_cached("UPDATE correlation_outbox SET state = $3, last_error = $4, lease_owner = NULL, lease_until = NULL
+                     WHERE id = $1 AND lease_generation = $2").await?,
                     &[&id, &generation, &state, reason],
                 )
                 .await?

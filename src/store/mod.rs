@@ -39,7 +39,8 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
-    pg_config: tokio_postgres::Config,
+    /// Shared: every open stream holds a clone of the store.
+    pg_config: std::sync::Arc<tokio_postgres::Config>,
     timeout: Duration,
 }
 
@@ -51,6 +52,14 @@ impl Store {
             pg_config.application_name("ramp");
         }
         pg_config.connect_timeout(timeout);
+        // Statements are prepared once per connection (prepare_cached) but planned
+        // for each call's parameters, as unnamed statements are: the optional
+        // filters (`$1 IS NULL OR ...`) need the actual values to use an index.
+        let options = match pg_config.get_options() {
+            Some(options) => format!("{options} -c plan_cache_mode=force_custom_plan"),
+            None => "-c plan_cache_mode=force_custom_plan".to_owned(),
+        };
+        pg_config.options(&options);
         let manager = Manager::from_config(
             pg_config.clone(),
             NoTls,
@@ -68,7 +77,7 @@ impl Store {
             .expect("a runtime is set, so the pool builds");
         Ok(Self {
             pool,
-            pg_config,
+            pg_config: std::sync::Arc::new(pg_config),
             timeout,
         })
     }
