@@ -7,7 +7,6 @@
 //! cursor was sent already and is dropped, so nothing is sent twice.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use base64::Engine;
@@ -165,16 +164,15 @@ impl State {
                 }
                 continue;
             }
-            if self.subscription.lagging.swap(false, Ordering::AcqRel) {
+            if self.subscription.take_lagging() {
                 self.catch_up().await?;
                 continue;
             }
             let change: Arc<ChangeRow> = tokio::select! {
                 _ = self.heartbeat.tick() => return Ok(StreamEvent::Heartbeat(Cursor(self.position))),
-                change = self.subscription.changes.recv() => match change {
+                change = self.subscription.next_change() => match change {
                     Some(change) => change,
-                    // The hub stopped (shutdown).
-                    None => return Err(FormError::Unavailable("the server is stopping".into())),
+                    None => continue, // lagging: catch up first
                 },
             };
             if change.position <= self.position {
@@ -208,7 +206,7 @@ impl State {
         }
         if full {
             // More to read once this batch is sent.
-            self.subscription.lagging.store(true, Ordering::Release);
+            self.subscription.set_lagging();
         }
         Ok(())
     }
