@@ -89,7 +89,7 @@ serve_pid=""
 start_serve() {
   local port
   port=$(scripts/free-port.sh)
-  RAMP_LISTEN="127.0.0.1:$port" RAMP_STARTABLE_DEFINITIONS=ramp_bench RAMP_LOG=warn \
+  RAMP_LISTEN="127.0.0.1:$port" RAMP_STARTABLE_DEFINITIONS=ramp_bench \
     RAMP_DATABASE_POOL_SIZE=32 RAMP_MAX_STREAMS_PER_USER=8 \
     "$bin/ramp" serve >>"$out/serve.log" 2>&1 &
   serve_pid=$!

@@ -14,7 +14,6 @@
 //! UNAVAILABLE, and the client's resume gets a snapshot.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use base64::Engine;
@@ -175,7 +174,7 @@ impl State {
                 }
                 continue;
             }
-            if self.subscription.lagging.swap(false, Ordering::AcqRel) {
+            if self.subscription.take_lagging() {
                 if !self.catch_up().await? {
                     return Err(fell_behind());
                 }
@@ -183,10 +182,9 @@ impl State {
             }
             let change: Arc<ChangeRow> = tokio::select! {
                 _ = self.heartbeat.tick() => return Ok(StreamEvent::Heartbeat(Cursor(self.position))),
-                change = self.subscription.changes.recv() => match change {
+                change = self.subscription.next_change() => match change {
                     Some(change) => change,
-                    // The hub stopped (shutdown).
-                    None => return Err(FormError::Unavailable("the server is stopping".into())),
+                    None => continue, // lagging: catch up first
                 },
             };
             if change.position <= self.position {
@@ -216,7 +214,7 @@ impl State {
         }
         if full {
             // More to read once this batch is sent.
-            self.subscription.lagging.store(true, Ordering::Release);
+            self.subscription.set_lagging();
         }
         Ok(true)
     }

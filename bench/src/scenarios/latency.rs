@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::time::MissedTickBehavior;
 
 use crate::client::{Bench, Target};
-use crate::scenarios::streams::open_idle_streams;
+use crate::scenarios::streams::{open_idle_streams, open_streams};
 use crate::stats::Latencies;
 
 #[derive(clap::Args)]
@@ -50,7 +50,7 @@ pub async fn run(args: Args) -> Result<()> {
     let hosts = Arc::new(bench.start_hosts(8).await?);
     let times = Arc::new(Mutex::new(Times::default()));
 
-    let subscribers = open_idle_streams(&bench, "sub", args.subscribers, 64).await?;
+    let subscribers = open_streams(&bench, "sub", args.subscribers, 64).await?;
     for stream in subscribers {
         let times = times.clone();
         tokio::spawn(async move {

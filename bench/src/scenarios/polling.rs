@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tokio::time::MissedTickBehavior;
 
 use crate::client::{Bench, Target, authorized, statements_run};
-use crate::scenarios::streams::open_idle_streams;
+use crate::scenarios::streams::open_streams;
 use crate::stats::Latencies;
 
 #[derive(clap::Args)]
@@ -122,7 +122,7 @@ pub async fn run(args: Args) -> Result<()> {
     eprintln!("polling: {} users holding streams", args.users);
     let committed: Committed = Arc::default();
     let seen: Seen = Arc::default();
-    let streams = open_idle_streams(&bench, "push", args.users, 256).await?;
+    let streams = open_streams(&bench, "push", args.users, 256).await?;
     let mut readers = Vec::new();
     for mut stream in streams {
         let seen = seen.clone();

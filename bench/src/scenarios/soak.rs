@@ -16,7 +16,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::client::{Bench, HOST_DEFINITION, Target, answer, authorized};
-use crate::scenarios::streams::open_idle_streams;
+use crate::scenarios::streams::open_streams;
 use crate::stats::{Latencies, rss_bytes};
 
 #[derive(clap::Args)]
@@ -58,7 +58,7 @@ pub async fn run(args: Args) -> Result<()> {
     let bench = Arc::new(Bench::connect(args.target).await?);
     let hosts = Arc::new(bench.start_hosts(8).await?);
     let counts = Arc::new(Counts::default());
-    let streams = open_idle_streams(&bench, "soak", args.streams, 128).await?;
+    let streams = open_streams(&bench, "soak", args.streams, 128).await?;
     for mut stream in streams {
         let counts = counts.clone();
         tokio::spawn(async move {

@@ -2,6 +2,8 @@
 //! own, over a modest number of HTTP/2 connections, and divide the server's memory
 //! growth by the number of streams.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -43,15 +45,20 @@ pub async fn run(args: Args) -> Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = rss_bytes(pid)?;
     let started = Instant::now();
-    let (streams, opening) =
-        open_measured(&bench, "idle", args.streams, args.open_concurrency).await?;
+    let ended = Arc::new(AtomicUsize::new(0));
+    let (readers, opening) =
+        open_measured(&bench, "idle", args.streams, args.open_concurrency, |s| {
+            IdleStreams::reader(s, ended.clone())
+        })
+        .await?;
+    let streams = IdleStreams { readers, ended };
     let open_secs = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(args.settle_secs)).await;
     let after = rss_bytes(pid)?;
     let client = rss_bytes(std::process::id())?;
-    let per_stream = (after.saturating_sub(before)) as f64 / streams.len() as f64;
+    let per_stream = (after.saturating_sub(before)) as f64 / args.streams as f64;
     // Every stream is still open: a stream that ended would have said so by now.
-    let still_open = count_open(streams).await;
+    let still_open = streams.open();
     drop(warm);
     let figures = json!({
         "label": args.label,
@@ -73,22 +80,80 @@ fn mib(bytes: u64) -> f64 {
     (bytes as f64 / 1024.0 / 1024.0 * 10.0).round() / 10.0
 }
 
-/// Opens `n` streams, one per user of `group`, each read up to its snapshot.
+/// Streams held open and read in the background, as a client that listens does
+/// (heartbeats left unread would pile up in the connection, and HTTP/2 rightly
+/// closes a connection whose peer buffers too many small frames).
+pub struct IdleStreams {
+    readers: Vec<tokio::task::JoinHandle<()>>,
+    ended: Arc<AtomicUsize>,
+}
+
+impl IdleStreams {
+    fn reader(
+        mut stream: Streaming<PendingFormsResponse>,
+        ended: Arc<AtomicUsize>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            while let Ok(Some(_)) = stream.message().await {}
+            ended.fetch_add(1, Ordering::Relaxed);
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.readers.len()
+    }
+
+    /// Streams that have not ended.
+    pub fn open(&self) -> usize {
+        self.readers.len() - self.ended.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for IdleStreams {
+    fn drop(&mut self) {
+        for reader in &self.readers {
+            reader.abort();
+        }
+    }
+}
+
+/// Opens `n` idle streams, one per user of `group`, each read up to its snapshot
+/// and then in the background.
 pub async fn open_idle_streams(
     bench: &Bench,
     group: &str,
     n: usize,
     concurrency: usize,
-) -> Result<Vec<Streaming<PendingFormsResponse>>> {
-    Ok(open_measured(bench, group, n, concurrency).await?.0)
+) -> Result<IdleStreams> {
+    let ended = Arc::new(AtomicUsize::new(0));
+    let (readers, _) = open_measured(bench, group, n, concurrency, |s| {
+        IdleStreams::reader(s, ended.clone())
+    })
+    .await?;
+    Ok(IdleStreams { readers, ended })
 }
 
-async fn open_measured(
+/// Opens `n` streams, one per user of `group`, each read up to its snapshot; the
+/// caller reads the rest.
+pub async fn open_streams(
     bench: &Bench,
     group: &str,
     n: usize,
     concurrency: usize,
-) -> Result<(Vec<Streaming<PendingFormsResponse>>, Latencies)> {
+) -> Result<Vec<Streaming<PendingFormsResponse>>> {
+    Ok(open_measured(bench, group, n, concurrency, |s| s).await?.0)
+}
+
+/// Opens `n` streams, one per user of `group`; each, once it has sent its
+/// snapshot, goes to `keep` at once.
+async fn open_measured<T>(
+    bench: &Bench,
+    group: &str,
+    n: usize,
+    concurrency: usize,
+    keep: impl Fn(Streaming<PendingFormsResponse>) -> T,
+) -> Result<(Vec<T>, Latencies)> {
+    let keep = &keep;
     let mut opened = futures::stream::iter(0..n)
         .map(|i| async move {
             let user = bench.user(group, i);
@@ -104,7 +169,7 @@ async fn open_measured(
                 Some(PendingFormsResponse {
                     event: Some(pending_forms_response::Event::Snapshot(_)),
                     ..
-                }) => Ok((stream, started.elapsed())),
+                }) => Ok((keep(stream), started.elapsed())),
                 other => bail!("stream {i} began with {other:?}, not a snapshot"),
             }
         })
@@ -120,17 +185,4 @@ async fn open_measured(
         }
     }
     Ok((streams, latencies))
-}
-
-/// Streams that have not ended, checked without waiting on idle ones.
-async fn count_open(streams: Vec<Streaming<PendingFormsResponse>>) -> usize {
-    use futures::FutureExt;
-    let mut open = 0;
-    for mut stream in streams {
-        match stream.message().now_or_never() {
-            None | Some(Ok(Some(_))) => open += 1,
-            Some(_) => {}
-        }
-    }
-    open
 }
