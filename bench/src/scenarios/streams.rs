@@ -23,7 +23,7 @@ pub struct Args {
     #[arg(long, default_value_t = 250_000)]
     pub streams: usize,
     /// Streams being opened at once.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 64)]
     pub open_concurrency: usize,
     /// What is measured, for the results: `ramp` or `bare` (the reference server).
     #[arg(long, default_value = "ramp")]
@@ -158,19 +158,38 @@ async fn open_measured<T>(
         .map(|i| async move {
             let user = bench.user(group, i);
             let started = Instant::now();
-            let request = authorized(PendingFormsRequest::default(), bench.mint(&user, &[]));
-            let mut stream = bench
-                .forms(i)
-                .pending_forms(request)
-                .await
-                .with_context(|| format!("opening stream {i}"))?
-                .into_inner();
-            match stream.message().await? {
-                Some(PendingFormsResponse {
-                    event: Some(pending_forms_response::Event::Snapshot(_)),
-                    ..
-                }) => Ok((keep(stream), started.elapsed())),
-                other => bail!("stream {i} began with {other:?}, not a snapshot"),
+            let bearer = bench.mint(&user, &[]);
+            // A client that is told UNAVAILABLE (the server busy past its database
+            // timeout) tries again, as the web UI does.
+            let mut attempt = 0;
+            loop {
+                let request = authorized(PendingFormsRequest::default(), bearer.clone());
+                let first = match bench.forms(i).pending_forms(request).await {
+                    Ok(response) => {
+                        let mut stream = response.into_inner();
+                        stream.message().await.map(|first| (stream, first))
+                    }
+                    Err(status) => Err(status),
+                };
+                match first {
+                    Ok((
+                        stream,
+                        Some(PendingFormsResponse {
+                            event: Some(pending_forms_response::Event::Snapshot(_)),
+                            ..
+                        }),
+                    )) => return Ok((keep(stream), started.elapsed())),
+                    Ok((_, other)) => bail!("stream {i} began with {other:?}, not a snapshot"),
+                    Err(status) if status.code() == tonic::Code::Unavailable && attempt < 5 => {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                    }
+                    Err(status) => {
+                        return Err(
+                            anyhow::Error::from(status).context(format!("opening stream {i}"))
+                        );
+                    }
+                }
             }
         })
         .buffer_unordered(concurrency.max(1));
