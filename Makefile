@@ -3,13 +3,21 @@
 # machine share them; `make clean` removes them.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/ramp/target
 
-.PHONY: run test install build lint fmt clean
+.PHONY: run test bench soak install build lint fmt clean
 
 run:
 	@scripts/run.sh
 
 test:
 	@scripts/test.sh
+
+# The benchmarks of BENCHMARKS.md on a stack of their own (rewrites its results).
+bench:
+	@scripts/bench.sh
+
+# 10 minutes of mixed load: errors and the server's memory over time.
+soak:
+	@scripts/bench.sh soak
 
 install:
 	@scripts/install.sh
@@ -20,7 +28,7 @@ build:
 lint:
 	tools/node_modules/.bin/buf lint
 	cargo fmt --all -- --check
-	cargo clippy --locked --all-targets -- -D warnings
+	cargo clippy --locked --workspace --all-targets -- -D warnings
 
 fmt:
 	cargo fmt --all

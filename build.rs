@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/ramp/v1/process_service.proto",
         "proto/ramp/v1/form.proto",
         "proto/ramp/v1/form_service.proto",
+        "proto/ramp/v1/admin_service.proto",
     ];
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
 
@@ -17,6 +18,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
 
     tonic_prost_build::configure()
+        // A small first buffer per stream instead of tonic's 8 KiB (see src/codec.rs).
+        .codec_path("crate::codec::CompactCodec")
         .file_descriptor_set_path(out_dir.join("ramp_descriptor.bin"))
         .compile_with_config(config, &protos, &["proto"])?;
 

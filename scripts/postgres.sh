@@ -4,6 +4,8 @@
 #   scripts/postgres.sh start DIR PORT [durable|throwaway]
 #   scripts/postgres.sh stop DIR
 #
+# RAMP_PG_OPTIONS adds server settings (e.g. "-c shared_preload_libraries=...").
+#
 # The cluster lives in DIR/data, listens on 127.0.0.1:PORT and on a unix socket in
 # DIR, and trusts local connections as user "postgres" (it is reachable from this
 # machine only). "throwaway" turns fsync off, for tests. As root, the server runs as
@@ -41,6 +43,7 @@ case "$cmd" in
         || { cat "$dir/initdb.log" >&2; exit 1; }
     fi
     opts="-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300"
+    opts="$opts ${RAMP_PG_OPTIONS:-}"
     if [ "$mode" = throwaway ]; then
       opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     fi

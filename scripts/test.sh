@@ -42,7 +42,7 @@ step "cargo fmt"
 cargo fmt --all -- --check
 
 step "cargo clippy"
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
 
 step "postgres (throwaway)"
 port=$(scripts/free-port.sh)
@@ -64,6 +64,9 @@ if [ "$fuzz_seconds" -gt 0 ]; then
   step "fuzz ($fuzz_seconds s per target)"
   scripts/fuzz.sh "$fuzz_seconds"
 fi
+
+step "bench smoke (the load tool runs; no figure is judged)"
+RAMP_BENCH_CAMUNDA_URL="$RAMP_TEST_CAMUNDA_URL" scripts/bench.sh --smoke
 
 step "browser tests"
 scripts/browser-test.sh

@@ -170,6 +170,28 @@ pub struct Config {
     /// Attempts after which a delivery that keeps failing (other than waiting for
     /// the receive task) is marked failed. `RAMP_DELIVERY_MAX_ATTEMPTS`.
     pub delivery_max_attempts: i32,
+    /// A separate address for `/metrics`, `/livez` and `/readyz`; unset, the API's
+    /// port answers them. `RAMP_METRICS_LISTEN`.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Where `ramp worker` serves its `/metrics` and `/livez`; unset, it serves
+    /// none. `RAMP_WORKER_METRICS_LISTEN`.
+    #[serde(default)]
+    pub worker_metrics_listen: Option<SocketAddr>,
+    /// How often readiness (the database and the engine) is checked, in ms.
+    /// `RAMP_READINESS_INTERVAL_MS`.
+    pub readiness_interval_ms: u64,
+    /// How long delivered outbox rows are kept, in seconds.
+    /// `RAMP_DELIVERED_RETENTION_SECS`.
+    pub delivered_retention_secs: u64,
+    /// How long submitted answers (personal data) are kept once their delivery is
+    /// over (delivered or undeliverable), in seconds. `RAMP_SUBMISSION_RETENTION_SECS`.
+    pub submission_retention_secs: u64,
+    /// Time between retention passes, in ms. `RAMP_PRUNE_INTERVAL_MS`.
+    pub prune_interval_ms: u64,
+    /// Rows deleted per statement by retention (small, so no lock is held long).
+    /// `RAMP_PRUNE_BATCH`.
+    pub prune_batch: i64,
 }
 
 /// The built-in defaults, the lowest layer.
@@ -206,6 +228,11 @@ struct Defaults {
     delivery_poll_ms: u64,
     delivery_lease_ms: u64,
     delivery_max_attempts: i32,
+    readiness_interval_ms: u64,
+    delivered_retention_secs: u64,
+    submission_retention_secs: u64,
+    prune_interval_ms: u64,
+    prune_batch: i64,
 }
 
 impl Default for Defaults {
@@ -242,6 +269,11 @@ impl Default for Defaults {
             delivery_poll_ms: 1_000,
             delivery_lease_ms: 30_000,
             delivery_max_attempts: 30,
+            readiness_interval_ms: 5_000,
+            delivered_retention_secs: 7 * 24 * 60 * 60,
+            submission_retention_secs: 90 * 24 * 60 * 60,
+            prune_interval_ms: 60_000,
+            prune_batch: 500,
         }
     }
 }
@@ -430,6 +462,39 @@ impl Config {
         if self.delivery_max_attempts < 1 {
             return Err(invalid("RAMP_DELIVERY_MAX_ATTEMPTS", "must be at least 1"));
         }
+        if let Some(metrics) = self.metrics_listen
+            && metrics == self.listen
+            && metrics.port() != 0
+        {
+            return Err(invalid(
+                "RAMP_METRICS_LISTEN",
+                "must differ from RAMP_LISTEN (leave it unset to serve metrics on the API's port)",
+            ));
+        }
+        if self.readiness_interval_ms == 0 {
+            return Err(invalid("RAMP_READINESS_INTERVAL_MS", "must be at least 1"));
+        }
+        if self.change_retention_secs == 0 {
+            return Err(invalid("RAMP_CHANGE_RETENTION_SECS", "must be at least 1"));
+        }
+        if self.delivered_retention_secs == 0 {
+            return Err(invalid(
+                "RAMP_DELIVERED_RETENTION_SECS",
+                "must be at least 1",
+            ));
+        }
+        if self.submission_retention_secs == 0 {
+            return Err(invalid(
+                "RAMP_SUBMISSION_RETENTION_SECS",
+                "must be at least 1",
+            ));
+        }
+        if self.prune_interval_ms == 0 {
+            return Err(invalid("RAMP_PRUNE_INTERVAL_MS", "must be at least 1"));
+        }
+        if !(1..=10_000).contains(&self.prune_batch) {
+            return Err(invalid("RAMP_PRUNE_BATCH", "must be between 1 and 10000"));
+        }
         if self.max_streams_per_user == 0 {
             return Err(invalid("RAMP_MAX_STREAMS_PER_USER", "must be at least 1"));
         }
@@ -495,6 +560,20 @@ impl Config {
         }
     }
 
+    pub fn retention(&self) -> crate::retention::RetentionSettings {
+        crate::retention::RetentionSettings {
+            change_log: Duration::from_secs(self.change_retention_secs),
+            delivered: Duration::from_secs(self.delivered_retention_secs),
+            submissions: Duration::from_secs(self.submission_retention_secs),
+            interval: Duration::from_millis(self.prune_interval_ms),
+            batch: self.prune_batch,
+        }
+    }
+
+    pub fn readiness_interval(&self) -> Duration {
+        Duration::from_millis(self.readiness_interval_ms)
+    }
+
     pub fn database_timeout(&self) -> Duration {
         Duration::from_millis(self.database_timeout_ms)
     }
@@ -551,4 +630,57 @@ fn describe(error: figment::Error) -> ConfigError {
         })
         .collect();
     ConfigError::Load(problems.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(extra: serde_json::Value) -> Result<Config, ConfigError> {
+        let mut settings = serde_json::json!({"auth": "dev", "log": "info"});
+        settings
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        Config::load(None, settings)
+    }
+
+    fn refused(extra: serde_json::Value) -> String {
+        load(extra).expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn operations_settings_are_checked() {
+        assert!(refused(serde_json::json!({"prune_batch": 0})).contains("RAMP_PRUNE_BATCH"));
+        assert!(refused(serde_json::json!({"prune_batch": 10_001})).contains("RAMP_PRUNE_BATCH"));
+        assert!(
+            refused(serde_json::json!({"prune_interval_ms": 0})).contains("RAMP_PRUNE_INTERVAL_MS")
+        );
+        assert!(
+            refused(serde_json::json!({"readiness_interval_ms": 0}))
+                .contains("RAMP_READINESS_INTERVAL_MS")
+        );
+        assert!(
+            refused(serde_json::json!({"change_retention_secs": 0}))
+                .contains("RAMP_CHANGE_RETENTION_SECS")
+        );
+        assert!(
+            refused(serde_json::json!({"delivered_retention_secs": 0}))
+                .contains("RAMP_DELIVERED_RETENTION_SECS")
+        );
+        assert!(
+            refused(serde_json::json!({"submission_retention_secs": 0}))
+                .contains("RAMP_SUBMISSION_RETENTION_SECS")
+        );
+        assert!(
+            refused(serde_json::json!({
+                "listen": "127.0.0.1:50051",
+                "metrics_listen": "127.0.0.1:50051",
+            }))
+            .contains("RAMP_METRICS_LISTEN")
+        );
+        let fine = load(serde_json::json!({"metrics_listen": "127.0.0.1:9090"})).unwrap();
+        assert_eq!(fine.metrics_listen, Some("127.0.0.1:9090".parse().unwrap()));
+        assert_eq!(fine.retention().batch, 500);
+    }
 }

@@ -39,6 +39,7 @@ pub struct Dispatcher {
     settings: DeliverySettings,
     owner: Uuid,
     wake: Arc<Notify>,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 impl Dispatcher {
@@ -49,7 +50,14 @@ impl Dispatcher {
             settings,
             owner: Uuid::now_v7(),
             wake: Arc::new(Notify::new()),
+            metrics: None,
         }
+    }
+
+    /// Counts delivery outcomes in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Asks for a pass now (after a submission on this replica).
@@ -114,6 +122,15 @@ impl Dispatcher {
             if !recorded {
                 // The lease ran out and another replica owns the row now.
                 tracing::warn!(submission = %row.id, "lease lost; the newer owner's outcome stands");
+            }
+            if let Some(metrics) = &self.metrics {
+                metrics.delivery(match (&outcome, recorded) {
+                    (_, false) => "lease_lost",
+                    (Outcome::Delivered, _) => "delivered",
+                    (Outcome::Retry { .. }, _) => "retry",
+                    (Outcome::Undeliverable(_), _) => "undeliverable",
+                    (Outcome::Failed(_), _) => "failed",
+                });
             }
         }
         Ok(count)

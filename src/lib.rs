@@ -1,9 +1,11 @@
 //! ramp: the gRPC backend between Camunda 7 processes and the people who fill their
 //! forms. `main.rs` only parses the command line; everything lives here.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod camunda;
+pub mod codec;
 pub mod config;
 pub mod cutoff;
 pub mod delivery;
@@ -11,8 +13,11 @@ pub mod deploy;
 pub mod email;
 pub mod forms;
 pub mod json;
+pub mod metrics;
+pub mod ops;
 pub mod paging;
 pub mod processes;
+pub mod retention;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -205,8 +205,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut camunda = config.camunda()?;
             // The client's own timeout covers one call; the long poll adds its wait.
             camunda.timeout = camunda.timeout.max(Duration::from_secs(5));
+            let metrics = ramp::metrics::Metrics::new(ramp::metrics::Role::Worker);
             let worker = Worker::new(
-                ramp::camunda::Camunda::new(camunda),
+                ramp::camunda::Camunda::new(camunda).with_metrics(metrics.clone()),
                 WorkerSettings {
                     server: args.server,
                     token: token.trim().to_owned().into(),
@@ -218,8 +219,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     retries: args.retries.max(1),
                     retry_timeout: Duration::from_millis(args.retry_timeout_ms),
                 },
-            )?;
+            )?
+            .with_metrics(metrics.clone());
             let shutdown = tokio_util::sync::CancellationToken::new();
+            if let Some(addr) = config.worker_metrics_listen {
+                let (listener, bound) = ramp::ops::bind(addr).await.map_err(|e| {
+                    anyhow::anyhow!("RAMP_WORKER_METRICS_LISTEN: cannot listen on {addr}: {e}")
+                })?;
+                ramp::ops::Ops::metrics_only(metrics).serve(listener, shutdown.clone());
+                tracing::info!(addr = %bound, "worker metrics listening");
+            }
             let stop = shutdown.clone();
             tokio::spawn(async move {
                 wait_for_signal().await;

@@ -1,19 +1,56 @@
 //! Logging: a `tracing` subscriber set up from `RAMP_LOG` and `RAMP_LOG_FORMAT`, and
 //! the tower layer that gives every RPC one span and one line with its method,
-//! gRPC status code and latency.
+//! gRPC status code, latency and request id, and records it in the metrics.
+//!
+//! The request id comes from the caller's `x-request-id` (when it is a sane token)
+//! or is made here; it goes back in the response's `x-request-id` header, sits in
+//! the RPC's span (so every log line of the RPC, engine calls included, carries
+//! it), and is sent on the engine calls made while handling the RPC.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use http::{HeaderMap, Request, Response};
+use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body, Frame};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
-use tracing::Span;
+use tracing::{Instrument, Span};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
+use crate::metrics::{MethodMetrics, Metrics};
+
+/// The header that carries a request id, in and out.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+tokio::task_local! {
+    /// The id of the RPC being handled, for the engine calls it makes.
+    static REQUEST_ID: Arc<str>;
+}
+
+/// The request id of the RPC this task is handling, if any.
+pub fn current_request_id() -> Option<Arc<str>> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// The caller's request id when it is a short token of safe characters (it lands
+/// in logs and in headers to the engine); a fresh one otherwise.
+fn request_id(headers: &HeaderMap) -> Arc<str> {
+    headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(&b))
+        })
+        .map(Arc::from)
+        .unwrap_or_else(|| Arc::from(uuid::Uuid::now_v7().to_string()))
+}
 
 /// Installs the global subscriber. Call once, before anything logs.
 pub fn init(filter: &str, format: LogFormat) {
@@ -28,20 +65,35 @@ pub fn init(filter: &str, format: LogFormat) {
     };
 }
 
-/// Wraps each request in an `rpc` span and logs its outcome when the response ends.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RpcTraceLayer;
+/// Wraps each request in an `rpc` span, logs its outcome when the response ends
+/// and records it in the metrics.
+#[derive(Clone, Default)]
+pub struct RpcTraceLayer {
+    metrics: Option<Metrics>,
+}
+
+impl RpcTraceLayer {
+    pub fn new(metrics: Metrics) -> Self {
+        Self {
+            metrics: Some(metrics),
+        }
+    }
+}
 
 impl<S> Layer<S> for RpcTraceLayer {
     type Service = RpcTrace<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        RpcTrace { inner }
+        RpcTrace {
+            inner,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RpcTrace<S> {
     inner: S,
+    metrics: Option<Metrics>,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RpcTrace<S>
@@ -60,29 +112,40 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let id = request_id(request.headers());
         let span = tracing::info_span!(
             "rpc",
             method = %request.uri().path(),
+            request_id = %id,
             code = tracing::field::Empty,
         );
+        let method = self
+            .metrics
+            .as_ref()
+            .map(|m| m.method(request.uri().path()));
         let started = Instant::now();
         let future = {
             let _entered = span.enter();
-            self.inner.call(request)
+            REQUEST_ID.sync_scope(id.clone(), || self.inner.call(request))
         };
+        let future = REQUEST_ID.scope(id.clone(), future.instrument(span.clone()));
         Box::pin(async move {
             match future.await {
                 Ok(response) => {
                     // A trailers-only response (an error before any message) carries
                     // its status in the headers.
                     let code = grpc_status(response.headers());
-                    let (parts, body) = response.into_parts();
+                    let (mut parts, body) = response.into_parts();
+                    if let Ok(value) = HeaderValue::from_str(&id) {
+                        parts.headers.insert(REQUEST_ID_HEADER, value);
+                    }
                     let body = TracedBody {
                         inner: body,
                         span,
                         started,
                         code,
                         done: false,
+                        method,
                     };
                     Ok(Response::from_parts(parts, body))
                 }
@@ -90,6 +153,9 @@ where
                     span.in_scope(
                         || tracing::warn!(%error, latency_ms = ms(started), "rpc failed"),
                     );
+                    if let Some(method) = &method {
+                        method.record(Some(tonic::Code::Internal as i32), started.elapsed());
+                    }
                     Err(error)
                 }
             }
@@ -106,6 +172,7 @@ pin_project! {
         started: Instant,
         code: Option<i32>,
         done: bool,
+        method: Option<Arc<MethodMetrics>>,
     }
 
     impl<B> PinnedDrop for TracedBody<B> {
@@ -115,7 +182,7 @@ pin_project! {
                 // Without a status the client went away (or the connection broke)
                 // before the end; with one, the body simply was not polled to its end
                 // (trailers-only answers, or the trailers were the last frame).
-                finish(this.span, *this.started, *this.code, this.code.is_none());
+                finish(this.span, *this.started, *this.code, this.code.is_none(), this.method);
             }
         }
     }
@@ -137,13 +204,13 @@ impl<B: Body> Body for TracedBody<B> {
                     *this.code = grpc_status(trailers).or(*this.code);
                     // Trailers are the last frame.
                     *this.done = true;
-                    finish(this.span, *this.started, *this.code, false);
+                    finish(this.span, *this.started, *this.code, false, this.method);
                 }
             }
             Some(Err(_)) | None => {
                 if !*this.done {
                     *this.done = true;
-                    finish(this.span, *this.started, *this.code, false);
+                    finish(this.span, *this.started, *this.code, false, this.method);
                 }
             }
         }
@@ -159,7 +226,16 @@ impl<B: Body> Body for TracedBody<B> {
     }
 }
 
-fn finish(span: &Span, started: Instant, code: Option<i32>, cancelled: bool) {
+fn finish(
+    span: &Span,
+    started: Instant,
+    code: Option<i32>,
+    cancelled: bool,
+    method: &Option<Arc<MethodMetrics>>,
+) {
+    if let Some(method) = method {
+        method.record(code, started.elapsed());
+    }
     let code_name = code
         .map(|c| tonic::Code::from(c).description())
         .unwrap_or("none");

@@ -4,7 +4,6 @@ use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
 use serde_json::Value;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::caller;
@@ -41,7 +40,7 @@ fn status_of(status: &str) -> FormTaskStatus {
     }
 }
 
-fn status_name(status: FormTaskStatus) -> Option<&'static str> {
+pub(super) fn status_name(status: FormTaskStatus) -> Option<&'static str> {
     match status {
         FormTaskStatus::Pending => Some("pending"),
         FormTaskStatus::Completed => Some("completed"),
@@ -50,7 +49,7 @@ fn status_name(status: FormTaskStatus) -> Option<&'static str> {
     }
 }
 
-fn summary_to_proto(summary: FormSummary) -> FormTaskSummary {
+pub(super) fn summary_to_proto(summary: FormSummary) -> FormTaskSummary {
     FormTaskSummary {
         id: summary.id.to_string(),
         form_name: summary.form_name,
@@ -71,7 +70,7 @@ fn summary_to_proto(summary: FormSummary) -> FormTaskSummary {
     }
 }
 
-fn delivery_state(state: &str) -> DeliveryState {
+pub(super) fn delivery_state(state: &str) -> DeliveryState {
     match state {
         "pending" => DeliveryState::Pending,
         "delivered" => DeliveryState::Delivered,
@@ -144,7 +143,7 @@ fn event_to_proto(event: StreamEvent) -> PendingFormsResponse {
 }
 
 /// The one mapping of form errors to statuses. Internal details go to the log.
-fn status(error: FormError) -> Status {
+pub(super) fn status(error: FormError) -> Status {
     match error {
         FormError::NotFound => Status::not_found("form task not found"),
         FormError::NotPending(message) => Status::failed_precondition(message),
@@ -333,8 +332,7 @@ impl FormService for FormApi {
         };
         v.check()?;
         let events = self.forms.pending(&caller, cursor).map_err(status)?;
-        let stream =
-            ReceiverStream::new(events).map(|event| event.map(event_to_proto).map_err(status));
+        let stream = events.map(|event| event.map(event_to_proto).map_err(status));
         Ok(Response::new(Box::pin(stream)))
     }
 

@@ -1,11 +1,13 @@
 //! The tonic layer: checks input, converts between proto and domain types, decides
 //! what the caller may do, and maps errors to gRPC statuses. Logic lives in
-//! `processes` and `forms`.
+//! `processes`, `forms` and `admin`.
 
+mod admin;
 mod form;
 mod process;
 pub mod validate;
 
+pub use admin::AdminApi;
 pub use form::FormApi;
 pub use process::ProcessApi;
 

@@ -57,7 +57,7 @@ fn state_from_proto(state: ProcessState) -> Option<processes::ProcessState> {
     })
 }
 
-fn to_proto(process: Process) -> crate::proto::Process {
+pub(super) fn to_proto(process: Process) -> crate::proto::Process {
     crate::proto::Process {
         id: process.id.to_string(),
         definition_key: process.definition_key,
@@ -72,7 +72,7 @@ fn to_proto(process: Process) -> crate::proto::Process {
 }
 
 /// The one mapping of process errors to statuses. Internal details go to the log.
-fn status(error: ProcessError) -> Status {
+pub(super) fn status(error: ProcessError) -> Status {
     match error {
         ProcessError::NotFound => Status::not_found("process not found"),
         ProcessError::DefinitionNotFound(_) => Status::not_found(error.to_string()),

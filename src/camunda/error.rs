@@ -44,6 +44,23 @@ pub enum CamundaError {
 }
 
 impl CamundaError {
+    /// A short name of the kind of failure, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotFound(_) => "not_found",
+            Self::BadRequest { .. } => "bad_request",
+            Self::NoMatchingExecution(_) => "no_matching_execution",
+            Self::AmbiguousCorrelation(_) => "ambiguous_correlation",
+            Self::LockedByOtherWorker(_) => "locked_by_other_worker",
+            Self::Conflict(_) => "conflict",
+            Self::Unavailable(_) => "unavailable",
+            Self::Timeout(_) => "timeout",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Engine { .. } => "engine",
+            Self::Decode(_) => "decode",
+        }
+    }
+
     /// Whether trying again later may succeed without anything else changing.
     pub fn is_transient(&self) -> bool {
         matches!(

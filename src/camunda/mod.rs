@@ -37,6 +37,7 @@ pub struct Camunda {
     timeout: Duration,
     /// Requests sent, for tests and metrics.
     calls: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 /// A deployment the engine refused, with what it said about each file.
@@ -71,7 +72,14 @@ impl Camunda {
             credentials,
             timeout: settings.timeout,
             calls: Default::default(),
+            metrics: None,
         }
+    }
+
+    /// The same client, recording each call's latency and errors in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// How many requests this client (and its clones) sent.
@@ -86,18 +94,65 @@ impl Camunda {
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.calls
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let builder = self
+        let mut builder = self
             .http
             .request(method, format!("{}{}", self.base, path))
             .timeout(self.timeout);
+        // The RPC this call serves, so that the engine's logs can be matched with
+        // ramp's.
+        if let Some(id) = crate::telemetry::current_request_id() {
+            builder = builder.header(crate::telemetry::REQUEST_ID_HEADER, &*id);
+        }
         match &self.credentials {
             Some((user, password)) => builder.basic_auth(user, Some(password.expose_secret())),
             None => builder,
         }
     }
 
-    /// Sends and returns the body of a 2xx answer, or the mapped error.
+    /// Sends and returns the body of a 2xx answer, or the mapped error. Each call
+    /// gets an `engine` span (inside the RPC's, so its lines carry the request id),
+    /// a debug line with its outcome, and its latency and error in the metrics.
     async fn send(&self, builder: RequestBuilder) -> Result<bytes::Bytes, CamundaError> {
+        let request = builder.build().map_err(CamundaError::from_transport)?;
+        let operation = operation(
+            request.method(),
+            request
+                .url()
+                .path()
+                .strip_prefix(self.base_path())
+                .unwrap_or(request.url().path()),
+        );
+        let span = tracing::debug_span!("engine", operation = %operation);
+        let started = std::time::Instant::now();
+        let result = tracing::Instrument::instrument(
+            self.exchange(RequestBuilder::from_parts(self.http.clone(), request)),
+            span.clone(),
+        )
+        .await;
+        let elapsed = started.elapsed();
+        span.in_scope(|| match &result {
+            Ok(_) => tracing::debug!(latency_ms = elapsed.as_secs_f64() * 1000.0, "engine call"),
+            Err(error) => {
+                tracing::debug!(latency_ms = elapsed.as_secs_f64() * 1000.0, %error, "engine call")
+            }
+        });
+        if let Some(metrics) = &self.metrics {
+            metrics.engine_call(
+                &operation,
+                elapsed,
+                result.as_ref().err().map(CamundaError::kind),
+            );
+        }
+        result
+    }
+
+    /// The path part of the base URL (`/engine-rest`).
+    fn base_path(&self) -> &str {
+        let after_scheme = self.base.split_once("://").map_or("", |(_, rest)| rest);
+        after_scheme.find('/').map_or("", |i| &after_scheme[i..])
+    }
+
+    async fn exchange(&self, builder: RequestBuilder) -> Result<bytes::Bytes, CamundaError> {
         let response = builder.send().await.map_err(CamundaError::from_transport)?;
         let status = response.status();
         let body = response
@@ -667,6 +722,49 @@ pub fn parse_engine_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 }
 
 /// One path segment, percent-encoded.
+/// The words of the engine's REST paths that ramp calls; any other segment is an id
+/// or a name and becomes `{}`, so that operations stay few.
+const PATH_WORDS: &[&str] = &[
+    "activity-instance",
+    "activity-instances",
+    "complete",
+    "create",
+    "data",
+    "deployment",
+    "detail",
+    "event-subscription",
+    "execution",
+    "extendLock",
+    "external-task",
+    "external-task-log",
+    "failure",
+    "fetchAndLock",
+    "history",
+    "key",
+    "message",
+    "messageSubscriptions",
+    "process-definition",
+    "process-instance",
+    "resources",
+    "start",
+    "trigger",
+    "unlock",
+    "variable-instance",
+    "variables",
+    "version",
+];
+
+/// An engine call as a metrics label: its method and path template, e.g.
+/// `POST /execution/{}/messageSubscriptions/{}/trigger`.
+fn operation(method: &Method, path: &str) -> String {
+    let template: Vec<&str> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| if PATH_WORDS.contains(&s) { s } else { "{}" })
+        .collect();
+    format!("{method} /{}", template.join("/"))
+}
+
 fn path(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     for byte in segment.bytes() {
@@ -682,4 +780,25 @@ fn path(segment: &str) -> String {
 /// An object of the engine's typed variables from plain JSON values.
 pub fn typed(values: &Map<String, Value>) -> Variables {
     variables::variables_to_engine(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_keep_the_path_words_and_hide_ids_and_names() {
+        assert_eq!(
+            operation(
+                &Method::POST,
+                "/execution/4f1c-77/messageSubscriptions/Approve/trigger"
+            ),
+            "POST /execution/{}/messageSubscriptions/{}/trigger"
+        );
+        assert_eq!(
+            operation(&Method::GET, "/history/process-instance/abc"),
+            "GET /history/process-instance/{}"
+        );
+        assert_eq!(operation(&Method::GET, "/version"), "GET /version");
+    }
 }

@@ -9,7 +9,7 @@
 //!   and when it is full the hub drops the change and marks the stream lagging; the
 //!   stream then catches up from the log itself.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -57,17 +57,57 @@ struct Inner {
 
 struct Subscriber {
     id: u64,
-    sender: mpsc::Sender<Arc<ChangeRow>>,
-    lagging: Arc<AtomicBool>,
+    mailbox: Arc<Mailbox>,
+}
+
+/// Where the hub leaves one stream's changes: a bounded queue, a flag for changes
+/// dropped because it was full, and a wake-up. Small on purpose (no allocation
+/// until a change arrives): a replica holds one per open stream.
+struct Mailbox {
+    changes: Mutex<VecDeque<Arc<ChangeRow>>>,
+    lagging: AtomicBool,
+    wake: Notify,
 }
 
 /// One stream's registration; dropping it unregisters.
 pub struct Subscription {
     id: u64,
     assignee: String,
-    pub changes: mpsc::Receiver<Arc<ChangeRow>>,
-    pub lagging: Arc<AtomicBool>,
+    mailbox: Arc<Mailbox>,
     inner: Arc<Inner>,
+}
+
+impl Subscription {
+    /// The next change handed over, or `None` when changes were dropped because
+    /// the queue was full (see [`Subscription::take_lagging`]).
+    pub async fn next_change(&self) -> Option<Arc<ChangeRow>> {
+        loop {
+            if self.mailbox.lagging.load(Ordering::Acquire) {
+                return None;
+            }
+            if let Some(change) = self
+                .mailbox
+                .changes
+                .lock()
+                .expect("not poisoned")
+                .pop_front()
+            {
+                return Some(change);
+            }
+            self.mailbox.wake.notified().await;
+        }
+    }
+
+    /// Whether changes were dropped since the last call: the stream must read the
+    /// log from its position (what is still queued is older, and is skipped there).
+    pub fn take_lagging(&self) -> bool {
+        self.mailbox.lagging.swap(false, Ordering::AcqRel)
+    }
+
+    /// Asks for a catch-up from the log before the next change.
+    pub fn set_lagging(&self) {
+        self.mailbox.lagging.store(true, Ordering::Release);
+    }
 }
 
 impl Drop for Subscription {
@@ -103,8 +143,11 @@ impl ChangeHub {
     /// Registers a stream for `assignee`'s changes. Register before reading the
     /// snapshot, so that nothing committed in between is missed.
     pub fn subscribe(&self, assignee: &str) -> Result<Subscription, TooManyStreams> {
-        let (sender, changes) = mpsc::channel(self.inner.settings.stream_buffer);
-        let lagging = Arc::new(AtomicBool::new(false));
+        let mailbox = Arc::new(Mailbox {
+            changes: Mutex::new(VecDeque::new()),
+            lagging: AtomicBool::new(false),
+            wake: Notify::new(),
+        });
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let mut streams = self.inner.streams.lock().expect("not poisoned");
         let list = streams.entry(assignee.to_owned()).or_default();
@@ -113,14 +156,12 @@ impl ChangeHub {
         }
         list.push(Subscriber {
             id,
-            sender,
-            lagging: lagging.clone(),
+            mailbox: mailbox.clone(),
         });
         Ok(Subscription {
             id,
             assignee: assignee.to_owned(),
-            changes,
-            lagging,
+            mailbox,
             inner: self.inner.clone(),
         })
     }
@@ -132,7 +173,7 @@ impl ChangeHub {
         streams
             .values()
             .flatten()
-            .map(|s| s.sender.max_capacity() - s.sender.capacity())
+            .map(|s| s.mailbox.changes.lock().expect("not poisoned").len())
             .max()
             .unwrap_or(0)
     }
@@ -201,12 +242,16 @@ impl ChangeHub {
             return;
         };
         for subscriber in list {
-            if let Err(mpsc::error::TrySendError::Full(_)) =
-                subscriber.sender.try_send(change.clone())
-            {
+            let mailbox = &subscriber.mailbox;
+            let mut changes = mailbox.changes.lock().expect("not poisoned");
+            if changes.len() < self.inner.settings.stream_buffer {
+                changes.push_back(change.clone());
+            } else {
                 // The stream reads from the log when it gets to it.
-                subscriber.lagging.store(true, Ordering::Release);
+                mailbox.lagging.store(true, Ordering::Release);
             }
+            drop(changes);
+            mailbox.wake.notify_one();
         }
     }
 

@@ -333,11 +333,14 @@ impl Forms {
                 task.status
             )));
         }
-        // Read on this transaction's connection: taking a second one from the pool
-        // while holding this one starves the pool when as many submits run at once
-        // as it has connections (each holds one and waits for another).
+        // On this transaction's connection: taking a second one from the pool while
+        // holding this one starves the pool when as many submits run at once as it
+        // has connections (each holds one and waits for another).
         if let Some(deployment) = &task.deployment_id
-            && let Some(schema) = rows::schema(&tx, deployment, &task.form_name).await?
+            && let Some(schema) = self
+                .schemas
+                .stored_in(&tx, deployment, &task.form_name)
+                .await?
         {
             let problems = validation::check(&schema, &data);
             if !problems.is_empty() {
@@ -464,14 +467,54 @@ impl Forms {
         Ok(summary)
     }
 
+    /// Gives a pending form to another user (an admin's action): the old
+    /// assignee's streams get `removed: reassigned`, the new one's `added`.
+    pub async fn reassign(&self, id: Uuid, assignee: &Email) -> Result<FormSummary, FormError> {
+        let mut client = self.store.client().await?;
+        let tx = client.transaction().await.map_err(StoreError::from)?;
+        let current = rows::get_for_update(&tx, id)
+            .await?
+            .ok_or(FormError::NotFound)?;
+        if current.status != "pending" {
+            return Err(FormError::NotPending(format!(
+                "the form is {}, no longer pending",
+                current.status
+            )));
+        }
+        if current.assignee == assignee.as_str() {
+            return Ok(FormSummary::of(&current));
+        }
+        let row = rows::reassign(&tx, id, assignee.as_str())
+            .await?
+            .ok_or_else(|| FormError::NotPending("the form is no longer pending".into()))?;
+        rows::append_change(
+            &tx,
+            id,
+            &current.assignee,
+            "removed",
+            Some("reassigned"),
+            &FormSummary::of(&current).to_json(),
+        )
+        .await?;
+        let summary = FormSummary::of(&row);
+        rows::append_change(&tx, id, &row.assignee, "added", None, &summary.to_json()).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        self.hub.changed();
+        tracing::info!(form = %id, from = %current.assignee, to = %row.assignee, "form reassigned");
+        Ok(summary)
+    }
+
     /// The caller's live inbox: see `stream.rs`.
     pub fn pending(
         &self,
         caller: &Caller,
         cursor: Option<Cursor>,
-    ) -> Result<tokio::sync::mpsc::Receiver<Result<StreamEvent, FormError>>, FormError> {
+    ) -> Result<
+        impl futures::Stream<Item = Result<StreamEvent, FormError>> + Send + 'static,
+        FormError,
+    > {
         let subscription = self.hub.subscribe(caller.email.as_str())?;
-        Ok(stream::spawn(
+        Ok(stream::events(
             self.store.clone(),
             subscription,
             caller.email.as_str().to_owned(),

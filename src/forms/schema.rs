@@ -15,6 +15,8 @@ use crate::store::{Store, StoreError, forms as rows};
 const NEWEST_DEPLOYMENTS: u32 = 20;
 /// How many instance → root lookups are remembered.
 const ROOT_CACHE: usize = 10_000;
+/// How many definitions' deployments and deployments' forms are remembered.
+const DEPLOYMENT_CACHE: usize = 1_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
@@ -35,6 +37,24 @@ pub struct Schemas {
     store: Store,
     camunda: Camunda,
     lineage: Mutex<HashMap<String, Lineage>>,
+    /// Process definition → its deployment (never changes).
+    deployments: Mutex<HashMap<String, Option<String>>>,
+    /// (deployment, form id) → schema, as stored (a deployment never changes).
+    stored: Mutex<HashMap<(String, String), Value>>,
+}
+
+/// Remembers `value` under `key`, forgetting everything once `limit` is reached.
+fn remember<K: std::hash::Hash + Eq, V>(
+    cache: &Mutex<HashMap<K, V>>,
+    limit: usize,
+    key: K,
+    value: V,
+) {
+    let mut cache = cache.lock().expect("not poisoned");
+    if cache.len() >= limit {
+        cache.clear();
+    }
+    cache.insert(key, value);
 }
 
 impl Schemas {
@@ -43,6 +63,8 @@ impl Schemas {
             store,
             camunda,
             lineage: Mutex::new(HashMap::new()),
+            deployments: Mutex::new(HashMap::new()),
+            stored: Mutex::new(HashMap::new()),
         }
     }
 
@@ -82,8 +104,26 @@ impl Schemas {
         form_id: &str,
     ) -> Result<Option<(String, Value)>, SchemaError> {
         if let Some(definition_id) = definition_id {
-            let definition = self.camunda.definition(definition_id).await?;
-            if let Some(deployment) = definition.deployment_id
+            let known = self
+                .deployments
+                .lock()
+                .expect("not poisoned")
+                .get(definition_id)
+                .cloned();
+            let deployment = match known {
+                Some(deployment) => deployment,
+                None => {
+                    let deployment = self.camunda.definition(definition_id).await?.deployment_id;
+                    remember(
+                        &self.deployments,
+                        DEPLOYMENT_CACHE,
+                        definition_id.to_owned(),
+                        deployment.clone(),
+                    );
+                    deployment
+                }
+            };
+            if let Some(deployment) = deployment
                 && let Some(schema) = self.in_deployment(&deployment, form_id).await?
             {
                 return Ok(Some((deployment, schema)));
@@ -103,7 +143,28 @@ impl Schemas {
         deployment_id: &str,
         form_id: &str,
     ) -> Result<Option<Value>, StoreError> {
-        rows::schema(&self.store.client().await?, deployment_id, form_id).await
+        self.stored_in(&self.store.client().await?, deployment_id, form_id)
+            .await
+    }
+
+    /// A stored schema, read (when not remembered) on the caller's connection: a
+    /// caller that holds a pooled connection must never wait for a second one, or
+    /// as many callers at once as the pool has connections starve it.
+    pub async fn stored_in(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+        deployment_id: &str,
+        form_id: &str,
+    ) -> Result<Option<Value>, StoreError> {
+        let key = (deployment_id.to_owned(), form_id.to_owned());
+        if let Some(schema) = self.stored.lock().expect("not poisoned").get(&key) {
+            return Ok(Some(schema.clone()));
+        }
+        let schema = rows::schema(client, deployment_id, form_id).await?;
+        if let Some(schema) = &schema {
+            remember(&self.stored, DEPLOYMENT_CACHE, key, schema.clone());
+        }
+        Ok(schema)
     }
 
     async fn in_deployment(

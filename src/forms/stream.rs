@@ -5,20 +5,26 @@
 //! only rows below the oldest transaction in flight, in position order, so a
 //! stream never skips a row that commits late; a change at or below the stream's
 //! cursor was sent already and is dropped, so nothing is sent twice.
+//!
+//! Retention deletes a prefix of the log and records where it stopped
+//! (`change_log_pruned`): a cursor below that mark gets a snapshot. Every catch-up
+//! batch is read in one snapshot with the mark, so a prune that runs while a stream
+//! resumes is noticed: before anything was sent the stream falls back to a snapshot;
+//! later (a stream that fell a whole retention period behind) it ends with
+//! UNAVAILABLE, and the client's resume gets a snapshot.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use base64::Engine;
 use chrono::Utc;
-use tokio::sync::mpsc;
+use std::collections::VecDeque;
 use uuid::Uuid;
 
 use super::hub::Subscription;
 use super::{FormError, FormSummary};
-use crate::store::Store;
 use crate::store::forms::{self as rows, ChangeRow, Position};
+use crate::store::{Store, StoreError, retention};
 
 /// Changes read from the log per catch-up query.
 const CATCH_UP_BATCH: i64 = 500;
@@ -90,92 +96,158 @@ fn event_of(change: &ChangeRow) -> Option<StreamEvent> {
     }
 }
 
-type Out = mpsc::Sender<Result<StreamEvent, FormError>>;
-
-/// Starts the stream's task; its events come out of the returned receiver. The task
-/// ends when the receiver is dropped (the client left, the server shuts down).
-pub fn spawn(
+/// A stream's events. No task of its own: tonic polls it while the client is
+/// connected and drops it when the client leaves, and an idle stream holds little
+/// more than its subscription and its heartbeat timer. Queries run in boxed futures,
+/// so that their state takes memory only while they run.
+pub fn events(
     store: Store,
     subscription: Subscription,
     assignee: String,
     cursor: Option<Cursor>,
     settings: StreamSettings,
-) -> mpsc::Receiver<Result<StreamEvent, FormError>> {
-    let (out, receiver) = mpsc::channel(16);
-    tokio::spawn(async move {
-        let result = run(&store, subscription, &assignee, cursor, &settings, &out).await;
-        if let Err(error) = result {
-            let _ = out.send(Err(error)).await;
-        }
-    });
-    receiver
-}
-
-async fn run(
-    store: &Store,
-    mut subscription: Subscription,
-    assignee: &str,
-    cursor: Option<Cursor>,
-    settings: &StreamSettings,
-    out: &Out,
-) -> Result<(), FormError> {
-    // The subscription is registered already: whatever commits from here on reaches
-    // it, and the start below covers everything before.
-    let mut position = match resumable(store, cursor, settings).await? {
-        Some(cursor) => {
-            let mut position = cursor.0;
-            if !catch_up(store, assignee, &mut position, out).await? {
-                return Ok(());
-            }
-            position
-        }
-        None => {
-            let (forms, position) = snapshot(store, assignee).await?;
-            let summaries = forms.iter().map(FormSummary::of).collect();
-            if out
-                .send(Ok(StreamEvent::Snapshot(summaries, Cursor(position))))
-                .await
-                .is_err()
-            {
-                return Ok(());
-            }
-            position
-        }
-    };
-    let mut heartbeat = tokio::time::interval_at(
+) -> impl futures::Stream<Item = Result<StreamEvent, FormError>> + Send + 'static {
+    let heartbeat = tokio::time::interval_at(
         tokio::time::Instant::now() + settings.heartbeat,
         settings.heartbeat,
     );
-    loop {
-        if subscription.lagging.swap(false, Ordering::AcqRel)
-            && !catch_up(store, assignee, &mut position, out).await?
-        {
-            return Ok(());
+    let state = State {
+        store,
+        subscription,
+        assignee,
+        settings,
+        start: Some(cursor),
+        position: (0, 0),
+        queued: VecDeque::new(),
+        heartbeat,
+    };
+    futures::stream::unfold(Some(state), |state| async move {
+        let mut state = state?;
+        match state.next().await {
+            Ok(event) => Some((Ok(event), Some(state))),
+            // An error ends the stream after it is sent.
+            Err(error) => Some((Err(error), None)),
         }
-        let change: Arc<ChangeRow> = tokio::select! {
-            _ = out.closed() => return Ok(()),
-            _ = heartbeat.tick() => {
-                if out.send(Ok(StreamEvent::Heartbeat(Cursor(position)))).await.is_err() {
-                    return Ok(());
+    })
+}
+
+struct State {
+    store: Store,
+    subscription: Subscription,
+    assignee: String,
+    settings: StreamSettings,
+    /// The client's cursor, until the stream has begun.
+    start: Option<Option<Cursor>>,
+    /// The last position sent.
+    position: Position,
+    /// Events read from the log, still to send (a snapshot, a catch-up batch).
+    queued: VecDeque<StreamEvent>,
+    heartbeat: tokio::time::Interval,
+}
+
+impl State {
+    async fn next(&mut self) -> Result<StreamEvent, FormError> {
+        loop {
+            if let Some(event) = self.queued.pop_front() {
+                self.heartbeat.reset();
+                return Ok(event);
+            }
+            if let Some(cursor) = self.start.take() {
+                // The subscription is registered already: whatever commits from here
+                // on reaches it, and the start below covers everything before.
+                let resumed = match Box::pin(resumable(&self.store, cursor, &self.settings)).await?
+                {
+                    Some(cursor) => {
+                        self.position = cursor.0;
+                        // Pruned under the cursor before anything was sent: a
+                        // snapshot instead.
+                        self.catch_up().await?
+                    }
+                    None => false,
+                };
+                if !resumed {
+                    let (forms, position) = Box::pin(snapshot(&self.store, &self.assignee)).await?;
+                    self.position = position;
+                    let summaries = forms.iter().map(FormSummary::of).collect();
+                    self.queued
+                        .push_back(StreamEvent::Snapshot(summaries, Cursor(position)));
                 }
                 continue;
             }
-            change = subscription.changes.recv() => match change {
-                Some(change) => change,
-                None => return Ok(()),
-            },
-        };
-        if change.position <= position {
-            continue; // sent already (snapshot or catch-up)
+            if self.subscription.take_lagging() {
+                if !self.catch_up().await? {
+                    return Err(fell_behind());
+                }
+                continue;
+            }
+            let change: Arc<ChangeRow> = tokio::select! {
+                _ = self.heartbeat.tick() => return Ok(StreamEvent::Heartbeat(Cursor(self.position))),
+                change = self.subscription.next_change() => match change {
+                    Some(change) => change,
+                    None => continue, // lagging: catch up first
+                },
+            };
+            if change.position <= self.position {
+                continue; // sent already (snapshot or catch-up)
+            }
+            self.position = change.position;
+            if let Some(event) = event_of(&change) {
+                self.queued.push_back(event);
+            }
         }
-        position = change.position;
-        if let Some(event) = event_of(&change)
-            && out.send(Ok(event)).await.is_err()
-        {
-            return Ok(());
-        }
-        heartbeat.reset();
     }
+
+    /// Queues the next batch of changes after the position from the log; false when
+    /// retention deleted changes after the position (they cannot be replayed).
+    async fn catch_up(&mut self) -> Result<bool, FormError> {
+        let Some(batch) =
+            Box::pin(consistent_batch(&self.store, &self.assignee, self.position)).await?
+        else {
+            return Ok(false);
+        };
+        let full = batch.len() as i64 == CATCH_UP_BATCH;
+        for change in batch {
+            self.position = change.position;
+            if let Some(event) = event_of(&change) {
+                self.queued.push_back(event);
+            }
+        }
+        if full {
+            // More to read once this batch is sent.
+            self.subscription.set_lagging();
+        }
+        Ok(true)
+    }
+}
+
+fn fell_behind() -> FormError {
+    FormError::Unavailable(
+        "the stream fell behind the change log's retention; reconnect with the last cursor for a fresh snapshot"
+            .into(),
+    )
+}
+
+/// The changes after `position`, read in one snapshot with the prune mark; `None`
+/// when the log no longer holds everything after `position`.
+async fn consistent_batch(
+    store: &Store,
+    assignee: &str,
+    position: Position,
+) -> Result<Option<Vec<ChangeRow>>, FormError> {
+    let mut client = store.client().await?;
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(StoreError::from)?;
+    if position < retention::change_log_pruned(&tx).await? {
+        return Ok(None);
+    }
+    let batch = rows::changes_after(&tx, Some(assignee), position, CATCH_UP_BATCH).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(Some(batch))
 }
 
 /// The client's cursor if the log still holds what follows it; `None` when a
@@ -190,6 +262,10 @@ async fn resumable(
     };
     let client = store.client().await?;
     let oldest = Utc::now() - chrono::Duration::from_std(settings.retention).unwrap_or_default();
+    let pruned = retention::change_log_pruned(&client).await?;
+    if cursor.0 < pruned {
+        return Ok(None);
+    }
     if cursor.0 == (0, 0) {
         // The start of the log (a snapshot taken while it was empty): resumable
         // while nothing in the log is old enough to have been pruned.
@@ -200,38 +276,11 @@ async fn resumable(
     }
     Ok(match rows::change_time(&client, cursor.0).await? {
         Some(at) if at >= oldest => Some(cursor),
+        // The last row pruned: everything after it is still there.
+        None if cursor.0 == pruned => Some(cursor),
+        // Older than the retention, or a position the log never had.
         _ => None,
     })
-}
-
-/// Sends every change of the log after `position`; false when the client left.
-async fn catch_up(
-    store: &Store,
-    assignee: &str,
-    position: &mut Position,
-    out: &Out,
-) -> Result<bool, FormError> {
-    loop {
-        let batch = rows::changes_after(
-            &store.client().await?,
-            Some(assignee),
-            *position,
-            CATCH_UP_BATCH,
-        )
-        .await?;
-        let full = batch.len() as i64 == CATCH_UP_BATCH;
-        for change in batch {
-            *position = change.position;
-            if let Some(event) = event_of(&change)
-                && out.send(Ok(event)).await.is_err()
-            {
-                return Ok(false);
-            }
-        }
-        if !full {
-            return Ok(true);
-        }
-    }
 }
 
 /// A consistent snapshot; retried while a transaction touching these forms is still

@@ -49,6 +49,7 @@ pub struct Reconciler {
     camunda: Camunda,
     withdrawals: Withdrawals,
     settings: ReconcileSettings,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 /// A finished history state as ramp's state and reason; `None` while running.
@@ -73,13 +74,24 @@ impl Reconciler {
             camunda,
             withdrawals,
             settings,
+            metrics: None,
         }
+    }
+
+    /// Counts passes and keeps the lag gauge's clock in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Runs passes until shutdown. Errors are logged and the next pass tries again.
     pub async fn run(self, shutdown: CancellationToken) {
         loop {
-            if let Err(error) = self.pass().await {
+            let result = self.pass().await;
+            if let Some(metrics) = &self.metrics {
+                metrics.reconcile_pass(result.is_ok());
+            }
+            if let Err(error) = result {
                 tracing::warn!(%error, "reconciliation pass failed");
             }
             tokio::select! {

@@ -1,23 +1,26 @@
-//! `grpc.health.v1.Health`: NOT_SERVING until the database answers, the schema is
-//! migrated and the change hub runs, then kept current by a periodic check. The
-//! background work that needs the schema (hub, reconciliation, delivery) starts from
-//! here.
+//! Health. `grpc.health.v1.Health` says NOT_SERVING until the database answers, the
+//! schema is migrated and the change hub runs, then follows the database (what every
+//! RPC needs; the inbox works without the engine). `/readyz` is stricter: ready only
+//! while the database and the engine both answer. Both are kept current by a
+//! periodic check (`RAMP_READINESS_INTERVAL_MS`). The background work that needs the
+//! schema (hub, reconciliation, delivery, retention) starts from here.
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tonic_health::server::HealthReporter;
 
-use crate::api::{FormApi, ProcessApi};
+use crate::api::{AdminApi, FormApi, ProcessApi};
+use crate::camunda::Camunda;
 use crate::delivery::Dispatcher;
 use crate::forms::ChangeHub;
+use crate::ops::Readiness;
 use crate::processes::Reconciler;
+use crate::proto::admin_service_server::AdminServiceServer;
 use crate::proto::form_service_server::FormServiceServer;
 use crate::proto::process_service_server::ProcessServiceServer;
+use crate::retention::Pruner;
 use crate::store::Store;
-
-/// How often readiness is re-checked once up.
-const CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Reports every service (and the server as a whole, the empty name) as one.
 #[derive(Clone)]
@@ -44,6 +47,9 @@ impl Health {
             self.reporter
                 .set_serving::<FormServiceServer<FormApi>>()
                 .await;
+            self.reporter
+                .set_serving::<AdminServiceServer<AdminApi>>()
+                .await;
         } else {
             self.reporter
                 .set_not_serving::<ProcessServiceServer<ProcessApi>>()
@@ -51,20 +57,41 @@ impl Health {
             self.reporter
                 .set_not_serving::<FormServiceServer<FormApi>>()
                 .await;
+            self.reporter
+                .set_not_serving::<AdminServiceServer<AdminApi>>()
+                .await;
         }
     }
 }
 
+/// What the watch reports on and starts.
+pub struct Watched {
+    pub health: Health,
+    pub readiness: Readiness,
+    pub store: Store,
+    pub camunda: Camunda,
+    pub hub: ChangeHub,
+    pub reconciler: Reconciler,
+    pub dispatcher: Dispatcher,
+    pub pruner: Pruner,
+    /// Time between checks.
+    pub interval: Duration,
+}
+
 /// Migrates the schema (retrying until the database answers), then checks the
-/// database on an interval and reports the result, until shutdown.
-pub async fn watch(
-    health: Health,
-    store: Store,
-    hub: ChangeHub,
-    reconciler: Reconciler,
-    dispatcher: Dispatcher,
-    shutdown: CancellationToken,
-) {
+/// database and the engine on an interval and reports the result, until shutdown.
+pub async fn watch(watched: Watched, shutdown: CancellationToken) {
+    let Watched {
+        health,
+        readiness,
+        store,
+        camunda,
+        hub,
+        reconciler,
+        dispatcher,
+        pruner,
+        interval,
+    } = watched;
     let mut backoff = Duration::from_millis(200);
     loop {
         // The change hub starts from the log's end once the schema is there.
@@ -76,6 +103,7 @@ pub async fn watch(
             Ok(()) => {
                 tokio::spawn(reconciler.run(shutdown.clone()));
                 tokio::spawn(dispatcher.run(shutdown.clone()));
+                tokio::spawn(pruner.run(shutdown.clone()));
                 break;
             }
             Err(error) => {
@@ -89,8 +117,10 @@ pub async fn watch(
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
     let mut serving = None;
+    let mut engine_was = None;
     loop {
-        let up = store.ping().await.is_ok();
+        let (database, engine) = tokio::join!(store.ping(), camunda.version());
+        let up = database.is_ok();
         if serving != Some(up) {
             if up {
                 tracing::info!("database reachable: serving");
@@ -100,10 +130,20 @@ pub async fn watch(
             health.set(up).await;
             serving = Some(up);
         }
+        let engine_up = engine.is_ok();
+        if engine_was != Some(engine_up) {
+            match &engine {
+                Ok(version) => tracing::info!(%version, "engine reachable"),
+                Err(error) => tracing::warn!(%error, "engine unreachable: not ready"),
+            }
+            engine_was = Some(engine_up);
+        }
+        readiness.set(up, engine_up);
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(CHECK_INTERVAL) => {}
+            _ = tokio::time::sleep(interval) => {}
         }
     }
+    readiness.set(false, false);
     health.set(false).await;
 }

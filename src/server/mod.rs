@@ -1,5 +1,6 @@
 //! `ramp serve`: builds the application from its configuration and serves native
-//! gRPC (HTTP/2), gRPC-web (HTTP/1.1 and HTTP/2), health and reflection on one port.
+//! gRPC (HTTP/2), gRPC-web (HTTP/1.1 and HTTP/2), health and reflection on one port,
+//! with `/metrics`, `/livez` and `/readyz` there too (or on `RAMP_METRICS_LISTEN`).
 
 mod health;
 mod shutdown;
@@ -17,14 +18,18 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, ServerTlsConfig};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::api::{FormApi, ProcessApi};
+use crate::admin::Admin;
+use crate::api::{AdminApi, FormApi, ProcessApi};
 use crate::auth::{AuthLayer, Authenticator};
 use crate::config::{Config, ConfigError};
 use crate::delivery::Dispatcher;
 use crate::forms::schema::Schemas;
 use crate::forms::withdrawal::Withdrawals;
 use crate::forms::{ChangeHub, Forms};
+use crate::metrics::{Metrics, Role};
+use crate::ops::{Ops, OpsLayer, Readiness};
 use crate::processes::{Processes, Reconciler};
+use crate::proto::admin_service_server::AdminServiceServer;
 use crate::proto::form_service_server::FormServiceServer;
 use crate::proto::process_service_server::ProcessServiceServer;
 use crate::store::Store;
@@ -55,6 +60,7 @@ pub enum ServeError {
 /// A running server: its address, and the means to stop it.
 pub struct Application {
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     hub: ChangeHub,
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), ServeError>>,
@@ -64,7 +70,7 @@ pub struct Application {
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Headers a browser may send with gRPC-web calls.
-const CORS_ALLOW_HEADERS: [&str; 8] = [
+const CORS_ALLOW_HEADERS: [&str; 9] = [
     "content-type",
     "x-grpc-web",
     "x-user-agent",
@@ -73,11 +79,17 @@ const CORS_ALLOW_HEADERS: [&str; 8] = [
     "x-ramp-user",
     "x-ramp-roles",
     "connect-protocol-version",
+    "x-request-id",
 ];
 
 /// Headers a browser's script may read from responses: the gRPC status travels in
 /// them when a call fails before any message.
-const CORS_EXPOSE_HEADERS: [&str; 3] = ["grpc-status", "grpc-message", "grpc-status-details-bin"];
+const CORS_EXPOSE_HEADERS: [&str; 4] = [
+    "grpc-status",
+    "grpc-message",
+    "grpc-status-details-bin",
+    "x-request-id",
+];
 
 impl Application {
     /// Binds the listener (port 0 picks a free one) and starts serving in the
@@ -85,7 +97,8 @@ impl Application {
     /// answers and the schema is migrated.
     pub async fn start(config: Config) -> Result<Self, ServeError> {
         let database_url = config.database_url()?;
-        let camunda = crate::camunda::Camunda::new(config.camunda()?);
+        let metrics = Metrics::new(Role::Server);
+        let camunda = crate::camunda::Camunda::new(config.camunda()?).with_metrics(metrics.clone());
         let authenticator = Arc::new(Authenticator::from_config(&config)?);
         let listener =
             TcpListener::bind(config.listen)
@@ -112,10 +125,12 @@ impl Application {
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let health = Health::new(reporter);
         health.set(false).await;
+        let readiness = Readiness::default();
         let hub = ChangeHub::new(store.clone(), config.hub());
         let withdrawals = Withdrawals::new(store.clone(), camunda.clone(), hub.clone());
         let processes = Processes::new(store.clone(), camunda.clone(), withdrawals.clone());
-        let dispatcher = Dispatcher::new(store.clone(), camunda.clone(), config.delivery());
+        let dispatcher = Dispatcher::new(store.clone(), camunda.clone(), config.delivery())
+            .with_metrics(metrics.clone());
         let forms = Forms::new(
             store.clone(),
             Arc::new(Schemas::new(store.clone(), camunda.clone())),
@@ -128,15 +143,46 @@ impl Application {
             camunda.clone(),
             withdrawals,
             config.reconcile(),
+        )
+        .with_metrics(metrics.clone());
+        let pruner = crate::retention::Pruner::new(store.clone(), config.retention())
+            .with_metrics(metrics.clone());
+        let admin = Admin::new(
+            store.clone(),
+            forms.clone(),
+            processes.clone(),
+            dispatcher.clone(),
         );
         tokio::spawn(health::watch(
-            health,
-            store.clone(),
-            hub.clone(),
-            reconciler,
-            dispatcher,
+            health::Watched {
+                health,
+                readiness: readiness.clone(),
+                store: store.clone(),
+                camunda: camunda.clone(),
+                hub: hub.clone(),
+                reconciler,
+                dispatcher,
+                pruner,
+                interval: config.readiness_interval(),
+            },
             shutdown.clone(),
         ));
+
+        // The operator's endpoints: on their own listener when configured, else on
+        // the API's port.
+        let ops = Ops::server(metrics.clone(), store.clone(), hub.clone(), readiness);
+        let metrics_addr = match config.metrics_listen {
+            Some(addr) => {
+                let (listener, bound) = crate::ops::bind(addr)
+                    .await
+                    .map_err(|source| ServeError::Bind { addr, source })?;
+                ops.clone().serve(listener, shutdown.clone());
+                tracing::info!(addr = %bound, "metrics and health endpoints listening");
+                Some(bound)
+            }
+            None => None,
+        };
+        let ops_on_api_port = metrics_addr.is_none().then_some(ops);
 
         // google.rpc types are registered so that grpcurl can show error details.
         let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -158,6 +204,8 @@ impl Application {
         .max_decoding_message_size(max_message);
         let form_service =
             FormServiceServer::new(FormApi::new(forms)).max_decoding_message_size(max_message);
+        let admin_service =
+            AdminServiceServer::new(AdminApi::new(admin)).max_decoding_message_size(max_message);
 
         let mut builder = tonic::transport::Server::builder()
             .accept_http1(true)
@@ -175,23 +223,25 @@ impl Application {
                 .map_err(|e| ServeError::Tls(e.to_string()))?;
         }
 
-        // Outermost first: the web UI's files (plain GETs) are answered before
-        // anything else; CORS answers preflights; gRPC-web is
+        // Outermost first: the operator's endpoints and the web UI's files (plain
+        // GETs) are answered before anything else; CORS answers preflights; gRPC-web is
         // translated to gRPC before tracing, so every RPC is logged the same way;
         // authentication is innermost, so its refusals are logged and cut like any
         // other answer.
         let router = builder
+            .layer(OpsLayer::new(ops_on_api_port))
             .layer(web::WebUiLayer::new(config.web_dir.clone()))
             .layer(cors_layer(&config.cors_origins))
             .layer(tonic_web::GrpcWebLayer::new())
-            .layer(RpcTraceLayer)
+            .layer(RpcTraceLayer::new(metrics))
             .layer(StreamShutdownLayer::new(shutdown.clone()))
             .layer(AuthLayer::new(authenticator))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(process_service)
-            .add_service(form_service);
+            .add_service(form_service)
+            .add_service(admin_service);
 
         let grace = config.shutdown_grace();
         let signal = shutdown.clone();
@@ -211,6 +261,7 @@ impl Application {
 
         Ok(Self {
             local_addr,
+            metrics_addr,
             hub,
             shutdown,
             task,
@@ -219,6 +270,12 @@ impl Application {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where `/metrics`, `/livez` and `/readyz` are served when `RAMP_METRICS_LISTEN`
+    /// is set (`None`: on the API's port).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// This replica's change hub (its open streams).

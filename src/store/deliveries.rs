@@ -38,8 +38,12 @@ pub async fn submission_by_request(
 ) -> Result<Option<SubmissionRow>, StoreError> {
     Ok(client
         .query_opt(
-            "SELECT id, form_task_id, submitted_by, data, created_at FROM submissions
+            &client
+                .prepare_cached(
+                    "SELECT id, form_task_id, submitted_by, data, created_at FROM submissions
              WHERE submitted_by = $1 AND request_id = $2",
+                )
+                .await?,
             &[&submitted_by, &request_id],
         )
         .await?
@@ -53,7 +57,7 @@ pub async fn submission_of(
 ) -> Result<Option<SubmissionRow>, StoreError> {
     Ok(client
         .query_opt(
-            "SELECT id, form_task_id, submitted_by, data, created_at FROM submissions WHERE form_task_id = $1",
+            &client.prepare_cached("SELECT id, form_task_id, submitted_by, data, created_at FROM submissions WHERE form_task_id = $1").await?,
             &[&form_task_id],
         )
         .await?
@@ -79,16 +83,16 @@ pub async fn insert_submission(
 ) -> Result<SubmissionRow, StoreError> {
     let row = client
         .query_one(
-            "INSERT INTO submissions (id, form_task_id, submitted_by, request_id, data)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id, form_task_id, submitted_by, data, created_at",
+            &client.prepare_cached("INSERT INTO submissions (id, form_task_id, submitted_by, request_id, data)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id, form_task_id, submitted_by, data, created_at").await?,
             &[&new.id, &new.form_task_id, &new.submitted_by, &new.request_id, new.data],
         )
         .await?;
     client
         .execute(
-            "INSERT INTO correlation_outbox (id, submission_id, form_task_id, message_name, process_instance_id,
+            &client.prepare_cached("INSERT INTO correlation_outbox (id, submission_id, form_task_id, message_name, process_instance_id,
                 activity_instance_id, variables, state)
-             VALUES ($1, $1, $2, $3, $4, $5, $6, 'pending')",
+             VALUES ($1, $1, $2, $3, $4, $5, $6, 'pending')").await?,
             &[
                 &new.id,
                 &new.form_task_id,
@@ -118,8 +122,8 @@ pub async fn delivery_of(
 ) -> Result<Option<DeliveryRow>, StoreError> {
     Ok(client
         .query_opt(
-            "SELECT state, attempts, last_error, next_attempt_at, delivered_at FROM correlation_outbox
-             WHERE form_task_id = $1",
+            &client.prepare_cached("SELECT state, attempts, last_error, next_attempt_at, delivered_at FROM correlation_outbox
+             WHERE form_task_id = $1").await?,
             &[&form_task_id],
         )
         .await?
@@ -163,7 +167,7 @@ pub async fn claim(
     let lease_ms = lease.as_millis() as i64;
     let rows = client
         .query(
-            "UPDATE correlation_outbox SET
+            &client.prepare_cached("UPDATE correlation_outbox SET
                 lease_owner = $1,
                 lease_until = now() + make_interval(secs => $2::bigint / 1000.0),
                 lease_generation = lease_generation + 1,
@@ -177,7 +181,7 @@ pub async fn claim(
                 LIMIT $3
                 FOR UPDATE SKIP LOCKED)
              RETURNING id, form_task_id, message_name, process_instance_id, activity_instance_id, variables,
-                       attempts, uncertain, lease_generation",
+                       attempts, uncertain, lease_generation").await?,
             &[&owner, &lease_ms, &limit],
         )
         .await?;
@@ -225,9 +229,9 @@ pub async fn record(
         Outcome::Delivered => {
             client
                 .execute(
-                    "UPDATE correlation_outbox SET state = 'delivered', delivered_at = now(), uncertain = false,
+                    &client.prepare_cached("UPDATE correlation_outbox SET state = 'delivered', delivered_at = now(), uncertain = false,
                         last_error = NULL, lease_owner = NULL, lease_until = NULL
-                     WHERE id = $1 AND lease_generation = $2",
+                     WHERE id = $1 AND lease_generation = $2").await?,
                     &[&id, &generation],
                 )
                 .await?
@@ -236,9 +240,9 @@ pub async fn record(
             let after_ms = after.as_millis() as i64;
             client
                 .execute(
-                    "UPDATE correlation_outbox SET next_attempt_at = now() + make_interval(secs => $3::bigint / 1000.0),
+                    &client.prepare_cached("UPDATE correlation_outbox SET next_attempt_at = now() + make_interval(secs => $3::bigint / 1000.0),
                         last_error = $4, uncertain = $5, lease_owner = NULL, lease_until = NULL
-                     WHERE id = $1 AND lease_generation = $2",
+                     WHERE id = $1 AND lease_generation = $2").await?,
                     &[&id, &generation, &after_ms, error, uncertain],
                 )
                 .await?
@@ -247,12 +251,124 @@ pub async fn record(
             let state = if matches!(outcome, Outcome::Failed(_)) { "failed" } else { "undeliverable" };
             client
                 .execute(
-                    "UPDATE correlation_outbox SET state = $3, last_error = $4, lease_owner = NULL, lease_until = NULL
-                     WHERE id = $1 AND lease_generation = $2",
+                    &client.prepare_cached("UPDATE correlation_outbox SET state = $3, last_error = $4, lease_owner = NULL, lease_until = NULL
+                     WHERE id = $1 AND lease_generation = $2").await?,
                     &[&id, &generation, &state, reason],
                 )
                 .await?
         }
     };
     Ok(changed == 1)
+}
+
+/// A delivery with the form it answers, for operators.
+#[derive(Clone, Debug)]
+pub struct DeliveryRecordRow {
+    pub id: Uuid,
+    pub form_task_id: Uuid,
+    pub form_name: String,
+    pub assignee: String,
+    pub business_key: String,
+    pub message_name: String,
+    pub process_instance_id: String,
+    pub delivery: DeliveryRow,
+    pub created_at: DateTime<Utc>,
+}
+
+const RECORD_COLUMNS: &str = "o.id, o.form_task_id, t.form_name, t.assignee, t.business_key, o.message_name, \
+    o.process_instance_id, o.state, o.attempts, o.last_error, o.next_attempt_at, o.delivered_at, o.created_at";
+
+fn record_from_row(row: &Row) -> DeliveryRecordRow {
+    DeliveryRecordRow {
+        id: row.get(0),
+        form_task_id: row.get(1),
+        form_name: row.get(2),
+        assignee: row.get(3),
+        business_key: row.get(4),
+        message_name: row.get(5),
+        process_instance_id: row.get(6),
+        delivery: DeliveryRow {
+            state: row.get(7),
+            attempts: row.get(8),
+            last_error: row.get(9),
+            next_attempt_at: row.get(10),
+            delivered_at: row.get(11),
+        },
+        created_at: row.get(12),
+    }
+}
+
+/// One delivery, by its (the submission's) id.
+pub async fn record_by_id(
+    client: &impl GenericClient,
+    id: Uuid,
+) -> Result<Option<DeliveryRecordRow>, StoreError> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM correlation_outbox o JOIN form_tasks t ON t.id = o.form_task_id
+         WHERE o.id = $1"
+    );
+    Ok(client
+        .query_opt(&sql, &[&id])
+        .await?
+        .as_ref()
+        .map(record_from_row))
+}
+
+/// Deliveries in `states` (failed, undeliverable), oldest first, one page.
+pub async fn needing_attention(
+    client: &impl GenericClient,
+    states: &[String],
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<DeliveryRecordRow>, StoreError> {
+    let (after_time, after_id) = match after {
+        Some((time, id)) => (Some(time), Some(id)),
+        None => (None, None),
+    };
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM correlation_outbox o JOIN form_tasks t ON t.id = o.form_task_id
+         WHERE o.state IN ('failed', 'undeliverable') AND o.state = ANY($1)
+           AND ($2::timestamptz IS NULL OR (o.created_at, o.id) > ($2, $3))
+         ORDER BY o.created_at, o.id
+         LIMIT $4"
+    );
+    Ok(client
+        .query(&sql, &[&states, &after_time, &after_id, &limit])
+        .await?
+        .iter()
+        .map(record_from_row)
+        .collect())
+}
+
+/// Makes a failed or undeliverable delivery pending and due now, with its attempts
+/// counted afresh. An uncertain last attempt stays uncertain (the dispatcher checks
+/// the engine before sending again). False when it is in another state or unknown.
+pub async fn retry(client: &impl GenericClient, id: Uuid) -> Result<bool, StoreError> {
+    Ok(client
+        .execute(
+            "UPDATE correlation_outbox SET state = 'pending', attempts = 0, next_attempt_at = now(),
+                lease_owner = NULL, lease_until = NULL, lease_generation = lease_generation + 1
+             WHERE id = $1 AND state IN ('failed', 'undeliverable')",
+            &[&id],
+        )
+        .await?
+        == 1)
+}
+
+/// Gives a failed delivery up: undeliverable, with `reason` as its last error.
+/// False when it is in another state or unknown.
+pub async fn abandon(
+    client: &impl GenericClient,
+    id: Uuid,
+    reason: &str,
+) -> Result<bool, StoreError> {
+    Ok(client
+        .execute(
+            "UPDATE correlation_outbox SET state = 'undeliverable', last_error = $2,
+                lease_owner = NULL, lease_until = NULL, lease_generation = lease_generation + 1
+             WHERE id = $1 AND state = 'failed'",
+            &[&id, &reason],
+        )
+        .await?
+        == 1)
 }

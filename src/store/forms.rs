@@ -89,7 +89,7 @@ pub async fn insert(
     );
     let inserted = client
         .query_opt(
-            &sql,
+            &client.prepare_cached(&sql).await?,
             &[
                 &task.id,
                 &task.external_task_id,
@@ -115,7 +115,12 @@ pub async fn insert(
         Some(row) => Ok((from_row(&row), true)),
         None => {
             let sql = format!("SELECT {COLUMNS} FROM form_tasks WHERE external_task_id = $1");
-            let row = client.query_one(&sql, &[&task.external_task_id]).await?;
+            let row = client
+                .query_one(
+                    &client.prepare_cached(&sql).await?,
+                    &[&task.external_task_id],
+                )
+                .await?;
             Ok((from_row(&row), false))
         }
     }
@@ -128,7 +133,7 @@ pub async fn by_external_task(
 ) -> Result<Option<FormTaskRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM form_tasks WHERE external_task_id = $1");
     Ok(client
-        .query_opt(&sql, &[&external_task_id])
+        .query_opt(&client.prepare_cached(&sql).await?, &[&external_task_id])
         .await?
         .as_ref()
         .map(from_row))
@@ -137,7 +142,11 @@ pub async fn by_external_task(
 #[tracing::instrument(name = "store.forms.get", skip_all)]
 pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<Option<FormTaskRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM form_tasks WHERE id = $1");
-    Ok(client.query_opt(&sql, &[&id]).await?.as_ref().map(from_row))
+    Ok(client
+        .query_opt(&client.prepare_cached(&sql).await?, &[&id])
+        .await?
+        .as_ref()
+        .map(from_row))
 }
 
 /// A form task, locked for the rest of the transaction (submits serialize on it).
@@ -146,7 +155,11 @@ pub async fn get_for_update(
     id: Uuid,
 ) -> Result<Option<FormTaskRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM form_tasks WHERE id = $1 FOR UPDATE");
-    Ok(client.query_opt(&sql, &[&id]).await?.as_ref().map(from_row))
+    Ok(client
+        .query_opt(&client.prepare_cached(&sql).await?, &[&id])
+        .await?
+        .as_ref()
+        .map(from_row))
 }
 
 /// Marks a pending form completed.
@@ -158,7 +171,30 @@ pub async fn complete(
         "UPDATE form_tasks SET status = 'completed', completed_at = now(), updated_at = now()
          WHERE id = $1 AND status = 'pending' RETURNING {COLUMNS}"
     );
-    Ok(client.query_opt(&sql, &[&id]).await?.as_ref().map(from_row))
+    Ok(client
+        .query_opt(&client.prepare_cached(&sql).await?, &[&id])
+        .await?
+        .as_ref()
+        .map(from_row))
+}
+
+/// Gives a pending form to `assignee` and clears its draft (the old assignee's).
+/// `None` when the form is not pending.
+#[tracing::instrument(name = "store.forms.reassign", skip_all)]
+pub async fn reassign(
+    client: &impl GenericClient,
+    id: Uuid,
+    assignee: &str,
+) -> Result<Option<FormTaskRow>, StoreError> {
+    let sql = format!(
+        "UPDATE form_tasks SET assignee = $2, draft = NULL, updated_at = now()
+         WHERE id = $1 AND status = 'pending' RETURNING {COLUMNS}"
+    );
+    Ok(client
+        .query_opt(&sql, &[&id, &assignee])
+        .await?
+        .as_ref()
+        .map(from_row))
 }
 
 /// Withdraws pending forms (in the caller's transaction) and returns them.
@@ -173,7 +209,7 @@ pub async fn withdraw(
          WHERE id = ANY($1) AND status = 'pending' RETURNING {COLUMNS}"
     );
     Ok(client
-        .query(&sql, &[&ids, &reason])
+        .query(&client.prepare_cached(&sql).await?, &[&ids, &reason])
         .await?
         .iter()
         .map(from_row)
@@ -191,7 +227,7 @@ pub async fn pending_in(
          WHERE status = 'pending' AND (process_instance_id = ANY($1) OR root_process_instance_id = ANY($1))"
     );
     Ok(client
-        .query(&sql, &[&instances])
+        .query(&client.prepare_cached(&sql).await?, &[&instances])
         .await?
         .iter()
         .map(from_row)
@@ -209,7 +245,7 @@ pub async fn save_draft(
         "UPDATE form_tasks SET draft = $2, updated_at = now() WHERE id = $1 AND status = 'pending' RETURNING {COLUMNS}"
     );
     Ok(client
-        .query_opt(&sql, &[&id, draft])
+        .query_opt(&client.prepare_cached(&sql).await?, &[&id, draft])
         .await?
         .as_ref()
         .map(from_row))
@@ -225,7 +261,7 @@ pub async fn pending_for(
         "SELECT {COLUMNS} FROM form_tasks WHERE assignee = $1 AND status = 'pending' ORDER BY created_at, id"
     );
     Ok(client
-        .query(&sql, &[&assignee])
+        .query(&client.prepare_cached(&sql).await?, &[&assignee])
         .await?
         .iter()
         .map(from_row)
@@ -263,7 +299,7 @@ pub async fn list(
     );
     Ok(client
         .query(
-            &sql,
+            &client.prepare_cached(&sql).await?,
             &[
                 &query.assignee,
                 &query.statuses,
@@ -319,7 +355,7 @@ pub async fn append_change(
 ) -> Result<(), StoreError> {
     client
         .execute(
-            "INSERT INTO form_changes (form_task_id, assignee, kind, reason, summary) VALUES ($1, $2, $3, $4, $5)",
+            &client.prepare_cached("INSERT INTO form_changes (form_task_id, assignee, kind, reason, summary) VALUES ($1, $2, $3, $4, $5)").await?,
             &[&form_task_id, &assignee, &kind, &reason, summary],
         )
         .await?;
@@ -337,12 +373,12 @@ pub async fn changes_after(
 ) -> Result<Vec<ChangeRow>, StoreError> {
     let rows = client
         .query(
-            "SELECT tx, seq, form_task_id, assignee, kind, reason, summary, created_at FROM form_changes
+            &client.prepare_cached("SELECT tx, seq, form_task_id, assignee, kind, reason, summary, created_at FROM form_changes
              WHERE ($1::text IS NULL OR assignee = $1)
                AND (tx, seq) > ($2, $3)
                AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
              ORDER BY tx, seq
-             LIMIT $4",
+             LIMIT $4").await?,
             &[&assignee, &after.0, &after.1, &limit],
         )
         .await?;
@@ -354,9 +390,13 @@ pub async fn changes_after(
 pub async fn frontier(client: &impl GenericClient) -> Result<Position, StoreError> {
     Ok(client
         .query_opt(
-            "SELECT tx, seq FROM form_changes
+            &client
+                .prepare_cached(
+                    "SELECT tx, seq FROM form_changes
              WHERE tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
              ORDER BY tx DESC, seq DESC LIMIT 1",
+                )
+                .await?,
             &[],
         )
         .await?
@@ -371,7 +411,9 @@ pub async fn change_time(
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
     Ok(client
         .query_opt(
-            "SELECT created_at FROM form_changes WHERE tx = $1 AND seq = $2",
+            &client
+                .prepare_cached("SELECT created_at FROM form_changes WHERE tx = $1 AND seq = $2")
+                .await?,
             &[&position.0, &position.1],
         )
         .await?
@@ -383,7 +425,12 @@ pub async fn oldest_change(
     client: &impl GenericClient,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
     Ok(client
-        .query_one("SELECT min(created_at) FROM form_changes", &[])
+        .query_one(
+            &client
+                .prepare_cached("SELECT min(created_at) FROM form_changes")
+                .await?,
+            &[],
+        )
         .await?
         .get(0))
 }
@@ -405,8 +452,11 @@ pub async fn snapshot(
     // or above xmin): the snapshot would include their effect but the cursor not.
     let ahead: i64 = tx
         .query_one(
-            "SELECT count(*) FROM form_changes
+            &tx.prepare_cached(
+                "SELECT count(*) FROM form_changes
              WHERE assignee = $1 AND tx >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+            )
+            .await?,
             &[&assignee],
         )
         .await?
@@ -417,14 +467,20 @@ pub async fn snapshot(
     }
     let position = tx
         .query_opt(
-            "SELECT tx, seq FROM form_changes
+            &tx.prepare_cached(
+                "SELECT tx, seq FROM form_changes
              WHERE tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
              ORDER BY tx DESC, seq DESC LIMIT 1",
+            )
+            .await?,
             &[],
         )
         .await?
         .map(|row| (row.get(0), row.get(1)))
         .unwrap_or((0, 0));
+    // Everything at or below the prune mark is in the snapshot too (committed long
+    // ago), and may be gone from the log: a cursor below the mark would not resume.
+    let position = position.max(super::retention::change_log_pruned(&tx).await?);
     let forms = pending_for(&tx, assignee).await?;
     tx.commit().await?;
     Ok(Some((forms, position)))
@@ -437,7 +493,11 @@ pub async fn schema(
 ) -> Result<Option<Value>, StoreError> {
     Ok(client
         .query_opt(
-            "SELECT schema FROM form_schemas WHERE deployment_id = $1 AND form_id = $2",
+            &client
+                .prepare_cached(
+                    "SELECT schema FROM form_schemas WHERE deployment_id = $1 AND form_id = $2",
+                )
+                .await?,
             &[&deployment_id, &form_id],
         )
         .await?
@@ -452,8 +512,12 @@ pub async fn put_schema(
 ) -> Result<(), StoreError> {
     client
         .execute(
-            "INSERT INTO form_schemas (deployment_id, form_id, schema) VALUES ($1, $2, $3)
+            &client
+                .prepare_cached(
+                    "INSERT INTO form_schemas (deployment_id, form_id, schema) VALUES ($1, $2, $3)
              ON CONFLICT (deployment_id, form_id) DO NOTHING",
+                )
+                .await?,
             &[&deployment_id, &form_id, schema],
         )
         .await?;

@@ -11,6 +11,7 @@ use tokio_postgres::NoTls;
 pub mod deliveries;
 pub mod forms;
 pub mod processes;
+pub mod retention;
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -38,7 +39,8 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
-    pg_config: tokio_postgres::Config,
+    /// Shared: every open stream holds a clone of the store.
+    pg_config: std::sync::Arc<tokio_postgres::Config>,
     timeout: Duration,
 }
 
@@ -50,6 +52,14 @@ impl Store {
             pg_config.application_name("ramp");
         }
         pg_config.connect_timeout(timeout);
+        // Statements are prepared once per connection (prepare_cached) but planned
+        // for each call's parameters, as unnamed statements are: the optional
+        // filters (`$1 IS NULL OR ...`) need the actual values to use an index.
+        let options = match pg_config.get_options() {
+            Some(options) => format!("{options} -c plan_cache_mode=force_custom_plan"),
+            None => "-c plan_cache_mode=force_custom_plan".to_owned(),
+        };
+        pg_config.options(&options);
         let manager = Manager::from_config(
             pg_config.clone(),
             NoTls,
@@ -67,7 +77,7 @@ impl Store {
             .expect("a runtime is set, so the pool builds");
         Ok(Self {
             pool,
-            pg_config,
+            pg_config: std::sync::Arc::new(pg_config),
             timeout,
         })
     }
@@ -98,16 +108,36 @@ impl Store {
         client
             .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
             .await?;
-        let report = embedded::migrations::runner()
-            .set_abort_divergent(true)
-            .run_async(&mut client)
-            .await;
+        let ahead = newer_release_migrated(&client).await;
+        let report = match &ahead {
+            Ok(ahead) => {
+                if let Some(version) = ahead {
+                    // A rolling upgrade (or a rollback) runs this replica beside a
+                    // newer release that migrated already: its migrations only
+                    // expanded the schema this release knows (migrations/README.md),
+                    // so serve on it rather than refuse.
+                    tracing::warn!(
+                        database_version = version,
+                        "the database was migrated by a newer release of ramp; applying nothing"
+                    );
+                }
+                Some(
+                    embedded::migrations::runner()
+                        .set_abort_divergent(true)
+                        .set_abort_missing(ahead.is_none())
+                        .run_async(&mut client)
+                        .await,
+                )
+            }
+            Err(_) => None,
+        };
         let unlocked = client
             .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
             .await;
         drop(client);
         let _ = driver.await;
-        let report = report?;
+        ahead?;
+        let report = report.expect("ran when the history was read")?;
         unlocked?;
         for migration in report.applied_migrations() {
             tracing::info!(
@@ -147,6 +177,34 @@ impl Store {
             .await
             .map_err(|_| StoreError::Timeout(self.timeout))?
     }
+}
+
+/// The newest migration version applied to the database when it is newer than any
+/// this release has; `None` otherwise (also on a fresh database).
+async fn newer_release_migrated(
+    client: &tokio_postgres::Client,
+) -> Result<Option<i32>, StoreError> {
+    let newest_known = embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| m.version())
+        .max()
+        .unwrap_or(0);
+    let has_history: bool = client
+        .query_one(
+            "SELECT to_regclass('refinery_schema_history') IS NOT NULL",
+            &[],
+        )
+        .await?
+        .get(0);
+    if !has_history {
+        return Ok(None);
+    }
+    let applied: Option<i32> = client
+        .query_one("SELECT max(version) FROM refinery_schema_history", &[])
+        .await?
+        .get(0);
+    Ok(applied.filter(|&v| v > newest_known))
 }
 
 /// The constraint a unique violation broke, if `error` is one. Postgres errors are

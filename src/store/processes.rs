@@ -75,7 +75,10 @@ pub async fn reserve(
     );
     match client
         .query_one(
-            &sql,
+            &client
+                .prepare_cached(&sql)
+                .await
+                .map_err(|e| ReserveError::Store(e.into()))?,
             &[
                 &new.id,
                 &new.definition_key,
@@ -99,7 +102,11 @@ pub async fn reserve(
 #[tracing::instrument(name = "store.processes.get", skip_all)]
 pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<Option<ProcessRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM processes WHERE id = $1");
-    Ok(client.query_opt(&sql, &[&id]).await?.as_ref().map(from_row))
+    Ok(client
+        .query_opt(&client.prepare_cached(&sql).await?, &[&id])
+        .await?
+        .as_ref()
+        .map(from_row))
 }
 
 #[tracing::instrument(name = "store.processes.by_request", skip_all)]
@@ -110,7 +117,10 @@ pub async fn by_request(
 ) -> Result<Option<ProcessRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM processes WHERE started_by = $1 AND request_id = $2");
     Ok(client
-        .query_opt(&sql, &[&started_by, &request_id])
+        .query_opt(
+            &client.prepare_cached(&sql).await?,
+            &[&started_by, &request_id],
+        )
         .await?
         .as_ref()
         .map(from_row))
@@ -126,7 +136,7 @@ pub async fn holding(
         "SELECT {COLUMNS} FROM processes WHERE business_key = $1 AND state IN ('starting', 'active')"
     );
     Ok(client
-        .query_opt(&sql, &[&business_key])
+        .query_opt(&client.prepare_cached(&sql).await?, &[&business_key])
         .await?
         .as_ref()
         .map(from_row))
@@ -139,7 +149,7 @@ pub async fn by_engine_instance(
 ) -> Result<Option<ProcessRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM processes WHERE engine_instance_id = $1");
     Ok(client
-        .query_opt(&sql, &[&engine_instance_id])
+        .query_opt(&client.prepare_cached(&sql).await?, &[&engine_instance_id])
         .await?
         .as_ref()
         .map(from_row))
@@ -158,7 +168,10 @@ pub async fn activate(
          WHERE id = $1 AND state = 'starting' RETURNING {COLUMNS}"
     );
     Ok(client
-        .query_opt(&sql, &[&id, &engine_instance_id])
+        .query_opt(
+            &client.prepare_cached(&sql).await?,
+            &[&id, &engine_instance_id],
+        )
         .await?
         .as_ref()
         .map(from_row))
@@ -170,7 +183,9 @@ pub async fn activate(
 pub async fn release(client: &impl GenericClient, id: Uuid) -> Result<bool, StoreError> {
     Ok(client
         .execute(
-            "DELETE FROM processes WHERE id = $1 AND state = 'starting'",
+            &client
+                .prepare_cached("DELETE FROM processes WHERE id = $1 AND state = 'starting'")
+                .await?,
             &[&id],
         )
         .await?
@@ -191,7 +206,10 @@ pub async fn end(
          WHERE id = $1 AND state IN ('starting', 'active') RETURNING {COLUMNS}"
     );
     Ok(client
-        .query_opt(&sql, &[&id, &state, &reason, &ended_at])
+        .query_opt(
+            &client.prepare_cached(&sql).await?,
+            &[&id, &state, &reason, &ended_at],
+        )
         .await?
         .as_ref()
         .map(from_row))
@@ -209,7 +227,7 @@ pub async fn stale_starting(
          ORDER BY updated_at LIMIT $2"
     );
     Ok(client
-        .query(&sql, &[&before, &limit])
+        .query(&client.prepare_cached(&sql).await?, &[&before, &limit])
         .await?
         .iter()
         .map(from_row)
@@ -226,7 +244,7 @@ pub async fn active_among(
         "SELECT {COLUMNS} FROM processes WHERE state = 'active' AND engine_instance_id = ANY($1)"
     );
     Ok(client
-        .query(&sql, &[&engine_instance_ids])
+        .query(&client.prepare_cached(&sql).await?, &[&engine_instance_ids])
         .await?
         .iter()
         .map(from_row)
@@ -263,7 +281,7 @@ pub async fn list(
     );
     Ok(client
         .query(
-            &sql,
+            &client.prepare_cached(&sql).await?,
             &[
                 &query.business_key,
                 &query.definition_key,
@@ -286,7 +304,9 @@ pub async fn watermark(
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
     Ok(client
         .query_opt(
-            "SELECT watermark FROM engine_watch WHERE name = $1",
+            &client
+                .prepare_cached("SELECT watermark FROM engine_watch WHERE name = $1")
+                .await?,
             &[&name],
         )
         .await?
@@ -301,9 +321,9 @@ pub async fn advance_watermark(
 ) -> Result<(), StoreError> {
     client
         .execute(
-            "INSERT INTO engine_watch (name, watermark) VALUES ($1, $2)
+            &client.prepare_cached("INSERT INTO engine_watch (name, watermark) VALUES ($1, $2)
              ON CONFLICT (name) DO UPDATE
-               SET watermark = GREATEST(engine_watch.watermark, EXCLUDED.watermark), updated_at = now()",
+               SET watermark = GREATEST(engine_watch.watermark, EXCLUDED.watermark), updated_at = now()").await?,
             &[&name, &to],
         )
         .await?;

@@ -52,6 +52,7 @@ pub struct Worker {
     forms: FormServiceClient<Channel>,
     settings: WorkerSettings,
     id: String,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 /// How handling one task ended.
@@ -88,7 +89,14 @@ impl Worker {
             forms: FormServiceClient::new(channel),
             settings,
             id,
+            metrics: None,
         })
+    }
+
+    /// Counts task outcomes in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     pub fn id(&self) -> &str {
@@ -193,6 +201,14 @@ impl Worker {
             outcome = self.create_form(&task, &shutdown) => outcome,
             _ = lock_keeper => unreachable!("the lock keeper runs until dropped"),
         };
+        if let Some(metrics) = &self.metrics {
+            metrics.worker_task(match &outcome {
+                Handled::Created => "created",
+                Handled::Incident(_) => "incident",
+                Handled::Transient(_) => "transient",
+                Handled::Released => "released",
+            });
+        }
         let result = match &outcome {
             Handled::Created => self.complete(&task).await,
             Handled::Incident(reason) => {

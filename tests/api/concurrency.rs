@@ -329,11 +329,17 @@ async fn a_thousand_forms_created_and_submitted_at_once_across_two_replicas() {
 #[tokio::test]
 async fn more_submits_at_once_than_pooled_connections_all_succeed() {
     // Two pooled connections, eight submits at once: a submit that needed a second
-    // connection while holding its first would starve the pool.
+    // connection while holding its first would starve the pool. The forms are made
+    // on another replica, so the submitting one has not seen their schema yet.
     let key = deploy_looping_model().await;
-    let app = spawn_app_with(json!({"database_pool_size": 2, "database_timeout_ms": 2_000})).await;
+    let maker = spawn_app_with(json!({})).await;
+    let app = spawn_app_on(
+        &maker.database_url,
+        json!({"database_pool_size": 2, "database_timeout_ms": 2_000}),
+    )
+    .await;
     let cases = instances_waiting(&key, 8).await;
-    let mut client = FormServiceClient::new(app.channel().await);
+    let mut client = FormServiceClient::new(maker.channel().await);
     let mut forms = Vec::new();
     for (user, _, task) in &cases {
         let created = client
@@ -346,6 +352,7 @@ async fn more_submits_at_once_than_pooled_connections_all_succeed() {
         assert!(created.schema.is_some(), "the form has its schema");
         forms.push(created.summary.unwrap().id);
     }
+    let client = FormServiceClient::new(app.channel().await);
     let answers =
         futures::future::join_all(cases.iter().zip(&forms).map(|((user, _, _), form)| {
             let mut client = client.clone();

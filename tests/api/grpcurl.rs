@@ -31,6 +31,7 @@ async fn grpcurl_lists_the_services() {
     for service in [
         "ramp.v1.ProcessService",
         "ramp.v1.FormService",
+        "ramp.v1.AdminService",
         "grpc.health.v1.Health",
     ] {
         assert!(
@@ -90,4 +91,42 @@ async fn grpcurl_with_a_token_reaches_the_api_and_reads_field_violations() {
         text.contains("fieldViolations") && text.contains("business_key"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn grpcurl_reaches_the_admin_service_with_an_admin_token_only() {
+    let app = spawn_app().await;
+    let addr = app.addr().to_string();
+    let call = move |token: String| {
+        let addr = addr.clone();
+        move || {
+            let output = Command::new(grpcurl())
+                .args([
+                    "-plaintext",
+                    "-H",
+                    &format!("authorization: Bearer {token}"),
+                    "-d",
+                    r#"{"states":["DELIVERY_STATE_FAILED"]}"#,
+                ])
+                .args([&addr, "ramp.v1.AdminService/ListDeliveries"])
+                .output()
+                .expect("grpcurl runs");
+            (
+                output.status.success(),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                ),
+            )
+        }
+    };
+    let admin = crate::helpers::token("admin@example.com", &["ramp-admin"]);
+    let (ok, text) = tokio::task::spawn_blocking(call(admin)).await.unwrap();
+    assert!(ok, "{text}");
+    assert_eq!(text.trim(), "{}");
+    let user = crate::helpers::token("ann@example.com", &[]);
+    let (ok, text) = tokio::task::spawn_blocking(call(user)).await.unwrap();
+    assert!(!ok);
+    assert!(text.contains("PermissionDenied"), "{text}");
 }

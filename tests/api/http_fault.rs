@@ -24,18 +24,23 @@ pub enum Fault {
     /// Every call reaches the engine (which acts), and its answer comes back after
     /// the given time: past the client's timeout, the outcome is unknown to it.
     Slow(std::time::Duration),
+    /// Calls whose path ends with the given text answer 500 with an engine error
+    /// that is neither transient nor a missing subscription: the engine failing.
+    Fail(&'static str),
 }
 
 #[derive(Clone)]
 struct Shared {
     upstream: String,
     fault: Arc<Mutex<Fault>>,
+    request_ids: Arc<Mutex<Vec<String>>>,
     http: reqwest::Client,
 }
 
 pub struct HttpFaultProxy {
     pub addr: SocketAddr,
     fault: Arc<Mutex<Fault>>,
+    request_ids: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -49,9 +54,11 @@ impl HttpFaultProxy {
     /// A proxy for the engine at `upstream` (its `/engine-rest` base).
     pub async fn start(upstream: &str, fault: Fault) -> Self {
         let fault = Arc::new(Mutex::new(fault));
+        let request_ids = Arc::new(Mutex::new(Vec::new()));
         let shared = Shared {
             upstream: upstream.trim_end_matches("/engine-rest").to_owned(),
             fault: fault.clone(),
+            request_ids: request_ids.clone(),
             http: reqwest::Client::new(),
         };
         let app = axum::Router::new().fallback(handle).with_state(shared);
@@ -60,7 +67,17 @@ impl HttpFaultProxy {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { addr, fault, task }
+        Self {
+            addr,
+            fault,
+            request_ids,
+            task,
+        }
+    }
+
+    /// The `x-request-id` headers of the calls that came through, in order.
+    pub fn request_ids(&self) -> Vec<String> {
+        self.request_ids.lock().unwrap().clone()
     }
 
     pub fn url(&self) -> String {
@@ -74,10 +91,25 @@ impl HttpFaultProxy {
 
 async fn handle(State(shared): State<Shared>, request: Request) -> Response {
     let path = request.uri().path().to_owned();
+    if let Some(id) = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+    {
+        shared.request_ids.lock().unwrap().push(id.to_owned());
+    }
     let fault = *shared.fault.lock().unwrap();
     match fault {
         Fault::Down => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
         Fault::HangBefore(suffix) if path.ends_with(suffix) => std::future::pending::<()>().await,
+        Fault::Fail(suffix) if path.ends_with(suffix) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [(header::CONTENT_TYPE, "application/json")],
+                r#"{"type":"ProcessEngineException","message":"injected failure"}"#,
+            )
+                .into_response();
+        }
         _ => {}
     }
     let response = forward(&shared, request).await;

@@ -1,5 +1,6 @@
 //! One integration-test binary for all of ramp's API tests (one build, one link).
 
+mod admin;
 mod auth;
 mod camunda_client;
 mod change_log;
@@ -24,8 +25,10 @@ mod limits;
 mod load;
 mod migrations;
 mod oidc;
+mod ops;
 mod processes;
 mod reflection;
+mod retention;
 mod secrets;
 mod shutdown;
 mod submit;

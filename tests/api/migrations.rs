@@ -145,3 +145,99 @@ async fn two_servers_starting_together_migrate_once() {
     a.stopped().await.unwrap();
     b.stopped().await.unwrap();
 }
+
+#[test]
+fn every_migration_says_whether_it_expands_or_contracts() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('V') && n.ends_with(".sql"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    for file in files {
+        let text = std::fs::read_to_string(dir.join(&file)).unwrap();
+        let first = text.lines().next().unwrap_or_default();
+        let kind_line = first.starts_with("-- expand:") || first.starts_with("-- contract:");
+        let listed = readme.lines().any(|l| {
+            l.starts_with(&format!("| `{file}` | "))
+                && (l.contains("expand") || l.contains("contract"))
+        });
+        assert!(listed, "{file} is not classified in migrations/README.md");
+        // Files before the rule (V1-V3) may lack the line; every later one has it.
+        let version: u32 = file[1..file.find("__").unwrap()].parse().unwrap();
+        assert!(
+            version <= 3 || kind_line,
+            "{file} lacks its `-- expand:` / `-- contract:` line"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_database_a_newer_release_migrated_still_serves_this_release() {
+    let url = fresh_database().await;
+    store(&url).migrate().await.expect("migrations apply");
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    // What a newer release leaves behind: a migration this one does not have.
+    client
+        .execute(
+            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
+             VALUES (9999, 'from_a_newer_release', '2026-01-01T00:00:00Z', '1')",
+            &[],
+        )
+        .await
+        .unwrap();
+    store(&url)
+        .migrate()
+        .await
+        .expect("an older release starts on the expanded schema");
+    crate::helpers::spawn_app_on(&url, serde_json::json!({})).await;
+
+    // An edited migration is still refused.
+    client
+        .execute(
+            "UPDATE refinery_schema_history SET checksum = '1' WHERE version = 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let refused = store(&url)
+        .migrate()
+        .await
+        .expect_err("a divergent migration");
+    assert!(refused.to_string().contains("migration"), "{refused}");
+}
+
+#[tokio::test]
+async fn the_operations_migration_applies_again_after_a_rollback_removed_it() {
+    let url = fresh_database().await;
+    store(&url).migrate().await.expect("migrations apply");
+    let before = schema_snapshot(&url).await;
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    // The rollback step of docs/operations.md.
+    client
+        .execute("DELETE FROM refinery_schema_history WHERE version = 4", &[])
+        .await
+        .unwrap();
+    store(&url)
+        .migrate()
+        .await
+        .expect("V4 applies again over its own objects");
+    let after = schema_snapshot(&url).await;
+    let strip = |lines: Vec<String>| -> Vec<String> {
+        lines
+            .into_iter()
+            .filter(|l| !l.starts_with("migration "))
+            .collect()
+    };
+    assert_eq!(strip(before), strip(after));
+    assert_eq!(applied_versions(&url).await, [1, 2, 3, 4]);
+}

@@ -2,9 +2,10 @@ use tokio_stream::StreamExt;
 
 use crate::helpers::spawn_app;
 
-const EXPECTED: [&str; 3] = [
+const EXPECTED: [&str; 4] = [
     "ramp.v1.ProcessService",
     "ramp.v1.FormService",
+    "ramp.v1.AdminService",
     "grpc.health.v1.Health",
 ];
 

@@ -35,7 +35,7 @@ fn model(key: &str, body: &str) -> String {
 }
 
 /// send → receive → end.
-const SIMPLE: &str = r#"
+pub const SIMPLE: &str = r#"
     <bpmn:startEvent id="start"/>
     <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="step"/>
     <bpmn:sendTask id="step" camunda:type="external" camunda:topic="submit_form"/>
@@ -87,15 +87,15 @@ const PARALLEL: &str = r#"
     <bpmn:sequenceFlow id="f2" sourceRef="each" targetRef="end"/>
     <bpmn:endEvent id="end"/>"#;
 
-struct Case {
-    user: String,
-    instance: String,
-    tasks: Vec<ExternalTask>,
+pub struct Case {
+    pub user: String,
+    pub instance: String,
+    pub tasks: Vec<ExternalTask>,
 }
 
 /// Deploys `body` with the form, starts it for a user of the test's own, and fetches
 /// its send tasks as a worker would (without completing them).
-async fn new_case(body: &str) -> Case {
+pub async fn new_case(body: &str) -> Case {
     let engine = camunda();
     let key = unique_key("submit");
     engine
@@ -137,7 +137,7 @@ async fn new_case(body: &str) -> Case {
     }
 }
 
-async fn form_for(app: &TestApp, case: &Case, task: &ExternalTask) -> String {
+pub async fn form_for(app: &TestApp, case: &Case, task: &ExternalTask) -> String {
     create(
         app,
         CreateFormTaskRequest {
@@ -158,7 +158,7 @@ async fn form_for(app: &TestApp, case: &Case, task: &ExternalTask) -> String {
     .id
 }
 
-async fn complete_send_task(task: &ExternalTask) {
+pub async fn complete_send_task(task: &ExternalTask) {
     camunda()
         .complete_external_task(
             &task.id,
@@ -170,7 +170,7 @@ async fn complete_send_task(task: &ExternalTask) {
         .unwrap();
 }
 
-fn answer(name: &str) -> prost_types::Struct {
+pub fn answer(name: &str) -> prost_types::Struct {
     ramp::json::json_to_struct(
         json!({"companyName": name, "kind": "standard", "score": 3})
             .as_object()
@@ -178,7 +178,7 @@ fn answer(name: &str) -> prost_types::Struct {
     )
 }
 
-async fn submit(
+pub async fn submit(
     app: &TestApp,
     user: &str,
     form: &str,
@@ -199,7 +199,7 @@ async fn submit(
         .map(|r| r.into_inner().submission.unwrap())
 }
 
-async fn delivery(app: &TestApp, user: &str, form: &str) -> Delivery {
+pub async fn delivery(app: &TestApp, user: &str, form: &str) -> Delivery {
     forms(app)
         .await
         .get_form_task(with_token(
@@ -216,7 +216,7 @@ async fn delivery(app: &TestApp, user: &str, form: &str) -> Delivery {
 }
 
 /// Waits (bounded) until the delivery leaves `pending`.
-async fn settled(app: &TestApp, user: &str, form: &str) -> Delivery {
+pub async fn settled(app: &TestApp, user: &str, form: &str) -> Delivery {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let current = delivery(app, user, form).await;
@@ -227,7 +227,7 @@ async fn settled(app: &TestApp, user: &str, form: &str) -> Delivery {
     }
 }
 
-async fn completed_waits(instance: &str) -> usize {
+pub async fn completed_waits(instance: &str) -> usize {
     let url = format!(
         "{}/history/activity-instance?processInstanceId={instance}&activityId=wait_step&finished=true",
         crate::engine::engine_url()

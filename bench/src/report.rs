@@ -1,0 +1,307 @@
+//! Renders the results folder as the Markdown of BENCHMARKS.md: each target of
+//! PERFORMANCE.md next to the measured figure and its ratio to the reference
+//! measured in the same run, then every scenario's figures in full.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The results folder.
+    #[arg(long, env = "RAMP_BENCH_OUT", default_value = "test-output/bench")]
+    pub out: PathBuf,
+    /// A file whose text between `<!-- results:begin -->` and `<!-- results:end -->`
+    /// is replaced; without it, the Markdown goes to standard output.
+    #[arg(long)]
+    pub into: Option<PathBuf>,
+    /// Lines describing the machine, versions and command, put above the tables.
+    #[arg(long)]
+    pub header: Option<PathBuf>,
+}
+
+const BEGIN: &str = "<!-- results:begin -->";
+const END: &str = "<!-- results:end -->";
+
+fn load(args: &Args, name: &str) -> Option<Value> {
+    let text = std::fs::read_to_string(args.out.join(format!("{name}.json"))).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn num(v: &Value) -> String {
+    match v {
+        Value::Number(n) => {
+            let f = n.as_f64().unwrap_or(0.0);
+            if f.fract() == 0.0 && f.abs() < 1e15 {
+                let i = f as i64;
+                let s = i.abs().to_string();
+                let mut out = String::new();
+                for (k, c) in s.chars().enumerate() {
+                    if k > 0 && (s.len() - k).is_multiple_of(3) {
+                        out.push(',');
+                    }
+                    out.push(c);
+                }
+                if i < 0 { format!("-{out}") } else { out }
+            } else {
+                format!("{f}")
+            }
+        }
+        Value::Null => "–".into(),
+        other => other.to_string(),
+    }
+}
+
+fn verdict(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "met",
+        Some(false) => "**missed**",
+        None => "not run",
+    }
+}
+
+pub fn render(args: &Args) -> Result<String> {
+    let mut md = String::new();
+    if let Some(header) = &args.header {
+        md.push_str(&std::fs::read_to_string(header).context("reading the header")?);
+        md.push('\n');
+    }
+    let streams = load(args, "streams-ramp");
+    let bare = load(args, "streams-bare");
+    let latency = load(args, "latency");
+    let writes = load(args, "writes");
+    let polling = load(args, "polling");
+    let inbox = load(args, "inbox");
+
+    writeln!(
+        md,
+        "| what | target | measured | reference (same run) | ratio | verdict |"
+    )?;
+    writeln!(md, "|---|---|---|---|---|---|")?;
+    // Streams.
+    match &streams {
+        Some(s) => {
+            let open = s["still_open"].as_f64().unwrap_or(0.0);
+            writeln!(
+                md,
+                "| open PendingForms streams, one replica | 250,000 | {} open of {} | – | – | {} |",
+                num(&s["still_open"]),
+                num(&s["streams"]),
+                verdict(Some(open >= 250_000.0))
+            )?;
+            let per = s["bytes_per_stream"].as_f64().unwrap_or(f64::MAX);
+            let (reference, ratio) = match &bare {
+                Some(b) => {
+                    let r = b["bytes_per_stream"].as_f64().unwrap_or(0.0);
+                    (
+                        format!("bare tonic stream: {:.1} KiB", r / 1024.0),
+                        if r > 0.0 {
+                            format!("{:.2}×", per / r)
+                        } else {
+                            "–".into()
+                        },
+                    )
+                }
+                None => ("–".into(), "–".into()),
+            };
+            writeln!(
+                md,
+                "| server memory per idle stream | ≤ 4 KiB | {:.1} KiB | {reference} | {ratio} | {} |",
+                per / 1024.0,
+                verdict(Some(per <= 4096.0))
+            )?;
+        }
+        None => {
+            writeln!(
+                md,
+                "| open PendingForms streams, one replica | 250,000 | – | – | – | not run |"
+            )?;
+            writeln!(
+                md,
+                "| server memory per idle stream | ≤ 4 KiB | – | – | – | not run |"
+            )?;
+        }
+    }
+    // Latency.
+    match &latency {
+        Some(l) => {
+            let c = &l["commit_to_receipt"];
+            let (p50, p99) = (
+                c["p50_ms"].as_f64().unwrap_or(f64::MAX),
+                c["p99_ms"].as_f64().unwrap_or(f64::MAX),
+            );
+            writeln!(
+                md,
+                "| push latency, commit → receipt, {} open streams, {} creates/s | p50 ≤ 2 ms, p99 ≤ 10 ms | p50 {} ms, p99 {} ms, max {} ms | polling every 5 s: mean 2,500 ms | {:.0}× lower mean than polling | {} |",
+                num(&l["idle_streams"]),
+                num(&l["rate_achieved"]),
+                num(&c["p50_ms"]),
+                num(&c["p99_ms"]),
+                num(&c["max_ms"]),
+                2500.0 / c["mean_ms"].as_f64().unwrap_or(2500.0).max(0.001),
+                verdict(Some(
+                    p50 <= 2.0 && p99 <= 10.0 && l["not_pushed"].as_u64() == Some(0)
+                ))
+            )?;
+        }
+        None => writeln!(
+            md,
+            "| push latency | p50 ≤ 2 ms, p99 ≤ 10 ms | – | – | – | not run |"
+        )?,
+    }
+    // Writes.
+    match writes.as_ref().and_then(|w| w["runs"].as_array().cloned()) {
+        Some(runs) => {
+            for run in runs {
+                let clients = num(&run["clients"]);
+                let pg = num(&run["pgbench_insert"]["per_sec"]);
+                for (what, key, ratio_key, target) in [
+                    ("CreateFormTask", "create_form_task", "create_ratio", 0.6),
+                    (
+                        "SubmitForm incl. outbox write",
+                        "submit_form",
+                        "submit_ratio",
+                        0.5,
+                    ),
+                ] {
+                    let r = &run[key];
+                    let ratio = run[ratio_key].as_f64();
+                    let p99 = r["latency"]["p99_ms"].as_f64().unwrap_or(f64::MAX);
+                    let p99_ok = key != "create_form_task" || p99 <= 20.0;
+                    writeln!(
+                        md,
+                        "| {what}, durable, {clients} clients | ≥ {:.0} % of pgbench{} | {} /s (p50 {} ms, p99 {} ms, {} errors) | pgbench single-row insert: {pg} /s | {} | {} |",
+                        target * 100.0,
+                        if key == "create_form_task" {
+                            ", p99 ≤ 20 ms"
+                        } else {
+                            ""
+                        },
+                        num(&r["per_sec"]),
+                        num(&r["latency"]["p50_ms"]),
+                        num(&r["latency"]["p99_ms"]),
+                        num(&r["errors"]),
+                        ratio
+                            .map(|x| format!("{:.0} %", x * 100.0))
+                            .unwrap_or("–".into()),
+                        verdict(
+                            ratio.map(|x| x >= target && p99_ok && r["errors"].as_u64() == Some(0))
+                        )
+                    )?;
+                }
+            }
+        }
+        None => writeln!(
+            md,
+            "| CreateFormTask / SubmitForm throughput | ≥ 60 % / ≥ 50 % of pgbench | – | – | – | not run |"
+        )?,
+    }
+    // Polling.
+    match &polling {
+        Some(p) => {
+            let idle = p["push_idle_per_sec"].as_f64().unwrap_or(f64::MAX);
+            let polled = p["polling"]["statements_per_sec"].as_f64().unwrap_or(0.0);
+            writeln!(
+                md,
+                "| database statements per second, {} idle users | ~0 (scales with writes) | {} /s with streams; {} /s while {} forms/s are created | polling every {} s: {} /s | {} | {} |",
+                num(&p["users"]),
+                num(&p["push_idle_per_sec"]),
+                num(&p["push"]["statements_per_sec"]),
+                num(&p["rate"]),
+                num(&p["interval_secs"]),
+                num(&p["polling"]["statements_per_sec"]),
+                if idle > 0.0 {
+                    format!("{:.0}× fewer", polled / idle)
+                } else {
+                    "– (none at all)".into()
+                },
+                verdict(Some(idle <= 5.0))
+            )?;
+            writeln!(
+                md,
+                "| delivery delay, new form → its user | push (no target of its own) | mean {} ms, p99 {} ms | polling: mean {} ms, p99 {} ms | {:.0}× lower mean | – |",
+                num(&p["push"]["delay"]["mean_ms"]),
+                num(&p["push"]["delay"]["p99_ms"]),
+                num(&p["polling"]["delay"]["mean_ms"]),
+                num(&p["polling"]["delay"]["p99_ms"]),
+                p["polling"]["delay"]["mean_ms"].as_f64().unwrap_or(0.0)
+                    / p["push"]["delay"]["mean_ms"]
+                        .as_f64()
+                        .unwrap_or(1.0)
+                        .max(0.001)
+            )?;
+        }
+        None => writeln!(
+            md,
+            "| database statements per second, idle users | ~0 | – | – | – | not run |"
+        )?,
+    }
+    // Inbox.
+    match &inbox {
+        Some(i) => {
+            let ratio = i["ratio_p50"].as_f64();
+            writeln!(
+                md,
+                "| ListFormTasks, first page of {} among {} pending | ≥ 10× faster than the engine | p50 {} ms, p99 {} ms | engine `GET /task?assignee=` over {} user tasks: p50 {} ms, p99 {} ms | {}× (p50), {}× (p99) | {} |",
+                num(&i["page"]),
+                num(&json_mul(&i["users"], &i["per_user"])),
+                num(&i["ramp_list_form_tasks"]["p50_ms"]),
+                num(&i["ramp_list_form_tasks"]["p99_ms"]),
+                num(&i["engine_user_tasks"]),
+                num(&i["engine_task_query"]["p50_ms"]),
+                num(&i["engine_task_query"]["p99_ms"]),
+                num(&i["ratio_p50"]),
+                num(&i["ratio_p99"]),
+                verdict(ratio.map(|r| r >= 10.0))
+            )?;
+        }
+        None => writeln!(
+            md,
+            "| ListFormTasks among 100,000 pending | ≥ 10× faster than the engine | – | – | – | not run |"
+        )?,
+    }
+
+    writeln!(md, "\n### Every figure\n")?;
+    for name in [
+        "streams-ramp",
+        "streams-bare",
+        "latency",
+        "writes",
+        "polling",
+        "inbox",
+        "soak",
+    ] {
+        if let Some(v) = load(args, name) {
+            writeln!(
+                md,
+                "<details><summary>{name}</summary>\n\n```json\n{}\n```\n</details>\n",
+                serde_json::to_string_pretty(&v)?
+            )?;
+        }
+    }
+    Ok(md)
+}
+
+fn json_mul(a: &Value, b: &Value) -> Value {
+    Value::from(a.as_u64().unwrap_or(0) * b.as_u64().unwrap_or(0))
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let md = render(&args)?;
+    match &args.into {
+        None => print!("{md}"),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let (Some(begin), Some(end)) = (text.find(BEGIN), text.find(END)) else {
+                anyhow::bail!("{} has no {BEGIN} … {END} section", path.display());
+            };
+            let updated = format!("{}{BEGIN}\n{md}\n{}", &text[..begin], &text[end..]);
+            std::fs::write(path, updated)?;
+            eprintln!("report: wrote {}", path.display());
+        }
+    }
+    Ok(())
+}
