@@ -38,8 +38,19 @@ else
   bin="$target_dir/release"
 fi
 out=test-output/bench
-rm -rf "$out"
 mkdir -p "$out"
+# A scenario's earlier figures give way to this run's; the others' stay, so that a
+# partial run (one scenario again) can be reported together with the rest.
+for scenario in "${scenarios[@]}"; do
+  case "$scenario" in
+    streams) rm -f "$out/streams-ramp.json" "$out/streams-bare.json" ;;
+    *) rm -f "$out/$scenario.json" ;;
+  esac
+done
+rm -f "$out/serve.log" "$out/bare.log"
+
+export RAMP_BENCH_RUN
+RAMP_BENCH_RUN="$(date -u +'%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 
 # Many streams need many sockets on the client and the server.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -164,6 +175,9 @@ done
 header="$out/header.md"
 {
   echo "Run $(date -u +'%Y-%m-%d %H:%M UTC') at commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown) with \`$command_line\`."
+  if [ ${#scenarios[@]} -lt 5 ] && ! $smoke; then
+    echo "Scenarios run then: ${scenarios[*]}; the others' figures are from the run before (see the JSON in each section)."
+  fi
   echo
   echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) memory, Linux $(uname -r)"
   echo "- ramp $(grep -m1 '^version' Cargo.toml | cut -d'"' -f2) ($( $smoke && echo debug || echo release) build), $(rustc --version), tonic $(grep -A1 '^name = "tonic"$' Cargo.lock | sed -n 's/version = "\(.*\)"/\1/p')"
@@ -172,7 +186,9 @@ header="$out/header.md"
   echo "- client and server share the machine's cores"
   echo
 } >"$header"
-if $smoke || [ ${#scenarios[@]} -lt 5 ] || [ "${scenarios[*]}" = soak ]; then
+# A full run, or RAMP_BENCH_WRITE=1 (a partial run on top of a full one), rewrites
+# the results of BENCHMARKS.md; otherwise the report goes next to the figures.
+if $smoke || { [ ${#scenarios[@]} -lt 5 ] && [ "${RAMP_BENCH_WRITE:-0}" != 1 ]; } || [ "${scenarios[*]}" = soak ]; then
   "$bin/ramp-bench" report --header "$header" >"$out/report.md"
   echo "bench: report in $out/report.md" >&2
 else

@@ -201,7 +201,11 @@ impl Bench {
 
 pub fn write_results(out: &std::path::Path, name: &str, figures: &Value) -> Result<()> {
     std::fs::create_dir_all(out)?;
-    let text = serde_json::to_string_pretty(figures)?;
+    let mut figures = figures.clone();
+    if let (Some(map), Ok(run)) = (figures.as_object_mut(), std::env::var("RAMP_BENCH_RUN")) {
+        map.insert("run".into(), Value::String(run));
+    }
+    let text = serde_json::to_string_pretty(&figures)?;
     std::fs::write(out.join(format!("{name}.json")), &text)?;
     println!("{name}: {text}");
     Ok(())

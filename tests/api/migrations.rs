@@ -224,13 +224,16 @@ async fn the_operations_migration_applies_again_after_a_rollback_removed_it() {
     tokio::spawn(connection);
     // The rollback step of docs/operations.md.
     client
-        .execute("DELETE FROM refinery_schema_history WHERE version = 4", &[])
+        .execute(
+            "DELETE FROM refinery_schema_history WHERE version >= 4",
+            &[],
+        )
         .await
         .unwrap();
     store(&url)
         .migrate()
         .await
-        .expect("V4 applies again over its own objects");
+        .expect("V4 and later apply again over their own objects");
     let after = schema_snapshot(&url).await;
     let strip = |lines: Vec<String>| -> Vec<String> {
         lines
@@ -239,5 +242,5 @@ async fn the_operations_migration_applies_again_after_a_rollback_removed_it() {
             .collect()
     };
     assert_eq!(strip(before), strip(after));
-    assert_eq!(applied_versions(&url).await, [1, 2, 3, 4]);
+    assert_eq!(applied_versions(&url).await, [1, 2, 3, 4, 5]);
 }

@@ -149,7 +149,7 @@ async fn creates(
         async move {
             let i = (n as usize) * 7919 + client;
             let assignee = bench.user("writer", i % users);
-            let external = format!("writes-{}-{client}-{n}", bench.run);
+            let external = format!("writes-{}-{clients}-{client}-{n}", bench.run);
             let mut forms = bench.forms(client);
             let host = &hosts[i % hosts.len()];
             Some(
