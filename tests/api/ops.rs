@@ -51,7 +51,14 @@ async fn get(url: &str) -> (u16, String, String) {
 async fn scrape_until(url: &str, what: &str, check: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (status, _, text) = get(url).await;
+        // A process just started may not listen yet: a refused connection is "not yet".
+        let (status, text) = match reqwest::get(url).await {
+            Ok(response) => (
+                response.status().as_u16(),
+                response.text().await.unwrap_or_default(),
+            ),
+            Err(error) => (0, error.to_string()),
+        };
         if status == 200 && check(&text) {
             return text;
         }
