@@ -228,11 +228,34 @@ impl Processes {
         match started {
             Ok(instance) => match rows::activate(&client, reserved.id, &instance.id).await? {
                 Some(row) => Ok(row.into()),
-                // Reconciliation settled it meanwhile (adopted this instance).
-                None => Ok(rows::get(&client, reserved.id)
-                    .await?
-                    .ok_or(ProcessError::NotFound)?
-                    .into()),
+                // Reconciliation settled the start meanwhile (this replica was slow or
+                // frozen past the grace period).
+                None => match rows::get(&client, reserved.id).await? {
+                    Some(row)
+                        if row.engine_instance_id.as_deref() == Some(instance.id.as_str()) =>
+                    {
+                        Ok(row.into())
+                    }
+                    settled => {
+                        // It released the key (the engine showed no instance yet) or
+                        // adopted another: this instance is one too many. Remove it, so
+                        // the key keeps one process.
+                        tracing::warn!(
+                            process = %reserved.id,
+                            instance = %instance.id,
+                            "a start settled elsewhere while the engine answered: removing the extra instance"
+                        );
+                        self.camunda
+                            .delete_process_instance(&instance.id, true)
+                            .await?;
+                        match settled {
+                            Some(row) => Ok(row.into()),
+                            None => Err(ProcessError::Unavailable(
+                                "the start took too long and was given up: try again".into(),
+                            )),
+                        }
+                    }
+                },
             },
             Err(CamundaError::Timeout(detail)) => {
                 // The instance may or may not exist: the reservation stays until
