@@ -119,6 +119,12 @@ impl ProcessService for ProcessApi {
                 Default::default()
             }
         };
+        if variables.contains_key(crate::processes::PROCESS_TAG) {
+            v.add(
+                &format!("variables.{}", crate::processes::PROCESS_TAG),
+                "is set by ramp: it carries the process id",
+            );
+        }
         v.check()?;
         let business_key = business_key.expect("checked");
 

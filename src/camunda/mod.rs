@@ -447,6 +447,61 @@ impl Camunda {
         .await
     }
 
+    /// Root instances (running or ended) that carry the string variable `name` with
+    /// `value`. Only values without `_` and `,` can be matched this way (ramp's
+    /// UUIDs).
+    pub async fn historic_root_instances_tagged(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> Result<Vec<HistoricProcessInstance>, CamundaError> {
+        self.get(
+            "/history/process-instance",
+            &[
+                ("variables", format!("{name}_eq_{value}").as_str()),
+                ("rootProcessInstances", "true"),
+                ("sortBy", "startTime"),
+                ("sortOrder", "asc"),
+            ],
+        )
+        .await
+    }
+
+    /// Of `instance_ids`, those that have (or had) a variable `name`.
+    pub async fn instances_with_variable(
+        &self,
+        name: &str,
+        instance_ids: &[String],
+    ) -> Result<Vec<String>, CamundaError> {
+        if instance_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found: Vec<HistoricVariableInstance> = self
+            .get(
+                "/history/variable-instance",
+                &[
+                    ("variableName", name),
+                    ("processInstanceIdIn", &instance_ids.join(",")),
+                    ("deserializeValues", "false"),
+                ],
+            )
+            .await?;
+        Ok(found.into_iter().map(|v| v.process_instance_id).collect())
+    }
+
+    /// Running instances that carry the string variable `name` with `value`.
+    pub async fn running_instances_tagged(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> Result<Vec<ProcessInstance>, CamundaError> {
+        self.get(
+            "/process-instance",
+            &[("variables", format!("{name}_eq_{value}"))],
+        )
+        .await
+    }
+
     /// Activity instances cancelled (interrupted) after `finished_after`.
     pub async fn canceled_activity_instances_after(
         &self,

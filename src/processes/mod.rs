@@ -18,6 +18,11 @@ use crate::store::{Store, StoreError};
 
 pub use reconcile::{ReconcileSettings, Reconciler};
 
+/// The variable every instance ramp starts carries: the id of its process row.
+/// It tells an instance of a start that ramp gave up on from the one that took its
+/// place.
+pub const PROCESS_TAG: &str = "rampProcessId";
+
 /// Where a process stands, as ramp knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProcessState {
@@ -216,13 +221,14 @@ impl Processes {
             Err(ReserveError::Store(error)) => return Err(error.into()),
         };
 
+        let mut variables = typed(&request.variables);
+        variables.extend(typed(&Map::from_iter([(
+            PROCESS_TAG.to_owned(),
+            Value::String(reserved.id.to_string()),
+        )])));
         let started = self
             .camunda
-            .start_process(
-                &request.definition_key,
-                business_key,
-                &typed(&request.variables),
-            )
+            .start_process(&request.definition_key, business_key, &variables)
             .await;
         let client = self.store.client().await?;
         match started {

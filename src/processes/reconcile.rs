@@ -4,6 +4,9 @@
 //! - a start whose outcome was unknown (`starting` past the grace period) is settled
 //!   by business key: the instance is adopted if it exists, the reservation released
 //!   if not;
+//! - a start released that way is watched for an hour: an instance that carries its
+//!   id and arrives late (its request was still on its way) is removed, so that the
+//!   key keeps one process;
 //! - processes that ended in the engine (completed, terminated, deleted behind ramp's
 //!   back) stop blocking their key: the engine's history is read incrementally from
 //!   a shared watermark, with an overlap against clock skew; their pending forms
@@ -18,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use std::collections::HashSet;
 
+use crate::camunda::types::HistoricProcessInstance;
 use crate::camunda::{Camunda, CamundaError, engine_time};
 use crate::forms::withdrawal::{WithdrawalError, Withdrawals};
 use crate::store::Store;
@@ -33,6 +37,8 @@ const CANCELED_WATCH: &str = "canceled-activities";
 const DELETED_WATCH: &str = "deleted-external-tasks";
 /// Page size of history reads.
 const PAGE: u32 = 500;
+/// How long a released start is watched for an instance that arrives late.
+const LATE_START_WATCH: Duration = Duration::from_secs(3600);
 
 #[derive(Clone, Debug)]
 pub struct ReconcileSettings {
@@ -103,6 +109,7 @@ impl Reconciler {
 
     pub async fn pass(&self) -> Result<(), super::ProcessError> {
         self.settle_starting().await?;
+        self.remove_late_instances().await?;
         let ended = self.sweep_ended().await?;
         self.sweep_interrupted(&ended).await?;
         Ok(())
@@ -112,43 +119,97 @@ impl Reconciler {
         let before = Utc::now() - self.settings.start_grace;
         let stale = rows::stale_starting(&self.store.client().await?, before, 100).await?;
         for row in stale {
-            // Instances started for this key since a little before the reservation.
-            let since = engine_time(
-                row.created_at
-                    - chrono::Duration::from_std(self.settings.overlap).unwrap_or_default(),
-            );
-            let candidates = self
-                .camunda
-                .historic_root_instances(&row.business_key, &row.definition_key, &since)
-                .await?;
+            let found = self.instance_of_start(&row).await?;
             let client = self.store.client().await?;
-            let mut adopted = false;
-            for candidate in candidates {
-                if rows::by_engine_instance(&client, &candidate.id)
-                    .await?
-                    .is_some()
-                {
-                    continue; // another process of ramp's owns it
-                }
-                if rows::activate(&client, row.id, &candidate.id)
-                    .await?
-                    .is_some()
-                {
-                    tracing::info!(process = %row.id, instance = %candidate.id, "adopted the instance of an uncertain start");
-                    if let Some((state, reason)) = ended_state(&candidate.state) {
-                        let ended_at = candidate
-                            .end_time
-                            .as_deref()
-                            .and_then(parse_engine_time)
-                            .unwrap_or_else(Utc::now);
-                        rows::end(&client, row.id, state, reason, ended_at).await?;
+            match found {
+                Some(instance) => {
+                    if rows::activate(&client, row.id, &instance.id)
+                        .await?
+                        .is_some()
+                    {
+                        tracing::info!(process = %row.id, instance = %instance.id, "adopted the instance of an uncertain start");
+                        if let Some((state, reason)) = ended_state(&instance.state) {
+                            let ended_at = instance
+                                .end_time
+                                .as_deref()
+                                .and_then(parse_engine_time)
+                                .unwrap_or_else(Utc::now);
+                            rows::end(&client, row.id, state, reason, ended_at).await?;
+                        }
                     }
                 }
-                adopted = true;
-                break;
+                None => {
+                    if rows::release_uncertain(&client, row.id).await? {
+                        tracing::info!(process = %row.id, business_key = %row.business_key, "released the reservation of a start that did not happen");
+                    }
+                }
             }
-            if !adopted && rows::release(&client, row.id).await? {
-                tracing::info!(process = %row.id, business_key = %row.business_key, "released the reservation of a start that did not happen");
+        }
+        Ok(())
+    }
+
+    /// The engine instance an uncertain start created, if the engine shows one: the
+    /// one carrying its process id. Starts reserved by a release that did not tag
+    /// its instances (before an upgrade) are matched by business key and time, among
+    /// untagged instances no other process owns.
+    async fn instance_of_start(
+        &self,
+        row: &rows::ProcessRow,
+    ) -> Result<Option<HistoricProcessInstance>, super::ProcessError> {
+        let tagged = self
+            .camunda
+            .historic_root_instances_tagged(super::PROCESS_TAG, &row.id.to_string())
+            .await?;
+        if let Some(instance) = tagged.into_iter().next() {
+            return Ok(Some(instance));
+        }
+        let since = engine_time(
+            row.created_at - chrono::Duration::from_std(self.settings.overlap).unwrap_or_default(),
+        );
+        let candidates = self
+            .camunda
+            .historic_root_instances(&row.business_key, &row.definition_key, &since)
+            .await?;
+        let ids: Vec<String> = candidates.iter().map(|c| c.id.clone()).collect();
+        let tagged: HashSet<String> = self
+            .camunda
+            .instances_with_variable(super::PROCESS_TAG, &ids)
+            .await?
+            .into_iter()
+            .collect();
+        let client = self.store.client().await?;
+        for candidate in candidates {
+            if tagged.contains(&candidate.id)
+                || rows::by_engine_instance(&client, &candidate.id)
+                    .await?
+                    .is_some()
+            {
+                continue; // another start's instance
+            }
+            return Ok(Some(candidate));
+        }
+        Ok(None)
+    }
+
+    /// Instances of released starts that arrived after all: each is a second
+    /// process for its key (the client was told to try again), so it is removed.
+    async fn remove_late_instances(&self) -> Result<(), super::ProcessError> {
+        let since = Utc::now() - chrono::Duration::from_std(LATE_START_WATCH).unwrap_or_default();
+        let released = {
+            let client = self.store.client().await?;
+            rows::forget_released(&client, since).await?;
+            rows::released_since(&client, since, 1000).await?
+        };
+        for process in released {
+            let late = self
+                .camunda
+                .running_instances_tagged(super::PROCESS_TAG, &process.to_string())
+                .await?;
+            for instance in late {
+                tracing::warn!(%process, instance = %instance.id, "an instance of a released start arrived late: removing it");
+                self.camunda
+                    .delete_process_instance(&instance.id, true)
+                    .await?;
             }
         }
         Ok(())

@@ -192,6 +192,51 @@ pub async fn release(client: &impl GenericClient, id: Uuid) -> Result<bool, Stor
         == 1)
 }
 
+/// Releases a reservation whose start may still reach the engine (its outcome was
+/// unknown and the engine showed no instance yet): the row goes as with [`release`],
+/// and its id is kept in `released_starts`, so that an instance carrying it that
+/// arrives later can be found and removed.
+#[tracing::instrument(name = "store.processes.release_uncertain", skip_all)]
+pub async fn release_uncertain(client: &impl GenericClient, id: Uuid) -> Result<bool, StoreError> {
+    let sql = "WITH gone AS (DELETE FROM processes WHERE id = $1 AND state = 'starting' \
+                 RETURNING id, business_key) \
+               INSERT INTO released_starts (process_id, business_key) \
+                 SELECT id, business_key FROM gone ON CONFLICT DO NOTHING";
+    Ok(client
+        .execute(&client.prepare_cached(sql).await?, &[&id])
+        .await?
+        == 1)
+}
+
+/// Starts released since `since`: those whose instance may still arrive.
+#[tracing::instrument(name = "store.processes.released_since", skip_all)]
+pub async fn released_since(
+    client: &impl GenericClient,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Uuid>, StoreError> {
+    let sql = "SELECT process_id FROM released_starts WHERE released_at >= $1 \
+               ORDER BY released_at LIMIT $2";
+    Ok(client
+        .query(&client.prepare_cached(sql).await?, &[&since, &limit])
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect())
+}
+
+/// Forgets released starts older than `before`: no longer watched.
+#[tracing::instrument(name = "store.processes.forget_released", skip_all)]
+pub async fn forget_released(
+    client: &impl GenericClient,
+    before: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let sql = "DELETE FROM released_starts WHERE released_at < $1";
+    Ok(client
+        .execute(&client.prepare_cached(sql).await?, &[&before])
+        .await?)
+}
+
 /// Ends an active (or starting) process: `completed`, `cancelled` or `terminated`.
 #[tracing::instrument(name = "store.processes.end", skip_all)]
 pub async fn end(

@@ -79,8 +79,6 @@ async fn postgres_restarted_under_load_loses_and_duplicates_nothing() {
 }
 
 #[tokio::test]
-#[ignore = "lost one stream event (a `removed`) in a CI run after the merge: an open bug, see \
-            RELIABILITY.md; run with --ignored"]
 async fn ramp_serve_killed_mid_submit_and_restarted_loses_and_duplicates_nothing() {
     let key = deploy_looping_model().await;
     let database = fresh_database().await;
@@ -129,8 +127,6 @@ async fn a_worker_killed_mid_task_loses_and_duplicates_nothing() {
 }
 
 #[tokio::test]
-#[ignore = "finds a duplicate start in about half the runs (a key started twice while a replica \
-            is frozen past the start grace): an open bug, see RELIABILITY.md; run with --ignored"]
 async fn a_replica_frozen_past_its_lease_loses_and_duplicates_nothing() {
     let key = deploy_looping_model().await;
     let database = fresh_database().await;

@@ -24,6 +24,10 @@ pub enum Fault {
     /// Every call reaches the engine (which acts), and its answer comes back after
     /// the given time: past the client's timeout, the outcome is unknown to it.
     Slow(std::time::Duration),
+    /// Calls whose path ends with the given text reach the engine only after the
+    /// given time, even if their client gave up meanwhile: a request still on its
+    /// way (a sender frozen with it unsent, a slow network).
+    DelayBefore(&'static str, std::time::Duration),
     /// Calls whose path ends with the given text answer 500 with an engine error
     /// that is neither transient nor a missing subscription: the engine failing.
     Fail(&'static str),
@@ -109,6 +113,14 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response {
                 r#"{"type":"ProcessEngineException","message":"injected failure"}"#,
             )
                 .into_response();
+        }
+        Fault::DelayBefore(suffix, delay) if path.ends_with(suffix) => {
+            // A task of its own: it goes on when the client hangs up.
+            let late = tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                forward(&shared, request).await
+            });
+            return late.await.expect("the delayed call");
         }
         _ => {}
     }

@@ -117,6 +117,21 @@ async fn bad_fields_are_named_in_field_violations() {
         ),
         (
             StartProcessRequest {
+                definition_key: "VOE".into(),
+                business_key: ANN.into(),
+                // ramp's own tag of the instances it starts: not the caller's to set.
+                variables: Some(object(BTreeMap::from([(
+                    "rampProcessId".to_owned(),
+                    Value {
+                        kind: Some(Kind::StringValue("forged".into())),
+                    },
+                )]))),
+                ..Default::default()
+            },
+            &["variables.rampProcessId"],
+        ),
+        (
+            StartProcessRequest {
                 definition_key: "".into(),
                 business_key: "".into(),
                 ..Default::default()

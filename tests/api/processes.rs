@@ -626,6 +626,80 @@ mod faults {
     }
 
     #[tokio::test]
+    async fn an_instance_arriving_after_its_start_was_released_is_removed() {
+        deploy_demo().await;
+        // The start request reaches the engine 8 s late: after the client's timeout
+        // (1 s) and after reconciliation (grace 2 s) found no instance and freed the
+        // key.
+        let proxy = HttpFaultProxy::start(
+            &crate::engine::engine_url(),
+            Fault::DelayBefore("/start", Duration::from_secs(8)),
+        )
+        .await;
+        let app = spawn_app_with(uncertain_settings(&proxy)).await;
+        let ann = user();
+        let bearer = token(&ann, &[]);
+        let mut processes = client(&app).await;
+
+        let status = processes
+            .start_process(with_token(start(&ann, "first"), &bearer))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        let released = until_settled(&app, &ann).await;
+        assert!(released.is_empty(), "released: {released:?}");
+
+        // The client tries again, and this time the engine answers at once.
+        proxy.set(Fault::None);
+        let second = processes
+            .start_process(with_token(start(&ann, "first"), &bearer))
+            .await
+            .expect("the key is free")
+            .into_inner()
+            .process
+            .unwrap();
+        assert_eq!(second.state(), ProcessState::Active);
+
+        // The first request arrives: for a moment the key has two instances, then
+        // reconciliation removes the late one.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let late = loop {
+            let all: Vec<serde_json::Value> = reqwest::get(format!(
+                "{}/history/process-instance?processInstanceBusinessKey={}",
+                crate::engine::engine_url(),
+                ann
+            ))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+            if let Some(late) = all
+                .iter()
+                .find(|i| i["id"] != second.engine_instance_id.as_str())
+                && late["state"] != "ACTIVE"
+            {
+                break late.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the late instance was not removed: {all:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        assert_eq!(late["state"], "EXTERNALLY_TERMINATED", "{late}");
+        assert_eq!(
+            running_roots(&ann).await,
+            std::slice::from_ref(&second.engine_instance_id),
+            "one process for the key"
+        );
+        assert_eq!(
+            rows_for(&app, &ann).await,
+            [("active".to_owned(), Some(second.engine_instance_id))]
+        );
+    }
+
+    #[tokio::test]
     async fn a_start_that_timed_out_before_the_engine_acted_frees_the_key() {
         deploy_demo().await;
         let proxy =
