@@ -199,6 +199,16 @@ impl ChangeHub {
     /// Starts the reader, the notifier and the listener; they stop with `shutdown`.
     pub async fn start(&self, shutdown: CancellationToken) -> Result<(), crate::store::StoreError> {
         let frontier = rows::frontier(&self.inner.store.client().await?).await?;
+        // The API serves while the schema is checked, so streams may have opened
+        // already: they read the log up to their own position, and what committed
+        // between that and the frontier would never be handed to them. Each reads
+        // the log from its position once instead.
+        for list in self.inner.streams.lock().expect("not poisoned").values() {
+            for subscriber in list {
+                subscriber.mailbox.lagging.store(true, Ordering::Release);
+                subscriber.mailbox.wake.notify_one();
+            }
+        }
         tokio::spawn(self.clone().read_loop(frontier, shutdown.clone()));
         tokio::spawn(self.clone().notify_loop(shutdown.clone()));
         tokio::spawn(self.clone().listen_loop(shutdown));

@@ -9,7 +9,10 @@ use tokio_stream::StreamExt;
 use uuid::Uuid;
 
 use crate::forms::{create, instance_with_form, new_task, next, open, quiet, user};
-use crate::helpers::{TestApp, fresh_database, spawn_app, spawn_app_on, spawn_app_with};
+use crate::helpers::{
+    TestApp, fresh_database, spawn_app, spawn_app_on, spawn_app_with, test_config,
+    wait_until_serving,
+};
 
 fn summary(id: Uuid, assignee: &str) -> serde_json::Value {
     let now = chrono::Utc::now().to_rfc3339();
@@ -124,6 +127,57 @@ async fn a_transaction_that_commits_late_is_never_skipped() {
     let mut expected = vec![quick_id.to_string(), slow_id.to_string()];
     expected.sort();
     assert_eq!(seen, expected, "both, once each");
+}
+
+#[tokio::test]
+async fn a_stream_opened_before_its_replica_finished_starting_misses_nothing() {
+    // A replica serves as soon as it listens, while it still checks the schema
+    // (under an advisory lock, so that replicas migrate one at a time) and before
+    // its change hub has started. A restarted replica gets its clients' streams back
+    // in that window. Holding the lock keeps the window open.
+    let database = fresh_database().await;
+    let secret = secrecy::SecretString::from(database.clone());
+    ramp::store::Store::new(&secret, 2, Duration::from_secs(5))
+        .unwrap()
+        .migrate()
+        .await
+        .unwrap();
+    let (lock, connection) = tokio_postgres::connect(&database, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    lock.execute("SELECT pg_advisory_lock(x'72616d706d696772'::bigint)", &[])
+        .await
+        .unwrap();
+    ramp::telemetry::init("warn,ramp=info", ramp::config::LogFormat::Pretty);
+    let app = TestApp {
+        app: ramp::server::Application::start(test_config(&database, json!({})))
+            .await
+            .unwrap(),
+        database_url: database.clone(),
+    };
+    let ann = user();
+    let mut stream = open(&app, &ann, "").await;
+    let snapshot = next(&mut stream).await;
+    assert!(
+        matches!(&snapshot.event, Some(Event::Snapshot(s)) if s.form_tasks.is_empty()),
+        "{snapshot:?}"
+    );
+    // A change commits after the stream read the log, before the hub starts.
+    let early = insert(&app.db().await, &ann).await;
+    lock.execute(
+        "SELECT pg_advisory_unlock(x'72616d706d696772'::bigint)",
+        &[],
+    )
+    .await
+    .unwrap();
+    wait_until_serving(app.addr()).await;
+    let later = insert(&app.db().await, &ann).await;
+    assert_eq!(
+        added_ids(&mut stream, 2).await,
+        [early.to_string(), later.to_string()],
+        "both, in order"
+    );
 }
 
 #[tokio::test]

@@ -48,6 +48,9 @@ pub struct StreamLog {
     pub snapshot: Vec<String>,
     pub events: Vec<(String, String)>,
     pub resumes: usize,
+    /// What the stream's client did and got, in order (connects with their cursor,
+    /// messages with theirs, how each connection ended): printed with a problem.
+    pub trace: Vec<String>,
 }
 
 #[derive(Clone, Default)]
@@ -98,6 +101,17 @@ impl Ledger {
         let mut inner = self.inner.lock().unwrap();
         let log = inner.streams.entry(user.to_owned()).or_default();
         log.events.push((kind.to_owned(), form_id.to_owned()));
+    }
+
+    /// Notes one step of `user`'s stream client for the failure message.
+    pub fn stream_trace(&self, user: &str, step: String) {
+        let mut inner = self.inner.lock().unwrap();
+        inner
+            .streams
+            .entry(user.to_owned())
+            .or_default()
+            .trace
+            .push(step);
     }
 
     pub fn stream_resumed(&self, user: &str) {
@@ -474,7 +488,7 @@ impl Checker {
         for user in users {
             let rows = db
                 .query(
-                    "SELECT kind, form_task_id::text FROM form_changes WHERE assignee = $1 ORDER BY tx, seq",
+                    "SELECT kind, form_task_id::text, tx, seq FROM form_changes WHERE assignee = $1 ORDER BY tx, seq",
                     &[&user],
                 )
                 .await
@@ -521,14 +535,26 @@ impl Checker {
             counts.lost += lost;
             counts.duplicated += duplicated;
             counts.delivered += expected.len() - lost;
+            let positions: Vec<String> = rows
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{}@{}.{}",
+                        r.get::<_, String>(0),
+                        r.get::<_, i64>(2),
+                        r.get::<_, i64>(3)
+                    )
+                })
+                .collect();
+            let trace = seen.trace.join("\n    ");
             if lost > 0 || duplicated > 0 {
                 report.problems.push(format!(
-                    "{user}'s stream: expected {expected:?}, saw {observed:?}"
+                    "{user}'s stream: expected {expected:?}, saw {observed:?}\n  log positions {positions:?}\n  client:\n    {trace}"
                 ));
             } else if observed != expected {
                 counts.lost += 1;
                 report.problems.push(format!(
-                    "{user}'s stream saw its changes out of order: expected {expected:?}, saw {observed:?}"
+                    "{user}'s stream saw its changes out of order: expected {expected:?}, saw {observed:?}\n  log positions {positions:?}\n  client:\n    {trace}"
                 ));
             }
             if seen.resumes >= 1000 {

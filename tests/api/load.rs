@@ -723,10 +723,24 @@ async fn observe(
             },
             &bearer,
         );
+        let replica = turn % replicas.channels.len();
         let mut stream =
             match tokio::time::timeout(CALL_TIMEOUT, client.pending_forms(request)).await {
-                Ok(Ok(response)) => response.into_inner(),
-                _ => continue,
+                Ok(Ok(response)) => {
+                    ledger.stream_trace(&user, format!("open on {replica} from {cursor:?}"));
+                    response.into_inner()
+                }
+                Ok(Err(status)) => {
+                    ledger.stream_trace(
+                        &user,
+                        format!("open on {replica} from {cursor:?}: {:?}", status.code()),
+                    );
+                    continue;
+                }
+                Err(_) => {
+                    ledger.stream_trace(&user, format!("open on {replica}: no answer"));
+                    continue;
+                }
             };
         if !cursor.is_empty() {
             ledger.stream_resumed(&user);
@@ -736,9 +750,32 @@ async fn observe(
                 _ = done.cancelled() => return,
                 message = tokio::time::timeout(Duration::from_secs(5), stream.next()) => message,
             };
-            let Ok(Some(Ok(message))) = message else {
-                break; // silent, ended or failed: resume
+            let message = match message {
+                Ok(Some(Ok(message))) => message,
+                // Silent, ended or failed: resume.
+                Ok(Some(Err(status))) => {
+                    ledger.stream_trace(&user, format!("failed: {:?}", status.code()));
+                    break;
+                }
+                Ok(None) => {
+                    ledger.stream_trace(&user, "ended".into());
+                    break;
+                }
+                Err(_) => {
+                    ledger.stream_trace(&user, "silent for 5 s".into());
+                    break;
+                }
             };
+            let what = match &message.event {
+                Some(Event::Snapshot(s)) => Some(format!("snapshot of {}", s.form_tasks.len())),
+                Some(Event::Added(f)) => Some(format!("added {}", f.id)),
+                Some(Event::Updated(f)) => Some(format!("updated {}", f.id)),
+                Some(Event::Removed(r)) => Some(format!("removed {}", r.id)),
+                Some(Event::Heartbeat(_)) | None => None,
+            };
+            if let Some(what) = what {
+                ledger.stream_trace(&user, format!("{what} at {:?}", message.cursor));
+            }
             match message.event {
                 Some(Event::Snapshot(snapshot)) => {
                     ledger.stream_snapshot(
