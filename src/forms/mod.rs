@@ -10,7 +10,7 @@ pub mod withdrawal;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -22,7 +22,7 @@ use crate::auth::Caller;
 use crate::camunda::CamundaError;
 use crate::delivery::Dispatcher;
 use crate::email::Email;
-use crate::store::deliveries::{self as deliveries, DeliveryRow, NewSubmission, SubmissionRow};
+use crate::store::deliveries::{self as deliveries, DeliveryRow, SubmissionRow};
 use crate::store::forms::{self as rows, FormTaskRow, ListQuery};
 use crate::store::{Store, StoreError};
 use schema::{SchemaError, Schemas};
@@ -183,11 +183,49 @@ impl Forms {
     /// Stores a form task for a send task; a repeat for the same external task
     /// returns the first and changes nothing.
     pub async fn create(&self, new: NewFormTask) -> Result<(FormTask, bool), FormError> {
-        if let Some(existing) =
-            rows::by_external_task(&self.store.client().await?, &new.external_task_id).await?
-        {
-            return Ok((self.with_schema(existing).await?, false));
+        let external_task_id = new.external_task_id.clone();
+        let (candidate, schema) = match self.candidate(new).await {
+            Ok(prepared) => prepared,
+            // A repeat is answered even while the engine is unreachable.
+            Err(error) => {
+                return match self.existing(&external_task_id).await? {
+                    Some(existing) => Ok((existing, false)),
+                    None => Err(error),
+                };
+            }
+        };
+        // One statement: the task and its `added` change commit together, in one
+        // round trip. The summary is the candidate's, which is what is stored.
+        let summary = FormSummary::of(&candidate).to_json();
+        if rows::insert_new(&self.store.client().await?, &candidate, &summary).await? {
+            self.hub.changed();
+            return Ok((
+                FormTask {
+                    row: candidate,
+                    schema,
+                    submission: None,
+                    delivery: None,
+                },
+                true,
+            ));
         }
+        let existing = self.existing(&external_task_id).await?.ok_or_else(|| {
+            FormError::Unavailable("the form task changed meanwhile: try again".into())
+        })?;
+        Ok((existing, false))
+    }
+
+    /// The form task already stored for an external task, if any.
+    async fn existing(&self, external_task_id: &str) -> Result<Option<FormTask>, FormError> {
+        match rows::by_external_task(&self.store.client().await?, external_task_id).await? {
+            Some(row) => Ok(Some(self.with_schema(row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The row a new form task would be, with its form's schema: the instance's
+    /// lineage and the form are looked up (remembered after the first time).
+    async fn candidate(&self, new: NewFormTask) -> Result<(FormTaskRow, Option<Value>), FormError> {
         let lineage = self.schemas.lineage(&new.process_instance_id).await?;
         let form_name = new
             .form_name
@@ -212,7 +250,8 @@ impl Forms {
             }
             None => new.prefill,
         };
-        let now = Utc::now();
+        // PostgreSQL keeps microseconds: the row answered is the row stored.
+        let now = Utc::now().trunc_subsecs(6);
         let candidate = FormTaskRow {
             id: Uuid::now_v7(),
             external_task_id: new.external_task_id,
@@ -244,33 +283,7 @@ impl Forms {
             completed_at: None,
             delivery_state: None,
         };
-        let mut client = self.store.client().await?;
-        let tx = client.transaction().await.map_err(StoreError::from)?;
-        let (row, created) = rows::insert(&tx, &candidate).await?;
-        if created {
-            rows::append_change(
-                &tx,
-                row.id,
-                &row.assignee,
-                "added",
-                None,
-                &FormSummary::of(&row).to_json(),
-            )
-            .await?;
-        }
-        tx.commit().await.map_err(StoreError::from)?;
-        if created {
-            self.hub.changed();
-        }
-        Ok((
-            FormTask {
-                row,
-                schema: found.map(|(_, s)| s),
-                submission: None,
-                delivery: None,
-            },
-            created,
-        ))
+        Ok((candidate, found.map(|(_, s)| s)))
     }
 
     async fn with_schema(&self, row: FormTaskRow) -> Result<FormTask, FormError> {
@@ -300,87 +313,115 @@ impl Forms {
         data: Map<String, Value>,
         request_id: Option<String>,
     ) -> Result<Submitted, FormError> {
-        let mut client = self.store.client().await?;
-        let tx = client.transaction().await.map_err(StoreError::from)?;
-        // Submits of one form serialize here.
-        let task = rows::get_for_update(&tx, id)
-            .await?
-            .ok_or(FormError::NotFound)?;
-        if task.assignee != caller.email.as_str() {
-            return Err(FormError::NotFound);
-        }
-        if let Some(request_id) = &request_id
-            && let Some(earlier) =
-                deliveries::submission_by_request(&tx, caller.email.as_str(), request_id).await?
-        {
-            if earlier.form_task_id != id {
-                return Err(FormError::InvalidArgument(
-                    "request_id was used for another form".into(),
-                ));
-            }
-            let state = deliveries::delivery_of(&tx, id)
-                .await?
-                .map(|d| d.state)
-                .unwrap_or_default();
-            return Ok(Submitted {
-                submission: earlier,
-                delivery_state: state,
-            });
-        }
-        if task.status != "pending" {
-            return Err(FormError::NotPending(format!(
-                "the form is {}, no longer pending",
-                task.status
-            )));
-        }
-        // On this transaction's connection: taking a second one from the pool while
-        // holding this one starves the pool when as many submits run at once as it
-        // has connections (each holds one and waits for another).
-        if let Some(deployment) = &task.deployment_id
-            && let Some(schema) = self
-                .schemas
-                .stored_in(&tx, deployment, &task.form_name)
-                .await?
-        {
-            let problems = validation::check(&schema, &data);
-            if !problems.is_empty() {
-                return Err(FormError::InvalidData(problems));
-            }
-        }
+        let email = caller.email.as_str();
         let data = Value::Object(data);
-        let submission = deliveries::insert_submission(
-            &tx,
-            &NewSubmission {
+        // One connection for the whole submit: taking a second one from the pool
+        // while holding this one would starve the pool when as many submits run at
+        // once as it has connections.
+        let client = self.store.client().await?;
+        // Read and check without a lock, then write in one statement that applies
+        // only if the task did not change since: two round trips in all. A task
+        // that changed meanwhile (a draft saved, a concurrent submit, a withdrawal)
+        // is read and checked again.
+        for _ in 0..3 {
+            let (task, earlier) = match &request_id {
+                Some(request_id) => tokio::try_join!(
+                    rows::get(&client, id),
+                    deliveries::submission_by_request(&client, email, request_id)
+                )?,
+                None => (rows::get(&client, id).await?, None),
+            };
+            let task = task
+                .filter(|t| t.assignee == email)
+                .ok_or(FormError::NotFound)?;
+            if let Some(earlier) = earlier {
+                if earlier.form_task_id != id {
+                    return Err(FormError::InvalidArgument(
+                        "request_id was used for another form".into(),
+                    ));
+                }
+                let state = deliveries::delivery_of(&client, id)
+                    .await?
+                    .map(|d| d.state)
+                    .unwrap_or_default();
+                return Ok(Submitted {
+                    submission: earlier,
+                    delivery_state: state,
+                });
+            }
+            if task.status != "pending" {
+                return Err(FormError::NotPending(format!(
+                    "the form is {}, no longer pending",
+                    task.status
+                )));
+            }
+            if let Some(deployment) = &task.deployment_id
+                && let Some(schema) = self
+                    .schemas
+                    .stored_in(&client, deployment, &task.form_name)
+                    .await?
+            {
+                let problems = validation::check(&schema, data.as_object().expect("an object"));
+                if !problems.is_empty() {
+                    return Err(FormError::InvalidData(problems));
+                }
+            }
+            // PostgreSQL keeps microseconds: what is answered is what is stored.
+            let at = Utc::now().trunc_subsecs(6);
+            let completed = FormTaskRow {
+                status: "completed".into(),
+                updated_at: at,
+                completed_at: Some(at),
+                delivery_state: Some("pending".into()),
+                ..task.clone()
+            };
+            let submission = SubmissionRow {
                 id: Uuid::now_v7(),
                 form_task_id: id,
-                submitted_by: caller.email.as_str(),
-                request_id: request_id.as_deref(),
-                data: &data,
-                message_name: &task.message_name,
-                process_instance_id: &task.process_instance_id,
-                activity_instance_id: task.activity_instance_id.as_deref(),
-            },
-        )
-        .await?;
-        let completed = rows::complete(&tx, id)
-            .await?
-            .ok_or_else(|| FormError::NotPending("the form is no longer pending".into()))?;
-        rows::append_change(
-            &tx,
-            id,
-            &completed.assignee,
-            "removed",
-            Some("completed"),
-            &FormSummary::of(&completed).to_json(),
-        )
-        .await?;
-        tx.commit().await.map_err(StoreError::from)?;
-        self.hub.changed();
-        self.dispatcher.wake();
-        Ok(Submitted {
-            submission,
-            delivery_state: "pending".into(),
-        })
+                submitted_by: email.to_owned(),
+                data: data.clone(),
+                created_at: at,
+            };
+            let written = rows::submit(
+                &client,
+                &rows::Submit {
+                    form_task_id: id,
+                    assignee: email,
+                    seen_updated_at: task.updated_at,
+                    at,
+                    submission_id: submission.id,
+                    request_id: request_id.as_deref(),
+                    data: &data,
+                    message_name: &task.message_name,
+                    process_instance_id: &task.process_instance_id,
+                    activity_instance_id: task.activity_instance_id.as_deref(),
+                    summary: &FormSummary::of(&completed).to_json(),
+                },
+            )
+            .await;
+            match written {
+                Ok(true) => {
+                    self.hub.changed();
+                    self.dispatcher.wake();
+                    return Ok(Submitted {
+                        submission,
+                        delivery_state: "pending".into(),
+                    });
+                }
+                Ok(false) => continue,
+                // The same request id, used at the same moment for this form (the
+                // other won: read its answer) or another (refused when read).
+                Err(StoreError::Db(error))
+                    if crate::store::unique_violation(&error) == Some("submissions_request_id") =>
+                {
+                    continue;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(FormError::Unavailable(
+            "the form kept changing while it was submitted: try again".into(),
+        ))
     }
 
     /// A form task the caller may see: their own, or any for workers and admins.

@@ -65,47 +65,6 @@ pub async fn submission_of(
         .map(submission))
 }
 
-pub struct NewSubmission<'a> {
-    pub id: Uuid,
-    pub form_task_id: Uuid,
-    pub submitted_by: &'a str,
-    pub request_id: Option<&'a str>,
-    pub data: &'a Value,
-    pub message_name: &'a str,
-    pub process_instance_id: &'a str,
-    pub activity_instance_id: Option<&'a str>,
-}
-
-/// The submission and its message to deliver, in the caller's transaction.
-pub async fn insert_submission(
-    client: &impl GenericClient,
-    new: &NewSubmission<'_>,
-) -> Result<SubmissionRow, StoreError> {
-    let row = client
-        .query_one(
-            &client.prepare_cached("INSERT INTO submissions (id, form_task_id, submitted_by, request_id, data)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id, form_task_id, submitted_by, data, created_at").await?,
-            &[&new.id, &new.form_task_id, &new.submitted_by, &new.request_id, new.data],
-        )
-        .await?;
-    client
-        .execute(
-            &client.prepare_cached("INSERT INTO correlation_outbox (id, submission_id, form_task_id, message_name, process_instance_id,
-                activity_instance_id, variables, state)
-             VALUES ($1, $1, $2, $3, $4, $5, $6, 'pending')").await?,
-            &[
-                &new.id,
-                &new.form_task_id,
-                &new.message_name,
-                &new.process_instance_id,
-                &new.activity_instance_id,
-                new.data,
-            ],
-        )
-        .await?;
-    Ok(submission(&row))
-}
-
 /// Where a delivery stands.
 #[derive(Clone, Debug)]
 pub struct DeliveryRow {

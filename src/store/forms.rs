@@ -74,22 +74,32 @@ fn from_row(row: &Row) -> FormTaskRow {
 
 /// Inserts a form task unless one exists for its external task. Returns the row
 /// and whether this call created it.
-#[tracing::instrument(name = "store.forms.insert", skip_all)]
-pub async fn insert(
+/// Stores a new form task and its `added` change (carrying `summary`) in one
+/// statement, so in one round trip and one transaction. False, and nothing
+/// written, when a task for the same external task exists already.
+#[tracing::instrument(name = "store.forms.insert_new", skip_all)]
+pub async fn insert_new(
     client: &impl GenericClient,
     task: &FormTaskRow,
-) -> Result<(FormTaskRow, bool), StoreError> {
-    let sql = format!(
-        "INSERT INTO form_tasks (id, external_task_id, business_key, form_name, message_name, assignee, status,
-            process_instance_id, root_process_instance_id, process_definition_id, process_definition_key,
-            tenant_id, topic_name, activity_id, activity_instance_id, execution_id, deployment_id, prefill)
-         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-         ON CONFLICT (external_task_id) DO NOTHING
-         RETURNING {COLUMNS}"
-    );
-    let inserted = client
-        .query_opt(
-            &client.prepare_cached(&sql).await?,
+    summary: &Value,
+) -> Result<bool, StoreError> {
+    let sql = "WITH inserted AS (
+            INSERT INTO form_tasks (id, external_task_id, business_key, form_name, message_name, assignee,
+                status, process_instance_id, root_process_instance_id, process_definition_id,
+                process_definition_key, tenant_id, topic_name, activity_id, activity_instance_id,
+                execution_id, deployment_id, prefill, created_at, updated_at)
+            VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                $17, $18, $18)
+            ON CONFLICT (external_task_id) DO NOTHING
+            RETURNING id, assignee
+        ), change AS (
+            INSERT INTO form_changes (form_task_id, assignee, kind, summary)
+            SELECT id, assignee, 'added', $19 FROM inserted
+        )
+        SELECT count(*) FROM inserted";
+    let inserted: i64 = client
+        .query_one(
+            &client.prepare_cached(sql).await?,
             &[
                 &task.id,
                 &task.external_task_id,
@@ -108,22 +118,13 @@ pub async fn insert(
                 &task.execution_id,
                 &task.deployment_id,
                 &task.prefill,
+                &task.created_at,
+                summary,
             ],
         )
-        .await?;
-    match inserted {
-        Some(row) => Ok((from_row(&row), true)),
-        None => {
-            let sql = format!("SELECT {COLUMNS} FROM form_tasks WHERE external_task_id = $1");
-            let row = client
-                .query_one(
-                    &client.prepare_cached(&sql).await?,
-                    &[&task.external_task_id],
-                )
-                .await?;
-            Ok((from_row(&row), false))
-        }
-    }
+        .await?
+        .get(0);
+    Ok(inserted == 1)
 }
 
 #[tracing::instrument(name = "store.forms.by_external_task", skip_all)]
@@ -162,20 +163,70 @@ pub async fn get_for_update(
         .map(from_row))
 }
 
-/// Marks a pending form completed.
-pub async fn complete(
-    client: &impl GenericClient,
-    id: Uuid,
-) -> Result<Option<FormTaskRow>, StoreError> {
-    let sql = format!(
-        "UPDATE form_tasks SET status = 'completed', completed_at = now(), updated_at = now()
-         WHERE id = $1 AND status = 'pending' RETURNING {COLUMNS}"
-    );
-    Ok(client
-        .query_opt(&client.prepare_cached(&sql).await?, &[&id])
+/// A submit, as one statement writes it.
+pub struct Submit<'a> {
+    pub form_task_id: Uuid,
+    pub assignee: &'a str,
+    /// The task's `updated_at` when it was read and checked: the write happens only
+    /// if nothing changed since.
+    pub seen_updated_at: DateTime<Utc>,
+    /// The time of the submit: completed_at, updated_at, the submission's created_at.
+    pub at: DateTime<Utc>,
+    pub submission_id: Uuid,
+    pub request_id: Option<&'a str>,
+    pub data: &'a Value,
+    pub message_name: &'a str,
+    pub process_instance_id: &'a str,
+    pub activity_instance_id: Option<&'a str>,
+    /// The completed task's summary, for its `removed` change.
+    pub summary: &'a Value,
+}
+
+/// Completes a pending form task unchanged since it was read, and stores the
+/// submission, its message to deliver (outbox) and the `removed` change: one
+/// statement, so one round trip and one transaction. False, with nothing written,
+/// when the task is no longer pending, no longer the assignee's, or changed since.
+/// Concurrent submits of one form serialize on its row: the later finds it
+/// completed.
+#[tracing::instrument(name = "store.forms.submit", skip_all)]
+pub async fn submit(client: &impl GenericClient, s: &Submit<'_>) -> Result<bool, StoreError> {
+    let sql = "WITH completed AS (
+            UPDATE form_tasks SET status = 'completed', completed_at = $4, updated_at = $4
+            WHERE id = $1 AND status = 'pending' AND assignee = $2 AND updated_at = $3
+            RETURNING id
+        ), submission AS (
+            INSERT INTO submissions (id, form_task_id, submitted_by, request_id, data, created_at)
+            SELECT $5, id, $2, $6, $7, $4 FROM completed
+            RETURNING id, form_task_id
+        ), outbox AS (
+            INSERT INTO correlation_outbox (id, submission_id, form_task_id, message_name,
+                process_instance_id, activity_instance_id, variables, state)
+            SELECT id, id, form_task_id, $8, $9, $10, $7, 'pending' FROM submission
+        ), change AS (
+            INSERT INTO form_changes (form_task_id, assignee, kind, reason, summary)
+            SELECT id, $2, 'removed', 'completed', $11 FROM completed
+        )
+        SELECT count(*) FROM completed";
+    let written: i64 = client
+        .query_one(
+            &client.prepare_cached(sql).await?,
+            &[
+                &s.form_task_id,
+                &s.assignee,
+                &s.seen_updated_at,
+                &s.at,
+                &s.submission_id,
+                &s.request_id,
+                s.data,
+                &s.message_name,
+                &s.process_instance_id,
+                &s.activity_instance_id,
+                s.summary,
+            ],
+        )
         .await?
-        .as_ref()
-        .map(from_row))
+        .get(0);
+    Ok(written == 1)
 }
 
 /// Gives a pending form to `assignee` and clears its draft (the old assignee's).
