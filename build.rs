@@ -24,5 +24,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .compile_with_config(config, &protos, &["proto"])?;
 
     println!("cargo:rerun-if-changed=proto");
+    // refinery embeds migrations/ at compile time, but the compiler cannot see a
+    // file added there: rebuilding when it changes keeps the binary's migrations
+    // those of the tree.
+    println!("cargo:rerun-if-changed=migrations");
     Ok(())
 }

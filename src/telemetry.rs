@@ -113,12 +113,15 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let id = request_id(request.headers());
-        let span = tracing::info_span!(
-            "rpc",
-            method = %request.uri().path(),
-            request_id = %id,
-            code = tracing::field::Empty,
-        );
+        let path: Box<str> = request.uri().path().into();
+        // Streams open and wait: their handlers log nothing of their own worth a
+        // span, and a span made for every stream opened costs each held stream
+        // memory (see BENCHMARKS.md). Their end is logged in a span like the others'.
+        let span = if STREAMING.contains(&&*path) {
+            Span::none()
+        } else {
+            rpc_span(&path, &id)
+        };
         let method = self
             .metrics
             .as_ref()
@@ -139,9 +142,17 @@ where
                     if let Ok(value) = HeaderValue::from_str(&id) {
                         parts.headers.insert(REQUEST_ID_HEADER, value);
                     }
+                    // The span is let go here: a stream's body lives as long as the
+                    // stream, and a span held that long costs a stream more memory
+                    // than all the rest of it. Its end is logged in a span made
+                    // again with the same fields.
+                    drop(span);
                     let body = TracedBody {
                         inner: body,
-                        span,
+                        rpc: Box::new(RpcName {
+                            path,
+                            request_id: id,
+                        }),
                         started,
                         code,
                         done: false,
@@ -168,7 +179,7 @@ pin_project! {
     pub struct TracedBody<B> {
         #[pin]
         inner: B,
-        span: Span,
+        rpc: Box<RpcName>,
         started: Instant,
         code: Option<i32>,
         done: bool,
@@ -182,7 +193,7 @@ pin_project! {
                 // Without a status the client went away (or the connection broke)
                 // before the end; with one, the body simply was not polled to its end
                 // (trailers-only answers, or the trailers were the last frame).
-                finish(this.span, *this.started, *this.code, this.code.is_none(), this.method);
+                finish(this.rpc, *this.started, *this.code, this.code.is_none(), this.method);
             }
         }
     }
@@ -204,13 +215,13 @@ impl<B: Body> Body for TracedBody<B> {
                     *this.code = grpc_status(trailers).or(*this.code);
                     // Trailers are the last frame.
                     *this.done = true;
-                    finish(this.span, *this.started, *this.code, false, this.method);
+                    finish(this.rpc, *this.started, *this.code, false, this.method);
                 }
             }
             Some(Err(_)) | None => {
                 if !*this.done {
                     *this.done = true;
-                    finish(this.span, *this.started, *this.code, false, this.method);
+                    finish(this.rpc, *this.started, *this.code, false, this.method);
                 }
             }
         }
@@ -226,8 +237,29 @@ impl<B: Body> Body for TracedBody<B> {
     }
 }
 
+/// The server-streaming methods that are held open for long.
+const STREAMING: [&str; 2] = [
+    "/ramp.v1.FormService/PendingForms",
+    "/grpc.health.v1.Health/Watch",
+];
+
+/// What names an RPC in its span: kept until its end is logged.
+pub struct RpcName {
+    path: Box<str>,
+    request_id: Arc<str>,
+}
+
+fn rpc_span(path: &str, request_id: &str) -> Span {
+    tracing::info_span!(
+        "rpc",
+        method = %path,
+        request_id = %request_id,
+        code = tracing::field::Empty,
+    )
+}
+
 fn finish(
-    span: &Span,
+    rpc: &RpcName,
     started: Instant,
     code: Option<i32>,
     cancelled: bool,
@@ -239,6 +271,7 @@ fn finish(
     let code_name = code
         .map(|c| tonic::Code::from(c).description())
         .unwrap_or("none");
+    let span = rpc_span(&rpc.path, &rpc.request_id);
     span.record("code", code.unwrap_or(-1));
     let latency_ms = ms(started);
     span.in_scope(|| match code {

@@ -149,6 +149,11 @@ impl State {
     async fn next(&mut self) -> Result<StreamEvent, FormError> {
         loop {
             if let Some(event) = self.queued.pop_front() {
+                if self.queued.is_empty() {
+                    // Let the buffer go: events are large, and a held stream
+                    // mostly waits with nothing queued.
+                    self.queued = VecDeque::new();
+                }
                 self.heartbeat.reset();
                 return Ok(event);
             }
@@ -192,7 +197,8 @@ impl State {
             }
             self.position = change.position;
             if let Some(event) = event_of(&change) {
-                self.queued.push_back(event);
+                self.heartbeat.reset();
+                return Ok(event);
             }
         }
     }

@@ -195,12 +195,26 @@ async fn streams_survive_the_listen_connection_being_killed() {
     let mut created = Vec::new();
     for i in 0..30 {
         if i == 10 || i == 20 {
-            let killed: i64 = a
-                .db()
-                .await
+            // The creates in between take less time than a reconnect: wait for
+            // both replicas' LISTEN connections to be back before the second kill.
+            let db = a.db().await;
+            let listening = "FROM pg_stat_activity
+                WHERE datname = current_database() AND query LIKE 'LISTEN%'";
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let n: i64 = db
+                    .query_one(&format!("SELECT count(*) {listening}"), &[])
+                    .await
+                    .unwrap()
+                    .get(0);
+                if n >= 2 || std::time::Instant::now() > deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let killed: i64 = db
                 .query_one(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-                     WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+                    &format!("SELECT count(pg_terminate_backend(pid)) {listening}"),
                     &[],
                 )
                 .await
