@@ -40,7 +40,10 @@ case "${1:-}" in
     log=${3:?missing LOGFILE}
     jar=$(jar)
     # A small heap and the quick JIT tier: the engine starts in seconds on 2 cores.
-    PORT=$port nohup java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xmx768m -jar "$jar" >"$log" 2>&1 &
+    # Benchmarks, which compare ramp with the engine, give it the full JIT instead
+    # (RAMP_ENGINE_JAVA_OPTS).
+    # shellcheck disable=SC2086
+    PORT=$port nohup java ${RAMP_ENGINE_JAVA_OPTS:--XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xmx768m} -jar "$jar" >"$log" 2>&1 &
     echo $!
     ;;
   wait)

@@ -269,3 +269,8 @@ pub async fn statements_run(db: &tokio_postgres::Client) -> Result<(i64, &'stati
         .await?;
     Ok((row.get(0), "transactions (pg_stat_database)"))
 }
+
+/// The server's process id, when the bench was told it (`RAMP_BENCH_SERVER_PID`).
+pub fn server_pid() -> Option<u32> {
+    std::env::var("RAMP_BENCH_SERVER_PID").ok()?.parse().ok()
+}

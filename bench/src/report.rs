@@ -165,8 +165,17 @@ pub fn render(args: &Args) -> Result<String> {
                         "submit_ratio",
                         0.5,
                     ),
+                    (
+                        "SubmitForm incl. outbox write, the engine stopped",
+                        "submit_form_engine_stopped",
+                        "submit_engine_stopped_ratio",
+                        0.5,
+                    ),
                 ] {
                     let r = &run[key];
+                    if r.is_null() {
+                        continue;
+                    }
                     let ratio = run[ratio_key].as_f64();
                     let p99 = r["latency"]["p99_ms"].as_f64().unwrap_or(f64::MAX);
                     let p99_ok = key != "create_form_task" || p99 <= 20.0;
@@ -264,6 +273,44 @@ pub fn render(args: &Args) -> Result<String> {
             md,
             "| ListFormTasks among 100,000 pending | ≥ 10× faster than the engine | – | – | – | not run |"
         )?,
+    }
+
+    if let Some(runs) = writes.as_ref().and_then(|w| w["runs"].as_array().cloned()) {
+        writeln!(
+            md,
+            "\n### Where the CPU goes in the writes\n\nCPU milliseconds per operation, by process, during each phase (from /proc; pgbench's own time is not counted: it has ended when it is read). Two cores give 2,000 CPU ms per second in all, so throughput is at most 2,000 / the row's sum.\n\n| clients | phase | ramp | PostgreSQL | engine | load tool |\n|---|---|---|---|---|---|"
+        )?;
+        for run in runs {
+            for (phase, figures) in [
+                ("pgbench insert", &run["pgbench_insert"]),
+                ("CreateFormTask", &run["create_form_task"]),
+                ("SubmitForm", &run["submit_form"]),
+                (
+                    "SubmitForm, the engine stopped",
+                    &run["submit_form_engine_stopped"],
+                ),
+            ] {
+                let cpu = &figures["cpu_ms_per_op"];
+                if cpu.is_null() {
+                    continue;
+                }
+                let cell = |group: &str| {
+                    cpu[group]
+                        .as_f64()
+                        .map(|v| format!("{v:.3}"))
+                        .unwrap_or("–".into())
+                };
+                writeln!(
+                    md,
+                    "| {} | {phase} | {} | {} | {} | {} |",
+                    num(&run["clients"]),
+                    cell("ramp"),
+                    cell("postgres"),
+                    cell("engine"),
+                    cell("load tool"),
+                )?;
+            }
+        }
     }
 
     writeln!(md, "\n### Every figure\n")?;

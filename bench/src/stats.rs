@@ -61,3 +61,76 @@ pub fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
         .parse()?;
     Ok(kib * 1024)
 }
+
+/// CPU time (user + system) used so far by the processes of this machine, in
+/// seconds, grouped by what they are: ramp's server (`server_pid`), PostgreSQL, the
+/// engine (Java), this load tool, pgbench, everything else. Read from /proc; a
+/// process that ended between two readings drops out of the second, so only
+/// processes that live through a phase are compared.
+pub fn cpu_by_group(server_pid: Option<u32>) -> std::collections::BTreeMap<&'static str, f64> {
+    let mut groups = std::collections::BTreeMap::new();
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return groups;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // comm is in parentheses and may hold spaces: fields follow the last ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after comm.
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let seconds = (ticks(11) + ticks(12)) / 100.0;
+        let group = if Some(pid) == server_pid {
+            "ramp"
+        } else if pid == me {
+            "load tool"
+        } else if comm == "postgres" {
+            "postgres"
+        } else if comm == "java" {
+            "engine"
+        } else if comm == "pgbench" {
+            "pgbench"
+        } else {
+            "other"
+        };
+        *groups.entry(group).or_insert(0.0) += seconds;
+    }
+    groups
+}
+
+/// CPU milliseconds per operation for each group between two readings.
+pub fn cpu_per_op(
+    before: &std::collections::BTreeMap<&'static str, f64>,
+    after: &std::collections::BTreeMap<&'static str, f64>,
+    ops: u64,
+) -> Value {
+    let mut out = serde_json::Map::new();
+    for (group, end) in after {
+        let used = end - before.get(group).copied().unwrap_or(0.0);
+        if used > 0.0 && ops > 0 && *group != "other" {
+            out.insert(
+                (*group).to_owned(),
+                json!((used * 1000.0 / ops as f64 * 1000.0).round() / 1000.0),
+            );
+        }
+    }
+    Value::Object(out)
+}

@@ -129,6 +129,11 @@ pub async fn claim(
             &client.prepare_cached("UPDATE correlation_outbox SET
                 lease_owner = $1,
                 lease_until = now() + make_interval(secs => $2::bigint / 1000.0),
+                -- A leased row is not due again before its lease ends: moved out of
+                -- the due range, it costs the next claims nothing (they would
+                -- otherwise step over every leased row, a backlog's worth when the
+                -- engine is slow).
+                next_attempt_at = now() + make_interval(secs => $2::bigint / 1000.0),
                 lease_generation = lease_generation + 1,
                 attempts = attempts + 1,
                 uncertain = uncertain OR lease_owner IS NOT NULL

@@ -117,6 +117,10 @@ pub async fn run(args: Args) -> Result<()> {
     let (mut ramp_items, mut engine_items) = (0usize, 0usize);
     // Both warm first.
     for round in 0..args.samples + 50 {
+        if round == 50 {
+            // From here on, what each side's database did is counted.
+            db.execute("SELECT pg_stat_statements_reset()", &[]).await?;
+        }
         let user = &users[rng.random_range(0..users.len())];
         let bearer = bench.bearer(user, &[]);
         let request = ListFormTasksRequest {
@@ -153,6 +157,29 @@ pub async fn run(args: Args) -> Result<()> {
             engine_items += tasks.len();
         }
     }
+    // The database's own time per page on each side (ramp's database and the
+    // engine's; background work of both, a few statements a second, included).
+    let mut database_ms_per_page = serde_json::Map::new();
+    for row in db
+        .query(
+            "SELECT CASE WHEN d.datname = current_database() THEN 'ramp' ELSE 'engine' END,
+                    sum(s.calls)::bigint, sum(s.total_exec_time)
+             FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+             WHERE d.datname IN (current_database(), 'engine')
+             GROUP BY 1",
+            &[],
+        )
+        .await?
+    {
+        let (side, calls, total_ms): (String, i64, f64) = (row.get(0), row.get(1), row.get(2));
+        database_ms_per_page.insert(
+            side,
+            json!({
+                "ms": (total_ms / args.samples.max(1) as f64 * 1000.0).round() / 1000.0,
+                "statements": (calls as f64 / args.samples.max(1) as f64 * 10.0).round() / 10.0,
+            }),
+        );
+    }
     let ramp = ramp_latency.summary();
     let engine_summary = engine_latency.summary();
     let ratio = |q: &str| {
@@ -182,6 +209,7 @@ pub async fn run(args: Args) -> Result<()> {
             "engine_task_query": engine_summary,
             "ratio_p50": ratio("p50_ms"),
             "ratio_p99": ratio("p99_ms"),
+            "database_per_page": database_ms_per_page,
         }),
     )
 }

@@ -1,7 +1,13 @@
 //! Write throughput: CreateFormTask, then SubmitForm of the forms just created, each
 //! at a fixed number of concurrent clients for a fixed time; and, in the same run,
 //! pgbench inserting single form-task-shaped rows (a table like form_tasks, with its
-//! indexes) at the same client count against the same server.
+//! indexes) at the same client count against the same server. Each phase also
+//! reports the CPU time every process group (ramp, PostgreSQL, the engine, the load
+//! tool, pgbench) spent per operation: on a machine this small they share two cores,
+//! so that split is what limits throughput. With the engine's process id given,
+//! SubmitForm runs a second time with the engine stopped (SIGSTOP): the submit and
+//! its outbox write alone, without the engine's work of taking each answer, which
+//! waits until the engine is resumed (SIGCONT) and the outbox drains.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -13,7 +19,7 @@ use ramp::proto::SubmitFormRequest;
 use serde_json::{Value, json};
 
 use crate::client::{Bench, Target, answer, authorized};
-use crate::stats::Latencies;
+use crate::stats::{Latencies, cpu_by_group, cpu_per_op};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -34,6 +40,10 @@ pub struct Args {
     /// Seconds to wait for the outbox to drain after the submits.
     #[arg(long, default_value_t = 300)]
     pub drain_secs: u64,
+    /// The engine's process, stopped for a second SubmitForm run (skipped when not
+    /// given).
+    #[arg(long, env = "RAMP_BENCH_ENGINE_PID")]
+    pub engine_pid: Option<u32>,
 }
 
 const PGBENCH_TABLE: &str = "bench_pgbench_form_tasks";
@@ -63,8 +73,32 @@ pub async fn run(args: Args) -> Result<()> {
             "writes: SubmitForm, {clients} clients, {} s",
             args.duration_secs
         );
-        let submit = submits(&bench, clients, duration, created).await;
+        let submit = submits(&bench, clients, duration, created.clone()).await;
         let drained = drain(&db, Duration::from_secs(args.drain_secs)).await?;
+        let (submit_paused, drained_after_pause) = match args.engine_pid {
+            Some(engine) => {
+                eprintln!(
+                    "writes: SubmitForm with the engine stopped, {clients} clients, {} s",
+                    args.duration_secs
+                );
+                signal(engine, "STOP")?;
+                let figures = submits(&bench, clients, duration, created).await;
+                signal(engine, "CONT")?;
+                // Delivering these would take the engine minutes (it takes about a
+                // hundred answers a second here) and is not what this phase
+                // measures: the benchmark's database lets them go.
+                let discarded = db
+                    .execute(
+                        "UPDATE correlation_outbox SET state = 'undeliverable',
+                            last_error = 'discarded by the benchmark', lease_owner = NULL
+                         WHERE state = 'pending'",
+                        &[],
+                    )
+                    .await?;
+                (figures, json!({ "discarded": discarded }))
+            }
+            None => (Value::Null, Value::Null),
+        };
         let tps = |v: &Value| v["per_sec"].as_f64().unwrap_or(0.0);
         let ratio = |v: &Value| match &pgbench {
             Some(p) if tps(p) > 0.0 => json!((tps(v) / tps(p) * 1000.0).round() / 1000.0),
@@ -78,6 +112,9 @@ pub async fn run(args: Args) -> Result<()> {
             "submit_form": submit,
             "submit_ratio": ratio(&submit),
             "outbox_drain": drained,
+            "submit_form_engine_stopped": submit_paused,
+            "submit_engine_stopped_ratio": ratio(&submit_paused),
+            "outbox_after_stop": drained_after_pause,
         }));
     }
     bench.write(
@@ -93,6 +130,8 @@ where
     Fut: std::future::Future<Output = Option<Result<(), tonic::Status>>> + Send,
 {
     let call = Arc::new(call);
+    let server_pid = crate::client::server_pid();
+    let cpu_before = cpu_by_group(server_pid);
     let started = Instant::now();
     let deadline = started + duration;
     let mut loops = Vec::new();
@@ -122,6 +161,7 @@ where
         errors.append(&mut errs);
     }
     let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_per_op(&cpu_before, &cpu_by_group(server_pid), all.len());
     if let Some(first) = errors.first() {
         eprintln!("writes: {} errors, the first: {first}", errors.len());
     }
@@ -130,7 +170,20 @@ where
         "errors": errors.len(),
         "per_sec": (all.len() as f64 / secs).round(),
         "latency": all.summary(),
+        "cpu_ms_per_op": cpu,
     })
+}
+
+/// Sends `signal` (STOP, CONT) to a process.
+fn signal(pid: u32, signal: &str) -> Result<()> {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()?;
+    if !status.success() {
+        bail!("kill -{signal} {pid} failed");
+    }
+    Ok(())
 }
 
 type Created = Arc<Mutex<VecDeque<(String, String)>>>;
@@ -249,6 +302,7 @@ async fn pgbench(
         "writes: pgbench, {clients} clients, {} s",
         duration.as_secs()
     );
+    let cpu_before = cpu_by_group(crate::client::server_pid());
     let output = tokio::process::Command::new(path)
         .args(["-n", "-r", "-f"])
         .arg(&script)
@@ -283,8 +337,16 @@ async fn pgbench(
             })
     };
     let tps = field("tps").context("pgbench printed no tps")?;
+    // pgbench has ended: its own CPU time is gone from /proc, PostgreSQL's is not.
+    let transactions = field("number of transactions actually processed").unwrap_or(0.0);
+    let cpu = cpu_per_op(
+        &cpu_before,
+        &cpu_by_group(crate::client::server_pid()),
+        transactions as u64,
+    );
     Ok(json!({
         "per_sec": tps.round(),
         "latency_mean_ms": field("latency average"),
+        "cpu_ms_per_op": cpu,
     }))
 }
