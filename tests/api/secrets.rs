@@ -92,6 +92,16 @@ async fn no_secret_or_token_reaches_the_logs() {
     ])
     .spawn()
     .unwrap();
+    // Read its log while it runs: at `debug` it writes more than a pipe holds, and a
+    // server blocked on a full pipe answers nothing.
+    let mut stderr = child.stderr.take().unwrap();
+    let log = tokio::spawn(async move {
+        let mut text = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text)
+            .await
+            .unwrap();
+        text
+    });
     let addr = listen.parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(addr).is_err() {
@@ -132,11 +142,7 @@ async fn no_secret_or_token_reaches_the_logs() {
     );
     let succeeding = tokio::time::timeout(Duration::from_secs(10), async {
         let _ = child.wait().await;
-        let mut stderr = String::new();
-        tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr)
-            .await
-            .unwrap();
-        stderr
+        log.await.unwrap()
     })
     .await
     .expect("ramp serve stops on SIGTERM");
