@@ -62,16 +62,16 @@ pub fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
     Ok(kib * 1024)
 }
 
-/// CPU time (user + system) used so far by the processes of this machine, in
-/// seconds, grouped by what they are: ramp's server (`server_pid`), PostgreSQL, the
-/// engine (Java), this load tool, pgbench, everything else. Read from /proc; a
-/// process that ended between two readings drops out of the second, so only
-/// processes that live through a phase are compared.
-pub fn cpu_by_group(server_pid: Option<u32>) -> std::collections::BTreeMap<&'static str, f64> {
-    let mut groups = std::collections::BTreeMap::new();
+/// CPU time (user + system) used so far by each process of this machine, in
+/// seconds, with the group it belongs to: ramp's server (`server_pid`), PostgreSQL,
+/// the engine (Java), this load tool, pgbench, everything else. Read from /proc.
+pub type CpuReading = std::collections::HashMap<u32, (&'static str, f64)>;
+
+pub fn cpu_by_group(server_pid: Option<u32>) -> CpuReading {
+    let mut reading = CpuReading::new();
     let me = std::process::id();
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return groups;
+        return reading;
     };
     for entry in entries.flatten() {
         let Some(pid) = entry
@@ -111,24 +111,26 @@ pub fn cpu_by_group(server_pid: Option<u32>) -> std::collections::BTreeMap<&'sta
         } else {
             "other"
         };
-        *groups.entry(group).or_insert(0.0) += seconds;
+        reading.insert(pid, (group, seconds));
     }
-    groups
+    reading
 }
 
-/// CPU milliseconds per operation for each group between two readings.
-pub fn cpu_per_op(
-    before: &std::collections::BTreeMap<&'static str, f64>,
-    after: &std::collections::BTreeMap<&'static str, f64>,
-    ops: u64,
-) -> Value {
+/// CPU milliseconds per operation for each group between two readings: each
+/// process's use in between (a process that started in between counts from its
+/// start; one that ended in between is missing, its last moments with it).
+pub fn cpu_per_op(before: &CpuReading, after: &CpuReading, ops: u64) -> Value {
+    let mut used: std::collections::BTreeMap<&str, f64> = std::collections::BTreeMap::new();
+    for (pid, (group, end)) in after {
+        let start = before.get(pid).map(|(_, s)| *s).unwrap_or(0.0);
+        *used.entry(group).or_insert(0.0) += (end - start).max(0.0);
+    }
     let mut out = serde_json::Map::new();
-    for (group, end) in after {
-        let used = end - before.get(group).copied().unwrap_or(0.0);
-        if used > 0.0 && ops > 0 && *group != "other" {
+    for (group, seconds) in used {
+        if ops > 0 && group != "other" {
             out.insert(
-                (*group).to_owned(),
-                json!((used * 1000.0 / ops as f64 * 1000.0).round() / 1000.0),
+                group.to_owned(),
+                json!((seconds * 1000.0 / ops as f64 * 1000.0).round() / 1000.0),
             );
         }
     }

@@ -3,7 +3,8 @@
 //! kept in the database per deployment so reading a task never needs the engine.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
@@ -33,10 +34,65 @@ pub struct Lineage {
     pub process_definition_id: Option<String>,
 }
 
+/// One fetch at a time per key: callers that miss the same key at once wait for the
+/// first, then find what it fetched remembered (many creates for one new instance,
+/// or right after a start, would otherwise all ask the engine the same thing).
+struct Flights<K> {
+    inner: Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl<K: Hash + Eq + Clone> Flights<K> {
+    fn new() -> Self {
+        Self {
+            inner: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Waits for this key's turn; the turn ends when the returned value is dropped.
+    async fn turn(&self, key: &K) -> Turn<'_, K> {
+        let lock = self
+            .inner
+            .lock()
+            .expect("not poisoned")
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let guard = lock.clone().lock_owned().await;
+        Turn {
+            flights: self,
+            key: key.clone(),
+            lock,
+            _guard: guard,
+        }
+    }
+}
+
+struct Turn<'a, K: Hash + Eq> {
+    flights: &'a Flights<K>,
+    key: K,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl<K: Hash + Eq> Drop for Turn<'_, K> {
+    fn drop(&mut self) {
+        let mut inner = self.flights.inner.lock().expect("not poisoned");
+        if inner
+            .get(&self.key)
+            .is_some_and(|lock| Arc::ptr_eq(lock, &self.lock))
+        {
+            inner.remove(&self.key);
+        }
+    }
+}
+
 pub struct Schemas {
     store: Store,
     camunda: Camunda,
     lineage: Mutex<HashMap<String, Lineage>>,
+    lineage_flights: Flights<String>,
+    deployment_flights: Flights<String>,
+    form_flights: Flights<String>,
     /// Process definition → its deployment (never changes).
     deployments: Mutex<HashMap<String, Option<String>>>,
     /// (deployment, form id) → schema, as stored (a deployment never changes).
@@ -63,6 +119,9 @@ impl Schemas {
             store,
             camunda,
             lineage: Mutex::new(HashMap::new()),
+            lineage_flights: Flights::new(),
+            deployment_flights: Flights::new(),
+            form_flights: Flights::new(),
             deployments: Mutex::new(HashMap::new()),
             stored: Mutex::new(HashMap::new()),
         }
@@ -71,13 +130,22 @@ impl Schemas {
     /// The root instance (and definition) of a process instance, from the engine's
     /// history; remembered, since it never changes.
     pub async fn lineage(&self, process_instance_id: &str) -> Result<Lineage, SchemaError> {
-        if let Some(known) = self
-            .lineage
-            .lock()
-            .expect("not poisoned")
-            .get(process_instance_id)
-        {
-            return Ok(known.clone());
+        let known = || {
+            self.lineage
+                .lock()
+                .expect("not poisoned")
+                .get(process_instance_id)
+                .cloned()
+        };
+        if let Some(known) = known() {
+            return Ok(known);
+        }
+        let _turn = self
+            .lineage_flights
+            .turn(&process_instance_id.to_owned())
+            .await;
+        if let Some(known) = known() {
+            return Ok(known);
         }
         let history = self
             .camunda
@@ -104,13 +172,22 @@ impl Schemas {
         form_id: &str,
     ) -> Result<Option<(String, Value)>, SchemaError> {
         if let Some(definition_id) = definition_id {
-            let known = self
-                .deployments
-                .lock()
-                .expect("not poisoned")
-                .get(definition_id)
-                .cloned();
-            let deployment = match known {
+            let known = || {
+                self.deployments
+                    .lock()
+                    .expect("not poisoned")
+                    .get(definition_id)
+                    .cloned()
+            };
+            let turn = match known() {
+                Some(_) => None,
+                None => Some(
+                    self.deployment_flights
+                        .turn(&definition_id.to_owned())
+                        .await,
+                ),
+            };
+            let deployment = match known() {
                 Some(deployment) => deployment,
                 None => {
                     let deployment = self.camunda.definition(definition_id).await?.deployment_id;
@@ -123,6 +200,7 @@ impl Schemas {
                     deployment
                 }
             };
+            drop(turn);
             if let Some(deployment) = deployment
                 && let Some(schema) = self.in_deployment(&deployment, form_id).await?
             {
@@ -172,6 +250,10 @@ impl Schemas {
         deployment_id: &str,
         form_id: &str,
     ) -> Result<Option<Value>, SchemaError> {
+        if let Some(schema) = self.stored(deployment_id, form_id).await? {
+            return Ok(Some(schema));
+        }
+        let _turn = self.form_flights.turn(&deployment_id.to_owned()).await;
         if let Some(schema) = self.stored(deployment_id, form_id).await? {
             return Ok(Some(schema));
         }
@@ -244,6 +326,32 @@ fn collect(container: &Value, keys: &mut BTreeSet<String>) {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn one_fetch_at_a_time_per_key_and_none_across_keys() {
+        let flights = Flights::<String>::new();
+        let a = flights.turn(&"a".to_owned()).await;
+        let b = tokio::time::timeout(Duration::from_secs(5), flights.turn(&"b".to_owned()))
+            .await
+            .expect("another key is not held up");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), flights.turn(&"a".to_owned()))
+                .await
+                .is_err(),
+            "the same key waits for its turn"
+        );
+        drop(a);
+        let again = tokio::time::timeout(Duration::from_secs(5), flights.turn(&"a".to_owned()))
+            .await
+            .expect("its turn comes when the first ends");
+        drop(again);
+        drop(b);
+        assert!(
+            flights.inner.lock().unwrap().is_empty(),
+            "nothing is kept once every turn ended"
+        );
+    }
 
     #[test]
     fn keys_come_from_fields_groups_and_paths() {

@@ -68,12 +68,16 @@ pub async fn run(args: Args) -> Result<()> {
             "writes: CreateFormTask, {clients} clients, {} s",
             args.duration_secs
         );
-        let (create, created) = creates(&bench, &hosts, clients, duration, args.users).await;
+        reset_statements(&db).await?;
+        let (mut create, created) = creates(&bench, &hosts, clients, duration, args.users).await;
+        create["top_statements"] = top_statements(&db).await?;
         eprintln!(
             "writes: SubmitForm, {clients} clients, {} s",
             args.duration_secs
         );
-        let submit = submits(&bench, clients, duration, created.clone()).await;
+        reset_statements(&db).await?;
+        let mut submit = submits(&bench, clients, duration, created.clone()).await;
+        submit["top_statements"] = top_statements(&db).await?;
         let drained = drain(&db, Duration::from_secs(args.drain_secs)).await?;
         let (submit_paused, drained_after_pause) = match args.engine_pid {
             Some(engine) => {
@@ -82,7 +86,9 @@ pub async fn run(args: Args) -> Result<()> {
                     args.duration_secs
                 );
                 signal(engine, "STOP")?;
-                let figures = submits(&bench, clients, duration, created).await;
+                reset_statements(&db).await?;
+                let mut figures = submits(&bench, clients, duration, created).await;
+                figures["top_statements"] = top_statements(&db).await?;
                 signal(engine, "CONT")?;
                 // Delivering these would take the engine minutes (it takes about a
                 // hundred answers a second here) and is not what this phase
@@ -172,6 +178,41 @@ where
         "latency": all.summary(),
         "cpu_ms_per_op": cpu,
     })
+}
+
+/// Forgets what pg_stat_statements counted so far (a no-op without it).
+async fn reset_statements(db: &tokio_postgres::Client) -> Result<()> {
+    let _ = db.execute("SELECT pg_stat_statements_reset()", &[]).await;
+    Ok(())
+}
+
+/// The statements that took the database's time since the last reset, in ramp's
+/// database: the most costly first, with calls and total milliseconds.
+async fn top_statements(db: &tokio_postgres::Client) -> Result<Value> {
+    let Ok(rows) = db
+        .query(
+            "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 120), calls,
+                    round(total_exec_time::numeric, 1)::float8
+             FROM pg_stat_statements
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+             ORDER BY total_exec_time DESC LIMIT 6",
+            &[],
+        )
+        .await
+    else {
+        return Ok(Value::Null);
+    };
+    Ok(Value::Array(
+        rows.iter()
+            .map(|r| {
+                json!({
+                    "query": r.get::<_, String>(0),
+                    "calls": r.get::<_, i64>(1),
+                    "total_ms": r.get::<_, f64>(2),
+                })
+            })
+            .collect(),
+    ))
 }
 
 /// Sends `signal` (STOP, CONT) to a process.
