@@ -26,6 +26,9 @@ use crate::store::forms::{self as rows, ChangeRow, Position};
 pub const CHANNEL: &str = "ramp_form_changes";
 /// Changes read from the log per query.
 const BATCH: i64 = 1_000;
+/// The longest wait before reading again while committed changes are held back by
+/// an older transaction: they are readable the moment it ends.
+const HELD_BACK_RETRY: Duration = Duration::from_millis(200);
 
 #[derive(Clone, Debug)]
 pub struct HubSettings {
@@ -51,6 +54,9 @@ struct Inner {
     next_id: AtomicU64,
     /// Wakes this replica's reader.
     wake: Notify,
+    /// Set with every wake-up and cleared by the reader before it reads: a wake-up
+    /// that lands while the reader is not waiting (or as its timer fires) is not lost.
+    dirty: AtomicBool,
     /// Asks the notifier to tell the other replicas.
     poke: Notify,
 }
@@ -122,6 +128,14 @@ impl Drop for Subscription {
     }
 }
 
+impl Inner {
+    /// Has the reader read the log (now, or as soon as it is done with a read).
+    fn wake_reader(&self) {
+        self.dirty.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("{0} streams are open for this user already")]
 pub struct TooManyStreams(pub usize);
@@ -135,6 +149,7 @@ impl ChangeHub {
                 streams: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
                 wake: Notify::new(),
+                dirty: AtomicBool::new(false),
                 poke: Notify::new(),
             }),
         }
@@ -192,7 +207,7 @@ impl ChangeHub {
     /// Called after a change committed: wakes this replica's reader now and has the
     /// others told (coalesced).
     pub fn changed(&self) {
-        self.inner.wake.notify_one();
+        self.inner.wake_reader();
         self.inner.poke.notify_one();
     }
 
@@ -216,12 +231,28 @@ impl ChangeHub {
     }
 
     async fn read_loop(self, mut frontier: Position, shutdown: CancellationToken) {
+        // Changes committed but not yet readable (a transaction anywhere in the
+        // cluster, older than theirs, still runs) are read again soon, not at the
+        // next poll: a wake-up may already have come and gone for them.
+        let mut retry: Option<Duration> = None;
         loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = self.inner.wake.notified() => {}
-                _ = tokio::time::sleep(self.inner.settings.poll_interval) => {}
+            let wait = retry.unwrap_or(self.inner.settings.poll_interval);
+            if !self.inner.dirty.load(Ordering::Acquire) {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = self.inner.wake.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                }
             }
+            // What is woken from here on is read again next time round.
+            self.inner.dirty.store(false, Ordering::Release);
+            // Asked before reading: a change committed by then is either below the
+            // read's xmin (which only grows) or counted here; one committed later
+            // wakes this loop itself.
+            let held_back = match self.inner.store.client().await {
+                Ok(client) => rows::held_back(&client).await.unwrap_or(true),
+                Err(_) => true,
+            };
             loop {
                 let batch = match self.inner.store.client().await {
                     Ok(client) => rows::changes_after(&client, None, frontier, BATCH).await,
@@ -243,6 +274,12 @@ impl ChangeHub {
                     break;
                 }
             }
+            retry = held_back.then(|| {
+                retry
+                    .map_or(Duration::from_millis(5), |r| r * 2)
+                    .min(HELD_BACK_RETRY)
+                    .min(self.inner.settings.poll_interval)
+            });
         }
     }
 
@@ -316,12 +353,12 @@ impl ChangeHub {
                     } else {
                         backoff = Duration::from_millis(100);
                         // Whatever happened while not listening is read now.
-                        self.inner.wake.notify_one();
+                        self.inner.wake_reader();
                         loop {
                             tokio::select! {
                                 _ = shutdown.cancelled() => { driver.abort(); return; }
                                 message = messages.recv() => match message {
-                                    Some(()) => self.inner.wake.notify_one(),
+                                    Some(()) => self.inner.wake_reader(),
                                     None => break,
                                 },
                             }

@@ -455,6 +455,24 @@ pub async fn frontier(client: &impl GenericClient) -> Result<Position, StoreErro
         .unwrap_or((0, 0)))
 }
 
+/// Whether changes have committed that readers cannot take yet: a transaction older
+/// than theirs (in any database of the cluster: transaction ids are shared) still
+/// runs, so they lie at or above the snapshot's xmin.
+pub async fn held_back(client: &impl GenericClient) -> Result<bool, StoreError> {
+    Ok(client
+        .query_one(
+            &client
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM form_changes
+                     WHERE tx >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint)",
+                )
+                .await?,
+            &[],
+        )
+        .await?
+        .get(0))
+}
+
 /// When the change at `position` was written, if it is still in the log.
 pub async fn change_time(
     client: &impl GenericClient,

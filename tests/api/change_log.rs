@@ -181,6 +181,37 @@ async fn a_stream_opened_before_its_replica_finished_starting_misses_nothing() {
 }
 
 #[tokio::test]
+async fn a_change_held_back_by_an_older_transaction_arrives_without_waiting_for_the_poll() {
+    // Reading on a timer practically never: only wake-ups make the hub read.
+    let app = spawn_app_with(json!({"change_poll_ms": 600_000})).await;
+    let ann = user();
+    let (instance, _) = instance_with_form(&ann).await;
+    let mut stream = open(&app, &ann, "").await;
+    next(&mut stream).await;
+
+    // An older transaction that writes nothing of ramp's keeps the change below it
+    // unreadable when its wake-up comes.
+    let mut older = app.db().await;
+    let t0 = older.transaction().await.unwrap();
+    t0.query_one("SELECT pg_current_xact_id()::text", &[])
+        .await
+        .unwrap();
+    let created = create(
+        &app,
+        new_task(&format!("ext-held-{instance}"), &instance, &ann),
+    )
+    .await
+    .form_task
+    .unwrap()
+    .summary
+    .unwrap()
+    .id;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    t0.commit().await.unwrap();
+    assert_eq!(added(&next(&mut stream).await), created);
+}
+
+#[tokio::test]
 async fn streams_survive_the_listen_connection_being_killed() {
     // Reading on a timer practically never: only LISTEN (and its recovery) wakes A.
     let database = fresh_database().await;
