@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything `make test` runs: installs what is missing, lints the contracts and the
-# code, starts one process engine (H2 in memory) and one throwaway PostgreSQL cluster
-# for the whole run, and runs every test against them.
+# code, starts one throwaway PostgreSQL cluster and one process engine on it for the
+# whole run, and runs every test against them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,20 +10,34 @@ step() { printf '\n== %s\n' "$*"; }
 step "install"
 scripts/install.sh
 
-# The engine takes a while to start: start it first, wait for it before the tests.
-step "engine (${RAMP_ENGINE:-camunda}, H2 in memory)"
 state=$(mktemp -d)
 # The database server runs as the postgres user when this runs as root: it must
 # reach its folder.
 chmod 755 "$state"
-engine_port=$(scripts/free-port.sh)
-engine_pid=$(scripts/engine.sh start "$engine_port" "$state/engine.log")
+engine_pid=""
 cleanup() {
-  kill "$engine_pid" 2>/dev/null || true
+  [ -z "$engine_pid" ] || kill "$engine_pid" 2>/dev/null || true
   scripts/postgres.sh stop "$state/pg" || true
   rm -rf "$state"
 }
 trap cleanup EXIT
+
+# One throwaway cluster for the run: ramp's test databases and the engine's own
+# (database `engine`), so the engine stores what it stores as `make run` has it do —
+# on PostgreSQL, where a String variable stops at 4,000 characters (H2 differs).
+step "postgres (throwaway)"
+port=$(scripts/free-port.sh)
+scripts/postgres.sh start "$state/pg" "$port" throwaway
+echo "listening on 127.0.0.1:$port"
+export RAMP_TEST_DATABASE_URL="host=127.0.0.1 port=$port user=postgres dbname=postgres"
+psql "$RAMP_TEST_DATABASE_URL" -qc "CREATE DATABASE engine"
+
+# The engine takes a while to start: start it first, wait for it before the tests.
+step "engine (${RAMP_ENGINE:-camunda}, on PostgreSQL)"
+engine_port=$(scripts/free-port.sh)
+engine_pid=$(RAMP_ENGINE_DB_URL="jdbc:postgresql://127.0.0.1:$port/engine" \
+  RAMP_ENGINE_DB_USER=postgres RAMP_ENGINE_DB_PASSWORD="" \
+  scripts/engine.sh start "$engine_port" "$state/engine.log")
 export RAMP_TEST_CAMUNDA_URL="http://127.0.0.1:$engine_port/engine-rest"
 
 step "buf lint"
@@ -44,11 +58,6 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
-step "postgres (throwaway)"
-port=$(scripts/free-port.sh)
-scripts/postgres.sh start "$state/pg" "$port" throwaway
-echo "listening on 127.0.0.1:$port"
-export RAMP_TEST_DATABASE_URL="host=127.0.0.1 port=$port user=postgres dbname=postgres"
 GRPCURL="$(go env GOPATH)/bin/grpcurl"
 export GRPCURL
 

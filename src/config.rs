@@ -170,6 +170,13 @@ pub struct Config {
     /// Attempts after which a delivery that keeps failing (other than waiting for
     /// the receive task) is marked failed. `RAMP_DELIVERY_MAX_ATTEMPTS`.
     pub delivery_max_attempts: i32,
+    /// How long after its submission an answer is still retried, in seconds; then
+    /// its delivery is marked failed, for an operator (and shown so to its author).
+    /// `RAMP_DELIVERY_GIVE_UP_AFTER_SECS`.
+    pub delivery_give_up_after_secs: u64,
+    /// The longest wait between two delivery attempts, in ms.
+    /// `RAMP_DELIVERY_BACKOFF_CAP_MS`.
+    pub delivery_backoff_cap_ms: u64,
     /// A separate address for `/metrics`, `/livez` and `/readyz`; unset, the API's
     /// port answers them. `RAMP_METRICS_LISTEN`.
     #[serde(default)]
@@ -228,6 +235,8 @@ struct Defaults {
     delivery_poll_ms: u64,
     delivery_lease_ms: u64,
     delivery_max_attempts: i32,
+    delivery_give_up_after_secs: u64,
+    delivery_backoff_cap_ms: u64,
     readiness_interval_ms: u64,
     delivered_retention_secs: u64,
     submission_retention_secs: u64,
@@ -269,6 +278,8 @@ impl Default for Defaults {
             delivery_poll_ms: 1_000,
             delivery_lease_ms: 30_000,
             delivery_max_attempts: 30,
+            delivery_give_up_after_secs: 24 * 60 * 60,
+            delivery_backoff_cap_ms: 60_000,
             readiness_interval_ms: 5_000,
             delivered_retention_secs: 7 * 24 * 60 * 60,
             submission_retention_secs: 90 * 24 * 60 * 60,
@@ -462,6 +473,18 @@ impl Config {
         if self.delivery_max_attempts < 1 {
             return Err(invalid("RAMP_DELIVERY_MAX_ATTEMPTS", "must be at least 1"));
         }
+        if self.delivery_give_up_after_secs == 0 {
+            return Err(invalid(
+                "RAMP_DELIVERY_GIVE_UP_AFTER_SECS",
+                "must be at least 1",
+            ));
+        }
+        if self.delivery_backoff_cap_ms < 250 {
+            return Err(invalid(
+                "RAMP_DELIVERY_BACKOFF_CAP_MS",
+                "must be at least 250",
+            ));
+        }
         if let Some(metrics) = self.metrics_listen
             && metrics == self.listen
             && metrics.port() != 0
@@ -541,6 +564,8 @@ impl Config {
             lease: Duration::from_millis(self.delivery_lease_ms),
             max_attempts: self.delivery_max_attempts,
             batch: 50,
+            give_up_after: Duration::from_secs(self.delivery_give_up_after_secs),
+            backoff_cap: Duration::from_millis(self.delivery_backoff_cap_ms),
         }
     }
 

@@ -5,8 +5,9 @@ use tonic::{Request, Response, Status};
 use super::caller;
 use super::form::{delivery_state, status_name, summary_to_proto};
 use super::process::{timestamp, to_proto};
+use super::status::status;
 use super::validate::Violations;
-use crate::admin::{Admin, AdminError};
+use crate::admin::Admin;
 use crate::auth::Caller;
 use crate::proto::admin_service_server::AdminService;
 use crate::proto::*;
@@ -36,23 +37,6 @@ fn admin<T>(request: &Request<T>) -> Result<Caller, Status> {
     Ok(caller)
 }
 
-/// The one mapping of admin errors to statuses. Internal details go to the log.
-fn status(error: AdminError) -> Status {
-    match error {
-        AdminError::NotFound => Status::not_found("delivery not found"),
-        AdminError::FailedPrecondition(message) => Status::failed_precondition(message),
-        AdminError::InvalidPageToken => {
-            Status::invalid_argument("page_token is not valid for this query")
-        }
-        AdminError::Store(error) => {
-            tracing::error!(%error, "database error");
-            Status::unavailable("the database is unavailable")
-        }
-        AdminError::Form(error) => super::form::status(error),
-        AdminError::Process(error) => super::process::status(error),
-    }
-}
-
 fn record_to_proto(row: DeliveryRecordRow) -> DeliveryRecord {
     let d = row.delivery;
     DeliveryRecord {
@@ -71,6 +55,7 @@ fn record_to_proto(row: DeliveryRecordRow) -> DeliveryRecord {
             deliver_time: d.delivered_at.map(timestamp),
         }),
         create_time: Some(timestamp(row.created_at)),
+        engine_error: d.engine_error.unwrap_or_default(),
     }
 }
 
@@ -101,7 +86,11 @@ impl AdminService for AdminApi {
             match DeliveryState::try_from(*state) {
                 Ok(DeliveryState::Failed) => states.push("failed".to_owned()),
                 Ok(DeliveryState::Undeliverable) => states.push("undeliverable".to_owned()),
-                _ => v.add("states", "only FAILED and UNDELIVERABLE may be listed"),
+                Ok(DeliveryState::Refused) => states.push("refused".to_owned()),
+                _ => v.add(
+                    "states",
+                    "only FAILED, UNDELIVERABLE and REFUSED may be listed",
+                ),
             }
         }
         v.check()?;

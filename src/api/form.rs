@@ -8,10 +8,9 @@ use tonic::{Request, Response, Status};
 
 use super::caller;
 use super::process::timestamp;
+use super::status::status;
 use super::validate::Violations;
-use crate::forms::{
-    Cursor, FormError, FormSummary, FormTask, Forms, ListRequest, NewFormTask, StreamEvent,
-};
+use crate::forms::{Cursor, FormSummary, FormTask, Forms, ListRequest, NewFormTask, StreamEvent};
 use crate::json::json_to_struct;
 use crate::proto::form_service_server::FormService;
 use crate::proto::*;
@@ -67,6 +66,8 @@ pub(super) fn summary_to_proto(summary: FormSummary) -> FormTaskSummary {
             .delivery_state
             .as_deref()
             .map_or(DeliveryState::Unspecified, delivery_state) as i32,
+        return_reason: summary.return_reason.unwrap_or_default(),
+        return_time: summary.returned_at.map(timestamp),
     }
 }
 
@@ -76,6 +77,7 @@ pub(super) fn delivery_state(state: &str) -> DeliveryState {
         "delivered" => DeliveryState::Delivered,
         "failed" => DeliveryState::Failed,
         "undeliverable" => DeliveryState::Undeliverable,
+        "refused" => DeliveryState::Refused,
         _ => DeliveryState::Unspecified,
     }
 }
@@ -139,35 +141,6 @@ fn event_to_proto(event: StreamEvent) -> PendingFormsResponse {
     PendingFormsResponse {
         cursor: cursor.encode(),
         event: Some(event),
-    }
-}
-
-/// The one mapping of form errors to statuses. Internal details go to the log.
-pub(super) fn status(error: FormError) -> Status {
-    match error {
-        FormError::NotFound => Status::not_found("form task not found"),
-        FormError::NotPending(message) => Status::failed_precondition(message),
-        FormError::Unavailable(message) => Status::unavailable(message),
-        FormError::InvalidArgument(message) => Status::invalid_argument(message),
-        FormError::InvalidData(problems) => {
-            let mut violations = Violations::new();
-            for (field, problem) in problems {
-                violations.add(&format!("data.{field}"), problem);
-            }
-            violations.check().expect_err("there are problems")
-        }
-        FormError::InvalidPageToken => {
-            Status::invalid_argument("page_token is not valid for this query")
-        }
-        FormError::TooManyStreams(error) => Status::resource_exhausted(error.to_string()),
-        FormError::Engine(error) => {
-            tracing::error!(%error, "engine error");
-            Status::internal("the process engine failed; see the server log")
-        }
-        FormError::Store(error) => {
-            tracing::error!(%error, "database error");
-            Status::unavailable("the database is unavailable")
-        }
     }
 }
 
@@ -357,6 +330,7 @@ impl FormService for FormApi {
                 Default::default()
             }
         };
+        v.reserved("data", &data);
         v.check()?;
         let summary = self
             .forms
@@ -385,6 +359,7 @@ impl FormService for FormApi {
                 Default::default()
             }
         };
+        v.reserved("data", &data);
         v.check()?;
         let submitted = self
             .forms

@@ -5,6 +5,7 @@
 mod admin;
 mod form;
 mod process;
+mod status;
 pub mod validate;
 
 pub use admin::AdminApi;

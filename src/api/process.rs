@@ -4,8 +4,9 @@ use prost_types::Timestamp;
 use tonic::{Request, Response, Status};
 
 use super::caller;
+use super::status::status;
 use super::validate::Violations;
-use crate::processes::{self, ListRequest, Process, ProcessError, Processes, StartRequest};
+use crate::processes::{self, ListRequest, Process, Processes, StartRequest};
 use crate::proto::process_service_server::ProcessService;
 use crate::proto::*;
 
@@ -71,29 +72,6 @@ pub(super) fn to_proto(process: Process) -> crate::proto::Process {
     }
 }
 
-/// The one mapping of process errors to statuses. Internal details go to the log.
-pub(super) fn status(error: ProcessError) -> Status {
-    match error {
-        ProcessError::NotFound => Status::not_found("process not found"),
-        ProcessError::DefinitionNotFound(_) => Status::not_found(error.to_string()),
-        ProcessError::AlreadyExists(message) => Status::already_exists(message),
-        ProcessError::Refused(_) => Status::invalid_argument(error.to_string()),
-        ProcessError::NotActive(message) => Status::failed_precondition(message),
-        ProcessError::Unavailable(message) => Status::unavailable(message),
-        ProcessError::InvalidPageToken => {
-            Status::invalid_argument("page_token is not valid for this query")
-        }
-        ProcessError::Engine(error) => {
-            tracing::error!(%error, "engine error");
-            Status::internal("the process engine failed; see the server log")
-        }
-        ProcessError::Store(error) => {
-            tracing::error!(%error, "database error");
-            Status::unavailable("the database is unavailable")
-        }
-    }
-}
-
 #[tonic::async_trait]
 impl ProcessService for ProcessApi {
     async fn start_process(
@@ -119,12 +97,7 @@ impl ProcessService for ProcessApi {
                 Default::default()
             }
         };
-        if variables.contains_key(crate::processes::PROCESS_TAG) {
-            v.add(
-                &format!("variables.{}", crate::processes::PROCESS_TAG),
-                "is set by ramp: it carries the process id",
-            );
-        }
+        v.reserved("variables", &variables);
         v.check()?;
         let business_key = business_key.expect("checked");
 

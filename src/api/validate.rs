@@ -8,6 +8,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
 use crate::email::Email;
+use crate::processes::RESERVED;
 
 /// Longest id (ramp's UUIDs, the engine's ids, request ids).
 pub const MAX_ID_LEN: usize = 128;
@@ -145,7 +146,20 @@ impl Violations {
         }
     }
 
-    /// Variables or form data: bounded in size, depth and key count.
+    /// Names ramp keeps for its own variables (`RESERVED`) among the keys of
+    /// variables or form data: each a violation of `field.name`.
+    pub fn reserved(&mut self, field: &str, value: &serde_json::Map<String, serde_json::Value>) {
+        for name in RESERVED {
+            if value.contains_key(name) {
+                self.add(
+                    &format!("{field}.{name}"),
+                    "is a name ramp keeps for its own variable",
+                );
+            }
+        }
+    }
+
+    /// Variables or form data: bounded in size, depth and key count, and storable.
     pub fn structure(&mut self, field: &str, value: Option<&Struct>) {
         let Some(value) = value else { return };
         let size = value.encoded_len();
@@ -156,63 +170,64 @@ impl Violations {
             );
             return;
         }
-        let mut keys = 0;
-        let mut deepest = 0;
-        let mut long_key = false;
-        walk_struct(value, 1, &mut keys, &mut deepest, &mut long_key);
-        if deepest > MAX_STRUCT_DEPTH {
+        let mut walk = Walk::default();
+        walk.fields(value, 1);
+        if walk.deepest > MAX_STRUCT_DEPTH {
             self.add(
                 field,
                 format!("nests deeper than {MAX_STRUCT_DEPTH} levels"),
             );
         }
-        if keys > MAX_STRUCT_KEYS {
+        if walk.keys > MAX_STRUCT_KEYS {
             self.add(field, format!("has more than {MAX_STRUCT_KEYS} keys"));
         }
-        if long_key {
+        if walk.long_key {
             self.add(
                 field,
                 format!("has a key longer than {MAX_KEY_LEN} characters"),
             );
         }
-    }
-}
-
-fn walk_struct(
-    value: &Struct,
-    depth: usize,
-    keys: &mut usize,
-    deepest: &mut usize,
-    long_key: &mut bool,
-) {
-    *deepest = (*deepest).max(depth);
-    for (key, value) in &value.fields {
-        *keys += 1;
-        if key.chars().count() > MAX_KEY_LEN {
-            *long_key = true;
+        if walk.nul {
+            // PostgreSQL stores no U+0000 in text or jsonb.
+            self.add(field, "contains a NUL character (U+0000)");
         }
-        walk_value(value, depth, keys, deepest, long_key);
     }
 }
 
-fn walk_value(
-    value: &Value,
-    depth: usize,
-    keys: &mut usize,
-    deepest: &mut usize,
-    long_key: &mut bool,
-) {
-    // Deep nesting is refused by the decoder (prost's recursion limit) before this
-    // runs; this bound is the product's own, lower one.
-    match &value.kind {
-        Some(Kind::StructValue(inner)) => walk_struct(inner, depth + 1, keys, deepest, long_key),
-        Some(Kind::ListValue(list)) => {
-            *deepest = (*deepest).max(depth + 1);
-            for item in &list.values {
-                walk_value(item, depth + 1, keys, deepest, long_key);
+/// What a walk through variables or form data found.
+#[derive(Default)]
+struct Walk {
+    keys: usize,
+    deepest: usize,
+    long_key: bool,
+    nul: bool,
+}
+
+impl Walk {
+    fn fields(&mut self, value: &Struct, depth: usize) {
+        self.deepest = self.deepest.max(depth);
+        for (key, value) in &value.fields {
+            self.keys += 1;
+            self.long_key |= key.chars().count() > MAX_KEY_LEN;
+            self.nul |= key.contains('\0');
+            self.value(value, depth);
+        }
+    }
+
+    fn value(&mut self, value: &Value, depth: usize) {
+        // Deep nesting is refused by the decoder (prost's recursion limit) before
+        // this runs; this bound is the product's own, lower one.
+        match &value.kind {
+            Some(Kind::StructValue(inner)) => self.fields(inner, depth + 1),
+            Some(Kind::ListValue(list)) => {
+                self.deepest = self.deepest.max(depth + 1);
+                for item in &list.values {
+                    self.value(item, depth + 1);
+                }
             }
+            Some(Kind::StringValue(text)) => self.nul |= text.contains('\0'),
+            _ => {}
         }
-        _ => {}
     }
 }
 
@@ -244,6 +259,26 @@ mod tests {
         let mut v = Violations::new();
         v.structure("data", Some(&nested(MAX_STRUCT_DEPTH + 1)));
         assert!(v.check().is_err());
+    }
+
+    #[test]
+    fn ramps_own_names_and_nul_characters_are_refused() {
+        let data = serde_json::json!({"rampSubmissionId": "x", "note": "a\u{0}b"});
+        let mut v = Violations::new();
+        v.structure(
+            "data",
+            Some(&crate::json::json_to_struct(data.as_object().unwrap())),
+        );
+        v.reserved("data", data.as_object().unwrap());
+        let details = v.check().unwrap_err().get_error_details();
+        let fields: Vec<_> = details
+            .bad_request()
+            .unwrap()
+            .field_violations
+            .iter()
+            .map(|f| f.field.clone())
+            .collect();
+        assert_eq!(fields, ["data", "data.rampSubmissionId"]);
     }
 
     #[test]

@@ -24,6 +24,11 @@ pub enum CamundaError {
     /// The engine could not be reached, or said it is unavailable: nothing happened.
     #[error("engine unavailable: {0}")]
     Unavailable(String),
+    /// A proxy in front of the engine answered 502, 503 or 504: the engine may have
+    /// taken the request and acted (the proxy gave up waiting, or lost the answer),
+    /// so the outcome is unknown, as after a timeout.
+    #[error("outcome unknown: a proxy answered HTTP {status}: {message}")]
+    Gateway { status: u16, message: String },
     /// The call timed out, or its connection broke after the request went out: the
     /// engine may or may not have acted.
     #[error("outcome unknown: {0}")]
@@ -31,12 +36,15 @@ pub enum CamundaError {
     /// The engine refused ramp's credentials.
     #[error("the engine refused ramp's credentials (HTTP {0})")]
     Unauthorized(u16),
-    /// Any other engine failure.
+    /// Any other engine failure. `code` is the engine's error code where it sends
+    /// one (Camunda 7.20 and later: 0 unknown, 1 optimistic locking, 10000 deadlock,
+    /// 10001 foreign key violation, 10002 a value too long for its column).
     #[error("engine error (HTTP {status}, {kind}): {message}")]
     Engine {
         status: u16,
         kind: String,
         message: String,
+        code: Option<i64>,
     },
     /// The engine answered something ramp cannot read.
     #[error("unreadable engine answer: {0}")]
@@ -54,6 +62,7 @@ impl CamundaError {
             Self::LockedByOtherWorker(_) => "locked_by_other_worker",
             Self::Conflict(_) => "conflict",
             Self::Unavailable(_) => "unavailable",
+            Self::Gateway { .. } => "gateway",
             Self::Timeout(_) => "timeout",
             Self::Unauthorized(_) => "unauthorized",
             Self::Engine { .. } => "engine",
@@ -65,8 +74,14 @@ impl CamundaError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::Unavailable(_) | Self::Conflict(_) | Self::Timeout(_)
+            Self::Unavailable(_) | Self::Conflict(_) | Self::Timeout(_) | Self::Gateway { .. }
         )
+    }
+
+    /// Whether the engine may have acted although the call failed: check before
+    /// doing it again.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, Self::Timeout(_) | Self::Gateway { .. })
     }
 
     /// From an HTTP error answer: status and the engine's JSON error body
@@ -78,14 +93,18 @@ impl CamundaError {
             kind: String,
             #[serde(default)]
             message: String,
+            #[serde(default)]
+            code: Option<i64>,
         }
         let error: EngineError = serde_json::from_str(body).unwrap_or_else(|_| EngineError {
             kind: String::new(),
             message: body.chars().take(500).collect(),
+            code: None,
         });
         // Compare simple class names: Operaton's packages differ from Camunda's.
         let kind = error.kind.rsplit('.').next().unwrap_or("").to_owned();
         let message = error.message;
+        let code = error.code;
         match status {
             404 => Self::NotFound(message),
             401 | 403 => Self::Unauthorized(status),
@@ -113,11 +132,12 @@ impl CamundaError {
             {
                 Self::Conflict(message)
             }
-            502..=504 => Self::Unavailable(format!("HTTP {status}: {message}")),
+            502..=504 => Self::Gateway { status, message },
             _ => Self::Engine {
                 status,
                 kind,
                 message,
+                code,
             },
         }
     }
@@ -186,8 +206,10 @@ mod tests {
         ));
         assert!(matches!(
             CamundaError::from_response(503, "<html>"),
-            CamundaError::Unavailable(_)
+            CamundaError::Gateway { status: 503, .. }
         ));
+        assert!(CamundaError::from_response(504, "").outcome_unknown());
+        assert!(!CamundaError::Unavailable("connection refused".into()).outcome_unknown());
         assert!(matches!(
             CamundaError::from_response(401, ""),
             CamundaError::Unauthorized(401)

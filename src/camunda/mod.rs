@@ -353,7 +353,15 @@ impl Camunda {
         self.get("/process-instance", query).await
     }
 
-    /// Deletes an instance; an instance already gone is not an error.
+    /// Deletes an instance with the instances its call activities started (the whole
+    /// tree below it); an instance already gone is not an error.
+    ///
+    /// Output mappings are never run: a delete runs them by default, and one that
+    /// reads a variable not set yet (a call activity's output of an answer still to
+    /// come) makes the engine refuse the delete, while their values would land in an
+    /// instance that is being deleted anyway. Cockpit's cancel offers the same.
+    /// The model's own listeners run unless `skip_listeners`: ending a process may be
+    /// meant to do something.
     pub async fn delete_process_instance(
         &self,
         id: &str,
@@ -364,6 +372,8 @@ impl Camunda {
             .query(&[
                 ("failIfNotExists", "false"),
                 ("skipCustomListeners", &skip_listeners.to_string()),
+                ("skipIoMappings", "true"),
+                ("skipSubprocesses", "false"),
             ]);
         self.send(builder).await.map(drop)
     }
@@ -375,6 +385,29 @@ impl Camunda {
             &[("deserializeValues", "false")],
         )
         .await
+    }
+
+    /// The names of the variables that live in one activity instance's own scope:
+    /// for a task, those its input mappings (`camunda:inputOutput`) set. None when
+    /// the task maps no inputs (its variables are then the enclosing scope's).
+    pub async fn activity_variable_names(
+        &self,
+        activity_instance_id: &str,
+    ) -> Result<Vec<String>, CamundaError> {
+        #[derive(serde::Deserialize)]
+        struct Named {
+            name: String,
+        }
+        let found: Vec<Named> = self
+            .get(
+                "/variable-instance",
+                &[
+                    ("activityInstanceIdIn", activity_instance_id),
+                    ("deserializeValues", "false"),
+                ],
+            )
+            .await?;
+        Ok(found.into_iter().map(|v| v.name).collect())
     }
 
     /// The tree of activity instances of a running instance.

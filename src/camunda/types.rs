@@ -277,6 +277,21 @@ pub struct ActivityInstance {
     pub execution_ids: Vec<String>,
     #[serde(default)]
     pub child_activity_instances: Vec<ActivityInstance>,
+    /// Executions between activities: an asynchronous continuation (`asyncBefore`,
+    /// `asyncAfter`) whose job has not run yet.
+    #[serde(default)]
+    pub child_transition_instances: Vec<TransitionInstance>,
+}
+
+/// A token waiting for an asynchronous continuation's job, in an activity tree.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransitionInstance {
+    pub id: String,
+    #[serde(default)]
+    pub activity_id: Option<String>,
+    #[serde(default)]
+    pub execution_id: Option<String>,
 }
 
 impl ActivityInstance {

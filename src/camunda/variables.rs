@@ -4,7 +4,14 @@
 //! - a number that is integral, not `-0`, and within ±2^53 (the integers a double
 //!   holds exactly) → `Long`; any other number → `Double` (so `-0`, `0.5`, `1e300`
 //!   and `2^60`, which arrived as a double already, stay doubles);
-//! - a string → `String`; a boolean → `Boolean`; null → `Null`;
+//! - a string → `String`, unless it is longer than the engine stores as a `String`
+//!   (4,000: the runtime and history tables keep a `String` in a varchar(4000)
+//!   column, and a longer one fails at commit — on PostgreSQL with "value too long",
+//!   and every later attempt the same): then an `Object` of type `java.lang.String`
+//!   serialized as JSON, which the engine keeps in its byte array table without a
+//!   limit and hands to expressions as a Java `String` (`${note == 'x'}`,
+//!   `${note.length()}` work as for any text) and to REST clients as text;
+//! - a boolean → `Boolean`; null → `Null`;
 //! - an object or a list → `Json` (the engine's Spin JSON, readable by every client;
 //!   untyped objects would need Java serialization, which the engine refuses).
 //!
@@ -35,6 +42,11 @@ pub struct TypedValue {
 /// Variables by name, as the engine's REST API takes and gives them.
 pub type Variables = Map<String, Value>;
 
+/// The longest text the engine stores as a `String` variable. Counted in bytes of
+/// UTF-8, so that it holds whether the engine's database counts characters
+/// (PostgreSQL, H2, MySQL, SQL Server) or bytes (Oracle's default).
+pub const ENGINE_STRING_LIMIT: usize = 4000;
+
 /// The largest magnitude at which every integer is a double: 2^53.
 const SAFE_INTEGER: f64 = 9_007_199_254_740_992.0;
 
@@ -48,6 +60,17 @@ pub fn to_engine(value: &Value) -> TypedValue {
     match value {
         Value::Null => typed(Value::Null, "Null"),
         Value::Bool(b) => typed(Value::Bool(*b), "Boolean"),
+        Value::String(s) if s.len() > ENGINE_STRING_LIMIT => TypedValue {
+            value: Value::String(value.to_string()),
+            kind: Some("Object".to_owned()),
+            value_info: Map::from_iter([
+                ("objectTypeName".to_owned(), Value::from("java.lang.String")),
+                (
+                    "serializationDataFormat".to_owned(),
+                    Value::from("application/json"),
+                ),
+            ]),
+        },
         Value::String(s) => typed(Value::String(s.clone()), "String"),
         Value::Number(n) => {
             if let Some(i) = n.as_i64().filter(|i| (*i as f64).abs() <= SAFE_INTEGER) {
@@ -115,7 +138,19 @@ pub fn from_engine(name: &str, typed: &TypedValue) -> Result<Value, VariableErro
                 .get("serializationDataFormat")
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            if format == "application/json" {
+            let text = typed
+                .value_info
+                .get("objectTypeName")
+                .and_then(Value::as_str)
+                == Some("java.lang.String");
+            if format == "application/json" && text {
+                // A long text: serialized it is a JSON string; deserialized (when the
+                // engine was asked to), the text itself.
+                Ok(parse_serialized(&typed.value)
+                    .ok()
+                    .filter(Value::is_string)
+                    .unwrap_or_else(|| typed.value.clone()))
+            } else if format == "application/json" {
                 parse_serialized(&typed.value).map_err(error)
             } else {
                 Err(error(format!(
@@ -173,6 +208,27 @@ mod tests {
     fn kind_of(value: Value) -> (String, Value) {
         let t = to_engine(&value);
         (t.kind.unwrap(), t.value)
+    }
+
+    #[test]
+    fn text_longer_than_the_engine_stores_as_a_string_goes_as_a_java_string_object() {
+        let short = "x".repeat(ENGINE_STRING_LIMIT);
+        assert_eq!(kind_of(json!(short)).0, "String");
+        let long = "é".repeat(ENGINE_STRING_LIMIT / 2 + 1);
+        let typed = to_engine(&json!(long));
+        assert_eq!(typed.kind.as_deref(), Some("Object"));
+        assert_eq!(typed.value_info["objectTypeName"], "java.lang.String");
+        assert_eq!(
+            typed.value_info["serializationDataFormat"],
+            "application/json"
+        );
+        // Read back, serialized or not, it is the text again.
+        assert_eq!(from_engine("note", &typed).unwrap(), json!(long));
+        let deserialized = TypedValue {
+            value: json!(long),
+            ..typed
+        };
+        assert_eq!(from_engine("note", &deserialized).unwrap(), json!(long));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod feel;
 mod hub;
+mod prefill;
 pub mod schema;
 mod stream;
 pub mod validation;
@@ -46,6 +47,12 @@ pub struct FormSummary {
     /// Where the delivery of the answer stands, once submitted.
     #[serde(default)]
     pub delivery_state: Option<String>,
+    /// Why the form came back to its assignee, when the process could not use the
+    /// answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub returned_at: Option<DateTime<Utc>>,
 }
 
 impl FormSummary {
@@ -64,10 +71,12 @@ impl FormSummary {
             has_draft: row.draft.is_some(),
             title: row.form_name.clone(),
             delivery_state: row.delivery_state.clone(),
+            return_reason: row.return_reason.clone(),
+            returned_at: row.returned_at,
         }
     }
 
-    fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         serde_json::to_value(self).expect("a summary serializes")
     }
 }
@@ -93,12 +102,19 @@ pub struct Submitted {
 pub enum FormError {
     #[error("form task not found")]
     NotFound,
+    /// In words the caller reads as they are (so are the next two).
     #[error("{0}")]
     NotPending(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
     InvalidArgument(String),
+    /// The engine knows no process instance with the id a worker gave.
+    #[error("the engine does not know the process instance: {0}")]
+    UnknownInstance(CamundaError),
+    /// The engine could not be reached, or did not answer in time.
+    #[error("the process engine is unavailable: {0}")]
+    EngineUnavailable(CamundaError),
     /// Data that breaks the form's rules: (field, problem) each.
     #[error("the data does not fit the form")]
     InvalidData(validation::Problems),
@@ -116,12 +132,8 @@ impl From<SchemaError> for FormError {
     fn from(error: SchemaError) -> Self {
         match error {
             SchemaError::Store(error) => Self::Store(error),
-            SchemaError::Camunda(CamundaError::NotFound(message)) => Self::InvalidArgument(
-                format!("the engine does not know the process instance: {message}"),
-            ),
-            SchemaError::Camunda(error) if error.is_transient() => {
-                Self::Unavailable(format!("the process engine is unavailable: {error}"))
-            }
+            SchemaError::Camunda(error @ CamundaError::NotFound(_)) => Self::UnknownInstance(error),
+            SchemaError::Camunda(error) if error.is_transient() => Self::EngineUnavailable(error),
             SchemaError::Camunda(error) => Self::Engine(error),
         }
     }
@@ -239,16 +251,16 @@ impl Forms {
             .schemas
             .find(definition_id.as_deref(), &form_name)
             .await?;
-        // Prefill offers only the form's own fields.
-        let prefill: Map<String, Value> = match &found {
-            Some((_, schema)) => {
-                let keys = schema::field_keys(schema);
-                new.prefill
-                    .into_iter()
-                    .filter(|(k, _)| keys.contains(k))
-                    .collect()
+        let prefill = match (&found, &new.activity_instance_id) {
+            (Some((_, schema)), _) => prefill::of_schema(schema, new.prefill),
+            (None, Some(activity)) if !new.prefill.is_empty() => {
+                let inputs = prefill::inputs(self.schemas.camunda(), activity)
+                    .await
+                    .map_err(SchemaError::from)?;
+                prefill::of_inputs(&inputs, new.prefill)
             }
-            None => new.prefill,
+            // Without its activity instance, nothing says what the task maps.
+            (None, _) => Map::new(),
         };
         // PostgreSQL keeps microseconds: the row answered is the row stored.
         let now = Utc::now().trunc_subsecs(6);
@@ -282,6 +294,8 @@ impl Forms {
             updated_at: now,
             completed_at: None,
             delivery_state: None,
+            return_reason: None,
+            returned_at: None,
         };
         Ok((candidate, found.map(|(_, s)| s)))
     }
@@ -373,6 +387,8 @@ impl Forms {
                 updated_at: at,
                 completed_at: Some(at),
                 delivery_state: Some("pending".into()),
+                return_reason: None,
+                returned_at: None,
                 ..task.clone()
             };
             let submission = SubmissionRow {

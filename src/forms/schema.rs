@@ -127,6 +127,11 @@ impl Schemas {
         }
     }
 
+    /// The engine these forms come from.
+    pub(super) fn camunda(&self) -> &Camunda {
+        &self.camunda
+    }
+
     /// The root instance (and definition) of a process instance, from the engine's
     /// history; remembered, since it never changes.
     pub async fn lineage(&self, process_instance_id: &str) -> Result<Lineage, SchemaError> {

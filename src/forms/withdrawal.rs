@@ -98,6 +98,17 @@ impl Withdrawals {
             .await?)
     }
 
+    /// Withdraws every pending form of the process tree under `root` (a cancelled
+    /// process: its called processes' forms too, whoever they are assigned to) in
+    /// one transaction, each with its `removed: withdrawn`, so that no form of the
+    /// tree stays behind and every inbox hears of it at once.
+    pub async fn tree_ended(&self, root: &str, reason: &str) -> Result<usize, StoreError> {
+        let mut client = self.store.client().await?;
+        let tx = client.transaction().await?;
+        let withdrawn = rows::withdraw_tree(&tx, root, reason).await?;
+        self.record_removals(tx, &withdrawn, reason).await
+    }
+
     /// Withdraws forms (those still pending), each with a `removed: withdrawn`.
     pub async fn withdraw(&self, forms: &[FormTaskRow], reason: &str) -> Result<usize, StoreError> {
         if forms.is_empty() {
@@ -107,7 +118,18 @@ impl Withdrawals {
         let mut client = self.store.client().await?;
         let tx = client.transaction().await?;
         let withdrawn = rows::withdraw(&tx, &ids, reason).await?;
-        for form in &withdrawn {
+        self.record_removals(tx, &withdrawn, reason).await
+    }
+
+    /// Writes a `removed: withdrawn` change for each withdrawn form in the
+    /// withdrawal's transaction, commits it, and wakes the streams.
+    async fn record_removals(
+        &self,
+        tx: deadpool_postgres::Transaction<'_>,
+        withdrawn: &[FormTaskRow],
+        reason: &str,
+    ) -> Result<usize, StoreError> {
+        for form in withdrawn {
             let summary =
                 serde_json::to_value(FormSummary::of(form)).expect("a summary serializes");
             rows::append_change(

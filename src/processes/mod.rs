@@ -23,6 +23,11 @@ pub use reconcile::{ReconcileSettings, Reconciler};
 /// place.
 pub const PROCESS_TAG: &str = "rampProcessId";
 
+/// The variable names that are ramp's own: no client sets them (StartProcess
+/// variables, SubmitForm and SaveDraft data are refused with them) and no form
+/// offers them. Every name ramp writes into an instance belongs here.
+pub const RESERVED: [&str; 2] = [PROCESS_TAG, crate::delivery::MARKER];
+
 /// Where a process stands, as ramp knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProcessState {
@@ -101,8 +106,16 @@ pub enum ProcessError {
     Refused(String),
     #[error("{0}")]
     NotActive(String),
+    /// The engine refused to end the process (a listener of the model fails on
+    /// ending it): why, in words for the person who asked.
+    #[error("{0}")]
+    CannotCancel(String),
+    /// Try again later, in words the caller reads as they are.
     #[error("{0}")]
     Unavailable(String),
+    /// The engine could not be reached, or did not answer in time.
+    #[error("the process engine is unavailable: {0}")]
+    EngineUnavailable(CamundaError),
     #[error("invalid page token")]
     InvalidPageToken,
     #[error("engine: {0}")]
@@ -114,9 +127,10 @@ pub enum ProcessError {
 impl From<CamundaError> for ProcessError {
     fn from(error: CamundaError) -> Self {
         match error {
-            CamundaError::Unavailable(_) | CamundaError::Timeout(_) | CamundaError::Conflict(_) => {
-                Self::Unavailable(format!("the process engine is unavailable: {error}"))
-            }
+            CamundaError::Unavailable(_)
+            | CamundaError::Timeout(_)
+            | CamundaError::Gateway { .. }
+            | CamundaError::Conflict(_) => Self::EngineUnavailable(error),
             other => Self::Engine(other),
         }
     }
@@ -263,9 +277,11 @@ impl Processes {
                     }
                 },
             },
-            Err(CamundaError::Timeout(detail)) => {
-                // The instance may or may not exist: the reservation stays until
+            Err(error) if error.outcome_unknown() => {
+                // The instance may or may not exist (no answer in time, or a proxy
+                // answered 502/503/504 for it): the reservation stays until
                 // reconciliation finds out.
+                let detail = error.to_string();
                 tracing::warn!(process = %reserved.id, %detail, "start outcome unknown; reconciliation will settle it");
                 Err(ProcessError::Unavailable(
                     "the process engine did not answer in time; whether the process started is being checked: \
@@ -421,9 +437,18 @@ impl Processes {
             }
         };
         drop(client);
-        self.camunda
-            .delete_process_instance(&instance, false)
-            .await?;
+        // The whole tree goes, without output mappings (they would read answers not
+        // given yet); the model's listeners run, as ending the process may be meant
+        // to do something.
+        if let Err(error) = self.camunda.delete_process_instance(&instance, false).await {
+            return Err(match error {
+                CamundaError::Engine { .. } | CamundaError::BadRequest { .. } => {
+                    tracing::warn!(process = %id, %error, "the engine refused to delete the process");
+                    cancel_refused(&error)
+                }
+                other => other.into(),
+            });
+        }
         let reason = if reason.is_empty() {
             format!("cancelled by {}", caller.email)
         } else {
@@ -438,10 +463,10 @@ impl Processes {
         )
         .await?;
         // Its forms (called processes' included) can no longer be answered. Should
-        // this fail, reconciliation withdraws them once it sees the instance ended.
+        // this fail, reconciliation withdraws them once it sees the instances ended.
         if let Err(error) = self
             .withdrawals
-            .instances_ended(&[instance], "the process was cancelled")
+            .tree_ended(&instance, "the process was cancelled")
             .await
         {
             tracing::warn!(%error, process = %id, "withdrawing the forms of a cancelled process failed");
@@ -466,6 +491,111 @@ fn visible(caller: &Caller, row: ProcessRow) -> Result<Process, ProcessError> {
     }
 }
 
+/// Why the engine would not delete a process, in words: the raw answer (URL-free but
+/// full of ids and class names) stays in the server log. Measured against Camunda
+/// 7.24: a delete that runs a listener reading an unknown name answers HTTP 500
+/// "Unknown property used in expression: ${notifier.ended(execution)}. Cause: Cannot
+/// resolve identifier 'notifier'"; other listener failures answer 500 with the
+/// expression's or script's error. A persistence failure may pass: try again.
+fn cancel_refused(error: &CamundaError) -> ProcessError {
+    let message = match error {
+        CamundaError::Engine { message, .. } | CamundaError::BadRequest { message, .. } => {
+            message.as_str()
+        }
+        _ => "",
+    };
+    if message.contains("persistence layer") {
+        return ProcessError::Unavailable(
+            "the process engine could not cancel the process just now; try again".into(),
+        );
+    }
+    let why = if message.contains("Unknown property used in expression") {
+        match unknown_identifier(message) {
+            Some(name) => format!(
+                "ending it runs a step of the model that needs `{name}`, which the process does not have"
+            ),
+            None => {
+                "ending it runs a step of the model that needs a value the process does not have"
+                    .into()
+            }
+        }
+    } else if ["expression", "script", "Cannot coerce"]
+        .iter()
+        .any(|text| message.contains(text))
+    {
+        "a listener of the model fails when the process ends".into()
+    } else {
+        "the process engine refused to end it".into()
+    };
+    ProcessError::CannotCancel(format!(
+        "the process cannot be cancelled: {why}; an administrator can end it in the process engine"
+    ))
+}
+
+/// `notifier` from "... Cause: Cannot resolve identifier 'notifier'", when it reads
+/// as a name.
+fn unknown_identifier(message: &str) -> Option<&str> {
+    let name = message
+        .split("Cannot resolve identifier '")
+        .nth(1)?
+        .split('\'')
+        .next()?;
+    let plain = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+    plain.then_some(name)
+}
+
 fn already_exists(business_key: &str) -> ProcessError {
     ProcessError::AlreadyExists(format!("a process for {business_key} is already running"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused_with(body: &str) -> String {
+        match cancel_refused(&CamundaError::from_response(500, body)) {
+            ProcessError::CannotCancel(why) => why,
+            other => panic!("expected CannotCancel, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_refused_delete_is_told_in_words_without_the_engine_text() {
+        // Camunda 7.24's answer to deleting an instance whose end listener calls a
+        // bean the engine does not have.
+        let why = refused_with(
+            r#"{"type":"ProcessEngineException","message":"Unknown property used in expression: ${notifier.requestEnded(execution)}. Cause: Cannot resolve identifier 'notifier'","code":0}"#,
+        );
+        assert_eq!(
+            why,
+            "the process cannot be cancelled: ending it runs a step of the model that needs \
+             `notifier`, which the process does not have; an administrator can end it in the \
+             process engine"
+        );
+        let why = refused_with(
+            r#"{"type":"ScriptEvaluationException","message":"Unable to evaluate script while executing activity 'end': ReferenceError","code":0}"#,
+        );
+        assert!(why.contains("a listener of the model fails"), "{why}");
+        let why = refused_with(
+            r#"{"type":"ProcessEngineException","message":"ENGINE-03005 odd","code":0}"#,
+        );
+        assert!(
+            why.contains("the process engine refused to end it"),
+            "{why}"
+        );
+        assert!(!why.contains("ENGINE"), "{why}");
+
+        // The engine's database failing may pass.
+        assert!(matches!(
+            cancel_refused(&CamundaError::from_response(
+                500,
+                r#"{"type":"ProcessEngineException","message":"An exception occurred in the persistence layer. Please check the server logs for a detailed message and the entire exception stack trace.","code":0}"#
+            )),
+            ProcessError::Unavailable(_)
+        ));
+    }
 }

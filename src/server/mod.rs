@@ -130,7 +130,8 @@ impl Application {
         let withdrawals = Withdrawals::new(store.clone(), camunda.clone(), hub.clone());
         let processes = Processes::new(store.clone(), camunda.clone(), withdrawals.clone());
         let dispatcher = Dispatcher::new(store.clone(), camunda.clone(), config.delivery())
-            .with_metrics(metrics.clone());
+            .with_metrics(metrics.clone())
+            .with_hub(hub.clone());
         let forms = Forms::new(
             store.clone(),
             Arc::new(Schemas::new(store.clone(), camunda.clone())),

@@ -51,13 +51,15 @@ pub async fn submission_by_request(
         .map(submission))
 }
 
+/// The latest answer to a form task (a returned form may have been answered again).
 pub async fn submission_of(
     client: &impl GenericClient,
     form_task_id: Uuid,
 ) -> Result<Option<SubmissionRow>, StoreError> {
     Ok(client
         .query_opt(
-            &client.prepare_cached("SELECT id, form_task_id, submitted_by, data, created_at FROM submissions WHERE form_task_id = $1").await?,
+            &client.prepare_cached("SELECT id, form_task_id, submitted_by, data, created_at FROM submissions WHERE form_task_id = $1
+             ORDER BY created_at DESC, id DESC LIMIT 1").await?,
             &[&form_task_id],
         )
         .await?
@@ -70,19 +72,23 @@ pub async fn submission_of(
 pub struct DeliveryRow {
     pub state: String,
     pub attempts: i32,
+    /// Why the last attempt did not go through, in words for the form's author.
     pub last_error: Option<String>,
+    /// The engine's own text of that failure, for operators.
+    pub engine_error: Option<String>,
     pub next_attempt_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
+/// The delivery of the latest answer to a form task.
 pub async fn delivery_of(
     client: &impl GenericClient,
     form_task_id: Uuid,
 ) -> Result<Option<DeliveryRow>, StoreError> {
     Ok(client
         .query_opt(
-            &client.prepare_cached("SELECT state, attempts, last_error, next_attempt_at, delivered_at FROM correlation_outbox
-             WHERE form_task_id = $1").await?,
+            &client.prepare_cached("SELECT state, attempts, last_error, engine_error, next_attempt_at, delivered_at
+             FROM correlation_outbox WHERE form_task_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1").await?,
             &[&form_task_id],
         )
         .await?
@@ -90,8 +96,9 @@ pub async fn delivery_of(
             state: row.get(0),
             attempts: row.get(1),
             last_error: row.get(2),
-            next_attempt_at: row.get(3),
-            delivered_at: row.get(4),
+            engine_error: row.get(3),
+            next_attempt_at: row.get(4),
+            delivered_at: row.get(5),
         }))
 }
 
@@ -107,6 +114,8 @@ pub struct OutboxRow {
     pub attempts: i32,
     pub uncertain: bool,
     pub lease_generation: i64,
+    /// How long ago the answer was submitted, by the database's clock.
+    pub age: Duration,
 }
 
 /// Claims due rows for `owner` until `lease` from now: pending, due, and not under
@@ -145,7 +154,8 @@ pub async fn claim(
                 LIMIT $3
                 FOR UPDATE SKIP LOCKED)
              RETURNING id, form_task_id, message_name, process_instance_id, activity_instance_id, variables,
-                       attempts, uncertain, lease_generation").await?,
+                       attempts, uncertain, lease_generation,
+                       (extract(epoch FROM now() - created_at) * 1000)::bigint").await?,
             &[&owner, &lease_ms, &limit],
         )
         .await?;
@@ -161,28 +171,45 @@ pub async fn claim(
             attempts: row.get(6),
             uncertain: row.get(7),
             lease_generation: row.get(8),
+            age: Duration::from_millis(row.get::<_, i64>(9).max(0) as u64),
         })
         .collect())
 }
 
-/// What became of an attempt.
+/// What became of an attempt. `reason` says it in words for the form's author
+/// (`last_error`); `error` is the engine's own text, for operators (`engine_error`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
     Delivered,
     /// Try again after `after`; `uncertain` when this attempt's outcome is unknown.
     Retry {
         after: Duration,
+        reason: String,
         error: String,
         uncertain: bool,
     },
-    /// Nothing can take the message any more.
-    Undeliverable(String),
-    /// Retries ran out.
-    Failed(String),
+    /// Nothing can take the message any more: the process ended.
+    Undeliverable {
+        reason: String,
+        error: String,
+    },
+    /// Not delivered in the time allowed, or an error retrying cannot mend: an
+    /// operator looks at it.
+    Failed {
+        reason: String,
+        error: String,
+    },
+    /// The engine will never take this answer as it is: the form goes back to its
+    /// author (`return_form`).
+    Refused {
+        reason: String,
+        error: String,
+    },
 }
 
 /// Records an outcome if this claim still owns the row. False when a newer claim
-/// took it over (this replica was too slow): then nothing is written.
+/// took it over (this replica was too slow): then nothing is written. A refusal is
+/// recorded by `return_form`, which also gives the form back.
 pub async fn record(
     client: &impl GenericClient,
     id: Uuid,
@@ -194,35 +221,75 @@ pub async fn record(
             client
                 .execute(
                     &client.prepare_cached("UPDATE correlation_outbox SET state = 'delivered', delivered_at = now(), uncertain = false,
-                        last_error = NULL, lease_owner = NULL, lease_until = NULL
+                        last_error = NULL, engine_error = NULL, lease_owner = NULL, lease_until = NULL
                      WHERE id = $1 AND lease_generation = $2").await?,
                     &[&id, &generation],
                 )
                 .await?
         }
-        Outcome::Retry { after, error, uncertain } => {
+        Outcome::Retry { after, reason, error, uncertain } => {
             let after_ms = after.as_millis() as i64;
             client
                 .execute(
                     &client.prepare_cached("UPDATE correlation_outbox SET next_attempt_at = now() + make_interval(secs => $3::bigint / 1000.0),
-                        last_error = $4, uncertain = $5, lease_owner = NULL, lease_until = NULL
+                        last_error = $4, engine_error = $5, uncertain = $6, lease_owner = NULL, lease_until = NULL
                      WHERE id = $1 AND lease_generation = $2").await?,
-                    &[&id, &generation, &after_ms, error, uncertain],
+                    &[&id, &generation, &after_ms, reason, error, uncertain],
                 )
                 .await?
         }
-        Outcome::Undeliverable(reason) | Outcome::Failed(reason) => {
-            let state = if matches!(outcome, Outcome::Failed(_)) { "failed" } else { "undeliverable" };
+        Outcome::Undeliverable { reason, error }
+        | Outcome::Failed { reason, error }
+        | Outcome::Refused { reason, error } => {
+            let state = match outcome {
+                Outcome::Failed { .. } => "failed",
+                Outcome::Refused { .. } => "refused",
+                _ => "undeliverable",
+            };
             client
                 .execute(
-                    &client.prepare_cached("UPDATE correlation_outbox SET state = $3, last_error = $4, lease_owner = NULL, lease_until = NULL
+                    &client.prepare_cached("UPDATE correlation_outbox SET state = $3, last_error = $4, engine_error = $5,
+                        lease_owner = NULL, lease_until = NULL
                      WHERE id = $1 AND lease_generation = $2").await?,
-                    &[&id, &generation, &state, reason],
+                    &[&id, &generation, &state, reason, error],
                 )
                 .await?
         }
     };
     Ok(changed == 1)
+}
+
+/// Records a refusal and gives the form back to its author, in the caller's
+/// transaction: the delivery ends `refused`, and the form task, if it is still the
+/// completed form of this answer, is pending again with the answer as its draft and
+/// `reason` as its return reason. `None` when the claim lost the row (nothing is
+/// written); `Some(None)` when the form had left meanwhile (withdrawn).
+#[tracing::instrument(name = "store.deliveries.return_form", skip_all)]
+pub async fn return_form(
+    client: &impl GenericClient,
+    id: Uuid,
+    generation: i64,
+    reason: &str,
+    error: &str,
+    at: DateTime<Utc>,
+) -> Result<Option<Option<super::forms::FormTaskRow>>, StoreError> {
+    let Some(refused) = client
+        .query_opt(
+            "UPDATE correlation_outbox SET state = 'refused', last_error = $3, engine_error = $4,
+                lease_owner = NULL, lease_until = NULL
+             WHERE id = $1 AND lease_generation = $2 AND state = 'pending'
+             RETURNING form_task_id, variables",
+            &[&id, &generation, &reason, &error],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let form_task_id: Uuid = refused.get(0);
+    let answer: Value = refused.get(1);
+    Ok(Some(
+        super::forms::give_back(client, form_task_id, &answer, reason, at).await?,
+    ))
 }
 
 /// A delivery with the form it answers, for operators.
@@ -240,7 +307,8 @@ pub struct DeliveryRecordRow {
 }
 
 const RECORD_COLUMNS: &str = "o.id, o.form_task_id, t.form_name, t.assignee, t.business_key, o.message_name, \
-    o.process_instance_id, o.state, o.attempts, o.last_error, o.next_attempt_at, o.delivered_at, o.created_at";
+    o.process_instance_id, o.state, o.attempts, o.last_error, o.next_attempt_at, o.delivered_at, o.created_at, \
+    o.engine_error";
 
 fn record_from_row(row: &Row) -> DeliveryRecordRow {
     DeliveryRecordRow {
@@ -255,6 +323,7 @@ fn record_from_row(row: &Row) -> DeliveryRecordRow {
             state: row.get(7),
             attempts: row.get(8),
             last_error: row.get(9),
+            engine_error: row.get(13),
             next_attempt_at: row.get(10),
             delivered_at: row.get(11),
         },
@@ -291,7 +360,7 @@ pub async fn needing_attention(
     };
     let sql = format!(
         "SELECT {RECORD_COLUMNS} FROM correlation_outbox o JOIN form_tasks t ON t.id = o.form_task_id
-         WHERE o.state IN ('failed', 'undeliverable') AND o.state = ANY($1)
+         WHERE o.state IN ('failed', 'undeliverable', 'refused') AND o.state = ANY($1)
            AND ($2::timestamptz IS NULL OR (o.created_at, o.id) > ($2, $3))
          ORDER BY o.created_at, o.id
          LIMIT $4"

@@ -33,15 +33,19 @@ pub struct FormTaskRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
-    /// The delivery of the submission to the engine, once submitted.
+    /// The delivery of the latest submission to the engine, once submitted.
     pub delivery_state: Option<String>,
+    /// Why the process could not use the last answer, when the form came back.
+    pub return_reason: Option<String>,
+    pub returned_at: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str = "id, external_task_id, business_key, form_name, message_name, assignee, status, \
     process_instance_id, root_process_instance_id, process_definition_id, process_definition_key, \
     tenant_id, topic_name, activity_id, activity_instance_id, execution_id, deployment_id, prefill, \
-    draft, withdrawal_reason, created_at, updated_at, completed_at, \
-    (SELECT o.state FROM correlation_outbox o WHERE o.form_task_id = form_tasks.id) AS delivery_state";
+    draft, withdrawal_reason, created_at, updated_at, completed_at, return_reason, returned_at, \
+    (SELECT o.state FROM correlation_outbox o WHERE o.form_task_id = form_tasks.id \
+     ORDER BY o.created_at DESC LIMIT 1) AS delivery_state";
 
 fn from_row(row: &Row) -> FormTaskRow {
     FormTaskRow {
@@ -69,6 +73,8 @@ fn from_row(row: &Row) -> FormTaskRow {
         updated_at: row.get("updated_at"),
         completed_at: row.get("completed_at"),
         delivery_state: row.get("delivery_state"),
+        return_reason: row.get("return_reason"),
+        returned_at: row.get("returned_at"),
     }
 }
 
@@ -191,7 +197,8 @@ pub struct Submit<'a> {
 #[tracing::instrument(name = "store.forms.submit", skip_all)]
 pub async fn submit(client: &impl GenericClient, s: &Submit<'_>) -> Result<bool, StoreError> {
     let sql = "WITH completed AS (
-            UPDATE form_tasks SET status = 'completed', completed_at = $4, updated_at = $4
+            UPDATE form_tasks SET status = 'completed', completed_at = $4, updated_at = $4,
+                return_reason = NULL, returned_at = NULL
             WHERE id = $1 AND status = 'pending' AND assignee = $2 AND updated_at = $3
             RETURNING id
         ), submission AS (
@@ -229,6 +236,29 @@ pub async fn submit(client: &impl GenericClient, s: &Submit<'_>) -> Result<bool,
     Ok(written == 1)
 }
 
+/// Makes a completed form pending again for its assignee, with `answer` as its draft
+/// and `reason` as its return reason (the process could not use the answer), in the
+/// caller's transaction. `None` when the form is not completed (withdrawn meanwhile).
+#[tracing::instrument(name = "store.forms.give_back", skip_all)]
+pub async fn give_back(
+    client: &impl GenericClient,
+    id: Uuid,
+    answer: &Value,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<Option<FormTaskRow>, StoreError> {
+    let sql = format!(
+        "UPDATE form_tasks SET status = 'pending', draft = $2, return_reason = $3, returned_at = $4,
+            completed_at = NULL, updated_at = $4
+         WHERE id = $1 AND status = 'completed' RETURNING {COLUMNS}"
+    );
+    Ok(client
+        .query_opt(&sql, &[&id, answer, &reason, &at])
+        .await?
+        .as_ref()
+        .map(from_row))
+}
+
 /// Gives a pending form to `assignee` and clears its draft (the old assignee's).
 /// `None` when the form is not pending.
 #[tracing::instrument(name = "store.forms.reassign", skip_all)]
@@ -261,6 +291,26 @@ pub async fn withdraw(
     );
     Ok(client
         .query(&client.prepare_cached(&sql).await?, &[&ids, &reason])
+        .await?
+        .iter()
+        .map(from_row)
+        .collect())
+}
+
+/// Withdraws, in one statement, every pending form of the process tree under `root`
+/// (the root's own and its called processes', at any depth), and returns them.
+#[tracing::instrument(name = "store.forms.withdraw_tree", skip_all)]
+pub async fn withdraw_tree(
+    client: &impl GenericClient,
+    root: &str,
+    reason: &str,
+) -> Result<Vec<FormTaskRow>, StoreError> {
+    let sql = format!(
+        "UPDATE form_tasks SET status = 'withdrawn', withdrawal_reason = $2, updated_at = now()
+         WHERE root_process_instance_id = $1 AND status = 'pending' RETURNING {COLUMNS}"
+    );
+    Ok(client
+        .query(&client.prepare_cached(&sql).await?, &[&root, &reason])
         .await?
         .iter()
         .map(from_row)

@@ -110,8 +110,9 @@ pub async fn prune_delivered(
 }
 
 /// Deletes up to `limit` submitted answers made before `before` whose delivery is
-/// over (delivered, undeliverable, or its row pruned already), with their outbox
-/// rows, and clears the drafts and prefills of their form tasks. Answers still to
+/// over (delivered, undeliverable, refused, or its row pruned already), with their
+/// outbox rows, and clears the drafts and prefills of their form tasks (unless a
+/// form is pending again). Answers still to
 /// deliver (pending) or waiting for an operator (failed) are kept.
 pub async fn prune_submissions(
     client: &impl GenericClient,
@@ -130,10 +131,12 @@ pub async fn prune_submissions(
                 FOR UPDATE OF s SKIP LOCKED
              ), outbox AS (
                 DELETE FROM correlation_outbox o USING doomed
-                WHERE o.submission_id = doomed.id AND o.state IN ('delivered', 'undeliverable')
+                WHERE o.submission_id = doomed.id AND o.state IN ('delivered', 'undeliverable', 'refused')
              ), tasks AS (
+                -- A form pending again (its answer was refused and came back) keeps
+                -- that answer as its draft.
                 UPDATE form_tasks t SET draft = NULL, prefill = '{}'::jsonb
-                FROM doomed WHERE t.id = doomed.form_task_id
+                FROM doomed WHERE t.id = doomed.form_task_id AND t.status <> 'pending'
              )
              DELETE FROM submissions s USING doomed WHERE s.id = doomed.id",
             &[&uuid_v7_floor(before), &before, &limit],

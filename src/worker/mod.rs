@@ -21,6 +21,10 @@ use crate::camunda::{Camunda, CamundaError, variables};
 use crate::proto::CreateFormTaskRequest;
 use crate::proto::form_service_client::FormServiceClient;
 
+/// The variable that names a form's assignee, by convention set on the send task
+/// by an input mapping: it routes the form and is no part of its prefill.
+pub const ASSIGNED_TO: &str = "assignedTo";
+
 #[derive(Clone, Debug)]
 pub struct WorkerSettings {
     /// The ramp server to call, e.g. `http://127.0.0.1:50051`.
@@ -317,12 +321,8 @@ impl Worker {
             .topics
             .iter()
             .find(|t| t.name == task.topic_name);
-        let assignee = match assignee(
-            topic,
-            &values,
-            property("ramp.assignee").as_deref(),
-            &business_key,
-        ) {
+        let assignee_variable = property("ramp.assignee");
+        let assignee = match assignee(topic, &values, assignee_variable.as_deref(), &business_key) {
             Ok(assignee) => assignee,
             Err(reason) => return Handled::Incident(reason),
         };
@@ -338,8 +338,12 @@ impl Worker {
             form_name,
             message_name,
             assignee,
-            // The server keeps only the form's own fields.
-            prefill: Some(crate::json::json_to_struct(&values)),
+            // The server keeps only the form's own fields, or, for a form without a
+            // schema, the send task's inputs.
+            prefill: Some(crate::json::json_to_struct(&prefill(
+                values,
+                assignee_variable.as_deref(),
+            ))),
             tenant_id: task.tenant_id.clone().unwrap_or_default(),
             topic_name: task.topic_name.clone(),
         };
@@ -414,6 +418,19 @@ fn readable(raw: &Map<String, Value>) -> Map<String, Value> {
         .collect()
 }
 
+/// What a task offers its form to fill in: its variables, but not ramp's own nor
+/// those that name the assignee (they route the form, they do not fill it).
+fn prefill(mut values: Map<String, Value>, assignee_variable: Option<&str>) -> Map<String, Value> {
+    for name in [Some(ASSIGNED_TO), assignee_variable]
+        .into_iter()
+        .flatten()
+        .chain(crate::processes::RESERVED)
+    {
+        values.remove(name);
+    }
+    values
+}
+
 /// Who fills the form: the topic's path into a JSON variable, else the
 /// `assignedTo` variable (set on the send task by an input mapping), else the
 /// variable the `ramp.assignee` property names, else the business key.
@@ -440,7 +457,7 @@ fn assignee(
             .map(str::to_owned)
             .ok_or_else(|| format!("the assignee path {} is not text", path.join(".")));
     }
-    if let Some(assigned) = values.get("assignedTo").and_then(Value::as_str) {
+    if let Some(assigned) = values.get(ASSIGNED_TO).and_then(Value::as_str) {
         return Ok(assigned.to_owned());
     }
     if let Some(variable) = assignee_variable {
@@ -465,6 +482,18 @@ mod tests {
             .as_object()
             .unwrap()
             .clone()
+    }
+
+    #[test]
+    fn the_prefill_leaves_out_ramps_own_variables_and_the_routing() {
+        let mut all = values();
+        all.insert("assignedTo".into(), json!("mapped@example.com"));
+        all.insert("rampProcessId".into(), json!("0192"));
+        all.insert("rampSubmissionId".into(), json!("0193"));
+        assert_eq!(
+            Value::Object(prefill(all, Some("reviewer"))),
+            json!({"supplier": {"companyOwner": "owner@example.com"}})
+        );
     }
 
     #[test]

@@ -477,5 +477,6 @@ async fn a_non_bearer_authorization_is_refused() {
         .insert("authorization", "Basic YW5uOnB3".parse().unwrap());
     let status = forms.pending_forms(request).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
+    crate::helpers::assert_clean(&status);
     assert!(status.message().contains("Bearer"), "{}", status.message());
 }

@@ -301,3 +301,112 @@ fn ramp_deploy_prints_each_parse_error_with_file_line_and_column() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("broken.bpmn:8:"), "{stderr}");
 }
+
+/// A decision table as Camunda Modeler exports it (with its diagram), without
+/// `historyTimeToLive`.
+fn modeler_decision(id: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" xmlns:dmndi="https://www.omg.org/spec/DMN/20191111/DMNDI/" xmlns:dc="http://www.omg.org/spec/DMN/20180521/DC/" xmlns:modeler="http://camunda.org/schema/modeler/1.0" id="Definitions_{id}" name="DRD" namespace="http://camunda.org/schema/1.0/dmn" exporter="Camunda Modeler" exporterVersion="5.31.0" modeler:executionPlatform="Camunda Platform" modeler:executionPlatformVersion="7.22.0">
+  <decision id="{id}" name="Risk level">
+    <decisionTable id="DecisionTable_1">
+      <input id="Input_1" label="Score">
+        <inputExpression id="InputExpression_1" typeRef="integer">
+          <text>score</text>
+        </inputExpression>
+      </input>
+      <output id="Output_1" label="Level" name="level" typeRef="string" />
+      <rule id="Rule_1">
+        <inputEntry id="UnaryTests_1"><text>&gt; 50</text></inputEntry>
+        <outputEntry id="LiteralExpression_1"><text>"high"</text></outputEntry>
+      </rule>
+    </decisionTable>
+  </decision>
+  <dmndi:DMNDI>
+    <dmndi:DMNDiagram>
+      <dmndi:DMNShape dmnElementRef="{id}">
+        <dc:Bounds height="80" width="180" x="160" y="100" />
+      </dmndi:DMNShape>
+    </dmndi:DMNDiagram>
+  </dmndi:DMNDI>
+</definitions>
+"#
+    )
+}
+
+#[tokio::test]
+async fn ramp_deploy_deploys_a_decision_table_and_a_model_without_history_time_to_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let decision = crate::engine::unique_key("risk");
+    let process = crate::engine::unique_key("cli_no_ttl");
+    std::fs::write(dir.path().join("risk.dmn"), modeler_decision(&decision)).unwrap();
+    let model = crate::engine::form_process(&process, "step");
+    assert!(model.contains(r#" camunda:historyTimeToLive="P1D""#));
+    std::fs::write(
+        dir.path().join("request.bpmn"),
+        model.replace(r#" camunda:historyTimeToLive="P1D""#, ""),
+    )
+    .unwrap();
+
+    let output = ramp()
+        .args(["deploy", "--name", &process])
+        .arg(dir.path())
+        .env("RAMP_CAMUNDA_URL", crate::engine::engine_url())
+        .output()
+        .unwrap();
+
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        format!("{process} version 1\n")
+    );
+    // Both carry the engine's default history time to live.
+    for (what, key) in [("decision", &decision), ("process", &process)] {
+        let definitions: Vec<serde_json::Value> = reqwest::get(format!(
+            "{}/{what}-definition?key={key}",
+            crate::engine::engine_url()
+        ))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(definitions.len(), 1, "{what} {key}");
+        assert_eq!(definitions[0]["historyTimeToLive"], 180, "{what} {key}");
+    }
+}
+
+#[test]
+fn ramp_deploy_names_a_refused_decision_table_with_the_engine_reason_and_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let decision = crate::engine::unique_key("broken");
+    // A hand edit gone wrong: a closing tag lost.
+    let broken = modeler_decision(&decision).replace("</decisionTable>", "");
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/risk.dmn"), broken).unwrap();
+
+    let output = ramp()
+        .arg("deploy")
+        .arg(dir.path())
+        .env("RAMP_CAMUNDA_URL", crate::engine::engine_url())
+        .output()
+        .unwrap();
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    // The file, the engine's reason (all it says for a DMN), and what ramp sees.
+    assert!(
+        stderr.contains("rules/risk.dmn: ENGINE-22004 Unable to transform DMN resource"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "likely cause: it is not well-formed XML: line 16: </decision> closes <decisionTable> (opened at line 4)"
+        ),
+        "{stderr}"
+    );
+}

@@ -47,6 +47,7 @@ async fn dev_mode_takes_the_caller_from_the_header() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
+    crate::helpers::assert_clean(&status);
 
     // Roles come from x-ramp-roles.
     processes
@@ -64,6 +65,7 @@ async fn dev_mode_takes_the_caller_from_the_header() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
+    crate::helpers::assert_clean(&status);
     assert!(
         status.message().contains("x-ramp-user"),
         "{}",
@@ -75,6 +77,7 @@ async fn dev_mode_takes_the_caller_from_the_header() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
+    crate::helpers::assert_clean(&status);
 }
 
 #[tokio::test]
@@ -90,4 +93,5 @@ async fn the_dev_header_means_nothing_in_jwt_mode() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
+    crate::helpers::assert_clean(&status);
 }

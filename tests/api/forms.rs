@@ -226,6 +226,7 @@ async fn a_form_task_carries_its_schema_prefill_and_draft() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
+    crate::helpers::assert_clean(&status);
 }
 
 #[tokio::test]
@@ -392,6 +393,7 @@ async fn a_stream_resumes_from_its_cursor_with_exactly_what_it_missed() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
+    crate::helpers::assert_clean(&status);
 }
 
 #[tokio::test]
@@ -434,6 +436,7 @@ async fn a_user_holds_a_bounded_number_of_streams() {
         Ok(response) => response.into_inner().next().await.unwrap().unwrap_err(),
     };
     assert_eq!(status.code(), Code::ResourceExhausted);
+    crate::helpers::assert_clean(&status);
     drop(first);
     // Once the server notices the first is gone, a new one opens.
     let mut opened = None;
@@ -497,6 +500,7 @@ async fn a_stream_ends_with_unauthenticated_when_its_token_expires() {
     .await
     .expect("the stream ends within 6 s");
     assert_eq!(ended.code(), Code::Unauthenticated);
+    crate::helpers::assert_clean(&ended);
     assert!(ended.message().contains("expired"), "{}", ended.message());
 }
 

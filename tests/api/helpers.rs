@@ -200,3 +200,65 @@ pub fn parse_grpc_web(body: &[u8]) -> (Vec<Vec<u8>>, String) {
     assert!(rest.is_empty(), "a partial gRPC-web frame was left over");
     (messages, trailers)
 }
+
+/// Asserts that a client reads nothing of the engine's or the database's own in
+/// `status`: no URL, no engine id (a UUID, a definition id `key:1:uuid`, an activity
+/// instance id `task:uuid`), no exception class or Java package, no engine error
+/// code and no SQL, in its message or in its field violations.
+#[track_caller]
+pub fn assert_clean(status: &tonic::Status) {
+    use std::sync::LazyLock;
+    use tonic_types::StatusExt;
+    static LEAKS: LazyLock<[(&str, regex::Regex); 6]> = LazyLock::new(|| {
+        let re = |pattern| regex::Regex::new(pattern).expect("a valid pattern");
+        [
+            ("a URL", re(r"(?i)\b(https?|jdbc|postgres(ql)?)://")),
+            (
+                "an engine id",
+                re(r"(?i)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
+            ),
+            ("an exception class", re(r"\b\w*Exception\b")),
+            (
+                "a Java package",
+                re(r"\b(org\.(camunda|operaton|apache|postgresql)|java(x)?\.[a-z]+)\."),
+            ),
+            ("an engine error code", re(r"\bENGINE-\d+")),
+            (
+                "SQL",
+                re(concat!(
+                    r"(?i)\bSQLSTATE\b|\bcharacter varying\b|\bvarchar\(|\brelation \x22",
+                    r"|\bviolates\b.*\bconstraint\b|\bsyntax error at\b",
+                    r"|\bselect\b.+\bfrom\b|\binsert into\b|\bdelete from\b|\bupdate \w+ set\b",
+                )),
+            ),
+        ]
+    });
+    let mut texts = vec![status.message().to_owned()];
+    if let Some(bad_request) = status.get_error_details().bad_request() {
+        for violation in &bad_request.field_violations {
+            texts.push(format!("{}: {}", violation.field, violation.description));
+        }
+    }
+    for text in &texts {
+        for (what, pattern) in LEAKS.iter() {
+            assert!(
+                !pattern.is_match(text),
+                "a client reads {what} in {:?}: {text:?}",
+                status.code()
+            );
+        }
+    }
+}
+
+/// The error a call answered, checked for its code and for what its client reads
+/// (see `assert_clean`).
+#[track_caller]
+pub fn refused<T: std::fmt::Debug>(
+    result: Result<T, tonic::Status>,
+    code: tonic::Code,
+) -> tonic::Status {
+    let status = result.expect_err("the call is refused");
+    assert_eq!(status.code(), code, "{status:?}");
+    assert_clean(&status);
+    status
+}

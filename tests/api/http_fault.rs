@@ -31,6 +31,11 @@ pub enum Fault {
     /// Calls whose path ends with the given text answer 500 with an engine error
     /// that is neither transient nor a missing subscription: the engine failing.
     Fail(&'static str),
+    /// Calls whose path ends with the given text reach the engine with each of
+    /// their `String` variables declared a `Long`: the engine itself refuses them
+    /// (400, a value it cannot convert), as it refuses a start variable it cannot
+    /// use; ramp types every variable it sends, so no client can cause this alone.
+    Mistype(&'static str),
 }
 
 #[derive(Clone)]
@@ -114,6 +119,9 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response {
             )
                 .into_response();
         }
+        Fault::Mistype(suffix) if path.ends_with(suffix) => {
+            return forward(&shared, mistyped(request).await).await;
+        }
         Fault::DelayBefore(suffix, delay) if path.ends_with(suffix) => {
             // A task of its own: it goes on when the client hangs up.
             let late = tokio::spawn(async move {
@@ -134,6 +142,26 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response {
         std::future::pending::<()>().await;
     }
     response
+}
+
+/// `request` with each `String` variable of its JSON body declared a `Long`.
+async fn mistyped(request: Request) -> Request {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, 16 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    let mut json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    if let Some(variables) = json
+        .get_mut("variables")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for variable in variables.values_mut() {
+            if variable["type"] == "String" {
+                variable["type"] = "Long".into();
+            }
+        }
+    }
+    Request::from_parts(parts, Body::from(json.to_string()))
 }
 
 async fn forward(shared: &Shared, request: Request) -> Response {

@@ -87,6 +87,7 @@ async fn a_pem_key_fixes_the_algorithm() {
     .unwrap();
     let status = call(other).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
+    crate::helpers::assert_clean(&status);
     assert!(
         status.message().contains("signature"),
         "{}",
@@ -102,6 +103,7 @@ async fn a_pem_key_fixes_the_algorithm() {
     .unwrap();
     let status = call(swapped).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
+    crate::helpers::assert_clean(&status);
     assert!(
         status.message().contains("algorithm"),
         "{}",

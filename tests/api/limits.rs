@@ -39,6 +39,7 @@ fn nested(depth: usize) -> Struct {
 
 fn violated_fields(status: &tonic::Status) -> Vec<String> {
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    crate::helpers::assert_clean(status);
     status
         .get_error_details()
         .bad_request()
@@ -255,4 +256,5 @@ async fn a_message_over_the_size_limit_is_refused_before_decoding() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    crate::helpers::assert_clean(&status);
 }

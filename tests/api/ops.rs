@@ -106,6 +106,7 @@ async fn metrics_serve_every_series_after_rpcs_a_delivery_a_reconciliation_and_a
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
+    crate::helpers::assert_clean(&unknown);
 
     // A worker task, through `ramp worker` and its own metrics endpoint.
     let key = unique_key("metrics");
@@ -319,6 +320,7 @@ async fn a_request_id_comes_back_and_reaches_the_engine() {
         .await
         .expect_err("no such definition");
     assert_eq!(refused.code(), Code::NotFound);
+    crate::helpers::assert_clean(&refused);
     assert_eq!(
         refused.metadata().get("x-request-id").unwrap(),
         "req-7f3a.1"

@@ -228,6 +228,7 @@ async fn a_root_instance_started_outside_ramp_blocks_the_key_until_it_is_gone() 
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
+    crate::helpers::assert_clean(&status);
     assert!(
         rows_for(&app, &ann).await.is_empty(),
         "nothing stays reserved"
@@ -315,6 +316,7 @@ async fn a_running_call_activity_is_part_of_its_root_process() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::AlreadyExists);
+    crate::helpers::assert_clean(&status);
 
     // Cancelling the root ends the child with it.
     let cancelled = processes
@@ -365,6 +367,7 @@ async fn an_unknown_definition_is_not_found_and_reserves_nothing() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    crate::helpers::assert_clean(&status);
     assert!(rows_for(&app, &ann).await.is_empty());
 }
 
@@ -393,6 +396,7 @@ async fn a_repeated_request_id_returns_the_first_result() {
         .await
         .unwrap_err();
     assert_eq!(other.code(), Code::AlreadyExists);
+    crate::helpers::assert_clean(&other);
 }
 
 #[tokio::test]
@@ -418,6 +422,7 @@ async fn cancel_deletes_the_instance_and_only_the_owner_or_an_admin_may() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
+    crate::helpers::assert_clean(&status);
     let cancelled = processes
         .cancel_process(cancel(&bearer))
         .await
@@ -434,6 +439,7 @@ async fn cancel_deletes_the_instance_and_only_the_owner_or_an_admin_may() {
     assert_eq!(history.state, "EXTERNALLY_TERMINATED");
     let again = processes.cancel_process(cancel(&bearer)).await.unwrap_err();
     assert_eq!(again.code(), Code::FailedPrecondition);
+    crate::helpers::assert_clean(&again);
 }
 
 #[tokio::test]
@@ -547,6 +553,7 @@ async fn lists_are_paged_newest_first_and_tokens_keep_their_filters() {
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument);
+        crate::helpers::assert_clean(&status);
     }
     started.reverse();
     assert_eq!(seen, started, "newest first, each once");
@@ -570,6 +577,7 @@ mod faults {
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        crate::helpers::assert_clean(&status);
         assert!(rows_for(&app, &ann).await.is_empty());
     }
 
@@ -603,6 +611,7 @@ mod faults {
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::Unavailable);
+        crate::helpers::assert_clean(&status);
         assert!(
             status.message().contains("being checked"),
             "{}",
@@ -623,6 +632,7 @@ mod faults {
             .await
             .unwrap_err();
         assert_eq!(again.code(), Code::AlreadyExists, "the key stays blocked");
+        crate::helpers::assert_clean(&again);
     }
 
     #[tokio::test]
@@ -646,6 +656,7 @@ mod faults {
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        crate::helpers::assert_clean(&status);
         let released = until_settled(&app, &ann).await;
         assert!(released.is_empty(), "released: {released:?}");
 
@@ -714,12 +725,14 @@ mod faults {
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::Unavailable);
+        crate::helpers::assert_clean(&status);
         // Meanwhile the key is held.
         let held = processes
             .start_process(with_token(start(&ann, ""), &bearer))
             .await
             .unwrap_err();
         assert_eq!(held.code(), Code::AlreadyExists);
+        crate::helpers::assert_clean(&held);
 
         let rows = until_settled(&app, &ann).await;
         assert!(rows.is_empty(), "released: {rows:?}");

@@ -279,6 +279,44 @@ async fn old_answers_go_once_delivered_and_answers_still_owed_stay() {
 }
 
 #[tokio::test]
+async fn an_old_refused_answer_goes_and_its_returned_form_keeps_the_answer_as_draft() {
+    let app = quiet_app().await;
+    let db = app.db().await;
+    let refused = answered_form(&db, "refused", chrono::Duration::days(100)).await;
+    // The answer came back: its form is pending again, the answer its draft.
+    db.execute(
+        "UPDATE form_tasks SET status = 'pending' WHERE id =
+            (SELECT form_task_id FROM submissions WHERE id = $1)",
+        &[&refused],
+    )
+    .await
+    .unwrap();
+    let pruner = Pruner::new(
+        store_of(&app),
+        RetentionSettings {
+            change_log: Duration::from_secs(3600),
+            delivered: Duration::from_secs(30 * 60),
+            submissions: Duration::from_secs(90 * 24 * 3600),
+            interval: Duration::from_secs(3600),
+            batch: 10,
+        },
+    );
+    let pruned = pruner
+        .pass()
+        .await
+        .expect("a refused answer is pruned like others");
+    assert_eq!(pruned.submissions, 1, "{pruned:?}");
+    assert!(!exists(&db, "submissions", refused).await);
+    assert!(!exists(&db, "correlation_outbox", refused).await);
+    let draft: Option<serde_json::Value> = db
+        .query_one("SELECT draft FROM form_tasks", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(draft, Some(json!({"companyName": "draft"})));
+}
+
+#[tokio::test]
 async fn a_cursor_below_the_pruned_mark_gets_a_fresh_snapshot() {
     // A long retention by time, so only the prune mark can refuse the cursor.
     let app = spawn_app_with(json!({

@@ -40,6 +40,7 @@ async fn shutdown_ends_open_streams_with_unavailable_and_stops() {
     .expect("the stream ends within 3 s of shutdown");
     let status = ended.expect("the stream ends with a status, not silently");
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    crate::helpers::assert_clean(&status);
 
     tokio::time::timeout(Duration::from_secs(3), app.app.stopped())
         .await

@@ -266,7 +266,7 @@ async fn a_submit_before_the_receive_task_waits_is_delivered_once_it_does() {
     let waiting = delivery(&app, &case.user, &form).await;
     assert_eq!(waiting.state(), DeliveryState::Pending);
     assert!(
-        waiting.last_error.contains("no execution waits"),
+        waiting.last_error == "not yet delivered: the process is not ready for this answer yet",
         "{}",
         waiting.last_error
     );
