@@ -22,6 +22,8 @@ secret="browser-tests-secret-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \
 export RAMP_CAMUNDA_URL=$RAMP_TEST_CAMUNDA_URL
 export RAMP_JWT_SECRET=$secret
 "$ramp" deploy --name ramp-browser processes >/dev/null
+# Models drawn as teams draw them (tests/browser/models/README.md).
+"$ramp" deploy --name ramp-browser-models tests/browser/models >/dev/null
 
 pids=()
 cleanup() {
@@ -31,7 +33,7 @@ cleanup() {
 trap cleanup EXIT
 
 RAMP_LISTEN=127.0.0.1:$port RAMP_DATABASE_URL="$RAMP_TEST_DATABASE_URL dbname=$db" \
-  RAMP_WEB_DIR=$web_dir RAMP_STARTABLE_DEFINITIONS=VOE RAMP_LOG=warn \
+  RAMP_WEB_DIR=$web_dir RAMP_STARTABLE_DEFINITIONS=VOE,Approval RAMP_LOG=warn \
   "$ramp" serve 2>"$out/serve.log" &
 pids+=($!)
 

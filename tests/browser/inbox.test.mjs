@@ -59,12 +59,42 @@ function startThroughApi(email) {
   ]);
 }
 
-async function startVoe(page) {
+async function startProcess(page, key) {
   await page.goto(`${UI}/processes`);
-  await page.getByTestId('start-definition').fill('VOE');
+  await page.getByTestId('start-definition').fill(key);
   await page.getByTestId('start-process').click();
   await page.getByTestId('process-item').first().waitFor();
 }
+
+const startVoe = (page) => startProcess(page, 'VOE');
+
+/** The name/value editor's answers (forms without a Camunda Form), as shown. */
+const kvAnswers = (page) =>
+  page.getByTestId('kv-row').evaluateAll((rows) =>
+    Object.fromEntries(
+      rows
+        .map((row) => ['kv-key', 'kv-value'].map((id) => row.querySelector(`[data-testid=${id}]`).value))
+        .filter(([key]) => key !== ''),
+    ),
+  );
+
+/** Adds an answer in the name/value editor; type is text, number, boolean or json. */
+async function addAnswer(page, key, type, value) {
+  const rows = await page.getByTestId('kv-row').count();
+  await page.getByRole('button', { name: 'Add an answer' }).click();
+  // The new row by its place: `last()` could still find the old last row before
+  // the new one renders.
+  const row = page.getByTestId('kv-row').nth(rows);
+  await row.waitFor();
+  await row.getByTestId('kv-key').fill(key);
+  await row.getByLabel(/^Type /).selectOption(type);
+  if (type === 'boolean') await row.getByTestId('kv-value').selectOption(value);
+  else await row.getByTestId('kv-value').fill(value);
+}
+
+/** The inbox card of the form with this name (exactly). */
+const card = (page, name) =>
+  page.getByTestId('inbox-item').filter({ has: page.locator('.form-name', { hasText: new RegExp(`^${name}$`) }) });
 
 async function openForm(page, name) {
   await page.goto(`${UI}/inbox`);
@@ -204,6 +234,60 @@ test('a user signs in through OpenID Connect and the API accepts the token', asy
   await page.getByTestId('start-process').click();
   await page.getByTestId('process-item').first().waitFor({ timeout: 20_000 });
   assert.match(await page.getByTestId('process-item').first().innerText(), /active|starting/i);
+  await context.close();
+});
+
+test('a refused answer shows its reason on the form; the corrected answer goes through and the next form appears', async () => {
+  // tests/browser/models/Approval.bpmn: request_approval has no Camunda Form, and the
+  // gateway after its receive task reads `approved`.
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await signedInPage(context, someone('fay'));
+  await startProcess(page, 'Approval');
+
+  // A first answer without `approved`: ramp takes it, the engine will not.
+  await page.goto(`${UI}/inbox`);
+  await card(page, 'request_approval').first().waitFor({ timeout: 20_000 });
+  const marked = await card(page, 'request_approval').getByTestId('returned').count();
+  assert.equal(marked, 0, 'a new form is not marked returned');
+  await card(page, 'request_approval').first().getByRole('link').first().click();
+  await page.getByTestId('kv-row').first().waitFor({ timeout: 20_000 });
+  await addAnswer(page, 'comment', 'text', 'Fine by me');
+  await page.getByTestId('submit-form').click();
+  await page.getByTestId('delivery-state').waitFor({ timeout: 20_000 });
+  // The page follows the delivery (10 s): the refusal brings the form back in place.
+  await page.getByTestId('form-return-reason').waitFor({ timeout: 15_000 });
+
+  // It comes back to its author: marked in the inbox, with the reason.
+  await page.goto(`${UI}/inbox`);
+  const returned = card(page, 'request_approval').filter({ has: page.getByTestId('returned') });
+  await returned.first().waitFor({ timeout: 30_000 });
+  assert.match(await returned.first().getByTestId('return-reason').innerText(), /approved/);
+  await page.screenshot({ path: `${OUT}/inbox-returned.png`, fullPage: true });
+
+  // The form says why above the answer, which is filled in as it was sent.
+  await returned.first().getByRole('link').first().click();
+  const reason = page.getByTestId('form-return-reason');
+  await reason.waitFor({ timeout: 20_000 });
+  await page.getByTestId('kv-row').first().waitFor();
+  await page.screenshot({ path: `${OUT}/form-returned.png`, fullPage: true });
+  const text = await reason.innerText();
+  assert.match(text, /could not use your answer/i);
+  assert.match(text, /approved/);
+  assert.doesNotMatch(text, /https?:|Exception|[0-9a-f]{8}-[0-9a-f]{4}-/, 'no engine detail reaches the user');
+  const answers = await kvAnswers(page);
+  assert.equal(answers.comment, 'Fine by me', 'the refused answer is filled in');
+  assert.deepEqual(Object.keys(answers), ['comment'], 'nothing but the answer: no variable ramp keeps for itself');
+
+  // The corrected answer: approved = yes (a boolean, as the gateway compares it).
+  await addAnswer(page, 'approved', 'boolean', 'true');
+  await page.getByTestId('submit-form').click();
+  await page.getByTestId('delivery-state').waitFor({ timeout: 20_000 });
+
+  // The process moved on: the next form is in the inbox, the returned one is gone.
+  await page.goto(`${UI}/inbox`);
+  await card(page, 'confirm').first().waitFor({ timeout: 30_000 });
+  assert.equal(await card(page, 'request_approval').count(), 0, 'the answered form left the inbox');
+  assert.equal(await card(page, 'confirm').getByTestId('returned').count(), 0, 'the next form is a new one');
   await context.close();
 });
 

@@ -14,6 +14,10 @@ export interface InboxItem {
   createTime: number | null;
   updateTime: number | null;
   hasDraft: boolean;
+  /** Why the process could not use the last answer, when the form came back to be
+   * corrected; empty for a form never returned. */
+  returnReason: string;
+  returnTime: number | null;
 }
 
 /** Where the shared stream stands. */
@@ -30,6 +34,8 @@ export function toItem(s: FormTaskSummary): InboxItem {
     createTime: timestampMs(s.createTime),
     updateTime: timestampMs(s.updateTime),
     hasDraft: s.hasDraft,
+    returnReason: s.returnReason,
+    returnTime: timestampMs(s.returnTime),
   };
 }
 

@@ -21,8 +21,9 @@ import { fieldViolations } from '../api/bad-request';
 import { describeError } from '../api/errors';
 import { RampApi } from '../api/ramp-api.service';
 import { KeyValueEditor } from '../form/kv-editor.component';
+import { deliveryNote, returnedSegments } from '../form/outcome';
 import { type ShownViolation, showViolations, toJsonObject } from '../form/schema';
-import { formatTime, sleep, uuid } from '../shared/util';
+import { formatTime, sleep, timestampMs, uuid } from '../shared/util';
 
 const DELIVERY_TEXT: Record<DeliveryState, string> = {
   [DeliveryState.UNSPECIFIED]: 'not submitted',
@@ -30,6 +31,7 @@ const DELIVERY_TEXT: Record<DeliveryState, string> = {
   [DeliveryState.DELIVERED]: 'delivered',
   [DeliveryState.FAILED]: 'failed',
   [DeliveryState.UNDELIVERABLE]: 'undeliverable',
+  [DeliveryState.REFUSED]: 'refused',
 };
 
 const STATUS_TEXT: Record<FormTaskStatus, string> = {
@@ -92,8 +94,10 @@ interface FormJsField {
                 deliveryText()
               }}</strong>
             </p>
-            @if (t.delivery?.lastError) {
-              <p class="muted">Last error: {{ t.delivery?.lastError }}</p>
+            @if (deliveryNote(); as note) {
+              <p data-testid="delivery-note" [class]="'delivery-note delivery-note-' + deliveryText()">
+                {{ note }}
+              </p>
             }
           }
           @if (returning()) {
@@ -102,6 +106,19 @@ interface FormJsField {
           <a routerLink="/inbox">Back to the inbox</a>
         </section>
       } @else {
+        @if (returnReason(); as reason) {
+          <section class="returned" role="alert" aria-labelledby="returned-h" data-testid="returned-form">
+            <h2 id="returned-h">Your answer came back</h2>
+            <p data-testid="form-return-reason">
+              @for (s of returnedSegments(reason); track $index) {
+                @if (s.code) {<code>{{ s.text }}</code>} @else {<span>{{ s.text }}</span>}
+              }
+            </p>
+            @if (t.summary?.returnTime) {
+              <p class="muted">Returned {{ returnedAt() }}. Your answer is filled in below.</p>
+            }
+          </section>
+        }
         <div class="form-layout">
           <div class="form-main">
             @if (t.schema) {
@@ -180,6 +197,12 @@ export class FormPage {
   readonly deliveryText = computed(
     () => DELIVERY_TEXT[this.task()?.delivery?.state ?? DeliveryState.UNSPECIFIED] ?? 'unknown',
   );
+  /** The author's words for a delivery that did not go through (yet). */
+  readonly deliveryNote = computed(() => deliveryNote(this.task()?.delivery));
+  /** Why the process could not use the last answer, for a form that came back. */
+  readonly returnReason = computed(() => (this.pending() ? this.task()?.summary?.returnReason || null : null));
+  readonly returnedAt = computed(() => formatTime(timestampMs(this.task()?.summary?.returnTime)));
+  readonly returnedSegments = returnedSegments;
   /** What the form starts with: the prefill, overridden by the saved draft. */
   readonly initialData = computed<JsonObject>(() => ({
     ...(this.task()?.prefill ?? {}),
@@ -351,7 +374,9 @@ export class FormPage {
         t
           ? ({
               ...t,
-              summary: t.summary ? { ...t.summary, status: FormTaskStatus.COMPLETED } : t.summary,
+              summary: t.summary
+                ? { ...t.summary, status: FormTaskStatus.COMPLETED, returnReason: '', returnTime: undefined }
+                : t.summary,
               delivery: create(DeliverySchema, {
                 state: res.submission?.deliveryState ?? DeliveryState.PENDING,
               }),
@@ -367,7 +392,11 @@ export class FormPage {
     }
   }
 
-  /** Shows the delivery state as it changes for a while, then goes back to the inbox. */
+  /**
+   * Shows the delivery state as it changes for a while, then goes back to the inbox.
+   * When the process refuses the answer, the form comes back: the page shows it
+   * again, with the reason and the answer filled in, and stays.
+   */
   private async followDelivery(id: string): Promise<void> {
     const until = Date.now() + FOLLOW_MS;
     while (this.alive && Date.now() < until) {
@@ -385,7 +414,12 @@ export class FormPage {
         // keep showing the last known state
       }
     }
-    if (!this.alive) {
+    if (!this.alive || id !== this.id()) {
+      return;
+    }
+    if (this.pending()) {
+      // Returned to be corrected (or otherwise pending again): fill it in anew.
+      this.submitted.set(false);
       return;
     }
     this.returning.set(true);

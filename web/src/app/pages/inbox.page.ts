@@ -1,6 +1,7 @@
 import { ChangeDetectionStrategy, Component, computed, inject } from '@angular/core';
 import { RouterLink } from '@angular/router';
 
+import { segments, shortReason } from '../form/outcome';
 import { InboxService } from '../inbox/inbox.service';
 import { formatTime } from '../shared/util';
 
@@ -27,15 +28,37 @@ import { formatTime } from '../shared/util';
     } @else {
       <ul class="cards" aria-label="Pending forms">
         @for (item of inbox.items(); track item.id) {
-          <li class="card" data-testid="inbox-item" [attr.data-form-id]="item.id">
-            <a class="card-title" [routerLink]="['/forms', item.id]">{{ item.title }}</a>
+          <li
+            class="card"
+            data-testid="inbox-item"
+            [class.card-returned]="item.returnReason"
+            [attr.data-form-id]="item.id"
+            [attr.data-returned]="item.returnReason ? true : null"
+          >
+            <div class="card-row">
+              <a class="card-title" [routerLink]="['/forms', item.id]">{{ item.title }}</a>
+              @if (item.returnReason) {
+                <span class="tag tag-returned" data-testid="returned">Returned</span>
+              }
+            </div>
+            @if (item.returnReason) {
+              <p class="return-reason" data-testid="return-reason" [attr.title]="item.returnReason">
+                The process could not use your answer:
+                @for (s of parts(short(item.returnReason)); track $index) {
+                  @if (s.code) {<code>{{ s.text }}</code>} @else {<span>{{ s.text }}</span>}
+                }
+              </p>
+            }
             <dl class="facts">
               <div><dt>Form</dt><dd class="form-name">{{ item.formName }}</dd></div>
               <div><dt>Process</dt><dd>{{ item.processDefinitionKey || '—' }}</dd></div>
               <div><dt>Business key</dt><dd>{{ item.businessKey }}</dd></div>
               <div><dt>Since</dt><dd>{{ time(item.createTime) }}</dd></div>
+              @if (item.returnReason && item.returnTime !== null) {
+                <div><dt>Returned</dt><dd>{{ time(item.returnTime) }}</dd></div>
+              }
             </dl>
-            @if (item.hasDraft) {
+            @if (item.hasDraft && !item.returnReason) {
               <span class="tag">Draft saved</span>
             }
           </li>
@@ -47,6 +70,8 @@ import { formatTime } from '../shared/util';
 export class InboxPage {
   readonly inbox = inject(InboxService);
   readonly time = formatTime;
+  readonly short = shortReason;
+  readonly parts = segments;
 
   readonly summary = computed(() => {
     const n = this.inbox.count();
