@@ -566,6 +566,7 @@ impl Config {
             batch: 50,
             give_up_after: Duration::from_secs(self.delivery_give_up_after_secs),
             backoff_cap: Duration::from_millis(self.delivery_backoff_cap_ms),
+            settle: Duration::from_millis(2 * self.camunda_timeout_ms),
         }
     }
 

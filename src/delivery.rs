@@ -43,6 +43,11 @@ pub struct DeliverySettings {
     pub give_up_after: Duration,
     /// The longest wait between two attempts.
     pub backoff_cap: Duration,
+    /// How long after an attempt whose outcome is unknown the next one comes: time
+    /// for the engine to finish what it may still be doing with it (a slow service
+    /// task after the receive task holds its transaction open past the caller's
+    /// timeout), so that the marker check finds it committed.
+    pub settle: Duration,
 }
 
 #[derive(Clone)]
@@ -118,8 +123,20 @@ impl Dispatcher {
         )
         .await?;
         let count = claimed.len();
+        // Every call of an attempt ends within the lease, so its outcome is recorded
+        // by the claim that made it: an attempt still busy when its budget is spent
+        // is abandoned as uncertain (a trigger may be on its way).
+        let budget = self.settings.lease.mul_f64(0.75);
         let attempts = claimed.into_iter().map(|row| async move {
-            let outcome = self.deliver(&row).await;
+            let outcome = match tokio::time::timeout(budget, self.deliver(&row)).await {
+                Ok(outcome) => outcome,
+                Err(_) => self.retry(
+                    &row,
+                    Why::EngineSlow,
+                    format!("the attempt took longer than {budget:?}: its outcome is unknown"),
+                    true,
+                ),
+            };
             self.record(&row, outcome).await
         });
         let mut first_error = None;
@@ -228,8 +245,14 @@ impl Dispatcher {
     }
 
     /// Another attempt later, unless the answer has waited longer than allowed or
-    /// (`counts`) the attempts for an error ramp does not understand ran out: then
-    /// `failed`.
+    /// the attempts for an error ramp does not understand ran out: then `failed`.
+    ///
+    /// `uncertain`: this attempt may have reached the engine (a timeout, a broken
+    /// connection, a 502/503/504). Then the next one comes only after `settle`, and
+    /// it, and every one after it until the answer is seen delivered, checks the
+    /// marker before sending anything: an uncertain attempt stays uncertain whatever
+    /// later attempts meet (a conflict or a subscription gone is what an attempt
+    /// meets while the uncertain one commits).
     fn retry(&self, row: &OutboxRow, why: Why, error: String, uncertain: bool) -> Outcome {
         let counts = matches!(why, Why::EngineError);
         if row.age >= self.settings.give_up_after
@@ -241,7 +264,7 @@ impl Dispatcher {
             };
         }
         let after = if uncertain {
-            Duration::from_millis(100)
+            self.settings.settle
         } else {
             self.backoff(row.attempts)
         };
@@ -249,7 +272,7 @@ impl Dispatcher {
             after,
             reason: format!("not yet delivered: {}", why.words()),
             error,
-            uncertain,
+            uncertain: uncertain || row.uncertain,
         }
     }
 
@@ -278,26 +301,22 @@ impl Dispatcher {
         if waiting.is_empty() {
             return self.nothing_waits(row).await;
         }
-        let target = if waiting.len() == 1 {
-            waiting[0].id.clone()
-        } else {
-            match self.pick(row, &waiting).await {
-                Ok(Some(target)) => target,
-                Ok(None) => {
-                    return self.retry(
-                        row,
-                        Why::EngineError,
-                        format!(
-                            "{} executions wait for {message} and none is the send task's sibling",
-                            waiting.len()
-                        ),
-                        false,
-                    );
-                }
-                Err(error) => {
-                    return self.retry(row, Why::of(&error), error.to_string(), false);
-                }
+        let target = match self.target(row, &waiting).await {
+            Ok(Some(target)) => target,
+            Ok(None) => {
+                // Another branch waits, not this form's (yet): its send task has not
+                // finished, or its receive task is not reached.
+                return self.retry(
+                    row,
+                    Why::NotWaitingYet,
+                    format!(
+                        "{} executions wait for {message}, none in the send task's own branch",
+                        waiting.len()
+                    ),
+                    false,
+                );
             }
+            Err(error) => return self.retry(row, Why::of(&error), error.to_string(), false),
         };
         let mut data: Map<String, Value> = row.variables.as_object().cloned().unwrap_or_default();
         data.insert(MARKER.into(), Value::String(row.id.to_string()));
@@ -377,7 +396,7 @@ impl Dispatcher {
                         after: Duration::ZERO,
                         reason: format!("not yet delivered: {}", Why::NotWaitingYet.words()),
                         error: "the receive task began to wait meanwhile".into(),
-                        uncertain: false,
+                        uncertain: row.uncertain,
                     },
                     Err(error) => self.retry(row, Why::of(&error), error.to_string(), false),
                 }
@@ -388,30 +407,44 @@ impl Dispatcher {
         }
     }
 
-    /// Among several waiting executions, the one under the same parent activity
-    /// instance as the send task (parallel multi-instance).
-    async fn pick(
+    /// The waiting execution that belongs to the form: the one in the send task's
+    /// own scope (under the same parent activity instance: the branch of a parallel
+    /// multi-instance, the embedded sub-process). Where that scope has ended (the
+    /// receive task waits outside it), the only waiting one. In a multi-instance, a
+    /// single waiting execution is not taken blindly: it may be another branch's,
+    /// whose user answered first. `None` when none is the form's yet.
+    async fn target(
         &self,
         row: &OutboxRow,
         waiting: &[crate::camunda::types::Execution],
     ) -> Result<Option<String>, CamundaError> {
-        let Some(send) = &row.activity_instance_id else {
-            return Ok(None);
-        };
-        let parent = self
-            .camunda
-            .historic_activity_instance(send)
-            .await?
-            .parent_activity_instance_id;
-        let Some(parent) = parent else {
-            return Ok(None);
-        };
         let tree = self
             .camunda
             .activity_instances(&row.process_instance_id)
             .await?;
-        for node in tree.walk() {
-            if node.parent_activity_instance_id.as_deref() == Some(parent.as_str())
+        let nodes = tree.walk();
+        let multi_instance = nodes
+            .iter()
+            .any(|node| node.activity_type.as_deref() == Some("multiInstanceBody"));
+        let only = (waiting.len() == 1).then(|| waiting[0].id.clone());
+        if only.is_some() && !multi_instance {
+            return Ok(only);
+        }
+        let Some(send) = &row.activity_instance_id else {
+            // A form made without its send task's activity instance: nothing tells
+            // the branches apart.
+            return Ok(only);
+        };
+        let Some(scope) = self
+            .camunda
+            .historic_activity_instance(send)
+            .await?
+            .parent_activity_instance_id
+        else {
+            return Ok(only);
+        };
+        for node in &nodes {
+            if node.parent_activity_instance_id.as_deref() == Some(scope.as_str())
                 && let Some(execution) = node
                     .execution_ids
                     .iter()
@@ -420,7 +453,8 @@ impl Dispatcher {
                 return Ok(Some(execution.clone()));
             }
         }
-        Ok(None)
+        let scope_ended = !nodes.iter().any(|node| node.id == scope);
+        Ok(only.filter(|_| scope_ended))
     }
 
     /// Whether the marker of this submission reached the instance.

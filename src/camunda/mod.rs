@@ -587,6 +587,11 @@ impl Camunda {
 
     /// Every value one variable of an instance has had (history detail: needs the
     /// engine's history level `full`), as raw values.
+    ///
+    /// `GET /history/detail` ignores `variableName` (measured on 7.24: every update
+    /// of every variable comes back) but filters by `variableNameLike`: that is what
+    /// is sent, and the rows are checked by name, since `_` and `%` are wildcards
+    /// there.
     pub async fn variable_updates(
         &self,
         process_instance_id: &str,
@@ -597,13 +602,17 @@ impl Camunda {
                 "/history/detail",
                 &[
                     ("processInstanceId", process_instance_id),
-                    ("variableName", name),
+                    ("variableNameLike", name),
                     ("variableUpdates", "true"),
                     ("deserializeValues", "false"),
                 ],
             )
             .await?;
-        Ok(details.into_iter().map(|d| d["value"].clone()).collect())
+        Ok(details
+            .into_iter()
+            .filter(|d| d["variableName"].as_str() == Some(name))
+            .map(|d| d["value"].clone())
+            .collect())
     }
 
     /// Historic values of one variable in the given instances (to check whether an

@@ -31,6 +31,11 @@ pub enum Fault {
     /// Calls whose path ends with the given text answer 500 with an engine error
     /// that is neither transient nor a missing subscription: the engine failing.
     Fail(&'static str),
+    /// Calls whose path ends with the given text reach the engine (which acts), and
+    /// the proxy answers the given status (502, 503 or 504) instead of the engine's
+    /// answer, as a proxy in front of the engine does when it gives up waiting or
+    /// loses the connection after forwarding: the outcome is unknown to the caller.
+    GatewayAfter(&'static str, u16),
     /// Calls whose path ends with the given text reach the engine with each of
     /// their `String` variables declared a `Long`: the engine itself refuses them
     /// (400, a value it cannot convert), as it refuses a start variable it cannot
@@ -140,6 +145,13 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response {
         && path.ends_with(suffix)
     {
         std::future::pending::<()>().await;
+    }
+    if let Fault::GatewayAfter(suffix, status) = fault
+        && path.ends_with(suffix)
+    {
+        return StatusCode::from_u16(status)
+            .expect("a status")
+            .into_response();
     }
     response
 }

@@ -36,5 +36,6 @@ mod returned;
 mod secrets;
 mod shutdown;
 mod submit;
+mod uncertain;
 mod web;
 mod withdrawal;

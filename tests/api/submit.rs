@@ -46,7 +46,7 @@ pub const SIMPLE: &str = r#"
 
 /// send → receive → back to the same receive, for ever: a second delivery of one
 /// answer would consume the next wait.
-const LOOPING: &str = r#"
+pub const LOOPING: &str = r#"
     <bpmn:startEvent id="start"/>
     <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="step"/>
     <bpmn:sendTask id="step" camunda:type="external" camunda:topic="submit_form"/>
@@ -71,7 +71,7 @@ const SCOPED: &str = r#"
     <bpmn:endEvent id="end"/>"#;
 
 /// Two parallel instances of a sub-process, each send → receive of one message.
-const PARALLEL: &str = r#"
+pub const PARALLEL: &str = r#"
     <bpmn:startEvent id="start"/>
     <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="each"/>
     <bpmn:subProcess id="each">
