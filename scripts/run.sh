@@ -78,8 +78,9 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 
-# The worker turns send tasks into forms, with a token of its own.
-RAMP_TOKEN=$("$target/debug/ramp" token --email worker@ramp.local --role ramp-worker --ttl 30d) \
+# The worker turns send tasks into forms, with a token of its own, for the longest
+# lifetime the server accepts (RAMP_JWT_MAX_TTL_SECS, 24 h by default).
+RAMP_TOKEN=$("$target/debug/ramp" token --email worker@ramp.local --role ramp-worker --ttl 24h) \
   RAMP_SERVER="http://$RAMP_LISTEN" "$target/debug/ramp" worker &
 pids+=($!)
 

@@ -1,15 +1,26 @@
 //! Typed, layered configuration: built-in defaults, then an optional TOML file, then
-//! `RAMP_*` environment variables, then command-line flags. Every setting is checked
-//! once at start; an error names the setting and says what is wrong.
+//! `RAMP_*` environment variables, then command-line flags.
+//!
+//! Environment values are text as written: `RAMP_JWT_AUDIENCE=12345` is the string
+//! `12345` and `RAMP_CAMUNDA_PASSWORD='"x"'` keeps its quotes; a number or a switch is
+//! read from that text only for settings that are numbers or switches. A `RAMP_*`
+//! variable or a file key that names no setting stops every command with the nearest
+//! setting's name, so a misspelt check is never silently off. Each command reads and
+//! checks only the settings it uses (`Settings::serve`, `::worker`, ...), so one env
+//! file can serve them all. No message ever shows a secret's value.
 
+use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Format, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider, Source};
 use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// How callers prove who they are.
@@ -93,6 +104,19 @@ pub struct Config {
     /// Interval of HTTP/2 keepalive pings, so idle streams survive proxies.
     /// `RAMP_HTTP2_KEEPALIVE_SECS`.
     pub http2_keepalive_secs: u64,
+    /// Connections open at once; one more is closed as soon as it is accepted.
+    /// `RAMP_MAX_CONNECTIONS`.
+    pub max_connections: usize,
+    /// How long a new connection may take to send its first request (a TLS
+    /// handshake included), in seconds. `RAMP_FIRST_REQUEST_TIMEOUT_SECS`.
+    pub first_request_timeout_secs: u64,
+    /// How long a connection may stay without a request in flight (an open stream
+    /// is one) before it is closed, in seconds. `RAMP_IDLE_TIMEOUT_SECS`.
+    pub idle_timeout_secs: u64,
+    /// The largest header block of a request, on HTTP/1.1 and HTTP/2 alike, counted
+    /// as HTTP/2 counts it (each field's name and value plus 32 bytes).
+    /// `RAMP_MAX_HEADER_BYTES`.
+    pub max_header_bytes: usize,
     /// How long shutdown waits for open requests after streams were told to end.
     /// `RAMP_SHUTDOWN_GRACE_SECS`.
     pub shutdown_grace_secs: u64,
@@ -140,6 +164,10 @@ pub struct Config {
     /// Least time between two JWKS fetches for unknown key ids.
     /// `RAMP_JWT_JWKS_MIN_REFRESH_SECS`.
     pub jwt_jwks_min_refresh_secs: u64,
+    /// The longest lifetime a token may have, in seconds: `exp - iat`, and `exp`
+    /// from now (a token valid for years is refused, not trusted for years).
+    /// `RAMP_JWT_MAX_TTL_SECS`.
+    pub jwt_max_ttl_secs: u64,
     /// Process definition keys that users may start (admins may start any),
     /// comma-separated. `RAMP_STARTABLE_DEFINITIONS`.
     #[serde(deserialize_with = "string_list")]
@@ -181,10 +209,6 @@ pub struct Config {
     /// port answers them. `RAMP_METRICS_LISTEN`.
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
-    /// Where `ramp worker` serves its `/metrics` and `/livez`; unset, it serves
-    /// none. `RAMP_WORKER_METRICS_LISTEN`.
-    #[serde(default)]
-    pub worker_metrics_listen: Option<SocketAddr>,
     /// How often readiness (the database and the engine) is checked, in ms.
     /// `RAMP_READINESS_INTERVAL_MS`.
     pub readiness_interval_ms: u64,
@@ -218,6 +242,10 @@ struct Defaults {
     max_message_bytes: usize,
     max_concurrent_streams: u32,
     http2_keepalive_secs: u64,
+    max_connections: usize,
+    first_request_timeout_secs: u64,
+    idle_timeout_secs: u64,
+    max_header_bytes: usize,
     shutdown_grace_secs: u64,
     jwt_audience: &'static str,
     jwt_leeway_secs: u64,
@@ -225,6 +253,7 @@ struct Defaults {
     jwt_require_email_verified: bool,
     jwt_roles_claim: &'static str,
     jwt_jwks_min_refresh_secs: u64,
+    jwt_max_ttl_secs: u64,
     startable_definitions: Vec<String>,
     max_streams_per_user: usize,
     stream_heartbeat_secs: u64,
@@ -242,6 +271,14 @@ struct Defaults {
     submission_retention_secs: u64,
     prune_interval_ms: u64,
     prune_batch: i64,
+    server: &'static str,
+    worker_topics: Vec<String>,
+    worker_definition_keys: Vec<String>,
+    worker_long_poll_ms: u64,
+    worker_lock_ms: u64,
+    worker_max_in_flight: usize,
+    worker_retries: i32,
+    worker_retry_timeout_ms: u64,
 }
 
 impl Default for Defaults {
@@ -261,6 +298,10 @@ impl Default for Defaults {
             max_message_bytes: 4 * 1024 * 1024,
             max_concurrent_streams: 10_000,
             http2_keepalive_secs: 20,
+            max_connections: 10_000,
+            first_request_timeout_secs: 10,
+            idle_timeout_secs: 300,
+            max_header_bytes: 32 * 1024,
             shutdown_grace_secs: 10,
             jwt_audience: "ramp",
             jwt_leeway_secs: 30,
@@ -268,6 +309,7 @@ impl Default for Defaults {
             jwt_require_email_verified: true,
             jwt_roles_claim: "roles",
             jwt_jwks_min_refresh_secs: 10,
+            jwt_max_ttl_secs: 24 * 60 * 60,
             startable_definitions: Vec::new(),
             max_streams_per_user: 8,
             stream_heartbeat_secs: 20,
@@ -285,6 +327,14 @@ impl Default for Defaults {
             submission_retention_secs: 90 * 24 * 60 * 60,
             prune_interval_ms: 60_000,
             prune_batch: 500,
+            server: "http://127.0.0.1:50051",
+            worker_topics: vec!["submit_form".to_owned()],
+            worker_definition_keys: Vec::new(),
+            worker_long_poll_ms: 20_000,
+            worker_lock_ms: 60_000,
+            worker_max_in_flight: 8,
+            worker_retries: 3,
+            worker_retry_timeout_ms: 2_000,
         }
     }
 }
@@ -302,25 +352,9 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Loads the layers: defaults, the TOML file (if given), `RAMP_*` variables, and
-    /// the overrides (flags, already in configuration field names). Then validates.
+    /// Loads the layers (see `Settings::load`) and reads `ramp serve`'s settings.
     pub fn load<T: Serialize>(file: Option<&Path>, overrides: T) -> Result<Self, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Defaults::default()));
-        if let Some(file) = file {
-            if !file.is_file() {
-                return Err(ConfigError::Invalid {
-                    setting: "config file",
-                    problem: format!("{} does not exist", file.display()),
-                });
-            }
-            figment = figment.merge(Toml::file(file));
-        }
-        figment = figment
-            .merge(Env::prefixed("RAMP_").ignore(&["config", "token", "server"]))
-            .merge(Serialized::defaults(overrides));
-        let config: Config = figment.extract().map_err(describe)?;
-        config.validate()?;
-        Ok(config)
+        Settings::load(file, overrides)?.serve()
     }
 
     /// Loads from the environment alone (with defaults), for tools and tests.
@@ -334,15 +368,7 @@ impl Config {
             setting,
             problem: problem.to_owned(),
         };
-        if let Some(url) = &self.database_url {
-            // The parser's message never contains the password.
-            tokio_postgres::Config::from_str(url.expose_secret()).map_err(|e| {
-                invalid(
-                    "RAMP_DATABASE_URL",
-                    &format!("is not a PostgreSQL connection string: {e}"),
-                )
-            })?;
-        }
+        check_database_url(self.database_url.as_ref())?;
         if self.database_pool_size == 0 {
             return Err(invalid("RAMP_DATABASE_POOL_SIZE", "must be at least 1"));
         }
@@ -361,14 +387,7 @@ impl Config {
         if self.database_timeout_ms == 0 {
             return Err(invalid("RAMP_DATABASE_TIMEOUT_MS", "must be at least 1"));
         }
-        if let Some(url) = &self.camunda_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err(invalid(
-                "RAMP_CAMUNDA_URL",
-                "must be an http:// or https:// URL",
-            ));
-        }
+        self.engine().validate()?;
         if !(1024..=64 * 1024 * 1024).contains(&self.max_message_bytes) {
             return Err(invalid(
                 "RAMP_MAX_MESSAGE_BYTES",
@@ -380,6 +399,24 @@ impl Config {
         }
         if self.http2_keepalive_secs == 0 {
             return Err(invalid("RAMP_HTTP2_KEEPALIVE_SECS", "must be at least 1"));
+        }
+        if self.max_connections == 0 {
+            return Err(invalid("RAMP_MAX_CONNECTIONS", "must be at least 1"));
+        }
+        if self.first_request_timeout_secs == 0 {
+            return Err(invalid(
+                "RAMP_FIRST_REQUEST_TIMEOUT_SECS",
+                "must be at least 1",
+            ));
+        }
+        if self.idle_timeout_secs == 0 {
+            return Err(invalid("RAMP_IDLE_TIMEOUT_SECS", "must be at least 1"));
+        }
+        if !(4 * 1024..=256 * 1024).contains(&self.max_header_bytes) {
+            return Err(invalid(
+                "RAMP_MAX_HEADER_BYTES",
+                "must be between 4096 and 262144",
+            ));
         }
         match (&self.tls_cert, &self.tls_key) {
             (Some(_), None) => {
@@ -451,6 +488,9 @@ impl Config {
             if self.jwt_audience.trim().is_empty() {
                 return Err(invalid("RAMP_JWT_AUDIENCE", "must not be empty"));
             }
+            if self.jwt_max_ttl_secs == 0 {
+                return Err(invalid("RAMP_JWT_MAX_TTL_SECS", "must be at least 1"));
+            }
         }
         if self.stream_heartbeat_secs == 0 {
             return Err(invalid("RAMP_STREAM_HEARTBEAT_SECS", "must be at least 1"));
@@ -521,33 +561,41 @@ impl Config {
         if self.max_streams_per_user == 0 {
             return Err(invalid("RAMP_MAX_STREAMS_PER_USER", "must be at least 1"));
         }
-        tracing_subscriber::EnvFilter::try_new(&self.log)
-            .map_err(|e| invalid("RAMP_LOG", &format!("is not a log filter: {e}")))?;
+        LogConfig {
+            log: self.log.clone(),
+            log_format: self.log_format,
+        }
+        .validate()?;
         Ok(())
     }
 
     /// The database connection string, which every command but `token` needs.
     pub fn database_url(&self) -> Result<&SecretString, ConfigError> {
-        self.database_url.as_ref().ok_or(ConfigError::Invalid {
-            setting: "RAMP_DATABASE_URL",
-            problem: "is not set: give a PostgreSQL connection string".into(),
-        })
+        require_database_url(self.database_url.as_ref())
     }
 
-    /// How to reach the engine, which `deploy`, `worker` and (later) `serve` need.
+    fn engine(&self) -> EngineConfig {
+        EngineConfig {
+            camunda_url: self.camunda_url.clone(),
+            camunda_user: self.camunda_user.clone(),
+            camunda_password: self.camunda_password.clone(),
+            camunda_timeout_ms: self.camunda_timeout_ms,
+        }
+    }
+
+    /// How to reach the engine.
     pub fn camunda(&self) -> Result<crate::camunda::CamundaSettings, ConfigError> {
-        let url = self.camunda_url.clone().ok_or(ConfigError::Invalid {
-            setting: "RAMP_CAMUNDA_URL",
-            problem:
-                "is not set: give the engine's REST base, e.g. http://127.0.0.1:8080/engine-rest"
-                    .into(),
-        })?;
-        Ok(crate::camunda::CamundaSettings {
-            url,
-            user: self.camunda_user.clone(),
-            password: self.camunda_password.clone(),
-            timeout: Duration::from_millis(self.camunda_timeout_ms),
-        })
+        self.engine().camunda()
+    }
+
+    /// The bounds on connections and their headers.
+    pub fn connection_limits(&self) -> crate::server::ConnectionLimits {
+        crate::server::ConnectionLimits {
+            max_connections: self.max_connections,
+            first_request: Duration::from_secs(self.first_request_timeout_secs),
+            idle: Duration::from_secs(self.idle_timeout_secs),
+            max_header_bytes: self.max_header_bytes,
+        }
     }
 
     pub fn reconcile(&self) -> crate::processes::ReconcileSettings {
@@ -636,23 +684,715 @@ fn string_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>
     })
 }
 
-/// Names each failing setting as its environment variable, with where its value came
-/// from. figment's own message can repeat itself and shows bare keys.
+fn check_database_url(url: Option<&SecretString>) -> Result<(), ConfigError> {
+    if let Some(url) = url {
+        // The parser's message never contains the password.
+        tokio_postgres::Config::from_str(url.expose_secret()).map_err(|e| {
+            ConfigError::Invalid {
+                setting: "RAMP_DATABASE_URL",
+                problem: format!("is not a PostgreSQL connection string: {e}"),
+            }
+        })?;
+    }
+    Ok(())
+}
+
+fn require_database_url(url: Option<&SecretString>) -> Result<&SecretString, ConfigError> {
+    url.ok_or(ConfigError::Invalid {
+        setting: "RAMP_DATABASE_URL",
+        problem: "is not set: give a PostgreSQL connection string".into(),
+    })
+}
+
+fn check_http_url(setting: &'static str, url: &str) -> Result<(), ConfigError> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            setting,
+            problem: "must be an http:// or https:// URL".into(),
+        })
+    }
+}
+
+/// Logging, which every command that runs for a while sets up.
+#[derive(Clone, Debug, Deserialize)]
+pub struct LogConfig {
+    /// `RAMP_LOG`.
+    pub log: String,
+    /// `RAMP_LOG_FORMAT`.
+    pub log_format: LogFormat,
+}
+
+impl LogConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        tracing_subscriber::EnvFilter::try_new(&self.log).map_err(|e| ConfigError::Invalid {
+            setting: "RAMP_LOG",
+            problem: format!("is not a log filter: {e}"),
+        })?;
+        Ok(())
+    }
+}
+
+/// How to reach the engine: `serve`, `worker` and `deploy`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct EngineConfig {
+    /// `RAMP_CAMUNDA_URL`.
+    #[serde(default)]
+    pub camunda_url: Option<String>,
+    /// `RAMP_CAMUNDA_USER`.
+    #[serde(default)]
+    pub camunda_user: Option<String>,
+    /// `RAMP_CAMUNDA_PASSWORD`.
+    #[serde(default)]
+    pub camunda_password: Option<SecretString>,
+    /// `RAMP_CAMUNDA_TIMEOUT_MS`.
+    pub camunda_timeout_ms: u64,
+}
+
+impl EngineConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.camunda_url {
+            check_http_url("RAMP_CAMUNDA_URL", url)?;
+        }
+        if self.camunda_timeout_ms == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "RAMP_CAMUNDA_TIMEOUT_MS",
+                problem: "must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The engine client's settings; the URL is required here.
+    pub fn camunda(&self) -> Result<crate::camunda::CamundaSettings, ConfigError> {
+        let url = self.camunda_url.clone().ok_or(ConfigError::Invalid {
+            setting: "RAMP_CAMUNDA_URL",
+            problem:
+                "is not set: give the engine's REST base, e.g. http://127.0.0.1:8080/engine-rest"
+                    .into(),
+        })?;
+        Ok(crate::camunda::CamundaSettings {
+            url,
+            user: self.camunda_user.clone(),
+            password: self.camunda_password.clone(),
+            timeout: Duration::from_millis(self.camunda_timeout_ms),
+        })
+    }
+}
+
+/// The database, for `migrate` (`serve` reads it with the rest of `Config`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct DatabaseConfig {
+    /// `RAMP_DATABASE_URL`.
+    #[serde(default)]
+    pub database_url: Option<SecretString>,
+    /// `RAMP_DATABASE_TIMEOUT_MS`.
+    pub database_timeout_ms: u64,
+}
+
+impl DatabaseConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_database_url(self.database_url.as_ref())?;
+        if self.database_timeout_ms == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "RAMP_DATABASE_TIMEOUT_MS",
+                problem: "must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The connection string; required here.
+    pub fn database_url(&self) -> Result<&SecretString, ConfigError> {
+        require_database_url(self.database_url.as_ref())
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.database_timeout_ms)
+    }
+}
+
+/// `ramp worker`'s own settings (it also reads `LogConfig` and `EngineConfig`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct WorkerConfig {
+    /// The ramp server the worker calls. `RAMP_SERVER`.
+    pub server: String,
+    /// The worker's token, with the `ramp-worker` role. `RAMP_TOKEN`.
+    #[serde(default)]
+    pub token: Option<SecretString>,
+    /// Topics to fetch, `NAME[:assignee=PATH]`, comma-separated.
+    /// `RAMP_WORKER_TOPICS`.
+    #[serde(deserialize_with = "string_list")]
+    pub worker_topics: Vec<String>,
+    /// Only tasks of these process definition keys (all when empty),
+    /// comma-separated. `RAMP_WORKER_DEFINITION_KEYS`.
+    #[serde(deserialize_with = "string_list")]
+    pub worker_definition_keys: Vec<String>,
+    /// How long the engine may hold a long poll, in ms (below proxies' idle
+    /// timeouts). `RAMP_WORKER_LONG_POLL_MS`.
+    pub worker_long_poll_ms: u64,
+    /// How long a fetched task is locked to this worker, in ms (extended while
+    /// busy). `RAMP_WORKER_LOCK_MS`.
+    pub worker_lock_ms: u64,
+    /// Tasks handled at once at most. `RAMP_WORKER_MAX_IN_FLIGHT`.
+    pub worker_max_in_flight: usize,
+    /// Retries for transient failures before a task becomes an incident.
+    /// `RAMP_WORKER_RETRIES`.
+    pub worker_retries: i32,
+    /// The first retry timeout in ms; it doubles with each failure.
+    /// `RAMP_WORKER_RETRY_TIMEOUT_MS`.
+    pub worker_retry_timeout_ms: u64,
+    /// Where the worker serves its `/metrics` and `/livez`; unset, it serves none.
+    /// `RAMP_WORKER_METRICS_LISTEN`.
+    #[serde(default)]
+    pub worker_metrics_listen: Option<SocketAddr>,
+}
+
+impl WorkerConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |setting, problem: &str| ConfigError::Invalid {
+            setting,
+            problem: problem.to_owned(),
+        };
+        if self.server.trim().is_empty() {
+            return Err(invalid("RAMP_SERVER", "must not be empty"));
+        }
+        if self.token.is_none() {
+            return Err(invalid(
+                "RAMP_TOKEN",
+                "is not set: give the worker a token with the ramp-worker role",
+            ));
+        }
+        if self.worker_topics.is_empty() {
+            return Err(invalid("RAMP_WORKER_TOPICS", "must name a topic"));
+        }
+        if self.worker_long_poll_ms == 0 {
+            return Err(invalid("RAMP_WORKER_LONG_POLL_MS", "must be at least 1"));
+        }
+        if self.worker_lock_ms < 1_000 {
+            return Err(invalid("RAMP_WORKER_LOCK_MS", "must be at least 1000"));
+        }
+        if self.worker_max_in_flight == 0 {
+            return Err(invalid("RAMP_WORKER_MAX_IN_FLIGHT", "must be at least 1"));
+        }
+        if self.worker_retries < 1 {
+            return Err(invalid("RAMP_WORKER_RETRIES", "must be at least 1"));
+        }
+        if self.worker_retry_timeout_ms == 0 {
+            return Err(invalid(
+                "RAMP_WORKER_RETRY_TIMEOUT_MS",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What `ramp token` reads: the HS256 secret and the claims servers check.
+#[derive(Clone, Debug, Deserialize)]
+pub struct TokenConfig {
+    /// `RAMP_JWT_SECRET`.
+    #[serde(default)]
+    pub jwt_secret: Option<SecretString>,
+    /// `RAMP_JWT_SECRET_FILE`.
+    #[serde(default)]
+    pub jwt_secret_file: Option<PathBuf>,
+    /// `RAMP_JWT_ISSUER`.
+    #[serde(default)]
+    pub jwt_issuer: Option<String>,
+    /// `RAMP_JWT_AUDIENCE`.
+    pub jwt_audience: String,
+}
+
+impl TokenConfig {
+    /// The secret to sign with, from the setting or its file.
+    pub fn secret(&self) -> Result<SecretString, ConfigError> {
+        let invalid = |setting, problem: String| ConfigError::Invalid { setting, problem };
+        let secret = match (&self.jwt_secret, &self.jwt_secret_file) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "RAMP_JWT_SECRET",
+                    "and RAMP_JWT_SECRET_FILE exclude each other: set one".into(),
+                ));
+            }
+            (Some(secret), None) => secret.clone(),
+            (None, Some(file)) => std::fs::read_to_string(file)
+                .map_err(|e| invalid("RAMP_JWT_SECRET_FILE", format!("cannot be read: {e}")))?
+                .trim()
+                .to_owned()
+                .into(),
+            (None, None) => {
+                return Err(invalid(
+                    "RAMP_JWT_SECRET",
+                    "is not set: ramp token signs with an HS256 secret (RAMP_JWT_SECRET or RAMP_JWT_SECRET_FILE)".into(),
+                ));
+            }
+        };
+        if secret.expose_secret().len() < 32 {
+            return Err(invalid(
+                if self.jwt_secret.is_some() {
+                    "RAMP_JWT_SECRET"
+                } else {
+                    "RAMP_JWT_SECRET_FILE"
+                },
+                "must hold at least 32 characters".into(),
+            ));
+        }
+        Ok(secret)
+    }
+}
+
+/// Where `make run` keeps the token secret it generates, relative to the
+/// repository root; `ramp token` run there uses it when no secret is configured.
+pub const RUN_SECRET_FILE: &str = ".ramp/jwt-secret";
+
+/// Settings whose values are secrets: never shown, in errors or in `ramp config`.
+const SECRETS: [&str; 4] = ["database_url", "camunda_password", "jwt_secret", "token"];
+
+/// `RAMP_*` variables that are no setting of ramp's but are read by its scripts,
+/// tests and tools (`RAMP_CONFIG` names the file, for the command line): known to
+/// every command, so that the environment of `make run`, `make test` or a shared
+/// env file never stops one.
+const TOOL_VARIABLES: [&str; 8] = [
+    "RAMP_CONFIG",
+    "RAMP_ENGINE",
+    "RAMP_FUZZ_SECONDS",
+    "RAMP_PG_OPTIONS",
+    "RAMP_PROTO_DIR",
+    "RAMP_UI_URL",
+    "RAMP_OIDC_UI_URL",
+    "RAMP_BIN",
+];
+/// Families of tool variables: the test harness, the benchmarks, the engine's and
+/// `make run`'s scripts.
+const TOOL_PREFIXES: [&str; 4] = ["RAMP_TEST_", "RAMP_BENCH_", "RAMP_ENGINE_", "RAMP_RUN_"];
+
+fn is_tool_variable(name: &str) -> bool {
+    TOOL_VARIABLES.contains(&name) || TOOL_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// The environment variable of a setting.
+pub fn env_name(key: &str) -> String {
+    format!("RAMP_{}", key.to_ascii_uppercase())
+}
+
+/// The field names of a settings struct, as serde knows them: the setting keys.
+fn keys_of<T: DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{self, Visitor};
+    struct Probe<'a>(&'a mut &'static [&'static str]);
+    impl<'de> Deserializer<'de> for Probe<'_> {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("probed"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
+            enum identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Probe(&mut fields));
+    fields
+}
+
+/// Every setting key, in the order `ramp config` and the docs list them: `serve`'s,
+/// then the worker's. (`LogConfig`, `EngineConfig`, `DatabaseConfig` and
+/// `TokenConfig` read keys of `Config`; a unit test holds them to that.)
+pub fn keys() -> Vec<&'static str> {
+    let mut keys: Vec<&'static str> = keys_of::<Config>().to_vec();
+    keys.extend(keys_of::<WorkerConfig>());
+    keys
+}
+
+/// The known name nearest to `name` (by edit distance), to suggest for a typo.
+fn nearest<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut previous = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let substituted = previous + usize::from(ca != *cb);
+                previous = row[j + 1];
+                row[j + 1] = substituted.min(row[j] + 1).min(previous + 1);
+            }
+        }
+        row[b.len()]
+    }
+    // Only a name a typo away: suggesting `auth` for `jwt` helps no one.
+    let within = 2.max(name.len() / 4);
+    known
+        .into_iter()
+        .map(|k| (distance(name, k), k))
+        .min()
+        .filter(|(d, _)| *d <= within)
+        .map(|(_, k)| k)
+}
+
+/// One layer of settings under a name (`ramp config` shows where values came from).
+struct Layer {
+    metadata: Metadata,
+    values: Dict,
+}
+
+impl Provider for Layer {
+    fn metadata(&self) -> Metadata {
+        self.metadata.clone()
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.values.clone()))
+    }
+}
+
+const FROM_DEFAULT: &str = "default";
+const FROM_FILE: &str = "file";
+const FROM_ENV: &str = "environment";
+const FROM_FLAG: &str = "flag";
+
+/// The layers, loaded and checked for names that are no setting. Each command then
+/// reads its part (`serve`, `worker`, `deploy`, `migrate`, `token`).
+pub struct Settings {
+    figment: Figment,
+}
+
+impl Settings {
+    /// Loads built-in defaults, the TOML file (if given), the `RAMP_*` environment
+    /// variables and the overrides (flags, in setting keys), refusing unknown names.
+    pub fn load<T: Serialize>(file: Option<&Path>, overrides: T) -> Result<Self, ConfigError> {
+        Self::load_with(file, std::env::vars_os(), overrides)
+    }
+
+    /// `load` with a given environment.
+    pub fn load_with<T: Serialize>(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (OsString, OsString)>,
+        overrides: T,
+    ) -> Result<Self, ConfigError> {
+        let known: BTreeSet<&'static str> = keys().into_iter().collect();
+        let mut problems = Vec::new();
+
+        let defaults = dict_of(&Defaults::default(), "the defaults")?;
+        let mut figment = Figment::from(Layer {
+            metadata: Metadata::named(FROM_DEFAULT),
+            values: defaults,
+        });
+
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(ConfigError::Invalid {
+                    setting: "config file",
+                    problem: format!("{} does not exist", file.display()),
+                });
+            }
+            let values = Toml::file(file)
+                .data()
+                .map_err(|e| {
+                    ConfigError::Load(format!("{}: {}", file.display(), toml_problem(&e)))
+                })?
+                .remove(&Profile::Default)
+                .unwrap_or_default();
+            for key in values.keys() {
+                if !known.contains(key.as_str()) {
+                    problems.push(format!(
+                        "{}: `{key}` is not a setting{}",
+                        file.display(),
+                        suggestion(nearest(key, known.iter().copied()))
+                    ));
+                }
+            }
+            figment = figment.merge(Layer {
+                metadata: Metadata::from(FROM_FILE, Source::File(file.to_owned())),
+                values,
+            });
+        }
+
+        let mut values = Dict::new();
+        for (name, value) in env {
+            let Some(name) = name.to_str() else { continue };
+            if !name.starts_with("RAMP_") || is_tool_variable(name) {
+                continue;
+            }
+            let key = name["RAMP_".len()..].to_ascii_lowercase();
+            if !known.contains(key.as_str()) {
+                let names = known.iter().map(|k| (env_name(k), *k)).collect::<Vec<_>>();
+                let near = nearest(name, names.iter().map(|(n, _)| n.as_str()));
+                problems.push(format!("{name} is not a setting{}", suggestion(near)));
+                continue;
+            }
+            let Ok(value) = value.into_string() else {
+                problems.push(format!("{name} is not valid UTF-8"));
+                continue;
+            };
+            // Text as written; surrounding blanks are dropped except from secrets.
+            let value = if SECRETS.contains(&key.as_str()) {
+                value
+            } else {
+                value.trim().to_owned()
+            };
+            // An empty variable is an unset one.
+            if !value.is_empty() {
+                values.insert(key, Value::from(value));
+            }
+        }
+        figment = figment.merge(Layer {
+            metadata: Metadata::named(FROM_ENV).interpolater(|_, keys| env_name(&keys.join("_"))),
+            values,
+        });
+
+        let values = dict_of(&overrides, "the flags")?;
+        for key in values.keys() {
+            if !known.contains(key.as_str()) {
+                problems.push(format!("--{} is not a setting", key.replace('_', "-")));
+            }
+        }
+        figment = figment.merge(Layer {
+            metadata: Metadata::named(FROM_FLAG),
+            values,
+        });
+
+        if !problems.is_empty() {
+            return Err(ConfigError::Load(problems.join("; ")));
+        }
+        Ok(Self { figment })
+    }
+
+    /// Reads one part. Strings stay strings; numbers and switches are read from
+    /// text where the setting is one.
+    fn extract<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        self.figment.extract_lossy().map_err(describe)
+    }
+
+    /// `ramp serve`'s settings, checked.
+    pub fn serve(&self) -> Result<Config, ConfigError> {
+        let config: Config = self.extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Logging, checked.
+    pub fn log(&self) -> Result<LogConfig, ConfigError> {
+        let config: LogConfig = self.extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The engine's address and credentials, checked.
+    pub fn engine(&self) -> Result<EngineConfig, ConfigError> {
+        let config: EngineConfig = self.extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The database, checked (`migrate`).
+    pub fn database(&self) -> Result<DatabaseConfig, ConfigError> {
+        let config: DatabaseConfig = self.extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// `ramp worker`'s own settings, checked.
+    pub fn worker(&self) -> Result<WorkerConfig, ConfigError> {
+        let config: WorkerConfig = self.extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// What `ramp token` reads (its secret is checked when it is read). With no
+    /// secret configured, run from the repository root, the secret `make run`
+    /// generated.
+    pub fn token(&self) -> Result<TokenConfig, ConfigError> {
+        let mut config: TokenConfig = self.extract()?;
+        let run_secret = Path::new(RUN_SECRET_FILE);
+        if config.jwt_secret.is_none() && config.jwt_secret_file.is_none() && run_secret.is_file() {
+            config.jwt_secret_file = Some(run_secret.to_owned());
+        }
+        Ok(config)
+    }
+
+    /// Every setting with its effective value (secrets redacted) and where the value
+    /// came from, as TOML a config file could take; then whether each command accepts
+    /// the settings it reads.
+    pub fn report(&self) -> String {
+        let mut out = String::from(
+            "# ramp's effective configuration: each setting, its value and where it came from.\n",
+        );
+        let defaults = dict_of(&Defaults::default(), "the defaults").unwrap_or_default();
+        for key in keys() {
+            let value = self.figment.find_value(key).ok();
+            let source = self
+                .figment
+                .find_metadata(key)
+                .map(|m| match m.name.as_ref() {
+                    FROM_FILE => match &m.source {
+                        Some(Source::File(path)) => format!("from {}", path.display()),
+                        _ => "from the file".to_owned(),
+                    },
+                    FROM_ENV => format!("from {}", env_name(key)),
+                    FROM_FLAG => format!("from --{}", key.replace('_', "-")),
+                    _ => "default".to_owned(),
+                })
+                .unwrap_or_else(|| "default".to_owned());
+            match value {
+                None => out.push_str(&format!("# {key} is not set ({})\n", env_name(key))),
+                Some(_) if SECRETS.contains(&key) => {
+                    out.push_str(&format!("{key} = \"<redacted>\"  # {source}\n"));
+                }
+                Some(value) => {
+                    let text = toml_text(&typed_like(&value, defaults.get(key)));
+                    out.push_str(&format!("{key} = {text}  # {source}\n"));
+                }
+            }
+        }
+        let outcome = |result: Result<(), ConfigError>| match result {
+            Ok(()) => "ok".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        // What each command checks before it starts.
+        let serve = self.serve().and_then(|config| {
+            config.database_url()?;
+            config.camunda()?;
+            if config.auth == AuthMode::Jwt {
+                crate::auth::JwtSettings::from_config(&config)?;
+            }
+            Ok(())
+        });
+        let engine = || self.engine().and_then(|engine| engine.camunda().map(drop));
+        let checks = [
+            ("serve", outcome(serve)),
+            (
+                "worker",
+                outcome(self.log().and(engine()).and(self.worker().map(drop))),
+            ),
+            ("deploy", outcome(self.log().and(engine()))),
+            (
+                "migrate",
+                outcome(
+                    self.log()
+                        .and(self.database())
+                        .and_then(|db| db.database_url().map(drop)),
+                ),
+            ),
+            (
+                "token",
+                outcome(self.token().and_then(|token| token.secret().map(drop))),
+            ),
+        ];
+        out.push_str("\n# what each command makes of it:\n");
+        for (command, outcome) in checks {
+            out.push_str(&format!("#   ramp {command}: {outcome}\n"));
+        }
+        out
+    }
+}
+
+/// A serializable value as a settings dictionary.
+fn dict_of<T: Serialize>(value: &T, what: &str) -> Result<Dict, ConfigError> {
+    match Value::serialize(value) {
+        Ok(Value::Dict(_, dict)) => Ok(dict),
+        Ok(_) => Err(ConfigError::Load(format!("{what} are not a table"))),
+        Err(e) => Err(ConfigError::Load(format!("{what}: {e}"))),
+    }
+}
+
+fn suggestion(near: Option<&str>) -> String {
+    near.map(|n| format!(" (did you mean {n}?)"))
+        .unwrap_or_default()
+}
+
+/// The file's parse error without the quoted line, which could hold a secret.
+fn toml_problem(error: &figment::Error) -> String {
+    error
+        .to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.contains('|'))
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// An environment value shown as the type its default has (`"32"` as `32`).
+fn typed_like(value: &Value, default: Option<&Value>) -> Value {
+    match (value, default) {
+        (Value::String(..), Some(Value::Num(..))) => value
+            .to_num_lossy()
+            .map(|n| Value::Num(value.tag(), n))
+            .unwrap_or_else(|| value.clone()),
+        (Value::String(..), Some(Value::Bool(..))) => value
+            .to_bool_lossy()
+            .map(|b| Value::Bool(value.tag(), b))
+            .unwrap_or_else(|| value.clone()),
+        _ => value.clone(),
+    }
+}
+
+/// A value as TOML text.
+fn toml_text(value: &Value) -> String {
+    let quoted = |s: &str| serde_json::to_string(s).expect("a string serializes");
+    match value {
+        Value::String(_, s) => quoted(s),
+        Value::Char(_, c) => quoted(&c.to_string()),
+        Value::Bool(_, b) => b.to_string(),
+        Value::Num(_, n) => n
+            .to_i128()
+            .map(|n| n.to_string())
+            .or_else(|| n.to_u128_lossy().map(|n| n.to_string()))
+            .or_else(|| n.to_f64().map(|n| n.to_string()))
+            .unwrap_or_default(),
+        Value::Empty(..) => "\"\"".to_owned(),
+        Value::Array(_, items) => format!(
+            "[{}]",
+            items.iter().map(toml_text).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Dict(_, dict) => format!(
+            "{{ {} }}",
+            dict.iter()
+                .map(|(k, v)| format!("{k} = {}", toml_text(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Names each failing setting as its environment variable (or its key in the file),
+/// never with a secret's value.
 fn describe(error: figment::Error) -> ConfigError {
     let problems: Vec<String> = error
         .into_iter()
         .map(|e| {
-            let setting = if e.path.is_empty() {
+            let key = e.path.first().cloned().unwrap_or_default();
+            let setting = if key.is_empty() {
                 "configuration".to_owned()
             } else {
-                format!("RAMP_{}", e.path.join("_").to_uppercase())
+                env_name(&key)
             };
-            let source = e
-                .metadata
-                .as_ref()
-                .and_then(|m| m.source.as_ref().map(|s| format!(" (from {s})")))
-                .unwrap_or_default();
-            format!("{setting}{source}: {}", e.kind)
+            let source = match e.metadata.as_ref() {
+                Some(m) if m.name == FROM_FILE => match &m.source {
+                    Some(Source::File(path)) => format!(" (`{key}` in {})", path.display()),
+                    _ => format!(" (`{key}` in the file)"),
+                },
+                Some(m) if m.name == FROM_FLAG => format!(" (--{})", key.replace('_', "-")),
+                _ => String::new(),
+            };
+            let problem = if SECRETS.contains(&key.as_str()) {
+                // The kind would quote the value.
+                "must be text (in a TOML file, in quotes)".to_owned()
+            } else {
+                e.kind.to_string()
+            };
+            format!("{setting}{source}: {problem}")
         })
         .collect();
     ConfigError::Load(problems.join("; "))
@@ -708,5 +1448,251 @@ mod tests {
         let fine = load(serde_json::json!({"metrics_listen": "127.0.0.1:9090"})).unwrap();
         assert_eq!(fine.metrics_listen, Some("127.0.0.1:9090".parse().unwrap()));
         assert_eq!(fine.retention().batch, 500);
+    }
+
+    fn env(vars: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        vars.iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
+    }
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::load_with(None, env(vars), NoOverrides {})
+    }
+
+    #[test]
+    fn environment_values_are_text_and_numbers_are_read_where_settings_are_numbers() {
+        let loaded = settings(&[
+            ("RAMP_CAMUNDA_PASSWORD", "123456"),
+            ("RAMP_CAMUNDA_USER", "\"quoted\""),
+            ("RAMP_JWT_AUDIENCE", "12345"),
+            ("RAMP_JWT_ISSUER", "true"),
+            (
+                "RAMP_JWT_SECRET",
+                "0123456789012345678901234567890123456789",
+            ),
+            ("RAMP_DATABASE_POOL_SIZE", " 32 "),
+            ("RAMP_JWT_REQUIRE_EMAIL_VERIFIED", "false"),
+            ("RAMP_STARTABLE_DEFINITIONS", "VOE, Approval"),
+        ])
+        .unwrap();
+        let config = loaded.serve().unwrap();
+        assert_eq!(config.camunda_password.unwrap().expose_secret(), "123456");
+        assert_eq!(config.camunda_user.as_deref(), Some("\"quoted\""));
+        assert_eq!(config.jwt_audience, "12345");
+        assert_eq!(config.jwt_issuer.as_deref(), Some("true"));
+        assert_eq!(
+            config.jwt_secret.unwrap().expose_secret(),
+            "0123456789012345678901234567890123456789"
+        );
+        assert_eq!(config.database_pool_size, 32);
+        assert!(!config.jwt_require_email_verified);
+        assert_eq!(config.startable_definitions, ["VOE", "Approval"]);
+        assert_eq!(loaded.token().unwrap().jwt_audience, "12345");
+    }
+
+    #[test]
+    fn a_bad_number_names_its_setting_and_a_bad_secret_is_never_shown() {
+        let error = settings(&[("RAMP_DATABASE_POOL_SIZE", "many")])
+            .unwrap()
+            .serve()
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("RAMP_DATABASE_POOL_SIZE"), "{error}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ramp.toml");
+        for secret in [
+            "camunda_password = 987654",
+            "jwt_secret = true",
+            "database_url = 4242.5",
+        ] {
+            std::fs::write(&file, secret).unwrap();
+            let error = Settings::load_with(Some(&file), env(&[]), NoOverrides {})
+                .and_then(|s| s.serve())
+                .unwrap_err()
+                .to_string();
+            let value = secret.rsplit(' ').next().unwrap();
+            assert!(!error.contains(value), "{secret}: {error}");
+            assert!(error.contains("in quotes"), "{secret}: {error}");
+        }
+        // Unquoted text is not TOML: the parser's message quotes the line, ramp not.
+        std::fs::write(&file, "jwt_secret = hunter2hunter2\n").unwrap();
+        let error = Settings::load_with(Some(&file), env(&[]), NoOverrides {})
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(!error.contains("hunter2"), "{error}");
+        assert!(error.contains("line 1"), "{error}");
+    }
+
+    #[test]
+    fn unknown_names_are_refused_with_the_nearest_setting() {
+        let error = settings(&[("RAMP_JWT_ISSUR", "https://login.example.com")])
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            error.contains("RAMP_JWT_ISSUR is not a setting (did you mean RAMP_JWT_ISSUER?)"),
+            "{error}"
+        );
+        assert!(!error.contains("login.example.com"), "{error}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ramp.toml");
+        std::fs::write(&file, "jwt_issur = \"x\"\nlisten = \"127.0.0.1:1\"\n").unwrap();
+        let error = Settings::load_with(Some(&file), env(&[]), NoOverrides {})
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            error.contains("`jwt_issur` is not a setting (did you mean jwt_issuer?)"),
+            "{error}"
+        );
+
+        let error = Settings::load_with(None, env(&[]), serde_json::json!({"listn": "x"}))
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(error.contains("--listn is not a setting"), "{error}");
+
+        // What scripts, tests and tools read is no setting, and no mistake either.
+        settings(&[
+            ("RAMP_TEST_DATABASE_URL", "x"),
+            ("RAMP_BENCH_SERVER", "x"),
+            ("RAMP_ENGINE", "camunda"),
+            ("RAMP_ENGINE_DB_URL", "x"),
+            ("RAMP_FUZZ_SECONDS", "0"),
+            ("RAMP_CONFIG", "ramp.toml"),
+            ("PATH", "/bin"),
+        ])
+        .unwrap();
+    }
+
+    #[test]
+    fn each_command_checks_only_what_it_reads() {
+        let shared = settings(&[
+            ("RAMP_TLS_CERT", "/nonexistent/cert.pem"),
+            ("RAMP_LISTEN", "not-an-address"),
+            ("RAMP_DATABASE_URL", "host=127.0.0.1 user=postgres"),
+            ("RAMP_CAMUNDA_URL", "http://127.0.0.1:8080/engine-rest"),
+            ("RAMP_TOKEN", "a-token"),
+            ("RAMP_WORKER_TOPICS", "a, b:assignee=x.y"),
+            ("RAMP_WORKER_LONG_POLL_MS", "1000"),
+        ])
+        .unwrap();
+        assert!(shared.serve().is_err());
+        shared.log().unwrap();
+        shared.engine().unwrap().camunda().unwrap();
+        shared.database().unwrap().database_url().unwrap();
+        let worker = shared.worker().unwrap();
+        assert_eq!(worker.worker_topics, ["a", "b:assignee=x.y"]);
+        assert_eq!(worker.worker_long_poll_ms, 1000);
+        shared.token().unwrap();
+
+        let error = settings(&[("RAMP_WORKER_MAX_IN_FLIGHT", "0"), ("RAMP_TOKEN", "t")])
+            .unwrap()
+            .worker()
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("RAMP_WORKER_MAX_IN_FLIGHT"), "{error}");
+    }
+
+    #[test]
+    fn the_parts_read_only_keys_of_the_whole() {
+        let all: BTreeSet<&str> = keys().into_iter().collect();
+        assert_eq!(all.len(), keys().len(), "a key is listed twice");
+        for part in [
+            keys_of::<LogConfig>(),
+            keys_of::<EngineConfig>(),
+            keys_of::<DatabaseConfig>(),
+            keys_of::<TokenConfig>(),
+        ] {
+            assert!(!part.is_empty());
+            for key in part {
+                assert!(all.contains(key), "{key} is read but not a setting");
+            }
+        }
+        let defaults = dict_of(&Defaults::default(), "defaults").unwrap();
+        for key in defaults.keys() {
+            assert!(all.contains(key.as_str()), "default for no setting: {key}");
+        }
+    }
+
+    /// `docs/ramp.example.toml` names every setting (set, or commented out when it
+    /// has no sensible example value) and loads as it is.
+    #[test]
+    fn the_example_file_names_every_setting_and_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/ramp.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut named = BTreeSet::new();
+        for line in text.lines() {
+            let line = line.trim_start_matches('#').trim();
+            if let Some((key, _)) = line.split_once(" = ")
+                && !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                named.insert(key.to_owned());
+            }
+        }
+        let all: BTreeSet<String> = keys().into_iter().map(str::to_owned).collect();
+        let missing: Vec<_> = all.difference(&named).collect();
+        let unknown: Vec<_> = named.difference(&all).collect();
+        assert!(missing.is_empty(), "not in the example: {missing:?}");
+        assert!(
+            unknown.is_empty(),
+            "in the example but no setting: {unknown:?}"
+        );
+
+        let loaded = Settings::load_with(Some(&path), env(&[]), NoOverrides {}).unwrap();
+        loaded.serve().unwrap();
+        loaded.log().unwrap();
+        loaded.engine().unwrap().camunda().unwrap();
+        loaded.database().unwrap().database_url().unwrap();
+    }
+
+    #[test]
+    fn the_report_shows_sources_and_hides_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ramp.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:6000\"\njwt_secret = \"file-secret-file-secret-file-secret-42\"\n",
+        )
+        .unwrap();
+        let loaded = Settings::load_with(
+            Some(&file),
+            env(&[
+                ("RAMP_JWT_ISSUER", "from-env"),
+                ("RAMP_DATABASE_POOL_SIZE", "32"),
+                ("RAMP_CAMUNDA_PASSWORD", "123456"),
+            ]),
+            serde_json::json!({"log": "debug"}),
+        )
+        .unwrap();
+        let report = loaded.report();
+        for line in [
+            format!("listen = \"127.0.0.1:6000\"  # from {}", file.display()),
+            "jwt_issuer = \"from-env\"  # from RAMP_JWT_ISSUER".to_owned(),
+            "database_pool_size = 32  # from RAMP_DATABASE_POOL_SIZE".to_owned(),
+            "log = \"debug\"  # from --log".to_owned(),
+            "jwt_audience = \"ramp\"  # default".to_owned(),
+            "camunda_password = \"<redacted>\"  # from RAMP_CAMUNDA_PASSWORD".to_owned(),
+            format!("jwt_secret = \"<redacted>\"  # from {}", file.display()),
+            "# tls_cert is not set (RAMP_TLS_CERT)".to_owned(),
+        ] {
+            assert!(
+                report.lines().any(|l| l == line),
+                "{line:?} not in\n{report}"
+            );
+        }
+        assert!(!report.contains("123456"), "{report}");
+        assert!(!report.contains("file-secret"), "{report}");
+        assert!(
+            report.contains("ramp serve: configuration: RAMP_DATABASE_URL is not set"),
+            "{report}"
+        );
     }
 }

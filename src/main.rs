@@ -5,9 +5,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
 use serde::Serialize;
 
-use ramp::config::Config;
+use ramp::config::{NoOverrides, Settings};
 use ramp::server::Application;
 use ramp::store::Store;
 use ramp::worker::{Topic, Worker, WorkerSettings};
@@ -49,40 +50,65 @@ enum Command {
     /// RAMP_JWT_SECRET_FILE; from the repository root, the secret `make run`
     /// generated), for development and grpcurl.
     Token(TokenArgs),
+    /// Prints the effective configuration (secrets redacted) with where each value
+    /// came from, and what each command makes of it.
+    Config,
 }
 
-#[derive(clap::Args)]
+/// Flags of `worker`; each overrides the setting named in its help (from the
+/// environment or the config file).
+#[derive(clap::Args, Serialize)]
 struct WorkerArgs {
     /// A topic to fetch, `NAME[:assignee=PATH]` (PATH: a dotted path into a JSON
-    /// variable); repeatable. Default: RAMP_WORKER_TOPICS, else `submit_form`.
+    /// variable); repeatable (RAMP_WORKER_TOPICS, default `submit_form`).
     #[arg(long = "topic")]
+    #[serde(rename = "worker_topics", skip_serializing_if = "Vec::is_empty")]
     topics: Vec<String>,
     /// Only tasks of these process definition keys (comma-separated or
-    /// repeated); all when none is given.
-    #[arg(
-        long = "definition-key",
-        env = "RAMP_WORKER_DEFINITION_KEYS",
-        value_delimiter = ','
+    /// repeated); all when none is given (RAMP_WORKER_DEFINITION_KEYS).
+    #[arg(long = "definition-key", value_delimiter = ',')]
+    #[serde(
+        rename = "worker_definition_keys",
+        skip_serializing_if = "Vec::is_empty"
     )]
     definition_keys: Vec<String>,
-    /// The ramp server to call.
-    #[arg(long, env = "RAMP_SERVER", default_value = "http://127.0.0.1:50051")]
-    server: String,
-    /// How long the engine may hold a long poll, in ms (below proxies' idle timeouts).
-    #[arg(long, env = "RAMP_WORKER_LONG_POLL_MS", default_value_t = 20_000)]
-    long_poll_ms: u64,
-    /// How long a fetched task is locked to this worker, in ms (extended while busy).
-    #[arg(long, env = "RAMP_WORKER_LOCK_MS", default_value_t = 60_000)]
-    lock_ms: u64,
-    /// Tasks handled at once at most.
-    #[arg(long, env = "RAMP_WORKER_MAX_IN_FLIGHT", default_value_t = 8)]
-    max_in_flight: usize,
-    /// Retries for transient failures before a task becomes an incident.
-    #[arg(long, env = "RAMP_WORKER_RETRIES", default_value_t = 3)]
-    retries: i32,
-    /// The first retry timeout in ms; it doubles with each failure.
-    #[arg(long, env = "RAMP_WORKER_RETRY_TIMEOUT_MS", default_value_t = 2_000)]
-    retry_timeout_ms: u64,
+    /// The ramp server to call (RAMP_SERVER, default http://127.0.0.1:50051).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server: Option<String>,
+    /// How long the engine may hold a long poll, in ms, below proxies' idle
+    /// timeouts (RAMP_WORKER_LONG_POLL_MS, default 20000).
+    #[arg(long)]
+    #[serde(
+        rename = "worker_long_poll_ms",
+        skip_serializing_if = "Option::is_none"
+    )]
+    long_poll_ms: Option<u64>,
+    /// How long a fetched task is locked to this worker, in ms, extended while busy
+    /// (RAMP_WORKER_LOCK_MS, default 60000).
+    #[arg(long)]
+    #[serde(rename = "worker_lock_ms", skip_serializing_if = "Option::is_none")]
+    lock_ms: Option<u64>,
+    /// Tasks handled at once at most (RAMP_WORKER_MAX_IN_FLIGHT, default 8).
+    #[arg(long)]
+    #[serde(
+        rename = "worker_max_in_flight",
+        skip_serializing_if = "Option::is_none"
+    )]
+    max_in_flight: Option<usize>,
+    /// Retries for transient failures before a task becomes an incident
+    /// (RAMP_WORKER_RETRIES, default 3).
+    #[arg(long)]
+    #[serde(rename = "worker_retries", skip_serializing_if = "Option::is_none")]
+    retries: Option<i32>,
+    /// The first retry timeout in ms; it doubles with each failure
+    /// (RAMP_WORKER_RETRY_TIMEOUT_MS, default 2000).
+    #[arg(long)]
+    #[serde(
+        rename = "worker_retry_timeout_ms",
+        skip_serializing_if = "Option::is_none"
+    )]
+    retry_timeout_ms: Option<u64>,
 }
 
 #[derive(clap::Args)]
@@ -107,9 +133,6 @@ struct TokenArgs {
     #[arg(long, default_value = "1h", value_parser = parse_ttl)]
     ttl: Duration,
 }
-
-/// Where `make run` keeps the secret it generates, relative to the repository root.
-const RUN_SECRET_FILE: &str = ".ramp/jwt-secret";
 
 fn parse_ttl(raw: &str) -> Result<Duration, String> {
     let (number, unit) = match raw.find(|c: char| !c.is_ascii_digit()) {
@@ -162,9 +185,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let file = cli.config.as_deref();
     match cli.command {
         Command::Serve(args) => {
-            let config = Config::load(cli.config.as_deref(), args)?;
+            let config = Settings::load(file, args)?.serve()?;
             ramp::telemetry::init(&config.log, config.log_format);
             let app = Application::start(config).await?;
             let token = app.shutdown_token();
@@ -178,53 +202,51 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            let config = Config::load(cli.config.as_deref(), ramp::config::NoOverrides {})?;
-            ramp::telemetry::init(&config.log, config.log_format);
-            let store = Store::new(config.database_url()?, 1, config.database_timeout())?;
+            let settings = Settings::load(file, NoOverrides {})?;
+            let log = settings.log()?;
+            let database = settings.database()?;
+            ramp::telemetry::init(&log.log, log.log_format);
+            let store = Store::new(database.database_url()?, 1, database.timeout())?;
             store.migrate().await?;
             tracing::info!("migrations up to date");
             Ok(())
         }
         Command::Worker(args) => {
-            let config = Config::load(cli.config.as_deref(), ramp::config::NoOverrides {})?;
-            ramp::telemetry::init(&config.log, config.log_format);
-            let topics = if !args.topics.is_empty() {
-                args.topics
-                    .iter()
-                    .map(|t| Topic::parse(t))
-                    .collect::<Result<Vec<_>, _>>()?
-            } else {
-                match std::env::var("RAMP_WORKER_TOPICS") {
-                    Ok(list) if !list.trim().is_empty() => Topic::parse_list(&list)?,
-                    _ => vec![Topic::parse("submit_form")?],
-                }
-            };
-            let token = std::env::var("RAMP_TOKEN")
-                .ok()
-                .filter(|t| !t.trim().is_empty())
+            let settings = Settings::load(file, args)?;
+            let log = settings.log()?;
+            let mut camunda = settings.engine()?.camunda()?;
+            let config = settings.worker()?;
+            ramp::telemetry::init(&log.log, log.log_format);
+            let topics = config
+                .worker_topics
+                .iter()
+                .map(|t| Topic::parse(t))
+                .collect::<Result<Vec<_>, _>>()?;
+            let token = config
+                .token
+                .as_ref()
+                .map(|t| t.expose_secret().trim().to_owned())
+                .filter(|t| !t.is_empty())
                 .ok_or_else(|| {
                     anyhow::anyhow!(
-                        "RAMP_TOKEN is not set: give the worker a token with the ramp-worker role"
+                        "RAMP_TOKEN is empty: give the worker a token with the ramp-worker role"
                     )
                 })?;
-            anyhow::ensure!(args.max_in_flight > 0, "--max-in-flight must be at least 1");
-            anyhow::ensure!(args.lock_ms >= 1_000, "--lock-ms must be at least 1000");
-            let mut camunda = config.camunda()?;
             // The client's own timeout covers one call; the long poll adds its wait.
             camunda.timeout = camunda.timeout.max(Duration::from_secs(5));
             let metrics = ramp::metrics::Metrics::new(ramp::metrics::Role::Worker);
             let worker = Worker::new(
                 ramp::camunda::Camunda::new(camunda).with_metrics(metrics.clone()),
                 WorkerSettings {
-                    server: args.server,
-                    token: token.trim().to_owned().into(),
+                    server: config.server,
+                    token: token.into(),
                     topics,
-                    definition_keys: args.definition_keys,
-                    long_poll: Duration::from_millis(args.long_poll_ms),
-                    lock: Duration::from_millis(args.lock_ms),
-                    max_in_flight: args.max_in_flight,
-                    retries: args.retries.max(1),
-                    retry_timeout: Duration::from_millis(args.retry_timeout_ms),
+                    definition_keys: config.worker_definition_keys,
+                    long_poll: Duration::from_millis(config.worker_long_poll_ms),
+                    lock: Duration::from_millis(config.worker_lock_ms),
+                    max_in_flight: config.worker_max_in_flight,
+                    retries: config.worker_retries,
+                    retry_timeout: Duration::from_millis(config.worker_retry_timeout_ms),
                 },
             )?
             .with_metrics(metrics.clone());
@@ -246,46 +268,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Deploy(args) => {
-            let config = Config::load(cli.config.as_deref(), ramp::config::NoOverrides {})?;
-            ramp::telemetry::init(&config.log, config.log_format);
-            let camunda = ramp::camunda::Camunda::new(config.camunda()?);
+            let settings = Settings::load(file, NoOverrides {})?;
+            let log = settings.log()?;
+            let camunda = settings.engine()?.camunda()?;
+            ramp::telemetry::init(&log.log, log.log_format);
+            let camunda = ramp::camunda::Camunda::new(camunda);
             for line in ramp::deploy::deploy(&camunda, &args.name, &args.paths).await? {
                 println!("{line}");
             }
             Ok(())
         }
         Command::Token(args) => {
-            #[derive(Serialize)]
-            struct TokenOverrides {
-                #[serde(skip_serializing_if = "Option::is_none")]
-                jwt_secret_file: Option<PathBuf>,
-            }
-            let configured = std::env::var_os("RAMP_JWT_SECRET").is_some()
-                || std::env::var_os("RAMP_JWT_SECRET_FILE").is_some();
-            let run_secret = PathBuf::from(RUN_SECRET_FILE);
-            let overrides = TokenOverrides {
-                jwt_secret_file: (!configured && run_secret.is_file()).then_some(run_secret),
-            };
-            let config = Config::load(cli.config.as_deref(), overrides)?;
-            let settings = ramp::auth::JwtSettings::from_config(&config)?;
-            let ramp::auth::KeySource::Secret(secret) = &settings.key else {
-                anyhow::bail!(
-                    "ramp token signs with an HS256 secret: set RAMP_JWT_SECRET or RAMP_JWT_SECRET_FILE"
-                );
-            };
+            let config = Settings::load(file, NoOverrides {})?.token()?;
+            let secret = config.secret()?;
             let email = ramp::email::Email::parse(&args.email)
                 .map_err(|e| anyhow::anyhow!("--email {e}"))?;
             let token = ramp::auth::mint_hs256(
-                secret,
+                &secret,
                 &ramp::auth::TokenClaims {
                     email: email.as_str(),
                     roles: &args.roles,
                     ttl: args.ttl,
-                    issuer: settings.issuer.as_deref(),
-                    audience: &settings.audience,
+                    issuer: config.jwt_issuer.as_deref(),
+                    audience: &config.jwt_audience,
                 },
             )?;
             println!("{token}");
+            Ok(())
+        }
+        Command::Config => {
+            print!("{}", Settings::load(file, NoOverrides {})?.report());
             Ok(())
         }
     }

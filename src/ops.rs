@@ -124,6 +124,7 @@ impl Ops {
                 .status(status)
                 .header(header::CONTENT_TYPE, content_type)
                 .header(header::CACHE_CONTROL, "no-store")
+                .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
                 .body(body)
                 .expect("a valid response"),
         )
@@ -167,7 +168,11 @@ impl Ops {
                                 }))
                             }
                         });
+                    // A client that sends no request head within the bound is
+                    // dropped, so silent connections cannot pile up.
                     let connection = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(OPS_HEADER_TIMEOUT)
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
                     tokio::pin!(connection);
                     tokio::select! {
@@ -182,6 +187,10 @@ impl Ops {
         });
     }
 }
+
+/// How long a client of the separate metrics listener may take to send a request
+/// head (its first, and each next on a kept-alive connection).
+const OPS_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn reachable(up: bool) -> &'static str {
     if up { "reachable" } else { "unreachable" }

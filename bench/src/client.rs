@@ -164,7 +164,9 @@ impl Bench {
             .await
     }
 
-    /// Creates a form task for `assignee` on a host, as a worker would.
+    /// Creates a form task for `assignee` on a host, as a worker would. The hosts
+    /// stand for many people's processes at once, so the caller is also an admin:
+    /// ramp lets a worker name only assignees the instance's variables hold.
     pub async fn create_form(
         &self,
         client: &mut FormServiceClient<Channel>,
@@ -185,7 +187,10 @@ impl Bench {
             ..Default::default()
         };
         let response = client
-            .create_form_task(authorized(request, self.bearer(WORKER, &["ramp-worker"])))
+            .create_form_task(authorized(
+                request,
+                self.bearer(WORKER, &["ramp-worker", "ramp-admin"]),
+            ))
             .await?;
         response
             .into_inner()

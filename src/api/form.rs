@@ -18,6 +18,10 @@ use crate::proto::*;
 /// Page size when the client asks for none.
 const DEFAULT_PAGE_SIZE: usize = 50;
 
+/// The most a PendingForms snapshot message holds (its forms, encoded); a larger
+/// snapshot goes in pages. Well under the 4 MiB gRPC clients accept by default.
+const SNAPSHOT_PAGE_BYTES: usize = 1 << 20;
+
 pub struct FormApi {
     forms: Forms,
 }
@@ -108,15 +112,50 @@ fn task_to_proto(task: FormTask) -> crate::proto::FormTask {
     }
 }
 
-fn event_to_proto(event: StreamEvent) -> PendingFormsResponse {
-    use pending_forms_response::{Event, Heartbeat, Removed, Snapshot};
+/// A snapshot as messages: pages of at most [`SNAPSHOT_PAGE_BYTES`] of forms (one
+/// form larger than that alone), every one but the last with `more_pages` and no
+/// cursor (see `PendingFormsResponse.Snapshot`). An empty snapshot is one message.
+fn snapshot_pages(forms: Vec<FormSummary>, cursor: Cursor) -> Vec<PendingFormsResponse> {
+    use pending_forms_response::{Event, Snapshot};
+    use prost::Message;
+    let mut pages: Vec<Vec<FormTaskSummary>> = vec![Vec::new()];
+    let mut bytes = 0;
+    for form in forms.into_iter().map(summary_to_proto) {
+        // The form as a repeated field: its tag, its length and itself.
+        let len = form.encoded_len();
+        let size = 1 + prost::length_delimiter_len(len) + len;
+        let page = pages.last_mut().expect("one page at least");
+        if !page.is_empty() && bytes + size > SNAPSHOT_PAGE_BYTES {
+            pages.push(vec![form]);
+            bytes = size;
+        } else {
+            page.push(form);
+            bytes += size;
+        }
+    }
+    let last = pages.len() - 1;
+    pages
+        .into_iter()
+        .enumerate()
+        .map(|(i, form_tasks)| PendingFormsResponse {
+            cursor: if i == last {
+                cursor.encode()
+            } else {
+                String::new()
+            },
+            event: Some(Event::Snapshot(Snapshot {
+                form_tasks,
+                more_pages: i != last,
+            })),
+        })
+        .collect()
+}
+
+/// A stream event as the messages that carry it: one, or a snapshot's pages.
+fn event_to_protos(event: StreamEvent) -> Vec<PendingFormsResponse> {
+    use pending_forms_response::{Event, Heartbeat, Removed};
     let (cursor, event) = match event {
-        StreamEvent::Snapshot(forms, cursor) => (
-            cursor,
-            Event::Snapshot(Snapshot {
-                form_tasks: forms.into_iter().map(summary_to_proto).collect(),
-            }),
-        ),
+        StreamEvent::Snapshot(forms, cursor) => return snapshot_pages(forms, cursor),
         StreamEvent::Added(summary, cursor) => (cursor, Event::Added(summary_to_proto(summary))),
         StreamEvent::Updated(summary, cursor) => {
             (cursor, Event::Updated(summary_to_proto(summary)))
@@ -138,10 +177,10 @@ fn event_to_proto(event: StreamEvent) -> PendingFormsResponse {
         }
         StreamEvent::Heartbeat(cursor) => (cursor, Event::Heartbeat(Heartbeat {})),
     };
-    PendingFormsResponse {
+    vec![PendingFormsResponse {
         cursor: cursor.encode(),
         event: Some(event),
-    }
+    }]
 }
 
 fn some(text: String) -> Option<String> {
@@ -160,9 +199,9 @@ impl FormService for FormApi {
         v.id("external_task_id", &r.external_task_id, true);
         v.id("process_instance_id", &r.process_instance_id, true);
         v.id("process_definition_id", &r.process_definition_id, false);
-        v.key("process_definition_key", &r.process_definition_key, false);
+        v.bpmn_id("process_definition_key", &r.process_definition_key, false);
         let business_key = v.email("business_key", &r.business_key, true);
-        v.key("activity_id", &r.activity_id, true);
+        v.bpmn_id("activity_id", &r.activity_id, true);
         v.id("activity_instance_id", &r.activity_instance_id, false);
         v.id("execution_id", &r.execution_id, false);
         v.key("form_name", &r.form_name, false);
@@ -187,26 +226,34 @@ impl FormService for FormApi {
         if !(caller.worker || caller.admin) {
             return Err(Status::permission_denied("only workers create form tasks"));
         }
-        let (task, created) = self
+        let new = NewFormTask {
+            external_task_id: r.external_task_id,
+            process_instance_id: r.process_instance_id,
+            process_definition_id: some(r.process_definition_id),
+            process_definition_key: some(r.process_definition_key),
+            business_key: business_key.expect("checked"),
+            activity_id: r.activity_id,
+            activity_instance_id: some(r.activity_instance_id),
+            execution_id: some(r.execution_id),
+            form_name: some(r.form_name),
+            message_name: some(r.message_name),
+            assignee,
+            prefill,
+            tenant_id: some(r.tenant_id),
+            topic_name: some(r.topic_name),
+        };
+        // What the engine says of the instance decides, not what the worker says.
+        let mut v = Violations::new();
+        for (field, problem) in self
             .forms
-            .create(NewFormTask {
-                external_task_id: r.external_task_id,
-                process_instance_id: r.process_instance_id,
-                process_definition_id: some(r.process_definition_id),
-                process_definition_key: some(r.process_definition_key),
-                business_key: business_key.expect("checked"),
-                activity_id: r.activity_id,
-                activity_instance_id: some(r.activity_instance_id),
-                execution_id: some(r.execution_id),
-                form_name: some(r.form_name),
-                message_name: some(r.message_name),
-                assignee,
-                prefill,
-                tenant_id: some(r.tenant_id),
-                topic_name: some(r.topic_name),
-            })
+            .inconsistencies(&new, !caller.admin)
             .await
-            .map_err(status)?;
+            .map_err(status)?
+        {
+            v.add(field, problem);
+        }
+        v.check()?;
+        let (task, created) = self.forms.create(new).await.map_err(status)?;
         Ok(Response::new(CreateFormTaskResponse {
             form_task: Some(task_to_proto(task)),
             created,
@@ -249,7 +296,7 @@ impl FormService for FormApi {
         );
         v.check()?;
         if let Some(assignee) = &assignee
-            && !(caller.worker || caller.may_act_for(assignee))
+            && !caller.may_act_for(assignee)
         {
             return Err(Status::permission_denied("users list only their own forms"));
         }
@@ -305,7 +352,12 @@ impl FormService for FormApi {
         };
         v.check()?;
         let events = self.forms.pending(&caller, cursor).map_err(status)?;
-        let stream = events.map(|event| event.map(event_to_proto).map_err(status));
+        let stream = events.flat_map(|event| {
+            futures::stream::iter(match event {
+                Ok(event) => event_to_protos(event).into_iter().map(Ok).collect(),
+                Err(error) => vec![Err(status(error))],
+            })
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 

@@ -81,7 +81,7 @@ impl ProcessService for ProcessApi {
         let caller = caller(&request)?;
         let request = request.into_inner();
         let mut v = Violations::new();
-        v.key("definition_key", &request.definition_key, true);
+        v.bpmn_id("definition_key", &request.definition_key, true);
         let business_key = v.email("business_key", &request.business_key, true);
         v.structure("variables", request.variables.as_ref());
         v.id("request_id", &request.request_id, false);
@@ -157,7 +157,7 @@ impl ProcessService for ProcessApi {
         let mut v = Violations::new();
         v.page(request.page_size, &request.page_token);
         let business_key = v.email("business_key", &request.business_key, false);
-        v.key("definition_key", &request.definition_key, false);
+        v.bpmn_id("definition_key", &request.definition_key, false);
         v.known_enum::<ProcessState>("states", &request.states);
         v.check()?;
         if let Some(key) = &business_key

@@ -90,6 +90,7 @@ impl From<FormError> for Status {
             FormError::NotPending(message) => told(Code::FailedPrecondition, message),
             FormError::Unavailable(message) => told(Code::Unavailable, message),
             FormError::InvalidArgument(message) => told(Code::InvalidArgument, message),
+            FormError::AlreadyExists(message) => told(Code::AlreadyExists, message),
             FormError::UnknownInstance(detail) => {
                 tracing::warn!(
                     request_id = crate::telemetry::current_request_id().as_deref().unwrap_or(""),

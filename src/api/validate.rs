@@ -86,6 +86,24 @@ impl Violations {
         self.text(field, value, MAX_KEY_LEN, required);
     }
 
+    /// A BPMN id (a process definition key, an activity id): an XML NCName, which is
+    /// what the engine's parser takes: a letter or `_` first, then letters, digits,
+    /// `-`, `_` and `.`. Anything else (`../../deployment`) names nothing the engine
+    /// could hold, and would otherwise reach its REST paths.
+    pub fn bpmn_id(&mut self, field: &str, value: &str, required: bool) {
+        if !self.text(field, value, MAX_KEY_LEN, required) {
+            return;
+        }
+        let mut chars = value.chars();
+        let first = chars.next().is_some_and(|c| c.is_alphabetic() || c == '_');
+        if !first || !chars.all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+            self.add(
+                field,
+                "is not a BPMN id: a letter or _ first, then letters, digits, -, _ and .",
+            );
+        }
+    }
+
     /// Free text up to `MAX_TEXT_LEN`.
     pub fn free_text(&mut self, field: &str, value: &str) {
         self.text(field, value, MAX_TEXT_LEN, false);
@@ -279,6 +297,31 @@ mod tests {
             .map(|f| f.field.clone())
             .collect();
         assert_eq!(fields, ["data", "data.rampSubmissionId"]);
+    }
+
+    #[test]
+    fn bpmn_ids_are_ncnames() {
+        for ok in ["VOE", "VOE_RISK", "_x", "Process_1.v-2", "prüfung"] {
+            let mut v = Violations::new();
+            v.bpmn_id("definition_key", ok, true);
+            assert!(v.check().is_ok(), "{ok}");
+        }
+        for bad in [
+            "../../deployment",
+            "a/b",
+            "1abc",
+            "-x",
+            ".x",
+            "a b",
+            "a%2Fb",
+            "a:b",
+            "key?x=1",
+        ] {
+            let mut v = Violations::new();
+            v.bpmn_id("definition_key", bad, true);
+            let status = v.check().expect_err(bad);
+            assert!(status.message().contains("BPMN id"), "{bad}: {status:?}");
+        }
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub struct JwtSettings {
     pub require_email_verified: bool,
     pub roles_claim: String,
     pub jwks_min_refresh: Duration,
+    /// The longest lifetime a token may have (`RAMP_JWT_MAX_TTL_SECS`).
+    pub max_ttl: Duration,
 }
 
 impl JwtSettings {
@@ -100,6 +102,7 @@ impl JwtSettings {
             require_email_verified: config.jwt_require_email_verified,
             roles_claim: config.jwt_roles_claim.clone(),
             jwks_min_refresh: Duration::from_secs(config.jwt_jwks_min_refresh_secs),
+            max_ttl: Duration::from_secs(config.jwt_max_ttl_secs),
         })
     }
 }
@@ -178,7 +181,36 @@ impl JwtVerifier {
         validation.set_required_spec_claims(&required);
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
             .map_err(|e| validation_error(e.kind()))?;
+        self.check_lifetime(&data.claims, SystemTime::now())?;
         self.caller(&data.claims)
+    }
+
+    /// Refuses a token that lives longer than `max_ttl`: from its `iat` to its `exp`,
+    /// or from now to its `exp` (which also catches an `iat` set in the future, or
+    /// none). A stolen long-lived token is thereby worth at most `max_ttl`.
+    fn check_lifetime(
+        &self,
+        claims: &Map<String, Value>,
+        now: SystemTime,
+    ) -> Result<(), AuthError> {
+        let seconds = |name: &str| claims.get(name).and_then(Value::as_f64);
+        // `exp` is required and checked by the validation before this runs.
+        let Some(exp) = seconds("exp") else {
+            return Err(AuthError::MissingClaim("exp".into()));
+        };
+        let now = now
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let max = self.settings.max_ttl.as_secs_f64();
+        let leeway = self.settings.leeway_secs as f64;
+        let issued_too_long = seconds("iat").is_some_and(|iat| exp - iat > max);
+        if issued_too_long || exp - now > max + leeway {
+            return Err(AuthError::LivesTooLong {
+                max_secs: self.settings.max_ttl.as_secs(),
+            });
+        }
+        Ok(())
     }
 
     fn caller(&self, claims: &Map<String, Value>) -> Result<Caller, AuthError> {
@@ -198,7 +230,7 @@ impl JwtVerifier {
                 return Err(AuthError::EmailNotVerified);
             }
         }
-        let email = Email::parse(raw_email).map_err(|_| AuthError::InvalidEmail)?;
+        let email = Email::parse(raw_email).map_err(AuthError::InvalidEmail)?;
         let roles = claim_at_path(claims, &self.settings.roles_claim)
             .map(roles_of)
             .unwrap_or_default();
@@ -429,4 +461,58 @@ pub fn mint_hs256(
         &body,
         &EncodingKey::from_secret(secret.expose_secret().as_bytes()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn verifier(max_ttl: u64) -> JwtVerifier {
+        JwtVerifier::new(JwtSettings {
+            key: KeySource::Secret(SecretString::from("unit-test-secret-unit-test-secret-0123")),
+            issuer: None,
+            audience: "ramp".into(),
+            leeway_secs: 30,
+            email_claim: "email".into(),
+            require_email_verified: true,
+            roles_claim: "roles".into(),
+            jwks_min_refresh: Duration::from_secs(10),
+            max_ttl: Duration::from_secs(max_ttl),
+        })
+        .unwrap()
+    }
+
+    fn lifetime(claims: Value) -> Result<(), AuthError> {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        verifier(3600).check_lifetime(claims.as_object().unwrap(), now)
+    }
+
+    #[test]
+    fn a_token_lives_at_most_the_longest_lifetime() {
+        let too_long = Err(AuthError::LivesTooLong { max_secs: 3600 });
+        // From issue to expiry.
+        assert_eq!(
+            lifetime(json!({"iat": 1_000_000, "exp": 1_003_600})),
+            Ok(())
+        );
+        assert_eq!(
+            lifetime(json!({"iat": 1_000_000, "exp": 1_003_601})),
+            too_long
+        );
+        // Late in a long life, still too long.
+        assert_eq!(
+            lifetime(json!({"iat": 900_000, "exp": 1_000_100})),
+            too_long
+        );
+        // Without iat, or with one in the future: from now, with the leeway.
+        assert_eq!(lifetime(json!({"exp": 1_003_630})), Ok(()));
+        assert_eq!(lifetime(json!({"exp": 1_003_631})), too_long);
+        assert_eq!(
+            lifetime(json!({"iat": 1_100_000, "exp": 1_100_100})),
+            too_long
+        );
+        assert_eq!(lifetime(json!({"exp": 253_402_300_799_u64})), too_long);
+    }
 }

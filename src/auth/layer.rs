@@ -78,6 +78,13 @@ where
                     return Ok(error.to_status().into_http::<ResBody>().map(never_cut));
                 }
             };
+            if !caller.may_call(request.uri().path()) {
+                tracing::info!(caller = %caller.email, rpc = request.uri().path(), "a worker called an RPC other than CreateFormTask; refused");
+                let status = tonic::Status::permission_denied(
+                    "workers may only create form tasks (FormService/CreateFormTask)",
+                );
+                return Ok(status.into_http::<ResBody>().map(never_cut));
+            }
             let expires_at = caller.expires_at;
             request.extensions_mut().insert(caller);
             let response = inner.call(request).await?;
@@ -144,6 +151,7 @@ mod tests {
             require_email_verified: true,
             roles_claim: "roles".into(),
             jwks_min_refresh: Duration::from_secs(10),
+            max_ttl: Duration::from_secs(3600),
         };
         Arc::new(Authenticator::Jwt(Box::new(
             JwtVerifier::new(settings).unwrap(),

@@ -14,10 +14,14 @@ pub use jwt::{JwtSettings, KeySource, TokenClaims, mint_hs256};
 pub use layer::AuthLayer;
 
 use crate::config::{AuthMode, Config, ConfigError};
-use crate::email::Email;
+use crate::email::{Email, EmailError};
 
-/// The role that lets a caller create form tasks (external-task workers).
+/// The role that lets a caller create form tasks (external-task workers), and
+/// nothing else.
 pub const ROLE_WORKER: &str = "ramp-worker";
+/// The one RPC a worker calls. A worker's token is a service's, kept in its
+/// environment for long: it reads no one's forms, answers or processes.
+pub const WORKER_RPC: &str = "/ramp.v1.FormService/CreateFormTask";
 /// The role that lets a caller act on anyone's processes and forms.
 pub const ROLE_ADMIN: &str = "ramp-admin";
 
@@ -37,6 +41,13 @@ impl Caller {
     pub fn may_act_for(&self, email: &Email) -> bool {
         self.admin || &self.email == email
     }
+
+    /// Whether the caller's roles let it call the RPC at `path` at all (each RPC's
+    /// own rules come after): a worker that is not also an admin calls only
+    /// `WORKER_RPC`.
+    pub fn may_call(&self, path: &str) -> bool {
+        !self.worker || self.admin || path == WORKER_RPC
+    }
 }
 
 /// Why a caller was not let in. The message goes to the client: it says what was
@@ -53,6 +64,10 @@ pub enum AuthError {
     Expired,
     #[error("token not yet valid")]
     NotYetValid,
+    /// The token's lifetime (`exp - iat`, or `exp` from now) is longer than
+    /// `RAMP_JWT_MAX_TTL_SECS`.
+    #[error("token lifetime too long: at most {max_secs} s from issue to expiry are accepted")]
+    LivesTooLong { max_secs: u64 },
     #[error("wrong token issuer")]
     WrongIssuer,
     #[error("wrong token audience")]
@@ -67,8 +82,10 @@ pub enum AuthError {
     MissingClaim(String),
     #[error("the token's email is not verified")]
     EmailNotVerified,
-    #[error("the token's email is not an email address")]
-    InvalidEmail,
+    /// Says why (a lookalike character, say), so that the holder can tell their
+    /// provider; see `Email::parse` for the rule.
+    #[error("the token's email is not accepted: it {0}")]
+    InvalidEmail(EmailError),
     #[error("missing x-ramp-user header (RAMP_AUTH=dev)")]
     MissingDevUser,
     /// The keys to check tokens with could not be fetched: the server's problem.
@@ -138,7 +155,7 @@ fn dev_caller(headers: &HeaderMap) -> Result<Caller, AuthError> {
         .get("x-ramp-user")
         .and_then(|v| v.to_str().ok())
         .ok_or(AuthError::MissingDevUser)?;
-    let email = Email::parse(user).map_err(|_| AuthError::InvalidEmail)?;
+    let email = Email::parse(user).map_err(AuthError::InvalidEmail)?;
     let roles: Vec<String> = headers
         .get("x-ramp-roles")
         .and_then(|v| v.to_str().ok())

@@ -387,6 +387,22 @@ impl Camunda {
         .await
     }
 
+    /// Every variable of a running instance, in all its scopes (a task's input
+    /// mappings included), serialized as the engine holds them.
+    pub async fn variable_instances(
+        &self,
+        process_instance_id: &str,
+    ) -> Result<Vec<HistoricVariableInstance>, CamundaError> {
+        self.get(
+            "/variable-instance",
+            &[
+                ("processInstanceIdIn", process_instance_id),
+                ("deserializeValues", "false"),
+            ],
+        )
+        .await
+    }
+
     /// The names of the variables that live in one activity instance's own scope:
     /// for a task, those its input mappings (`camunda:inputOutput`) set. None when
     /// the task maps no inputs (its variables are then the enclosing scope's).
@@ -535,6 +551,80 @@ impl Camunda {
         .await
     }
 
+    /// The end time of the instance (root or called) that ended last, by the
+    /// engine's clock; `None` while none has ended.
+    pub async fn latest_end_time(&self) -> Result<Option<String>, CamundaError> {
+        let latest: Vec<HistoricProcessInstance> = self
+            .get(
+                "/history/process-instance",
+                &[
+                    ("finished", "true"),
+                    ("sortBy", "endTime"),
+                    ("sortOrder", "desc"),
+                    ("maxResults", "1"),
+                ],
+            )
+            .await?;
+        Ok(latest.into_iter().next().and_then(|p| p.end_time))
+    }
+
+    /// When the activity instance cancelled last was cancelled, by the engine's
+    /// clock; `None` while none has been.
+    pub async fn latest_cancellation_time(&self) -> Result<Option<String>, CamundaError> {
+        let latest: Vec<HistoricActivityInstance> = self
+            .get(
+                "/history/activity-instance",
+                &[
+                    ("canceled", "true"),
+                    ("sortBy", "endTime"),
+                    ("sortOrder", "desc"),
+                    ("maxResults", "1"),
+                ],
+            )
+            .await?;
+        Ok(latest.into_iter().next().and_then(|a| a.end_time))
+    }
+
+    /// When the external task deleted last was deleted, by the engine's clock;
+    /// `None` while none has been.
+    pub async fn latest_external_task_deletion_time(&self) -> Result<Option<String>, CamundaError> {
+        let latest: Vec<ExternalTaskLog> = self
+            .get(
+                "/history/external-task-log",
+                &[
+                    ("deletionLog", "true"),
+                    ("sortBy", "timestamp"),
+                    ("sortOrder", "desc"),
+                    ("maxResults", "1"),
+                ],
+            )
+            .await?;
+        Ok(latest.into_iter().next().map(|l| l.timestamp))
+    }
+
+    /// The engine's clock, as the `Date` header of its answer to `GET /version`
+    /// states it (to the second). A reverse proxy in front of the engine that
+    /// writes a `Date` of its own gives its clock instead.
+    pub async fn engine_now(&self) -> Result<chrono::DateTime<chrono::Utc>, CamundaError> {
+        let response = self
+            .request(Method::GET, "/version")
+            .send()
+            .await
+            .map_err(CamundaError::from_transport)?;
+        let status = response.status();
+        let date = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|d| d.to_str().ok())
+            .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok());
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            return Err(CamundaError::from_response(status.as_u16(), &body));
+        }
+        date.map(|d| d.with_timezone(&chrono::Utc))
+            .ok_or_else(|| CamundaError::Decode("the engine's answer has no Date header".into()))
+    }
+
     /// Activity instances cancelled (interrupted) after `finished_after`.
     pub async fn canceled_activity_instances_after(
         &self,
@@ -556,25 +646,43 @@ impl Camunda {
         .await
     }
 
-    /// Log entries of external tasks deleted before completion, after `after`.
+    /// Log entries of external tasks deleted before completion, after `after` (an
+    /// engine time), newest first.
+    ///
+    /// The engine's log query has no time filter (it ignores `timestampAfter`, as
+    /// it ignores every parameter it does not know), so the log is read newest
+    /// first, a page at a time, up to the first entry not after `after`.
     pub async fn external_task_deletions_after(
         &self,
         after: &str,
-        first: u32,
-        max: u32,
     ) -> Result<Vec<ExternalTaskLog>, CamundaError> {
-        self.get(
-            "/history/external-task-log",
-            &[
-                ("deletionLog", "true"),
-                ("timestampAfter", after),
-                ("sortBy", "timestamp"),
-                ("sortOrder", "asc"),
-                ("firstResult", &first.to_string()),
-                ("maxResults", &max.to_string()),
-            ],
-        )
-        .await
+        const PAGE: usize = 500;
+        let after = parse_engine_time(after)
+            .ok_or_else(|| CamundaError::Decode(format!("not an engine time: {after}")))?;
+        let mut found = Vec::new();
+        loop {
+            let page: Vec<ExternalTaskLog> = self
+                .get(
+                    "/history/external-task-log",
+                    &[
+                        ("deletionLog", "true"),
+                        ("sortBy", "timestamp"),
+                        ("sortOrder", "desc"),
+                        ("firstResult", &found.len().to_string()),
+                        ("maxResults", &PAGE.to_string()),
+                    ],
+                )
+                .await?;
+            let full = page.len() == PAGE;
+            let before = found.len();
+            found.extend(
+                page.into_iter()
+                    .take_while(|l| parse_engine_time(&l.timestamp).is_none_or(|t| t > after)),
+            );
+            if !full || found.len() < before + PAGE {
+                return Ok(found);
+            }
+        }
     }
 
     pub async fn historic_activity_instance(

@@ -72,6 +72,9 @@ struct Subscriber {
 struct Mailbox {
     changes: Mutex<VecDeque<Arc<ChangeRow>>>,
     lagging: AtomicBool,
+    /// The log's positions were moved (the database now lives in another cluster):
+    /// the stream's position means nothing any more, and it ends.
+    moved: AtomicBool,
     wake: Notify,
 }
 
@@ -88,7 +91,9 @@ impl Subscription {
     /// the queue was full (see [`Subscription::take_lagging`]).
     pub async fn next_change(&self) -> Option<Arc<ChangeRow>> {
         loop {
-            if self.mailbox.lagging.load(Ordering::Acquire) {
+            if self.mailbox.lagging.load(Ordering::Acquire)
+                || self.mailbox.moved.load(Ordering::Acquire)
+            {
                 return None;
             }
             if let Some(change) = self
@@ -113,6 +118,12 @@ impl Subscription {
     /// Asks for a catch-up from the log before the next change.
     pub fn set_lagging(&self) {
         self.mailbox.lagging.store(true, Ordering::Release);
+    }
+
+    /// Whether the log's positions were moved under the stream (see
+    /// [`crate::store::forms::adopt_cluster`]): its position names nothing now.
+    pub fn moved(&self) -> bool {
+        self.mailbox.moved.load(Ordering::Acquire)
     }
 }
 
@@ -161,6 +172,7 @@ impl ChangeHub {
         let mailbox = Arc::new(Mailbox {
             changes: Mutex::new(VecDeque::new()),
             lagging: AtomicBool::new(false),
+            moved: AtomicBool::new(false),
             wake: Notify::new(),
         });
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
@@ -213,14 +225,20 @@ impl ChangeHub {
 
     /// Starts the reader, the notifier and the listener; they stop with `shutdown`.
     pub async fn start(&self, shutdown: CancellationToken) -> Result<(), crate::store::StoreError> {
+        let moved = self.adopt_cluster().await?;
         let frontier = rows::frontier(&self.inner.store.client().await?).await?;
         // The API serves while the schema is checked, so streams may have opened
         // already: they read the log up to their own position, and what committed
         // between that and the frontier would never be handed to them. Each reads
-        // the log from its position once instead.
+        // the log from its position once instead (or ends, when positions moved).
         for list in self.inner.streams.lock().expect("not poisoned").values() {
             for subscriber in list {
-                subscriber.mailbox.lagging.store(true, Ordering::Release);
+                let flag = if moved {
+                    &subscriber.mailbox.moved
+                } else {
+                    &subscriber.mailbox.lagging
+                };
+                flag.store(true, Ordering::Release);
                 subscriber.mailbox.wake.notify_one();
             }
         }
@@ -228,6 +246,36 @@ impl ChangeHub {
         tokio::spawn(self.clone().notify_loop(shutdown.clone()));
         tokio::spawn(self.clone().listen_loop(shutdown));
         Ok(())
+    }
+
+    /// Makes the log's positions this cluster's; true when they moved (see
+    /// [`rows::adopt_cluster`]).
+    async fn adopt_cluster(&self) -> Result<bool, crate::store::StoreError> {
+        let adoption = rows::adopt_cluster(&mut self.inner.store.client().await?).await?;
+        if let Some(before) = adoption.other_cluster {
+            tracing::warn!(
+                previous_system_identifier = before,
+                "the database now lives in another PostgreSQL cluster than before"
+            );
+        }
+        if let Some(by) = adoption.moved_down_by {
+            tracing::warn!(
+                moved_down_by = by,
+                "the change log held positions this cluster has not reached (a copy from \
+                 another cluster): moved them below its own; streams resume with a snapshot"
+            );
+        }
+        Ok(adoption.moved_down_by.is_some())
+    }
+
+    /// Ends every open stream: their positions name nothing since the log moved.
+    fn end_streams(&self) {
+        for list in self.inner.streams.lock().expect("not poisoned").values() {
+            for subscriber in list {
+                subscriber.mailbox.moved.store(true, Ordering::Release);
+                subscriber.mailbox.wake.notify_one();
+            }
+        }
     }
 
     async fn read_loop(self, mut frontier: Position, shutdown: CancellationToken) {
@@ -249,10 +297,31 @@ impl ChangeHub {
             // Asked before reading: a change committed by then is either below the
             // read's xmin (which only grows) or counted here; one committed later
             // wakes this loop itself.
-            let held_back = match self.inner.store.client().await {
-                Ok(client) => rows::held_back(&client).await.unwrap_or(true),
-                Err(_) => true,
+            let check = match self.inner.store.client().await {
+                Ok(client) => rows::read_check(&client, frontier).await.ok(),
+                Err(_) => None,
             };
+            if check.is_some_and(|c| c.elsewhere) {
+                // The database was switched to a copy in another cluster under this
+                // replica: its ids are lower than the frontier, and every change
+                // from now on would sort below it.
+                match self.adopt_cluster().await {
+                    Ok(_) => match self.inner.store.client().await {
+                        Ok(client) => match rows::frontier(&client).await {
+                            Ok(moved) => {
+                                frontier = moved;
+                                self.end_streams();
+                            }
+                            Err(error) => tracing::warn!(%error, "cannot read the change log"),
+                        },
+                        Err(error) => tracing::warn!(%error, "cannot read the change log"),
+                    },
+                    Err(error) => tracing::warn!(%error, "cannot move the change log's positions"),
+                }
+                retry = Some(HELD_BACK_RETRY);
+                continue;
+            }
+            let held_back = check.is_none_or(|c| c.held_back);
             loop {
                 let batch = match self.inner.store.client().await {
                     Ok(client) => rows::changes_after(&client, None, frontier, BATCH).await,

@@ -1,6 +1,7 @@
 //! Form tasks: created by workers (idempotent on the external task), read and drafted
 //! by their assignees, and streamed live to them (`stream.rs`, fed by `hub.rs`).
 
+mod consistency;
 mod feel;
 mod hub;
 mod prefill;
@@ -109,6 +110,10 @@ pub enum FormError {
     Unavailable(String),
     #[error("{0}")]
     InvalidArgument(String),
+    /// A repeat of CreateFormTask with data that cannot be applied to the stored
+    /// task; says which fields differ.
+    #[error("{0}")]
+    AlreadyExists(String),
     /// The engine knows no process instance with the id a worker gave.
     #[error("the engine does not know the process instance: {0}")]
     UnknownInstance(CamundaError),
@@ -192,15 +197,16 @@ impl Forms {
         }
     }
 
-    /// Stores a form task for a send task; a repeat for the same external task
-    /// returns the first and changes nothing.
+    /// Stores a form task for a send task. A repeat for the same external task is
+    /// compared with the stored task (see `Claim`): the same data returns it; a
+    /// corrected assignee of a pending form moves it; other data is refused.
     pub async fn create(&self, new: NewFormTask) -> Result<(FormTask, bool), FormError> {
-        let external_task_id = new.external_task_id.clone();
+        let claim = Claim::of(&new);
         let (candidate, schema) = match self.candidate(new).await {
             Ok(prepared) => prepared,
             // A repeat is answered even while the engine is unreachable.
             Err(error) => {
-                return match self.existing(&external_task_id).await? {
+                return match self.existing(&claim).await? {
                     Some(existing) => Ok((existing, false)),
                     None => Err(error),
                 };
@@ -221,18 +227,63 @@ impl Forms {
                 true,
             ));
         }
-        let existing = self.existing(&external_task_id).await?.ok_or_else(|| {
+        let existing = self.existing(&claim).await?.ok_or_else(|| {
             FormError::Unavailable("the form task changed meanwhile: try again".into())
         })?;
         Ok((existing, false))
     }
 
-    /// The form task already stored for an external task, if any.
-    async fn existing(&self, external_task_id: &str) -> Result<Option<FormTask>, FormError> {
-        match rows::by_external_task(&self.store.client().await?, external_task_id).await? {
-            Some(row) => Ok(Some(self.with_schema(row).await?)),
-            None => Ok(None),
+    /// The form task already stored for a claim's external task, if any, once the
+    /// repeat is applied to it: unchanged when the claim matches it, moved to the
+    /// claim's assignee when only that differs and it is pending, and otherwise
+    /// `AlreadyExists` naming what differs.
+    async fn existing(&self, claim: &Claim) -> Result<Option<FormTask>, FormError> {
+        let Some(row) =
+            rows::by_external_task(&self.store.client().await?, &claim.external_task_id).await?
+        else {
+            return Ok(None);
+        };
+        if claim.differences(&row).is_empty() {
+            return Ok(Some(self.with_schema(row).await?));
         }
+        // Decided again with the row locked: a submit, a withdrawal or another
+        // repeat may have changed it since it was read.
+        let mut client = self.store.client().await?;
+        let tx = client.transaction().await.map_err(StoreError::from)?;
+        let current = rows::get_for_update(&tx, row.id)
+            .await?
+            .ok_or(FormError::NotFound)?;
+        let differences = claim.differences(&current);
+        if differences.is_empty() {
+            // Not while holding this connection: a second from the pool could starve it.
+            drop(tx);
+            drop(client);
+            return Ok(Some(self.with_schema(current).await?));
+        }
+        if current.status != "pending" || differences.iter().any(|d| d.field != "assignee") {
+            tracing::warn!(
+                form = %current.id,
+                external_task = %claim.external_task_id,
+                fields = ?differences.iter().map(|d| d.field).collect::<Vec<_>>(),
+                "a repeated form task differs from the stored one; refused"
+            );
+            return Err(FormError::AlreadyExists(Claim::refusal(
+                &current,
+                &differences,
+            )));
+        }
+        let moved = move_to(&tx, &current, &claim.assignee).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        drop(client);
+        self.hub.changed();
+        tracing::info!(
+            form = %current.id,
+            external_task = %claim.external_task_id,
+            from = %current.assignee,
+            to = %moved.assignee,
+            "a repeated form task names another assignee: form reassigned"
+        );
+        Ok(Some(self.with_schema(moved).await?))
     }
 
     /// The row a new form task would be, with its form's schema: the instance's
@@ -440,12 +491,12 @@ impl Forms {
         ))
     }
 
-    /// A form task the caller may see: their own, or any for workers and admins.
+    /// A form task the caller may see: their own, or any for admins.
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<FormTask, FormError> {
         let row = rows::get(&self.store.client().await?, id)
             .await?
             .ok_or(FormError::NotFound)?;
-        if !(caller.admin || caller.worker || row.assignee == caller.email.as_str()) {
+        if !(caller.admin || row.assignee == caller.email.as_str()) {
             return Err(FormError::NotFound);
         }
         self.with_schema(row).await
@@ -456,7 +507,7 @@ impl Forms {
         caller: &Caller,
         request: ListRequest,
     ) -> Result<(Vec<FormSummary>, Option<String>), FormError> {
-        let assignee = if caller.admin || caller.worker {
+        let assignee = if caller.admin {
             request.assignee.as_ref().map(|a| a.as_str().to_owned())
         } else {
             Some(caller.email.as_str().to_owned())
@@ -491,23 +542,34 @@ impl Forms {
     }
 
     /// Replaces the draft of a pending form of the caller's, and pushes the change.
+    /// Whether the form is the caller's is decided by the write itself: a form
+    /// reassigned while this runs (its row locked by the reassignment) is no longer
+    /// theirs when the write takes the row, and nothing is written.
     pub async fn save_draft(
         &self,
         caller: &Caller,
         id: Uuid,
         data: Map<String, Value>,
     ) -> Result<FormSummary, FormError> {
+        let email = caller.email.as_str();
         let mut client = self.store.client().await?;
         let tx = client.transaction().await.map_err(StoreError::from)?;
-        let current = rows::get(&tx, id).await?.ok_or(FormError::NotFound)?;
-        if current.assignee != caller.email.as_str() {
-            return Err(FormError::NotFound);
-        }
-        let Some(row) = rows::save_draft(&tx, id, &Value::Object(data)).await? else {
-            return Err(FormError::NotPending(format!(
-                "the form is {}, no longer pending",
-                current.status
-            )));
+        let Some(row) = rows::save_draft(&tx, id, email, &Value::Object(data)).await? else {
+            // Nothing written: say why, in the words the caller may read.
+            return Err(match rows::get(&tx, id).await? {
+                Some(current) if current.assignee == email && current.status != "pending" => {
+                    FormError::NotPending(format!(
+                        "the form is {}, no longer pending",
+                        current.status
+                    ))
+                }
+                // Given back to the caller in the meantime, say: rare enough to retry.
+                Some(current) if current.assignee == email => FormError::Unavailable(
+                    "the form changed while the draft was saved: try again".into(),
+                ),
+                // Another user's form, or none: the same answer, as everywhere.
+                _ => FormError::NotFound,
+            });
         };
         let summary = FormSummary::of(&row);
         rows::append_change(
@@ -541,24 +603,11 @@ impl Forms {
         if current.assignee == assignee.as_str() {
             return Ok(FormSummary::of(&current));
         }
-        let row = rows::reassign(&tx, id, assignee.as_str())
-            .await?
-            .ok_or_else(|| FormError::NotPending("the form is no longer pending".into()))?;
-        rows::append_change(
-            &tx,
-            id,
-            &current.assignee,
-            "removed",
-            Some("reassigned"),
-            &FormSummary::of(&current).to_json(),
-        )
-        .await?;
-        let summary = FormSummary::of(&row);
-        rows::append_change(&tx, id, &row.assignee, "added", None, &summary.to_json()).await?;
+        let row = move_to(&tx, &current, assignee.as_str()).await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.hub.changed();
         tracing::info!(form = %id, from = %current.assignee, to = %row.assignee, "form reassigned");
-        Ok(summary)
+        Ok(FormSummary::of(&row))
     }
 
     /// The caller's live inbox: see `stream.rs`.
@@ -578,5 +627,185 @@ impl Forms {
             cursor,
             self.stream_settings.clone(),
         ))
+    }
+}
+
+/// Gives the pending form `current` (locked by the caller's transaction) to
+/// `assignee`, with its draft cleared in the same statement (the draft was the old
+/// assignee's), and logs `removed: reassigned` for the old assignee and `added` for
+/// the new one.
+async fn move_to(
+    tx: &deadpool_postgres::Transaction<'_>,
+    current: &FormTaskRow,
+    assignee: &str,
+) -> Result<FormTaskRow, FormError> {
+    let row = rows::reassign(tx, current.id, assignee)
+        .await?
+        .ok_or_else(|| FormError::NotPending("the form is no longer pending".into()))?;
+    rows::append_change(
+        tx,
+        current.id,
+        &current.assignee,
+        "removed",
+        Some("reassigned"),
+        &FormSummary::of(current).to_json(),
+    )
+    .await?;
+    let summary = FormSummary::of(&row);
+    rows::append_change(tx, row.id, &row.assignee, "added", None, &summary.to_json()).await?;
+    Ok(row)
+}
+
+/// What a CreateFormTask says about its form, with the defaults applied as they are
+/// stored: what a repeat for the same external task is compared on. The prefill is
+/// not (the first call's stays: its assignee may be filling it in already).
+struct Claim {
+    external_task_id: String,
+    process_instance_id: String,
+    business_key: String,
+    activity_id: String,
+    form_name: String,
+    message_name: String,
+    assignee: String,
+    /// Compared only when both the stored task and the repeat have one.
+    activity_instance_id: Option<String>,
+    execution_id: Option<String>,
+    process_definition_id: Option<String>,
+    process_definition_key: Option<String>,
+    tenant_id: Option<String>,
+    topic_name: Option<String>,
+}
+
+/// A field in which a repeat differs from the stored task.
+#[derive(Debug)]
+struct Difference {
+    field: &'static str,
+    /// The stored and the sent value, for fields whose values the caller may read
+    /// (not engine ids).
+    values: Option<(String, String)>,
+}
+
+impl Claim {
+    fn of(new: &NewFormTask) -> Self {
+        let form_name = new
+            .form_name
+            .clone()
+            .unwrap_or_else(|| new.activity_id.clone());
+        Self {
+            external_task_id: new.external_task_id.clone(),
+            process_instance_id: new.process_instance_id.clone(),
+            business_key: new.business_key.as_str().to_owned(),
+            activity_id: new.activity_id.clone(),
+            message_name: new
+                .message_name
+                .clone()
+                .unwrap_or_else(|| form_name.clone()),
+            form_name,
+            assignee: new
+                .assignee
+                .as_ref()
+                .unwrap_or(&new.business_key)
+                .as_str()
+                .to_owned(),
+            activity_instance_id: new.activity_instance_id.clone(),
+            execution_id: new.execution_id.clone(),
+            process_definition_id: new.process_definition_id.clone(),
+            process_definition_key: new.process_definition_key.clone(),
+            tenant_id: new.tenant_id.clone(),
+            topic_name: new.topic_name.clone(),
+        }
+    }
+
+    /// The fields in which this claim differs from `stored`, in the contract's order.
+    fn differences(&self, stored: &FormTaskRow) -> Vec<Difference> {
+        let mut found = Vec::new();
+        let mut compare = |field, stored: &str, sent: &str, shown: bool| {
+            if stored != sent {
+                found.push(Difference {
+                    field,
+                    values: shown.then(|| (stored.to_owned(), sent.to_owned())),
+                });
+            }
+        };
+        compare(
+            "process_instance_id",
+            &stored.process_instance_id,
+            &self.process_instance_id,
+            false,
+        );
+        compare(
+            "business_key",
+            &stored.business_key,
+            &self.business_key,
+            true,
+        );
+        compare("activity_id", &stored.activity_id, &self.activity_id, true);
+        compare("form_name", &stored.form_name, &self.form_name, true);
+        compare(
+            "message_name",
+            &stored.message_name,
+            &self.message_name,
+            true,
+        );
+        compare("assignee", &stored.assignee, &self.assignee, true);
+        let optional = [
+            (
+                "activity_instance_id",
+                &stored.activity_instance_id,
+                &self.activity_instance_id,
+                false,
+            ),
+            (
+                "execution_id",
+                &stored.execution_id,
+                &self.execution_id,
+                false,
+            ),
+            (
+                "process_definition_id",
+                &stored.process_definition_id,
+                &self.process_definition_id,
+                false,
+            ),
+            (
+                "process_definition_key",
+                &stored.process_definition_key,
+                &self.process_definition_key,
+                true,
+            ),
+            ("tenant_id", &stored.tenant_id, &self.tenant_id, true),
+            ("topic_name", &stored.topic_name, &self.topic_name, true),
+        ];
+        for (field, stored, sent, shown) in optional {
+            if let (Some(stored), Some(sent)) = (stored, sent) {
+                compare(field, stored, sent, shown);
+            }
+        }
+        found
+    }
+
+    /// Why a repeat is refused, for the worker's operator to read (in an incident,
+    /// say): each field that differs, with both values where they may be shown.
+    fn refusal(stored: &FormTaskRow, differences: &[Difference]) -> String {
+        let fields: Vec<String> = differences
+            .iter()
+            .map(|d| match &d.values {
+                Some((stored, sent)) => {
+                    format!("{} is {stored:?} there but {sent:?} here", d.field)
+                }
+                None => format!("{} differs", d.field),
+            })
+            .collect();
+        let mut message = format!(
+            "a form task for this external task exists with other data: {}",
+            fields.join("; ")
+        );
+        if stored.status != "pending" && differences.iter().any(|d| d.field == "assignee") {
+            message.push_str(&format!(
+                " (the form is {}, so its assignee no longer changes)",
+                stored.status
+            ));
+        }
+        message
     }
 }

@@ -32,6 +32,9 @@ pub enum SchemaError {
 pub struct Lineage {
     pub root_process_instance_id: String,
     pub process_definition_id: Option<String>,
+    /// The instance's own business key (a called instance has one only when its
+    /// call activity passes it down).
+    pub business_key: Option<String>,
 }
 
 /// One fetch at a time per key: callers that miss the same key at once wait for the
@@ -161,6 +164,7 @@ impl Schemas {
                 .root_process_instance_id
                 .unwrap_or_else(|| process_instance_id.to_owned()),
             process_definition_id: history.process_definition_id,
+            business_key: history.business_key,
         };
         let mut cache = self.lineage.lock().expect("not poisoned");
         if cache.len() >= ROOT_CACHE {

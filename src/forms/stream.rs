@@ -12,6 +12,10 @@
 //! resumes is noticed: before anything was sent the stream falls back to a snapshot;
 //! later (a stream that fell a whole retention period behind) it ends with
 //! UNAVAILABLE, and the client's resume gets a snapshot.
+//!
+//! A database copied into another cluster has its positions moved below the new
+//! cluster's (`rows::adopt_cluster`): streams open then end with UNAVAILABLE, and
+//! cursors handed out before name no position, so they resume with a snapshot.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -179,6 +183,12 @@ impl State {
                 }
                 continue;
             }
+            if self.subscription.moved() {
+                return Err(FormError::Unavailable(
+                    "the change log moved to another database cluster; reconnect with the last cursor for a fresh snapshot"
+                        .into(),
+                ));
+            }
             if self.subscription.take_lagging() {
                 if !self.catch_up().await? {
                     return Err(fell_behind());
@@ -274,7 +284,13 @@ async fn resumable(
     }
     if cursor.0 == (0, 0) {
         // The start of the log (a snapshot taken while it was empty): resumable
-        // while nothing in the log is old enough to have been pruned.
+        // while nothing in the log is old enough to have been pruned, and nothing
+        // lies before it (the positions of a log copied from another cluster are
+        // moved below (0, 0): see `rows::adopt_cluster`).
+        let first = rows::first_position(&client).await?;
+        if pruned < (0, 0) || first.is_some_and(|first| first < (0, 0)) {
+            return Ok(None);
+        }
         return Ok(match rows::oldest_change(&client).await? {
             Some(at) if at < oldest => None,
             _ => Some(cursor),

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use uuid::Uuid;
 
 use super::{ChangeHub, FormSummary};
+use crate::camunda::types::{ActivityInstance, EventSubscription};
 use crate::camunda::{Camunda, CamundaError};
 use crate::store::forms::{self as rows, FormTaskRow};
 use crate::store::{Store, StoreError};
@@ -51,11 +52,22 @@ impl Withdrawals {
     }
 
     /// For instances where something was interrupted (an activity cancelled, an
-    /// external task deleted): withdraws each pending form whose message nothing
-    /// waits for any more and whose send task is gone. A form whose send task still
-    /// exists (the worker has it, within its lock) is left alone: the receive task
-    /// may simply not be reached yet. Two engine calls per instance, whatever the
-    /// number of pending forms.
+    /// external task deleted): withdraws each pending form that nothing can answer
+    /// any more. A form stays while its answer can still be received in its own
+    /// branch (the activity instance its send task ran in, so that a multi-instance
+    /// sibling waiting for the same message does not keep a cancelled branch's form):
+    /// its send task is still active (the worker has it, within its lock), a token
+    /// of the branch waits for an asynchronous continuation (between the send task
+    /// and the receive task, where neither an external task nor a subscription
+    /// exists), or an execution of the branch waits for its message.
+    ///
+    /// The engine is read in the order a token moves (external tasks, then the
+    /// activity tree, then the subscriptions), so that a token moving on while it is
+    /// read is seen at one of its steps; a subscription whose execution the tree did
+    /// not show yet (the token arrived after it was read) has the tree read again.
+    /// Three or four engine calls per instance, and per form whose send task has
+    /// ended one for its branch (and one more for each enclosing scope that
+    /// completed since).
     pub async fn instances_interrupted(
         &self,
         instances: &[String],
@@ -72,20 +84,52 @@ impl Withdrawals {
         by_instance.sort();
         by_instance.dedup();
         for instance in by_instance {
-            let waits: HashSet<String> = match self.camunda.message_subscriptions_of(instance).await
-            {
-                Ok(subscriptions) => subscriptions.into_iter().map(|s| s.event_name).collect(),
+            let forms: Vec<&FormTaskRow> = pending
+                .iter()
+                .filter(|f| f.process_instance_id == instance)
+                .collect();
+            let tasks: HashSet<String> = match self.camunda.external_task_ids_of(instance).await {
+                Ok(tasks) => tasks.into_iter().collect(),
                 Err(CamundaError::NotFound(_)) => HashSet::new(),
                 Err(error) => return Err(error.into()),
             };
-            let tasks: HashSet<String> = self
-                .camunda
-                .external_task_ids_of(instance)
-                .await?
-                .into_iter()
-                .collect();
-            for form in pending.iter().filter(|f| f.process_instance_id == instance) {
-                if !waits.contains(&form.message_name) && !tasks.contains(&form.external_task_id) {
+            let Some(mut tree) = self.tree_of(instance).await? else {
+                // The instance is gone: nothing in it waits for anything.
+                unanswerable.extend(forms.into_iter().cloned());
+                continue;
+            };
+            let subscriptions = match self.camunda.message_subscriptions_of(instance).await {
+                Ok(subscriptions) => subscriptions,
+                Err(CamundaError::NotFound(_)) => Vec::new(),
+                Err(error) => return Err(error.into()),
+            };
+            let shown: HashSet<&str> = tree.walk().into_iter().flat_map(executions_of).collect();
+            if subscriptions.iter().any(|s| {
+                s.execution_id
+                    .as_deref()
+                    .is_some_and(|e| !shown.contains(e))
+            }) {
+                match self.tree_of(instance).await? {
+                    Some(newer) => tree = newer,
+                    None => {
+                        unanswerable.extend(forms.into_iter().cloned());
+                        continue;
+                    }
+                }
+            }
+            for form in forms {
+                if tasks.contains(&form.external_task_id) {
+                    continue;
+                }
+                let send_task = form.activity_instance_id.as_deref();
+                if send_task.is_some_and(|id| tree.walk().iter().any(|n| n.id == id)) {
+                    continue; // still active: its worker has not finished it
+                }
+                let branch = match send_task {
+                    Some(id) => self.branch_of(&tree, id).await?,
+                    None => Branch::Unknown,
+                };
+                if !answerable(&tree, &subscriptions, &form.message_name, &branch) {
                     unanswerable.push(form.clone());
                 }
             }
@@ -96,6 +140,45 @@ impl Withdrawals {
                 "the receive task can no longer receive the message",
             )
             .await?)
+    }
+
+    /// The activity tree of a running instance; `None` once it is gone.
+    async fn tree_of(&self, instance: &str) -> Result<Option<ActivityInstance>, CamundaError> {
+        match self.camunda.activity_instances(instance).await {
+            Ok(tree) => Ok(Some(tree)),
+            Err(CamundaError::NotFound(_)) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Where a form's answer may still be received: the activity instance its
+    /// (ended) send task ran in, as the tree shows it (the process instance, a
+    /// subprocess, one instance of a multi-instance). A scope that completed since
+    /// (the token left it for the enclosing one) gives way to the enclosing scope; a
+    /// send task or scope that was cancelled leaves the form nowhere to be answered.
+    async fn branch_of(
+        &self,
+        tree: &ActivityInstance,
+        send_task: &str,
+    ) -> Result<Branch, CamundaError> {
+        let mut id = send_task.to_owned();
+        loop {
+            let history = match self.camunda.historic_activity_instance(&id).await {
+                Ok(history) => history,
+                Err(CamundaError::NotFound(_)) => return Ok(Branch::Unknown),
+                Err(error) => return Err(error),
+            };
+            if history.canceled {
+                return Ok(Branch::Gone);
+            }
+            let Some(parent) = history.parent_activity_instance_id else {
+                return Ok(Branch::Unknown);
+            };
+            if tree.walk().iter().any(|n| n.id == parent) {
+                return Ok(Branch::In(parent));
+            }
+            id = parent;
+        }
     }
 
     /// Withdraws every pending form of the process tree under `root` (a cancelled
@@ -149,4 +232,57 @@ impl Withdrawals {
         }
         Ok(withdrawn.len())
     }
+}
+
+/// The executions an activity-tree node shows: its own and those of the tokens
+/// waiting for an asynchronous continuation in it.
+fn executions_of(node: &ActivityInstance) -> impl Iterator<Item = &str> {
+    node.execution_ids.iter().map(String::as_str).chain(
+        node.child_transition_instances
+            .iter()
+            .filter_map(|t| t.execution_id.as_deref()),
+    )
+}
+
+/// Where a form's answer may be received.
+enum Branch {
+    /// Within this activity instance of the tree.
+    In(String),
+    /// Anywhere in the instance (the engine's history no longer says where).
+    Unknown,
+    /// Nowhere: its send task or its branch was cancelled.
+    Gone,
+}
+
+/// Whether an answer to `message` can still be received in `branch`: in it a token
+/// waits for an asynchronous continuation, or an execution is subscribed to the
+/// message.
+fn answerable(
+    tree: &ActivityInstance,
+    subscriptions: &[EventSubscription],
+    message: &str,
+    branch: &Branch,
+) -> bool {
+    let scope = match branch {
+        Branch::In(id) => match tree.walk().into_iter().find(|n| &n.id == id) {
+            Some(node) => node,
+            None => return false,
+        },
+        Branch::Unknown => tree,
+        Branch::Gone => return false,
+    };
+    let nodes = scope.walk();
+    if nodes
+        .iter()
+        .any(|n| !n.child_transition_instances.is_empty())
+    {
+        return true;
+    }
+    let executions: HashSet<&str> = nodes.into_iter().flat_map(executions_of).collect();
+    subscriptions.iter().any(|s| {
+        s.event_name == message
+            && s.execution_id
+                .as_deref()
+                .is_some_and(|e| executions.contains(e))
+    })
 }

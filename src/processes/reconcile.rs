@@ -9,17 +9,24 @@
 //!   key keeps one process;
 //! - processes that ended in the engine (completed, terminated, deleted behind ramp's
 //!   back) stop blocking their key: the engine's history is read incrementally from
-//!   a shared watermark, with an overlap against clock skew; their pending forms
+//!   a shared watermark, with an overlap against late commits; their pending forms
 //!   are withdrawn;
 //! - instances where an activity was cancelled or an external task deleted have
 //!   their pending forms checked, and those nothing can answer any more withdrawn.
+//!
+//! Every time compared with the engine's history is the engine's own: a watermark
+//! is the newest time seen in the engine's answers (its first value the newest the
+//! engine has recorded), and it moves on in a quiet spell by time measured on a
+//! monotonic clock since then, never by ramp's wall clock, which may differ from
+//! the engine's by any amount.
 
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
-
-use std::collections::HashSet;
 
 use crate::camunda::types::HistoricProcessInstance;
 use crate::camunda::{Camunda, CamundaError, engine_time};
@@ -44,7 +51,8 @@ const LATE_START_WATCH: Duration = Duration::from_secs(3600);
 pub struct ReconcileSettings {
     /// Time between passes.
     pub interval: Duration,
-    /// How far behind the watermark history is read again (clock skew, late commits).
+    /// How far behind the watermark history is read again: the longest an engine
+    /// transaction may take to commit what it recorded (late commits).
     pub overlap: Duration,
     /// How long a start stays `starting` before reconciliation settles it.
     pub start_grace: Duration,
@@ -56,6 +64,9 @@ pub struct Reconciler {
     withdrawals: Withdrawals,
     settings: ReconcileSettings,
     metrics: Option<crate::metrics::Metrics>,
+    /// Per watch, the newest engine time this replica has seen and when it saw it
+    /// (monotonic): a lower bound of the engine's clock now, however ramp's differs.
+    seen: Mutex<HashMap<&'static str, (DateTime<Utc>, Instant)>>,
 }
 
 /// A finished history state as ramp's state and reason; `None` while running.
@@ -81,6 +92,7 @@ impl Reconciler {
             withdrawals,
             settings,
             metrics: None,
+            seen: Mutex::default(),
         }
     }
 
@@ -163,8 +175,13 @@ impl Reconciler {
         if let Some(instance) = tagged.into_iter().next() {
             return Ok(Some(instance));
         }
+        // The reservation's age on the database's clock, counted back from the
+        // engine's clock: ramp's own may differ from the engine's.
+        let age = rows::database_now(&self.store.client().await?).await? - row.created_at;
         let since = engine_time(
-            row.created_at - chrono::Duration::from_std(self.settings.overlap).unwrap_or_default(),
+            self.camunda.engine_now().await?
+                - age
+                - chrono::Duration::from_std(self.settings.overlap).unwrap_or_default(),
         );
         let candidates = self
             .camunda
@@ -218,15 +235,12 @@ impl Reconciler {
     /// Processes that ended: their state, and the withdrawal of their forms (root
     /// and called instances alike). Returns the instances seen ended.
     async fn sweep_ended(&self) -> Result<HashSet<String>, super::ProcessError> {
-        let overlap = chrono::Duration::from_std(self.settings.overlap).unwrap_or_default();
-        let watermark = {
-            let client = self.store.client().await?;
-            match rows::watermark(&client, ENDED_WATCH).await? {
-                Some(mark) => mark,
-                None => Utc::now() - overlap,
-            }
+        let Some(since) = self
+            .since(ENDED_WATCH, self.camunda.latest_end_time())
+            .await?
+        else {
+            return Ok(HashSet::new()); // nothing has ended in the engine yet
         };
-        let since = engine_time(watermark - overlap);
         let mut first = 0;
         let mut newest: Option<DateTime<Utc>> = None;
         let mut seen = HashSet::new();
@@ -279,31 +293,97 @@ impl Reconciler {
             }
             first += PAGE;
         }
-        if let Some(newest) = newest {
-            rows::advance_watermark(&self.store.client().await?, ENDED_WATCH, newest).await?;
-        } else {
-            // Nothing ended: the watch may move up to now, less the overlap.
-            rows::advance_watermark(
-                &self.store.client().await?,
-                ENDED_WATCH,
-                watermark.max(Utc::now() - overlap),
-            )
-            .await?;
-        }
+        self.advance(ENDED_WATCH, newest).await?;
         Ok(seen)
+    }
+
+    /// Where to read a watch's history from, as an engine time: its watermark less
+    /// the overlap. A watch without a watermark starts at the newest time of its
+    /// kind the engine has recorded (`latest`, only asked then); `None` when the
+    /// engine has recorded none.
+    async fn since(
+        &self,
+        watch: &'static str,
+        latest: impl Future<Output = Result<Option<String>, CamundaError>>,
+    ) -> Result<Option<String>, super::ProcessError> {
+        let overlap = chrono::Duration::from_std(self.settings.overlap).unwrap_or_default();
+        let mark = match rows::watermark(&self.store.client().await?, watch).await? {
+            Some(mark) => mark,
+            None => match latest.await?.as_deref().and_then(parse_engine_time) {
+                Some(latest) => {
+                    self.saw(watch, latest);
+                    latest
+                }
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(engine_time(mark - overlap)))
+    }
+
+    /// Notes an engine time seen for `watch`.
+    fn saw(&self, watch: &'static str, time: DateTime<Utc>) {
+        let mut seen = self.seen.lock().expect("the seen times");
+        match seen.get(watch) {
+            Some((newest, _)) if *newest >= time => {}
+            _ => {
+                seen.insert(watch, (time, Instant::now()));
+            }
+        }
+    }
+
+    /// Moves a watch to the newest engine time a pass saw. A pass that saw nothing
+    /// new moves it as far as the engine's clock has surely gone since this replica
+    /// last saw one of its times (that time plus the monotonic time elapsed), less
+    /// the overlap, so that a quiet watch does not read the same history for ever
+    /// and what commits late is still read.
+    async fn advance(
+        &self,
+        watch: &'static str,
+        newest: Option<DateTime<Utc>>,
+    ) -> Result<(), super::ProcessError> {
+        let to = match newest {
+            Some(newest) => {
+                self.saw(watch, newest);
+                newest
+            }
+            None => {
+                let seen = self
+                    .seen
+                    .lock()
+                    .expect("the seen times")
+                    .get(watch)
+                    .copied();
+                let Some((time, at)) = seen else {
+                    return Ok(());
+                };
+                let overlap = chrono::Duration::from_std(self.settings.overlap).unwrap_or_default();
+                let elapsed = chrono::Duration::from_std(at.elapsed()).unwrap_or_default();
+                if elapsed <= overlap {
+                    return Ok(());
+                }
+                time + elapsed - overlap
+            }
+        };
+        rows::advance_watermark(&self.store.client().await?, watch, to).await?;
+        Ok(())
     }
 
     /// Instances where an activity was cancelled (a boundary event, a terminate end
     /// event) or an external task deleted before completion: their pending forms
     /// are checked, and those that nothing can answer any more are withdrawn.
     async fn sweep_interrupted(&self, ended: &HashSet<String>) -> Result<(), super::ProcessError> {
-        let overlap = chrono::Duration::from_std(self.settings.overlap).unwrap_or_default();
         let mut affected = HashSet::new();
         for watch in [CANCELED_WATCH, DELETED_WATCH] {
-            let watermark = rows::watermark(&self.store.client().await?, watch)
-                .await?
-                .unwrap_or_else(|| Utc::now() - overlap);
-            let since = engine_time(watermark - overlap);
+            let since = if watch == CANCELED_WATCH {
+                self.since(watch, self.camunda.latest_cancellation_time())
+                    .await?
+            } else {
+                self.since(watch, self.camunda.latest_external_task_deletion_time())
+                    .await?
+            };
+            let Some(since) = since else {
+                continue; // nothing of the kind recorded yet
+            };
             let mut newest: Option<DateTime<Utc>> = None;
             let mut first = 0;
             loop {
@@ -315,8 +395,9 @@ impl Reconciler {
                         .map(|a| (a.process_instance_id, a.end_time))
                         .collect()
                 } else {
+                    // All of it at once (the engine cannot filter the log by time).
                     self.camunda
-                        .external_task_deletions_after(&since, first, PAGE)
+                        .external_task_deletions_after(&since)
                         .await?
                         .into_iter()
                         .map(|l| (l.process_instance_id, Some(l.timestamp)))
@@ -330,13 +411,12 @@ impl Reconciler {
                         affected.insert(instance.clone());
                     }
                 }
-                if page.len() < PAGE as usize {
+                if watch == DELETED_WATCH || page.len() < PAGE as usize {
                     break;
                 }
                 first += PAGE;
             }
-            let to = newest.unwrap_or_else(|| watermark.max(Utc::now() - overlap));
-            rows::advance_watermark(&self.store.client().await?, watch, to).await?;
+            self.advance(watch, newest).await?;
         }
         let affected: Vec<String> = affected.into_iter().collect();
         self.withdrawals

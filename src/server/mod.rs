@@ -2,8 +2,10 @@
 //! gRPC (HTTP/2), gRPC-web (HTTP/1.1 and HTTP/2), health and reflection on one port,
 //! with `/metrics`, `/livez` and `/readyz` there too (or on `RAMP_METRICS_LISTEN`).
 
+mod connections;
 mod health;
 mod shutdown;
+mod unreadable;
 mod web;
 
 use std::net::SocketAddr;
@@ -21,7 +23,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::admin::Admin;
 use crate::api::{AdminApi, FormApi, ProcessApi};
 use crate::auth::{AuthLayer, Authenticator};
-use crate::config::{Config, ConfigError};
+use crate::config::{AuthMode, Config, ConfigError};
 use crate::delivery::Dispatcher;
 use crate::forms::schema::Schemas;
 use crate::forms::withdrawal::Withdrawals;
@@ -34,6 +36,7 @@ use crate::proto::form_service_server::FormServiceServer;
 use crate::proto::process_service_server::ProcessServiceServer;
 use crate::store::Store;
 use crate::telemetry::RpcTraceLayer;
+pub use connections::ConnectionLimits;
 pub use health::Health;
 use shutdown::StreamShutdownLayer;
 
@@ -70,17 +73,18 @@ pub struct Application {
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Headers a browser may send with gRPC-web calls.
-const CORS_ALLOW_HEADERS: [&str; 9] = [
+const CORS_ALLOW_HEADERS: [&str; 7] = [
     "content-type",
     "x-grpc-web",
     "x-user-agent",
     "grpc-timeout",
     "authorization",
-    "x-ramp-user",
-    "x-ramp-roles",
     "connect-protocol-version",
     "x-request-id",
 ];
+
+/// The unsigned identity headers of `RAMP_AUTH=dev`, allowed only in that mode.
+const CORS_DEV_HEADERS: [&str; 2] = ["x-ramp-user", "x-ramp-roles"];
 
 /// Headers a browser's script may read from responses: the gRPC status travels in
 /// them when a call fails before any message.
@@ -111,9 +115,12 @@ impl Application {
             addr: config.listen,
             source,
         })?;
-        let incoming = TcpIncoming::from(listener)
-            .with_nodelay(Some(true))
-            .with_keepalive(Some(config.http2_keepalive()));
+        let incoming = connections::guard(
+            TcpIncoming::from(listener)
+                .with_nodelay(Some(true))
+                .with_keepalive(Some(config.http2_keepalive())),
+            config.connection_limits(),
+        );
 
         let store = Store::new(
             database_url,
@@ -208,11 +215,16 @@ impl Application {
         let admin_service =
             AdminServiceServer::new(AdminApi::new(admin)).max_decoding_message_size(max_message);
 
+        // Validated to at most 256 KiB.
+        let header_limit = u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX);
         let mut builder = tonic::transport::Server::builder()
             .accept_http1(true)
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(config.http2_keepalive()))
             .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+            // One header limit for both protocols: HTTP/2 announces it in its
+            // settings, ConnectionLayer applies it to HTTP/1.1.
+            .http2_max_header_list_size(header_limit)
             .max_concurrent_streams(config.max_concurrent_streams);
         if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
             let cert = std::fs::read(cert)
@@ -224,17 +236,21 @@ impl Application {
                 .map_err(|e| ServeError::Tls(e.to_string()))?;
         }
 
-        // Outermost first: the operator's endpoints and the web UI's files (plain
+        // Outermost first: every request counts as its connection's activity and has
+        // its headers measured; the operator's endpoints and the web UI's files (plain
         // GETs) are answered before anything else; CORS answers preflights; gRPC-web is
         // translated to gRPC before tracing, so every RPC is logged the same way;
         // authentication is innermost, so its refusals are logged and cut like any
         // other answer.
         let router = builder
+            .layer(connections::ConnectionLayer::new(config.max_header_bytes))
             .layer(OpsLayer::new(ops_on_api_port))
             .layer(web::WebUiLayer::new(config.web_dir.clone()))
-            .layer(cors_layer(&config.cors_origins))
+            .layer(cors_layer(&config.cors_origins, config.auth))
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(RpcTraceLayer::new(metrics))
+            // Inside tracing, so that metrics count what the client is told.
+            .layer(unreadable::UnreadableRequestLayer)
             .layer(StreamShutdownLayer::new(shutdown.clone()))
             .layer(AuthLayer::new(authenticator))
             .add_service(health_service)
@@ -304,16 +320,23 @@ impl Application {
     }
 }
 
-fn cors_layer(origins: &[String]) -> CorsLayer {
+fn cors_layer(origins: &[String], auth: AuthMode) -> CorsLayer {
     let allow_origin = if origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
     } else {
         AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
     };
+    let mut allow_headers: Vec<HeaderName> = CORS_ALLOW_HEADERS
+        .iter()
+        .map(|h| HeaderName::from_static(h))
+        .collect();
+    if auth == AuthMode::Dev {
+        allow_headers.extend(CORS_DEV_HEADERS.map(HeaderName::from_static));
+    }
     CorsLayer::new()
         .allow_origin(allow_origin)
         .allow_methods([Method::POST, Method::GET, Method::OPTIONS])
-        .allow_headers(CORS_ALLOW_HEADERS.map(HeaderName::from_static))
+        .allow_headers(allow_headers)
         .expose_headers(CORS_EXPOSE_HEADERS.map(HeaderName::from_static))
         .max_age(Duration::from_secs(24 * 60 * 60))
 }

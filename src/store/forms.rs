@@ -78,8 +78,6 @@ fn from_row(row: &Row) -> FormTaskRow {
     }
 }
 
-/// Inserts a form task unless one exists for its external task. Returns the row
-/// and whether this call created it.
 /// Stores a new form task and its `added` change (carrying `summary`) in one
 /// statement, so in one round trip and one transaction. False, and nothing
 /// written, when a task for the same external task exists already.
@@ -259,8 +257,10 @@ pub async fn give_back(
         .map(from_row))
 }
 
-/// Gives a pending form to `assignee` and clears its draft (the old assignee's).
-/// `None` when the form is not pending.
+/// Gives a pending form to `assignee` and clears its draft (the old assignee's), in
+/// one statement: a draft the old assignee saves before it is cleared with it, and
+/// one saved after finds the form no longer theirs (see `save_draft`). `None` when
+/// the form is not pending.
 #[tracing::instrument(name = "store.forms.reassign", skip_all)]
 pub async fn reassign(
     client: &impl GenericClient,
@@ -335,18 +335,26 @@ pub async fn pending_in(
         .collect())
 }
 
-/// Replaces the draft of a pending form. `None` when the form is not pending.
+/// Replaces the draft of a pending form of `assignee`'s. `None`, with nothing
+/// written, when the form is not pending or not theirs. The assignee is checked by
+/// this statement, on the row it writes: a reassignment that holds the row when
+/// this runs is waited for, and the row it leaves (another user's) is not written.
 #[tracing::instrument(name = "store.forms.save_draft", skip_all)]
 pub async fn save_draft(
     client: &impl GenericClient,
     id: Uuid,
+    assignee: &str,
     draft: &Value,
 ) -> Result<Option<FormTaskRow>, StoreError> {
     let sql = format!(
-        "UPDATE form_tasks SET draft = $2, updated_at = now() WHERE id = $1 AND status = 'pending' RETURNING {COLUMNS}"
+        "UPDATE form_tasks SET draft = $2, updated_at = now()
+         WHERE id = $1 AND status = 'pending' AND assignee = $3 RETURNING {COLUMNS}"
     );
     Ok(client
-        .query_opt(&client.prepare_cached(&sql).await?, &[&id, draft])
+        .query_opt(
+            &client.prepare_cached(&sql).await?,
+            &[&id, draft, &assignee],
+        )
         .await?
         .as_ref()
         .map(from_row))
@@ -505,22 +513,160 @@ pub async fn frontier(client: &impl GenericClient) -> Result<Position, StoreErro
         .unwrap_or((0, 0)))
 }
 
-/// Whether changes have committed that readers cannot take yet: a transaction older
-/// than theirs (in any database of the cluster: transaction ids are shared) still
-/// runs, so they lie at or above the snapshot's xmin.
-pub async fn held_back(client: &impl GenericClient) -> Result<bool, StoreError> {
-    Ok(client
+/// What a reader of the log asks before it reads from `frontier`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadCheck {
+    /// Changes have committed that readers cannot take yet: a transaction older
+    /// than theirs (in any database of the cluster: transaction ids are shared)
+    /// still runs, so they lie at or above the snapshot's xmin.
+    pub held_back: bool,
+    /// The log, or `frontier`, stands at positions this cluster has not reached:
+    /// the database now lives in another cluster (see [`adopt_cluster`]).
+    pub elsewhere: bool,
+}
+
+pub async fn read_check(
+    client: &impl GenericClient,
+    frontier: Position,
+) -> Result<ReadCheck, StoreError> {
+    // Every position this cluster wrote is below the next transaction id it will
+    // hand out (xmax): its own id, or an earlier committed one's.
+    let row = client
         .query_one(
             &client
                 .prepare_cached(
                     "SELECT EXISTS (SELECT 1 FROM form_changes
-                     WHERE tx >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint)",
+                         WHERE tx >= pg_snapshot_xmin(s)::text::bigint),
+                       $1 >= pg_snapshot_xmax(s)::text::bigint
+                         OR EXISTS (SELECT 1 FROM form_changes
+                         WHERE tx >= pg_snapshot_xmax(s)::text::bigint)
+                     FROM pg_current_snapshot() s",
                 )
+                .await?,
+            &[&frontier.0],
+        )
+        .await?;
+    Ok(ReadCheck {
+        held_back: row.get(0),
+        elsewhere: row.get(1),
+    })
+}
+
+/// The first position in the log, if it holds any change.
+pub async fn first_position(client: &impl GenericClient) -> Result<Option<Position>, StoreError> {
+    Ok(client
+        .query_opt(
+            &client
+                .prepare_cached("SELECT tx, seq FROM form_changes ORDER BY tx, seq LIMIT 1")
                 .await?,
             &[],
         )
         .await?
-        .get(0))
+        .map(|row| (row.get(0), row.get(1))))
+}
+
+/// What [`adopt_cluster`] found and did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Adoption {
+    /// The cluster's system identifier recorded before, when it differs from this
+    /// cluster's (the database was copied or restored into another cluster).
+    pub other_cluster: Option<i64>,
+    /// How far every position was moved down, when the log held positions this
+    /// cluster has not reached (its transaction ids are lower than the old
+    /// cluster's). Every cursor handed out before then resumes with a snapshot.
+    pub moved_down_by: Option<i64>,
+}
+
+/// Makes the change log's positions this cluster's. Positions are transaction ids:
+/// in a copy of the database in another cluster (pg_dump and restore, logical
+/// replication, an upgrade by replication) the new cluster's ids are usually far
+/// lower than the log's, so new changes would sort below old ones (streams resumed
+/// after them hear nothing again, snapshots wait for them forever). Then every
+/// position in the log and the prune mark move down by one amount, below every id
+/// the cluster will hand out: their order stays, nothing is lost, and no cursor
+/// handed out before names a position any more (so it resumes with a snapshot).
+/// Writers wait for the move (a lock on the log); readers do not. Also records the
+/// cluster's system identifier, to say in the log when the database moved. Cheap
+/// when there is nothing to do; safe to run from several replicas at once.
+#[tracing::instrument(name = "store.forms.adopt_cluster", skip_all)]
+pub async fn adopt_cluster(client: &mut deadpool_postgres::Object) -> Result<Adoption, StoreError> {
+    // The identity is for the record only; a server that does not let ramp read it
+    // still has its positions checked.
+    let identity: Option<i64> = match client
+        .query_one("SELECT system_identifier FROM pg_control_system()", &[])
+        .await
+    {
+        Ok(row) => Some(row.get(0)),
+        Err(error) => {
+            tracing::debug!(%error, "cannot read the cluster's system identifier");
+            None
+        }
+    };
+    let ahead = "SELECT max(tx), pg_snapshot_xmax(pg_current_snapshot())::text::bigint
+                 FROM form_changes";
+    let recorded: Option<i64> = client
+        .query_opt("SELECT system_identifier FROM change_log_cluster", &[])
+        .await?
+        .map(|row| row.get(0));
+    let row = client.query_one(ahead, &[]).await?;
+    let (top, next): (Option<i64>, i64) = (row.get(0), row.get(1));
+    let is_ahead = top.is_some_and(|top| top >= next);
+    if !is_ahead && (identity.is_none() || identity == recorded) {
+        return Ok(Adoption {
+            other_cluster: None,
+            moved_down_by: None,
+        });
+    }
+    let tx = client.transaction().await?;
+    let mut moved_down_by = None;
+    if is_ahead {
+        // Self-exclusive, and excludes writers (not readers): no change is written
+        // between the check and the move, and one replica moves the log at a time.
+        // Taken only when there is a move to make: writers never wait for the record.
+        tx.batch_execute("LOCK TABLE form_changes IN SHARE ROW EXCLUSIVE MODE")
+            .await?;
+        let row = tx.query_one(ahead, &[]).await?;
+        let (top, next): (Option<i64>, i64) = (row.get(0), row.get(1));
+        if let Some(top) = top.filter(|&top| top >= next) {
+            let by = top + 1;
+            tx.execute("UPDATE form_changes SET tx = tx - $1", &[&by])
+                .await?;
+            // No mark stands for (0, 0): "nothing below the first position". It
+            // moves with the positions, or every cursor would be below it.
+            tx.execute(
+                "INSERT INTO change_log_pruned (id, tx, seq) VALUES (true, 0, 0)
+                 ON CONFLICT (id) DO NOTHING",
+                &[],
+            )
+            .await?;
+            tx.execute("UPDATE change_log_pruned SET tx = tx - $1", &[&by])
+                .await?;
+            moved_down_by = Some(by);
+        }
+    }
+    let mut other_cluster = None;
+    if let Some(identity) = identity {
+        other_cluster = tx
+            .query_opt(
+                "SELECT system_identifier FROM change_log_cluster WHERE system_identifier <> $1",
+                &[&identity],
+            )
+            .await?
+            .map(|row| row.get(0));
+        tx.execute(
+            "INSERT INTO change_log_cluster (id, system_identifier) VALUES (true, $1)
+             ON CONFLICT (id) DO UPDATE SET system_identifier = EXCLUDED.system_identifier,
+                 recorded_at = now()
+             WHERE change_log_cluster.system_identifier <> EXCLUDED.system_identifier",
+            &[&identity],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Adoption {
+        other_cluster,
+        moved_down_by,
+    })
 }
 
 /// When the change at `position` was written, if it is still in the log.

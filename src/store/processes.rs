@@ -358,6 +358,14 @@ pub async fn watermark(
         .map(|row| row.get(0)))
 }
 
+/// The database's clock: the one `created_at` and `updated_at` are written by.
+pub async fn database_now(client: &impl GenericClient) -> Result<DateTime<Utc>, StoreError> {
+    Ok(client
+        .query_one(&client.prepare_cached("SELECT now()").await?, &[])
+        .await?
+        .get(0))
+}
+
 /// Moves a watch forward (never back).
 pub async fn advance_watermark(
     client: &impl GenericClient,

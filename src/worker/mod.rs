@@ -217,15 +217,10 @@ impl Worker {
             Handled::Created => self.complete(&task).await,
             Handled::Incident(reason) => {
                 tracing::warn!(task = %task.id, activity = %task.activity_id, %reason, "task fails without retries (incident)");
+                // The message is what an operator reads in the incident list: the
+                // reason itself, not only that there is one.
                 self.camunda
-                    .fail_external_task(
-                        &task.id,
-                        &self.id,
-                        "ramp could not create the form",
-                        reason,
-                        0,
-                        0,
-                    )
+                    .fail_external_task(&task.id, &self.id, &incident_message(reason), reason, 0, 0)
                     .await
             }
             Handled::Transient(reason) => {
@@ -360,7 +355,23 @@ impl Worker {
                 }
             }
             let status = match self.forms.clone().create_form_task(call).await {
-                Ok(_) => return Handled::Created,
+                Ok(response) => {
+                    let response = response.into_inner();
+                    if !response.created {
+                        // A repeat (an earlier attempt made the form, then lost the
+                        // task): the server has compared it with the stored form and
+                        // applied or refused the difference, so the form as answered
+                        // is the one the process waits for.
+                        let summary = response.form_task.and_then(|t| t.summary);
+                        tracing::info!(
+                            task = %task.id,
+                            form = summary.as_ref().map_or("", |s| s.id.as_str()),
+                            assignee = summary.as_ref().map_or("", |s| s.assignee.as_str()),
+                            "the form task existed already"
+                        );
+                    }
+                    return Handled::Created;
+                }
                 Err(status) => status,
             };
             match status.code() {
@@ -395,6 +406,15 @@ impl Worker {
                         status.message()
                     ));
                 }
+                // A form for this task exists with other data that ramp cannot apply
+                // (see CreateFormTask): the same request would get the same answer, so
+                // a person decides.
+                Code::AlreadyExists => {
+                    return Handled::Incident(format!(
+                        "{} — change the process's data or the form task to agree, then retry this incident",
+                        status.message()
+                    ));
+                }
                 code => {
                     return Handled::Incident(format!(
                         "ramp refused the form ({code:?}): {}",
@@ -404,6 +424,22 @@ impl Worker {
             }
         }
     }
+}
+
+/// The incident's message for `reason`, bounded (the engine stores at most 4,000
+/// characters; the full reason goes into the error details as well).
+fn incident_message(reason: &str) -> String {
+    const MAX: usize = 1_000;
+    let mut message = format!("ramp could not create the form: {reason}");
+    if message.len() > MAX {
+        let mut end = MAX;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
 }
 
 /// Variables that can be read, skipping those that cannot.
@@ -482,6 +518,17 @@ mod tests {
             .as_object()
             .unwrap()
             .clone()
+    }
+
+    #[test]
+    fn an_incident_message_says_why_and_stays_bounded() {
+        assert_eq!(
+            incident_message("form_name differs"),
+            "ramp could not create the form: form_name differs"
+        );
+        let long = incident_message(&"é".repeat(2_000));
+        assert!(long.len() <= 1_000 + '…'.len_utf8());
+        assert!(long.ends_with('…'));
     }
 
     #[test]

@@ -50,13 +50,17 @@ enum Who {
     AlgNone,
     UnverifiedEmail,
     Garbage,
+    /// Ann's email with a Cyrillic а: a lookalike, not Ann (issue 20).
+    Lookalike,
+    /// Ann, with a token valid until the year 9999 (issue 20).
+    LivesTooLong,
     Ann,
     Bob,
     Worker,
     Admin,
 }
 
-const EVERYONE: [Who; 13] = [
+const EVERYONE: [Who; 15] = [
     Who::NoToken,
     Who::Expired,
     Who::NotYetValid,
@@ -66,6 +70,8 @@ const EVERYONE: [Who; 13] = [
     Who::AlgNone,
     Who::UnverifiedEmail,
     Who::Garbage,
+    Who::Lookalike,
+    Who::LivesTooLong,
     Who::Ann,
     Who::Bob,
     Who::Worker,
@@ -124,6 +130,11 @@ fn token_of(who: Who, people: &People) -> Option<String> {
         ),
         Who::UnverifiedEmail => with(&|c| c["email_verified"] = json!(false)),
         Who::Garbage => "not.a.jwt".to_owned(),
+        Who::Lookalike => with(&|c| {
+            let lookalike = people.ann.replacen('a', "\u{430}", 1);
+            c["email"] = json!(lookalike);
+        }),
+        Who::LivesTooLong => with(&|c| c["exp"] = json!(253_402_300_799_u64)),
         Who::Ann => valid(&people.ann, &[]),
         Who::Bob => valid(&people.bob, &[]),
         Who::Worker => valid(&people.worker, &["ramp-worker"]),
@@ -143,6 +154,8 @@ fn refusal_words(who: Who) -> &'static str {
         Who::AlgNone => "algorithm",
         Who::UnverifiedEmail => "not verified",
         Who::Garbage => "malformed",
+        Who::Lookalike => "email is not accepted",
+        Who::LivesTooLong => "lifetime too long",
         _ => unreachable!("{who:?} is let in"),
     }
 }
@@ -188,6 +201,10 @@ fn expected(rpc: Rpc, who: Who) -> Code {
         return Code::Unauthenticated;
     }
     match (rpc, who) {
+        // Workers create form tasks and nothing else (issue 20): they read no one's
+        // forms or answers. Told the engine knows no such instance.
+        (Rpc::CreateFormTask, Who::Worker) => Code::InvalidArgument,
+        (_, Who::Worker) => Code::PermissionDenied,
         // Ann may start VOE for herself, but one runs already.
         (Rpc::StartAnnsProcess, Who::Ann | Who::Admin) => Code::AlreadyExists,
         (Rpc::StartAnnsProcess, _) => Code::PermissionDenied,
@@ -201,12 +218,12 @@ fn expected(rpc: Rpc, who: Who) -> Code {
         (Rpc::ListAnnsProcesses, _) => Code::PermissionDenied,
         (Rpc::CancelCarolsProcess, Who::Admin) => Code::Ok,
         (Rpc::CancelCarolsProcess, _) => Code::NotFound,
-        // Workers are let in, and told the engine knows no such instance.
-        (Rpc::CreateFormTask, Who::Worker | Who::Admin) => Code::InvalidArgument,
+        // Admins are let in, and told the engine knows no such instance.
+        (Rpc::CreateFormTask, Who::Admin) => Code::InvalidArgument,
         (Rpc::CreateFormTask, _) => Code::PermissionDenied,
-        (Rpc::GetAnnsFormTask, Who::Ann | Who::Worker | Who::Admin) => Code::Ok,
+        (Rpc::GetAnnsFormTask, Who::Ann | Who::Admin) => Code::Ok,
         (Rpc::GetAnnsFormTask, _) => Code::NotFound,
-        (Rpc::ListAnnsFormTasks, Who::Ann | Who::Worker | Who::Admin) => Code::Ok,
+        (Rpc::ListAnnsFormTasks, Who::Ann | Who::Admin) => Code::Ok,
         (Rpc::ListAnnsFormTasks, _) => Code::PermissionDenied,
         // Everyone's own inbox.
         (Rpc::PendingForms, _) => Code::Ok,

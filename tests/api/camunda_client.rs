@@ -500,10 +500,7 @@ async fn history_shows_what_ended_and_what_was_deleted() {
             .iter()
             .any(|a| a.process_instance_id == instance.id && a.activity_id == "step")
     );
-    let deleted = camunda
-        .external_task_deletions_after(&since, 0, 500)
-        .await
-        .unwrap();
+    let deleted = camunda.external_task_deletions_after(&since).await.unwrap();
     assert!(
         deleted
             .iter()

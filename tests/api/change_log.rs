@@ -8,10 +8,15 @@ use serde_json::json;
 use tokio_stream::StreamExt;
 use uuid::Uuid;
 
+use ramp::proto::admin_service_client::AdminServiceClient;
+use ramp::proto::process_service_client::ProcessServiceClient;
+use ramp::proto::{CancelProcessRequest, ReassignFormTaskRequest, StartProcessRequest};
+
+use crate::engine::{camunda, form_process, unique_key};
 use crate::forms::{create, instance_with_form, new_task, next, open, quiet, user};
 use crate::helpers::{
-    TestApp, fresh_database, spawn_app, spawn_app_on, spawn_app_with, test_config,
-    wait_until_serving,
+    TestApp, fresh_database, spawn_app, spawn_app_on, spawn_app_with, test_config, token,
+    wait_until_serving, with_token,
 };
 
 fn summary(id: Uuid, assignee: &str) -> serde_json::Value {
@@ -328,4 +333,217 @@ async fn a_stream_that_stops_reading_is_bounded_and_delays_no_one() {
     let expected: Vec<String> = inserted.iter().map(Uuid::to_string).collect();
     assert_eq!(got, expected);
     assert!(quiet(&mut stuck, Duration::from_millis(1_000)).await);
+}
+
+/// The events of one form on a stream, as (kind, form id), until `count` arrived.
+async fn events_of(
+    stream: &mut tonic::Streaming<ramp::proto::PendingFormsResponse>,
+    count: usize,
+) -> Vec<(&'static str, String)> {
+    let mut events = Vec::new();
+    while events.len() < count {
+        match next(stream).await.event {
+            Some(Event::Added(t)) => events.push(("added", t.id)),
+            Some(Event::Updated(t)) => events.push(("updated", t.id)),
+            Some(Event::Removed(r)) => events.push(("removed", r.id)),
+            other => panic!("expected a change, got {other:?}"),
+        }
+    }
+    events
+}
+
+#[tokio::test]
+async fn a_withdrawal_that_took_its_transaction_id_before_a_reassignment_leaves_the_form_withdrawn()
+{
+    // Issue #19, finding 7. A cancel withdraws the forms of its tree in one
+    // statement, which takes a transaction id as it reaches the first form and then
+    // waits there for a lock (here: a transaction the test holds open). Meanwhile an
+    // admin gives another form of the tree to Bob, and that commits first, with a
+    // higher id. When the cancel goes on, it withdraws that form from Bob. Ordered by
+    // transaction id, Bob's stream heard `removed` before `added`, and a withdrawn
+    // form stood in his inbox. Seen failing before the fix: Bob's stream got
+    // [removed, added] and the log held the withdrawal before the reassignment.
+    let key = unique_key("order");
+    let form = json!({
+        "id": "step", "type": "default", "schemaVersion": 16,
+        "components": [{"type": "textfield", "key": "companyName", "label": "Company"}]
+    });
+    camunda()
+        .deploy(
+            &key,
+            vec![
+                (
+                    format!("{key}.bpmn"),
+                    form_process(&key, "step").into_bytes(),
+                ),
+                ("step.form".into(), form.to_string().into_bytes()),
+            ],
+            false,
+            None,
+        )
+        .await
+        .unwrap();
+    let app = spawn_app_with(json!({"startable_definitions": key})).await;
+    let ann = user();
+    let bob = user();
+    let process = ProcessServiceClient::new(app.channel().await)
+        .start_process(with_token(
+            StartProcessRequest {
+                definition_key: key.clone(),
+                business_key: ann.clone(),
+                ..Default::default()
+            },
+            &token(&ann, &[]),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .process
+        .unwrap();
+    let instance = process.engine_instance_id.clone();
+    // `first` is stored first, so the withdrawal reaches it first.
+    let mut ids = Vec::new();
+    for name in ["first", "moved"] {
+        let id = create(
+            &app,
+            new_task(&format!("ext-{name}-{instance}"), &instance, &ann),
+        )
+        .await
+        .form_task
+        .unwrap()
+        .summary
+        .unwrap()
+        .id;
+        ids.push(id);
+    }
+    let (first, moved) = (ids[0].clone(), ids[1].clone());
+    let mut bobs = open(&app, &bob, "").await;
+    let start = next(&mut bobs).await.cursor;
+
+    // Hold `first` so that the cancel's withdrawal stops there.
+    let mut holder = app.db().await;
+    let hold = holder.transaction().await.unwrap();
+    hold.execute(
+        "SELECT 1 FROM form_tasks WHERE id = $1::text::uuid FOR UPDATE",
+        &[&first],
+    )
+    .await
+    .unwrap();
+    let cancelling = {
+        let channel = app.channel().await;
+        let (id, ann) = (process.id.clone(), ann.clone());
+        tokio::spawn(async move {
+            ProcessServiceClient::new(channel)
+                .cancel_process(with_token(
+                    CancelProcessRequest {
+                        id,
+                        reason: String::new(),
+                    },
+                    &token(&ann, &[]),
+                ))
+                .await
+        })
+    };
+    let watcher = app.db().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let waiting: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'
+                   AND query LIKE 'UPDATE form_tasks%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the withdrawal never reached the held form"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The reassignment of the other form is not held up: it commits now.
+    let reassigned = tokio::time::timeout(
+        Duration::from_secs(10),
+        AdminServiceClient::new(app.channel().await).reassign_form_task(with_token(
+            ReassignFormTaskRequest {
+                form_task_id: moved.clone(),
+                assignee: bob.clone(),
+            },
+            &token("admin@example.com", &["ramp-admin"]),
+        )),
+    )
+    .await
+    .expect("the reassignment does not wait for the withdrawal")
+    .expect("the form is reassigned");
+    assert_eq!(reassigned.into_inner().form_task.unwrap().assignee, bob);
+    hold.commit().await.unwrap();
+    cancelling.await.unwrap().expect("the process is cancelled");
+
+    // The scenario happened: the withdrawal's transaction id is below the
+    // reassignment's, and it withdrew the form from Bob.
+    let db = app.db().await;
+    let withdrawal_tx: i64 = db
+        .query_one(
+            "SELECT tx FROM form_changes WHERE form_task_id = $1::text::uuid AND kind = 'removed'",
+            &[&first],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let reassignment_tx: i64 = db
+        .query_one(
+            "SELECT tx FROM form_changes
+             WHERE form_task_id = $1::text::uuid AND reason = 'reassigned'",
+            &[&moved],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        withdrawal_tx < reassignment_tx,
+        "the withdrawal took its transaction id first ({withdrawal_tx} < {reassignment_tx})"
+    );
+    let withdrawn_from: String = db
+        .query_one(
+            "SELECT assignee FROM form_changes
+             WHERE form_task_id = $1::text::uuid AND reason = 'withdrawn'",
+            &[&moved],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(withdrawn_from, bob);
+
+    // Bob's stream, and one resumed from before, end with the form gone.
+    let expected = vec![("added", moved.clone()), ("removed", moved.clone())];
+    assert_eq!(events_of(&mut bobs, 2).await, expected, "live");
+    let mut resumed = open(&app, &bob, &start).await;
+    assert_eq!(events_of(&mut resumed, 2).await, expected, "resumed");
+    let log: Vec<(String, String)> = db
+        .query(
+            "SELECT kind, assignee FROM form_changes WHERE form_task_id = $1::text::uuid
+             ORDER BY tx, seq",
+            &[&moved],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        log,
+        [
+            ("added".to_owned(), ann.clone()),
+            ("removed".to_owned(), ann.clone()),
+            ("added".to_owned(), bob.clone()),
+            ("removed".to_owned(), bob.clone()),
+        ],
+        "the log holds the form's changes in the order its row changed"
+    );
 }

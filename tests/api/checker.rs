@@ -12,7 +12,7 @@
 //! - every stream saw every change of its user once, in order (the database's change
 //!   log is the truth).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -151,6 +151,9 @@ pub struct Report {
     pub stream_events: Counts,
     pub streams: usize,
     pub stream_resumes: usize,
+    /// Instances ramp removed itself (late instances of starts it had released):
+    /// counted apart, not as duplicates.
+    pub undone: usize,
     /// What went wrong, for the failure message.
     pub problems: Vec<String>,
 }
@@ -165,8 +168,9 @@ impl Report {
             )
         };
         crate::report!(
-            "checker [{scenario}]\n  {}\n  {}\n  {}\n  {} ({} streams, {} resumed by cursor)",
+            "checker [{scenario}]\n  {} ({} removed by ramp)\n  {}\n  {}\n  {} ({} streams, {} resumed by cursor)",
             line("starts", &self.starts),
+            self.undone,
             line("forms", &self.forms),
             line("submissions", &self.submissions),
             line("stream events", &self.stream_events),
@@ -259,9 +263,12 @@ impl Checker {
             ))
             .await;
         // An instance that ramp removed itself (its start was settled elsewhere while
-        // the engine answered a slow replica) ends EXTERNALLY_TERMINATED and is in no
-        // row of ramp's: it was undone, not kept, so it is counted apart.
-        let known: std::collections::HashSet<String> = db
+        // the engine answered a slow replica) was undone, not kept, so it is counted
+        // apart: it carries the id of a start ramp released (`rampProcessId`, kept in
+        // `released_starts`), ended EXTERNALLY_TERMINATED and is in no row of ramp's.
+        // Any other instance of a key counts, ended or not, however it ended: a
+        // duplicate that someone deleted still existed (and may have made forms).
+        let known: HashSet<String> = db
             .query(
                 "SELECT engine_instance_id FROM processes WHERE engine_instance_id IS NOT NULL",
                 &[],
@@ -271,14 +278,38 @@ impl Checker {
             .iter()
             .map(|row| row.get(0))
             .collect();
+        let released: HashSet<String> = db
+            .query("SELECT process_id::text FROM released_starts", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let released_tags: HashSet<String> = self
+            .get(&format!(
+                "/history/variable-instance?processDefinitionKey={}&variableName=rampProcessId&maxResults=100000",
+                self.definition_key
+            ))
+            .await
+            .iter()
+            .filter(|tag| {
+                tag["value"]
+                    .as_str()
+                    .is_some_and(|value| released.contains(value))
+            })
+            .filter_map(|tag| tag["processInstanceId"].as_str().map(str::to_owned))
+            .collect();
         let mut in_engine: HashMap<String, Vec<String>> = HashMap::new();
-        let mut undone = 0;
+        let mut undone = HashSet::new();
         for instance in &history {
             if let (Some(key), Some(id)) =
                 (instance["businessKey"].as_str(), instance["id"].as_str())
             {
-                if instance["state"] == "EXTERNALLY_TERMINATED" && !known.contains(id) {
-                    undone += 1;
+                if instance["state"] == "EXTERNALLY_TERMINATED"
+                    && !known.contains(id)
+                    && released_tags.contains(id)
+                {
+                    undone.insert(id.to_owned());
                     continue;
                 }
                 in_engine
@@ -287,9 +318,11 @@ impl Checker {
                     .push(id.to_owned());
             }
         }
-        if undone > 0 {
-            eprintln!(
-                "checker: {undone} extra instance(s) removed by ramp after a start settled elsewhere"
+        report.undone = undone.len();
+        if !undone.is_empty() {
+            crate::report!(
+                "checker: {} extra instance(s) removed by ramp after a start settled elsewhere",
+                undone.len()
             );
         }
         let inner = ledger.inner.lock().unwrap().clone();
@@ -334,7 +367,7 @@ impl Checker {
         // One form per started instance, whatever the workers went through.
         let rows = db
             .query(
-                "SELECT process_instance_id, count(*) FROM form_tasks GROUP BY process_instance_id",
+                "SELECT root_process_instance_id, count(*) FROM form_tasks GROUP BY root_process_instance_id",
                 &[],
             )
             .await
@@ -359,6 +392,24 @@ impl Checker {
                         .push(format!("{n} forms for {key}'s process {instance}"));
                 }
             }
+            // A second instance of the key that made forms: its user saw a form of a
+            // process that should not exist.
+            for other in in_engine.get(key).into_iter().flatten() {
+                if other != instance
+                    && let Some(n) = forms.get(other)
+                {
+                    counts.duplicated += 1;
+                    report
+                        .problems
+                        .push(format!("{n} form(s) for {key}'s second process {other}"));
+                }
+            }
+        }
+        let undone_forms: i64 = undone.iter().filter_map(|id| forms.get(id)).sum();
+        if undone_forms > 0 {
+            crate::report!(
+                "checker: {undone_forms} form(s) of instances ramp removed (withdrawn with them)"
+            );
         }
     }
 
@@ -633,6 +684,49 @@ async fn the_checker_counts_what_is_lost_and_what_is_duplicated() {
         assert!(delivered.status().is_success());
     }
 
+    // A short-lived second instance of Ann's key, unknown to ramp, that made a form
+    // and was deleted (EXTERNALLY_TERMINATED): a duplicate all the same. And a late
+    // instance of a start ramp released, which ramp removed: counted apart.
+    let db = app.db().await;
+    let duplicate = engine
+        .start_process(&key, &ann, &Default::default())
+        .await
+        .unwrap()
+        .id;
+    db.execute(
+        "INSERT INTO form_tasks (id, external_task_id, business_key, form_name, message_name, assignee, status,
+            process_instance_id, root_process_instance_id, activity_id, withdrawal_reason)
+         VALUES (gen_random_uuid(), $1, $2, 'step', 'step', $2, 'withdrawn', $1, $1, 'step', 'the process ended')",
+        &[&duplicate, &ann],
+    )
+    .await
+    .unwrap();
+    engine
+        .delete_process_instance(&duplicate, true)
+        .await
+        .unwrap();
+    let released = uuid::Uuid::now_v7();
+    db.execute(
+        "INSERT INTO released_starts (process_id, business_key) VALUES ($1, $2)",
+        &[&released, &bob],
+    )
+    .await
+    .unwrap();
+    let late = engine
+        .start_process(
+            &key,
+            &bob,
+            &ramp::camunda::typed(
+                serde_json::json!({"rampProcessId": released.to_string()})
+                    .as_object()
+                    .unwrap(),
+            ),
+        )
+        .await
+        .unwrap()
+        .id;
+    engine.delete_process_instance(&late, true).await.unwrap();
+
     let ledger = Ledger::default();
     ledger.start_accepted(&ann, &instances[0]);
     ledger.start_accepted(&bob, &instances[1]);
@@ -649,7 +743,6 @@ async fn the_checker_counts_what_is_lost_and_what_is_duplicated() {
     // saw hers out of order.
     ledger.stream_event(&ann, "added", "no-such-form");
     let carol = crate::forms::user();
-    let db = app.db().await;
     let (x, y) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
     for (user, form) in [(&bob, x), (&carol, y)] {
         for kind in ["added", "removed"] {
@@ -674,8 +767,11 @@ async fn the_checker_counts_what_is_lost_and_what_is_duplicated() {
         lost,
         duplicated,
     };
-    assert_eq!(report.starts, counts(3, 2, 1, 0));
-    assert_eq!(report.forms, counts(3, 0, 3, 0), "no forms were made");
+    // Ann's key had two instances (one deleted); Bob's late instance is not one.
+    assert_eq!(report.starts, counts(3, 1, 1, 1));
+    assert_eq!(report.undone, 1, "Bob's late instance, removed by ramp");
+    // No form for the accepted starts; one for Ann's second instance.
+    assert_eq!(report.forms, counts(3, 0, 3, 1));
     assert_eq!(report.submissions, counts(2, 0, 1, 1));
     // Bob: one of two lost; Carol: both seen, out of order (counted lost once).
     assert_eq!(report.stream_events, counts(4, 3, 2, 1));

@@ -410,3 +410,260 @@ fn ramp_deploy_names_a_refused_decision_table_with_the_engine_reason_and_the_cau
         "{stderr}"
     );
 }
+
+/// Runs `command` for at most `limit`: its output, and whether it was still running
+/// (then killed).
+fn output_within(mut command: Command, limit: Duration) -> (std::process::Output, bool) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ramp runs");
+    let deadline = Instant::now() + limit;
+    let mut killed = false;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            killed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child.wait_with_output().unwrap(), killed)
+}
+
+#[test]
+fn a_misspelt_setting_stops_every_command_naming_the_nearest() {
+    let dir = tempfile::tempdir().unwrap();
+    let commands: [&[&str]; 6] = [
+        &["serve"],
+        &["worker"],
+        &["migrate"],
+        &["deploy", "."],
+        &["token", "--email", "me@example.com"],
+        &["config"],
+    ];
+    for args in commands {
+        let mut command = ramp();
+        command
+            .args(args)
+            .current_dir(dir.path())
+            .env("RAMP_JWT_ISSUR", "https://login.example.com")
+            .env("RAMP_JWT_SECRET", crate::helpers::TEST_SECRET)
+            .env("RAMP_DATABASE_URL", "host=127.0.0.1 port=1 user=postgres")
+            .env("RAMP_CAMUNDA_URL", "http://127.0.0.1:9/engine-rest")
+            .env("RAMP_TOKEN", "a-token");
+        let (output, killed) = output_within(command, Duration::from_secs(10));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !killed && !output.status.success(),
+            "ramp {args:?} ran with RAMP_JWT_ISSUR: {stderr}"
+        );
+        assert!(
+            stderr.contains("RAMP_JWT_ISSUR is not a setting (did you mean RAMP_JWT_ISSUER?)"),
+            "ramp {args:?}: {stderr}"
+        );
+    }
+
+    // In the file: the key, and the file it is in.
+    let file = dir.path().join("ramp.toml");
+    std::fs::write(&file, "jwt_issur = \"https://login.example.com\"\n").unwrap();
+    let mut command = ramp();
+    command.arg("--config").arg(&file).arg("config");
+    let (output, _) = output_within(command, Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("`jwt_issur` is not a setting (did you mean jwt_issuer?)"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn each_command_reads_only_what_it_uses() {
+    // One env file for everything: a TLS path and an address only serve reads, and
+    // broken; an issuer only serve and token read.
+    let engine = crate::engine::engine_url();
+    let shared: [(&str, &str); 4] = [
+        ("RAMP_TLS_CERT", "/nonexistent/cert.pem"),
+        ("RAMP_TLS_KEY", "/nonexistent/key.pem"),
+        ("RAMP_LISTEN", "not-an-address"),
+        ("RAMP_CAMUNDA_URL", &engine),
+    ];
+
+    let url = fresh_database().await;
+    let status = ramp()
+        .arg("migrate")
+        .envs(shared)
+        .env("RAMP_DATABASE_URL", &url)
+        .env("RAMP_LOG", "warn")
+        .status()
+        .unwrap();
+    assert!(status.success(), "migrate read serve's settings");
+
+    let dir = tempfile::tempdir().unwrap();
+    let key = crate::engine::unique_key("cli_shared");
+    std::fs::write(
+        dir.path().join("p.bpmn"),
+        crate::engine::form_process(&key, "step"),
+    )
+    .unwrap();
+    let output = ramp()
+        .arg("deploy")
+        .arg(dir.path())
+        .envs(shared)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "deploy: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let mut worker = ramp();
+    worker
+        .arg("worker")
+        .envs(shared)
+        .env(
+            "RAMP_TOKEN",
+            crate::helpers::token("w@example.com", &["ramp-worker"]),
+        )
+        .env("RAMP_SERVER", "http://127.0.0.1:1")
+        // No engine: this worker must take no other test's task.
+        .env("RAMP_CAMUNDA_URL", "http://127.0.0.1:9/engine-rest")
+        .env("RAMP_WORKER_LONG_POLL_MS", "500")
+        .env("RAMP_LOG", "info");
+    let (output, killed) = output_within(worker, Duration::from_secs(3));
+    assert!(
+        killed,
+        "the worker stopped: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let stderr = refused(&[
+        ("RAMP_DATABASE_URL", "host=127.0.0.1 port=1 user=postgres"),
+        ("RAMP_TLS_CERT", "/nonexistent/cert.pem"),
+        ("RAMP_TLS_KEY", "/nonexistent/key.pem"),
+    ]);
+    assert!(
+        stderr.contains("RAMP_TLS_CERT"),
+        "serve checks it: {stderr}"
+    );
+}
+
+#[test]
+fn worker_settings_come_from_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("worker.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "camunda_url = \"http://127.0.0.1:9/engine-rest\"\n\
+             server = \"http://127.0.0.1:1\"\n\
+             token = \"{}\"\n\
+             worker_topics = [\"from_the_file\", \"other:assignee=a.b\"]\n\
+             worker_long_poll_ms = 500\n\
+             log = \"info\"\n",
+            crate::helpers::token("w@example.com", &["ramp-worker"])
+        ),
+    )
+    .unwrap();
+    let mut worker = ramp();
+    worker.arg("--config").arg(&file).arg("worker");
+    let (output, killed) = output_within(worker, Duration::from_secs(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(killed, "the worker stopped: {stderr}");
+    assert!(
+        stderr.contains(r#"["from_the_file", "other:assignee=a.b"]"#),
+        "{stderr}"
+    );
+
+    // A flag overrides the file.
+    let mut worker = ramp();
+    worker
+        .arg("--config")
+        .arg(&file)
+        .args(["worker", "--topic", "from_a_flag"]);
+    let (output, _) = output_within(worker, Duration::from_secs(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(r#"["from_a_flag"]"#), "{stderr}");
+}
+
+#[test]
+fn ramp_config_prints_each_value_with_its_source_and_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ramp.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:6000\"\njwt_secret = \"file-secret-file-secret-file-secret-1\"\n",
+    )
+    .unwrap();
+    let output = ramp()
+        .arg("--config")
+        .arg(&file)
+        .arg("config")
+        .current_dir(dir.path())
+        .env("RAMP_JWT_ISSUER", "https://login.example.com")
+        .env(
+            "RAMP_DATABASE_URL",
+            "postgres://ramp:db-password-42@db/ramp",
+        )
+        .env("RAMP_CAMUNDA_PASSWORD", "123456")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8(output.stdout).unwrap();
+    for line in [
+        format!("listen = \"127.0.0.1:6000\"  # from {}", file.display()),
+        "jwt_issuer = \"https://login.example.com\"  # from RAMP_JWT_ISSUER".to_owned(),
+        "database_url = \"<redacted>\"  # from RAMP_DATABASE_URL".to_owned(),
+        "camunda_password = \"<redacted>\"  # from RAMP_CAMUNDA_PASSWORD".to_owned(),
+        format!("jwt_secret = \"<redacted>\"  # from {}", file.display()),
+        "jwt_audience = \"ramp\"  # default".to_owned(),
+        "#   ramp migrate: ok".to_owned(),
+    ] {
+        assert!(
+            printed.lines().any(|l| l == line),
+            "{line:?} not in\n{printed}"
+        );
+    }
+    for secret in ["file-secret", "db-password-42", "123456"] {
+        assert!(!printed.contains(secret), "{secret} printed:\n{printed}");
+    }
+}
+
+#[test]
+fn environment_values_are_taken_as_text() {
+    // A quoted secret keeps its quotes; an audience and an issuer that look like a
+    // number and a switch are text.
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "\"a-quoted-secret-a-quoted-secret-0123\"";
+    let output = mint(
+        &["--email", "me@example.com"],
+        &[
+            ("RAMP_JWT_SECRET", secret),
+            ("RAMP_JWT_AUDIENCE", "12345"),
+            ("RAMP_JWT_ISSUER", "true"),
+        ],
+        dir.path(),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8(output.stdout).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_audience(&["12345"]);
+    validation.set_issuer(&["true"]);
+    jsonwebtoken::decode::<serde_json::Value>(
+        token.trim(),
+        &jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
+        &validation,
+    )
+    .expect("signed with the secret as written, for audience 12345 and issuer true");
+}

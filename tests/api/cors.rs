@@ -97,3 +97,40 @@ async fn responses_expose_the_grpc_status_headers_to_scripts() {
         assert!(exposed.contains(header), "{header} not in {exposed}");
     }
 }
+
+/// The unsigned identity headers of dev mode are no header a browser may send to a
+/// server that checks tokens.
+#[tokio::test]
+async fn the_dev_mode_headers_are_allowed_only_in_dev_mode() {
+    async fn allowed_headers(auth: &str) -> String {
+        let app = spawn_app_with(json!({ "cors_origins": ALLOWED, "auth": auth })).await;
+        let response = reqwest::Client::new()
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/ramp.v1.FormService/ListFormTasks", app.url()),
+            )
+            .header("origin", ALLOWED)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type,x-grpc-web,x-ramp-user,x-ramp-roles",
+            )
+            .send()
+            .await
+            .unwrap();
+        response
+            .headers()
+            .get("access-control-allow-headers")
+            .map(|h| h.to_str().unwrap().to_lowercase())
+            .unwrap_or_default()
+    }
+
+    let jwt = allowed_headers("jwt").await;
+    assert!(jwt.contains("authorization"), "{jwt}");
+    assert!(!jwt.contains("x-ramp-user"), "{jwt}");
+    assert!(!jwt.contains("x-ramp-roles"), "{jwt}");
+
+    let dev = allowed_headers("dev").await;
+    assert!(dev.contains("x-ramp-user"), "{dev}");
+    assert!(dev.contains("x-ramp-roles"), "{dev}");
+}

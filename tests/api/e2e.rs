@@ -514,6 +514,116 @@ mod worker {
         assert!(forms_of(&stack, &ann).await.is_empty());
     }
 
+    /// The form an earlier attempt made for `instance`'s send task, for `assignee`,
+    /// before it lost the task (a worker that died before completing it, say).
+    async fn made_earlier(
+        stack: &Stack,
+        instance: &str,
+        business_key: &str,
+        assignee: &str,
+    ) -> String {
+        let task = external_tasks(instance).await.remove(0);
+        let earlier = FormServiceClient::new(stack.channel().await)
+            .create_form_task(with_token(
+                CreateFormTaskRequest {
+                    external_task_id: task["id"].as_str().unwrap().into(),
+                    process_instance_id: instance.into(),
+                    business_key: business_key.into(),
+                    activity_id: "step".into(),
+                    assignee: assignee.into(),
+                    ..Default::default()
+                },
+                &token("worker@example.com", &["ramp-worker"]),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(earlier.created);
+        earlier.form_task.unwrap().summary.unwrap().id
+    }
+
+    /// Issue 19, finding 11: the process's assignee was corrected after an earlier
+    /// attempt made the form; the worker's repeat moves the pending form to the
+    /// corrected person. Before the fix the worker took `created=false` for done and
+    /// completed the task with the form still Ann's (seen failing).
+    #[tokio::test]
+    async fn a_task_fetched_again_with_a_corrected_assignee_moves_its_form_to_them() {
+        let stack = serve("none").await;
+        let ann = user();
+        let bob = user();
+        let (key, instances) = started("submit_form", 1, &ann, json!({"assignedTo": bob})).await;
+        let form = made_earlier(&stack, &instances[0], &ann, &ann).await;
+
+        let _worker = worker(&stack.server(), &["--definition-key", &key], &engine_url());
+        eventually("the send task completed", || async {
+            external_tasks(&instances[0]).await.is_empty()
+        })
+        .await;
+        let bobs: Vec<String> = forms_of(&stack, &bob)
+            .await
+            .into_iter()
+            .map(|f| f.id)
+            .collect();
+        assert_eq!(bobs, [form], "the corrected assignee did not get the form");
+        assert!(forms_of(&stack, &ann).await.is_empty());
+    }
+
+    /// Issue 19, finding 11: the form was answered by the first assignee before the
+    /// correction reached it; ramp refuses the repeat, and the worker makes an
+    /// incident that says why instead of completing the task. Before the fix the
+    /// worker completed the task as if nothing differed (seen failing: no incident).
+    #[tokio::test]
+    async fn a_task_whose_form_was_answered_by_another_assignee_becomes_an_incident_saying_why() {
+        let stack = serve("none").await;
+        let ann = user();
+        let bob = user();
+        // The model with a form of its own, so that the answer is checked against it
+        // (not against the newest `step` form another test deployed).
+        let key = unique_key("work");
+        let form = json!({"id": "step", "type": "default", "components": [
+            {"type": "textfield", "key": "answer", "label": "Answer"}
+        ]});
+        camunda()
+            .deploy(
+                &key,
+                vec![
+                    (
+                        format!("{key}.bpmn"),
+                        crate::engine::form_process(&key, "step").into_bytes(),
+                    ),
+                    ("step.form".into(), form.to_string().into_bytes()),
+                ],
+                false,
+                None,
+            )
+            .await
+            .unwrap();
+        let variables = ramp::camunda::typed(json!({"assignedTo": bob}).as_object().unwrap());
+        let instance = camunda()
+            .start_process(&key, &ann, &variables)
+            .await
+            .unwrap()
+            .id;
+        let form = made_earlier(&stack, &instance, &ann, &ann).await;
+        submit(&stack, &ann, &form, json!({"answer": "Ann's"})).await;
+
+        let _worker = worker(&stack.server(), &["--definition-key", &key], &engine_url());
+        eventually("an incident", || async { incidents(&instance).await == 1 }).await;
+        let task = &external_tasks(&instance).await[0];
+        assert_eq!(task["retries"], json!(0));
+        let message = task["errorMessage"].as_str().unwrap();
+        assert!(
+            message.starts_with("ramp could not create the form: a form task for this external task exists with other data: ")
+                && message.contains(&format!("assignee is {ann:?} there but {bob:?} here"))
+                && message.contains("the form is completed"),
+            "{message}"
+        );
+        let anns = forms_of(&stack, &ann).await;
+        assert_eq!(anns.len(), 1);
+        assert_eq!(anns[0].status(), FormTaskStatus::Completed);
+        assert!(forms_of(&stack, &bob).await.is_empty());
+    }
+
     #[tokio::test]
     async fn sigterm_gives_back_the_tasks_a_worker_holds() {
         let closed = std::net::TcpListener::bind("127.0.0.1:0")

@@ -19,6 +19,14 @@ use crate::helpers::{
 /// A process of the test's own with a Camunda Form for its send task (`step`), and
 /// one running instance of it: (instance id, definition id).
 pub async fn instance_with_form(business_key: &str) -> (String, String) {
+    instance_with_form_and(business_key, json!({})).await
+}
+
+/// Like `instance_with_form`, the instance started with `variables`.
+pub async fn instance_with_form_and(
+    business_key: &str,
+    variables: serde_json::Value,
+) -> (String, String) {
     let engine = camunda();
     let key = unique_key("forms");
     let form = json!({
@@ -43,8 +51,9 @@ pub async fn instance_with_form(business_key: &str) -> (String, String) {
         )
         .await
         .unwrap();
+    let variables = ramp::camunda::typed(variables.as_object().expect("an object"));
     let instance = engine
-        .start_process(&key, business_key, &Default::default())
+        .start_process(&key, business_key, &variables)
         .await
         .unwrap();
     (instance.id, instance.definition_id.unwrap())
@@ -274,7 +283,7 @@ async fn lists_filter_and_page_in_a_stable_order() {
                 root_process_instance_id: instance.clone(),
                 ..Default::default()
             },
-            &worker(),
+            &token("admin@example.com", &["ramp-admin"]),
         ))
         .await
         .unwrap()
@@ -523,4 +532,353 @@ async fn shutdown_ends_an_open_inbox_with_unavailable() {
     .await
     .expect("the stream ends within 3 s");
     assert_eq!(ended, Code::Unavailable);
+}
+
+fn draft(data: serde_json::Value) -> Option<prost_types::Struct> {
+    Some(ramp::json::json_to_struct(data.as_object().unwrap()))
+}
+
+/// The draft stored for a form, read from the database.
+async fn stored_draft(app: &TestApp, id: &str) -> Option<serde_json::Value> {
+    app.db()
+        .await
+        .query_one(
+            "SELECT draft FROM form_tasks WHERE id = $1",
+            &[&uuid::Uuid::parse_str(id).unwrap()],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Waits (bounded) until a statement starting with `sql` waits for a lock in the
+/// app's database.
+async fn waiting_for_a_lock(app: &TestApp, sql: &str) {
+    let db = app.db().await;
+    for _ in 0..200 {
+        let waiting: i64 = db
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'
+                   AND query LIKE $1 || '%'",
+                &[&sql],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no statement `{sql}...` waited for the locked row within 10 s");
+}
+
+/// Issue 19, finding 5. The reassignment holds the form's row (as
+/// `store::forms::reassign` writes it, in a transaction of the test's own) while
+/// the old assignee saves a draft, which waits for the row. Before the fix the save
+/// had checked the assignee with a read beforehand, so when the reassignment
+/// committed, its write landed Ann's draft on Bob's form (seen failing: the save
+/// answered OK and Bob's form held `{"companyName": "Ann's notes"}`).
+#[tokio::test]
+async fn a_draft_saved_while_its_form_is_reassigned_does_not_land_on_the_new_assignees_form() {
+    let app = spawn_app().await;
+    let ann = user();
+    let bob = user();
+    let (instance, _) = instance_with_form(&ann).await;
+    let id = create(&app, new_task(&unique_key("ext"), &instance, &ann))
+        .await
+        .form_task
+        .unwrap()
+        .summary
+        .unwrap()
+        .id;
+
+    let mut reassigning = app.db().await;
+    let reassignment = reassigning.transaction().await.unwrap();
+    reassignment
+        .execute(
+            "UPDATE form_tasks SET assignee = $2, draft = NULL, updated_at = now()
+             WHERE id = $1 AND status = 'pending'",
+            &[&uuid::Uuid::parse_str(&id).unwrap(), &bob],
+        )
+        .await
+        .unwrap();
+    let mut client = forms(&app).await;
+    let request = with_token(
+        SaveDraftRequest {
+            id: id.clone(),
+            data: draft(json!({"companyName": "Ann's notes"})),
+        },
+        &token(&ann, &[]),
+    );
+    let saving = tokio::spawn(async move { client.save_draft(request).await });
+    waiting_for_a_lock(&app, "UPDATE form_tasks SET draft").await;
+    reassignment.commit().await.unwrap();
+
+    let saved = saving.await.unwrap();
+    assert_eq!(
+        stored_draft(&app, &id).await,
+        None,
+        "Ann's draft landed on Bob's form"
+    );
+    let refused = crate::helpers::refused(saved, Code::NotFound);
+    assert_eq!(refused.message(), "form task not found");
+    let for_bob = forms(&app)
+        .await
+        .get_form_task(with_token(GetFormTaskRequest { id }, &token(&bob, &[])))
+        .await
+        .unwrap()
+        .into_inner()
+        .form_task
+        .unwrap();
+    assert!(for_bob.draft.is_none());
+    assert_eq!(for_bob.summary.unwrap().assignee, bob);
+}
+
+/// The other order of the same race: a draft that holds the row when an admin
+/// reassigns the form is cleared by the reassignment, which waits for it (its read
+/// locks the row, and the clearing is part of the statement that moves the form).
+#[tokio::test]
+async fn a_draft_saved_just_before_a_reassignment_is_not_handed_over() {
+    let app = spawn_app().await;
+    let ann = user();
+    let bob = user();
+    let (instance, _) = instance_with_form(&ann).await;
+    let id = create(&app, new_task(&unique_key("ext"), &instance, &ann))
+        .await
+        .form_task
+        .unwrap()
+        .summary
+        .unwrap()
+        .id;
+
+    let mut saving = app.db().await;
+    let save = saving.transaction().await.unwrap();
+    save.execute(
+        "UPDATE form_tasks SET draft = $2, updated_at = now() WHERE id = $1 AND assignee = $3",
+        &[
+            &uuid::Uuid::parse_str(&id).unwrap(),
+            &json!({"companyName": "Ann's notes"}),
+            &ann,
+        ],
+    )
+    .await
+    .unwrap();
+    let mut admin = ramp::proto::admin_service_client::AdminServiceClient::new(app.channel().await);
+    let request = with_token(
+        ReassignFormTaskRequest {
+            form_task_id: id.clone(),
+            assignee: bob.clone(),
+        },
+        &token("admin@example.com", &["ramp-admin"]),
+    );
+    let reassigning = tokio::spawn(async move { admin.reassign_form_task(request).await });
+    waiting_for_a_lock(&app, "SELECT").await;
+    save.commit().await.unwrap();
+
+    let moved = reassigning
+        .await
+        .unwrap()
+        .unwrap()
+        .into_inner()
+        .form_task
+        .unwrap();
+    assert_eq!(moved.assignee, bob);
+    assert!(!moved.has_draft);
+    assert_eq!(stored_draft(&app, &id).await, None);
+}
+
+/// Issue 19, finding 11: a repeat whose assignee was corrected, while the form is
+/// still pending, moves the form to that person as a reassignment does. Before the
+/// fix the repeat answered the first task unchanged (seen failing: the form stayed
+/// Ann's).
+#[tokio::test]
+async fn a_repeat_with_a_corrected_assignee_moves_the_pending_form_to_them() {
+    let app = spawn_app().await;
+    let ann = user();
+    let bob = user();
+    // The process names Bob now (a worker may give a form only to someone the
+    // process names).
+    let (instance, _) = instance_with_form_and(&ann, json!({"assignedTo": bob})).await;
+    let external = unique_key("ext");
+    let id = create(&app, new_task(&external, &instance, &ann))
+        .await
+        .form_task
+        .unwrap()
+        .summary
+        .unwrap()
+        .id;
+    forms(&app)
+        .await
+        .save_draft(with_token(
+            SaveDraftRequest {
+                id: id.clone(),
+                data: draft(json!({"companyName": "Ann's notes"})),
+            },
+            &token(&ann, &[]),
+        ))
+        .await
+        .unwrap();
+    let mut ann_inbox = open(&app, &ann, "").await;
+    let mut bob_inbox = open(&app, &bob, "").await;
+    assert_eq!(snapshot_ids(&next(&mut ann_inbox).await), [id.as_str()]);
+    assert!(snapshot_ids(&next(&mut bob_inbox).await).is_empty());
+
+    let corrected = CreateFormTaskRequest {
+        assignee: bob.clone(),
+        ..new_task(&external, &instance, &ann)
+    };
+    let repeat = create(&app, corrected.clone()).await;
+    assert!(!repeat.created);
+    let moved = repeat.form_task.unwrap();
+    let summary = moved.summary.unwrap();
+    assert_eq!(summary.id, id);
+    assert_eq!(
+        summary.assignee, bob,
+        "the form stayed with the first assignee"
+    );
+    assert!(moved.draft.is_none(), "Ann's draft is not handed to Bob");
+    match next(&mut ann_inbox).await.event {
+        Some(Event::Removed(removed)) => {
+            assert_eq!(removed.id, id);
+            assert_eq!(removed.reason(), RemovalReason::Reassigned);
+        }
+        other => panic!("Ann expected removed, got {other:?}"),
+    }
+    assert_eq!(added_id(&next(&mut bob_inbox).await), id);
+
+    // Repeating the corrected request changes nothing more.
+    let again = create(&app, corrected).await;
+    assert!(!again.created);
+    assert_eq!(again.form_task.unwrap().summary.unwrap().assignee, bob);
+    assert!(quiet(&mut bob_inbox, Duration::from_millis(800)).await);
+    assert!(quiet(&mut ann_inbox, Duration::from_millis(100)).await);
+}
+
+/// Issue 19, finding 11: a repeat with data that cannot be applied is refused with
+/// ALREADY_EXISTS naming what differs, and changes nothing; a different prefill
+/// alone is not a difference. Before the fix each repeat answered the first task
+/// (seen failing: OK with created=false).
+#[tokio::test]
+async fn a_repeat_with_other_data_is_refused_naming_what_differs() {
+    let app = spawn_app().await;
+    let ann = user();
+    let bob = user();
+    let (instance, _) = instance_with_form_and(&ann, json!({"reviewer": bob})).await;
+    let external = unique_key("ext");
+    let first = CreateFormTaskRequest {
+        prefill: draft(json!({"companyName": "Acme"})),
+        ..new_task(&external, &instance, &ann)
+    };
+    let id = create(&app, first.clone())
+        .await
+        .form_task
+        .unwrap()
+        .summary
+        .unwrap()
+        .id;
+    let client = forms(&app).await;
+    let repeat = |request: CreateFormTaskRequest| {
+        let mut client = client.clone();
+        async move {
+            client
+                .create_form_task(with_token(request, &worker()))
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+
+    let other_prefill = repeat(CreateFormTaskRequest {
+        prefill: draft(json!({"companyName": "Other"})),
+        ..first.clone()
+    })
+    .await
+    .unwrap();
+    assert!(!other_prefill.created);
+    let prefill = other_prefill.form_task.unwrap().prefill.unwrap();
+    assert_eq!(prefill, draft(json!({"companyName": "Acme"})).unwrap());
+
+    let other_form = crate::helpers::refused(
+        repeat(CreateFormTaskRequest {
+            form_name: "otherForm".into(),
+            message_name: "otherMessage".into(),
+            assignee: bob.clone(),
+            ..first.clone()
+        })
+        .await,
+        Code::AlreadyExists,
+    );
+    assert_eq!(
+        other_form.message(),
+        format!(
+            "a form task for this external task exists with other data: \
+             form_name is \"step\" there but \"otherForm\" here; \
+             message_name is \"step\" there but \"otherMessage\" here; \
+             assignee is \"{ann}\" there but \"{bob}\" here"
+        )
+    );
+    let (elsewhere, _) = instance_with_form(&ann).await;
+    let other_instance = crate::helpers::refused(
+        repeat(CreateFormTaskRequest {
+            process_instance_id: elsewhere,
+            ..first.clone()
+        })
+        .await,
+        Code::AlreadyExists,
+    );
+    assert!(
+        other_instance
+            .message()
+            .ends_with("exists with other data: process_instance_id differs"),
+        "{}",
+        other_instance.message()
+    );
+
+    // Answered, the form keeps its assignee: a corrected one comes too late.
+    forms(&app)
+        .await
+        .submit_form(with_token(
+            SubmitFormRequest {
+                id: id.clone(),
+                data: draft(json!({"companyName": "Acme"})),
+                request_id: String::new(),
+            },
+            &token(&ann, &[]),
+        ))
+        .await
+        .unwrap();
+    let too_late = crate::helpers::refused(
+        repeat(CreateFormTaskRequest {
+            assignee: bob.clone(),
+            ..first.clone()
+        })
+        .await,
+        Code::AlreadyExists,
+    );
+    assert!(
+        too_late
+            .message()
+            .ends_with("(the form is completed, so its assignee no longer changes)"),
+        "{}",
+        too_late.message()
+    );
+
+    let stored = forms(&app)
+        .await
+        .get_form_task(with_token(
+            GetFormTaskRequest { id },
+            &token("admin@example.com", &["ramp-admin"]),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .form_task
+        .unwrap();
+    let summary = stored.summary.unwrap();
+    assert_eq!(
+        (summary.assignee.as_str(), summary.form_name.as_str()),
+        (ann.as_str(), "step")
+    );
+    assert_eq!(stored.message_name, "step");
 }

@@ -258,3 +258,68 @@ async fn a_message_over_the_size_limit_is_refused_before_decoding() {
     assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
     crate::helpers::assert_clean(&status);
 }
+
+/// One header limit on both protocols: a header block just under it is served,
+/// one just over it is refused, on HTTP/1.1 (gRPC-web) and HTTP/2 (native gRPC).
+#[tokio::test]
+async fn one_header_limit_holds_on_http1_and_http2() {
+    use prost::Message as _;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+
+    const LIMIT: usize = 16 * 1024;
+    let app = spawn_app_with(json!({"max_header_bytes": LIMIT})).await;
+    let http1 = reqwest::Client::builder().http1_only().build().unwrap();
+    let http1_call = |size: usize| {
+        http1
+            .post(format!("{}/grpc.health.v1.Health/Check", app.url()))
+            .header("content-type", "application/grpc-web+proto")
+            .header("x-padding", "x".repeat(size))
+            .body(crate::helpers::grpc_frame(
+                0,
+                &HealthCheckRequest::default().encode_to_vec(),
+            ))
+            .send()
+    };
+    let http2_call = |size: usize| {
+        let app = &app;
+        async move {
+            let mut request = tonic::Request::new(HealthCheckRequest::default());
+            request
+                .metadata_mut()
+                .insert("x-padding", "x".repeat(size).parse().unwrap());
+            HealthClient::new(app.channel().await).check(request).await
+        }
+    };
+
+    let under = LIMIT - 2048;
+    let response = http1_call(under).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let (_, trailers) = crate::helpers::parse_grpc_web(&response.bytes().await.unwrap());
+    assert!(trailers.contains("grpc-status:0"), "{trailers}");
+    http2_call(under).await.expect("HTTP/2 under the limit");
+
+    let over = LIMIT + 1024;
+    let response = http1_call(over).await;
+    crate::report!(
+        "limits: a {over}-byte header over HTTP/1.1 with a {LIMIT}-byte limit: {:?}",
+        response.as_ref().map(|r| r.status())
+    );
+    match response {
+        Ok(response) => assert_eq!(response.status(), 431),
+        Err(error) => assert!(error.is_request() || error.is_body(), "{error:?}"),
+    }
+    let status = http2_call(over).await.expect_err("HTTP/2 over the limit");
+    crate::report!(
+        "limits: a {over}-byte header over HTTP/2: {:?}",
+        status.code()
+    );
+
+    // 350 KB, which HTTP/1.1 used to take whatever the limit.
+    let response = http1_call(350 * 1024).await;
+    match response {
+        Ok(response) => assert_eq!(response.status(), 431),
+        Err(error) => assert!(error.is_request() || error.is_body(), "{error:?}"),
+    }
+    http2_call(under).await.expect("the server keeps serving");
+}

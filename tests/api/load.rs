@@ -745,6 +745,8 @@ async fn observe(
         if !cursor.is_empty() {
             ledger.stream_resumed(&user);
         }
+        // A snapshot's pages, until its last (a stream that breaks drops them).
+        let mut pages: Vec<String> = Vec::new();
         loop {
             let message = tokio::select! {
                 _ = done.cancelled() => return,
@@ -778,10 +780,11 @@ async fn observe(
             }
             match message.event {
                 Some(Event::Snapshot(snapshot)) => {
-                    ledger.stream_snapshot(
-                        &user,
-                        snapshot.form_tasks.iter().map(|f| f.id.clone()).collect(),
-                    );
+                    pages.extend(snapshot.form_tasks.iter().map(|f| f.id.clone()));
+                    if snapshot.more_pages {
+                        continue;
+                    }
+                    ledger.stream_snapshot(&user, std::mem::take(&mut pages));
                     if let Some(opened) = opened.take() {
                         let _ = opened.send(());
                     }

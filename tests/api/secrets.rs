@@ -168,3 +168,70 @@ async fn no_secret_or_token_reaches_the_logs() {
     );
     assert_clean(&logs, &[good, forged, expired]);
 }
+
+/// Secrets that look like numbers, switches or quoted text are text, and no error
+/// shows them, whether they come from the environment or the config file.
+#[test]
+fn secrets_that_look_like_numbers_or_switches_are_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    // What a run printed, and whether it succeeded.
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ramp"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("RAMP_") {
+                command.env_remove(key);
+            }
+        }
+        let output = command
+            .args(args)
+            .envs(env.iter().copied())
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), printed)
+    };
+    for value in ["123456", "987654.5", "true", "\"quoted-canary\"", "[7, 8]"] {
+        for setting in [
+            "RAMP_CAMUNDA_PASSWORD",
+            "RAMP_JWT_SECRET",
+            "RAMP_DATABASE_URL",
+        ] {
+            // Fails on a setting of its own; the secret must not show either way.
+            let (started, stderr) = run(
+                &["serve"],
+                &[
+                    ("RAMP_DATABASE_URL", "host=127.0.0.1 port=1 user=postgres"),
+                    ("RAMP_LISTEN", "nowhere"),
+                    (setting, value),
+                ],
+            );
+            assert!(!started);
+            assert!(!stderr.contains(value), "{setting}={value}: {stderr}");
+        }
+        let (started, stderr) = run(
+            &["worker"],
+            &[
+                ("RAMP_CAMUNDA_URL", "http://127.0.0.1:9/engine-rest"),
+                ("RAMP_WORKER_MAX_IN_FLIGHT", "0"),
+                ("RAMP_TOKEN", value),
+            ],
+        );
+        assert!(!started);
+        assert!(stderr.contains("RAMP_WORKER_MAX_IN_FLIGHT"), "{stderr}");
+        assert!(!stderr.contains(value), "RAMP_TOKEN={value}: {stderr}");
+
+        // The same value in the file, unquoted where TOML allows it.
+        let file = dir.path().join("ramp.toml");
+        std::fs::write(&file, format!("camunda_password = {value}\n")).unwrap();
+        let (_, printed) = run(&["--config", file.to_str().unwrap(), "config"], &[]);
+        let bare = value.trim_matches(|c| c == '"' || c == '[' || c == ']');
+        for line in printed.lines().filter(|l| l.contains("camunda_password")) {
+            assert!(!line.contains(bare), "camunda_password = {value}: {line}");
+        }
+    }
+}

@@ -11,7 +11,7 @@ use crate::engine::{camunda, unique_key};
 use crate::forms::{create, forms, next, open, user};
 use crate::helpers::{TestApp, spawn_app, token, with_token};
 
-fn definitions(body: &str) -> String {
+pub fn definitions(body: &str) -> String {
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -28,7 +28,7 @@ fn send_receive(form: &str) -> String {
     )
 }
 
-async fn deploy(key: &str, xml: String) {
+pub async fn deploy(key: &str, xml: String) {
     camunda()
         .deploy(
             key,
@@ -40,7 +40,7 @@ async fn deploy(key: &str, xml: String) {
         .unwrap();
 }
 
-async fn fetch(business_key: &str, expected: usize) -> Vec<ExternalTask> {
+pub async fn fetch(business_key: &str, expected: usize) -> Vec<ExternalTask> {
     let mut tasks = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while tasks.len() < expected && Instant::now() < deadline {
@@ -65,7 +65,7 @@ async fn fetch(business_key: &str, expected: usize) -> Vec<ExternalTask> {
     tasks
 }
 
-async fn form_of(app: &TestApp, business_key: &str, task: &ExternalTask) -> String {
+pub async fn form_of(app: &TestApp, business_key: &str, task: &ExternalTask) -> String {
     create(
         app,
         CreateFormTaskRequest {
@@ -85,7 +85,7 @@ async fn form_of(app: &TestApp, business_key: &str, task: &ExternalTask) -> Stri
     .id
 }
 
-async fn status_of(app: &TestApp, user: &str, form: &str) -> (FormTaskStatus, String) {
+pub async fn status_of(app: &TestApp, user: &str, form: &str) -> (FormTaskStatus, String) {
     let task = forms(app)
         .await
         .get_form_task(with_token(
@@ -101,7 +101,7 @@ async fn status_of(app: &TestApp, user: &str, form: &str) -> (FormTaskStatus, St
 }
 
 /// Waits up to 10 s for the form to be withdrawn.
-async fn withdrawn_within_ten_seconds(app: &TestApp, user: &str, form: &str) -> String {
+pub async fn withdrawn_within_ten_seconds(app: &TestApp, user: &str, form: &str) -> String {
     let started = Instant::now();
     loop {
         let (status, reason) = status_of(app, user, form).await;
@@ -384,31 +384,7 @@ async fn fifty_ended_processes_among_two_hundred_withdraw_exactly_their_forms() 
 
     // Engine calls of one reconciliation pass with 1,000 pending forms and nothing
     // changed: a fixed few history queries, none per form.
-    let settings = ramp::processes::ReconcileSettings {
-        interval: Duration::from_secs(3600),
-        overlap: Duration::from_secs(30),
-        start_grace: Duration::from_secs(30),
-    };
-    let store = ramp::store::Store::new(
-        &secrecy::SecretString::from(app.database_url.clone()),
-        4,
-        Duration::from_secs(10),
-    )
-    .unwrap();
-    let counted = crate::engine::camunda();
-    let hub = ramp::forms::ChangeHub::new(
-        store.clone(),
-        ramp::forms::HubSettings {
-            poll_interval: Duration::from_secs(3600),
-            notify_tick: Duration::from_millis(2),
-            stream_buffer: 16,
-            max_streams_per_user: 1,
-        },
-    );
-    let withdrawals =
-        ramp::forms::withdrawal::Withdrawals::new(store.clone(), counted.clone(), hub);
-    let reconciler =
-        ramp::processes::Reconciler::new(store, counted.clone(), withdrawals, settings);
+    let (reconciler, counted) = reconciler(&app);
     reconciler.pass().await.unwrap();
     let before = counted.calls();
     reconciler.pass().await.unwrap();
@@ -454,4 +430,384 @@ async fn fifty_ended_processes_among_two_hundred_withdraw_exactly_their_forms() 
         .unwrap()
         .get(0);
     assert_eq!(wrong, 0, "exactly the ended processes' forms");
+}
+
+/// A reconciler of the test's own on the app's database (the app's own runs beside
+/// it), so that the test knows when a pass has looked, and its engine client, whose
+/// calls the test can count.
+pub fn reconciler(app: &TestApp) -> (ramp::processes::Reconciler, ramp::camunda::Camunda) {
+    let settings = ramp::processes::ReconcileSettings {
+        interval: Duration::from_secs(3600),
+        overlap: Duration::from_secs(30),
+        start_grace: Duration::from_secs(30),
+    };
+    let store = ramp::store::Store::new(
+        &secrecy::SecretString::from(app.database_url.clone()),
+        4,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let counted = crate::engine::camunda();
+    let hub = ramp::forms::ChangeHub::new(
+        store.clone(),
+        ramp::forms::HubSettings {
+            poll_interval: Duration::from_secs(3600),
+            notify_tick: Duration::from_millis(2),
+            stream_buffer: 16,
+            max_streams_per_user: 1,
+        },
+    );
+    let withdrawals =
+        ramp::forms::withdrawal::Withdrawals::new(store.clone(), counted.clone(), hub);
+    (
+        ramp::processes::Reconciler::new(store, counted.clone(), withdrawals, settings),
+        counted,
+    )
+}
+
+/// A call to the engine's REST API that the client has no method for.
+async fn engine_call(method: reqwest::Method, path: &str, body: serde_json::Value) {
+    let answer = reqwest::Client::new()
+        .request(method, format!("{}{path}", crate::engine::engine_url()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        answer.status().is_success(),
+        "{path}: {}",
+        answer.text().await.unwrap()
+    );
+}
+
+/// Suspends (or activates) the asynchronous continuations of every version of
+/// `key`: jobs made while suspended wait, so a token stays between two activities
+/// for as long as the test wants.
+async fn suspend_jobs(key: &str, suspended: bool) {
+    engine_call(
+        reqwest::Method::PUT,
+        "/job-definition/suspended",
+        serde_json::json!({"processDefinitionKey": key, "suspended": suspended, "includeJobs": true}),
+    )
+    .await;
+}
+
+/// Cancels activities of a running instance, as an operator does in Cockpit.
+pub async fn cancel(instance: &str, instruction: serde_json::Value) {
+    engine_call(
+        reqwest::Method::POST,
+        &format!("/process-instance/{instance}/modification"),
+        serde_json::json!({"instructions": [instruction], "skipCustomListeners": true}),
+    )
+    .await;
+}
+
+/// Waits up to 10 s for `n` executions of `instance` to wait for `message`.
+pub async fn waiting(instance: &str, message: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = camunda()
+            .executions_waiting_for(instance, message)
+            .await
+            .unwrap()
+            .len();
+        if found == n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{found} of {n} executions wait for {message}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Finding 6 of issue 19: between the send task and its receive task an
+/// asynchronous continuation (`send` and `receive` are the attributes of each)
+/// leaves a moment where neither an external task nor a subscription exists; a
+/// check of the instance then (another branch was cancelled) must not withdraw the
+/// form. Seen failing before the fix: the form was withdrawn.
+async fn a_form_in_an_asynchronous_gap_is_kept(send: &str, receive: &str) {
+    let key = unique_key("gap");
+    deploy(
+        &key,
+        definitions(&format!(
+            r#"<bpmn:message id="msg_step" name="step"/><bpmn:message id="msg_never" name="never"/>
+  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
+    <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="fork"/>
+    <bpmn:parallelGateway id="fork"/>
+    <bpmn:sequenceFlow id="b" sourceRef="fork" targetRef="step"/>
+    <bpmn:sendTask id="step" camunda:type="external" camunda:topic="submit_form" {send}/>
+    <bpmn:sequenceFlow id="c" sourceRef="step" targetRef="wait_step"/>
+    <bpmn:receiveTask id="wait_step" messageRef="msg_step" {receive}/>
+    <bpmn:sequenceFlow id="d" sourceRef="wait_step" targetRef="e1"/><bpmn:endEvent id="e1"/>
+    <bpmn:sequenceFlow id="f" sourceRef="fork" targetRef="other"/>
+    <bpmn:receiveTask id="other" messageRef="msg_never"/>
+    <bpmn:sequenceFlow id="g" sourceRef="other" targetRef="e2"/><bpmn:endEvent id="e2"/>
+  </bpmn:process>"#
+        )),
+    )
+    .await;
+    suspend_jobs(&key, true).await;
+    let app = spawn_app().await;
+    let ann = user();
+    let instance = camunda()
+        .start_process(&key, &ann, &Default::default())
+        .await
+        .unwrap()
+        .id;
+    let task = &fetch(&ann, 1).await[0];
+    let form = form_of(&app, &ann, task).await;
+    camunda()
+        .complete_external_task(&task.id, "w", &Default::default(), &Default::default())
+        .await
+        .unwrap();
+    // The token waits for its continuation's job: no external task, no subscription.
+    let tree = camunda().activity_instances(&instance).await.unwrap();
+    assert!(
+        tree.walk()
+            .iter()
+            .any(|n| !n.child_transition_instances.is_empty()),
+        "the token is in the asynchronous gap"
+    );
+    assert!(
+        camunda()
+            .message_subscriptions(&instance, "step")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The other branch is cancelled: reconciliation looks at the instance.
+    cancel(
+        &instance,
+        serde_json::json!({"type": "cancel", "activityId": "other"}),
+    )
+    .await;
+    let (reconciler, counted) = reconciler(&app);
+    let before = counted.calls();
+    reconciler.pass().await.unwrap();
+    assert_eq!(
+        status_of(&app, &ann, &form).await,
+        (FormTaskStatus::Pending, String::new()),
+        "withdrawn while its answer could still be received"
+    );
+    assert!(
+        counted.calls() - before > 3,
+        "the pass looked at the instance"
+    );
+
+    // The continuation runs; the receive task waits for the form's answer.
+    suspend_jobs(&key, false).await;
+    waiting(&instance, "step", 1).await;
+    reconciler.pass().await.unwrap();
+    assert_eq!(
+        status_of(&app, &ann, &form).await.0,
+        FormTaskStatus::Pending
+    );
+}
+
+#[tokio::test]
+async fn a_form_is_kept_while_its_send_task_continues_asynchronously() {
+    a_form_in_an_asynchronous_gap_is_kept(r#"camunda:asyncAfter="true""#, "").await;
+}
+
+#[tokio::test]
+async fn a_form_is_kept_while_its_receive_task_is_entered_asynchronously() {
+    a_form_in_an_asynchronous_gap_is_kept("", r#"camunda:asyncBefore="true""#).await;
+}
+
+/// Finding 6 of issue 19, its multi-instance half: two parallel branches wait for
+/// the same message; one branch's receive task is cancelled. Its form is withdrawn
+/// (nothing in its branch can receive the answer any more) while the sibling's form
+/// stays. Seen failing before the fix: the cancelled branch's form stayed pending,
+/// since the sibling's subscription has the same message name.
+#[tokio::test]
+async fn a_cancelled_branch_of_a_multi_instance_loses_its_form_while_its_sibling_waits() {
+    let key = unique_key("branches");
+    deploy(
+        &key,
+        definitions(&format!(
+            r#"<bpmn:message id="msg_step" name="step"/>
+  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
+    <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="each"/>
+    <bpmn:subProcess id="each">
+      <bpmn:multiInstanceLoopCharacteristics><bpmn:loopCardinality>2</bpmn:loopCardinality></bpmn:multiInstanceLoopCharacteristics>
+      <bpmn:startEvent id="is"/><bpmn:sequenceFlow id="b" sourceRef="is" targetRef="step"/>
+      {}
+      <bpmn:sequenceFlow id="c" sourceRef="step" targetRef="wait_step"/>
+      <bpmn:sequenceFlow id="d" sourceRef="wait_step" targetRef="ie"/><bpmn:endEvent id="ie"/>
+    </bpmn:subProcess>
+    <bpmn:sequenceFlow id="e" sourceRef="each" targetRef="end"/><bpmn:endEvent id="end"/>
+  </bpmn:process>"#,
+            send_receive("step")
+        )),
+    )
+    .await;
+    let app = spawn_app().await;
+    let ann = user();
+    let instance = camunda()
+        .start_process(&key, &ann, &Default::default())
+        .await
+        .unwrap()
+        .id;
+    let tasks = fetch(&ann, 2).await;
+    let mut ids = Vec::new();
+    for task in &tasks {
+        ids.push(form_of(&app, &ann, task).await);
+        camunda()
+            .complete_external_task(&task.id, "w", &Default::default(), &Default::default())
+            .await
+            .unwrap();
+    }
+    waiting(&instance, "step", 2).await;
+
+    // The first form's branch: the receive task beside its send task is cancelled.
+    let branch = camunda()
+        .historic_activity_instance(tasks[0].activity_instance_id.as_deref().unwrap())
+        .await
+        .unwrap()
+        .parent_activity_instance_id
+        .unwrap();
+    let tree = camunda().activity_instances(&instance).await.unwrap();
+    let receive = tree
+        .walk()
+        .into_iter()
+        .find(|n| {
+            n.activity_id == "wait_step" && n.parent_activity_instance_id.as_ref() == Some(&branch)
+        })
+        .expect("the branch waits")
+        .id
+        .clone();
+    cancel(
+        &instance,
+        serde_json::json!({"type": "cancel", "activityInstanceId": receive}),
+    )
+    .await;
+    waiting(&instance, "step", 1).await;
+
+    let (reconciler, _) = reconciler(&app);
+    reconciler.pass().await.unwrap();
+    let (status, reason) = status_of(&app, &ann, &ids[0]).await;
+    assert_eq!(
+        status,
+        FormTaskStatus::Withdrawn,
+        "the cancelled branch's form"
+    );
+    assert!(reason.contains("can no longer receive"), "{reason}");
+    assert_eq!(
+        status_of(&app, &ann, &ids[1]).await.0,
+        FormTaskStatus::Pending,
+        "the waiting branch's form"
+    );
+}
+
+/// The deletion watch reads external tasks deleted after its watermark. The
+/// engine's log query cannot filter by time (it ignores `timestampAfter`): before
+/// the fix every deletion ever logged came back on every pass, oldest first, so
+/// that past 500 entries a pass read the whole log and its newest entries were on
+/// the last page (seen on the shared engine: the same 372 entries for a time in
+/// the year 2030 as for none).
+#[tokio::test]
+async fn external_task_deletions_are_read_from_the_watermark_on() {
+    let key = unique_key("deletions");
+    deploy(&key, crate::engine::form_process(&key, "step")).await;
+    let engine = camunda();
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let instance = engine
+            .start_process(&key, &user(), &Default::default())
+            .await
+            .unwrap()
+            .id;
+        engine
+            .delete_process_instance(&instance, true)
+            .await
+            .unwrap();
+        instances.push(instance);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let logged = |instance: &str, entries: &[ramp::camunda::types::ExternalTaskLog]| {
+        entries
+            .iter()
+            .find(|l| l.process_instance_id == instance)
+            .map(|l| l.timestamp.clone())
+    };
+    let long_ago = "2000-01-01T00:00:00.000+0000";
+    let all = engine
+        .external_task_deletions_after(long_ago)
+        .await
+        .unwrap();
+    let first = logged(&instances[0], &all).expect("the first deletion is logged");
+    let after_first = engine.external_task_deletions_after(&first).await.unwrap();
+    assert!(
+        logged(&instances[1], &after_first).is_some(),
+        "the later one"
+    );
+    assert!(
+        logged(&instances[0], &after_first).is_none(),
+        "not the first"
+    );
+    let since = ramp::camunda::parse_engine_time(&first).unwrap();
+    assert!(
+        after_first
+            .iter()
+            .all(|l| ramp::camunda::parse_engine_time(&l.timestamp).unwrap() > since)
+    );
+}
+
+/// A send task in a subprocess whose receive task follows the subprocess: once the
+/// subprocess completed, the answer is received in the enclosing scope, and a check
+/// of the instance keeps the form.
+#[tokio::test]
+async fn a_form_whose_receive_task_follows_the_send_tasks_subprocess_is_kept() {
+    let key = unique_key("outside");
+    deploy(
+        &key,
+        definitions(&format!(
+            r#"<bpmn:message id="msg_step" name="step"/><bpmn:message id="msg_never" name="never"/>
+  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
+    <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="fork"/>
+    <bpmn:parallelGateway id="fork"/>
+    <bpmn:sequenceFlow id="b" sourceRef="fork" targetRef="sub"/>
+    <bpmn:subProcess id="sub">
+      <bpmn:startEvent id="is"/><bpmn:sequenceFlow id="i1" sourceRef="is" targetRef="step"/>
+      <bpmn:sendTask id="step" camunda:type="external" camunda:topic="submit_form"/>
+      <bpmn:sequenceFlow id="i2" sourceRef="step" targetRef="ie"/><bpmn:endEvent id="ie"/>
+    </bpmn:subProcess>
+    <bpmn:sequenceFlow id="c" sourceRef="sub" targetRef="wait_step"/>
+    <bpmn:receiveTask id="wait_step" messageRef="msg_step"/>
+    <bpmn:sequenceFlow id="d" sourceRef="wait_step" targetRef="e1"/><bpmn:endEvent id="e1"/>
+    <bpmn:sequenceFlow id="f" sourceRef="fork" targetRef="other"/>
+    <bpmn:receiveTask id="other" messageRef="msg_never"/>
+    <bpmn:sequenceFlow id="g" sourceRef="other" targetRef="e2"/><bpmn:endEvent id="e2"/>
+  </bpmn:process>"#
+        )),
+    )
+    .await;
+    let app = spawn_app().await;
+    let ann = user();
+    let instance = camunda()
+        .start_process(&key, &ann, &Default::default())
+        .await
+        .unwrap()
+        .id;
+    let task = &fetch(&ann, 1).await[0];
+    let form = form_of(&app, &ann, task).await;
+    camunda()
+        .complete_external_task(&task.id, "w", &Default::default(), &Default::default())
+        .await
+        .unwrap();
+    waiting(&instance, "step", 1).await;
+    cancel(
+        &instance,
+        serde_json::json!({"type": "cancel", "activityId": "other"}),
+    )
+    .await;
+    let (reconciler, _) = reconciler(&app);
+    reconciler.pass().await.unwrap();
+    assert_eq!(
+        status_of(&app, &ann, &form).await.0,
+        FormTaskStatus::Pending
+    );
 }

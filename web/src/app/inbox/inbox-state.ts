@@ -44,6 +44,40 @@ function byAge(a: InboxItem, b: InboxItem): number {
 }
 
 /**
+ * Collects the pages of a snapshot (PendingFormsResponse.Snapshot): a large inbox's
+ * snapshot comes as several messages, every one but the last with `morePages` set
+ * and no cursor. One per stream: pages of a stream that broke are dropped with it,
+ * and the list and cursor stay as they were.
+ */
+export class SnapshotPages {
+  private forms: FormTaskSummary[] = [];
+
+  /**
+   * The message to apply for `msg`: itself, unless it is a page of a snapshot
+   * with more to come (then null: the pages are kept until the last), or the last
+   * page of several (then one snapshot of all their forms, with the last's cursor).
+   */
+  take(msg: PendingFormsResponse): PendingFormsResponse | null {
+    const ev = msg.event;
+    if (ev.case !== 'snapshot') {
+      return msg;
+    }
+    if (ev.value.morePages) {
+      for (const form of ev.value.formTasks) {
+        this.forms.push(form);
+      }
+      return null;
+    }
+    if (this.forms.length === 0) {
+      return msg;
+    }
+    const formTasks = this.forms.concat(ev.value.formTasks);
+    this.forms = [];
+    return { ...msg, event: { case: 'snapshot', value: { ...ev.value, formTasks } } };
+  }
+}
+
+/**
  * Applies one stream message to the list (oldest first): a snapshot replaces it,
  * added/updated put the form in (replacing one with its id), removed takes it out,
  * a heartbeat changes nothing. Returns the same array when nothing changed.

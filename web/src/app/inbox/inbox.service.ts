@@ -4,7 +4,7 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import { describeError } from '../api/errors';
 import { RampApi } from '../api/ramp-api.service';
 import { SessionService } from '../auth/session.service';
-import { applyEvent, type InboxItem, type InboxStatus } from './inbox-state';
+import { SnapshotPages, applyEvent, type InboxItem, type InboxStatus } from './inbox-state';
 
 /** The channel the tabs of one browser share; messages name their user. */
 export const INBOX_CHANNEL = 'ramp-inbox';
@@ -309,11 +309,18 @@ export class InboxService {
             },
           },
         );
-        for await (const msg of stream) {
+        // A large inbox's snapshot comes in pages: the list is replaced once, when
+        // the last arrives (with the cursor); a stream that breaks before drops them.
+        const pages = new SnapshotPages();
+        for await (const received of stream) {
           if (signal.aborted || run !== this.run) {
             return 'stopped';
           }
           attempt = 0;
+          const msg = pages.take(received);
+          if (msg === null) {
+            continue;
+          }
           const before = this.items();
           const after = applyEvent(before, msg);
           this.items.set(after);
