@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `make run` and `make test` need on a fresh machine, and nothing that
 # is already there: Debian packages (PostgreSQL), Rust components, npm tools (buf),
-# and grpcurl (Go). Safe to run again.
+# grpcurl and mailpit (Go). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,4 +60,9 @@ gobin=$(go env GOPATH)/bin
 if [ ! -x "$gobin/grpcurl" ]; then
   log "go: grpcurl"
   go install github.com/fullstorydev/grpcurl/cmd/grpcurl@latest
+fi
+# Mailpit: the SMTP server the notification tests run (tests/api/notify.rs).
+if [ ! -x "$gobin/mailpit" ]; then
+  log "go: mailpit"
+  go install github.com/axllent/mailpit@v1.33.1
 fi

@@ -59,7 +59,8 @@ step "cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
 GRPCURL="$(go env GOPATH)/bin/grpcurl"
-export GRPCURL
+MAILPIT="$(go env GOPATH)/bin/mailpit"
+export GRPCURL MAILPIT
 
 scripts/engine.sh wait "$RAMP_TEST_CAMUNDA_URL" 180 || { tail -n 40 "$state/engine.log" >&2; exit 1; }
 

@@ -223,6 +223,42 @@ pub struct Config {
     /// Rows deleted per statement by retention (small, so no lock is held long).
     /// `RAMP_PRUNE_BATCH`.
     pub prune_batch: i64,
+    /// The web UI's address as people reach it, e.g. `https://forms.example.com`:
+    /// notifications link to `<it>/forms/<id>`. Required by mail and webhook
+    /// notifications. `RAMP_PUBLIC_URL`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// The SMTP server that sends notification mail, as a URL:
+    /// `smtp://host:25` (plain, or STARTTLS with `?tls=required`),
+    /// `smtps://user:password@host:465` (TLS). Unset, no mail is sent.
+    /// `RAMP_SMTP_URL`.
+    #[serde(default)]
+    pub smtp_url: Option<SecretString>,
+    /// The sender of notification mail, e.g. `ramp <forms@example.com>`.
+    /// Required with `RAMP_SMTP_URL`. `RAMP_SMTP_FROM`.
+    #[serde(default)]
+    pub smtp_from: Option<String>,
+    /// An http(s) URL that receives each notification as a signed JSON POST.
+    /// Unset, none is sent. `RAMP_NOTIFY_WEBHOOK_URL`.
+    #[serde(default)]
+    pub notify_webhook_url: Option<String>,
+    /// The shared secret (at least 32 characters) that signs webhook bodies
+    /// (`X-Ramp-Signature: sha256=<HMAC-SHA256 hex>`). Required with
+    /// `RAMP_NOTIFY_WEBHOOK_URL`. `RAMP_NOTIFY_WEBHOOK_SECRET`.
+    #[serde(default)]
+    pub notify_webhook_secret: Option<SecretString>,
+    /// How long a user's first new form waits for others to go in the same mail,
+    /// in ms. `RAMP_NOTIFY_GATHER_MS`.
+    pub notify_gather_ms: u64,
+    /// The least time between two mails (or webhook calls) to one user, in ms.
+    /// `RAMP_NOTIFY_INTERVAL_MS`.
+    pub notify_interval_ms: u64,
+    /// How long a replica holds a claimed send, in ms; the SMTP or HTTP call gets
+    /// half of it. `RAMP_NOTIFY_LEASE_MS`.
+    pub notify_lease_ms: u64,
+    /// How often each replica looks for notifications to send, in ms.
+    /// `RAMP_NOTIFY_POLL_MS`.
+    pub notify_poll_ms: u64,
 }
 
 /// The built-in defaults, the lowest layer.
@@ -271,6 +307,10 @@ struct Defaults {
     submission_retention_secs: u64,
     prune_interval_ms: u64,
     prune_batch: i64,
+    notify_gather_ms: u64,
+    notify_interval_ms: u64,
+    notify_lease_ms: u64,
+    notify_poll_ms: u64,
     server: &'static str,
     worker_topics: Vec<String>,
     worker_definition_keys: Vec<String>,
@@ -327,6 +367,10 @@ impl Default for Defaults {
             submission_retention_secs: 90 * 24 * 60 * 60,
             prune_interval_ms: 60_000,
             prune_batch: 500,
+            notify_gather_ms: 5_000,
+            notify_interval_ms: 60_000,
+            notify_lease_ms: 60_000,
+            notify_poll_ms: 1_000,
             server: "http://127.0.0.1:50051",
             worker_topics: vec!["submit_form".to_owned()],
             worker_definition_keys: Vec::new(),
@@ -561,6 +605,7 @@ impl Config {
         if self.max_streams_per_user == 0 {
             return Err(invalid("RAMP_MAX_STREAMS_PER_USER", "must be at least 1"));
         }
+        self.validate_notify()?;
         LogConfig {
             log: self.log.clone(),
             log_format: self.log_format,
@@ -641,6 +686,86 @@ impl Config {
             submissions: Duration::from_secs(self.submission_retention_secs),
             interval: Duration::from_millis(self.prune_interval_ms),
             batch: self.prune_batch,
+        }
+    }
+
+    fn validate_notify(&self) -> Result<(), ConfigError> {
+        let invalid = |setting, problem: &str| ConfigError::Invalid {
+            setting,
+            problem: problem.to_owned(),
+        };
+        if let Some(url) = &self.public_url {
+            check_http_url("RAMP_PUBLIC_URL", url)?;
+        }
+        if let Some(url) = &self.smtp_url {
+            crate::notify::check_smtp_url(url.expose_secret())
+                .map_err(|problem| invalid("RAMP_SMTP_URL", &problem))?;
+            match &self.smtp_from {
+                None => return Err(invalid("RAMP_SMTP_FROM", "is required with RAMP_SMTP_URL")),
+                Some(from) if from.parse::<lettre::message::Mailbox>().is_err() => {
+                    return Err(invalid(
+                        "RAMP_SMTP_FROM",
+                        "is not a mailbox (`name <address>` or `address`)",
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(url) = &self.notify_webhook_url {
+            check_http_url("RAMP_NOTIFY_WEBHOOK_URL", url)?;
+            match &self.notify_webhook_secret {
+                None => {
+                    return Err(invalid(
+                        "RAMP_NOTIFY_WEBHOOK_SECRET",
+                        "is required with RAMP_NOTIFY_WEBHOOK_URL",
+                    ));
+                }
+                Some(secret) if secret.expose_secret().len() < 32 => {
+                    return Err(invalid(
+                        "RAMP_NOTIFY_WEBHOOK_SECRET",
+                        "must be at least 32 characters",
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if (self.smtp_url.is_some() || self.notify_webhook_url.is_some())
+            && self.public_url.is_none()
+        {
+            return Err(invalid(
+                "RAMP_PUBLIC_URL",
+                "is required with notifications (RAMP_SMTP_URL or RAMP_NOTIFY_WEBHOOK_URL): their links point there",
+            ));
+        }
+        if self.notify_interval_ms == 0 {
+            return Err(invalid("RAMP_NOTIFY_INTERVAL_MS", "must be at least 1"));
+        }
+        if self.notify_poll_ms == 0 {
+            return Err(invalid("RAMP_NOTIFY_POLL_MS", "must be at least 1"));
+        }
+        if self.notify_lease_ms < 2_000 {
+            return Err(invalid("RAMP_NOTIFY_LEASE_MS", "must be at least 2000"));
+        }
+        Ok(())
+    }
+
+    /// The notifier's settings; its channels are off unless configured.
+    pub fn notify(&self) -> crate::notify::NotifySettings {
+        crate::notify::NotifySettings {
+            public_url: self
+                .public_url
+                .as_deref()
+                .unwrap_or_default()
+                .trim_end_matches('/')
+                .to_owned(),
+            smtp_url: self.smtp_url.clone(),
+            smtp_from: self.smtp_from.clone().unwrap_or_default(),
+            webhook_url: self.notify_webhook_url.clone(),
+            webhook_secret: self.notify_webhook_secret.clone(),
+            gather: Duration::from_millis(self.notify_gather_ms),
+            interval: Duration::from_millis(self.notify_interval_ms),
+            lease: Duration::from_millis(self.notify_lease_ms),
+            poll: Duration::from_millis(self.notify_poll_ms),
         }
     }
 
@@ -948,7 +1073,14 @@ impl TokenConfig {
 pub const RUN_SECRET_FILE: &str = ".ramp/jwt-secret";
 
 /// Settings whose values are secrets: never shown, in errors or in `ramp config`.
-const SECRETS: [&str; 4] = ["database_url", "camunda_password", "jwt_secret", "token"];
+const SECRETS: [&str; 6] = [
+    "database_url",
+    "camunda_password",
+    "jwt_secret",
+    "token",
+    "smtp_url",
+    "notify_webhook_secret",
+];
 
 /// `RAMP_*` variables that are no setting of ramp's but are read by its scripts,
 /// tests and tools (`RAMP_CONFIG` names the file, for the command line): known to
@@ -1445,6 +1577,34 @@ mod tests {
             }))
             .contains("RAMP_METRICS_LISTEN")
         );
+        assert!(
+            refused(serde_json::json!({"smtp_url": "smtp://127.0.0.1:25"}))
+                .contains("RAMP_SMTP_FROM")
+        );
+        assert!(
+            refused(
+                serde_json::json!({"smtp_url": "smtp://127.0.0.1:25", "smtp_from": "a@example.com"})
+            )
+            .contains("RAMP_PUBLIC_URL")
+        );
+        assert!(
+            refused(serde_json::json!({"smtp_url": "http://x", "smtp_from": "a@example.com"}))
+                .contains("RAMP_SMTP_URL")
+        );
+        assert!(
+            refused(serde_json::json!({"notify_webhook_url": "https://x/hook", "notify_webhook_secret": "short"}))
+                .contains("RAMP_NOTIFY_WEBHOOK_SECRET")
+        );
+        assert!(
+            refused(serde_json::json!({"notify_lease_ms": 10})).contains("RAMP_NOTIFY_LEASE_MS")
+        );
+        let on = load(serde_json::json!({
+            "smtp_url": "smtp://127.0.0.1:25",
+            "smtp_from": "ramp <forms@example.com>",
+            "public_url": "https://forms.example.com/",
+        }))
+        .unwrap();
+        assert_eq!(on.notify().public_url, "https://forms.example.com");
         let fine = load(serde_json::json!({"metrics_listen": "127.0.0.1:9090"})).unwrap();
         assert_eq!(fine.metrics_listen, Some("127.0.0.1:9090".parse().unwrap()));
         assert_eq!(fine.retention().batch, 500);

@@ -72,6 +72,9 @@ pub(super) fn summary_to_proto(summary: FormSummary) -> FormTaskSummary {
             .map_or(DeliveryState::Unspecified, delivery_state) as i32,
         return_reason: summary.return_reason.unwrap_or_default(),
         return_time: summary.returned_at.map(timestamp),
+        task_name: summary.task_name,
+        process_name: summary.process_name,
+        context: summary.context,
     }
 }
 
@@ -210,6 +213,7 @@ impl FormService for FormApi {
         v.structure("prefill", r.prefill.as_ref());
         v.key("tenant_id", &r.tenant_id, false);
         v.key("topic_name", &r.topic_name, false);
+        v.free_text("context", &r.context);
         let prefill = match r
             .prefill
             .as_ref()
@@ -241,6 +245,7 @@ impl FormService for FormApi {
             prefill,
             tenant_id: some(r.tenant_id),
             topic_name: some(r.topic_name),
+            context: some(r.context),
         };
         // What the engine says of the instance decides, not what the worker says.
         let mut v = Violations::new();

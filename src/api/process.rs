@@ -6,7 +6,8 @@ use tonic::{Request, Response, Status};
 use super::caller;
 use super::status::status;
 use super::validate::Violations;
-use crate::processes::{self, ListRequest, Process, Processes, StartRequest};
+use crate::processes::definitions::Definitions;
+use crate::processes::{self, ListRequest, Process, ProcessError, Processes, StartRequest};
 use crate::proto::process_service_server::ProcessService;
 use crate::proto::*;
 
@@ -15,14 +16,16 @@ const DEFAULT_PAGE_SIZE: usize = 50;
 
 pub struct ProcessApi {
     processes: Processes,
+    definitions: Definitions,
     /// Definitions users may start; admins may start any.
     startable: Vec<String>,
 }
 
 impl ProcessApi {
-    pub fn new(processes: Processes, startable: Vec<String>) -> Self {
+    pub fn new(processes: Processes, definitions: Definitions, startable: Vec<String>) -> Self {
         Self {
             processes,
+            definitions,
             startable,
         }
     }
@@ -193,6 +196,29 @@ impl ProcessService for ProcessApi {
         Ok(Response::new(ListProcessesResponse {
             processes: found.into_iter().map(to_proto).collect(),
             next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn list_startable_processes(
+        &self,
+        request: Request<ListStartableProcessesRequest>,
+    ) -> Result<Response<ListStartableProcessesResponse>, Status> {
+        let caller = caller(&request)?;
+        let found = self
+            .definitions
+            .startable(caller.admin, &self.startable)
+            .await
+            .map_err(|error| status(ProcessError::from(error)))?;
+        Ok(Response::new(ListStartableProcessesResponse {
+            processes: found
+                .into_iter()
+                .map(|s| StartableProcess {
+                    key: s.key,
+                    name: s.name,
+                    description: s.description,
+                    version: s.version,
+                })
+                .collect(),
         }))
     }
 

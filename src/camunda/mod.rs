@@ -284,6 +284,34 @@ impl Camunda {
             .await
     }
 
+    /// The latest version of every deployed definition (of each tenant's) that is not
+    /// suspended.
+    pub async fn latest_definitions(&self) -> Result<Vec<ProcessDefinition>, CamundaError> {
+        self.get(
+            "/process-definition",
+            &[
+                ("latestVersion", "true"),
+                ("active", "true"),
+                ("sortBy", "key"),
+                ("sortOrder", "asc"),
+            ],
+        )
+        .await
+    }
+
+    /// The BPMN XML of a definition, as deployed.
+    pub async fn definition_xml(&self, id: &str) -> Result<String, CamundaError> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Xml {
+            bpmn20_xml: String,
+        }
+        let xml: Xml = self
+            .get(&format!("/process-definition/{}/xml", path(id)), &())
+            .await?;
+        Ok(xml.bpmn20_xml)
+    }
+
     pub async fn definition(&self, id: &str) -> Result<ProcessDefinition, CamundaError> {
         self.get(&format!("/process-definition/{}", path(id)), &())
             .await

@@ -13,6 +13,9 @@ pub struct ProcessDefinition {
     pub version: i32,
     #[serde(default)]
     pub name: Option<String>,
+    /// The process's `<bpmn:documentation>`, as the engine read it from the model.
+    #[serde(default)]
+    pub description: Option<String>,
     #[serde(default)]
     pub deployment_id: Option<String>,
     #[serde(default)]

@@ -24,6 +24,7 @@ use crate::auth::Caller;
 use crate::camunda::CamundaError;
 use crate::delivery::Dispatcher;
 use crate::email::Email;
+use crate::processes::definitions::{Definitions, ModelNames};
 use crate::store::deliveries::{self as deliveries, DeliveryRow, SubmissionRow};
 use crate::store::forms::{self as rows, FormTaskRow, ListQuery};
 use crate::store::{Store, StoreError};
@@ -54,6 +55,16 @@ pub struct FormSummary {
     pub return_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub returned_at: Option<DateTime<Utc>>,
+    /// The send task's name in the model; empty without one (and in changes
+    /// stored before names were kept).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub task_name: String,
+    /// The process definition's name in the model; empty without one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub process_name: String,
+    /// What the form is about, from the send task's `ramp.context`; empty without.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub context: String,
 }
 
 impl FormSummary {
@@ -70,16 +81,49 @@ impl FormSummary {
             created_at: row.created_at,
             updated_at: row.updated_at,
             has_draft: row.draft.is_some(),
-            title: row.form_name.clone(),
+            title: title(
+                row.form_title.as_deref(),
+                row.task_name.as_deref(),
+                &row.form_name,
+            )
+            .to_owned(),
             delivery_state: row.delivery_state.clone(),
             return_reason: row.return_reason.clone(),
             returned_at: row.returned_at,
+            task_name: row.task_name.clone().unwrap_or_default(),
+            process_name: row.process_name.clone().unwrap_or_default(),
+            context: row.context.clone().unwrap_or_default(),
         }
     }
 
     pub(crate) fn to_json(&self) -> Value {
         serde_json::to_value(self).expect("a summary serializes")
     }
+}
+
+/// A form's title: the Camunda Form's own title, else the send task's name, else the
+/// form's name (never empty).
+fn title<'a>(
+    form_title: Option<&'a str>,
+    task_name: Option<&'a str>,
+    form_name: &'a str,
+) -> &'a str {
+    [form_title, task_name]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|t| !t.is_empty())
+        .unwrap_or(form_name)
+}
+
+/// The title a form-js schema gives itself, if any (a non-empty top-level "title").
+fn schema_title(schema: &Value) -> Option<String> {
+    schema
+        .get("title")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
 }
 
 /// A form task with what is needed to render and fill it.
@@ -160,6 +204,8 @@ pub struct NewFormTask {
     pub prefill: Map<String, Value>,
     pub tenant_id: Option<String>,
     pub topic_name: Option<String>,
+    /// The context line the worker built (see `FormSummary::context`).
+    pub context: Option<String>,
 }
 
 pub struct ListRequest {
@@ -175,6 +221,7 @@ pub struct ListRequest {
 pub struct Forms {
     store: Store,
     schemas: Arc<Schemas>,
+    definitions: Definitions,
     hub: ChangeHub,
     dispatcher: Dispatcher,
     stream_settings: StreamSettings,
@@ -184,6 +231,7 @@ impl Forms {
     pub fn new(
         store: Store,
         schemas: Arc<Schemas>,
+        definitions: Definitions,
         hub: ChangeHub,
         dispatcher: Dispatcher,
         stream_settings: StreamSettings,
@@ -191,6 +239,7 @@ impl Forms {
         Self {
             store,
             schemas,
+            definitions,
             hub,
             dispatcher,
             stream_settings,
@@ -313,6 +362,13 @@ impl Forms {
             // Without its activity instance, nothing says what the task maps.
             (None, _) => Map::new(),
         };
+        let names = match &definition_id {
+            Some(id) => {
+                self.model_names(id, new.process_definition_key.as_deref())
+                    .await
+            }
+            None => None,
+        };
         // PostgreSQL keeps microseconds: the row answered is the row stored.
         let now = Utc::now().trunc_subsecs(6);
         let candidate = FormTaskRow {
@@ -334,7 +390,6 @@ impl Forms {
             process_definition_key: new.process_definition_key,
             tenant_id: new.tenant_id,
             topic_name: new.topic_name,
-            activity_id: new.activity_id,
             activity_instance_id: new.activity_instance_id,
             execution_id: new.execution_id,
             deployment_id: found.as_ref().map(|(d, _)| d.clone()),
@@ -347,8 +402,32 @@ impl Forms {
             delivery_state: None,
             return_reason: None,
             returned_at: None,
+            task_name: names
+                .as_ref()
+                .and_then(|n| n.activity(&new.activity_id))
+                .map(str::to_owned),
+            process_name: names.as_ref().and_then(|n| n.process_name.clone()),
+            form_title: found.as_ref().and_then(|(_, schema)| schema_title(schema)),
+            context: new.context.filter(|c| !c.trim().is_empty()),
+            activity_id: new.activity_id,
         };
         Ok((candidate, found.map(|(_, s)| s)))
+    }
+
+    /// The names in a definition's model, read once per definition. A form is
+    /// created without names rather than not at all when the model cannot be read.
+    async fn model_names(&self, definition_id: &str, key: Option<&str>) -> Option<Arc<ModelNames>> {
+        match self.definitions.names(definition_id, key).await {
+            Ok(names) => Some(names),
+            Err(error) => {
+                tracing::warn!(
+                    definition = definition_id,
+                    %error,
+                    "the model's names could not be read; the form is created without them"
+                );
+                None
+            }
+        }
     }
 
     async fn with_schema(&self, row: FormTaskRow) -> Result<FormTask, FormError> {
@@ -807,5 +886,53 @@ impl Claim {
             ));
         }
         message
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_form_is_titled_by_its_own_title_then_its_task_then_its_name() {
+        assert_eq!(
+            title(Some("Supplier"), Some("Enter details"), "step"),
+            "Supplier"
+        );
+        assert_eq!(
+            title(Some(" "), Some("Enter details"), "step"),
+            "Enter details"
+        );
+        assert_eq!(title(None, Some(""), "step"), "step");
+        assert_eq!(title(None, None, "step"), "step");
+    }
+
+    #[test]
+    fn a_schema_title_is_a_non_empty_top_level_text() {
+        assert_eq!(
+            schema_title(&json!({"title": " Supplier "})).as_deref(),
+            Some("Supplier")
+        );
+        assert_eq!(schema_title(&json!({"title": ""})), None);
+        assert_eq!(schema_title(&json!({"title": 3})), None);
+        assert_eq!(schema_title(&json!({"components": []})), None);
+    }
+
+    #[test]
+    fn a_summary_stored_before_names_were_kept_still_reads() {
+        let stored = json!({
+            "id": "0190b7a4-0000-7000-8000-000000000000", "form_name": "step",
+            "business_key": "a@example.com", "assignee": "a@example.com",
+            "status": "pending", "process_instance_id": "p", "root_process_instance_id": "p",
+            "process_definition_key": null, "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z", "has_draft": false, "title": "step"
+        });
+        let summary: FormSummary = serde_json::from_value(stored.clone()).unwrap();
+        assert_eq!(
+            (summary.task_name.as_str(), summary.context.as_str()),
+            ("", "")
+        );
+        assert_eq!(summary.to_json()["title"], stored["title"]);
     }
 }

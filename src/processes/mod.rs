@@ -2,6 +2,7 @@
 //! key, race-free across replicas (a unique index, reserved before the engine is
 //! called), and also against root instances started without ramp.
 
+pub mod definitions;
 mod reconcile;
 
 use chrono::{DateTime, Utc};

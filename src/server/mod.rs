@@ -30,6 +30,7 @@ use crate::forms::withdrawal::Withdrawals;
 use crate::forms::{ChangeHub, Forms};
 use crate::metrics::{Metrics, Role};
 use crate::ops::{Ops, OpsLayer, Readiness};
+use crate::processes::definitions::Definitions;
 use crate::processes::{Processes, Reconciler};
 use crate::proto::admin_service_server::AdminServiceServer;
 use crate::proto::form_service_server::FormServiceServer;
@@ -54,6 +55,8 @@ pub enum ServeError {
     Store(#[from] crate::store::StoreError),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("notifications: {0}")]
+    Notify(String),
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("server: {0}")]
@@ -139,9 +142,11 @@ impl Application {
         let dispatcher = Dispatcher::new(store.clone(), camunda.clone(), config.delivery())
             .with_metrics(metrics.clone())
             .with_hub(hub.clone());
+        let definitions = Definitions::new(camunda.clone());
         let forms = Forms::new(
             store.clone(),
             Arc::new(Schemas::new(store.clone(), camunda.clone())),
+            definitions.clone(),
             hub.clone(),
             dispatcher.clone(),
             config.stream(),
@@ -153,6 +158,10 @@ impl Application {
             config.reconcile(),
         )
         .with_metrics(metrics.clone());
+        // Off unless a channel is configured; then it only prunes.
+        let notifier = crate::notify::Notifier::new(store.clone(), config.notify())
+            .map_err(|e| ServeError::Notify(e.to_string()))?;
+        tokio::spawn(notifier.run(shutdown.clone()));
         let pruner = crate::retention::Pruner::new(store.clone(), config.retention())
             .with_metrics(metrics.clone());
         let admin = Admin::new(
@@ -207,6 +216,7 @@ impl Application {
         let max_message = config.max_message_bytes;
         let process_service = ProcessServiceServer::new(ProcessApi::new(
             processes,
+            definitions,
             config.startable_definitions.clone(),
         ))
         .max_decoding_message_size(max_message);

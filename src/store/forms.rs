@@ -38,12 +38,21 @@ pub struct FormTaskRow {
     /// Why the process could not use the last answer, when the form came back.
     pub return_reason: Option<String>,
     pub returned_at: Option<DateTime<Utc>>,
+    /// The send task's name in the model, when it has one.
+    pub task_name: Option<String>,
+    /// The process definition's name in the model, when it has one.
+    pub process_name: Option<String>,
+    /// The Camunda Form's own title, when its schema has one.
+    pub form_title: Option<String>,
+    /// The line built from the send task's `ramp.context`, when it names any.
+    pub context: Option<String>,
 }
 
 const COLUMNS: &str = "id, external_task_id, business_key, form_name, message_name, assignee, status, \
     process_instance_id, root_process_instance_id, process_definition_id, process_definition_key, \
     tenant_id, topic_name, activity_id, activity_instance_id, execution_id, deployment_id, prefill, \
     draft, withdrawal_reason, created_at, updated_at, completed_at, return_reason, returned_at, \
+    task_name, process_name, form_title, context, \
     (SELECT o.state FROM correlation_outbox o WHERE o.form_task_id = form_tasks.id \
      ORDER BY o.created_at DESC LIMIT 1) AS delivery_state";
 
@@ -75,6 +84,10 @@ fn from_row(row: &Row) -> FormTaskRow {
         delivery_state: row.get("delivery_state"),
         return_reason: row.get("return_reason"),
         returned_at: row.get("returned_at"),
+        task_name: row.get("task_name"),
+        process_name: row.get("process_name"),
+        form_title: row.get("form_title"),
+        context: row.get("context"),
     }
 }
 
@@ -91,9 +104,10 @@ pub async fn insert_new(
             INSERT INTO form_tasks (id, external_task_id, business_key, form_name, message_name, assignee,
                 status, process_instance_id, root_process_instance_id, process_definition_id,
                 process_definition_key, tenant_id, topic_name, activity_id, activity_instance_id,
-                execution_id, deployment_id, prefill, created_at, updated_at)
+                execution_id, deployment_id, prefill, created_at, updated_at, task_name, process_name,
+                form_title, context)
             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                $17, $18, $18)
+                $17, $18, $18, $20, $21, $22, $23)
             ON CONFLICT (external_task_id) DO NOTHING
             RETURNING id, assignee
         ), change AS (
@@ -124,6 +138,10 @@ pub async fn insert_new(
                 &task.prefill,
                 &task.created_at,
                 summary,
+                &task.task_name,
+                &task.process_name,
+                &task.form_title,
+                &task.context,
             ],
         )
         .await?

@@ -10,6 +10,7 @@ use tokio_postgres::NoTls;
 
 pub mod deliveries;
 pub mod forms;
+pub mod notifications;
 pub mod processes;
 pub mod retention;
 

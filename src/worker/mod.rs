@@ -321,6 +321,9 @@ impl Worker {
             Ok(assignee) => assignee,
             Err(reason) => return Handled::Incident(reason),
         };
+        let context = property("ramp.context")
+            .map(|names| context(&names, &values))
+            .unwrap_or_default();
         let request = CreateFormTaskRequest {
             external_task_id: task.id.clone(),
             process_instance_id: task.process_instance_id.clone(),
@@ -341,6 +344,7 @@ impl Worker {
             ))),
             tenant_id: task.tenant_id.clone().unwrap_or_default(),
             topic_name: task.topic_name.clone(),
+            context,
         };
         let mut wait = Duration::from_millis(200);
         loop {
@@ -454,6 +458,41 @@ fn readable(raw: &Map<String, Value>) -> Map<String, Value> {
         .collect()
 }
 
+/// The longest context line a worker sends, in characters.
+const MAX_CONTEXT: usize = 200;
+
+/// A form's context line: the values of the variables that `names` lists
+/// (comma-separated; a dotted name reaches into a JSON object), as text, joined by
+/// ", ". Values that are unset, empty or not shown as text (null, lists, objects)
+/// are left out; yes/no stand for booleans. Bounded to `MAX_CONTEXT` characters.
+fn context(names: &str, values: &Map<String, Value>) -> String {
+    let shown: Vec<String> = names
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .filter_map(|name| {
+            let mut path = name.split('.');
+            let first = values.get(path.next()?)?;
+            let value = path.try_fold(first, |value, step| value.get(step))?;
+            let text = match value {
+                Value::String(text) => text.split_whitespace().collect::<Vec<_>>().join(" "),
+                Value::Number(number) => number.to_string(),
+                Value::Bool(true) => "yes".into(),
+                Value::Bool(false) => "no".into(),
+                Value::Null | Value::Array(_) | Value::Object(_) => return None,
+            };
+            Some(text).filter(|t| !t.is_empty())
+        })
+        .collect();
+    let line = shown.join(", ");
+    if line.chars().count() <= MAX_CONTEXT {
+        return line;
+    }
+    let mut bounded: String = line.chars().take(MAX_CONTEXT - 1).collect();
+    bounded.push('…');
+    bounded
+}
+
 /// What a task offers its form to fill in: its variables, but not ramp's own nor
 /// those that name the assignee (they route the form, they do not fill it).
 fn prefill(mut values: Map<String, Value>, assignee_variable: Option<&str>) -> Map<String, Value> {
@@ -518,6 +557,32 @@ mod tests {
             .as_object()
             .unwrap()
             .clone()
+    }
+
+    #[test]
+    fn the_context_line_shows_the_named_values_in_words() {
+        let values = json!({
+            "supplierName": "  Acme\n Ltd ",
+            "amount": 1200.5,
+            "critical": true,
+            "supplier": {"country": "NL"},
+            "empty": "",
+            "nothing": null,
+            "list": [1],
+        });
+        let values = values.as_object().unwrap();
+        assert_eq!(
+            context(
+                "supplierName, amount,critical, supplier.country, empty, nothing, list, unset,",
+                values
+            ),
+            "Acme Ltd, 1200.5, yes, NL"
+        );
+        assert_eq!(context("", values), "");
+        let long = json!({"text": "x".repeat(500)});
+        let line = context("text", long.as_object().unwrap());
+        assert_eq!(line.chars().count(), MAX_CONTEXT);
+        assert!(line.ends_with('…'));
     }
 
     #[test]

@@ -31,6 +31,8 @@ mod large_inbox;
 mod limits;
 mod load;
 mod migrations;
+mod names;
+mod notify;
 mod oidc;
 mod ops;
 mod processes;
