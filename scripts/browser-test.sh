@@ -21,9 +21,12 @@ secret="browser-tests-secret-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \
 
 export RAMP_CAMUNDA_URL=$RAMP_TEST_CAMUNDA_URL
 export RAMP_JWT_SECRET=$secret
-"$ramp" deploy --name ramp-browser processes >/dev/null
+# A deployment name of this run's own: the engine is shared, and other tests may have
+# deployed VOE since (without its forms); an unchanged deployment under a name seen
+# before would be filtered out and leave theirs the latest version.
+"$ramp" deploy --name "ramp-browser-$$" processes >/dev/null
 # Models drawn as teams draw them (tests/browser/models/README.md).
-"$ramp" deploy --name ramp-browser-models tests/browser/models >/dev/null
+"$ramp" deploy --name "ramp-browser-models-$$" tests/browser/models >/dev/null
 
 pids=()
 cleanup() {
@@ -50,7 +53,12 @@ pids+=($!)
 tmp=$(mktemp -d)
 oidc_port=$(scripts/free-port.sh)
 oidc_ui_port=$(scripts/free-port.sh)
-node tests/oidc/provider.mjs --port "$oidc_port" --keys "$tmp/keys.json" \
+# Demo accounts, as `make run` has them: an email and a password each.
+oidc_password="pw-$(head -c 9 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+# (an email of this run's own: the engine is shared with earlier runs)
+oidc_email="demo-ann-$$@example.com"
+printf '[{"email": "%s", "password": "%s", "name": "Ann Demo"}]\n' "$oidc_email" "$oidc_password" >"$tmp/accounts.json"
+node tests/oidc/provider.mjs --port "$oidc_port" --keys "$tmp/keys.json" --accounts "$tmp/accounts.json" \
   --web-app "http://127.0.0.1:$oidc_ui_port" >"$tmp/oidc.out" 2>"$out/oidc.log" &
 pids+=($!)
 for _ in $(seq 1 100); do grep -q READY "$tmp/oidc.out" && break; sleep 0.2; done
@@ -68,10 +76,13 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 export RAMP_OIDC_UI_URL=http://127.0.0.1:$oidc_ui_port
+export DEMO_OIDC_EMAIL=$oidc_email DEMO_OIDC_PASSWORD=$oidc_password
 
 export RAMP_UI_URL=http://127.0.0.1:$port
 export RAMP_BIN=$ramp
 export RAMP_TEST_OUTPUT=$out
 cd tests/browser
-[ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
 node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: brings up what exists of the system in the foreground — PostgreSQL, the
-# engine with the demo process deployed, `ramp serve`, `ramp worker` — and stops it
-# all on Ctrl-C.
+# engine with the demo process deployed, the test OpenID Connect provider with demo
+# accounts, `ramp serve`, `ramp worker` — and stops it all on Ctrl-C.
 # State (the database cluster, the engine's data, logs, the token secret) stays in
 # .ramp/, which git ignores, so data survives restarts.
 set -euo pipefail
@@ -13,6 +13,7 @@ export RAMP_LISTEN=${RAMP_LISTEN:-127.0.0.1:50051}
 target=${CARGO_TARGET_DIR:-target}
 
 engine_port=${RAMP_RUN_ENGINE_PORT:-8080}
+oidc_port=${RAMP_RUN_OIDC_PORT:-50052}
 
 scripts/install.sh
 mkdir -p "$state/logs"
@@ -63,6 +64,31 @@ if [ ! -s "$state/jwt-secret" ]; then
 fi
 export RAMP_AUTH=jwt
 export RAMP_JWT_SECRET_FILE="$state/jwt-secret"
+
+# People sign in with an email and a password through the test OpenID Connect
+# provider (tests/oidc/provider.mjs): its login page takes the demo accounts below
+# (passwords generated once, kept in the state folder). It signs its access tokens
+# with the same HS256 secret, so tokens from `ramp token` work alongside.
+if [ ! -s "$state/demo-accounts.json" ]; then
+  pw() { head -c 9 /dev/urandom | base64 | tr -d '\n=+/'; }
+  (umask 077 && printf '[\n  {"email": "ann@example.com", "password": "%s", "name": "Ann (starts processes)"},\n  {"email": "bob@example.com", "password": "%s", "name": "Bob (reviews)"},\n  {"email": "carol@example.com", "password": "%s", "name": "Carol"}\n]\n' \
+    "$(pw)" "$(pw)" "$(pw)" >"$state/demo-accounts.json")
+fi
+issuer="http://127.0.0.1:$oidc_port"
+echo "run: sign-in (OpenID Connect) on $issuer (log in $state/logs/oidc.log)" >&2
+: >"$state/logs/oidc.out"
+node tests/oidc/provider.mjs --port "$oidc_port" --keys "$state/oidc-keys.json" \
+  --accounts "$state/demo-accounts.json" --web-app "http://$RAMP_LISTEN" \
+  --hs256-secret-file "$state/jwt-secret" --audience ramp \
+  >"$state/logs/oidc.out" 2>"$state/logs/oidc.log" &
+pids+=($!)
+for _ in $(seq 1 100); do grep -q READY "$state/logs/oidc.out" && break; sleep 0.2; done
+grep -q READY "$state/logs/oidc.out" || { tail -n 20 "$state/logs/oidc.log" >&2; exit 1; }
+# The web UI with its config.json (the provider to sign in at), served from the
+# state folder so the build stays as built.
+rm -rf "$state/web" && cp -r "$RAMP_WEB_DIR" "$state/web"
+printf '{"oidcIssuer": "%s", "oidcClientId": "ramp-web"}\n' "$issuer" >"$state/web/config.json"
+RAMP_WEB_DIR="$(pwd)/$state/web"
 export RAMP_STARTABLE_DEFINITIONS=${RAMP_STARTABLE_DEFINITIONS:-VOE}
 export RAMP_CORS_ORIGINS=${RAMP_CORS_ORIGINS:-http://$RAMP_LISTEN}
 
@@ -87,7 +113,9 @@ pids+=($!)
 cat >&2 <<MSG
 
   ramp is up.
-    open:                  http://$RAMP_LISTEN/   (sign in with a token from the line below)
+    open:                  http://$RAMP_LISTEN/   and sign in: "Sign in with OpenID Connect", then one of
+$(node -e 'for (const a of JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))) console.log(`                             ${a.email.padEnd(20)} password ${a.password}`)' "$state/demo-accounts.json")
+                           (accounts in $state/demo-accounts.json; developers may paste a token instead)
     API (gRPC, gRPC-web):  $RAMP_LISTEN
     try:                   $grpcurl -plaintext $RAMP_LISTEN list
     a token:               $target/debug/ramp token --email you@example.com

@@ -173,7 +173,10 @@ impl Definitions {
         if !admin && allowed.is_empty() {
             return Ok(Vec::new());
         }
-        let latest = self.camunda.latest_definitions().await?;
+        let latest = self
+            .camunda
+            .latest_definitions((!admin).then_some(allowed))
+            .await?;
         Ok(startable(latest, admin, allowed))
     }
 }

@@ -251,8 +251,11 @@ fn ramp_token_refuses_bad_input() {
 #[tokio::test]
 async fn ramp_deploy_deploys_the_demo_and_prints_its_definitions() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // A deployment name of its own: the engine compares a deployment with the last
+    // one of the same name, which an engine used before may hold with other files.
+    let name = crate::engine::unique_key("ramp-demo-test");
     let output = ramp()
-        .args(["deploy", "--name", "ramp-demo-test"])
+        .args(["deploy", "--name", &name])
         .arg(root.join("processes"))
         .env("RAMP_CAMUNDA_URL", crate::engine::engine_url())
         .env("RAMP_LOG", "warn")
@@ -276,7 +279,7 @@ async fn ramp_deploy_deploys_the_demo_and_prints_its_definitions() {
 
     // Deployed again unchanged: the same versions, nothing new.
     let again = ramp()
-        .args(["deploy", "--name", "ramp-demo-test"])
+        .args(["deploy", "--name", &name])
         .arg(root.join("processes"))
         .env("RAMP_CAMUNDA_URL", crate::engine::engine_url())
         .output()

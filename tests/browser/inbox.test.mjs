@@ -4,7 +4,13 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
+
+// axe-core, put into the page through the DevTools protocol (page.evaluate), which
+// the page's Content-Security-Policy does not govern: the app itself stays under it.
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 const UI = process.env.RAMP_UI_URL;
 const OUT = process.env.RAMP_TEST_OUTPUT ?? '.';
@@ -32,6 +38,25 @@ after(async () => {
   await browser?.close();
 });
 
+/** The pages axe-core checked, by what was on them (the last test asserts the list). */
+const axeChecked = new Set();
+
+/**
+ * axe-core on the page as it stands: fails on any serious or critical violation,
+ * naming the rule and the elements.
+ */
+async function accessible(page, what) {
+  await page.evaluate(AXE_SOURCE + '\n;0');
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ['violations'] });
+    return result.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.impact} ${v.id}: ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  });
+  assert.deepEqual(violations, [], `axe-core on ${what} (${page.url()})`);
+  axeChecked.add(what);
+}
+
 async function signedInPage(context, email) {
   const page = await context.newPage();
   page.on('console', (message) => {
@@ -51,19 +76,21 @@ async function choose(page, label, option) {
   await page.locator('.fjs-dropdownlist-item').filter({ hasText: option }).first().click();
 }
 
-function startThroughApi(email) {
+function startThroughApi(email, key = 'VOE') {
   execFileSync(process.env.GRPCURL, [
     '-plaintext', '-H', `authorization: Bearer ${token(email)}`,
-    '-d', JSON.stringify({ definition_key: 'VOE', business_key: email }),
+    '-d', JSON.stringify({ definition_key: key, business_key: email }),
     new URL(UI).host, 'ramp.v1.ProcessService/StartProcess',
   ]);
 }
 
+/** Starts a process for the page's user through the API (the start page has a test
+ * of its own), then shows the user's processes. */
 async function startProcess(page, key) {
+  const email = (await page.locator('.user .email').innerText()).trim();
+  startThroughApi(email, key);
   await page.goto(`${UI}/processes`);
-  await page.getByTestId('start-definition').fill(key);
-  await page.getByTestId('start-process').click();
-  await page.getByTestId('process-item').first().waitFor();
+  await page.getByTestId('process-item').first().waitFor({ timeout: 20_000 });
 }
 
 const startVoe = (page) => startProcess(page, 'VOE');
@@ -92,16 +119,18 @@ async function addAnswer(page, key, type, value) {
   else await row.getByTestId('kv-value').fill(value);
 }
 
-/** The inbox card of the form with this name (exactly). */
-const card = (page, name) =>
-  page.getByTestId('inbox-item').filter({ has: page.locator('.form-name', { hasText: new RegExp(`^${name}$`) }) });
+/** The inbox card of the form with this name (the form's id in the model). */
+const card = (page, name) => page.locator(`[data-testid=inbox-item][data-form-name="${name}"]`);
 
 async function openForm(page, name) {
   await page.goto(`${UI}/inbox`);
-  const item = page.getByTestId('inbox-item').filter({ hasText: name });
+  const item = card(page, name);
   await item.first().waitFor({ timeout: 20_000 });
   await item.first().getByRole('link').first().click();
-  await page.locator('.fjs-form').waitFor({ timeout: 20_000 });
+  await page.locator('.fjs-form').waitFor({ timeout: 20_000 }).catch(async (e) => {
+    await page.screenshot({ path: `${OUT}/failed-open-${name}.png`, fullPage: true });
+    throw e;
+  });
 }
 
 test('a user starts VOE, fills its forms in the browser, and the process ends', async () => {
@@ -112,9 +141,10 @@ test('a user starts VOE, fills its forms in the browser, and the process ends', 
 
   // The first form appears in the inbox without a reload.
   await page.goto(`${UI}/inbox`);
-  const first = page.getByTestId('inbox-item').filter({ hasText: 'company_details' });
+  const first = card(page, 'company_details');
   await first.first().waitFor({ timeout: 20_000 });
   await page.screenshot({ path: `${OUT}/inbox.png`, fullPage: true });
+  await accessible(page, 'the inbox');
   await first.first().getByRole('link').first().click();
   await page.locator('.fjs-form').waitFor({ timeout: 20_000 });
   await page.getByLabel('Company name').fill('Acme Components');
@@ -126,10 +156,16 @@ test('a user starts VOE, fills its forms in the browser, and the process ends', 
   await page.getByLabel('The supplier has signed our supplier code of conduct').check();
   await page.getByLabel('Reviewer email').fill(ann);
   await page.screenshot({ path: `${OUT}/form.png`, fullPage: true });
+  await accessible(page, 'a form with a Camunda Form');
   await page.getByTestId('submit-form').click();
   await page.getByTestId('delivery-state').waitFor({ timeout: 20_000 });
 
-  // The next form (the review, assigned to the reviewer: here the same user).
+  // The next form (the review, assigned to the reviewer: here the same user); its
+  // card says what is reviewed (the model's ramp.context: company name, country).
+  await page.goto(`${UI}/inbox`);
+  const review = card(page, 'qualify_supplier');
+  await review.waitFor({ timeout: 20_000 });
+  assert.equal(await review.getByTestId('form-context').innerText(), 'Acme Components, DE');
   await openForm(page, 'qualify_supplier');
   await choose(page, 'Qualification level', 'A');
   await page.getByLabel('Payment terms (days)').fill('30');
@@ -143,16 +179,37 @@ test('a user starts VOE, fills its forms in the browser, and the process ends', 
     await page.goto(`${UI}/processes`);
     await page.getByTestId('process-item').first().waitFor();
     if ((await page.getByTestId('process-item').filter({ hasText: /completed/i }).count()) > 0) break;
+    await accessible(page, 'the processes');
     assert.ok(Date.now() < deadline, 'the process shows as completed within 30 s');
     await page.waitForTimeout(1_000);
   }
+
+  // Looking back: both forms are on the completed page, delivered; one opens with
+  // its answers as submitted, in the form's words.
+  await page.goto(`${UI}/done`);
+  const done = page.locator('[data-testid=done-item][data-form-name=company_details]');
+  await done.waitFor({ timeout: 20_000 });
+  assert.equal(await page.locator('[data-testid=done-item][data-form-name=qualify_supplier]').count(), 1);
+  assert.equal(await done.getByTestId('done-delivery').innerText(), 'delivered');
+  await accessible(page, 'the completed forms');
+  await done.getByRole('link').first().click();
+  const answers = page.getByTestId('answers');
+  await answers.waitFor({ timeout: 20_000 });
+  const answer = async (key) => (await page.locator(`[data-testid=answer][data-key=${key}] dd`).innerText()).trim();
+  assert.equal(await answer('companyName'), 'Acme Components');
+  assert.equal(await answer('country'), 'Germany', "a select's answer by its option's label");
+  assert.equal(await answer('vatNumber'), 'DE123456789');
+  assert.match(await page.locator('[data-testid=answer][data-key=country] dt').innerText(), /Country/);
+  assert.equal(await page.getByTestId('delivery-state').innerText(), 'delivered');
+  await page.screenshot({ path: `${OUT}/completed-form.png`, fullPage: true });
+  await accessible(page, 'a completed form with its answers');
   await context.close();
 });
 
 test('a second tab follows the inbox live, and another user sees none of it', async () => {
   const context = await browser.newContext();
   const ann = someone('ann');
-  // Each tab signs in (the token lives in the tab's session storage).
+  // The tabs of one browser share the sign-in (localStorage).
   const first = await signedInPage(context, ann);
   await first.goto(`${UI}/inbox`);
   const second = await signedInPage(context, ann);
@@ -166,7 +223,7 @@ test('a second tab follows the inbox live, and another user sees none of it', as
   await startVoe(starter);
 
   for (const tab of [first, second]) {
-    await tab.getByTestId('inbox-item').filter({ hasText: 'company_details' }).first().waitFor({ timeout: 20_000 });
+    await tab.locator('[data-testid=inbox-item][data-form-name=company_details]').first().waitFor({ timeout: 20_000 });
   }
   await bob.waitForTimeout(1_000);
   assert.equal(await bob.getByTestId('inbox-item').count(), 0, "another user's forms are not shown");
@@ -183,7 +240,7 @@ test('eight tabs of one user all stay live', async () => {
   // Started through the API, so that all eight tabs stay on their inbox.
   startThroughApi(ann);
   for (const tab of tabs) {
-    await tab.getByTestId('inbox-item').filter({ hasText: 'company_details' }).first().waitFor({ timeout: 20_000 });
+    await tab.locator('[data-testid=inbox-item][data-form-name=company_details]').first().waitFor({ timeout: 20_000 });
   }
   await context.close();
 });
@@ -206,34 +263,89 @@ test("the server's field violations show on the form", async () => {
   const violation = page.getByTestId('violation').filter({ hasText: 'contactEmail' });
   await violation.first().waitFor({ timeout: 20_000 });
   assert.match(await violation.first().innerText(), /email/i);
+  await accessible(page, "a form with the server's violations");
   await context.close();
 });
 
-test('a user signs in through OpenID Connect and the API accepts the token', async () => {
+test("a person signs in with a demo account on the provider's login page; a new tab is signed in too", async () => {
   const OIDC_UI = process.env.RAMP_OIDC_UI_URL;
   assert.ok(OIDC_UI, 'RAMP_OIDC_UI_URL is set by scripts/browser-test.sh');
+  const email = process.env.DEMO_OIDC_EMAIL;
   const context = await browser.newContext();
   const page = await context.newPage();
-  const dana = someone('dana');
+  page.on('console', (message) => {
+    if (message.type() === 'error') consoleErrors.push(`oidc: ${message.text()}`);
+  });
   await page.goto(`${OIDC_UI}/signin`);
+  await page.getByTestId('signin-oidc').waitFor();
+  await accessible(page, 'the sign-in page');
   await page.getByTestId('signin-oidc').click();
-  // The provider's development login page: any name, any password.
-  await page.locator('input[name=login]').fill(dana);
-  await page.locator('input[name=password]').fill('any');
-  await page.locator('button[type=submit]').click();
-  await page.waitForLoadState();
-  if (!page.url().startsWith(OIDC_UI)) {
-    // The consent page.
-    await page.locator('button[type=submit]').first().click();
-  }
+
+  // The provider's login page: a wrong password is refused, the right one signs in.
+  await page.getByLabel('Email').waitFor({ timeout: 20_000 });
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill('not-the-password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByText('Wrong email or password.').waitFor();
+  await page.getByLabel('Password').fill(process.env.DEMO_OIDC_PASSWORD);
+  await page.screenshot({ path: `${OUT}/oidc-login.png`, fullPage: true });
+  await page.getByRole('button', { name: 'Sign in' }).click();
   await page.waitForURL((url) => url.origin === new URL(OIDC_UI).origin && !url.pathname.startsWith('/signin'), {
     timeout: 20_000,
   });
+  await page.locator('.user .email').filter({ hasText: email }).waitFor();
+  await page.screenshot({ path: `${OUT}/oidc-signed-in.png`, fullPage: true });
+
+  // ramp takes the provider's token: the (empty) list of the user's processes loads.
   await page.goto(`${OIDC_UI}/processes`);
-  await page.getByTestId('start-definition').fill('VOE');
-  await page.getByTestId('start-process').click();
-  await page.getByTestId('process-item').first().waitFor({ timeout: 20_000 });
-  assert.match(await page.getByTestId('process-item').first().innerText(), /active|starting/i);
+  await page.getByText('You have not started any process yet.').waitFor({ timeout: 20_000 });
+
+  // A new tab of the same browser is signed in, without asking again.
+  const tab = await context.newPage();
+  tab.on('console', (message) => {
+    if (message.type() === 'error') consoleErrors.push(`oidc tab: ${message.text()}`);
+  });
+  await tab.goto(`${OIDC_UI}/processes`);
+  await tab.locator('.user .email').filter({ hasText: email }).waitFor({ timeout: 10_000 });
+  assert.ok(!new URL(tab.url()).pathname.startsWith('/signin'), 'the new tab stays where it was opened');
+  // Its calls carry the session.
+  await tab.getByText('You have not started any process yet.').waitFor({ timeout: 20_000 });
+
+  // Signing out in one tab signs the other out too.
+  await tab.getByRole('button', { name: 'Sign out' }).click();
+  await page.waitForURL((url) => url.pathname.startsWith('/signin'), { timeout: 10_000 });
+  await context.close();
+});
+
+test('at sign-in, a token the server refuses is told apart from an expired one', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${UI}/signin`);
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const good = token(someone('ida'));
+  // The same token with another signature: well formed, not expired, refused.
+  const [header, payload] = good.split('.');
+  const forged = `${header}.${payload}.${Buffer.from('not the signature').toString('base64url')}`;
+  await page.getByTestId('signin-token').fill(forged);
+  await page.getByTestId('signin-token-submit').click();
+  const problem = page.locator('#token-error');
+  await problem.waitFor();
+  assert.match(await problem.innerText(), /server refused this token/i);
+  assert.ok(new URL(page.url()).pathname.startsWith('/signin'), 'not signed in');
+  await page.screenshot({ path: `${OUT}/signin-refused.png`, fullPage: true });
+
+  const claims = JSON.parse(Buffer.from(payload, 'base64url').toString());
+  const expired = `${header}.${b64({ ...claims, exp: Math.floor(Date.now() / 1000) - 3600 })}.x`;
+  await page.getByTestId('signin-token').fill(expired);
+  await page.getByTestId('signin-token-submit').click();
+  await page.locator('#token-error').filter({ hasText: /expired/ }).waitFor();
+  assert.doesNotMatch(await problem.innerText(), /refused/);
+
+  // A good one signs in.
+  await page.getByTestId('signin-token').fill(good);
+  await page.getByTestId('signin-token-submit').click();
+  await page.waitForURL((url) => !url.pathname.startsWith('/signin'));
+  await page.getByTestId('inbox-count').waitFor();
   await context.close();
 });
 
@@ -263,6 +375,7 @@ test('a refused answer shows its reason on the form; the corrected answer goes t
   await returned.first().waitFor({ timeout: 30_000 });
   assert.match(await returned.first().getByTestId('return-reason').innerText(), /approved/);
   await page.screenshot({ path: `${OUT}/inbox-returned.png`, fullPage: true });
+  await accessible(page, 'the inbox with a returned form');
 
   // The form says why above the answer, which is filled in as it was sent.
   await returned.first().getByRole('link').first().click();
@@ -270,6 +383,7 @@ test('a refused answer shows its reason on the form; the corrected answer goes t
   await reason.waitFor({ timeout: 20_000 });
   await page.getByTestId('kv-row').first().waitFor();
   await page.screenshot({ path: `${OUT}/form-returned.png`, fullPage: true });
+  await accessible(page, 'a returned form without a Camunda Form');
   const text = await reason.innerText();
   assert.match(text, /could not use your answer/i);
   assert.match(text, /approved/);
@@ -288,6 +402,150 @@ test('a refused answer shows its reason on the form; the corrected answer goes t
   await card(page, 'confirm').first().waitFor({ timeout: 30_000 });
   assert.equal(await card(page, 'request_approval').count(), 0, 'the answered form left the inbox');
   assert.equal(await card(page, 'confirm').getByTestId('returned').count(), 0, 'the next form is a new one');
+  await context.close();
+});
+
+test('on a 390 px phone every label of the form reads whole, and a refused submit focuses the first invalid field', async () => {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const page = await signedInPage(context, someone('gus'));
+  await startVoe(page);
+  await openForm(page, 'company_details');
+
+  // Nothing cut: no label (radio and checkbox options, the consent text included)
+  // is wider than its box, and none overflows the screen.
+  const clipped = await page.locator('.fjs-container label').evaluateAll((labels) =>
+    labels
+      .filter((l) => l.offsetParent !== null)
+      .filter((l) => l.scrollWidth > l.clientWidth + 1 || l.getBoundingClientRect().right > window.innerWidth)
+      .map((l) => l.textContent.trim()),
+  );
+  assert.deepEqual(clipped, [], 'labels cut at 390 px');
+  const consent = page.getByLabel('The supplier has signed our supplier code of conduct');
+  assert.ok(await consent.isVisible(), 'the consent checkbox is there');
+  const noScroll = await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
+  assert.ok(noScroll, 'the page does not scroll sideways');
+  await accessible(page, 'a form on a phone');
+
+  // Submit with nothing filled in: focus goes to the first required field.
+  await page.getByTestId('submit-form').click();
+  await page.waitForFunction(() => document.activeElement?.getAttribute('aria-invalid') === 'true', null, {
+    timeout: 5_000,
+  });
+  const focused = await page.evaluate(() => {
+    const el = document.activeElement;
+    return { id: el.id, label: document.querySelector(`label[for="${el.id}"]`)?.textContent ?? '' };
+  });
+  assert.match(focused.label, /Company name/, 'focus is on the first invalid field');
+  // The app's focus ring (3 px), not form-js's one-pixel outline.
+  const ring = await page.evaluate(() => {
+    const el = document.activeElement;
+    const group = el.closest('.fjs-input-group') ?? el;
+    const style = getComputedStyle(group);
+    return { width: style.outlineWidth, style: style.outlineStyle };
+  });
+  assert.deepEqual(ring, { width: '3px', style: 'solid' }, 'the focused field shows the app focus ring');
+  await page.screenshot({ path: `${OUT}/phone-form.png`, fullPage: true });
+  await accessible(page, 'a form with its own errors on a phone');
+
+  await page.goto(`${UI}/inbox`);
+  await page.getByTestId('inbox-item').first().waitFor();
+  await page.screenshot({ path: `${OUT}/phone-inbox.png`, fullPage: true });
+  await accessible(page, 'the inbox on a phone');
+  await context.close();
+});
+
+test('Cancel asks first; the form open in another tab hears at once that it was withdrawn', async () => {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const hal = someone('hal');
+  const processes = await signedInPage(context, hal);
+  await startVoe(processes);
+  await processes.goto(`${UI}/processes`);
+  await processes.getByTestId('process-item').first().waitFor();
+  const form = await signedInPage(context, hal);
+  await openForm(form, 'company_details');
+  await form.getByLabel('Company name').fill('Half-typed Ltd');
+
+  // One click on Cancel only asks.
+  await processes.getByTestId('cancel-process').first().click();
+  const question = processes.getByTestId('cancel-confirmation');
+  await question.waitFor();
+  assert.match(await question.innerText(), /Cancel this process\?/);
+  assert.equal(
+    await processes.evaluate(() => document.activeElement?.getAttribute('data-testid')),
+    'confirm-cancel',
+    'focus moves to the question',
+  );
+  await processes.screenshot({ path: `${OUT}/cancel-confirmation.png`, fullPage: true });
+  await accessible(processes, 'the processes with a cancel to confirm');
+  await processes.getByTestId('keep-process').click();
+  await question.waitFor({ state: 'detached', timeout: 5_000 }); // No, keep it: the question goes
+  assert.equal(await processes.getByTestId('process-state').first().innerText(), 'active', 'nothing was cancelled');
+
+  await processes.getByTestId('cancel-process').first().click();
+  await processes.getByTestId('confirm-cancel').click();
+  await processes.getByTestId('process-state').filter({ hasText: 'cancelled' }).first().waitFor({ timeout: 20_000 });
+
+  // The open form says so, from the inbox stream, and cannot be submitted.
+  const gone = form.getByTestId('form-gone');
+  await gone.waitFor({ timeout: 10_000 });
+  assert.match(await gone.innerText(), /withdrawn/i);
+  assert.equal(await form.getByTestId('form-status').innerText(), 'withdrawn');
+  assert.ok(await form.getByTestId('submit-form').isDisabled(), 'Submit is off');
+  assert.ok(await form.getByTestId('save-draft').isDisabled(), 'Save draft is off');
+  await form.screenshot({ path: `${OUT}/form-withdrawn.png`, fullPage: true });
+  await accessible(form, 'a form told of its withdrawal');
+  await context.close();
+});
+
+test('the start page starts a process by its name; cards and form pages name the task and the process', async () => {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await signedInPage(context, someone('ivy'));
+  // The empty inbox points to the start page.
+  await page.goto(`${UI}/inbox`);
+  await page.getByTestId('empty-inbox-start').click();
+  await page.waitForURL((url) => url.pathname === '/start');
+  const voe = page.locator('[data-testid=startable][data-key=VOE]');
+  await voe.waitFor({ timeout: 20_000 });
+  assert.match(await voe.innerText(), /Vendor Onboarding Evaluation/);
+  assert.match(await voe.innerText(), /describes a new supplier/, 'the description from the model');
+  assert.doesNotMatch(await page.locator('main').innerText(), /definition key/i, 'no jargon');
+  await page.screenshot({ path: `${OUT}/start.png`, fullPage: true });
+  await accessible(page, 'the start page');
+  await voe.getByTestId('start-button').click();
+  await page.getByTestId('start-message').filter({ hasText: 'Started Vendor Onboarding Evaluation.' }).waitFor();
+
+  await page.goto(`${UI}/inbox`);
+  const item = card(page, 'company_details');
+  await item.waitFor({ timeout: 20_000 });
+  assert.equal(await item.getByRole('link').first().innerText(), 'Enter company details');
+  assert.equal(await item.getByTestId('process-name').innerText(), 'Vendor Onboarding Evaluation');
+  await page.screenshot({ path: `${OUT}/inbox-names.png`, fullPage: true });
+  await item.getByRole('link').first().click();
+  await page.getByTestId('form-title').filter({ hasText: 'Enter company details' }).waitFor({ timeout: 20_000 });
+  await page.waitForFunction(() => document.title.startsWith('Enter company details'));
+  assert.equal(await page.title(), 'Enter company details · Vendor Onboarding Evaluation · ramp');
+  assert.equal(await page.getByTestId('process-name').innerText(), 'Vendor Onboarding Evaluation');
+  await context.close();
+});
+
+test('a session ramp stops taking is said to be over once, not four times', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const short = execFileSync(process.env.RAMP_BIN, ['token', '--email', someone('jo'), '--ttl', '5s'], {
+    encoding: 'utf8',
+  }).trim();
+  await page.goto(`${UI}/signin`);
+  await page.getByTestId('signin-token').fill(short);
+  await page.getByTestId('signin-token-submit').click();
+  await page.waitForURL((url) => url.pathname.startsWith('/inbox'));
+  await page.getByTestId('signed-out').waitFor({ timeout: 30_000 });
+  await page.waitForTimeout(1_000);
+  const text = await page.locator('body').innerText();
+  const said = text.match(/sign in again|signed out/gi) ?? [];
+  assert.equal(said.length, 1, `one message, not: ${JSON.stringify(said)}`);
+  assert.equal(await page.getByTestId('offline').count(), 0);
+  await page.screenshot({ path: `${OUT}/signed-out.png`, fullPage: true });
+  await accessible(page, 'the inbox signed out');
   await context.close();
 });
 

@@ -26,7 +26,16 @@
 //   roles=a,b,c              optional -> claims `roles` and `realm_access.roles`
 //                            (array of strings, like Keycloak)
 // The response's access_token is an RS256 JWT (header typ `at+jwt`) with
-// aud `urn:ramp`, a 300 s lifetime and sub/client_id `ramp-test`.
+// aud `urn:ramp`, a 300 s lifetime (--client-token-ttl SECS to change it) and
+// sub/client_id `ramp-test`.
+//
+// People signing in (--web-app URL): the public client `ramp-web` (authorization
+// code + PKCE, redirect URL/signin) and a login page of this provider's own at
+// /interaction/<uid>. With --accounts FILE (a JSON array of
+// {"email", "password", "name"?}) only those accounts sign in, each with its
+// password; without it any login name and any password do (the name becomes the
+// email, `<name>@example.com` when it has no @). Consent is implied (the app is
+// first-party).
 
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -58,6 +67,10 @@ function parseCommandLine() {
         port: { type: 'string' },
         keys: { type: 'string' },
         'web-app': { type: 'string' },
+        accounts: { type: 'string' },
+        audience: { type: 'string' },
+        'hs256-secret-file': { type: 'string' },
+        'client-token-ttl': { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
@@ -71,7 +84,19 @@ function parseCommandLine() {
   if (!/^\d+$/.test(values.port) || Number(values.port) > 65535) {
     fail(`invalid --port ${JSON.stringify(values.port)}`);
   }
-  return { port: Number(values.port), keysFile: values.keys, webApp: values['web-app'] };
+  const ttl = values['client-token-ttl'];
+  if (ttl !== undefined && !/^[1-9]\d*$/.test(ttl)) {
+    fail(`invalid --client-token-ttl ${JSON.stringify(ttl)}`);
+  }
+  return {
+    port: Number(values.port),
+    keysFile: values.keys,
+    webApp: values['web-app'],
+    accountsFile: values.accounts,
+    clientTokenTtl: ttl === undefined ? ACCESS_TOKEN_TTL : Number(ttl),
+    audience: values.audience ?? RESOURCE,
+    hs256SecretFile: values['hs256-secret-file'],
+  };
 }
 
 function generateKey() {
@@ -216,13 +241,48 @@ function claimsFromTokenRequest(ctx) {
   return Object.keys(claims).length ? claims : undefined;
 }
 
-const { port, keysFile, webApp } = parseCommandLine();
-// With --web-app URL, a browser app at URL can sign users in too: a public client
-// `ramp-web` (authorization code + PKCE, redirect URL/signin) and oidc-provider's
-// development login page, where any login name is accepted and becomes the user's
-// email (with `email_verified: true`).
+const { port, keysFile, webApp, accountsFile, clientTokenTtl, audience, hs256SecretFile } = parseCommandLine();
+// --hs256-secret-file FILE: access tokens are HS256 JWTs signed with the secret in
+// FILE (as ramp's RAMP_JWT_SECRET_FILE), for a ramp that also takes tokens minted
+// with `ramp token`; --audience sets their `aud` (urn:ramp by default).
+let hs256Key = null;
+if (hs256SecretFile !== undefined) {
+  try {
+    hs256Key = crypto.createSecretKey(Buffer.from(fs.readFileSync(hs256SecretFile, 'utf8').trim()));
+  } catch (err) {
+    fail(`cannot read --hs256-secret-file ${hs256SecretFile}: ${err.message}`);
+  }
+}
+// With --web-app URL, a browser app at URL can sign users in too (see the top).
 const WEB_CLIENT = 'ramp-web';
 const emailOf = (accountId) => (accountId.includes('@') ? accountId : `${accountId}@example.com`);
+
+function loadAccounts(file) {
+  if (file === undefined) return null;
+  let list;
+  try {
+    list = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    fail(`cannot read accounts file ${file}: ${err.message}`);
+  }
+  if (!Array.isArray(list) || list.some((a) => typeof a?.email !== 'string' || typeof a?.password !== 'string')) {
+    fail(`accounts file ${file} must hold a JSON array of {"email", "password"}`);
+  }
+  return new Map(list.map((a) => [a.email.trim().toLowerCase(), a]));
+}
+const accounts = loadAccounts(accountsFile);
+
+/** The account a login name and password sign in as, or null. */
+function checkLogin(login, password) {
+  const email = emailOf(String(login ?? '').trim().toLowerCase());
+  if (email === '@example.com') return null;
+  if (accounts === null) return email;
+  const account = accounts.get(email);
+  if (!account) return null;
+  const given = Buffer.from(String(password ?? ''));
+  const wanted = Buffer.from(account.password);
+  return given.length === wanted.length && crypto.timingSafeEqual(given, wanted) ? email : null;
+}
 const keys = loadOrCreateKeys(keysFile);
 const signingKey = keys[0];
 
@@ -285,29 +345,31 @@ const provider = new Provider(issuer, {
   // extraTokenClaims reads them from the parsed request body instead.
   extraParams: CLAIM_PARAMS,
   features: {
-    devInteractions: { enabled: Boolean(webApp) },
+    devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
     resourceIndicators: {
       enabled: true,
       // Tokens are for urn:ramp even when the request omits `resource`.
       defaultResource: async (ctx, client, oneOf) => oneOf ?? RESOURCE,
       useGrantedResource: async () => true,
-      getResourceServerInfo: async (ctx, resourceIndicator) => {
+      getResourceServerInfo: async (ctx, resourceIndicator, client) => {
         if (resourceIndicator !== RESOURCE) {
           throw new errors.InvalidTarget(`unknown resource indicator; only ${RESOURCE} is served`);
         }
         return {
           scope: 'openid email profile offline_access',
-          audience: RESOURCE,
-          accessTokenTTL: ACCESS_TOKEN_TTL,
+          audience,
+          accessTokenTTL: client?.clientId === CLIENT_ID ? clientTokenTtl : ACCESS_TOKEN_TTL,
           accessTokenFormat: 'jwt',
-          jwt: { sign: { alg: signingKey.alg ?? 'RS256', kid: signingKey.kid } },
+          jwt: {
+            sign: hs256Key ? { alg: 'HS256', key: hs256Key } : { alg: signingKey.alg ?? 'RS256', kid: signingKey.kid },
+          },
         };
       },
     },
   },
   ttl: {
-    ClientCredentials: (ctx, token) => token.resourceServer?.accessTokenTTL ?? ACCESS_TOKEN_TTL,
+    ClientCredentials: (ctx, token) => token.resourceServer?.accessTokenTTL ?? clientTokenTtl,
     AccessToken: ACCESS_TOKEN_TTL,
   },
   extraTokenClaims: async (ctx, token) => {
@@ -318,6 +380,9 @@ const provider = new Provider(issuer, {
     return claimsFromTokenRequest(ctx);
   },
   clientBasedCORS: () => true,
+  // The web app's tabs share one session and may renew it at the same moment: the
+  // refresh token stays the same, so the second renewal is not taken for a replay.
+  rotateRefreshToken: false,
 });
 
 provider.on('server_error', (ctx, err) => {
@@ -327,7 +392,112 @@ provider.on('grant.error', (ctx, err) => {
   console.error(`oidc test provider: token request failed: ${err.error}: ${err.error_description ?? err.message}`);
 });
 
-server.on('request', provider.callback());
+const escapeHtml = (text) =>
+  String(text).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+
+/** The login page: plain HTML, no script, styles in the page. */
+function loginPage(uid, { login = '', problem = null } = {}) {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in · ramp test accounts</title>
+<style>
+  body { font-family: system-ui, sans-serif; background: #f5f6f8; color: #1b1f24; margin: 0; }
+  main { max-width: 24rem; margin: 3rem auto; padding: 1.5rem; background: #fff; border: 1px solid #d0d7de; border-radius: 6px; }
+  h1 { font-size: 1.4rem; margin: 0 0 1rem; }
+  label { display: block; font-weight: 600; margin: 0.75rem 0 0.25rem; }
+  input { width: 100%; box-sizing: border-box; padding: 0.5rem; font: inherit; min-height: 44px; border: 1px solid #8c959f; border-radius: 6px; }
+  button { margin-top: 1rem; min-height: 44px; padding: 0.45rem 1rem; font: inherit; color: #fff; background: #1f4e79; border: 0; border-radius: 6px; }
+  :focus-visible { outline: 3px solid #0b63ce; outline-offset: 2px; }
+  .problem { color: #b42318; font-weight: 500; }
+  .muted { color: #57606a; font-size: 0.9rem; }
+</style>
+</head>
+<body>
+<main>
+<h1>Sign in to ramp</h1>
+${problem ? `<p class="problem" role="alert">${escapeHtml(problem)}</p>` : ''}
+<form method="post" action="/interaction/${escapeHtml(uid)}/login" autocomplete="off">
+<label for="login">Email</label>
+<input id="login" name="login" type="email" required autofocus value="${escapeHtml(login)}">
+<label for="password">Password</label>
+<input id="password" name="password" type="password" required>
+<button type="submit">Sign in</button>
+</form>
+<p class="muted">${accounts === null ? 'Test provider: any email and any password sign in.' : 'The demo accounts were printed when the provider started.'}</p>
+</main>
+</body>
+</html>
+`;
+}
+
+function readForm(req) {
+  return new Promise((resolve, reject) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk) => {
+      body += chunk;
+      if (body.length > 16_384) reject(new Error('form too large'));
+    });
+    req.on('end', () => resolve(new URLSearchParams(body)));
+    req.on('error', reject);
+  });
+}
+
+function sendHtml(res, status, html) {
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'text/html; charset=utf-8');
+  res.setHeader('Cache-Control', 'no-store');
+  // The login form posts here, and the answer redirects on to the app (form-action
+  // covers the redirects after a form's submission too).
+  res.setHeader(
+    'Content-Security-Policy',
+    `default-src 'none'; style-src 'unsafe-inline'; form-action 'self' ${new URL(webApp).origin}; frame-ancestors 'none'`,
+  );
+  res.end(html);
+}
+
+/** Grants what the client asked for (a first-party app: consent is implied). */
+async function consent(req, res, details) {
+  const { prompt, params, session, grantId } = details;
+  const grant = grantId
+    ? await provider.Grant.find(grantId)
+    : new provider.Grant({ accountId: session.accountId, clientId: params.client_id });
+  if (prompt.details.missingOIDCScope) grant.addOIDCScope(prompt.details.missingOIDCScope.join(' '));
+  if (prompt.details.missingOIDCClaims) grant.addOIDCClaims(prompt.details.missingOIDCClaims);
+  for (const [indicator, scopes] of Object.entries(prompt.details.missingResourceScopes ?? {})) {
+    grant.addResourceScope(indicator, scopes.join(' '));
+  }
+  const id = await grant.save();
+  await provider.interactionFinished(req, res, { consent: { grantId: id } }, { mergeWithLastSubmission: true });
+}
+
+async function interaction(req, res, uid, action) {
+  const details = await provider.interactionDetails(req, res);
+  if (details.uid !== uid) throw new errors.SessionNotFound('interaction mismatch');
+  if (details.prompt.name === 'consent') return consent(req, res, details);
+  if (req.method === 'POST' && action === 'login') {
+    const form = await readForm(req);
+    const email = checkLogin(form.get('login'), form.get('password'));
+    if (email === null) {
+      return sendHtml(res, 200, loginPage(uid, { login: form.get('login') ?? '', problem: 'Wrong email or password.' }));
+    }
+    return provider.interactionFinished(req, res, { login: { accountId: email } }, { mergeWithLastSubmission: false });
+  }
+  return sendHtml(res, 200, loginPage(uid));
+}
+
+const callback = provider.callback();
+server.on('request', (req, res) => {
+  const match = /^\/interaction\/([^/?]+)(?:\/(login))?(?:\?.*)?$/.exec(req.url ?? '');
+  if (!webApp || !match) return callback(req, res);
+  interaction(req, res, match[1], match[2]).catch((err) => {
+    console.error(`oidc test provider: interaction: ${err.message}`);
+    if (!res.headersSent) sendHtml(res, 400, `<!doctype html><title>Sign-in failed</title><p>${escapeHtml(err.message)}</p>`);
+  });
+});
 
 let stopping = false;
 function shutdown(signal) {

@@ -9,7 +9,7 @@ import {
 } from '@angular/core';
 import { provideHttpClient } from '@angular/common/http';
 import { provideRouter, withComponentInputBinding } from '@angular/router';
-import { LogLevel, provideAuth } from 'angular-auth-oidc-client';
+import { AbstractSecurityStorage, DefaultLocalStorageService, LogLevel, provideAuth } from 'angular-auth-oidc-client';
 
 import { routes } from './app.routes';
 import { SessionService } from './auth/session.service';
@@ -49,6 +49,8 @@ export function appConfig(config: AppConfig): ApplicationConfig {
           logLevel: LogLevel.Warn,
         },
       }),
+      // Tokens in localStorage: a new tab of this browser is signed in too.
+      { provide: AbstractSecurityStorage, useClass: DefaultLocalStorageService },
     );
   }
   return { providers };

@@ -1,4 +1,4 @@
-import { ChangeDetectionStrategy, Component, inject } from '@angular/core';
+import { ChangeDetectionStrategy, Component, effect, inject, untracked } from '@angular/core';
 import { Router, RouterLink, RouterLinkActive, RouterOutlet } from '@angular/router';
 
 import { SessionService } from './auth/session.service';
@@ -19,6 +19,8 @@ import { InboxService } from './inbox/inbox.service';
             <span class="badge" data-testid="inbox-count">{{ inbox.count() }}</span>
             <span class="visually-hidden"> pending forms</span>
           </a>
+          <a routerLink="/start" routerLinkActive="active" ariaCurrentWhenActive="page">Start</a>
+          <a routerLink="/done" routerLinkActive="active" ariaCurrentWhenActive="page">Completed</a>
           <a routerLink="/processes" routerLinkActive="active" ariaCurrentWhenActive="page">Processes</a>
         </nav>
         <div class="conn" role="status" aria-live="polite" [attr.data-inbox-leader]="inbox.leader()" [attr.data-inbox-status]="inbox.status()">
@@ -29,9 +31,12 @@ import { InboxService } from './inbox/inbox.service';
               </span>
             }
             @case ('unauthenticated') {
-              <span class="offline" data-testid="offline" [attr.title]="inbox.error()">
-                Offline: sign in again
-              </span>
+              <!-- Said once, by the banner below, when the session is known to be over. -->
+              @if (!session.expired()) {
+                <span class="offline" data-testid="offline" [attr.title]="inbox.error()">
+                  Offline: sign in again
+                </span>
+              }
             }
             @case ('connecting') {
               <span class="connecting">Connecting…</span>
@@ -45,7 +50,7 @@ import { InboxService } from './inbox/inbox.service';
       }
     </header>
     @if (session.expired()) {
-      <div class="banner" role="alert">
+      <div class="banner" role="alert" data-testid="signed-out">
         Your sign-in has expired or was refused.
         <a routerLink="/signin" [queryParams]="{ returnUrl: router.url }">Sign in again</a>
       </div>
@@ -56,6 +61,12 @@ import { InboxService } from './inbox/inbox.service';
   `,
 })
 export class App {
+  // Signed out in another tab: this one leaves the signed-in pages too.
+  private readonly followSignOut = effect(() => {
+    if (!this.session.signedIn() && !untracked(() => this.router.url).startsWith('/signin')) {
+      untracked(() => void this.router.navigateByUrl('/signin'));
+    }
+  });
   readonly session = inject(SessionService);
   readonly inbox = inject(InboxService);
   readonly router = inject(Router);

@@ -16,8 +16,9 @@ export interface Session {
   email: string | null;
 }
 
-/** What sessionStorage keeps (per tab, gone when the tab closes). */
-type Stored = { kind: 'token'; token: string } | { kind: 'dev'; email: string } | { kind: 'oidc' };
+/** What localStorage keeps: shared by this browser's tabs, so a new tab is signed
+ * in too, and a sign-out in one tab signs them all out. */
+type Stored = { kind: 'token'; token: string } | { kind: 'dev'; email: string } | { kind: 'oidc'; email?: string };
 
 const STORAGE_KEY = 'ramp.session';
 const RETURN_KEY = 'ramp.returnUrl';
@@ -25,7 +26,7 @@ const EMAIL_RE = /^[^\s@]+@[^\s@]+$/;
 
 function readStored(): Stored | null {
   try {
-    const raw = sessionStorage.getItem(STORAGE_KEY);
+    const raw = localStorage.getItem(STORAGE_KEY);
     if (!raw) {
       return null;
     }
@@ -37,7 +38,7 @@ function readStored(): Stored | null {
       return { kind: 'dev', email: s['email'] };
     }
     if (s.kind === 'oidc') {
-      return { kind: 'oidc' };
+      return typeof s['email'] === 'string' ? { kind: 'oidc', email: s['email'] } : { kind: 'oidc' };
     }
   } catch {
     // unreadable: treat as signed out
@@ -48,9 +49,9 @@ function readStored(): Stored | null {
 function writeStored(s: Stored | null): void {
   try {
     if (s) {
-      sessionStorage.setItem(STORAGE_KEY, JSON.stringify(s));
+      localStorage.setItem(STORAGE_KEY, JSON.stringify(s));
     } else {
-      sessionStorage.removeItem(STORAGE_KEY);
+      localStorage.removeItem(STORAGE_KEY);
     }
   } catch {
     // storage full or disabled: the session lives in memory only
@@ -58,9 +59,11 @@ function writeStored(s: Stored | null): void {
 }
 
 /**
- * The signed-in user of this tab and the headers that authenticate ramp calls.
- * Pasted tokens and dev emails are kept in sessionStorage; OIDC tokens are kept by
- * angular-auth-oidc-client (also in sessionStorage) and renewed by it.
+ * The signed-in user and the headers that authenticate ramp calls. Pasted tokens
+ * and dev emails are kept in localStorage (all tabs of this browser share them);
+ * OIDC tokens are kept by angular-auth-oidc-client (also in localStorage, see
+ * app.config.ts) and renewed by it. Another tab signing in or out is heard
+ * through the `storage` event.
  */
 @Injectable({ providedIn: 'root' })
 export class SessionService {
@@ -70,7 +73,9 @@ export class SessionService {
   private readonly listeners = new Set<() => void>();
 
   /** The session, or null when signed out. */
-  readonly session = signal<Session | null>(this.sessionOf(this.stored, null));
+  readonly session = signal<Session | null>(
+    this.sessionOf(this.stored, this.stored?.kind === 'oidc' ? (this.stored.email ?? null) : null),
+  );
   readonly email = computed(() => this.session()?.email ?? null);
   readonly signedIn = computed(() => this.session() !== null);
   /** Set when ramp refused the credentials and they could not be renewed. */
@@ -79,6 +84,22 @@ export class SessionService {
   readonly oidcError = signal<string | null>(null);
   /** Set when this page load finished an OIDC sign-in (the sign-in page moves on). */
   readonly oidcJustSignedIn = signal(false);
+
+  constructor() {
+    window.addEventListener('storage', (e) => {
+      if (e.key !== STORAGE_KEY && e.key !== null) {
+        return;
+      }
+      const s = readStored();
+      if (JSON.stringify(s) === JSON.stringify(this.stored)) {
+        return;
+      }
+      this.stored = s;
+      this.session.set(this.sessionOf(s, s?.kind === 'oidc' ? (s.email ?? null) : null));
+      this.expired.set(false);
+      this.changed();
+    });
+  }
 
   private oidcService(): OidcSecurityService | null {
     return this.config.oidc ? this.injector.get(OidcSecurityService) : null;
@@ -140,7 +161,7 @@ export class SessionService {
       if (result.isAuthenticated) {
         const token = this.config.oidc?.token === 'id' ? result.idToken : result.accessToken;
         const email = jwtEmail(token) ?? emailOf(result.userData);
-        this.set({ kind: 'oidc' }, email);
+        this.set(email ? { kind: 'oidc', email } : { kind: 'oidc' }, email);
         this.oidcJustSignedIn.set(isCallback);
       } else {
         if (result.errorMessage) {
@@ -158,8 +179,12 @@ export class SessionService {
     }
   }
 
-  /** Signs in with a pasted JWT. Returns a problem to show, or null on success. */
-  signInWithToken(input: string): string | null {
+  /**
+   * Signs in with a pasted JWT once `check` (a call to ramp with it) accepts it.
+   * Returns a problem to show, or null on success: an expired token is told apart
+   * from one the server refuses (bad signature, wrong audience, no email...).
+   */
+  async signInWithToken(input: string, check: (token: string) => Promise<string | null>): Promise<string | null> {
     const token = input.trim().replace(/^bearer\s+/i, '');
     if (token === '') {
       return 'Paste a token.';
@@ -169,7 +194,11 @@ export class SessionService {
     }
     const exp = jwtExpiry(token);
     if (exp !== null && exp * 1000 < Date.now()) {
-      return 'This token has expired.';
+      return `This token expired on ${new Date(exp * 1000).toLocaleString()}: get a new one.`;
+    }
+    const refused = await check(token);
+    if (refused !== null) {
+      return `The server refused this token: ${refused}`;
     }
     this.set({ kind: 'token', token });
     return null;

@@ -11,6 +11,12 @@ export interface InboxItem {
   businessKey: string;
   assignee: string;
   processDefinitionKey: string;
+  /** The send task's name in the model ("Enter company details"); may be empty. */
+  taskName: string;
+  /** The process's name in the model; may be empty. */
+  processName: string;
+  /** A short line saying what the form is about (from the model's `ramp.context`). */
+  context: string;
   createTime: number | null;
   updateTime: number | null;
   hasDraft: boolean;
@@ -31,6 +37,9 @@ export function toItem(s: FormTaskSummary): InboxItem {
     businessKey: s.businessKey,
     assignee: s.assignee,
     processDefinitionKey: s.processDefinitionKey,
+    taskName: s.taskName,
+    processName: s.processName,
+    context: s.context,
     createTime: timestampMs(s.createTime),
     updateTime: timestampMs(s.updateTime),
     hasDraft: s.hasDraft,

@@ -11,6 +11,7 @@ import {
   untracked,
   viewChild,
 } from '@angular/core';
+import { Title } from '@angular/platform-browser';
 import { Router, RouterLink } from '@angular/router';
 import { Form } from '@bpmn-io/form-js-viewer';
 import { create, type JsonObject } from '@bufbuild/protobuf';
@@ -21,8 +22,10 @@ import { fieldViolations } from '../api/bad-request';
 import { describeError } from '../api/errors';
 import { RampApi } from '../api/ramp-api.service';
 import { KeyValueEditor } from '../form/kv-editor.component';
+import { submittedAnswers } from '../form/answers';
 import { deliveryNote, returnedSegments } from '../form/outcome';
 import { type ShownViolation, showViolations, toJsonObject } from '../form/schema';
+import { InboxService } from '../inbox/inbox.service';
 import { formatTime, sleep, timestampMs, uuid } from '../shared/util';
 
 const DELIVERY_TEXT: Record<DeliveryState, string> = {
@@ -46,6 +49,20 @@ const STATUS_TEXT: Record<FormTaskStatus, string> = {
 const FOLLOW_MS = 10000;
 const LINGER_MS = 3000;
 
+/** What the page says about a form that left the inbox while open. */
+interface Gone {
+  heading: string;
+  text: string;
+  /** The status to show instead of the loaded one. */
+  status: string;
+}
+
+const reassigned = (): Gone => ({
+  heading: 'This form was given to someone else',
+  status: 'reassigned',
+  text: 'It was reassigned and is no longer yours to fill in. Nothing you entered here was sent.',
+});
+
 interface FormJsField {
   id: string;
   valuePath?: (string | number)[];
@@ -67,12 +84,16 @@ interface FormJsField {
     }
 
     @if (task(); as t) {
-      <h1>{{ t.summary?.title || t.summary?.formName }}</h1>
+      <h1 data-testid="form-title">{{ t.summary?.title || t.summary?.taskName || t.summary?.formName }}</h1>
+      <p class="card-sub">
+        <span data-testid="process-name">{{ processName() }}</span>
+        @if (t.summary?.context) {
+          · <span data-testid="form-context">{{ t.summary?.context }}</span>
+        }
+      </p>
       <dl class="facts">
-        <div><dt>Form</dt><dd>{{ t.summary?.formName }}</dd></div>
-        <div><dt>Process</dt><dd>{{ t.summary?.processDefinitionKey || '—' }}</dd></div>
-        <div><dt>Business key</dt><dd>{{ t.summary?.businessKey }}</dd></div>
-        <div><dt>Status</dt><dd data-testid="form-status">{{ statusText() }}</dd></div>
+        <div><dt>Started by</dt><dd>{{ t.summary?.businessKey }}</dd></div>
+        <div><dt>Status</dt><dd data-testid="form-status">{{ gone()?.status ?? statusText() }}</dd></div>
       </dl>
 
       @if (submitted() || !pending()) {
@@ -100,6 +121,17 @@ interface FormJsField {
               </p>
             }
           }
+          @if (answers().length) {
+            <h3 id="answers-h">Your answers{{ submittedAt() ? ', as submitted ' + submittedAt() : '' }}</h3>
+            <dl class="answers" data-testid="answers" aria-labelledby="answers-h">
+              @for (a of answers(); track a.key) {
+                <div data-testid="answer" [attr.data-key]="a.key">
+                  <dt>{{ a.label }}</dt>
+                  <dd>{{ a.value }}</dd>
+                </div>
+              }
+            </dl>
+          }
           @if (returning()) {
             <p class="muted">Going back to the inbox…</p>
           }
@@ -119,6 +151,13 @@ interface FormJsField {
             }
           </section>
         }
+        @if (gone(); as g) {
+          <section class="returned" role="alert" aria-labelledby="gone-h" data-testid="form-gone">
+            <h2 id="gone-h">{{ g.heading }}</h2>
+            <p data-testid="form-gone-reason">{{ g.text }}</p>
+            <p><a routerLink="/inbox">Back to the inbox</a></p>
+          </section>
+        }
         <div class="form-layout">
           <div class="form-main">
             @if (t.schema) {
@@ -127,7 +166,7 @@ interface FormJsField {
               <ramp-kv-editor
                 [initial]="initialData()"
                 [invalidKeys]="violationKeys()"
-                [disabled]="busy()"
+                [disabled]="busy() || !!gone()"
               />
             }
           </div>
@@ -153,10 +192,16 @@ interface FormJsField {
         </div>
 
         <div class="actions">
-          <button type="button" data-testid="save-draft" [disabled]="busy()" (click)="saveDraft()">
+          <button type="button" data-testid="save-draft" [disabled]="busy() || !!gone()" (click)="saveDraft()">
             {{ saving() ? 'Saving…' : 'Save draft' }}
           </button>
-          <button type="button" class="primary" data-testid="submit-form" [disabled]="busy()" (click)="submit()">
+          <button
+            type="button"
+            class="primary"
+            data-testid="submit-form"
+            [disabled]="busy() || !!gone()"
+            (click)="submit()"
+          >
             {{ submitting() ? 'Submitting…' : 'Submit' }}
           </button>
         </div>
@@ -173,7 +218,11 @@ interface FormJsField {
 export class FormPage {
   private readonly api = inject(RampApi);
   private readonly router = inject(Router);
+  private readonly inbox = inject(InboxService);
+  private readonly title = inject(Title);
   private alive = true;
+  /** Whether the inbox stream has listed this form while the page was open. */
+  private seenInInbox = false;
 
   /** The form task id, from the route. */
   readonly id = input.required<string>();
@@ -191,7 +240,23 @@ export class FormPage {
   readonly submitted = signal(false);
   readonly returning = signal(false);
   readonly completed = FormTaskStatus.COMPLETED;
+  /** Set when the form left the inbox while open here, not by this page's submit:
+   * withdrawn, reassigned or answered elsewhere. The form stays shown, disabled. */
+  readonly gone = signal<Gone | null>(null);
 
+  /** The answers as submitted (a completed form), with the schema's labels. */
+  readonly answers = computed(() => {
+    const t = this.task();
+    return t?.summary?.status === FormTaskStatus.COMPLETED ? submittedAnswers(t.schema, t.submittedData) : [];
+  });
+  readonly submittedAt = computed(() => {
+    const ms = timestampMs(this.task()?.submitTime);
+    return ms === null ? '' : formatTime(ms);
+  });
+  readonly processName = computed(() => {
+    const s = this.task()?.summary;
+    return s?.processName || s?.processDefinitionKey || 'A process';
+  });
   readonly pending = computed(() => this.task()?.summary?.status === FormTaskStatus.PENDING);
   readonly statusText = computed(() => STATUS_TEXT[this.task()?.summary?.status ?? FormTaskStatus.UNSPECIFIED]);
   readonly deliveryText = computed(
@@ -223,6 +288,31 @@ export class FormPage {
       const id = this.id();
       untracked(() => void this.load(id));
     });
+    // The inbox stream (which the app holds anyway) says at once when the form
+    // leaves this user's pending forms; the page then asks why, once.
+    effect(() => {
+      const id = this.id();
+      const items = this.inbox.items();
+      const online = this.inbox.status() === 'online';
+      untracked(() => {
+        if (items.some((x) => x.id === id)) {
+          this.seenInInbox = true;
+          return;
+        }
+        if (online && this.seenInInbox && this.pending() && !this.busy() && !this.submitted() && !this.gone()) {
+          this.seenInInbox = false;
+          void this.heardGone(id);
+        }
+      });
+    });
+    // The page's title names the form and its process, not "Form · ramp".
+    effect(() => {
+      const s = this.task()?.summary;
+      if (s) {
+        const name = s.title || s.taskName || s.formName;
+        this.title.setTitle(`${name} · ${s.processName || s.processDefinitionKey || 'process'} · ramp`);
+      }
+    });
     // Renders the schema with form-js once its container exists.
     effect(() => {
       const host = this.formHost()?.nativeElement ?? null;
@@ -244,6 +334,8 @@ export class FormPage {
     this.message.set(null);
     this.actionError.set(null);
     this.submitted.set(false);
+    this.gone.set(null);
+    this.seenInInbox = false;
     try {
       const res = await this.api.forms.getFormTask({ id });
       if (this.alive && id === this.id()) {
@@ -254,6 +346,45 @@ export class FormPage {
     } finally {
       this.loading.set(false);
     }
+  }
+
+  /** The form left the inbox while open here: finds out why and says so. */
+  private async heardGone(id: string): Promise<void> {
+    let gone: Gone;
+    try {
+      const res = await this.api.forms.getFormTask({ id });
+      const t = res.formTask;
+      const status = t?.summary?.status;
+      if (status === FormTaskStatus.WITHDRAWN) {
+        gone = {
+          heading: 'This form was withdrawn',
+          status: 'withdrawn',
+          text: `The process no longer needs it${t?.withdrawalReason ? `: ${t.withdrawalReason}` : ''}. Nothing you entered here was sent.`,
+        };
+      } else if (status === FormTaskStatus.COMPLETED) {
+        gone = {
+          heading: 'This form was submitted',
+          status: 'completed',
+          text: 'It was submitted elsewhere (another tab or window).',
+        };
+      } else if (status === FormTaskStatus.PENDING && t?.summary?.assignee && t.summary.assignee !== this.task()?.summary?.assignee) {
+        gone = reassigned();
+      } else {
+        return; // still pending for this user: nothing to say
+      }
+    } catch (e) {
+      const code = ConnectError.from(e).code;
+      if (code !== Code.PermissionDenied && code !== Code.NotFound) {
+        return;
+      }
+      gone = reassigned();
+    }
+    if (!this.alive || id !== this.id() || this.submitted()) {
+      return;
+    }
+    this.gone.set(gone);
+    this.message.set(null);
+    this.form?.setProperty('disabled', true);
   }
 
   private destroyForm(): void {
@@ -294,7 +425,7 @@ export class FormPage {
 
   async saveDraft(): Promise<void> {
     const task = this.task();
-    if (!task || this.busy()) {
+    if (!task || this.busy() || this.gone()) {
       return;
     }
     let data: JsonObject;
@@ -323,7 +454,7 @@ export class FormPage {
   /** The Submit button: form-js validates first (its 'submit' event sends). */
   submit(): void {
     const task = this.task();
-    if (!task || this.busy()) {
+    if (!task || this.busy() || this.gone()) {
       return;
     }
     if (task.schema) {
@@ -351,9 +482,26 @@ export class FormPage {
     if (e.errors && Object.keys(e.errors).length > 0) {
       this.message.set(null);
       this.actionError.set('Some answers need attention: they are marked in the form.');
+      this.focusFirstInvalid();
       return;
     }
     await this.send(toJsonObject(e.data));
+  }
+
+  /**
+   * After a refused submit, focus goes to the first field form-js marked invalid
+   * (not left on Submit), once form-js has rendered its errors.
+   */
+  private focusFirstInvalid(tries = 20): void {
+    setTimeout(() => {
+      const el = this.formHostEl?.querySelector<HTMLElement>('[aria-invalid="true"]');
+      if (el) {
+        el.focus();
+        el.scrollIntoView({ block: 'center' });
+      } else if (tries > 0 && this.alive) {
+        this.focusFirstInvalid(tries - 1);
+      }
+    }, 25);
   }
 
   private async send(data: JsonObject): Promise<void> {

@@ -14,13 +14,14 @@ import { formatTime } from '../shared/util';
       <h1>Inbox</h1>
       <p class="muted" aria-live="polite">{{ summary() }}</p>
     </div>
-    @if (inbox.error() && inbox.status() !== 'online') {
+    @if (inbox.error() && inbox.status() === 'offline') {
       <p class="error" role="status">{{ inbox.error() }}</p>
     }
     @if (inbox.items().length === 0) {
       <p class="empty">
         @if (inbox.status() === 'online') {
           No forms are waiting for you.
+          <a routerLink="/start" data-testid="empty-inbox-start">Start a process</a> to get one.
         } @else {
           No forms to show yet.
         }
@@ -33,6 +34,7 @@ import { formatTime } from '../shared/util';
             data-testid="inbox-item"
             [class.card-returned]="item.returnReason"
             [attr.data-form-id]="item.id"
+            [attr.data-form-name]="item.formName"
             [attr.data-returned]="item.returnReason ? true : null"
           >
             <div class="card-row">
@@ -49,10 +51,14 @@ import { formatTime } from '../shared/util';
                 }
               </p>
             }
+            <p class="card-sub">
+              <span data-testid="process-name">{{ item.processName || item.processDefinitionKey || 'A process' }}</span>
+              @if (item.context) {
+                · <span data-testid="form-context">{{ item.context }}</span>
+              }
+            </p>
             <dl class="facts">
-              <div><dt>Form</dt><dd class="form-name">{{ item.formName }}</dd></div>
-              <div><dt>Process</dt><dd>{{ item.processDefinitionKey || '—' }}</dd></div>
-              <div><dt>Business key</dt><dd>{{ item.businessKey }}</dd></div>
+              <div><dt>Started by</dt><dd>{{ item.businessKey }}</dd></div>
               <div><dt>Since</dt><dd>{{ time(item.createTime) }}</dd></div>
               @if (item.returnReason && item.returnTime !== null) {
                 <div><dt>Returned</dt><dd>{{ time(item.returnTime) }}</dd></div>
@@ -82,7 +88,8 @@ export class InboxPage {
       case 'connecting':
         return 'Connecting…';
       case 'unauthenticated':
-        return 'Signed out by the server: sign in again to see your forms.';
+        // The banner at the top says so, with the link to sign in again.
+        return `${forms} as last seen.`;
       default:
         return `Offline: reconnecting. ${forms} as last seen.`;
     }

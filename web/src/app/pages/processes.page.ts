@@ -8,12 +8,14 @@ import {
   untracked,
 } from '@angular/core';
 
+import { RouterLink } from '@angular/router';
+
 import { ProcessState, type Process } from '../../gen/ramp/v1/process_pb';
 import { describeError } from '../api/errors';
 import { RampApi } from '../api/ramp-api.service';
 import { SessionService } from '../auth/session.service';
 import { InboxService } from '../inbox/inbox.service';
-import { formatTime, timestampMs, uuid } from '../shared/util';
+import { formatTime, timestampMs } from '../shared/util';
 
 const STATE_TEXT: Record<ProcessState, string> = {
   [ProcessState.UNSPECIFIED]: 'unknown',
@@ -27,41 +29,16 @@ const STATE_TEXT: Record<ProcessState, string> = {
 
 @Component({
   selector: 'ramp-processes-page',
+  imports: [RouterLink],
   changeDetection: ChangeDetectionStrategy.OnPush,
   template: `
-    <h1>Processes</h1>
+    <h1>Your processes</h1>
 
-    <section class="panel" aria-labelledby="start-h">
-      <h2 id="start-h">Start a process</h2>
-      <form class="inline-form" (submit)="start($event)" novalidate>
-        <div class="field">
-          <label for="definition-key">Process definition key</label>
-          <input
-            id="definition-key"
-            name="definitionKey"
-            required
-            autocomplete="off"
-            data-testid="start-definition"
-            [value]="definitionKey()"
-            (input)="definitionKey.set(value($event))"
-          />
-        </div>
-        <button type="submit" class="primary" data-testid="start-process" [disabled]="starting()">
-          {{ starting() ? 'Starting…' : 'Start process' }}
-        </button>
-      </form>
-      <p class="muted">Business key: {{ session.email() ?? 'unknown (the token has no email)' }}</p>
-      @if (startMessage(); as m) {
-        <p class="ok" role="status">{{ m }}</p>
-      }
-      @if (startError(); as e) {
-        <p class="error" role="alert">{{ e }}</p>
-      }
-    </section>
+    <p><a routerLink="/start" data-testid="go-start">Start a process</a></p>
 
     <section aria-labelledby="list-h">
       <div class="section-head">
-        <h2 id="list-h">Your processes</h2>
+        <h2 id="list-h" class="visually-hidden">Your processes</h2>
         <button type="button" (click)="reload()" [disabled]="loading()">Refresh</button>
       </div>
       @if (listError(); as e) {
@@ -90,16 +67,39 @@ const STATE_TEXT: Record<ProcessState, string> = {
               }
             </dl>
             @if (cancellable(p)) {
-              <button
-                type="button"
-                class="danger"
-                data-testid="cancel-process"
-                [disabled]="cancelling() === p.id"
-                [attr.aria-label]="'Cancel process ' + p.definitionKey + ' started ' + time(p.createTime)"
-                (click)="cancel(p)"
-              >
-                {{ cancelling() === p.id ? 'Cancelling…' : 'Cancel' }}
-              </button>
+              @if (confirming() === p.id) {
+                <div class="confirm" role="group" [attr.aria-labelledby]="'confirm-' + p.id" data-testid="cancel-confirmation">
+                  <p [id]="'confirm-' + p.id">
+                    <strong>Cancel this process?</strong> It stops for good, and the forms it is
+                    waiting for are withdrawn from everyone's inbox.
+                  </p>
+                  <div class="actions">
+                    <button
+                      type="button"
+                      class="danger"
+                      data-testid="confirm-cancel"
+                      [disabled]="cancelling() === p.id"
+                      (click)="cancel(p)"
+                    >
+                      {{ cancelling() === p.id ? 'Cancelling…' : 'Yes, cancel it' }}
+                    </button>
+                    <button type="button" data-testid="keep-process" [disabled]="cancelling() === p.id" (click)="keep(p)">
+                      No, keep it
+                    </button>
+                  </div>
+                </div>
+              } @else {
+                <button
+                  type="button"
+                  class="danger"
+                  data-testid="cancel-process"
+                  [attr.data-cancel-for]="p.id"
+                  [attr.aria-label]="'Cancel process ' + p.definitionKey + ' started ' + time(p.createTime)"
+                  (click)="ask(p)"
+                >
+                  Cancel…
+                </button>
+              }
             }
           </li>
         }
@@ -115,16 +115,14 @@ export class ProcessesPage {
   private readonly api = inject(RampApi);
   private readonly inbox = inject(InboxService);
 
-  readonly definitionKey = signal('VOE');
-  readonly starting = signal(false);
-  readonly startMessage = signal<string | null>(null);
-  readonly startError = signal<string | null>(null);
 
   readonly processes = signal<Process[]>([]);
   readonly nextPageToken = signal('');
   readonly loading = signal(false);
   readonly listError = signal<string | null>(null);
   readonly cancelling = signal<string | null>(null);
+  /** The process whose Cancel asks for confirmation. */
+  readonly confirming = signal<string | null>(null);
 
   private reloadTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -136,10 +134,6 @@ export class ProcessesPage {
       untracked(() => this.scheduleReload(this.processes().length ? 500 : 0));
     });
     inject(DestroyRef).onDestroy(() => clearTimeout(this.reloadTimer));
-  }
-
-  value(ev: Event): string {
-    return (ev.target as HTMLInputElement).value;
   }
 
   stateText(state: ProcessState): string {
@@ -185,35 +179,15 @@ export class ProcessesPage {
     }
   }
 
-  async start(ev: Event): Promise<void> {
-    ev.preventDefault();
-    const definitionKey = this.definitionKey().trim();
-    const businessKey = this.session.email();
-    this.startMessage.set(null);
-    this.startError.set(null);
-    if (!definitionKey) {
-      this.startError.set('Enter a process definition key.');
-      return;
-    }
-    if (!businessKey) {
-      this.startError.set('Your sign-in has no email, which is the business key.');
-      return;
-    }
-    this.starting.set(true);
-    try {
-      const res = await this.api.processes.startProcess({
-        definitionKey,
-        businessKey,
-        requestId: uuid(),
-      });
-      const p = res.process;
-      this.startMessage.set(`Started ${p?.definitionKey ?? definitionKey}: ${p ? this.stateText(p.state) : ''}.`);
-      await this.reload();
-    } catch (e) {
-      this.startError.set(describeError(e));
-    } finally {
-      this.starting.set(false);
-    }
+  /** Cancel asks first: the question and its buttons show in the card. */
+  ask(p: Process): void {
+    this.confirming.set(p.id);
+    setTimeout(() => document.querySelector<HTMLElement>('[data-testid="confirm-cancel"]')?.focus());
+  }
+
+  keep(p: Process): void {
+    this.confirming.set(null);
+    setTimeout(() => document.querySelector<HTMLElement>(`[data-cancel-for="${p.id}"]`)?.focus());
   }
 
   async cancel(p: Process): Promise<void> {
@@ -230,6 +204,7 @@ export class ProcessesPage {
       this.listError.set(describeError(e));
     } finally {
       this.cancelling.set(null);
+      this.confirming.set(null);
     }
   }
 }

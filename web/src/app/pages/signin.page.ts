@@ -1,5 +1,9 @@
 import { ChangeDetectionStrategy, Component, inject, input, signal } from '@angular/core';
 import { Router } from '@angular/router';
+import { Code, ConnectError, createClient } from '@connectrpc/connect';
+import { createGrpcWebTransport } from '@connectrpc/connect-web';
+
+import { FormService } from '../../gen/ramp/v1/form_service_pb';
 
 import { SessionService } from '../auth/session.service';
 
@@ -72,7 +76,7 @@ function safeReturnUrl(url: string | null | undefined): string {
       <h2 id="token-h">With a token</h2>
       <p>
         Paste a bearer token (a JWT, e.g. from <code>ramp token --email you&#64;example.com</code>).
-        It is kept in this tab only.
+        It is kept in this browser until you sign out.
       </p>
       <form (submit)="token($event)" novalidate>
         <label for="token">Token</label>
@@ -91,7 +95,9 @@ function safeReturnUrl(url: string | null | undefined): string {
         @if (tokenError(); as err) {
           <p id="token-error" class="error" role="alert">{{ err }}</p>
         }
-        <button type="submit" class="primary" data-testid="signin-token-submit">Sign in with token</button>
+        <button type="submit" class="primary" data-testid="signin-token-submit" [disabled]="checking()">
+          {{ checking() ? 'Checking…' : 'Sign in with token' }}
+        </button>
       </form>
     </section>
   `,
@@ -105,6 +111,7 @@ export class SigninPage {
 
   readonly tokenText = signal('');
   readonly tokenError = signal<string | null>(null);
+  readonly checking = signal(false);
   readonly devEmail = signal('');
   readonly devError = signal<string | null>(null);
 
@@ -123,13 +130,23 @@ export class SigninPage {
     void this.router.navigateByUrl(safeReturnUrl(this.returnUrl()));
   }
 
-  token(ev: Event): void {
+  async token(ev: Event): Promise<void> {
     ev.preventDefault();
-    const err = this.session.signInWithToken(this.tokenText());
-    this.tokenError.set(err);
-    if (!err) {
-      this.tokenText.set('');
-      this.continue();
+    if (this.checking()) {
+      return;
+    }
+    this.checking.set(true);
+    try {
+      const err = await this.session.signInWithToken(this.tokenText(), checkToken);
+      this.tokenError.set(err);
+      if (!err) {
+        this.tokenText.set('');
+        this.continue();
+      } else {
+        document.getElementById('token')?.focus();
+      }
+    } finally {
+      this.checking.set(false);
     }
   }
 
@@ -144,5 +161,24 @@ export class SigninPage {
 
   oidc(): void {
     this.session.signInOidc(safeReturnUrl(this.returnUrl()));
+  }
+}
+
+/**
+ * Asks ramp whether it takes this token (one small call, outside the app's
+ * session): null when it does, else the server's reason. Any other failure (ramp
+ * unreachable) lets the sign-in go ahead: the inbox then says it is offline.
+ */
+async function checkToken(token: string): Promise<string | null> {
+  const forms = createClient(
+    FormService,
+    createGrpcWebTransport({ baseUrl: window.location.origin, useBinaryFormat: true }),
+  );
+  try {
+    await forms.listFormTasks({ pageSize: 1 }, { headers: { authorization: `Bearer ${token}` } });
+    return null;
+  } catch (e) {
+    const err = ConnectError.from(e);
+    return err.code === Code.Unauthenticated ? err.rawMessage || 'not accepted' : null;
   }
 }
