@@ -1028,6 +1028,9 @@ pub struct TokenConfig {
     pub jwt_issuer: Option<String>,
     /// `RAMP_JWT_AUDIENCE`.
     pub jwt_audience: String,
+    /// `RAMP_JWT_MAX_TTL_SECS`: servers refuse a token that lives longer, so
+    /// `ramp token` does not mint one.
+    pub jwt_max_ttl_secs: u64,
 }
 
 impl TokenConfig {

@@ -283,6 +283,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let secret = config.secret()?;
             let email = ramp::email::Email::parse(&args.email)
                 .map_err(|e| anyhow::anyhow!("--email {e}"))?;
+            if args.ttl.as_secs() > config.jwt_max_ttl_secs {
+                anyhow::bail!(
+                    "--ttl {} s is longer than RAMP_JWT_MAX_TTL_SECS ({} s): servers would refuse the token",
+                    args.ttl.as_secs(),
+                    config.jwt_max_ttl_secs
+                );
+            }
             let token = ramp::auth::mint_hs256(
                 &secret,
                 &ramp::auth::TokenClaims {

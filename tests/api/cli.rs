@@ -670,3 +670,38 @@ fn environment_values_are_taken_as_text() {
     )
     .expect("signed with the secret as written, for audience 12345 and issuer true");
 }
+
+#[test]
+fn ramp_token_refuses_a_lifetime_servers_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = [("RAMP_JWT_SECRET", crate::helpers::TEST_SECRET)];
+    let long = mint(
+        &["--email", "w@example.com", "--ttl", "30d"],
+        &secret,
+        dir.path(),
+    );
+    assert!(!long.status.success(), "a 30-day token is not minted");
+    let said = String::from_utf8_lossy(&long.stderr);
+    assert!(said.contains("RAMP_JWT_MAX_TTL_SECS"), "{said}");
+    assert!(!said.contains(crate::helpers::TEST_SECRET), "{said}");
+    let day = mint(
+        &["--email", "w@example.com", "--ttl", "24h"],
+        &secret,
+        dir.path(),
+    );
+    assert!(
+        day.status.success(),
+        "{}",
+        String::from_utf8_lossy(&day.stderr)
+    );
+    let allowed = mint(
+        &["--email", "w@example.com", "--ttl", "30d"],
+        &[secret[0], ("RAMP_JWT_MAX_TTL_SECS", "2592000")],
+        dir.path(),
+    );
+    assert!(
+        allowed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&allowed.stderr)
+    );
+}
