@@ -173,6 +173,38 @@ def resolve_path(values: dict[str, Any], path: tuple[str, ...], origin: str) -> 
     return value.strip()
 
 
+CONTEXT_LIMIT = 200
+
+
+def context_line(names: str, values: dict[str, Any]) -> str:
+    """The form's context line (FormTaskSummary.context), as `ramp worker` makes it:
+    the values of the variables the send task's `ramp.context` property lists
+    (comma-separated; a dotted name reaches into a JSON variable), as text (true and
+    false as "yes" and "no"), joined by ", "; unset, empty, null, lists and objects
+    are left out; at most 200 characters."""
+    shown = []
+    for name in (n.strip() for n in names.split(",")):
+        if not name:
+            continue
+        value: Any = values
+        for step in name.split("."):
+            value = value.get(step) if isinstance(value, dict) else None
+            if value is None:
+                break
+        if isinstance(value, bool):
+            text = "yes" if value else "no"
+        elif isinstance(value, (int, float)):
+            text = str(value)
+        elif isinstance(value, str):
+            text = " ".join(value.split())
+        else:
+            continue
+        if text:
+            shown.append(text)
+    line = ", ".join(shown)
+    return line if len(line) <= CONTEXT_LIMIT else line[: CONTEXT_LIMIT - 1] + "\u2026"
+
+
 def choose_assignee(
     topic: Topic | None,
     values: dict[str, Any],
@@ -630,6 +662,7 @@ class Worker:
             assignee=assignee,
             topic_name=task.get_topic_name(),
             tenant_id=task.get_tenant_id() or "",
+            context=context_line(task.get_extension_property("ramp.context") or "", values),
         )
         # Prefill with the instance's variables; ramp keeps only the form's own fields.
         try:

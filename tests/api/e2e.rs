@@ -243,6 +243,8 @@ pub async fn run_the_demo(stack: &Stack) {
     // Assigned to the reviewer by the model's input mapping.
     let review = next_form(&mut reviewer_inbox).await;
     assert_eq!(review.form_name, "qualify_supplier");
+    // The model's `ramp.context` names what the reviewer sees the form is about.
+    assert_eq!(review.context, "Acme Components, DE", "{review:?}");
     assert_eq!(review.assignee, reviewer);
     submit(
         stack,
