@@ -549,6 +549,81 @@ test('a session ramp stops taking is said to be over once, not four times', asyn
   await context.close();
 });
 
+/** Reloads the page until check() holds (the worker and the deliveries run apart). */
+async function reloadUntil(page, what, check, ms = 30_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    await page.reload();
+    await page.getByTestId('process-title').waitFor({ timeout: 20_000 });
+    await page.locator('[aria-busy=true]').waitFor({ state: 'detached', timeout: 20_000 }).catch(() => {});
+    if (await check()) return;
+    assert.ok(Date.now() < deadline, `${what} within ${ms / 1000} s`);
+    await page.waitForTimeout(1_000);
+  }
+}
+
+test("a process's page shows its forms and their states; a submitted form's new state shows after a reload", async () => {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const kim = someone('kim');
+  const page = await signedInPage(context, kim);
+  await startVoe(page);
+
+  // The processes page links each process to its page.
+  await page.getByTestId('process-item').first().getByTestId('process-link').click();
+  await page.waitForURL((url) => /^\/processes\/[^/]+$/.test(url.pathname));
+  const form = (name) => page.locator(`[data-testid=process-form][data-form-name=${name}]`);
+  await reloadUntil(page, 'the first form shows', async () => (await form('company_details').count()) === 1);
+  assert.equal(await page.getByTestId('process-title').innerText(), 'Vendor Onboarding Evaluation');
+  assert.equal(await page.getByTestId('process-state').innerText(), 'active');
+  assert.ok((await page.getByTestId('process-facts').innerText()).includes(kim), 'who started it');
+  assert.match(await page.locator('main').innerText(), /Forms assigned to you/, 'the page says the list may be partial');
+  const first = form('company_details');
+  assert.equal(await first.getByTestId('process-form-link').innerText(), 'Enter company details');
+  assert.equal(await first.getByTestId('process-form-status').innerText(), 'pending');
+  assert.equal(await first.getByTestId('process-form-delivery').count(), 0, 'nothing delivered yet');
+  await page.screenshot({ path: `${OUT}/process.png`, fullPage: true });
+  await accessible(page, 'a process with its forms');
+
+  // On a phone it reads without scrolling sideways.
+  await page.setViewportSize({ width: 390, height: 844 });
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'no sideways scroll at 390 px');
+  await page.screenshot({ path: `${OUT}/phone-process.png`, fullPage: true });
+  await accessible(page, 'a process on a phone');
+  await page.setViewportSize({ width: 1200, height: 900 });
+
+  // The link opens the form; submitted, it shows as completed and delivered, and
+  // the next form (the review, assigned to the same user) joins the list.
+  const processUrl = page.url();
+  await first.getByTestId('process-form-link').click();
+  await page.locator('.fjs-form').waitFor({ timeout: 20_000 });
+  await page.getByLabel('Company name').fill('Looking Back Ltd');
+  await choose(page, 'Country', 'Germany');
+  await page.getByLabel('VAT number').fill('DE123456789');
+  await page.getByLabel('Supplier contact email').fill('contact@lookingback.example');
+  await page.getByLabel('Expected annual spend (EUR)').fill('1000');
+  await page.getByLabel('Standard').check();
+  await page.getByLabel('The supplier has signed our supplier code of conduct').check();
+  await page.getByLabel('Reviewer email').fill(kim);
+  await page.getByTestId('submit-form').click();
+  await page.getByTestId('delivery-state').waitFor({ timeout: 20_000 });
+
+  await page.goto(processUrl);
+  await reloadUntil(page, 'the submitted form shows delivered and the next one pending', async () => {
+    const delivery = first.getByTestId('process-form-delivery');
+    return (
+      (await first.getByTestId('process-form-status').innerText()) === 'completed' &&
+      (await delivery.count()) === 1 &&
+      (await delivery.innerText()) === 'delivered' &&
+      (await form('qualify_supplier').count()) === 1
+    );
+  });
+  assert.equal(await form('qualify_supplier').getByTestId('process-form-status').innerText(), 'pending');
+  assert.equal(await page.getByTestId('process-form').count(), 2);
+  await page.screenshot({ path: `${OUT}/process-moved-on.png`, fullPage: true });
+  await accessible(page, 'a process with a submitted form');
+  await context.close();
+});
+
 test('no errors in the console', () => {
   assert.deepEqual(consoleErrors, []);
 });

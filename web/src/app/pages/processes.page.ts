@@ -51,7 +51,7 @@ const STATE_TEXT: Record<ProcessState, string> = {
         @for (p of processes(); track p.id) {
           <li class="card" data-testid="process-item" [attr.data-process-id]="p.id">
             <div class="card-row">
-              <span class="card-title">{{ p.definitionKey }}</span>
+              <a class="card-title" [routerLink]="['/processes', p.id]" data-testid="process-link">{{ p.definitionKey }}</a>
               <span [class]="'state state-' + stateText(p.state)" data-testid="process-state">{{
                 stateText(p.state)
               }}</span>
