@@ -12,7 +12,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 use crate::engine::{camunda, deploy_model, form_process, unique_key};
-use crate::forms::{create, forms, instance_with_form, new_task, next, open, user};
+use crate::forms::{created_id, forms, instance_with_form, new_task, next, open, user};
 use crate::helpers::{TestApp, spawn_app, spawn_app_with, token, with_token};
 use crate::http_fault::{Fault, HttpFaultProxy};
 use crate::submit::{
@@ -341,13 +341,7 @@ async fn reassigning_moves_a_form_from_one_users_stream_to_the_others() {
     let alice = user();
     let bob = user();
     let (instance, _) = instance_with_form(&alice).await;
-    let form = create(&app, new_task(&unique_key("ext"), &instance, &alice))
-        .await
-        .form_task
-        .unwrap()
-        .summary
-        .unwrap()
-        .id;
+    let form = created_id(&app, new_task(&unique_key("ext"), &instance, &alice)).await;
     forms(&app)
         .await
         .save_draft(with_token(

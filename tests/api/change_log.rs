@@ -13,7 +13,7 @@ use ramp::proto::process_service_client::ProcessServiceClient;
 use ramp::proto::{CancelProcessRequest, ReassignFormTaskRequest, StartProcessRequest};
 
 use crate::engine::{camunda, form_process, unique_key};
-use crate::forms::{create, instance_with_form, new_task, next, open, quiet, user};
+use crate::forms::{create, created_id, instance_with_form, new_task, next, open, quiet, user};
 use crate::helpers::{
     TestApp, fresh_database, spawn_app, spawn_app_on, spawn_app_with, test_config, token,
     wait_until_serving, with_token,
@@ -201,16 +201,11 @@ async fn a_change_held_back_by_an_older_transaction_arrives_without_waiting_for_
     t0.query_one("SELECT pg_current_xact_id()::text", &[])
         .await
         .unwrap();
-    let created = create(
+    let created = created_id(
         &app,
         new_task(&format!("ext-held-{instance}"), &instance, &ann),
     )
-    .await
-    .form_task
-    .unwrap()
-    .summary
-    .unwrap()
-    .id;
+    .await;
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     t0.commit().await.unwrap();
     assert_eq!(added(&next(&mut stream).await), created);
@@ -303,13 +298,7 @@ async fn a_stream_that_stops_reading_is_bounded_and_delays_no_one() {
 
     // Another user's form arrives while the stuck stream holds its backlog.
     let (instance, _) = instance_with_form(&other_user).await;
-    let id = create(&app, new_task("ext-other", &instance, &other_user))
-        .await
-        .form_task
-        .unwrap()
-        .summary
-        .unwrap()
-        .id;
+    let id = created_id(&app, new_task("ext-other", &instance, &other_user)).await;
     assert_eq!(added(&next(&mut other).await), id);
     tokio::time::sleep(Duration::from_millis(1_500)).await; // the hub has read all 10,000 by now
     let buffered = app.app.hub().largest_buffer();
@@ -404,16 +393,11 @@ async fn a_withdrawal_that_took_its_transaction_id_before_a_reassignment_leaves_
     // `first` is stored first, so the withdrawal reaches it first.
     let mut ids = Vec::new();
     for name in ["first", "moved"] {
-        let id = create(
+        let id = created_id(
             &app,
             new_task(&format!("ext-{name}-{instance}"), &instance, &ann),
         )
-        .await
-        .form_task
-        .unwrap()
-        .summary
-        .unwrap()
-        .id;
+        .await;
         ids.push(id);
     }
     let (first, moved) = (ids[0].clone(), ids[1].clone());

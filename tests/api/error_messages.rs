@@ -12,7 +12,7 @@ use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
 use crate::engine::{camunda, deploy_model, engine_url, form_process, unique_key};
-use crate::forms::{create, forms, instance_with_form, new_task, user, worker};
+use crate::forms::{created_id, forms, instance_with_form, new_task, user, worker};
 use crate::helpers::{TestApp, refused, spawn_app, spawn_app_with, token, with_token};
 use crate::http_fault::{Fault, HttpFaultProxy};
 
@@ -260,13 +260,7 @@ async fn form_refusals_read_in_ramps_words() {
     let ann = user();
     let bearer = token(&ann, &[]);
     let (instance, _) = instance_with_form(&ann).await;
-    let id = create(&app, new_task(&unique_key("ext"), &instance, &ann))
-        .await
-        .form_task
-        .unwrap()
-        .summary
-        .unwrap()
-        .id;
+    let id = created_id(&app, new_task(&unique_key("ext"), &instance, &ann)).await;
     let mut client = forms(&app).await;
     let data =
         |value: serde_json::Value| Some(ramp::json::json_to_struct(value.as_object().unwrap()));
@@ -455,13 +449,7 @@ async fn a_nul_character_in_data_is_invalid_not_a_database_outage() {
     refused(result, Code::InvalidArgument);
 
     let (instance, _) = instance_with_form(&ann).await;
-    let id = create(&app, new_task(&unique_key("ext"), &instance, &ann))
-        .await
-        .form_task
-        .unwrap()
-        .summary
-        .unwrap()
-        .id;
+    let id = created_id(&app, new_task(&unique_key("ext"), &instance, &ann)).await;
     let result = forms(&app)
         .await
         .save_draft(with_token(

@@ -90,6 +90,17 @@ pub async fn create(app: &TestApp, request: CreateFormTaskRequest) -> CreateForm
         .into_inner()
 }
 
+/// Creates a form task as a worker and returns its id.
+pub async fn created_id(app: &TestApp, request: CreateFormTaskRequest) -> String {
+    create(app, request)
+        .await
+        .form_task
+        .unwrap()
+        .summary
+        .unwrap()
+        .id
+}
+
 pub async fn open(app: &TestApp, user: &str, cursor: &str) -> Streaming<PendingFormsResponse> {
     forms(app)
         .await
@@ -354,13 +365,7 @@ async fn a_stream_resumes_from_its_cursor_with_exactly_what_it_missed() {
     let app = spawn_app().await;
     let ann = user();
     let (instance, _) = instance_with_form(&ann).await;
-    let first = create(&app, new_task("ext-c0", &instance, &ann))
-        .await
-        .form_task
-        .unwrap()
-        .summary
-        .unwrap()
-        .id;
+    let first = created_id(&app, new_task("ext-c0", &instance, &ann)).await;
     let mut stream = open(&app, &ann, "").await;
     let snapshot = next(&mut stream).await;
     assert_eq!(snapshot_ids(&snapshot), [first]);
@@ -369,15 +374,7 @@ async fn a_stream_resumes_from_its_cursor_with_exactly_what_it_missed() {
 
     let mut missed = Vec::new();
     for i in 1..=3 {
-        missed.push(
-            create(&app, new_task(&format!("ext-c{i}"), &instance, &ann))
-                .await
-                .form_task
-                .unwrap()
-                .summary
-                .unwrap()
-                .id,
-        );
+        missed.push(created_id(&app, new_task(&format!("ext-c{i}"), &instance, &ann)).await);
     }
     let mut resumed = open(&app, &ann, &cursor).await;
     let mut got = Vec::new();
@@ -410,13 +407,7 @@ async fn a_cursor_older_than_the_retention_gets_a_snapshot() {
     let app = spawn_app_with(json!({"change_retention_secs": 1})).await;
     let ann = user();
     let (instance, _) = instance_with_form(&ann).await;
-    let id = create(&app, new_task("ext-old", &instance, &ann))
-        .await
-        .form_task
-        .unwrap()
-        .summary
-        .unwrap()
-        .id;
+    let id = created_id(&app, new_task("ext-old", &instance, &ann)).await;
     let mut stream = open(&app, &ann, "").await;
     let cursor = next(&mut stream).await.cursor;
     drop(stream);
@@ -586,13 +577,7 @@ async fn a_draft_saved_while_its_form_is_reassigned_does_not_land_on_the_new_ass
     let ann = user();
     let bob = user();
     let (instance, _) = instance_with_form(&ann).await;
-    let id = create(&app, new_task(&unique_key("ext"), &instance, &ann))
-        .await
-        .form_task
-        .unwrap()
-        .summary
-        .unwrap()
-        .id;
+    let id = created_id(&app, new_task(&unique_key("ext"), &instance, &ann)).await;
 
     let mut reassigning = app.db().await;
     let reassignment = reassigning.transaction().await.unwrap();
@@ -645,13 +630,7 @@ async fn a_draft_saved_just_before_a_reassignment_is_not_handed_over() {
     let ann = user();
     let bob = user();
     let (instance, _) = instance_with_form(&ann).await;
-    let id = create(&app, new_task(&unique_key("ext"), &instance, &ann))
-        .await
-        .form_task
-        .unwrap()
-        .summary
-        .unwrap()
-        .id;
+    let id = created_id(&app, new_task(&unique_key("ext"), &instance, &ann)).await;
 
     let mut saving = app.db().await;
     let save = saving.transaction().await.unwrap();
@@ -702,13 +681,7 @@ async fn a_repeat_with_a_corrected_assignee_moves_the_pending_form_to_them() {
     // process names).
     let (instance, _) = instance_with_form_and(&ann, json!({"assignedTo": bob})).await;
     let external = unique_key("ext");
-    let id = create(&app, new_task(&external, &instance, &ann))
-        .await
-        .form_task
-        .unwrap()
-        .summary
-        .unwrap()
-        .id;
+    let id = created_id(&app, new_task(&external, &instance, &ann)).await;
     forms(&app)
         .await
         .save_draft(with_token(
@@ -771,13 +744,7 @@ async fn a_repeat_with_other_data_is_refused_naming_what_differs() {
         prefill: draft(json!({"companyName": "Acme"})),
         ..new_task(&external, &instance, &ann)
     };
-    let id = create(&app, first.clone())
-        .await
-        .form_task
-        .unwrap()
-        .summary
-        .unwrap()
-        .id;
+    let id = created_id(&app, first.clone()).await;
     let client = forms(&app).await;
     let repeat = |request: CreateFormTaskRequest| {
         let mut client = client.clone();

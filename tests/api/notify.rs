@@ -18,7 +18,7 @@ use tokio::process::{Child, Command};
 
 use crate::e2e::ramp_command;
 use crate::engine::{engine_url, unique_key};
-use crate::forms::{create, instance_with_form, new_task, user, worker};
+use crate::forms::{created_id, instance_with_form, new_task, user, worker};
 use crate::helpers::{
     TEST_ISSUER, TEST_SECRET, TestApp, channel, fresh_database, spawn_app_with, token,
     wait_until_serving, with_token,
@@ -175,13 +175,7 @@ fn mail_settings(mailpit: &Mailpit, extra: Value) -> Value {
 }
 
 async fn new_form(app: &TestApp, instance: &str, assignee: &str) -> String {
-    create(app, new_task(&unique_key("ext"), instance, assignee))
-        .await
-        .form_task
-        .unwrap()
-        .summary
-        .unwrap()
-        .id
+    created_id(app, new_task(&unique_key("ext"), instance, assignee)).await
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use tonic_types::StatusExt;
 
 use crate::e2e::worker;
 use crate::engine::{camunda, deploy_model, engine_url, form_process, unique_key};
-use crate::forms::{create, forms, instance_with_form, new_task, next, open, user};
+use crate::forms::{created_id, forms, instance_with_form, new_task, next, open, user};
 use crate::helpers::{TestApp, refused, spawn_app, spawn_app_with, token, with_token};
 
 fn data(value: serde_json::Value) -> Option<prost_types::Struct> {
@@ -52,13 +52,7 @@ async fn pending_form(app: &TestApp, user: &str, with_schema: bool) -> String {
             ..new_task(&unique_key("ext"), &instance, user)
         }
     };
-    create(app, task)
-        .await
-        .form_task
-        .unwrap()
-        .summary
-        .unwrap()
-        .id
+    created_id(app, task).await
 }
 
 #[tokio::test]

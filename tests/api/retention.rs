@@ -11,7 +11,7 @@ use ramp::retention::{Pruner, RetentionSettings};
 use ramp::store::Store;
 use serde_json::json;
 
-use crate::forms::{create, instance_with_form, new_task, next, open, user};
+use crate::forms::{created_id, instance_with_form, new_task, next, open, user};
 use crate::helpers::{TestApp, spawn_app_with};
 
 fn store_of(app: &TestApp) -> Store {
@@ -329,13 +329,7 @@ async fn a_cursor_below_the_pruned_mark_gets_a_fresh_snapshot() {
     let mut inbox = open(&app, &someone, "").await;
     let first = next(&mut inbox).await;
     let old_cursor = first.cursor.clone();
-    let form = create(&app, new_task(&unique(), &instance, &someone))
-        .await
-        .form_task
-        .unwrap()
-        .summary
-        .unwrap()
-        .id;
+    let form = created_id(&app, new_task(&unique(), &instance, &someone)).await;
     let added = next(&mut inbox).await;
     assert!(matches!(added.event, Some(Event::Added(_))));
     drop(inbox);

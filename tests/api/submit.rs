@@ -10,7 +10,7 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::engine::{camunda, unique_key};
-use crate::forms::{create, forms, next, open, user};
+use crate::forms::{created_id, forms, next, open, user};
 use crate::helpers::{TestApp, spawn_app, spawn_app_with, token, with_token};
 use crate::http_fault::{Fault, HttpFaultProxy};
 
@@ -138,7 +138,7 @@ pub async fn new_case(body: &str) -> Case {
 }
 
 pub async fn form_for(app: &TestApp, case: &Case, task: &ExternalTask) -> String {
-    create(
+    created_id(
         app,
         CreateFormTaskRequest {
             external_task_id: task.id.clone(),
@@ -151,11 +151,6 @@ pub async fn form_for(app: &TestApp, case: &Case, task: &ExternalTask) -> String
         },
     )
     .await
-    .form_task
-    .unwrap()
-    .summary
-    .unwrap()
-    .id
 }
 
 pub async fn complete_send_task(task: &ExternalTask) {

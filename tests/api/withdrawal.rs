@@ -8,7 +8,7 @@ use ramp::proto::process_service_client::ProcessServiceClient;
 use ramp::proto::*;
 
 use crate::engine::{camunda, unique_key};
-use crate::forms::{create, forms, next, open, user};
+use crate::forms::{created_id, forms, next, open, user};
 use crate::helpers::{TestApp, spawn_app, token, with_token};
 
 pub fn definitions(body: &str) -> String {
@@ -66,7 +66,7 @@ pub async fn fetch(business_key: &str, expected: usize) -> Vec<ExternalTask> {
 }
 
 pub async fn form_of(app: &TestApp, business_key: &str, task: &ExternalTask) -> String {
-    create(
+    created_id(
         app,
         CreateFormTaskRequest {
             external_task_id: task.id.clone(),
@@ -78,11 +78,6 @@ pub async fn form_of(app: &TestApp, business_key: &str, task: &ExternalTask) -> 
         },
     )
     .await
-    .form_task
-    .unwrap()
-    .summary
-    .unwrap()
-    .id
 }
 
 pub async fn status_of(app: &TestApp, user: &str, form: &str) -> (FormTaskStatus, String) {
