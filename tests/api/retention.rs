@@ -54,6 +54,12 @@ async fn pruning_under_concurrent_writes_fails_no_writer_and_deletes_old_rows() 
             commits_while_pruning.clone(),
         );
         let mut client = app.db().await;
+        // Named, so the watcher counts the writers' waits and not those of the
+        // server's own background tasks on the same database.
+        client
+            .batch_execute("SET application_name = 'retention-test-writer'")
+            .await
+            .unwrap();
         writers.push(tokio::spawn(async move {
             let mut written: Vec<(i64, i64, DateTime<Utc>)> = Vec::new();
             while !stop.load(Ordering::Relaxed) {
@@ -109,7 +115,8 @@ async fn pruning_under_concurrent_writes_fails_no_writer_and_deletes_old_rows() 
                     let waiting: i64 = watcher_db
                         .query_one(
                             "SELECT count(*) FROM pg_stat_activity
-                             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                             WHERE datname = current_database() AND wait_event_type = 'Lock'
+                               AND application_name = 'retention-test-writer'",
                             &[],
                         )
                         .await
