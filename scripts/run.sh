@@ -19,7 +19,10 @@ scripts/install.sh
 mkdir -p "$state/logs"
 pids=()
 cleanup() {
-  trap - EXIT INT TERM
+  # Stopping takes a few seconds: a second Ctrl-C, or the TERM a process-group kill
+  # also sends to make, must not cut it short and leave PostgreSQL running.
+  trap - EXIT
+  trap '' INT TERM
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   # Not all are children of this shell (the engine is started detached): poll.
   for pid in "${pids[@]}"; do
