@@ -42,6 +42,7 @@ mod restore;
 mod retention;
 mod returned;
 mod secrets;
+mod settings_doc;
 mod shutdown;
 mod submit;
 mod uncertain;
