@@ -79,15 +79,33 @@ pub fn parallel_waits(key: &str, message: &str) -> String {
     )
 }
 
-/// Deploys one model under its own name and returns its definition's key.
+/// Deploys one model under its own name.
 pub async fn deploy_model(camunda: &Camunda, key: &str, bpmn: String) {
+    deploy_files(
+        camunda,
+        key,
+        vec![(format!("{key}.bpmn"), bpmn.into_bytes())],
+    )
+    .await;
+}
+
+/// Deploys one model with the Camunda Form `step.form` (the form of its send task
+/// `step`), in one deployment.
+pub async fn deploy_model_with_form(camunda: &Camunda, key: &str, bpmn: String, form: &str) {
+    deploy_files(
+        camunda,
+        key,
+        vec![
+            (format!("{key}.bpmn"), bpmn.into_bytes()),
+            ("step.form".into(), form.as_bytes().to_vec()),
+        ],
+    )
+    .await;
+}
+
+async fn deploy_files(camunda: &Camunda, key: &str, files: Vec<(String, Vec<u8>)>) {
     camunda
-        .deploy(
-            key,
-            vec![(format!("{key}.bpmn"), bpmn.into_bytes())],
-            false,
-            None,
-        )
+        .deploy(key, files, false, None)
         .await
         .unwrap_or_else(|e| panic!("{key} deploys: {e}"));
 }
