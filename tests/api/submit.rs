@@ -9,9 +9,10 @@ use serde_json::json;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::engine::{camunda, unique_key};
-use crate::forms::{created_id, forms, next, open, user};
-use crate::helpers::{TestApp, spawn_app, spawn_app_with, token, with_token};
+use crate::client::Client;
+use crate::engine::{camunda, deploy_model_with_form, unique_key};
+use crate::forms::{created_id, next, open, user};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with, token};
 use crate::http_fault::{Fault, HttpFaultProxy};
 
 const FORM: &str = r#"{"id": "step", "type": "default", "components": [
@@ -98,18 +99,7 @@ pub struct Case {
 pub async fn new_case(body: &str) -> Case {
     let engine = camunda();
     let key = unique_key("submit");
-    engine
-        .deploy(
-            &key,
-            vec![
-                (format!("{key}.bpmn"), model(&key, body).into_bytes()),
-                ("step.form".into(), FORM.as_bytes().to_vec()),
-            ],
-            false,
-            None,
-        )
-        .await
-        .unwrap();
+    deploy_model_with_form(&engine, &key, model(&key, body), FORM).await;
     let user = user();
     let instance = engine
         .start_process(&key, &user, &Default::default())
@@ -173,6 +163,7 @@ pub fn answer(name: &str) -> prost_types::Struct {
     )
 }
 
+/// `user` submits `data` to `form` under `request_id`.
 pub async fn submit(
     app: &TestApp,
     user: &str,
@@ -180,31 +171,14 @@ pub async fn submit(
     data: prost_types::Struct,
     request_id: &str,
 ) -> Result<Submission, tonic::Status> {
-    forms(app)
-        .await
-        .submit_form(with_token(
-            SubmitFormRequest {
-                id: form.into(),
-                data: Some(data),
-                request_id: request_id.into(),
-            },
-            &token(user, &[]),
-        ))
-        .await
-        .map(|r| r.into_inner().submission.unwrap())
+    app.as_user(user).submit_once(form, data, request_id).await
 }
 
+/// The delivery of `form`'s answer, as its assignee `user` reads it.
 pub async fn delivery(app: &TestApp, user: &str, form: &str) -> Delivery {
-    forms(app)
+    app.as_user(user)
+        .form(form)
         .await
-        .get_form_task(with_token(
-            GetFormTaskRequest { id: form.into() },
-            &token(user, &[]),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .form_task
         .unwrap()
         .delivery
         .unwrap()
@@ -502,18 +476,34 @@ async fn an_answer_for_a_process_that_ended_is_undeliverable_and_kept() {
         .unwrap();
     let done = settled(&app, &case.user, &form).await;
     assert_eq!(done.state(), DeliveryState::Undeliverable, "{done:?}");
-    let task = forms(&app)
-        .await
-        .get_form_task(with_token(
-            GetFormTaskRequest { id: form },
-            &token(&case.user, &[]),
+    let task = app.as_user(&case.user).form(&form).await.unwrap();
+    assert!(task.submitted_data.is_some(), "the data is kept");
+}
+
+/// Through the replica at `addr`: the worker makes the form of the case's first send
+/// task, which is then completed, and the user answers it; returns the form's id.
+async fn submitted_through(addr: std::net::SocketAddr, case: &Case) -> String {
+    let task = &case.tasks[0];
+    let worker = Client::at(addr, crate::client::WORKER, crate::client::worker_token());
+    let form = worker
+        .create_form_task(crate::forms::new_task(
+            &task.id,
+            &task.process_instance_id,
+            &case.user,
         ))
         .await
         .unwrap()
-        .into_inner()
         .form_task
+        .unwrap()
+        .summary
+        .unwrap()
+        .id;
+    complete_send_task(task).await;
+    Client::at(addr, &case.user, token(&case.user, &[]))
+        .submit(&form, answer("Acme"))
+        .await
         .unwrap();
-    assert!(task.submitted_data.is_some(), "the data is kept");
+    form
 }
 
 #[tokio::test]
@@ -558,41 +548,9 @@ async fn a_frozen_replicas_claim_passes_to_another_and_its_late_outcome_is_not_r
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     crate::helpers::wait_until_serving(addr).await;
-    let channel = crate::helpers::channel(addr).await;
-    let mut on_x = ramp::proto::form_service_client::FormServiceClient::new(channel);
 
     let case = new_case(LOOPING).await;
-    let task = &case.tasks[0];
-    let form = on_x
-        .create_form_task(with_token(
-            CreateFormTaskRequest {
-                external_task_id: task.id.clone(),
-                process_instance_id: task.process_instance_id.clone(),
-                business_key: case.user.clone(),
-                activity_id: task.activity_id.clone(),
-                ..Default::default()
-            },
-            &crate::forms::worker(),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .form_task
-        .unwrap()
-        .summary
-        .unwrap()
-        .id;
-    complete_send_task(task).await;
-    on_x.submit_form(with_token(
-        SubmitFormRequest {
-            id: form.clone(),
-            data: Some(answer("Acme")),
-            request_id: String::new(),
-        },
-        &token(&case.user, &[]),
-    ))
-    .await
-    .unwrap();
+    let form = submitted_through(addr, &case).await;
 
     // X claims the row at once and hangs in the engine call; freeze it there.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -650,35 +608,8 @@ async fn a_replica_killed_while_its_answer_is_in_flight_is_not_delivered_twice()
     let mut x =
         crate::load::Replica::start(crate::load::replica_env(&database, &proxy.url(), "none"))
             .await;
-    let mut on_x = ramp::proto::form_service_client::FormServiceClient::new(
-        crate::helpers::channel(x.addr).await,
-    );
     let case = new_case(LOOPING).await;
-    let task = &case.tasks[0];
-    let form = on_x
-        .create_form_task(with_token(
-            crate::forms::new_task(&task.id, &task.process_instance_id, &case.user),
-            &crate::forms::worker(),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .form_task
-        .unwrap()
-        .summary
-        .unwrap()
-        .id;
-    complete_send_task(task).await;
-    on_x.submit_form(with_token(
-        SubmitFormRequest {
-            id: form.clone(),
-            data: Some(answer("Acme")),
-            request_id: String::new(),
-        },
-        &token(&case.user, &[]),
-    ))
-    .await
-    .unwrap();
+    let form = submitted_through(x.addr, &case).await;
     // The message reaches the receive task; X hangs for its answer, and is killed.
     let deadline = Instant::now() + Duration::from_secs(10);
     while completed_waits(&case.instance).await == 0 {
