@@ -44,7 +44,7 @@ fn start(business_key: &str, request_id: &str) -> StartProcessRequest {
 }
 
 /// The process's state once it is no longer active, or `Active` after 10 s.
-async fn state_once_not_active(client: &Client, id: &str) -> ProcessState {
+pub async fn state_once_not_active(client: &Client, id: &str) -> ProcessState {
     let started = Instant::now();
     loop {
         let got = client.process(id).await.unwrap();
@@ -77,7 +77,8 @@ async fn complete_first_send_task(topic: FetchTopic) {
         .unwrap();
 }
 
-async fn rows_for(app: &TestApp, business_key: &str) -> Vec<(String, Option<String>)> {
+/// The process rows of `business_key`: (state, engine instance id).
+pub async fn rows_for(app: &TestApp, business_key: &str) -> Vec<(String, Option<String>)> {
     app.db()
         .await
         .query(
@@ -89,6 +90,18 @@ async fn rows_for(app: &TestApp, business_key: &str) -> Vec<(String, Option<Stri
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect()
+}
+
+/// The process rows of `business_key` once none is `starting` (or after 15 s).
+pub async fn until_settled(app: &TestApp, business_key: &str) -> Vec<(String, Option<String>)> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let rows = rows_for(app, business_key).await;
+        if !rows.iter().any(|(state, _)| state == "starting") || Instant::now() > deadline {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn running_roots(business_key: &str) -> Vec<String> {
@@ -444,17 +457,6 @@ mod faults {
 
     fn uncertain_settings(proxy: &HttpFaultProxy) -> serde_json::Value {
         json!({"camunda_url": proxy.url(), "camunda_timeout_ms": 1_000, "start_grace_ms": 2_000})
-    }
-
-    async fn until_settled(app: &TestApp, business_key: &str) -> Vec<(String, Option<String>)> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let rows = rows_for(app, business_key).await;
-            if !rows.iter().any(|(state, _)| state == "starting") || Instant::now() > deadline {
-                return rows;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
     }
 
     #[tokio::test]

@@ -4,12 +4,11 @@ use std::time::{Duration, Instant};
 
 use ramp::camunda::types::{ExternalTask, FetchAndLock, FetchTopic};
 use ramp::proto::pending_forms_response::Event;
-use ramp::proto::process_service_client::ProcessServiceClient;
 use ramp::proto::*;
 
 use crate::engine::{camunda, unique_key};
-use crate::forms::{created_id, forms, next, open, user};
-use crate::helpers::{TestApp, spawn_app, token, with_token};
+use crate::forms::{created_id, next, open, user};
+use crate::helpers::{TestApp, spawn_app};
 
 pub fn definitions(body: &str) -> String {
     format!(
@@ -80,19 +79,67 @@ pub async fn form_of(app: &TestApp, business_key: &str, task: &ExternalTask) -> 
     .await
 }
 
+/// The form's status and withdrawal reason, as its assignee `user` reads them.
 pub async fn status_of(app: &TestApp, user: &str, form: &str) -> (FormTaskStatus, String) {
-    let task = forms(app)
-        .await
-        .get_form_task(with_token(
-            GetFormTaskRequest { id: form.into() },
-            &token(user, &[]),
-        ))
+    let task = app.as_user(user).form(form).await.unwrap();
+    (task.summary.unwrap().status(), task.withdrawal_reason)
+}
+
+/// A running instance with one form: its user, the instance, the send task (fetched,
+/// not completed) and the form the worker made of it.
+pub struct OneForm {
+    pub user: String,
+    pub instance: String,
+    pub task: ExternalTask,
+    pub form: String,
+}
+
+/// Starts `key` in the engine for a user of the test's own, fetches its one send task
+/// and makes its form through `app`.
+pub async fn one_form(app: &TestApp, key: &str) -> OneForm {
+    let user = user();
+    let instance = camunda()
+        .start_process(key, &user, &Default::default())
         .await
         .unwrap()
-        .into_inner()
-        .form_task
+        .id;
+    let task = fetch(&user, 1).await.remove(0);
+    let form = form_of(app, &user, &task).await;
+    OneForm {
+        user,
+        instance,
+        task,
+        form,
+    }
+}
+
+/// Completes a send task fetched by `fetch`, as the worker does once its form exists.
+pub async fn complete(task: &ExternalTask) {
+    camunda()
+        .complete_external_task(&task.id, "w", &Default::default(), &Default::default())
+        .await
         .unwrap();
-    (task.summary.unwrap().status(), task.withdrawal_reason)
+}
+
+/// A process forked in two: the send task `step` and its receive task (each with
+/// the extra attributes `send` and `receive`) on one branch; on the other, a receive
+/// task `other` for a message never sent, that a test cancels or interrupts.
+pub fn step_beside_another_branch(key: &str, send: &str, receive: &str) -> String {
+    definitions(&format!(
+        r#"<bpmn:message id="msg_step" name="step"/><bpmn:message id="msg_never" name="never"/>
+  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
+    <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="fork"/>
+    <bpmn:parallelGateway id="fork"/>
+    <bpmn:sequenceFlow id="b" sourceRef="fork" targetRef="step"/>
+    <bpmn:sendTask id="step" camunda:type="external" camunda:topic="submit_form" {send}/>
+    <bpmn:sequenceFlow id="c" sourceRef="step" targetRef="wait_step"/>
+    <bpmn:receiveTask id="wait_step" messageRef="msg_step" {receive}/>
+    <bpmn:sequenceFlow id="d" sourceRef="wait_step" targetRef="e1"/><bpmn:endEvent id="e1"/>
+    <bpmn:sequenceFlow id="f" sourceRef="fork" targetRef="other"/>
+    <bpmn:receiveTask id="other" messageRef="msg_never"/>
+    <bpmn:sequenceFlow id="g" sourceRef="other" targetRef="e2"/><bpmn:endEvent id="e2"/>
+  </bpmn:process>"#
+    ))
 }
 
 /// Waits up to 10 s for the form to be withdrawn.
@@ -153,53 +200,26 @@ async fn cancelling_a_process_withdraws_its_forms_called_processes_included() {
 
     let app = spawn_app().await;
     let ann = user();
-    let admin = token("admin@example.com", &["ramp-admin"]);
-    let process = ProcessServiceClient::new(app.channel().await)
-        .start_process(with_token(
-            StartProcessRequest {
-                definition_key: parent.clone(),
-                business_key: ann.clone(),
-                ..Default::default()
-            },
-            &admin,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .process
-        .unwrap();
+    let process = app.as_admin().start_for(&parent, &ann).await.unwrap();
     let tasks = fetch(&ann, 2).await;
     let mut ids = Vec::new();
     for task in &tasks {
         ids.push(form_of(&app, &ann, task).await);
     }
     // Both belong to the root the user started.
-    let listed = forms(&app)
+    let as_ann = app.as_user(&ann);
+    let listed = as_ann
+        .forms(ListFormTasksRequest {
+            root_process_instance_id: process.engine_instance_id.clone(),
+            ..Default::default()
+        })
         .await
-        .list_form_tasks(with_token(
-            ListFormTasksRequest {
-                root_process_instance_id: process.engine_instance_id.clone(),
-                ..Default::default()
-            },
-            &token(&ann, &[]),
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(listed.form_tasks.len(), 2);
 
     let mut inbox = open(&app, &ann, "").await;
     next(&mut inbox).await;
-    ProcessServiceClient::new(app.channel().await)
-        .cancel_process(with_token(
-            CancelProcessRequest {
-                id: process.id,
-                reason: String::new(),
-            },
-            &token(&ann, &[]),
-        ))
-        .await
-        .unwrap();
+    as_ann.cancel(&process.id, "").await.unwrap();
     let mut removed = Vec::new();
     for _ in 0..2 {
         match next(&mut inbox).await.event {
@@ -239,18 +259,13 @@ async fn a_boundary_timer_on_the_receive_task_withdraws_the_form() {
     )
     .await;
     let app = spawn_app().await;
-    let ann = user();
-    let instance = camunda()
-        .start_process(&key, &ann, &Default::default())
-        .await
-        .unwrap()
-        .id;
-    let task = &fetch(&ann, 1).await[0];
-    let form = form_of(&app, &ann, task).await;
-    camunda()
-        .complete_external_task(&task.id, "w", &Default::default(), &Default::default())
-        .await
-        .unwrap();
+    let OneForm {
+        user: ann,
+        instance,
+        task,
+        form,
+    } = one_form(&app, &key).await;
+    complete(&task).await;
 
     let reason = withdrawn_within_ten_seconds(&app, &ann, &form).await;
     assert!(reason.contains("can no longer receive"), "{reason}");
@@ -270,14 +285,12 @@ async fn a_process_deleted_in_the_engine_withdraws_its_forms() {
     let key = unique_key("deleted");
     deploy(&key, crate::engine::form_process(&key, "step")).await;
     let app = spawn_app().await;
-    let ann = user();
-    let instance = camunda()
-        .start_process(&key, &ann, &Default::default())
-        .await
-        .unwrap()
-        .id;
-    let task = &fetch(&ann, 1).await[0];
-    let form = form_of(&app, &ann, task).await;
+    let OneForm {
+        user: ann,
+        instance,
+        form,
+        ..
+    } = one_form(&app, &key).await;
     camunda()
         .delete_process_instance(&instance, true)
         .await
@@ -315,14 +328,12 @@ async fn a_form_whose_send_task_the_worker_still_holds_is_not_withdrawn() {
     )
     .await;
     let app = spawn_app().await;
-    let ann = user();
-    let instance = camunda()
-        .start_process(&key, &ann, &Default::default())
-        .await
-        .unwrap()
-        .id;
-    let task = &fetch(&ann, 1).await[0];
-    let form = form_of(&app, &ann, task).await;
+    let OneForm {
+        user: ann,
+        instance,
+        form,
+        ..
+    } = one_form(&app, &key).await;
 
     // Wait until the timer has fired and a few passes have looked at the instance.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -524,39 +535,16 @@ pub async fn waiting(instance: &str, message: &str, n: usize) {
 /// form. Seen failing before the fix: the form was withdrawn.
 async fn a_form_in_an_asynchronous_gap_is_kept(send: &str, receive: &str) {
     let key = unique_key("gap");
-    deploy(
-        &key,
-        definitions(&format!(
-            r#"<bpmn:message id="msg_step" name="step"/><bpmn:message id="msg_never" name="never"/>
-  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
-    <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="fork"/>
-    <bpmn:parallelGateway id="fork"/>
-    <bpmn:sequenceFlow id="b" sourceRef="fork" targetRef="step"/>
-    <bpmn:sendTask id="step" camunda:type="external" camunda:topic="submit_form" {send}/>
-    <bpmn:sequenceFlow id="c" sourceRef="step" targetRef="wait_step"/>
-    <bpmn:receiveTask id="wait_step" messageRef="msg_step" {receive}/>
-    <bpmn:sequenceFlow id="d" sourceRef="wait_step" targetRef="e1"/><bpmn:endEvent id="e1"/>
-    <bpmn:sequenceFlow id="f" sourceRef="fork" targetRef="other"/>
-    <bpmn:receiveTask id="other" messageRef="msg_never"/>
-    <bpmn:sequenceFlow id="g" sourceRef="other" targetRef="e2"/><bpmn:endEvent id="e2"/>
-  </bpmn:process>"#
-        )),
-    )
-    .await;
+    deploy(&key, step_beside_another_branch(&key, send, receive)).await;
     suspend_jobs(&key, true).await;
     let app = spawn_app().await;
-    let ann = user();
-    let instance = camunda()
-        .start_process(&key, &ann, &Default::default())
-        .await
-        .unwrap()
-        .id;
-    let task = &fetch(&ann, 1).await[0];
-    let form = form_of(&app, &ann, task).await;
-    camunda()
-        .complete_external_task(&task.id, "w", &Default::default(), &Default::default())
-        .await
-        .unwrap();
+    let OneForm {
+        user: ann,
+        instance,
+        task,
+        form,
+    } = one_form(&app, &key).await;
+    complete(&task).await;
     // The token waits for its continuation's job: no external task, no subscription.
     let tree = camunda().activity_instances(&instance).await.unwrap();
     assert!(
@@ -650,10 +638,7 @@ async fn a_cancelled_branch_of_a_multi_instance_loses_its_form_while_its_sibling
     let mut ids = Vec::new();
     for task in &tasks {
         ids.push(form_of(&app, &ann, task).await);
-        camunda()
-            .complete_external_task(&task.id, "w", &Default::default(), &Default::default())
-            .await
-            .unwrap();
+        complete(task).await;
     }
     waiting(&instance, "step", 2).await;
 
@@ -781,18 +766,13 @@ async fn a_form_whose_receive_task_follows_the_send_tasks_subprocess_is_kept() {
     )
     .await;
     let app = spawn_app().await;
-    let ann = user();
-    let instance = camunda()
-        .start_process(&key, &ann, &Default::default())
-        .await
-        .unwrap()
-        .id;
-    let task = &fetch(&ann, 1).await[0];
-    let form = form_of(&app, &ann, task).await;
-    camunda()
-        .complete_external_task(&task.id, "w", &Default::default(), &Default::default())
-        .await
-        .unwrap();
+    let OneForm {
+        user: ann,
+        instance,
+        task,
+        form,
+    } = one_form(&app, &key).await;
+    complete(&task).await;
     waiting(&instance, "step", 1).await;
     cancel(
         &instance,
