@@ -155,6 +155,18 @@ pub async fn complete_send_task(task: &ExternalTask) {
         .unwrap();
 }
 
+/// A case of `body` whose one form is made, its send task completed, and answered
+/// ("Acme") by its user: (the case, the form's id).
+pub async fn answered_case(app: &TestApp, body: &str) -> (Case, String) {
+    let case = new_case(body).await;
+    let form = form_for(app, &case, &case.tasks[0]).await;
+    complete_send_task(&case.tasks[0]).await;
+    submit(app, &case.user, &form, answer("Acme"), "")
+        .await
+        .unwrap();
+    (case, form)
+}
+
 pub fn answer(name: &str) -> prost_types::Struct {
     ramp::json::json_to_struct(
         json!({"companyName": name, "kind": "standard", "score": 3})
@@ -295,13 +307,7 @@ async fn a_lost_answer_is_checked_by_its_marker_and_never_sent_twice() {
     let proxy =
         HttpFaultProxy::start(&crate::engine::engine_url(), Fault::HangAfter("/trigger")).await;
     let app = spawn_app_with(json!({"camunda_url": proxy.url(), "camunda_timeout_ms": 1_000, "delivery_lease_ms": 3_000})).await;
-    let case = new_case(LOOPING).await;
-    let form = form_for(&app, &case, &case.tasks[0]).await;
-    complete_send_task(&case.tasks[0]).await;
-
-    submit(&app, &case.user, &form, answer("Acme"), "")
-        .await
-        .unwrap();
+    let (case, form) = answered_case(&app, LOOPING).await;
     let done = settled(&app, &case.user, &form).await;
     assert_eq!(done.state(), DeliveryState::Delivered, "{done:?}");
     assert!(
@@ -396,12 +402,7 @@ async fn parallel_forms_of_one_instance_each_reach_their_own_execution() {
 #[tokio::test]
 async fn a_send_task_that_is_a_scope_still_reaches_its_receive_task() {
     let app = spawn_app().await;
-    let case = new_case(SCOPED).await;
-    let form = form_for(&app, &case, &case.tasks[0]).await;
-    complete_send_task(&case.tasks[0]).await;
-    submit(&app, &case.user, &form, answer("Acme"), "")
-        .await
-        .unwrap();
+    let (case, form) = answered_case(&app, SCOPED).await;
     assert_eq!(
         settled(&app, &case.user, &form).await.state(),
         DeliveryState::Delivered
