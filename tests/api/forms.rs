@@ -114,6 +114,14 @@ pub async fn quiet(stream: &mut Streaming<PendingFormsResponse>, wait: Duration)
     }
 }
 
+/// The removal `message` announces (it must be one).
+pub fn removed(message: PendingFormsResponse) -> pending_forms_response::Removed {
+    match message.event {
+        Some(Event::Removed(removed)) => removed,
+        other => panic!("expected removed, got {other:?}"),
+    }
+}
+
 fn snapshot_ids(message: &PendingFormsResponse) -> Vec<String> {
     match &message.event {
         Some(Event::Snapshot(s)) => s.form_tasks.iter().map(|t| t.id.clone()).collect(),
@@ -601,13 +609,9 @@ async fn a_repeat_with_a_corrected_assignee_moves_the_pending_form_to_them() {
         "the form stayed with the first assignee"
     );
     assert!(moved.draft.is_none(), "Ann's draft is not handed to Bob");
-    match next(&mut ann_inbox).await.event {
-        Some(Event::Removed(removed)) => {
-            assert_eq!(removed.id, id);
-            assert_eq!(removed.reason(), RemovalReason::Reassigned);
-        }
-        other => panic!("Ann expected removed, got {other:?}"),
-    }
+    let from_ann = removed(next(&mut ann_inbox).await);
+    assert_eq!(from_ann.id, id);
+    assert_eq!(from_ann.reason(), RemovalReason::Reassigned);
     assert_eq!(added_id(&next(&mut bob_inbox).await), id);
 
     // Repeating the corrected request changes nothing more.

@@ -3,7 +3,6 @@
 use std::time::{Duration, Instant};
 
 use ramp::camunda::types::{ExternalTask, FetchAndLock, FetchTopic};
-use ramp::proto::pending_forms_response::Event;
 use ramp::proto::*;
 use serde_json::json;
 use tonic::Code;
@@ -11,7 +10,7 @@ use tonic_types::StatusExt;
 
 use crate::client::Client;
 use crate::engine::{camunda, deploy_model_with_form, unique_key};
-use crate::forms::{created_id, next, open, user};
+use crate::forms::{created_id, next, open, removed, user};
 use crate::helpers::{TestApp, spawn_app, spawn_app_with, token};
 use crate::http_fault::{Fault, HttpFaultProxy};
 
@@ -23,16 +22,7 @@ const FORM: &str = r#"{"id": "step", "type": "default", "components": [
 ]}"#;
 
 fn model(key: &str, body: &str) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs_{key}" targetNamespace="http://ramp.test">
-  <bpmn:message id="msg_step" name="step"/>
-  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
-{body}
-  </bpmn:process>
-</bpmn:definitions>"#
-    )
+    crate::engine::definitions(key, &["step"], body)
 }
 
 /// send → receive → end.
@@ -155,12 +145,18 @@ pub async fn complete_send_task(task: &ExternalTask) {
         .unwrap();
 }
 
-/// A case of `body` whose one form is made, its send task completed, and answered
-/// ("Acme") by its user: (the case, the form's id).
-pub async fn answered_case(app: &TestApp, body: &str) -> (Case, String) {
+/// A case of `body` whose first form is made and its send task completed, so that
+/// its receive task waits for the answer: (the case, the form's id).
+pub async fn waiting_case(app: &TestApp, body: &str) -> (Case, String) {
     let case = new_case(body).await;
     let form = form_for(app, &case, &case.tasks[0]).await;
     complete_send_task(&case.tasks[0]).await;
+    (case, form)
+}
+
+/// A waiting case (see `waiting_case`) whose form its user has answered ("Acme").
+pub async fn answered_case(app: &TestApp, body: &str) -> (Case, String) {
+    let (case, form) = waiting_case(app, body).await;
     submit(app, &case.user, &form, answer("Acme"), "")
         .await
         .unwrap();
@@ -234,13 +230,9 @@ async fn a_submit_before_the_receive_task_waits_is_delivered_once_it_does() {
         .await
         .unwrap();
     assert_eq!(submission.delivery_state(), DeliveryState::Pending);
-    match next(&mut inbox).await.event {
-        Some(Event::Removed(removed)) => {
-            assert_eq!(removed.id, form);
-            assert_eq!(removed.reason(), RemovalReason::Completed);
-        }
-        other => panic!("expected removed, got {other:?}"),
-    }
+    let removed = removed(next(&mut inbox).await);
+    assert_eq!(removed.id, form);
+    assert_eq!(removed.reason(), RemovalReason::Completed);
 
     // The worker has not completed the send task: nothing waits yet.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
@@ -280,9 +272,7 @@ async fn a_submit_before_the_receive_task_waits_is_delivered_once_it_does() {
 async fn an_unreachable_engine_delays_the_delivery_and_loses_nothing() {
     let proxy = HttpFaultProxy::start(&crate::engine::engine_url(), Fault::None).await;
     let app = spawn_app_with(json!({"camunda_url": proxy.url(), "camunda_timeout_ms": 1_000, "delivery_lease_ms": 3_000})).await;
-    let case = new_case(SIMPLE).await;
-    let form = form_for(&app, &case, &case.tasks[0]).await;
-    complete_send_task(&case.tasks[0]).await;
+    let (case, form) = waiting_case(&app, SIMPLE).await;
 
     proxy.set(Fault::Down);
     submit(&app, &case.user, &form, answer("Acme"), "")
@@ -329,9 +319,7 @@ async fn a_lost_answer_is_checked_by_its_marker_and_never_sent_twice() {
 #[tokio::test]
 async fn a_repeated_submit_correlates_once_and_concurrent_submits_have_one_winner() {
     let app = spawn_app().await;
-    let case = new_case(LOOPING).await;
-    let form = form_for(&app, &case, &case.tasks[0]).await;
-    complete_send_task(&case.tasks[0]).await;
+    let (case, form) = waiting_case(&app, LOOPING).await;
 
     let first = submit(&app, &case.user, &form, answer("Acme"), "req-1")
         .await

@@ -259,9 +259,7 @@ async fn a_proxy_answering_502_for_a_delivered_answer_does_not_make_it_land_twic
         "delivery_lease_ms": 4_000,
     }))
     .await;
-    let case = new_case(crate::submit::LOOPING).await;
-    let form = form_for(&app, &case, &case.tasks[0]).await;
-    complete_send_task(&case.tasks[0]).await;
+    let (case, form) = crate::submit::waiting_case(&app, crate::submit::LOOPING).await;
     submit(&app, &case.user, &form, answer("Acme"), "")
         .await
         .unwrap();
