@@ -64,11 +64,27 @@ impl Client {
         let channel = Channel::from_shared(format!("http://{addr}"))
             .expect("a valid URI")
             .connect_lazy();
+        Client::on(&channel, email, token)
+    }
+
+    /// A client on a connection it shares with others (as many callers of one
+    /// browser or proxy do).
+    pub fn on(channel: &Channel, email: &str, token: String) -> Client {
         Client {
-            channel,
+            channel: channel.clone(),
             email: email.to_owned(),
             token,
         }
+    }
+
+    /// The user `email`, with no roles, on a shared connection.
+    pub fn user_on(channel: &Channel, email: &str) -> Client {
+        Client::on(channel, email, token(email, &[]))
+    }
+
+    /// The worker on a shared connection.
+    pub fn worker_on(channel: &Channel) -> Client {
+        Client::on(channel, WORKER, worker_token())
     }
 
     /// `message` as a request carrying this client's token.
@@ -164,6 +180,13 @@ impl Client {
             .create_form_task(self.request(request))
             .await?;
         Ok(response.into_inner())
+    }
+
+    /// Creates a form task, as the worker does, and answers its id.
+    pub async fn create_form(&self, request: CreateFormTaskRequest) -> Result<String, Status> {
+        let created = self.create_form_task(request).await?;
+        let summary = created.form_task.and_then(|task| task.summary);
+        Ok(summary.expect("a form task").id)
     }
 
     pub async fn form(&self, id: &str) -> Result<FormTask, Status> {

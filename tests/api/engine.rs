@@ -33,49 +33,65 @@ pub fn unique_key(prefix: &str) -> String {
     )
 }
 
-/// A process in ramp's shape: start → send task (external, topic `submit_form`) →
-/// receive task waiting for a message named after the send task → end.
-pub fn form_process(key: &str, form: &str) -> String {
+/// A model of one executable process `key` (history kept a day) with `body` as its
+/// content, and a message `msg_{m}` named `m` for each of `messages`. A `body` that
+/// starts with a line break keeps line numbers as a test counts them: its first
+/// element is on line 6.
+pub fn definitions(key: &str, messages: &[&str], body: &str) -> String {
+    let messages: String = messages
+        .iter()
+        .map(|m| format!(r#"<bpmn:message id="msg_{m}" name="{m}"/>"#))
+        .collect();
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs_{key}" targetNamespace="http://ramp.test">
-  <bpmn:message id="msg_{form}" name="{form}"/>
-  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" id="defs_{key}" targetNamespace="http://ramp.test">
+  {messages}
+  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">{body}
+  </bpmn:process>
+</bpmn:definitions>"#
+    )
+}
+
+/// A process in ramp's shape: start → send task (external, topic `submit_form`) →
+/// receive task waiting for a message named after the send task → end.
+pub fn form_process(key: &str, form: &str) -> String {
+    definitions(
+        key,
+        &[form],
+        &format!(
+            r#"
     <bpmn:startEvent id="start"/>
     <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="{form}"/>
     <bpmn:sendTask id="{form}" camunda:type="external" camunda:topic="submit_form"/>
     <bpmn:sequenceFlow id="f2" sourceRef="{form}" targetRef="wait_{form}"/>
     <bpmn:receiveTask id="wait_{form}" messageRef="msg_{form}"/>
     <bpmn:sequenceFlow id="f3" sourceRef="wait_{form}" targetRef="end"/>
-    <bpmn:endEvent id="end"/>
-  </bpmn:process>
-</bpmn:definitions>"#
+    <bpmn:endEvent id="end"/>"#
+        ),
     )
 }
 
 /// Two receive tasks in parallel waiting for the same message: correlating it to
 /// the instance matches two executions.
 pub fn parallel_waits(key: &str, message: &str) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs_{key}" targetNamespace="http://ramp.test">
-  <bpmn:message id="msg" name="{message}"/>
-  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
+    definitions(
+        key,
+        &[message],
+        &format!(
+            r#"
     <bpmn:startEvent id="start"/>
     <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="fork"/>
     <bpmn:parallelGateway id="fork"/>
     <bpmn:sequenceFlow id="f2" sourceRef="fork" targetRef="wait_a"/>
     <bpmn:sequenceFlow id="f3" sourceRef="fork" targetRef="wait_b"/>
-    <bpmn:receiveTask id="wait_a" messageRef="msg"/>
-    <bpmn:receiveTask id="wait_b" messageRef="msg"/>
+    <bpmn:receiveTask id="wait_a" messageRef="msg_{message}"/>
+    <bpmn:receiveTask id="wait_b" messageRef="msg_{message}"/>
     <bpmn:sequenceFlow id="f4" sourceRef="wait_a" targetRef="end_a"/>
     <bpmn:sequenceFlow id="f5" sourceRef="wait_b" targetRef="end_b"/>
     <bpmn:endEvent id="end_a"/>
-    <bpmn:endEvent id="end_b"/>
-  </bpmn:process>
-</bpmn:definitions>"#
+    <bpmn:endEvent id="end_b"/>"#
+        ),
     )
 }
 

@@ -74,13 +74,7 @@ pub async fn create(app: &TestApp, request: CreateFormTaskRequest) -> CreateForm
 
 /// Creates a form task as a worker and returns its id.
 pub async fn created_id(app: &TestApp, request: CreateFormTaskRequest) -> String {
-    create(app, request)
-        .await
-        .form_task
-        .unwrap()
-        .summary
-        .unwrap()
-        .id
+    app.as_worker().create_form(request).await.unwrap()
 }
 
 /// Opens `user`'s inbox stream after `cursor`; it must open.
