@@ -204,6 +204,12 @@ pub async fn settled(app: &TestApp, user: &str, form: &str) -> Delivery {
     }
 }
 
+/// The state the engine's history gives `instance` (`ACTIVE`, `COMPLETED`, ...).
+pub async fn history_state(instance: &str) -> String {
+    let history = camunda().historic_process_instance(instance).await.unwrap();
+    history.state
+}
+
 pub async fn completed_waits(instance: &str) -> usize {
     let url = format!(
         "{}/history/activity-instance?processInstanceId={instance}&activityId=wait_step&finished=true",
@@ -248,14 +254,7 @@ async fn a_submit_before_the_receive_task_waits_is_delivered_once_it_does() {
     let done = settled(&app, &case.user, &form).await;
     assert_eq!(done.state(), DeliveryState::Delivered, "{done:?}");
     let engine = camunda();
-    assert_eq!(
-        engine
-            .historic_process_instance(&case.instance)
-            .await
-            .unwrap()
-            .state,
-        "COMPLETED"
-    );
+    assert_eq!(history_state(&case.instance).await, "COMPLETED");
     let company = engine
         .historic_variables(&[&case.instance], "companyName")
         .await
@@ -377,14 +376,7 @@ async fn parallel_forms_of_one_instance_each_reach_their_own_execution() {
         DeliveryState::Delivered
     );
     assert_eq!(completed_waits(&case.instance).await, 2);
-    assert_eq!(
-        camunda()
-            .historic_process_instance(&case.instance)
-            .await
-            .unwrap()
-            .state,
-        "COMPLETED"
-    );
+    assert_eq!(history_state(&case.instance).await, "COMPLETED");
 }
 
 #[tokio::test]
@@ -395,14 +387,7 @@ async fn a_send_task_that_is_a_scope_still_reaches_its_receive_task() {
         settled(&app, &case.user, &form).await.state(),
         DeliveryState::Delivered
     );
-    assert_eq!(
-        camunda()
-            .historic_process_instance(&case.instance)
-            .await
-            .unwrap()
-            .state,
-        "COMPLETED"
-    );
+    assert_eq!(history_state(&case.instance).await, "COMPLETED");
 }
 
 #[tokio::test]
@@ -495,6 +480,15 @@ async fn submitted_through(addr: std::net::SocketAddr, case: &Case) -> String {
     form
 }
 
+/// Sends `signal` (`-STOP`, `-CONT`) to the process `pid`.
+fn signal(pid: &str, signal: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([signal, pid])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill {signal} {pid}");
+}
+
 #[tokio::test]
 async fn a_frozen_replicas_claim_passes_to_another_and_its_late_outcome_is_not_recorded() {
     use std::process::Stdio;
@@ -544,13 +538,7 @@ async fn a_frozen_replicas_claim_passes_to_another_and_its_late_outcome_is_not_r
     // X claims the row at once and hangs in the engine call; freeze it there.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pid = x.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-STOP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&pid, "-STOP");
 
     // Replica Y, talking to the engine directly, takes over after the lease.
     let y = crate::helpers::spawn_app_on(&database, json!({"delivery_poll_ms": 200})).await;
@@ -558,13 +546,7 @@ async fn a_frozen_replicas_claim_passes_to_another_and_its_late_outcome_is_not_r
     assert_eq!(done.state(), DeliveryState::Delivered, "{done:?}");
 
     // X resumes: its call fails late, and what it would record is refused.
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-CONT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&pid, "-CONT");
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut logged = String::new();
     while Instant::now() < deadline {
