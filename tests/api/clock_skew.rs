@@ -235,7 +235,7 @@ async fn the_proxy_shows_the_engines_clock_behind() {
 #[tokio::test]
 async fn with_the_engines_clock_ten_minutes_behind_ended_and_interrupted_processes_are_seen() {
     let key = unique_key("skew");
-    deploy(&key, step_beside_another_branch(&key, "", "")).await;
+    deploy(&key, step_beside_another_branch(&key, "", "", "")).await;
     let engine = SkewedEngine::start(&engine_url(), ten_minutes()).await;
     let app = spawn_app_with(json!({
         "camunda_url": engine.url(),

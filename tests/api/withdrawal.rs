@@ -6,19 +6,9 @@ use ramp::camunda::types::{ExternalTask, FetchAndLock, FetchTopic};
 use ramp::proto::pending_forms_response::Event;
 use ramp::proto::*;
 
-use crate::engine::{camunda, unique_key};
+use crate::engine::{camunda, definitions, unique_key};
 use crate::forms::{created_id, next, open, user};
 use crate::helpers::{TestApp, spawn_app};
-
-pub fn definitions(body: &str) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs" targetNamespace="http://ramp.test">
-{body}
-</bpmn:definitions>"#
-    )
-}
 
 fn send_receive(form: &str) -> String {
     format!(
@@ -28,15 +18,7 @@ fn send_receive(form: &str) -> String {
 }
 
 pub async fn deploy(key: &str, xml: String) {
-    camunda()
-        .deploy(
-            key,
-            vec![(format!("{key}.bpmn"), xml.into_bytes())],
-            false,
-            None,
-        )
-        .await
-        .unwrap();
+    crate::engine::deploy_model(&camunda(), key, xml).await;
 }
 
 pub async fn fetch(business_key: &str, expected: usize) -> Vec<ExternalTask> {
@@ -123,11 +105,14 @@ pub async fn complete(task: &ExternalTask) {
 
 /// A process forked in two: the send task `step` and its receive task (each with
 /// the extra attributes `send` and `receive`) on one branch; on the other, a receive
-/// task `other` for a message never sent, that a test cancels or interrupts.
-pub fn step_beside_another_branch(key: &str, send: &str, receive: &str) -> String {
-    definitions(&format!(
-        r#"<bpmn:message id="msg_step" name="step"/><bpmn:message id="msg_never" name="never"/>
-  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
+/// task `other` for a message never sent, that a test cancels, or that `interrupt`
+/// (elements beside it, a boundary event say) interrupts.
+pub fn step_beside_another_branch(key: &str, send: &str, receive: &str, interrupt: &str) -> String {
+    definitions(
+        &key,
+        &["step", "never"],
+        &format!(
+            r#"
     <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="fork"/>
     <bpmn:parallelGateway id="fork"/>
     <bpmn:sequenceFlow id="b" sourceRef="fork" targetRef="step"/>
@@ -138,8 +123,9 @@ pub fn step_beside_another_branch(key: &str, send: &str, receive: &str) -> Strin
     <bpmn:sequenceFlow id="f" sourceRef="fork" targetRef="other"/>
     <bpmn:receiveTask id="other" messageRef="msg_never"/>
     <bpmn:sequenceFlow id="g" sourceRef="other" targetRef="e2"/><bpmn:endEvent id="e2"/>
-  </bpmn:process>"#
-    ))
+    {interrupt}"#
+        ),
+    )
 }
 
 /// Waits up to 10 s for the form to be withdrawn.
@@ -164,23 +150,27 @@ async fn cancelling_a_process_withdraws_its_forms_called_processes_included() {
     let parent = unique_key("parent");
     deploy(
         &child,
-        definitions(&format!(
-            r#"<bpmn:message id="msg_inner" name="inner"/>
-  <bpmn:process id="{child}" isExecutable="true" camunda:historyTimeToLive="P1D">
+        definitions(
+            &child,
+            &["inner"],
+            &format!(
+                r#"
     <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="inner"/>
     {}
     <bpmn:sequenceFlow id="b" sourceRef="inner" targetRef="wait_inner"/>
-    <bpmn:sequenceFlow id="c" sourceRef="wait_inner" targetRef="e"/><bpmn:endEvent id="e"/>
-  </bpmn:process>"#,
-            send_receive("inner")
-        )),
+    <bpmn:sequenceFlow id="c" sourceRef="wait_inner" targetRef="e"/><bpmn:endEvent id="e"/>"#,
+                send_receive("inner")
+            ),
+        ),
     )
     .await;
     deploy(
         &parent,
-        definitions(&format!(
-            r#"<bpmn:message id="msg_outer" name="outer"/>
-  <bpmn:process id="{parent}" isExecutable="true" camunda:historyTimeToLive="P1D">
+        definitions(
+            &parent,
+            &["outer"],
+            &format!(
+            r#"
     <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="fork"/>
     <bpmn:parallelGateway id="fork"/>
     <bpmn:sequenceFlow id="b" sourceRef="fork" targetRef="outer"/>
@@ -191,8 +181,7 @@ async fn cancelling_a_process_withdraws_its_forms_called_processes_included() {
     <bpmn:callActivity id="call" calledElement="{child}">
       <bpmn:extensionElements><camunda:in businessKey="${{execution.processBusinessKey}}"/></bpmn:extensionElements>
     </bpmn:callActivity>
-    <bpmn:sequenceFlow id="g" sourceRef="call" targetRef="e2"/><bpmn:endEvent id="e2"/>
-  </bpmn:process>"#,
+    <bpmn:sequenceFlow id="g" sourceRef="call" targetRef="e2"/><bpmn:endEvent id="e2"/>"#,
             send_receive("outer")
         )),
     )
@@ -240,9 +229,11 @@ async fn a_boundary_timer_on_the_receive_task_withdraws_the_form() {
     let key = unique_key("timer");
     deploy(
         &key,
-        definitions(&format!(
-            r#"<bpmn:message id="msg_step" name="step"/><bpmn:message id="msg_later" name="later"/>
-  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
+        definitions(
+            &key,
+            &["step", "later"],
+            &format!(
+            r#"
     <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="step"/>
     {}
     <bpmn:sequenceFlow id="b" sourceRef="step" targetRef="wait_step"/>
@@ -252,8 +243,7 @@ async fn a_boundary_timer_on_the_receive_task_withdraws_the_form() {
     </bpmn:boundaryEvent>
     <bpmn:sequenceFlow id="d" sourceRef="too_late" targetRef="after_timeout"/>
     <bpmn:receiveTask id="after_timeout" messageRef="msg_later"/>
-    <bpmn:sequenceFlow id="f" sourceRef="after_timeout" targetRef="e2"/><bpmn:endEvent id="e2"/>
-  </bpmn:process>"#,
+    <bpmn:sequenceFlow id="f" sourceRef="after_timeout" targetRef="e2"/><bpmn:endEvent id="e2"/>"#,
             send_receive("step")
         )),
     )
@@ -304,29 +294,11 @@ async fn a_form_whose_send_task_the_worker_still_holds_is_not_withdrawn() {
     // Another branch of the same instance is interrupted by a timer, so the instance
     // is looked at; the form's send task is fetched but not completed.
     let key = unique_key("held");
-    deploy(
-        &key,
-        definitions(&format!(
-            r#"<bpmn:message id="msg_step" name="step"/><bpmn:message id="msg_never" name="never"/>
-  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
-    <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="fork"/>
-    <bpmn:parallelGateway id="fork"/>
-    <bpmn:sequenceFlow id="b" sourceRef="fork" targetRef="step"/>
-    {}
-    <bpmn:sequenceFlow id="c" sourceRef="step" targetRef="wait_step"/>
-    <bpmn:sequenceFlow id="d" sourceRef="wait_step" targetRef="e1"/><bpmn:endEvent id="e1"/>
-    <bpmn:sequenceFlow id="f" sourceRef="fork" targetRef="other"/>
-    <bpmn:receiveTask id="other" messageRef="msg_never"/>
-    <bpmn:boundaryEvent id="soon" attachedToRef="other" cancelActivity="true">
+    let timer = r#"<bpmn:boundaryEvent id="soon" attachedToRef="other" cancelActivity="true">
       <bpmn:timerEventDefinition><bpmn:timeDuration>PT1S</bpmn:timeDuration></bpmn:timerEventDefinition>
     </bpmn:boundaryEvent>
-    <bpmn:sequenceFlow id="g" sourceRef="soon" targetRef="e2"/><bpmn:endEvent id="e2"/>
-    <bpmn:sequenceFlow id="h" sourceRef="other" targetRef="e3"/><bpmn:endEvent id="e3"/>
-  </bpmn:process>"#,
-            send_receive("step")
-        )),
-    )
-    .await;
+    <bpmn:sequenceFlow id="h" sourceRef="soon" targetRef="e3"/><bpmn:endEvent id="e3"/>"#;
+    deploy(&key, step_beside_another_branch(&key, "", "", timer)).await;
     let app = spawn_app().await;
     let OneForm {
         user: ann,
@@ -535,7 +507,7 @@ pub async fn waiting(instance: &str, message: &str, n: usize) {
 /// form. Seen failing before the fix: the form was withdrawn.
 async fn a_form_in_an_asynchronous_gap_is_kept(send: &str, receive: &str) {
     let key = unique_key("gap");
-    deploy(&key, step_beside_another_branch(&key, send, receive)).await;
+    deploy(&key, step_beside_another_branch(&key, send, receive, "")).await;
     suspend_jobs(&key, true).await;
     let app = spawn_app().await;
     let OneForm {
@@ -610,9 +582,11 @@ async fn a_cancelled_branch_of_a_multi_instance_loses_its_form_while_its_sibling
     let key = unique_key("branches");
     deploy(
         &key,
-        definitions(&format!(
-            r#"<bpmn:message id="msg_step" name="step"/>
-  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
+        definitions(
+            &key,
+            &["step"],
+            &format!(
+            r#"
     <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="each"/>
     <bpmn:subProcess id="each">
       <bpmn:multiInstanceLoopCharacteristics><bpmn:loopCardinality>2</bpmn:loopCardinality></bpmn:multiInstanceLoopCharacteristics>
@@ -621,8 +595,7 @@ async fn a_cancelled_branch_of_a_multi_instance_loses_its_form_while_its_sibling
       <bpmn:sequenceFlow id="c" sourceRef="step" targetRef="wait_step"/>
       <bpmn:sequenceFlow id="d" sourceRef="wait_step" targetRef="ie"/><bpmn:endEvent id="ie"/>
     </bpmn:subProcess>
-    <bpmn:sequenceFlow id="e" sourceRef="each" targetRef="end"/><bpmn:endEvent id="end"/>
-  </bpmn:process>"#,
+    <bpmn:sequenceFlow id="e" sourceRef="each" targetRef="end"/><bpmn:endEvent id="end"/>"#,
             send_receive("step")
         )),
     )
@@ -744,9 +717,11 @@ async fn a_form_whose_receive_task_follows_the_send_tasks_subprocess_is_kept() {
     let key = unique_key("outside");
     deploy(
         &key,
-        definitions(&format!(
-            r#"<bpmn:message id="msg_step" name="step"/><bpmn:message id="msg_never" name="never"/>
-  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
+        definitions(
+            &key,
+            &["step", "never"],
+            &format!(
+                r#"
     <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="fork"/>
     <bpmn:parallelGateway id="fork"/>
     <bpmn:sequenceFlow id="b" sourceRef="fork" targetRef="sub"/>
@@ -760,9 +735,9 @@ async fn a_form_whose_receive_task_follows_the_send_tasks_subprocess_is_kept() {
     <bpmn:sequenceFlow id="d" sourceRef="wait_step" targetRef="e1"/><bpmn:endEvent id="e1"/>
     <bpmn:sequenceFlow id="f" sourceRef="fork" targetRef="other"/>
     <bpmn:receiveTask id="other" messageRef="msg_never"/>
-    <bpmn:sequenceFlow id="g" sourceRef="other" targetRef="e2"/><bpmn:endEvent id="e2"/>
-  </bpmn:process>"#
-        )),
+    <bpmn:sequenceFlow id="g" sourceRef="other" targetRef="e2"/><bpmn:endEvent id="e2"/>"#
+            ),
+        ),
     )
     .await;
     let app = spawn_app().await;
