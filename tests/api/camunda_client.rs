@@ -530,10 +530,7 @@ mod faults {
 
     #[tokio::test]
     async fn a_refused_connection_is_unavailable() {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let closed = crate::helpers::closed_addr();
         let client = camunda_at(
             &format!("http://{closed}/engine-rest"),
             Duration::from_secs(1),

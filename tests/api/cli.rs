@@ -68,11 +68,7 @@ fn a_bad_database_url_is_refused_without_echoing_the_password() {
 #[tokio::test]
 async fn ramp_serve_runs_and_stops_cleanly_on_sigterm() {
     let url = fresh_database().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let mut child = ramp()
         .arg("serve")
         .env("RAMP_DATABASE_URL", &url)
@@ -87,11 +83,7 @@ async fn ramp_serve_runs_and_stops_cleanly_on_sigterm() {
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
 
     // Wait for the port, then for health.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "ramp serve never listened");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::helpers::wait_until_listening(addr, "ramp serve").await;
     wait_until_serving(addr).await;
 
     let pid = child.id().to_string();

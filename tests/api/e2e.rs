@@ -54,11 +54,7 @@ impl Stack {
 
 /// `ramp serve` as its own process on a fresh database.
 pub async fn serve(startable: &str) -> Stack {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let serve = ramp_command()
         .arg("serve")
         .env("RAMP_LISTEN", format!("127.0.0.1:{port}"))
@@ -71,11 +67,7 @@ pub async fn serve(startable: &str) -> Stack {
         .spawn()
         .unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "ramp serve never listened");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::helpers::wait_until_listening(addr, "ramp serve").await;
     wait_until_serving(addr).await;
     Stack {
         _serve: serve,
@@ -454,10 +446,7 @@ mod worker {
 
     #[tokio::test]
     async fn a_server_that_stays_down_ends_in_an_incident_after_the_retries() {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let closed = crate::helpers::closed_addr();
         let ann = user();
         let (key, instances) = started("submit_form", 1, &ann, json!({})).await;
         let _worker = worker(
@@ -628,10 +617,7 @@ mod worker {
 
     #[tokio::test]
     async fn sigterm_gives_back_the_tasks_a_worker_holds() {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let closed = crate::helpers::closed_addr();
         let ann = user();
         let (key, instances) = started("submit_form", 2, &ann, json!({})).await;
         // The server is down, so the worker holds its tasks while it retries.

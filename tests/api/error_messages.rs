@@ -37,10 +37,7 @@ async fn deployed() -> String {
 
 /// A closed port: nothing answers there.
 fn nowhere() -> String {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = crate::helpers::closed_addr();
     format!("http://{closed}/engine-rest")
 }
 
@@ -282,11 +279,7 @@ async fn a_nul_character_in_data_is_invalid_not_a_database_outage() {
 
 #[tokio::test]
 async fn what_the_client_is_not_told_goes_to_the_log_with_the_request_id() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let engine = nowhere();
     let serve = crate::e2e::ramp_command()
         .arg("serve")
@@ -301,14 +294,7 @@ async fn what_the_client_is_not_told_goes_to_the_log_with_the_request_id() {
         .spawn()
         .unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "ramp serve never listened"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    crate::helpers::wait_until_listening(addr, "ramp serve").await;
     let mut request = with_token(start("VOE", &user(), json!({})), &admin_token());
     request
         .metadata_mut()

@@ -18,20 +18,13 @@ use crate::e2e::ramp_command;
 use crate::engine::{engine_url, unique_key};
 use crate::forms::{created_id, instance_with_form, new_task, user, worker};
 use crate::helpers::{
-    TEST_ISSUER, TEST_SECRET, TestApp, channel, fresh_database, spawn_app_with, wait_until_serving,
+    TEST_ISSUER, TEST_SECRET, TestApp, channel, free_port, fresh_database, spawn_app_with,
+    wait_until_serving,
 };
 
 const FROM: &str = "ramp <forms@example.com>";
 const PUBLIC_URL: &str = "https://forms.example.com/app";
 const WEBHOOK_SECRET: &str = "a-webhook-secret-of-at-least-32-characters";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Mailpit on free ports, stopped when dropped.
 struct Mailpit {

@@ -111,10 +111,7 @@ async fn metrics_serve_every_series_after_rpcs_a_delivery_a_reconciliation_and_a
     // A worker task, through `ramp worker` and its own metrics endpoint.
     let key = unique_key("metrics");
     deploy_model(&camunda(), &key, form_process(&key, "step")).await;
-    let worker_metrics = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let worker_metrics = crate::helpers::closed_addr();
     let _worker = ramp_command()
         .arg("worker")
         .args(["--definition-key", &key])
@@ -263,11 +260,7 @@ async fn readiness_goes_away_while_the_engine_is_unreachable_and_comes_back() {
 
 #[tokio::test]
 async fn readiness_and_liveness_part_while_the_database_is_unreachable() {
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed_port = crate::helpers::free_port();
     let url = format!("host=127.0.0.1 port={closed_port} user=postgres dbname=postgres");
     let app = ramp::server::Application::start(test_config(
         &url,
@@ -357,11 +350,7 @@ async fn a_request_id_comes_back_and_reaches_the_engine() {
 
 #[tokio::test]
 async fn json_logs_carry_the_request_id_on_engine_calls() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let serve = ramp_command()
         .arg("serve")
         .env("RAMP_LISTEN", format!("127.0.0.1:{port}"))
@@ -375,11 +364,7 @@ async fn json_logs_carry_the_request_id_on_engine_calls() {
         .spawn()
         .unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "ramp serve never listened");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::helpers::wait_until_listening(addr, "ramp serve").await;
     crate::helpers::wait_until_serving(addr).await;
     let mut processes = ProcessServiceClient::new(crate::helpers::channel(addr).await);
     let mut request = with_token(

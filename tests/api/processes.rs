@@ -444,10 +444,7 @@ mod faults {
 
     #[tokio::test]
     async fn an_unreachable_engine_is_unavailable_and_reserves_nothing() {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let closed = crate::helpers::closed_addr();
         let app =
             spawn_app_with(json!({"camunda_url": format!("http://{closed}/engine-rest")})).await;
         let ann = user();

@@ -1,7 +1,7 @@
 //! Secrets and tokens never reach the logs, through a succeeding and a failing run.
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ramp::proto::StartProcessRequest;
 use ramp::proto::process_service_client::ProcessServiceClient;
@@ -53,11 +53,7 @@ fn assert_clean(logs: &str, tokens: &[String]) {
 
 #[tokio::test]
 async fn no_secret_or_token_reaches_the_logs() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let listen = format!("127.0.0.1:{port}");
     let database_url = format!("{} password={DB_PASSWORD}", fresh_database().await);
 
@@ -103,11 +99,7 @@ async fn no_secret_or_token_reaches_the_logs() {
         text
     });
     let addr = listen.parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "ramp serve never listened");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::helpers::wait_until_listening(addr, "ramp serve").await;
     wait_until_serving(addr).await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -497,11 +497,7 @@ async fn a_frozen_replicas_claim_passes_to_another_and_its_late_outcome_is_not_r
     let proxy =
         HttpFaultProxy::start(&crate::engine::engine_url(), Fault::HangBefore("/trigger")).await;
     let database = crate::helpers::fresh_database().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let log = tempfile::NamedTempFile::new().unwrap();
     let mut x = tokio::process::Command::new(env!("CARGO_BIN_EXE_ramp"));
     for (key, _) in std::env::vars() {
@@ -525,11 +521,7 @@ async fn a_frozen_replicas_claim_passes_to_another_and_its_late_outcome_is_not_r
         .spawn()
         .unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "replica X never listened");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::helpers::wait_until_listening(addr, "replica X").await;
     crate::helpers::wait_until_serving(addr).await;
 
     let case = new_case(LOOPING).await;
