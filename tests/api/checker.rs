@@ -637,13 +637,7 @@ async fn the_checker_counts_what_is_lost_and_what_is_duplicated() {
     let (ann, bob) = (crate::forms::user(), crate::forms::user());
     let mut instances = Vec::new();
     for user in [&ann, &bob] {
-        instances.push(
-            engine
-                .start_process(&key, user, &Default::default())
-                .await
-                .unwrap()
-                .id,
-        );
+        instances.push(crate::engine::start_instance(&key, user).await);
     }
     let tasks = engine
         .fetch_and_lock(&FetchAndLock {
@@ -688,11 +682,7 @@ async fn the_checker_counts_what_is_lost_and_what_is_duplicated() {
     // and was deleted (EXTERNALLY_TERMINATED): a duplicate all the same. And a late
     // instance of a start ramp released, which ramp removed: counted apart.
     let db = app.db().await;
-    let duplicate = engine
-        .start_process(&key, &ann, &Default::default())
-        .await
-        .unwrap()
-        .id;
+    let duplicate = crate::engine::start_instance(&key, &ann).await;
     db.execute(
         "INSERT INTO form_tasks (id, external_task_id, business_key, form_name, message_name, assignee, status,
             process_instance_id, root_process_instance_id, activity_id, withdrawal_reason)

@@ -198,11 +198,7 @@ async fn the_proxy_shows_the_engines_clock_behind() {
     let skewed = crate::engine::camunda_at(&engine.url(), Duration::from_secs(10));
     let key = unique_key("skewed");
     deploy(&key, form_process(&key, "step")).await;
-    let instance = camunda()
-        .start_process(&key, &user(), &Default::default())
-        .await
-        .unwrap()
-        .id;
+    let instance = crate::engine::start_instance(&key, &user()).await;
     let real = camunda()
         .historic_process_instance(&instance)
         .await
@@ -294,11 +290,7 @@ async fn an_untagged_uncertain_start_is_adopted_with_the_engines_clock_ten_minut
     let ann = user();
     // The instance an older release started, without `rampProcessId`, and the row
     // it reserved before its engine call (five seconds ago; the call's answer lost).
-    let instance = camunda()
-        .start_process(&key, &ann, &Default::default())
-        .await
-        .unwrap()
-        .id;
+    let instance = crate::engine::start_instance(&key, &ann).await;
     app.db().await.execute(
         "INSERT INTO processes (id, definition_key, business_key, state, started_by, created_at, updated_at)
          VALUES ($1, $2, $3, 'starting', $3, now() - interval '5 seconds', now() - interval '5 seconds')",

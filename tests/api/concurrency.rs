@@ -36,11 +36,7 @@ async fn instances_waiting(key: &str, count: usize) -> Vec<(String, String, Exte
     let started: Vec<(String, String)> = futures::stream::iter(0..count)
         .map(|_| async {
             let user = user();
-            let id = camunda()
-                .start_process(key, &user, &Default::default())
-                .await
-                .unwrap()
-                .id;
+            let id = crate::engine::start_instance(key, &user).await;
             (user, id)
         })
         .buffer_unordered(16)

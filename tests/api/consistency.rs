@@ -198,11 +198,7 @@ async fn a_called_instances_forms_carry_its_roots_business_key() {
         )
         .await
         .unwrap();
-    let root = engine
-        .start_process(&parent, &ann, &Default::default())
-        .await
-        .unwrap()
-        .id;
+    let root = crate::engine::start_instance(&parent, &ann).await;
     let called = engine
         .process_instances(&ramp::camunda::types::ProcessInstanceQuery {
             process_definition_key: Some(child.clone()),

@@ -25,6 +25,16 @@ pub fn camunda_at(url: &str, timeout: Duration) -> Camunda {
     })
 }
 
+/// Starts `key` in the engine (not through ramp) for `business_key`, with no
+/// variables; answers the instance's id.
+pub async fn start_instance(key: &str, business_key: &str) -> String {
+    let instance = camunda()
+        .start_process(key, business_key, &Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("{key} starts: {e}"));
+    instance.id
+}
+
 /// A process key no other test uses.
 pub fn unique_key(prefix: &str) -> String {
     format!(

@@ -258,13 +258,7 @@ async fn the_schema_comes_from_the_forms_own_deployment() {
     for label in ["first", "second"] {
         let form = json!({"id": "step", "type": "default", "components": [{"type": "textfield", "key": label, "label": label}]});
         deploy_model_with_form(&engine, &key, form_process(&key, "step"), &form.to_string()).await;
-        instances.push(
-            engine
-                .start_process(&key, &ann, &Default::default())
-                .await
-                .unwrap()
-                .id,
-        );
+        instances.push(crate::engine::start_instance(&key, &ann).await);
     }
     for (instance, label) in instances.iter().zip(["first", "second"]) {
         let task = create(&app, new_task(&format!("ext-{instance}"), instance, &ann))

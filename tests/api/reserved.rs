@@ -42,11 +42,7 @@ async fn pending_form(app: &TestApp, user: &str, with_schema: bool) -> String {
         let key = unique_key("reserved");
         let form = unique_key("noform");
         deploy_model(&engine, &key, form_process(&key, &form)).await;
-        let instance = engine
-            .start_process(&key, user, &Default::default())
-            .await
-            .unwrap()
-            .id;
+        let instance = crate::engine::start_instance(&key, user).await;
         CreateFormTaskRequest {
             activity_id: form,
             ..new_task(&unique_key("ext"), &instance, user)

@@ -97,11 +97,7 @@ async fn case(app: &TestApp, key: &str, bpmn: String, forms: &[&str]) -> (String
     }
     camunda().deploy(key, resources, false, None).await.unwrap();
     let user = user();
-    let instance = camunda()
-        .start_process(key, &user, &Default::default())
-        .await
-        .unwrap()
-        .id;
+    let instance = crate::engine::start_instance(key, &user).await;
     let worker = worker(&app.url(), &["--definition-key", key], &engine_url());
     (user, instance, worker)
 }

@@ -91,11 +91,7 @@ pub async fn new_case(body: &str) -> Case {
     let key = unique_key("submit");
     deploy_model_with_form(&engine, &key, model(&key, body), FORM).await;
     let user = user();
-    let instance = engine
-        .start_process(&key, &user, &Default::default())
-        .await
-        .unwrap()
-        .id;
+    let instance = crate::engine::start_instance(&key, &user).await;
     let tasks = engine
         .fetch_and_lock(&FetchAndLock {
             worker_id: "test-worker".into(),

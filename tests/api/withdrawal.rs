@@ -80,11 +80,7 @@ pub struct OneForm {
 /// and makes its form through `app`.
 pub async fn one_form(app: &TestApp, key: &str) -> OneForm {
     let user = user();
-    let instance = camunda()
-        .start_process(key, &user, &Default::default())
-        .await
-        .unwrap()
-        .id;
+    let instance = crate::engine::start_instance(key, &user).await;
     let task = fetch(&user, 1).await.remove(0);
     let form = form_of(app, &user, &task).await;
     OneForm {
@@ -602,11 +598,7 @@ async fn a_cancelled_branch_of_a_multi_instance_loses_its_form_while_its_sibling
     .await;
     let app = spawn_app().await;
     let ann = user();
-    let instance = camunda()
-        .start_process(&key, &ann, &Default::default())
-        .await
-        .unwrap()
-        .id;
+    let instance = crate::engine::start_instance(&key, &ann).await;
     let tasks = fetch(&ann, 2).await;
     let mut ids = Vec::new();
     for task in &tasks {
@@ -668,11 +660,7 @@ async fn external_task_deletions_are_read_from_the_watermark_on() {
     let engine = camunda();
     let mut instances = Vec::new();
     for _ in 0..2 {
-        let instance = engine
-            .start_process(&key, &user(), &Default::default())
-            .await
-            .unwrap()
-            .id;
+        let instance = crate::engine::start_instance(&key, &user()).await;
         engine
             .delete_process_instance(&instance, true)
             .await
