@@ -33,12 +33,14 @@ pub fn worker_token() -> String {
     token(WORKER, &["ramp-worker"])
 }
 
-/// One caller: who it is (`email`, for starts on its own key) and its bearer token.
+/// One caller: who it is (`email`, for starts on its own key), its bearer token and,
+/// when tagged, the request id its calls carry.
 #[derive(Clone)]
 pub struct Client {
     channel: Channel,
     email: String,
     token: String,
+    request_id: Option<String>,
 }
 
 impl TestApp {
@@ -74,7 +76,15 @@ impl Client {
             channel: channel.clone(),
             email: email.to_owned(),
             token,
+            request_id: None,
         }
+    }
+
+    /// This caller, its calls tagged with `request_id` (`x-request-id`), so that a
+    /// test can count what one call asked the engine.
+    pub fn tagged(mut self, request_id: &str) -> Client {
+        self.request_id = Some(request_id.to_owned());
+        self
     }
 
     /// The user `email`, with no roles, on a shared connection.
@@ -87,9 +97,14 @@ impl Client {
         Client::on(channel, WORKER, worker_token())
     }
 
-    /// `message` as a request carrying this client's token.
+    /// `message` as a request carrying this client's token (and its request id).
     pub fn request<T>(&self, message: T) -> tonic::Request<T> {
-        with_token(message, &self.token)
+        let mut request = with_token(message, &self.token);
+        if let Some(id) = &self.request_id {
+            let id = id.parse().expect("a request id is ASCII");
+            request.metadata_mut().insert("x-request-id", id);
+        }
+        request
     }
 
     pub fn form_service(&self) -> FormServiceClient<Channel> {
