@@ -58,6 +58,12 @@ impl TestApp {
     pub fn as_admin(&self) -> Client {
         Client::at(self.addr(), ADMIN, admin_token())
     }
+
+    /// A client presenting `token`, one the test made itself (odd claims, another
+    /// signer); it starts nothing on a key of its own.
+    pub fn bearing(&self, token: String) -> Client {
+        Client::at(self.addr(), "", token)
+    }
 }
 
 impl Client {
