@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use futures::StreamExt;
-use ramp::camunda::types::{ExternalTask, FetchAndLock, FetchTopic};
+use ramp::camunda::types::{ExternalTask, FetchTopic};
 use ramp::proto::*;
 use serde_json::json;
 use tonic::Code;
@@ -44,20 +44,11 @@ async fn instances_waiting(key: &str, count: usize) -> Vec<(String, String, Exte
         .await;
     let mut tasks: HashMap<String, ExternalTask> = HashMap::new();
     while tasks.len() < count {
-        let fetched = camunda()
-            .fetch_and_lock(&FetchAndLock {
-                worker_id: "storm".into(),
-                max_tasks: 500,
-                topics: vec![FetchTopic {
-                    topic_name: "submit_form".into(),
-                    lock_duration: 600_000,
-                    process_definition_key: Some(key.to_owned()),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let by_key = FetchTopic {
+            process_definition_key: Some(key.to_owned()),
+            ..Default::default()
+        };
+        let fetched = crate::engine::fetch_send_tasks("storm", 500, 600_000, by_key).await;
         assert!(
             !fetched.is_empty(),
             "{} of {count} tasks fetched",

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use ramp::camunda::types::{ExternalTask, FetchAndLock, FetchTopic};
 use ramp::camunda::{Camunda, CamundaSettings};
 
 /// The run's engine, as `scripts/test.sh` exports it.
@@ -33,6 +34,28 @@ pub async fn start_instance(key: &str, business_key: &str) -> String {
         .await
         .unwrap_or_else(|e| panic!("{key} starts: {e}"));
     instance.id
+}
+
+/// Fetches and locks (for `lock_ms`) up to `max_tasks` send tasks of topic
+/// `submit_form` that `filter` selects (by definition or business key), as
+/// `worker`, the way ramp's worker does, without making their forms.
+pub async fn fetch_send_tasks(
+    worker: &str,
+    max_tasks: u32,
+    lock_ms: u64,
+    filter: FetchTopic,
+) -> Vec<ExternalTask> {
+    let request = FetchAndLock {
+        worker_id: worker.into(),
+        max_tasks,
+        topics: vec![FetchTopic {
+            topic_name: "submit_form".into(),
+            lock_duration: lock_ms,
+            ..filter
+        }],
+        ..Default::default()
+    };
+    camunda().fetch_and_lock(&request).await.unwrap()
 }
 
 /// A process key no other test uses.

@@ -2,14 +2,14 @@
 
 use std::time::{Duration, Instant};
 
-use ramp::camunda::types::{CorrelationMessage, FetchAndLock, FetchTopic, ProcessInstanceQuery};
+use ramp::camunda::types::{CorrelationMessage, FetchTopic, ProcessInstanceQuery};
 use ramp::proto::*;
 use serde_json::json;
 use tokio::sync::OnceCell;
 use tonic::Code;
 
 use crate::client::Client;
-use crate::engine::{camunda, unique_key};
+use crate::engine::{camunda, fetch_send_tasks, unique_key};
 use crate::forms::user;
 use crate::helpers::{TestApp, fresh_database, refused, spawn_app, spawn_app_on, spawn_app_with};
 use crate::http_fault::{Fault, HttpFaultProxy};
@@ -57,21 +57,8 @@ pub async fn state_once_not_active(client: &Client, id: &str) -> ProcessState {
 
 /// Fetches and completes the first send task of `topic`, as a worker would.
 async fn complete_first_send_task(topic: FetchTopic) {
-    let engine = camunda();
-    let tasks = engine
-        .fetch_and_lock(&FetchAndLock {
-            worker_id: "t".into(),
-            max_tasks: 1,
-            topics: vec![FetchTopic {
-                topic_name: "submit_form".into(),
-                lock_duration: 30_000,
-                ..topic
-            }],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    engine
+    let tasks = fetch_send_tasks("t", 1, 30_000, topic).await;
+    camunda()
         .complete_external_task(&tasks[0].id, "t", &Default::default(), &Default::default())
         .await
         .unwrap();

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use ramp::camunda::types::{ExternalTask, FetchAndLock, FetchTopic};
+use ramp::camunda::types::{ExternalTask, FetchTopic};
 use ramp::proto::*;
 use serde_json::json;
 use tonic::Code;
@@ -92,20 +92,11 @@ pub async fn new_case(body: &str) -> Case {
     deploy_model_with_form(&engine, &key, model(&key, body), FORM).await;
     let user = user();
     let instance = crate::engine::start_instance(&key, &user).await;
-    let tasks = engine
-        .fetch_and_lock(&FetchAndLock {
-            worker_id: "test-worker".into(),
-            max_tasks: 10,
-            topics: vec![FetchTopic {
-                topic_name: "submit_form".into(),
-                lock_duration: 600_000,
-                process_definition_key: Some(key),
-                ..Default::default()
-            }],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let by_key = FetchTopic {
+        process_definition_key: Some(key),
+        ..Default::default()
+    };
+    let tasks = crate::engine::fetch_send_tasks("test-worker", 10, 600_000, by_key).await;
     Case {
         user,
         instance,

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use ramp::camunda::types::{ExternalTask, FetchAndLock, FetchTopic};
+use ramp::camunda::types::{ExternalTask, FetchTopic};
 use ramp::proto::pending_forms_response::Event;
 use ramp::proto::*;
 
@@ -25,22 +25,11 @@ pub async fn fetch(business_key: &str, expected: usize) -> Vec<ExternalTask> {
     let mut tasks = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while tasks.len() < expected && Instant::now() < deadline {
-        tasks.extend(
-            camunda()
-                .fetch_and_lock(&FetchAndLock {
-                    worker_id: "w".into(),
-                    max_tasks: 10,
-                    topics: vec![FetchTopic {
-                        topic_name: "submit_form".into(),
-                        lock_duration: 600_000,
-                        business_key: Some(business_key.into()),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                })
-                .await
-                .unwrap(),
-        );
+        let by_key = FetchTopic {
+            business_key: Some(business_key.into()),
+            ..Default::default()
+        };
+        tasks.extend(crate::engine::fetch_send_tasks("w", 10, 600_000, by_key).await);
     }
     assert_eq!(tasks.len(), expected);
     tasks
