@@ -10,13 +10,12 @@ use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ramp::delivery::{DeliverySettings, Dispatcher};
-use ramp::proto::process_service_client::ProcessServiceClient;
 use ramp::proto::*;
 use ramp::store::Store;
 use serde_json::{Value, json};
 
 use crate::engine::{camunda, camunda_at, engine_url, unique_key};
-use crate::helpers::{fresh_database, spawn_app_with, token, with_token};
+use crate::helpers::{fresh_database, spawn_app_with};
 use crate::http_fault::{Fault, HttpFaultProxy};
 use crate::submit::{
     answer, complete_send_task, completed_waits, delivery, form_for, new_case, settled, submit,
@@ -284,17 +283,14 @@ async fn a_start_a_proxy_answered_504_for_stays_reserved_until_reconciliation_fi
     }))
     .await;
     let user = crate::forms::user();
-    let mut client = ProcessServiceClient::new(app.channel().await);
+    let client = app.as_user(&user);
     let started = client
-        .start_process(with_token(
-            StartProcessRequest {
-                definition_key: key.clone(),
-                business_key: user.clone(),
-                request_id: uuid::Uuid::now_v7().to_string(),
-                ..Default::default()
-            },
-            &token(&user, &[]),
-        ))
+        .start_with(StartProcessRequest {
+            definition_key: key.clone(),
+            business_key: user.clone(),
+            request_id: uuid::Uuid::now_v7().to_string(),
+            ..Default::default()
+        })
         .await;
     let status = started.expect_err("the engine's answer never came");
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
@@ -303,13 +299,9 @@ async fn a_start_a_proxy_answered_504_for_stays_reserved_until_reconciliation_fi
     let deadline = Instant::now() + Duration::from_secs(20);
     let process = loop {
         let listed = client
-            .list_processes(with_token(
-                ListProcessesRequest::default(),
-                &token(&user, &[]),
-            ))
+            .processes(ListProcessesRequest::default())
             .await
             .unwrap()
-            .into_inner()
             .processes;
         let process = listed.into_iter().next().expect("the start is recorded");
         if process.state() != ProcessState::Starting || Instant::now() > deadline {
