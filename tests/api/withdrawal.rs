@@ -94,7 +94,7 @@ pub async fn complete(task: &ExternalTask) {
 /// (elements beside it, a boundary event say) interrupts.
 pub fn step_beside_another_branch(key: &str, send: &str, receive: &str, interrupt: &str) -> String {
     definitions(
-        &key,
+        key,
         &["step", "never"],
         &format!(
             r#"
@@ -697,8 +697,7 @@ async fn a_form_whose_receive_task_follows_the_send_tasks_subprocess_is_kept() {
         definitions(
             &key,
             &["step", "never"],
-            &format!(
-                r#"
+            r#"
     <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="fork"/>
     <bpmn:parallelGateway id="fork"/>
     <bpmn:sequenceFlow id="b" sourceRef="fork" targetRef="sub"/>
@@ -712,8 +711,7 @@ async fn a_form_whose_receive_task_follows_the_send_tasks_subprocess_is_kept() {
     <bpmn:sequenceFlow id="d" sourceRef="wait_step" targetRef="e1"/><bpmn:endEvent id="e1"/>
     <bpmn:sequenceFlow id="f" sourceRef="fork" targetRef="other"/>
     <bpmn:receiveTask id="other" messageRef="msg_never"/>
-    <bpmn:sequenceFlow id="g" sourceRef="other" targetRef="e2"/><bpmn:endEvent id="e2"/>"#
-            ),
+    <bpmn:sequenceFlow id="g" sourceRef="other" targetRef="e2"/><bpmn:endEvent id="e2"/>"#,
         ),
     )
     .await;
