@@ -61,8 +61,8 @@ impl TestApp {
 
     /// A client presenting `token`, one the test made itself (odd claims, another
     /// signer); it starts nothing on a key of its own.
-    pub fn bearing(&self, token: String) -> Client {
-        Client::at(self.addr(), "", token)
+    pub fn bearing(&self, token: impl Into<String>) -> Client {
+        Client::at(self.addr(), "", token.into())
     }
 }
 
