@@ -3,16 +3,15 @@
 //! exception class or SQL). Every error path reachable against the real engine and
 //! PostgreSQL is driven here and checked with `assert_clean` (through `refused`).
 
-use ramp::proto::process_service_client::ProcessServiceClient;
 use ramp::proto::*;
 use serde_json::json;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::client::admin_token;
+use crate::client::{ADMIN, Client, admin_token};
 use crate::engine::{camunda, deploy_model, engine_url, form_process, unique_key};
 use crate::forms::{created_id, instance_with_form, new_task, user};
-use crate::helpers::{refused, spawn_app, spawn_app_with, with_token};
+use crate::helpers::{refused, spawn_app, spawn_app_with};
 use crate::http_fault::{Fault, HttpFaultProxy};
 
 /// A start of `key` for `business_key` with `variables` (none, for `{}`).
@@ -295,12 +294,9 @@ async fn what_the_client_is_not_told_goes_to_the_log_with_the_request_id() {
         .unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     crate::helpers::wait_until_listening(addr, "ramp serve").await;
-    let mut request = with_token(start("VOE", &user(), json!({})), &admin_token());
-    request
-        .metadata_mut()
-        .insert("x-request-id", "hidden-detail-7".parse().unwrap());
-    let result = ProcessServiceClient::new(crate::helpers::channel(addr).await)
-        .start_process(request)
+    let result = Client::at(addr, ADMIN, admin_token())
+        .tagged("hidden-detail-7")
+        .start_for("VOE", &user())
         .await;
     refused(result, Code::Unavailable);
 

@@ -2,14 +2,12 @@
 
 use std::time::Duration;
 
-use ramp::proto::form_service_client::FormServiceClient;
 use ramp::proto::pending_forms_response::Event;
 use ramp::proto::*;
 use serde_json::json;
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic::Streaming;
-use tonic::transport::Channel;
 
 use crate::client::Client;
 use crate::engine::{camunda, deploy_model_with_form, form_process, unique_key};
@@ -61,10 +59,6 @@ pub fn new_task(external: &str, instance: &str, business_key: &str) -> CreateFor
         activity_id: "step".into(),
         ..Default::default()
     }
-}
-
-pub async fn forms(app: &TestApp) -> FormServiceClient<Channel> {
-    FormServiceClient::new(app.channel().await)
 }
 
 /// Creates a form task as the worker; it must succeed.
