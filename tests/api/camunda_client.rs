@@ -601,16 +601,7 @@ mod faults {
 #[tokio::test]
 async fn the_demo_process_runs_to_the_end_on_both_branches() {
     let camunda = camunda();
-    let processes = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("processes");
-    camunda
-        .deploy(
-            "ramp-demo-test",
-            ramp::deploy::collect(&[processes]).unwrap(),
-            true,
-            None,
-        )
-        .await
-        .unwrap();
+    crate::processes::deploy_demo().await;
 
     for (supplier_type, forms) in [
         (

@@ -142,7 +142,6 @@ fn mint(args: &[&str], env: &[(&str, &str)], dir: &std::path::Path) -> std::proc
 #[tokio::test]
 async fn ramp_token_mints_tokens_the_server_accepts() {
     use ramp::proto::CreateFormTaskRequest;
-    use ramp::proto::form_service_client::FormServiceClient;
 
     let dir = tempfile::tempdir().unwrap();
     let output = mint(
@@ -168,18 +167,15 @@ async fn ramp_token_mints_tokens_the_server_accepts() {
     let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
 
     let app = crate::helpers::spawn_app().await;
-    let mut forms = FormServiceClient::new(app.channel().await);
-    let status = forms
-        .create_form_task(crate::helpers::with_token(
-            CreateFormTaskRequest {
-                external_task_id: "ext-1".into(),
-                process_instance_id: "pi-1".into(),
-                business_key: "ann@example.com".into(),
-                activity_id: "qualify_supplier".into(),
-                ..Default::default()
-            },
-            &token,
-        ))
+    let status = app
+        .bearing(token)
+        .create_form_task(CreateFormTaskRequest {
+            external_task_id: "ext-1".into(),
+            process_instance_id: "pi-1".into(),
+            business_key: "ann@example.com".into(),
+            activity_id: "qualify_supplier".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     // Let in as a worker (and told that the engine knows no instance pi-1).

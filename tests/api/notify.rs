@@ -80,17 +80,15 @@ impl Mailpit {
         format!("smtp://{}", self.smtp)
     }
 
+    /// What Mailpit's API answers at `path`.
+    async fn get(&self, path: &str) -> Value {
+        let answer = self.http.get(format!("{}{path}", self.api)).send().await;
+        answer.unwrap().json().await.unwrap()
+    }
+
     /// The messages that arrived for `to`, oldest first, each with its text.
     async fn messages_to(&self, to: &str) -> Vec<Value> {
-        let list: Value = self
-            .http
-            .get(format!("{}/messages?limit=500", self.api))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = self.get("/messages?limit=500").await;
         let mut found = Vec::new();
         for message in list["messages"].as_array().unwrap().iter().rev() {
             let addressed = message["To"]
@@ -100,16 +98,7 @@ impl Mailpit {
                 .any(|a| a["Address"].as_str() == Some(to));
             if addressed {
                 let id = message["ID"].as_str().unwrap();
-                let full: Value = self
-                    .http
-                    .get(format!("{}/message/{id}", self.api))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                found.push(full);
+                found.push(self.get(&format!("/message/{id}")).await);
             }
         }
         found

@@ -3,12 +3,10 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use ramp::proto::StartProcessRequest;
-use ramp::proto::process_service_client::ProcessServiceClient;
 use serde_json::json;
 
 use crate::auth::sign;
-use crate::helpers::{TEST_ISSUER, fresh_database, wait_until_serving, with_token};
+use crate::helpers::{TEST_ISSUER, fresh_database, wait_until_serving};
 
 const JWT_SECRET: &str = "jwt-secret-canary-0123456789abcdef0123456789";
 const DB_PASSWORD: &str = "db-password-canary-42";
@@ -112,18 +110,9 @@ async fn no_secret_or_token_reaches_the_logs() {
         &json!({"email": "ann@example.com", "email_verified": true, "iss": TEST_ISSUER, "aud": "ramp", "exp": now - 600}),
         JWT_SECRET,
     );
-    let mut processes = ProcessServiceClient::new(crate::helpers::channel(addr).await);
     for token in [&good, &forged, &expired] {
-        let _ = processes
-            .start_process(with_token(
-                StartProcessRequest {
-                    definition_key: "VOE".into(),
-                    business_key: "ann@example.com".into(),
-                    ..Default::default()
-                },
-                token,
-            ))
-            .await;
+        let caller = crate::client::Client::at(addr, "ann@example.com", token.clone());
+        let _ = caller.start("VOE").await;
     }
     assert!(
         std::process::Command::new("kill")
