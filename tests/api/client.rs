@@ -1,11 +1,11 @@
 //! The typed test client: one caller of the API (a connection and a bearer token),
 //! whose methods read as the test's sentence (`app.as_user(&ann).start("VOE")`).
 //!
-//! Each method sends one well-formed request and answers the message inside the
-//! response, or the call's `tonic::Status`, so that a test still asserts a refusal
-//! with `refused(...)`. A test that sends something odd on purpose (its own headers
-//! or metadata, gRPC-web bytes, an empty field) builds its request with
-//! `Client::request` or goes around the client.
+//! Each method sends one request (the ordinary one, or the message a test wrote,
+//! bad fields and all) and answers the message inside the response, or the call's
+//! `tonic::Status`, so that a test still asserts a refusal with `refused(...)`. A
+//! test that sends something odd on the wire on purpose (headers or metadata of its
+//! own, no token, gRPC-web bytes) goes around the client.
 
 use std::net::SocketAddr;
 
@@ -60,7 +60,7 @@ impl TestApp {
     }
 
     /// A client presenting `token`, one the test made itself (odd claims, another
-    /// signer); it starts nothing on a key of its own.
+    /// signer). It has no business key of its own: start with `start_for`.
     pub fn bearing(&self, token: impl Into<String>) -> Client {
         Client::at(self.addr(), "", token.into())
     }
@@ -104,7 +104,7 @@ impl Client {
     }
 
     /// `message` as a request carrying this client's token (and its request id).
-    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = with_token(message, &self.token);
         if let Some(id) = &self.request_id {
             let id = id.parse().expect("a request id is ASCII");
@@ -113,15 +113,15 @@ impl Client {
         request
     }
 
-    pub fn form_service(&self) -> FormServiceClient<Channel> {
+    fn form_service(&self) -> FormServiceClient<Channel> {
         FormServiceClient::new(self.channel.clone())
     }
 
-    pub fn process_service(&self) -> ProcessServiceClient<Channel> {
+    fn process_service(&self) -> ProcessServiceClient<Channel> {
         ProcessServiceClient::new(self.channel.clone())
     }
 
-    pub fn admin_service(&self) -> AdminServiceClient<Channel> {
+    fn admin_service(&self) -> AdminServiceClient<Channel> {
         AdminServiceClient::new(self.channel.clone())
     }
 
@@ -129,7 +129,7 @@ impl Client {
 
     /// Starts `definition` for this client's own business key.
     pub async fn start(&self, definition: &str) -> Result<Process, Status> {
-        self.start_for(definition, &self.email.clone()).await
+        self.start_for(definition, &self.email).await
     }
 
     /// Starts `definition` for `business_key` (someone else's, for an admin).
