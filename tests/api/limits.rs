@@ -50,6 +50,24 @@ fn violated_fields(status: &tonic::Status) -> Vec<String> {
 
 const ANN: &str = "ann@example.com";
 
+/// A start of VOE for Ann with `variables`.
+fn start_with_variables(variables: Struct) -> StartProcessRequest {
+    StartProcessRequest {
+        definition_key: "VOE".into(),
+        business_key: ANN.into(),
+        variables: Some(variables),
+        ..Default::default()
+    }
+}
+
+/// One variable `blob` of `kib` KiB of text.
+fn blob(kib: usize) -> Struct {
+    object(BTreeMap::from([(
+        "blob".to_owned(),
+        string(&"x".repeat(kib * 1024)),
+    )]))
+}
+
 #[tokio::test]
 async fn bad_fields_are_named_in_field_violations() {
     let app = spawn_app().await;
@@ -144,27 +162,13 @@ async fn bad_fields_are_named_in_field_violations() {
 
     let many_keys = object((0..2_001).map(|i| (format!("k{i}"), string("v"))).collect());
     let status = as_ann
-        .start_with(StartProcessRequest {
-            definition_key: "VOE".into(),
-            business_key: ANN.into(),
-            variables: Some(many_keys),
-            ..Default::default()
-        })
+        .start_with(start_with_variables(many_keys))
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&status), ["variables"]);
 
-    let big = object(BTreeMap::from([(
-        "blob".to_owned(),
-        string(&"x".repeat(300 * 1024)),
-    )]));
     let status = as_ann
-        .start_with(StartProcessRequest {
-            definition_key: "VOE".into(),
-            business_key: ANN.into(),
-            variables: Some(big),
-            ..Default::default()
-        })
+        .start_with(start_with_variables(blob(300)))
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&status), ["variables"]);
@@ -208,17 +212,8 @@ async fn bad_fields_are_named_in_field_violations() {
 async fn a_message_over_the_size_limit_is_refused_before_decoding() {
     let app = spawn_app_with(json!({"max_message_bytes": 64 * 1024})).await;
     let as_ann = app.as_user(ANN);
-    let big = object(BTreeMap::from([(
-        "blob".to_owned(),
-        string(&"x".repeat(100 * 1024)),
-    )]));
     let status = as_ann
-        .start_with(StartProcessRequest {
-            definition_key: "VOE".into(),
-            business_key: ANN.into(),
-            variables: Some(big),
-            ..Default::default()
-        })
+        .start_with(start_with_variables(blob(100)))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
