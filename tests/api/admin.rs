@@ -5,85 +5,45 @@ use std::time::Duration;
 
 use ramp::proto::admin_service_client::AdminServiceClient;
 use ramp::proto::pending_forms_response::Event;
-use ramp::proto::process_service_client::ProcessServiceClient;
 use ramp::proto::*;
 use serde_json::json;
 use tonic::Code;
-use tonic::transport::Channel;
 
 use crate::engine::{camunda, deploy_model, form_process, unique_key};
-use crate::forms::{created_id, forms, instance_with_form, new_task, next, open, user};
-use crate::helpers::{TestApp, spawn_app, spawn_app_with, token, with_token};
+use crate::forms::{created_id, instance_with_form, new_task, next, open, user};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 use crate::http_fault::{Fault, HttpFaultProxy};
-use crate::submit::{
-    SIMPLE, answer, complete_send_task, completed_waits, delivery, form_for, new_case, settled,
-    submit,
-};
-
-fn admin_token() -> String {
-    token("admin@example.com", &["ramp-admin"])
-}
-
-async fn admin(app: &TestApp) -> AdminServiceClient<Channel> {
-    AdminServiceClient::new(app.channel().await)
-}
+use crate::submit::{SIMPLE, answered_case, completed_waits, delivery, settled};
 
 #[tokio::test]
 async fn admin_service_refuses_everyone_but_admins() {
     let app = spawn_app().await;
-    let mut client = admin(&app).await;
     let id = uuid::Uuid::now_v7().to_string();
-    for (who, bearer) in [
-        ("a user", token("someone@example.com", &[])),
-        ("a worker", token("worker@example.com", &["ramp-worker"])),
+    for (who, client) in [
+        ("a user", app.as_user("someone@example.com")),
+        ("a worker", app.as_worker()),
     ] {
+        let someone = || "someone@example.com".to_owned();
         let codes = [
             client
-                .list_deliveries(with_token(ListDeliveriesRequest::default(), &bearer))
+                .deliveries(ListDeliveriesRequest::default())
+                .await
+                .map(drop),
+            client.retry(&id).await.map(drop),
+            client.abandon(&id, "no").await.map(drop),
+            client.reassign(&id, "x@example.com").await.map(drop),
+            client
+                .user_forms(ListUserFormTasksRequest {
+                    user: someone(),
+                    ..Default::default()
+                })
                 .await
                 .map(drop),
             client
-                .retry_delivery(with_token(RetryDeliveryRequest { id: id.clone() }, &bearer))
-                .await
-                .map(drop),
-            client
-                .abandon_delivery(with_token(
-                    AbandonDeliveryRequest {
-                        id: id.clone(),
-                        reason: "no".into(),
-                    },
-                    &bearer,
-                ))
-                .await
-                .map(drop),
-            client
-                .reassign_form_task(with_token(
-                    ReassignFormTaskRequest {
-                        form_task_id: id.clone(),
-                        assignee: "x@example.com".into(),
-                    },
-                    &bearer,
-                ))
-                .await
-                .map(drop),
-            client
-                .list_user_form_tasks(with_token(
-                    ListUserFormTasksRequest {
-                        user: "someone@example.com".into(),
-                        ..Default::default()
-                    },
-                    &bearer,
-                ))
-                .await
-                .map(drop),
-            client
-                .list_user_processes(with_token(
-                    ListUserProcessesRequest {
-                        user: "someone@example.com".into(),
-                        ..Default::default()
-                    },
-                    &bearer,
-                ))
+                .user_processes(ListUserProcessesRequest {
+                    user: someone(),
+                    ..Default::default()
+                })
                 .await
                 .map(drop),
         ];
@@ -95,62 +55,39 @@ async fn admin_service_refuses_everyone_but_admins() {
             );
         }
     }
-    let unauthenticated = client
+    // No token at all.
+    let unauthenticated = AdminServiceClient::new(app.channel().await)
         .list_deliveries(ListDeliveriesRequest::default())
         .await
         .unwrap_err();
     assert_eq!(unauthenticated.code(), Code::Unauthenticated);
 
     // An admin gets through to the checks.
-    let bearer = admin_token();
-    let missing = client
-        .retry_delivery(with_token(RetryDeliveryRequest { id: id.clone() }, &bearer))
-        .await
-        .unwrap_err();
+    let admin = app.as_admin();
+    let missing = admin.retry(&id).await.unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
-    let bad = client
-        .retry_delivery(with_token(
-            RetryDeliveryRequest { id: "nope".into() },
-            &bearer,
-        ))
-        .await
-        .unwrap_err();
+    let bad = admin.retry("nope").await.unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
-    let wrong_state = client
-        .list_deliveries(with_token(
-            ListDeliveriesRequest {
-                states: vec![DeliveryState::Delivered as i32],
-                ..Default::default()
-            },
-            &bearer,
-        ))
+    let wrong_state = admin
+        .deliveries(ListDeliveriesRequest {
+            states: vec![DeliveryState::Delivered as i32],
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(wrong_state.code(), Code::InvalidArgument);
-    let bad_token = client
-        .list_deliveries(with_token(
-            ListDeliveriesRequest {
-                page_token: "not-a-token".into(),
-                ..Default::default()
-            },
-            &bearer,
-        ))
+    let bad_token = admin
+        .deliveries(ListDeliveriesRequest {
+            page_token: "not-a-token".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(bad_token.code(), Code::InvalidArgument);
-    let abandon_missing = client
-        .abandon_delivery(with_token(
-            AbandonDeliveryRequest {
-                id: id.clone(),
-                reason: "gone".into(),
-            },
-            &bearer,
-        ))
-        .await
-        .unwrap_err();
+    let abandon_missing = admin.abandon(&id, "gone").await.unwrap_err();
     assert_eq!(abandon_missing.code(), Code::NotFound);
-    let no_user = client
-        .list_user_form_tasks(with_token(ListUserFormTasksRequest::default(), &bearer))
+    let no_user = admin
+        .user_forms(ListUserFormTasksRequest::default())
         .await
         .unwrap_err();
     assert_eq!(no_user.code(), Code::InvalidArgument);
@@ -165,12 +102,7 @@ async fn failed_delivery(proxy: &HttpFaultProxy) -> (TestApp, crate::submit::Cas
         "delivery_poll_ms": 100,
     }))
     .await;
-    let case = new_case(SIMPLE).await;
-    let form = form_for(&app, &case, &case.tasks[0]).await;
-    complete_send_task(&case.tasks[0]).await;
-    submit(&app, &case.user, &form, answer("Acme"), "")
-        .await
-        .unwrap();
+    let (case, form) = answered_case(&app, SIMPLE).await;
     let failed = settled(&app, &case.user, &form).await;
     assert_eq!(failed.state(), DeliveryState::Failed, "{failed:?}");
     // Its author reads what happened in words; the engine's text is for admins.
@@ -185,14 +117,12 @@ async fn failed_delivery(proxy: &HttpFaultProxy) -> (TestApp, crate::submit::Cas
 async fn retrying_a_failed_delivery_delivers_it_once_the_engine_takes_it() {
     let proxy = HttpFaultProxy::start(&crate::engine::engine_url(), Fault::Fail("/trigger")).await;
     let (app, case, form) = failed_delivery(&proxy).await;
-    let mut client = admin(&app).await;
-    let bearer = admin_token();
+    let admin = app.as_admin();
 
-    let listed = client
-        .list_deliveries(with_token(ListDeliveriesRequest::default(), &bearer))
+    let listed = admin
+        .deliveries(ListDeliveriesRequest::default())
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(listed.deliveries.len(), 1);
     let record = &listed.deliveries[0];
     assert_eq!(record.form_task_id, form);
@@ -206,32 +136,17 @@ async fn retrying_a_failed_delivery_delivers_it_once_the_engine_takes_it() {
         record.engine_error.contains("injected failure"),
         "admins read the engine's own text: {record:?}"
     );
-    let only_undeliverable = client
-        .list_deliveries(with_token(
-            ListDeliveriesRequest {
-                states: vec![DeliveryState::Undeliverable as i32],
-                ..Default::default()
-            },
-            &bearer,
-        ))
+    let only_undeliverable = admin
+        .deliveries(ListDeliveriesRequest {
+            states: vec![DeliveryState::Undeliverable as i32],
+            ..Default::default()
+        })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert!(only_undeliverable.deliveries.is_empty());
 
     proxy.set(Fault::None);
-    let retried = client
-        .retry_delivery(with_token(
-            RetryDeliveryRequest {
-                id: record.id.clone(),
-            },
-            &bearer,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .delivery
-        .unwrap();
+    let retried = admin.retry(&record.id).await.unwrap();
     assert_eq!(
         retried.delivery.as_ref().unwrap().state(),
         DeliveryState::Pending
@@ -246,21 +161,12 @@ async fn retrying_a_failed_delivery_delivers_it_once_the_engine_takes_it() {
     assert_eq!(marker[0].value, json!(record.id));
 
     // Delivered now: neither retried nor abandoned again, and no longer listed.
-    let again = client
-        .retry_delivery(with_token(
-            RetryDeliveryRequest {
-                id: record.id.clone(),
-            },
-            &bearer,
-        ))
-        .await
-        .unwrap_err();
+    let again = admin.retry(&record.id).await.unwrap_err();
     assert_eq!(again.code(), Code::FailedPrecondition);
-    let listed = client
-        .list_deliveries(with_token(ListDeliveriesRequest::default(), &bearer))
+    let listed = admin
+        .deliveries(ListDeliveriesRequest::default())
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert!(listed.deliveries.is_empty());
 }
 
@@ -268,41 +174,21 @@ async fn retrying_a_failed_delivery_delivers_it_once_the_engine_takes_it() {
 async fn abandoning_a_failed_delivery_makes_it_undeliverable_with_the_reason() {
     let proxy = HttpFaultProxy::start(&crate::engine::engine_url(), Fault::Fail("/trigger")).await;
     let (app, case, form) = failed_delivery(&proxy).await;
-    let mut client = admin(&app).await;
-    let bearer = admin_token();
-    let id = client
-        .list_deliveries(with_token(ListDeliveriesRequest::default(), &bearer))
+    let admin = app.as_admin();
+    let id = admin
+        .deliveries(ListDeliveriesRequest::default())
         .await
         .unwrap()
-        .into_inner()
         .deliveries[0]
         .id
         .clone();
 
-    let no_reason = client
-        .abandon_delivery(with_token(
-            AbandonDeliveryRequest {
-                id: id.clone(),
-                reason: "  ".into(),
-            },
-            &bearer,
-        ))
-        .await
-        .unwrap_err();
+    let no_reason = admin.abandon(&id, "  ").await.unwrap_err();
     assert_eq!(no_reason.code(), Code::InvalidArgument);
 
-    let abandoned = client
-        .abandon_delivery(with_token(
-            AbandonDeliveryRequest {
-                id: id.clone(),
-                reason: "the supplier answered by phone".into(),
-            },
-            &bearer,
-        ))
+    let abandoned = admin
+        .abandon(&id, "the supplier answered by phone")
         .await
-        .unwrap()
-        .into_inner()
-        .delivery
         .unwrap();
     let state = abandoned.delivery.unwrap();
     assert_eq!(state.state(), DeliveryState::Undeliverable);
@@ -315,16 +201,7 @@ async fn abandoning_a_failed_delivery_makes_it_undeliverable_with_the_reason() {
     let seen_by_user = delivery(&app, &case.user, &form).await;
     assert_eq!(seen_by_user.state(), DeliveryState::Undeliverable);
 
-    let twice = client
-        .abandon_delivery(with_token(
-            AbandonDeliveryRequest {
-                id,
-                reason: "again".into(),
-            },
-            &bearer,
-        ))
-        .await
-        .unwrap_err();
+    let twice = admin.abandon(&id, "again").await.unwrap_err();
     assert_eq!(twice.code(), Code::FailedPrecondition);
     // Nothing went to the engine.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -342,17 +219,12 @@ async fn reassigning_moves_a_form_from_one_users_stream_to_the_others() {
     let bob = user();
     let (instance, _) = instance_with_form(&alice).await;
     let form = created_id(&app, new_task(&unique_key("ext"), &instance, &alice)).await;
-    forms(&app)
-        .await
-        .save_draft(with_token(
-            SaveDraftRequest {
-                id: form.clone(),
-                data: Some(ramp::json::json_to_struct(
-                    json!({"companyName": "Alice's notes"}).as_object().unwrap(),
-                )),
-            },
-            &token(&alice, &[]),
-        ))
+    let notes = json!({"companyName": "Alice's notes"});
+    app.as_user(&alice)
+        .save_draft(
+            &form,
+            ramp::json::json_to_struct(notes.as_object().unwrap()),
+        )
         .await
         .unwrap();
 
@@ -367,20 +239,8 @@ async fn reassigning_moves_a_form_from_one_users_stream_to_the_others() {
         other => panic!("{other:?}"),
     }
 
-    let mut client = admin(&app).await;
-    let moved = client
-        .reassign_form_task(with_token(
-            ReassignFormTaskRequest {
-                form_task_id: form.clone(),
-                assignee: bob.to_uppercase(),
-            },
-            &admin_token(),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .form_task
-        .unwrap();
+    let admin = app.as_admin();
+    let moved = admin.reassign(&form, &bob.to_uppercase()).await.unwrap();
     assert_eq!(moved.assignee, bob);
     assert!(
         !moved.has_draft,
@@ -403,95 +263,44 @@ async fn reassigning_moves_a_form_from_one_users_stream_to_the_others() {
     }
 
     // Bob may read it now, Alice no longer.
-    let mut form_client = forms(&app).await;
-    let for_bob = form_client
-        .get_form_task(with_token(
-            GetFormTaskRequest { id: form.clone() },
-            &token(&bob, &[]),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .form_task
-        .unwrap();
+    let for_bob = app.as_user(&bob).form(&form).await.unwrap();
     assert!(for_bob.draft.is_none());
-    let for_alice = form_client
-        .get_form_task(with_token(
-            GetFormTaskRequest { id: form.clone() },
-            &token(&alice, &[]),
-        ))
-        .await
-        .unwrap_err();
+    let for_alice = app.as_user(&alice).form(&form).await.unwrap_err();
     assert_eq!(for_alice.code(), Code::NotFound);
 
     // Listed as Bob's.
-    let listed = client
-        .list_user_form_tasks(with_token(
-            ListUserFormTasksRequest {
-                user: bob.clone(),
-                statuses: vec![FormTaskStatus::Pending as i32],
-                ..Default::default()
-            },
-            &admin_token(),
-        ))
+    let listed = admin
+        .user_forms(ListUserFormTasksRequest {
+            user: bob.clone(),
+            statuses: vec![FormTaskStatus::Pending as i32],
+            ..Default::default()
+        })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(
         listed.form_tasks.iter().map(|t| &t.id).collect::<Vec<_>>(),
         [&form]
     );
-    let alices = client
-        .list_user_form_tasks(with_token(
-            ListUserFormTasksRequest {
-                user: alice.clone(),
-                ..Default::default()
-            },
-            &admin_token(),
-        ))
+    let alices = admin
+        .user_forms(ListUserFormTasksRequest {
+            user: alice.clone(),
+            ..Default::default()
+        })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert!(alices.form_tasks.is_empty());
 
     // Giving it to whom it belongs already changes nothing and tells no stream.
-    let same = client
-        .reassign_form_task(with_token(
-            ReassignFormTaskRequest {
-                form_task_id: form.clone(),
-                assignee: bob.clone(),
-            },
-            &admin_token(),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .form_task
-        .unwrap();
+    let same = admin.reassign(&form, &bob).await.unwrap();
     assert_eq!(same.assignee, bob);
     assert!(crate::forms::quiet(&mut bob_inbox, Duration::from_millis(500)).await);
     assert!(crate::forms::quiet(&mut alice_inbox, Duration::from_millis(100)).await);
 
     // Refusals: a bad email, an unknown form.
-    let bad = client
-        .reassign_form_task(with_token(
-            ReassignFormTaskRequest {
-                form_task_id: form.clone(),
-                assignee: "not an email".into(),
-            },
-            &admin_token(),
-        ))
-        .await
-        .unwrap_err();
+    let bad = admin.reassign(&form, "not an email").await.unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
-    let unknown = client
-        .reassign_form_task(with_token(
-            ReassignFormTaskRequest {
-                form_task_id: uuid::Uuid::now_v7().to_string(),
-                assignee: alice.clone(),
-            },
-            &admin_token(),
-        ))
+    let unknown = admin
+        .reassign(&uuid::Uuid::now_v7().to_string(), &alice)
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
@@ -500,23 +309,8 @@ async fn reassigning_moves_a_form_from_one_users_stream_to_the_others() {
 #[tokio::test]
 async fn a_form_that_is_no_longer_pending_cannot_be_reassigned() {
     let app = spawn_app().await;
-    let case = new_case(SIMPLE).await;
-    let form = form_for(&app, &case, &case.tasks[0]).await;
-    complete_send_task(&case.tasks[0]).await;
-    submit(&app, &case.user, &form, answer("Acme"), "")
-        .await
-        .unwrap();
-    let refused = admin(&app)
-        .await
-        .reassign_form_task(with_token(
-            ReassignFormTaskRequest {
-                form_task_id: form,
-                assignee: user(),
-            },
-            &admin_token(),
-        ))
-        .await
-        .unwrap_err();
+    let (_, form) = answered_case(&app, SIMPLE).await;
+    let refused = app.as_admin().reassign(&form, &user()).await.unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition);
 }
 
@@ -527,32 +321,17 @@ async fn admins_list_one_users_processes() {
     deploy_model(&camunda(), &key, form_process(&key, "step")).await;
     let someone = user();
     let other = user();
-    let mut processes = ProcessServiceClient::new(app.channel().await);
+    let admin = app.as_admin();
     for business_key in [&someone, &other] {
-        processes
-            .start_process(with_token(
-                StartProcessRequest {
-                    definition_key: key.clone(),
-                    business_key: business_key.clone(),
-                    ..Default::default()
-                },
-                &admin_token(),
-            ))
-            .await
-            .unwrap();
+        admin.start_for(&key, business_key).await.unwrap();
     }
-    let listed = admin(&app)
+    let listed = admin
+        .user_processes(ListUserProcessesRequest {
+            user: someone.clone(),
+            ..Default::default()
+        })
         .await
-        .list_user_processes(with_token(
-            ListUserProcessesRequest {
-                user: someone.clone(),
-                ..Default::default()
-            },
-            &admin_token(),
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(listed.processes.len(), 1);
     assert_eq!(listed.processes[0].business_key, someone);
     assert_eq!(listed.processes[0].definition_key, key);

@@ -373,51 +373,26 @@ async fn call(rpc: Rpc, channel: Channel, token: Option<&str>, setup: &Setup) ->
 async fn setup(app: &crate::helpers::TestApp) -> Setup {
     let people = People::new();
     crate::processes::deploy_demo().await;
-    let admin = sign(&claims(&people.admin, &["ramp-admin"]), TEST_SECRET);
-    let processes = ProcessServiceClient::new(app.channel().await);
-    let start = |business_key: String| {
-        let admin = admin.clone();
-        let mut processes = processes.clone();
-        async move {
-            processes
-                .start_process(with_token(
-                    StartProcessRequest {
-                        definition_key: "VOE".into(),
-                        business_key,
-                        ..Default::default()
-                    },
-                    &admin,
-                ))
-                .await
-                .expect("the admin starts a process")
-                .into_inner()
-                .process
-                .unwrap()
-        }
-    };
-    let anns = start(people.ann.clone()).await;
-    let carols_process = start(people.carol.clone()).await.id;
-    // A form for Ann in her process, as a worker would create it.
-    let worker = sign(&claims(&people.worker, &["ramp-worker"]), TEST_SECRET);
-    let anns_form = FormServiceClient::new(app.channel().await)
-        .create_form_task(with_token(
-            CreateFormTaskRequest {
-                external_task_id: format!("ext-{}", anns.id),
-                process_instance_id: anns.engine_instance_id.clone(),
-                business_key: people.ann.clone(),
-                activity_id: "company_details".into(),
-                ..Default::default()
-            },
-            &worker,
-        ))
+    let admin = app.bearing(sign(&claims(&people.admin, &["ramp-admin"]), TEST_SECRET));
+    let started = "the admin starts a process";
+    let anns = admin.start_for("VOE", &people.ann).await.expect(started);
+    let carols_process = admin
+        .start_for("VOE", &people.carol)
         .await
-        .expect("the worker creates Ann's form")
-        .into_inner()
-        .form_task
-        .unwrap()
-        .summary
-        .unwrap()
+        .expect(started)
         .id;
+    // A form for Ann in her process, as a worker would create it.
+    let worker = app.bearing(sign(&claims(&people.worker, &["ramp-worker"]), TEST_SECRET));
+    let anns_form = worker
+        .create_form(CreateFormTaskRequest {
+            external_task_id: format!("ext-{}", anns.id),
+            process_instance_id: anns.engine_instance_id.clone(),
+            business_key: people.ann.clone(),
+            activity_id: "company_details".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("the worker creates Ann's form");
     Setup {
         people,
         anns_process: anns.id,

@@ -530,10 +530,7 @@ mod faults {
 
     #[tokio::test]
     async fn a_refused_connection_is_unavailable() {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let closed = crate::helpers::closed_addr();
         let client = camunda_at(
             &format!("http://{closed}/engine-rest"),
             Duration::from_secs(1),
@@ -604,16 +601,7 @@ mod faults {
 #[tokio::test]
 async fn the_demo_process_runs_to_the_end_on_both_branches() {
     let camunda = camunda();
-    let processes = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("processes");
-    camunda
-        .deploy(
-            "ramp-demo-test",
-            ramp::deploy::collect(&[processes]).unwrap(),
-            true,
-            None,
-        )
-        .await
-        .unwrap();
+    crate::processes::deploy_demo().await;
 
     for (supplier_type, forms) in [
         (

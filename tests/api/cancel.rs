@@ -5,7 +5,6 @@
 
 use ramp::camunda::types::ProcessInstanceQuery;
 use ramp::proto::pending_forms_response::Event;
-use ramp::proto::process_service_client::ProcessServiceClient;
 use ramp::proto::*;
 use serde_json::json;
 use tokio::process::Child;
@@ -13,8 +12,8 @@ use tonic::Code;
 
 use crate::e2e::worker;
 use crate::engine::{camunda, engine_url, unique_key};
-use crate::forms::{forms, next, open, user};
-use crate::helpers::{TestApp, assert_clean, spawn_app_with, token, with_token};
+use crate::forms::{next, open, removed, user};
+use crate::helpers::{TestApp, assert_clean, spawn_app_with};
 
 /// The called process: a send task whose form goes to the `reviewer` the root was
 /// started with (an input mapping `assignedTo`, as the Modeler writes it), then the
@@ -113,22 +112,16 @@ async fn started_tree(listeners: &str) -> Tree {
         Some(Event::Snapshot(_))
     ));
 
-    let process = ProcessServiceClient::new(app.channel().await)
-        .start_process(with_token(
-            StartProcessRequest {
-                definition_key: root.clone(),
-                business_key: starter.clone(),
-                variables: Some(ramp::json::json_to_struct(
-                    json!({"reviewer": reviewer}).as_object().unwrap(),
-                )),
-                ..Default::default()
-            },
-            &token(&starter, &[]),
-        ))
+    let variables = json!({"reviewer": reviewer});
+    let process = app
+        .as_user(&starter)
+        .start_with(StartProcessRequest {
+            definition_key: root.clone(),
+            business_key: starter.clone(),
+            variables: Some(ramp::json::json_to_struct(variables.as_object().unwrap())),
+            ..Default::default()
+        })
         .await
-        .unwrap()
-        .into_inner()
-        .process
         .unwrap();
 
     let worker = worker(&app.url(), &["--definition-key", &called], &engine_url());
@@ -153,36 +146,18 @@ async fn started_tree(listeners: &str) -> Tree {
     }
 }
 
+/// The starter cancels the tree.
 async fn cancel(tree: &Tree) -> Result<Process, tonic::Status> {
-    ProcessServiceClient::new(tree.app.channel().await)
-        .cancel_process(with_token(
-            CancelProcessRequest {
-                id: tree.process.id.clone(),
-                reason: "asked by mistake".into(),
-            },
-            &token(&tree.starter, &[]),
-        ))
+    tree.app
+        .as_user(&tree.starter)
+        .cancel(&tree.process.id, "asked by mistake")
         .await
-        .map(|r| r.into_inner().process.unwrap())
 }
 
+/// The form's status, as the reviewer reads it.
 async fn form_status(tree: &Tree) -> FormTaskStatus {
-    forms(&tree.app)
-        .await
-        .get_form_task(with_token(
-            GetFormTaskRequest {
-                id: tree.form.id.clone(),
-            },
-            &token(&tree.reviewer, &[]),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .form_task
-        .unwrap()
-        .summary
-        .unwrap()
-        .status()
+    let form = tree.app.as_user(&tree.reviewer).form(&tree.form.id).await;
+    form.unwrap().summary.unwrap().status()
 }
 
 /// Instances of the tree still running in the engine (the called process carries
@@ -220,13 +195,9 @@ async fn cancelling_a_tree_whose_call_activity_maps_an_answer_to_come_ends_it_an
         .unwrap();
     assert_eq!(called.state, "EXTERNALLY_TERMINATED");
     // The reviewer's inbox loses the form at once, as withdrawn.
-    match next(&mut tree.reviewer_inbox).await.event {
-        Some(Event::Removed(removed)) => {
-            assert_eq!(removed.id, tree.form.id);
-            assert_eq!(removed.reason(), RemovalReason::Withdrawn);
-        }
-        other => panic!("expected the form removed, got {other:?}"),
-    }
+    let removed = removed(next(&mut tree.reviewer_inbox).await);
+    assert_eq!(removed.id, tree.form.id);
+    assert_eq!(removed.reason(), RemovalReason::Withdrawn);
     assert_eq!(form_status(&tree).await, FormTaskStatus::Withdrawn);
 }
 
@@ -263,17 +234,11 @@ async fn a_cancel_the_engine_refuses_answers_failed_precondition_in_words_and_ch
     }
     // Nothing changed: the tree runs, the process is active, the form pending.
     assert_eq!(running(&tree.starter).await, 2);
-    let process = ProcessServiceClient::new(tree.app.channel().await)
-        .get_process(with_token(
-            GetProcessRequest {
-                id: tree.process.id.clone(),
-            },
-            &token(&tree.starter, &[]),
-        ))
+    let process = tree
+        .app
+        .as_user(&tree.starter)
+        .process(&tree.process.id)
         .await
-        .unwrap()
-        .into_inner()
-        .process
         .unwrap();
     assert_eq!(process.state(), ProcessState::Active);
     assert_eq!(form_status(&tree).await, FormTaskStatus::Pending);
@@ -288,8 +253,8 @@ async fn a_cancel_the_engine_refuses_answers_failed_precondition_in_words_and_ch
         .delete_process_instance(&tree.process.engine_instance_id, true)
         .await
         .unwrap();
-    match next(&mut tree.reviewer_inbox).await.event {
-        Some(Event::Removed(removed)) => assert_eq!(removed.id, tree.form.id),
-        other => panic!("expected the form removed, got {other:?}"),
-    }
+    assert_eq!(
+        removed(next(&mut tree.reviewer_inbox).await).id,
+        tree.form.id
+    );
 }

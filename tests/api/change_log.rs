@@ -8,15 +8,11 @@ use serde_json::json;
 use tokio_stream::StreamExt;
 use uuid::Uuid;
 
-use ramp::proto::admin_service_client::AdminServiceClient;
-use ramp::proto::process_service_client::ProcessServiceClient;
-use ramp::proto::{CancelProcessRequest, ReassignFormTaskRequest, StartProcessRequest};
-
 use crate::engine::{camunda, form_process, unique_key};
 use crate::forms::{create, created_id, instance_with_form, new_task, next, open, quiet, user};
 use crate::helpers::{
-    TestApp, fresh_database, spawn_app, spawn_app_on, spawn_app_with, test_config, token,
-    wait_until_serving, with_token,
+    TestApp, fresh_database, spawn_app, spawn_app_on, spawn_app_with, test_config,
+    wait_until_serving,
 };
 
 fn summary(id: Uuid, assignee: &str) -> serde_json::Value {
@@ -375,20 +371,7 @@ async fn a_withdrawal_that_took_its_transaction_id_before_a_reassignment_leaves_
     let app = spawn_app_with(json!({"startable_definitions": key})).await;
     let ann = user();
     let bob = user();
-    let process = ProcessServiceClient::new(app.channel().await)
-        .start_process(with_token(
-            StartProcessRequest {
-                definition_key: key.clone(),
-                business_key: ann.clone(),
-                ..Default::default()
-            },
-            &token(&ann, &[]),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .process
-        .unwrap();
+    let process = app.as_user(&ann).start(&key).await.unwrap();
     let instance = process.engine_instance_id.clone();
     // `first` is stored first, so the withdrawal reaches it first.
     let mut ids = Vec::new();
@@ -414,19 +397,9 @@ async fn a_withdrawal_that_took_its_transaction_id_before_a_reassignment_leaves_
     .await
     .unwrap();
     let cancelling = {
-        let channel = app.channel().await;
-        let (id, ann) = (process.id.clone(), ann.clone());
-        tokio::spawn(async move {
-            ProcessServiceClient::new(channel)
-                .cancel_process(with_token(
-                    CancelProcessRequest {
-                        id,
-                        reason: String::new(),
-                    },
-                    &token(&ann, &[]),
-                ))
-                .await
-        })
+        let as_ann = app.as_user(&ann);
+        let id = process.id.clone();
+        tokio::spawn(async move { as_ann.cancel(&id, "").await })
     };
     let watcher = app.db().await;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -454,18 +427,12 @@ async fn a_withdrawal_that_took_its_transaction_id_before_a_reassignment_leaves_
     // The reassignment of the other form is not held up: it commits now.
     let reassigned = tokio::time::timeout(
         Duration::from_secs(10),
-        AdminServiceClient::new(app.channel().await).reassign_form_task(with_token(
-            ReassignFormTaskRequest {
-                form_task_id: moved.clone(),
-                assignee: bob.clone(),
-            },
-            &token("admin@example.com", &["ramp-admin"]),
-        )),
+        app.as_admin().reassign(&moved, &bob),
     )
     .await
     .expect("the reassignment does not wait for the withdrawal")
     .expect("the form is reassigned");
-    assert_eq!(reassigned.into_inner().form_task.unwrap().assignee, bob);
+    assert_eq!(reassigned.assignee, bob);
     hold.commit().await.unwrap();
     cancelling.await.unwrap().expect("the process is cancelled");
 

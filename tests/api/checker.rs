@@ -629,7 +629,7 @@ pub async fn connect(url: &str) -> tokio_postgres::Client {
 /// The checker itself: what it is shown lost or duplicated, it counts.
 #[tokio::test]
 async fn the_checker_counts_what_is_lost_and_what_is_duplicated() {
-    use ramp::camunda::types::{FetchAndLock, FetchTopic};
+    use ramp::camunda::types::FetchTopic;
 
     let app = crate::helpers::spawn_app().await;
     let key = crate::load::deploy_looping_model().await;
@@ -637,28 +637,13 @@ async fn the_checker_counts_what_is_lost_and_what_is_duplicated() {
     let (ann, bob) = (crate::forms::user(), crate::forms::user());
     let mut instances = Vec::new();
     for user in [&ann, &bob] {
-        instances.push(
-            engine
-                .start_process(&key, user, &Default::default())
-                .await
-                .unwrap()
-                .id,
-        );
+        instances.push(crate::engine::start_instance(&key, user).await);
     }
-    let tasks = engine
-        .fetch_and_lock(&FetchAndLock {
-            worker_id: "checker".into(),
-            max_tasks: 10,
-            topics: vec![FetchTopic {
-                topic_name: "submit_form".into(),
-                lock_duration: 60_000,
-                process_definition_key: Some(key.clone()),
-                ..Default::default()
-            }],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let by_key = FetchTopic {
+        process_definition_key: Some(key.clone()),
+        ..Default::default()
+    };
+    let tasks = crate::engine::fetch_send_tasks("checker", 10, 60_000, by_key).await;
     for task in &tasks {
         engine
             .complete_external_task(
@@ -688,11 +673,7 @@ async fn the_checker_counts_what_is_lost_and_what_is_duplicated() {
     // and was deleted (EXTERNALLY_TERMINATED): a duplicate all the same. And a late
     // instance of a start ramp released, which ramp removed: counted apart.
     let db = app.db().await;
-    let duplicate = engine
-        .start_process(&key, &ann, &Default::default())
-        .await
-        .unwrap()
-        .id;
+    let duplicate = crate::engine::start_instance(&key, &ann).await;
     db.execute(
         "INSERT INTO form_tasks (id, external_task_id, business_key, form_name, message_name, assignee, status,
             process_instance_id, root_process_instance_id, activity_id, withdrawal_reason)

@@ -68,11 +68,7 @@ fn a_bad_database_url_is_refused_without_echoing_the_password() {
 #[tokio::test]
 async fn ramp_serve_runs_and_stops_cleanly_on_sigterm() {
     let url = fresh_database().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let mut child = ramp()
         .arg("serve")
         .env("RAMP_DATABASE_URL", &url)
@@ -87,11 +83,7 @@ async fn ramp_serve_runs_and_stops_cleanly_on_sigterm() {
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
 
     // Wait for the port, then for health.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "ramp serve never listened");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::helpers::wait_until_listening(addr, "ramp serve").await;
     wait_until_serving(addr).await;
 
     let pid = child.id().to_string();
@@ -150,7 +142,6 @@ fn mint(args: &[&str], env: &[(&str, &str)], dir: &std::path::Path) -> std::proc
 #[tokio::test]
 async fn ramp_token_mints_tokens_the_server_accepts() {
     use ramp::proto::CreateFormTaskRequest;
-    use ramp::proto::form_service_client::FormServiceClient;
 
     let dir = tempfile::tempdir().unwrap();
     let output = mint(
@@ -176,18 +167,15 @@ async fn ramp_token_mints_tokens_the_server_accepts() {
     let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
 
     let app = crate::helpers::spawn_app().await;
-    let mut forms = FormServiceClient::new(app.channel().await);
-    let status = forms
-        .create_form_task(crate::helpers::with_token(
-            CreateFormTaskRequest {
-                external_task_id: "ext-1".into(),
-                process_instance_id: "pi-1".into(),
-                business_key: "ann@example.com".into(),
-                activity_id: "qualify_supplier".into(),
-                ..Default::default()
-            },
-            &token,
-        ))
+    let status = app
+        .bearing(token)
+        .create_form_task(CreateFormTaskRequest {
+            external_task_id: "ext-1".into(),
+            process_instance_id: "pi-1".into(),
+            business_key: "ann@example.com".into(),
+            activity_id: "qualify_supplier".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     // Let in as a worker (and told that the engine knows no instance pi-1).

@@ -11,22 +11,23 @@
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use ramp::proto::process_service_client::ProcessServiceClient;
 use ramp::proto::*;
 use serde_json::{Value, json};
 
 use crate::engine::{camunda, engine_url, form_process, unique_key};
 use crate::forms::user;
-use crate::helpers::{spawn_app_with, token, with_token};
+use crate::helpers::spawn_app_with;
+use crate::processes::{state_once_not_active, until_settled};
 use crate::withdrawal::{
-    cancel, definitions, deploy, fetch, form_of, waiting, withdrawn_within_ten_seconds,
+    OneForm, cancel, complete, deploy, fetch, form_of, one_form, step_beside_another_branch,
+    waiting, withdrawn_within_ten_seconds,
 };
 
 /// A proxy in front of the engine whose clock, as its callers see it, runs
@@ -197,11 +198,7 @@ async fn the_proxy_shows_the_engines_clock_behind() {
     let skewed = crate::engine::camunda_at(&engine.url(), Duration::from_secs(10));
     let key = unique_key("skewed");
     deploy(&key, form_process(&key, "step")).await;
-    let instance = camunda()
-        .start_process(&key, &user(), &Default::default())
-        .await
-        .unwrap()
-        .id;
+    let instance = crate::engine::start_instance(&key, &user()).await;
     let real = camunda()
         .historic_process_instance(&instance)
         .await
@@ -234,60 +231,24 @@ async fn the_proxy_shows_the_engines_clock_behind() {
 #[tokio::test]
 async fn with_the_engines_clock_ten_minutes_behind_ended_and_interrupted_processes_are_seen() {
     let key = unique_key("skew");
-    deploy(
-        &key,
-        definitions(&format!(
-            r#"<bpmn:message id="msg_step" name="step"/><bpmn:message id="msg_never" name="never"/>
-  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
-    <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="fork"/>
-    <bpmn:parallelGateway id="fork"/>
-    <bpmn:sequenceFlow id="b" sourceRef="fork" targetRef="step"/>
-    <bpmn:sendTask id="step" camunda:type="external" camunda:topic="submit_form"/>
-    <bpmn:sequenceFlow id="c" sourceRef="step" targetRef="wait_step"/>
-    <bpmn:receiveTask id="wait_step" messageRef="msg_step"/>
-    <bpmn:sequenceFlow id="d" sourceRef="wait_step" targetRef="e1"/><bpmn:endEvent id="e1"/>
-    <bpmn:sequenceFlow id="f" sourceRef="fork" targetRef="other"/>
-    <bpmn:receiveTask id="other" messageRef="msg_never"/>
-    <bpmn:sequenceFlow id="g" sourceRef="other" targetRef="e2"/><bpmn:endEvent id="e2"/>
-  </bpmn:process>"#
-        )),
-    )
-    .await;
+    deploy(&key, step_beside_another_branch(&key, "", "", "")).await;
     let engine = SkewedEngine::start(&engine_url(), ten_minutes()).await;
     let app = spawn_app_with(json!({
         "camunda_url": engine.url(),
         "startable_definitions": key,
     }))
     .await;
-    let (ann, bob) = (user(), user());
-    let bearer = token(&ann, &[]);
-    let mut processes = ProcessServiceClient::new(app.channel().await);
-    let process = processes
-        .start_process(with_token(
-            StartProcessRequest {
-                definition_key: key.clone(),
-                business_key: ann.clone(),
-                ..Default::default()
-            },
-            &bearer,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .process
-        .unwrap();
+    let ann = user();
+    let as_ann = app.as_user(&ann);
+    let process = as_ann.start(&key).await.unwrap();
     let ann_form = form_of(&app, &ann, &fetch(&ann, 1).await[0]).await;
-    let bob_instance = camunda()
-        .start_process(&key, &bob, &Default::default())
-        .await
-        .unwrap()
-        .id;
-    let bob_task = &fetch(&bob, 1).await[0];
-    let bob_form = form_of(&app, &bob, bob_task).await;
-    camunda()
-        .complete_external_task(&bob_task.id, "w", &Default::default(), &Default::default())
-        .await
-        .unwrap();
+    let OneForm {
+        user: bob,
+        instance: bob_instance,
+        task: bob_task,
+        form: bob_form,
+    } = one_form(&app, &key).await;
+    complete(&bob_task).await;
     waiting(&bob_instance, "step", 1).await;
     // Let reconciliation settle its watermarks before anything happens.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -303,26 +264,7 @@ async fn with_the_engines_clock_ten_minutes_behind_ended_and_interrupted_process
     )
     .await;
 
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let state = loop {
-        let state = processes
-            .get_process(with_token(
-                GetProcessRequest {
-                    id: process.id.clone(),
-                },
-                &bearer,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .process
-            .unwrap()
-            .state();
-        if state != ProcessState::Active || Instant::now() > deadline {
-            break state;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let state = state_once_not_active(&as_ann, &process.id).await;
     assert_eq!(state, ProcessState::Terminated, "Ann's process, deleted");
     let bob_reason = withdrawn_within_ten_seconds(&app, &bob, &bob_form).await;
     assert!(bob_reason.contains("can no longer receive"), "{bob_reason}");
@@ -348,13 +290,8 @@ async fn an_untagged_uncertain_start_is_adopted_with_the_engines_clock_ten_minut
     let ann = user();
     // The instance an older release started, without `rampProcessId`, and the row
     // it reserved before its engine call (five seconds ago; the call's answer lost).
-    let instance = camunda()
-        .start_process(&key, &ann, &Default::default())
-        .await
-        .unwrap()
-        .id;
-    let db = app.db().await;
-    db.execute(
+    let instance = crate::engine::start_instance(&key, &ann).await;
+    app.db().await.execute(
         "INSERT INTO processes (id, definition_key, business_key, state, started_by, created_at, updated_at)
          VALUES ($1, $2, $3, 'starting', $3, now() - interval '5 seconds', now() - interval '5 seconds')",
         &[&uuid::Uuid::now_v7(), &key, &ann],
@@ -362,22 +299,6 @@ async fn an_untagged_uncertain_start_is_adopted_with_the_engines_clock_ten_minut
     .await
     .unwrap();
 
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let rows = loop {
-        let rows: Vec<(String, Option<String>)> = db
-            .query(
-                "SELECT state, engine_instance_id FROM processes WHERE business_key = $1",
-                &[&ann],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        if !rows.iter().any(|(state, _)| state == "starting") || Instant::now() > deadline {
-            break rows;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let rows = until_settled(&app, &ann).await;
     assert_eq!(rows, [("active".to_owned(), Some(instance))], "adopted");
 }

@@ -5,17 +5,16 @@
 use std::collections::HashMap;
 
 use futures::StreamExt;
-use ramp::camunda::types::{ExternalTask, FetchAndLock, FetchTopic};
-use ramp::proto::form_service_client::FormServiceClient;
-use ramp::proto::process_service_client::ProcessServiceClient;
+use ramp::camunda::types::{ExternalTask, FetchTopic};
 use ramp::proto::*;
 use serde_json::json;
 use tonic::Code;
 
 use crate::checker::{AcceptedSubmission, FIELD, Ledger};
+use crate::client::Client;
 use crate::engine::camunda;
-use crate::forms::{user, worker};
-use crate::helpers::{TestApp, spawn_app_on, spawn_app_with, token, with_token};
+use crate::forms::{created_id, user};
+use crate::helpers::{TestApp, spawn_app_on, spawn_app_with};
 use crate::load::{Inboxes, checker, deploy_looping_model};
 
 /// Two replicas sharing a fresh database, users allowed to start `key`.
@@ -37,11 +36,7 @@ async fn instances_waiting(key: &str, count: usize) -> Vec<(String, String, Exte
     let started: Vec<(String, String)> = futures::stream::iter(0..count)
         .map(|_| async {
             let user = user();
-            let id = camunda()
-                .start_process(key, &user, &Default::default())
-                .await
-                .unwrap()
-                .id;
+            let id = crate::engine::start_instance(key, &user).await;
             (user, id)
         })
         .buffer_unordered(16)
@@ -49,20 +44,11 @@ async fn instances_waiting(key: &str, count: usize) -> Vec<(String, String, Exte
         .await;
     let mut tasks: HashMap<String, ExternalTask> = HashMap::new();
     while tasks.len() < count {
-        let fetched = camunda()
-            .fetch_and_lock(&FetchAndLock {
-                worker_id: "storm".into(),
-                max_tasks: 500,
-                topics: vec![FetchTopic {
-                    topic_name: "submit_form".into(),
-                    lock_duration: 600_000,
-                    process_definition_key: Some(key.to_owned()),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let by_key = FetchTopic {
+            process_definition_key: Some(key.to_owned()),
+            ..Default::default()
+        };
+        let fetched = crate::engine::fetch_send_tasks("storm", 500, 600_000, by_key).await;
         assert!(
             !fetched.is_empty(),
             "{} of {count} tasks fetched",
@@ -119,38 +105,32 @@ async fn a_duplicate_start_storm_across_two_replicas_starts_each_key_once() {
     let attempts = users
         .iter()
         .flat_map(|user| (0..10).map(move |n| (user.clone(), n)));
-    let answers: Vec<(String, Result<StartProcessResponse, tonic::Status>)> =
-        futures::stream::iter(attempts)
-            .map(|(user, n)| {
-                let channel = channels[n % 2].clone();
-                let ledger = ledger.clone();
-                let key = key.clone();
-                async move {
-                    ledger.start_attempted(&user);
-                    let answer = ProcessServiceClient::new(channel)
-                        .start_process(with_token(
-                            StartProcessRequest {
-                                definition_key: key,
-                                business_key: user.clone(),
-                                variables: None,
-                                request_id: format!("storm-{n}"),
-                            },
-                            &token(&user, &[]),
-                        ))
-                        .await
-                        .map(|r| r.into_inner());
-                    (user, answer)
-                }
-            })
-            .buffer_unordered(100)
-            .collect()
-            .await;
+    let answers: Vec<(String, Result<Process, tonic::Status>)> = futures::stream::iter(attempts)
+        .map(|(user, n)| {
+            let client = Client::user_on(&channels[n % 2], &user);
+            let ledger = ledger.clone();
+            let key = key.clone();
+            async move {
+                ledger.start_attempted(&user);
+                let answer = client
+                    .start_with(StartProcessRequest {
+                        definition_key: key,
+                        business_key: user.clone(),
+                        variables: None,
+                        request_id: format!("storm-{n}"),
+                    })
+                    .await;
+                (user, answer)
+            }
+        })
+        .buffer_unordered(100)
+        .collect()
+        .await;
     let mut winners: HashMap<String, usize> = HashMap::new();
     let mut refused = 0;
     for (user, answer) in answers {
         match answer {
-            Ok(started) => {
-                let process = started.process.unwrap();
+            Ok(process) => {
                 assert_eq!(process.state(), ProcessState::Active, "{process:?}");
                 ledger.start_accepted(&user, &process.engine_instance_id);
                 *winners.entry(user).or_default() += 1;
@@ -183,39 +163,26 @@ async fn one_form_submitted_twenty_times_at_once_across_two_replicas_is_delivere
     let inboxes = Inboxes::new(&[a.addr(), b.addr()], &ledger);
     let (user, instance, task) = instances_waiting(&key, 1).await.remove(0);
     inboxes.open(&user, 1).await;
-    let form = FormServiceClient::new(a.channel().await)
-        .create_form_task(with_token(form_request(&user, &task), &worker()))
-        .await
-        .unwrap()
-        .into_inner()
-        .form_task
-        .unwrap()
-        .summary
-        .unwrap()
-        .id;
+    let form = created_id(&a, form_request(&user, &task)).await;
 
     let channels = [a.channel().await, b.channel().await];
-    let answers: Vec<(usize, Result<SubmitFormResponse, tonic::Status>)> =
-        futures::stream::iter(0..20)
-            .map(|n| {
-                let mut client = FormServiceClient::new(channels[n % 2].clone());
-                let request = with_token(
-                    SubmitFormRequest {
-                        id: form.clone(),
-                        data: Some(data(&format!("answer {n}"))),
-                        request_id: format!("submit-{n}"),
-                    },
-                    &token(&user, &[]),
-                );
-                async move { (n, client.submit_form(request).await.map(|r| r.into_inner())) }
-            })
-            .buffer_unordered(20)
-            .collect()
-            .await;
+    let answers: Vec<(usize, Result<Submission, tonic::Status>)> = futures::stream::iter(0..20)
+        .map(|n| {
+            let client = Client::user_on(&channels[n % 2], &user);
+            let form = form.clone();
+            async move {
+                let data = data(&format!("answer {n}"));
+                let request_id = format!("submit-{n}");
+                (n, client.submit_once(&form, data, &request_id).await)
+            }
+        })
+        .buffer_unordered(20)
+        .collect()
+        .await;
     let mut winners = Vec::new();
     for (n, answer) in answers {
         match answer {
-            Ok(answer) => winners.push((n, answer.submission.unwrap())),
+            Ok(submission) => winners.push((n, submission)),
             Err(status) => assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}"),
         }
     }
@@ -264,20 +231,9 @@ async fn a_thousand_forms_created_and_submitted_at_once_across_two_replicas() {
     // Created at once, each on either replica (the inbox may be on the other).
     let created: Vec<String> = futures::stream::iter(cases.iter().enumerate())
         .map(|(n, (user, _, task))| {
-            let mut client = FormServiceClient::new(channels[(n / 2) % 2].clone());
-            let request = with_token(form_request(user, task), &worker());
-            async move {
-                client
-                    .create_form_task(request)
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .form_task
-                    .unwrap()
-                    .summary
-                    .unwrap()
-                    .id
-            }
+            let worker = Client::worker_on(&channels[(n / 2) % 2]);
+            let request = form_request(user, task);
+            async move { worker.create_form(request).await.unwrap() }
         })
         .buffered(100)
         .collect()
@@ -287,23 +243,11 @@ async fn a_thousand_forms_created_and_submitted_at_once_across_two_replicas() {
     // Submitted at once.
     let submitted: Vec<Submission> = futures::stream::iter(cases.iter().zip(&created).enumerate())
         .map(|(n, ((user, _, _), form))| {
-            let mut client = FormServiceClient::new(channels[n % 2].clone());
-            let request = with_token(
-                SubmitFormRequest {
-                    id: form.clone(),
-                    data: Some(data(&format!("value of {user}"))),
-                    request_id: format!("submit-{form}"),
-                },
-                &token(user, &[]),
-            );
+            let client = Client::user_on(&channels[n % 2], user);
             async move {
-                client
-                    .submit_form(request)
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .submission
-                    .unwrap()
+                let data = data(&format!("value of {user}"));
+                let request_id = format!("submit-{form}");
+                client.submit_once(form, data, &request_id).await.unwrap()
             }
         })
         .buffered(100)
@@ -339,32 +283,23 @@ async fn more_submits_at_once_than_pooled_connections_all_succeed() {
     )
     .await;
     let cases = instances_waiting(&key, 8).await;
-    let mut client = FormServiceClient::new(maker.channel().await);
+    let worker = Client::worker_on(&maker.channel().await);
     let mut forms = Vec::new();
     for (user, _, task) in &cases {
-        let created = client
-            .create_form_task(with_token(form_request(user, task), &worker()))
+        let created = worker
+            .create_form_task(form_request(user, task))
             .await
             .unwrap()
-            .into_inner()
             .form_task
             .unwrap();
         assert!(created.schema.is_some(), "the form has its schema");
         forms.push(created.summary.unwrap().id);
     }
-    let client = FormServiceClient::new(app.channel().await);
+    let channel = app.channel().await;
     let answers =
         futures::future::join_all(cases.iter().zip(&forms).map(|((user, _, _), form)| {
-            let mut client = client.clone();
-            let request = with_token(
-                SubmitFormRequest {
-                    id: form.clone(),
-                    data: Some(data("Acme")),
-                    request_id: String::new(),
-                },
-                &token(user, &[]),
-            );
-            async move { client.submit_form(request).await }
+            let client = Client::user_on(&channel, user);
+            async move { client.submit(form, data("Acme")).await }
         }))
         .await;
     for answer in answers {

@@ -4,14 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use ramp::proto::PendingFormsRequest;
-use ramp::proto::form_service_client::FormServiceClient;
 use ramp::proto::pending_forms_response::Event;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{health_status, spawn_app_with, token, with_token};
+use crate::helpers::{health_status, spawn_app_with};
 
 /// How long the server took to close `socket` (end of stream or a reset), reading
 /// and dropping whatever it sends meanwhile; `None` if it is still open after
@@ -112,14 +110,11 @@ async fn idle_connections_are_closed_and_open_streams_stay() {
     .await;
 
     // An inbox, open far longer than the idle bound.
-    let mut inbox = FormServiceClient::new(app.channel().await)
-        .pending_forms(with_token(
-            PendingFormsRequest::default(),
-            &token(&crate::forms::user(), &[]),
-        ))
+    let mut inbox = app
+        .as_user(&crate::forms::user())
+        .pending_forms("")
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
 
     // HTTP/1.1: one request, answered, then nothing.
     let mut http1 = TcpStream::connect(app.addr()).await.unwrap();

@@ -4,15 +4,14 @@
 //! people the process does not name.
 
 use ramp::camunda::variables::variables_to_engine;
-use ramp::proto::form_service_client::FormServiceClient;
 use ramp::proto::*;
 use serde_json::{Value, json};
 use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::engine::{camunda, form_process, unique_key};
-use crate::forms::{new_task, user, worker};
-use crate::helpers::{TestApp, refused, spawn_app, token, with_token};
+use crate::forms::{new_task, user};
+use crate::helpers::{refused, spawn_app};
 
 /// A running instance of a process of the test's own (a send task `step`), started
 /// with `business_key` and `variables`.
@@ -42,17 +41,6 @@ async fn instance(business_key: &str, variables: Value) -> String {
         .id
 }
 
-async fn create(
-    app: &TestApp,
-    request: CreateFormTaskRequest,
-    bearer: &str,
-) -> Result<CreateFormTaskResponse, tonic::Status> {
-    FormServiceClient::new(app.channel().await)
-        .create_form_task(with_token(request, bearer))
-        .await
-        .map(tonic::Response::into_inner)
-}
-
 fn violated_fields(status: &tonic::Status) -> Vec<String> {
     status
         .get_error_details()
@@ -69,35 +57,27 @@ async fn a_business_key_that_is_not_the_instances_is_refused() {
     let instance = instance(&ann, json!({})).await;
 
     let status = refused(
-        create(
-            &app,
-            new_task(&unique_key("ext"), &instance, &bob),
-            &worker(),
-        )
-        .await,
+        app.as_worker()
+            .create_form_task(new_task(&unique_key("ext"), &instance, &bob))
+            .await,
         Code::InvalidArgument,
     );
     assert_eq!(violated_fields(&status), ["business_key"], "{status:?}");
     // Admins are held to it too: the business key is a fact of the instance.
     let status = refused(
-        create(
-            &app,
-            new_task(&unique_key("ext"), &instance, &bob),
-            &token("admin@example.com", &["ramp-admin"]),
-        )
-        .await,
+        app.as_admin()
+            .create_form_task(new_task(&unique_key("ext"), &instance, &bob))
+            .await,
         Code::InvalidArgument,
     );
     assert_eq!(violated_fields(&status), ["business_key"]);
 
     // The instance's own business key, in any case, is the one.
-    let created = create(
-        &app,
-        new_task(&unique_key("ext"), &instance, &ann.to_uppercase()),
-        &worker(),
-    )
-    .await
-    .expect("the instance's business key is accepted");
+    let created = app
+        .as_worker()
+        .create_form_task(new_task(&unique_key("ext"), &instance, &ann.to_uppercase()))
+        .await
+        .expect("the instance's business key is accepted");
     assert_eq!(
         created.form_task.unwrap().summary.unwrap().business_key,
         ann
@@ -122,38 +102,33 @@ async fn an_assignee_the_instance_does_not_name_is_refused() {
 
     // Named by a text variable, or inside a JSON one.
     for named in [&bob, &dave] {
-        let created = create(&app, for_whom(named), &worker())
+        let created = app
+            .as_worker()
+            .create_form_task(for_whom(named))
             .await
             .expect("an assignee the instance names is accepted");
         assert_eq!(&created.form_task.unwrap().summary.unwrap().assignee, named);
     }
     let status = refused(
-        create(&app, for_whom(&carol), &worker()).await,
+        app.as_worker().create_form_task(for_whom(&carol)).await,
         Code::InvalidArgument,
     );
     assert_eq!(violated_fields(&status), ["assignee"], "{status:?}");
     assert!(
-        FormServiceClient::new(app.channel().await)
-            .list_form_tasks(with_token(
-                ListFormTasksRequest::default(),
-                &token(&carol, &[]),
-            ))
+        app.as_user(&carol)
+            .forms(ListFormTasksRequest::default())
             .await
             .unwrap()
-            .into_inner()
             .form_tasks
             .is_empty(),
         "Carol got no form"
     );
 
     // An admin may give a form to anyone (as ReassignFormTask does).
-    create(
-        &app,
-        for_whom(&carol),
-        &token("admin@example.com", &["ramp-admin"]),
-    )
-    .await
-    .expect("an admin names any assignee");
+    app.as_admin()
+        .create_form_task(for_whom(&carol))
+        .await
+        .expect("an admin names any assignee");
 }
 
 /// A parent that calls `child` without passing its business key down: the called
@@ -198,11 +173,7 @@ async fn a_called_instances_forms_carry_its_roots_business_key() {
         )
         .await
         .unwrap();
-    let root = engine
-        .start_process(&parent, &ann, &Default::default())
-        .await
-        .unwrap()
-        .id;
+    let root = crate::engine::start_instance(&parent, &ann).await;
     let called = engine
         .process_instances(&ramp::camunda::types::ProcessInstanceQuery {
             process_definition_key: Some(child.clone()),
@@ -214,11 +185,15 @@ async fn a_called_instances_forms_carry_its_roots_business_key() {
         .id;
 
     let status = refused(
-        create(&app, new_task(&unique_key("ext"), &called, &bob), &worker()).await,
+        app.as_worker()
+            .create_form_task(new_task(&unique_key("ext"), &called, &bob))
+            .await,
         Code::InvalidArgument,
     );
     assert_eq!(violated_fields(&status), ["business_key"]);
-    let created = create(&app, new_task(&unique_key("ext"), &called, &ann), &worker())
+    let created = app
+        .as_worker()
+        .create_form_task(new_task(&unique_key("ext"), &called, &ann))
         .await
         .expect("the root's business key is accepted for a called instance");
     assert_eq!(
@@ -247,14 +222,17 @@ async fn a_repeat_is_answered_while_the_engine_is_unreachable() {
         ..new_task(&unique_key("ext"), &instance, &ann)
     };
     assert!(
-        create(&app, request.clone(), &worker())
+        app.as_worker()
+            .create_form_task(request.clone())
             .await
             .unwrap()
             .created
     );
 
     proxy.set(Fault::Down);
-    let repeat = create(&app, request, &worker())
+    let repeat = app
+        .as_worker()
+        .create_form_task(request)
         .await
         .expect("a repeat is answered while the engine is down");
     assert!(!repeat.created);
@@ -263,5 +241,8 @@ async fn a_repeat_is_answered_while_the_engine_is_unreachable() {
         assignee: bob,
         ..new_task(&unique_key("ext"), &instance, &ann)
     };
-    refused(create(&app, new, &worker()).await, Code::Unavailable);
+    refused(
+        app.as_worker().create_form_task(new).await,
+        Code::Unavailable,
+    );
 }

@@ -6,20 +6,16 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use ramp::proto::form_service_client::FormServiceClient;
 use ramp::proto::pending_forms_response::Event;
-use ramp::proto::process_service_client::ProcessServiceClient;
 use ramp::proto::*;
 use serde_json::json;
 use tokio::process::{Child, Command};
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
 
+use crate::client::{Client, WORKER, worker_token};
 use crate::engine::{camunda, engine_url, unique_key};
 use crate::forms::user;
-use crate::helpers::{
-    TEST_ISSUER, TEST_SECRET, channel, fresh_database, token, wait_until_serving, with_token,
-};
+use crate::helpers::{TEST_ISSUER, TEST_SECRET, fresh_database, token, wait_until_serving};
 
 pub fn ramp_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ramp"));
@@ -43,8 +39,9 @@ pub struct Stack {
 }
 
 impl Stack {
-    pub async fn channel(&self) -> Channel {
-        channel(self.addr).await
+    /// A client of the user `email` on this stack's server.
+    pub fn as_user(&self, email: &str) -> Client {
+        Client::at(self.addr, email, token(email, &[]))
     }
 
     pub fn server(&self) -> String {
@@ -54,11 +51,7 @@ impl Stack {
 
 /// `ramp serve` as its own process on a fresh database.
 pub async fn serve(startable: &str) -> Stack {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let serve = ramp_command()
         .arg("serve")
         .env("RAMP_LISTEN", format!("127.0.0.1:{port}"))
@@ -71,11 +64,7 @@ pub async fn serve(startable: &str) -> Stack {
         .spawn()
         .unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "ramp serve never listened");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::helpers::wait_until_listening(addr, "ramp serve").await;
     wait_until_serving(addr).await;
     Stack {
         _serve: serve,
@@ -157,26 +146,14 @@ async fn next_form(stream: &mut tonic::Streaming<PendingFormsResponse>) -> FormT
 }
 
 async fn inbox(stack: &Stack, user: &str) -> tonic::Streaming<PendingFormsResponse> {
-    FormServiceClient::new(stack.channel().await)
-        .pending_forms(with_token(
-            PendingFormsRequest::default(),
-            &token(user, &[]),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
+    stack.as_user(user).pending_forms("").await.unwrap()
 }
 
 async fn submit(stack: &Stack, user: &str, form: &str, data: serde_json::Value) {
-    FormServiceClient::new(stack.channel().await)
-        .submit_form(with_token(
-            SubmitFormRequest {
-                id: form.into(),
-                data: Some(ramp::json::json_to_struct(data.as_object().unwrap())),
-                request_id: format!("submit-{form}"),
-            },
-            &token(user, &[]),
-        ))
+    let data = ramp::json::json_to_struct(data.as_object().unwrap());
+    stack
+        .as_user(user)
+        .submit_once(form, data, &format!("submit-{form}"))
         .await
         .unwrap_or_else(|s| panic!("submitting {form}: {s:?}"));
 }
@@ -190,20 +167,8 @@ pub async fn run_the_demo(stack: &Stack) {
     let mut reviewer_inbox = inbox(stack, &reviewer).await;
     next_event(&mut reviewer_inbox).await;
 
-    let process = ProcessServiceClient::new(stack.channel().await)
-        .start_process(with_token(
-            StartProcessRequest {
-                definition_key: stack.startable.clone(),
-                business_key: ann.clone(),
-                ..Default::default()
-            },
-            &token(&ann, &[]),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .process
-        .unwrap();
+    let as_ann = stack.as_user(&ann);
+    let process = as_ann.start(&stack.startable).await.unwrap();
 
     let company = next_form(&mut ann_inbox).await;
     assert_eq!(company.form_name, "company_details");
@@ -254,22 +219,9 @@ pub async fn run_the_demo(stack: &Stack) {
     )
     .await;
 
-    let mut processes = ProcessServiceClient::new(stack.channel().await);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let state = processes
-            .get_process(with_token(
-                GetProcessRequest {
-                    id: process.id.clone(),
-                },
-                &token(&ann, &[]),
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .process
-            .unwrap()
-            .state();
+        let state = as_ann.process(&process.id).await.unwrap().state();
         if state == ProcessState::Completed {
             break;
         }
@@ -324,17 +276,15 @@ mod worker {
     }
 
     async fn forms_of(stack: &Stack, key_user: &str) -> Vec<FormTaskSummary> {
-        FormServiceClient::new(stack.channel().await)
-            .list_form_tasks(with_token(
-                ListFormTasksRequest {
-                    page_size: 500,
-                    ..Default::default()
-                },
-                &token(key_user, &[]),
-            ))
+        let request = ListFormTasksRequest {
+            page_size: 500,
+            ..Default::default()
+        };
+        stack
+            .as_user(key_user)
+            .forms(request)
             .await
             .unwrap()
-            .into_inner()
             .form_tasks
     }
 
@@ -454,10 +404,7 @@ mod worker {
 
     #[tokio::test]
     async fn a_server_that_stays_down_ends_in_an_incident_after_the_retries() {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let closed = crate::helpers::closed_addr();
         let ann = user();
         let (key, instances) = started("submit_form", 1, &ann, json!({})).await;
         let _worker = worker(
@@ -525,21 +472,17 @@ mod worker {
         assignee: &str,
     ) -> String {
         let task = external_tasks(instance).await.remove(0);
-        let earlier = FormServiceClient::new(stack.channel().await)
-            .create_form_task(with_token(
-                CreateFormTaskRequest {
-                    external_task_id: task["id"].as_str().unwrap().into(),
-                    process_instance_id: instance.into(),
-                    business_key: business_key.into(),
-                    activity_id: "step".into(),
-                    assignee: assignee.into(),
-                    ..Default::default()
-                },
-                &token("worker@example.com", &["ramp-worker"]),
-            ))
+        let earlier = Client::at(stack.addr, WORKER, worker_token())
+            .create_form_task(CreateFormTaskRequest {
+                external_task_id: task["id"].as_str().unwrap().into(),
+                process_instance_id: instance.into(),
+                business_key: business_key.into(),
+                activity_id: "step".into(),
+                assignee: assignee.into(),
+                ..Default::default()
+            })
             .await
-            .unwrap()
-            .into_inner();
+            .unwrap();
         assert!(earlier.created);
         earlier.form_task.unwrap().summary.unwrap().id
     }
@@ -628,10 +571,7 @@ mod worker {
 
     #[tokio::test]
     async fn sigterm_gives_back_the_tasks_a_worker_holds() {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let closed = crate::helpers::closed_addr();
         let ann = user();
         let (key, instances) = started("submit_form", 2, &ann, json!({})).await;
         // The server is down, so the worker holds its tasks while it retries.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use ramp::camunda::types::{ExternalTask, FetchAndLock, FetchTopic};
 use ramp::camunda::{Camunda, CamundaSettings};
 
 /// The run's engine, as `scripts/test.sh` exports it.
@@ -25,6 +26,38 @@ pub fn camunda_at(url: &str, timeout: Duration) -> Camunda {
     })
 }
 
+/// Starts `key` in the engine (not through ramp) for `business_key`, with no
+/// variables; answers the instance's id.
+pub async fn start_instance(key: &str, business_key: &str) -> String {
+    let instance = camunda()
+        .start_process(key, business_key, &Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("{key} starts: {e}"));
+    instance.id
+}
+
+/// Fetches and locks (for `lock_ms`) up to `max_tasks` send tasks of topic
+/// `submit_form` that `filter` selects (by definition or business key), as
+/// `worker`, the way ramp's worker does, without making their forms.
+pub async fn fetch_send_tasks(
+    worker: &str,
+    max_tasks: u32,
+    lock_ms: u64,
+    filter: FetchTopic,
+) -> Vec<ExternalTask> {
+    let request = FetchAndLock {
+        worker_id: worker.into(),
+        max_tasks,
+        topics: vec![FetchTopic {
+            topic_name: "submit_form".into(),
+            lock_duration: lock_ms,
+            ..filter
+        }],
+        ..Default::default()
+    };
+    camunda().fetch_and_lock(&request).await.unwrap()
+}
+
 /// A process key no other test uses.
 pub fn unique_key(prefix: &str) -> String {
     format!(
@@ -33,61 +66,95 @@ pub fn unique_key(prefix: &str) -> String {
     )
 }
 
-/// A process in ramp's shape: start → send task (external, topic `submit_form`) →
-/// receive task waiting for a message named after the send task → end.
-pub fn form_process(key: &str, form: &str) -> String {
+/// A model of one executable process `key` (history kept a day) with `body` as its
+/// content, and a message `msg_{m}` named `m` for each of `messages`. A `body` that
+/// starts with a line break keeps line numbers as a test counts them: its first
+/// element is on line 6.
+pub fn definitions(key: &str, messages: &[&str], body: &str) -> String {
+    let messages: String = messages
+        .iter()
+        .map(|m| format!(r#"<bpmn:message id="msg_{m}" name="{m}"/>"#))
+        .collect();
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs_{key}" targetNamespace="http://ramp.test">
-  <bpmn:message id="msg_{form}" name="{form}"/>
-  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" id="defs_{key}" targetNamespace="http://ramp.test">
+  {messages}
+  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">{body}
+  </bpmn:process>
+</bpmn:definitions>"#
+    )
+}
+
+/// A process in ramp's shape: start → send task (external, topic `submit_form`) →
+/// receive task waiting for a message named after the send task → end.
+pub fn form_process(key: &str, form: &str) -> String {
+    definitions(
+        key,
+        &[form],
+        &format!(
+            r#"
     <bpmn:startEvent id="start"/>
     <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="{form}"/>
     <bpmn:sendTask id="{form}" camunda:type="external" camunda:topic="submit_form"/>
     <bpmn:sequenceFlow id="f2" sourceRef="{form}" targetRef="wait_{form}"/>
     <bpmn:receiveTask id="wait_{form}" messageRef="msg_{form}"/>
     <bpmn:sequenceFlow id="f3" sourceRef="wait_{form}" targetRef="end"/>
-    <bpmn:endEvent id="end"/>
-  </bpmn:process>
-</bpmn:definitions>"#
+    <bpmn:endEvent id="end"/>"#
+        ),
     )
 }
 
 /// Two receive tasks in parallel waiting for the same message: correlating it to
 /// the instance matches two executions.
 pub fn parallel_waits(key: &str, message: &str) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs_{key}" targetNamespace="http://ramp.test">
-  <bpmn:message id="msg" name="{message}"/>
-  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
+    definitions(
+        key,
+        &[message],
+        &format!(
+            r#"
     <bpmn:startEvent id="start"/>
     <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="fork"/>
     <bpmn:parallelGateway id="fork"/>
     <bpmn:sequenceFlow id="f2" sourceRef="fork" targetRef="wait_a"/>
     <bpmn:sequenceFlow id="f3" sourceRef="fork" targetRef="wait_b"/>
-    <bpmn:receiveTask id="wait_a" messageRef="msg"/>
-    <bpmn:receiveTask id="wait_b" messageRef="msg"/>
+    <bpmn:receiveTask id="wait_a" messageRef="msg_{message}"/>
+    <bpmn:receiveTask id="wait_b" messageRef="msg_{message}"/>
     <bpmn:sequenceFlow id="f4" sourceRef="wait_a" targetRef="end_a"/>
     <bpmn:sequenceFlow id="f5" sourceRef="wait_b" targetRef="end_b"/>
     <bpmn:endEvent id="end_a"/>
-    <bpmn:endEvent id="end_b"/>
-  </bpmn:process>
-</bpmn:definitions>"#
+    <bpmn:endEvent id="end_b"/>"#
+        ),
     )
 }
 
-/// Deploys one model under its own name and returns its definition's key.
+/// Deploys one model under its own name.
 pub async fn deploy_model(camunda: &Camunda, key: &str, bpmn: String) {
+    deploy_files(
+        camunda,
+        key,
+        vec![(format!("{key}.bpmn"), bpmn.into_bytes())],
+    )
+    .await;
+}
+
+/// Deploys one model with the Camunda Form `step.form` (the form of its send task
+/// `step`), in one deployment.
+pub async fn deploy_model_with_form(camunda: &Camunda, key: &str, bpmn: String, form: &str) {
+    deploy_files(
+        camunda,
+        key,
+        vec![
+            (format!("{key}.bpmn"), bpmn.into_bytes()),
+            ("step.form".into(), form.as_bytes().to_vec()),
+        ],
+    )
+    .await;
+}
+
+async fn deploy_files(camunda: &Camunda, key: &str, files: Vec<(String, Vec<u8>)>) {
     camunda
-        .deploy(
-            key,
-            vec![(format!("{key}.bpmn"), bpmn.into_bytes())],
-            false,
-            None,
-        )
+        .deploy(key, files, false, None)
         .await
         .unwrap_or_else(|e| panic!("{key} deploys: {e}"));
 }

@@ -3,31 +3,18 @@
 //! exception class or SQL). Every error path reachable against the real engine and
 //! PostgreSQL is driven here and checked with `assert_clean` (through `refused`).
 
-use ramp::proto::admin_service_client::AdminServiceClient;
-use ramp::proto::process_service_client::ProcessServiceClient;
 use ramp::proto::*;
 use serde_json::json;
 use tonic::Code;
-use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
+use crate::client::{ADMIN, Client, admin_token};
 use crate::engine::{camunda, deploy_model, engine_url, form_process, unique_key};
-use crate::forms::{created_id, forms, instance_with_form, new_task, user, worker};
-use crate::helpers::{TestApp, refused, spawn_app, spawn_app_with, token, with_token};
+use crate::forms::{created_id, instance_with_form, new_task, user};
+use crate::helpers::{refused, spawn_app, spawn_app_with};
 use crate::http_fault::{Fault, HttpFaultProxy};
 
-fn admin_token() -> String {
-    token("admin@example.com", &["ramp-admin"])
-}
-
-async fn processes(app: &TestApp) -> ProcessServiceClient<Channel> {
-    ProcessServiceClient::new(app.channel().await)
-}
-
-async fn admin(app: &TestApp) -> AdminServiceClient<Channel> {
-    AdminServiceClient::new(app.channel().await)
-}
-
+/// A start of `key` for `business_key` with `variables` (none, for `{}`).
 fn start(key: &str, business_key: &str, variables: serde_json::Value) -> StartProcessRequest {
     StartProcessRequest {
         definition_key: key.into(),
@@ -49,22 +36,16 @@ async fn deployed() -> String {
 
 /// A closed port: nothing answers there.
 fn nowhere() -> String {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = crate::helpers::closed_addr();
     format!("http://{closed}/engine-rest")
 }
 
 #[tokio::test]
 async fn an_unknown_definition_key_is_not_found_in_ramps_words() {
     let app = spawn_app().await;
-    let result = processes(&app)
-        .await
-        .start_process(with_token(
-            start(&unique_key("nowhere"), &user(), json!({})),
-            &admin_token(),
-        ))
+    let result = app
+        .as_admin()
+        .start_for(&unique_key("nowhere"), &user())
         .await;
     refused(result, Code::NotFound);
 }
@@ -72,19 +53,13 @@ async fn an_unknown_definition_key_is_not_found_in_ramps_words() {
 #[tokio::test]
 async fn an_engine_that_cannot_be_reached_is_unavailable_without_its_address() {
     let app = spawn_app_with(json!({"camunda_url": nowhere()})).await;
-    let result = processes(&app)
-        .await
-        .start_process(with_token(start("VOE", &user(), json!({})), &admin_token()))
-        .await;
+    let result = app.as_admin().start_for("VOE", &user()).await;
     refused(result, Code::Unavailable);
 
     let ann = user();
-    let result = forms(&app)
-        .await
-        .create_form_task(with_token(
-            new_task("ext-1", &uuid::Uuid::now_v7().to_string(), &ann),
-            &worker(),
-        ))
+    let result = app
+        .as_worker()
+        .create_form_task(new_task("ext-1", &uuid::Uuid::now_v7().to_string(), &ann))
         .await;
     refused(result, Code::Unavailable);
 }
@@ -96,30 +71,13 @@ async fn an_engine_behind_a_proxy_that_answers_503_is_unavailable_without_its_te
     let app =
         spawn_app_with(json!({"camunda_url": proxy.url(), "startable_definitions": key})).await;
     let ann = user();
-    let bearer = token(&ann, &[]);
-    let mut client = processes(&app).await;
-    let process = client
-        .start_process(with_token(start(&key, &ann, json!({})), &bearer))
-        .await
-        .unwrap()
-        .into_inner()
-        .process
-        .unwrap();
+    let as_ann = app.as_user(&ann);
+    let process = as_ann.start(&key).await.unwrap();
 
     proxy.set(Fault::Down);
-    let result = client
-        .start_process(with_token(start(&key, &user(), json!({})), &admin_token()))
-        .await;
+    let result = app.as_admin().start_for(&key, &user()).await;
     refused(result, Code::Unavailable);
-    let result = client
-        .cancel_process(with_token(
-            CancelProcessRequest {
-                id: process.id,
-                reason: String::new(),
-            },
-            &bearer,
-        ))
-        .await;
+    let result = as_ann.cancel(&process.id, "").await;
     refused(result, Code::Unavailable);
 }
 
@@ -130,22 +88,14 @@ async fn a_start_variable_the_engine_refuses_is_invalid_argument_without_the_eng
     let app =
         spawn_app_with(json!({"camunda_url": proxy.url(), "startable_definitions": key})).await;
     let ann = user();
-    let mut client = processes(&app).await;
-    let result = client
-        .start_process(with_token(
-            start(&key, &ann, json!({"note": "not a number"})),
-            &token(&ann, &[]),
-        ))
-        .await;
-    refused(result, Code::InvalidArgument);
+    let as_ann = app.as_user(&ann);
+    let mistyped = || start(&key, &ann, json!({"note": "not a number"}));
+    refused(as_ann.start_with(mistyped()).await, Code::InvalidArgument);
 
     // The key was freed: the same start, once the engine takes it, goes through.
     proxy.set(Fault::None);
-    client
-        .start_process(with_token(
-            start(&key, &ann, json!({"note": "not a number"})),
-            &token(&ann, &[]),
-        ))
+    as_ann
+        .start_with(mistyped())
         .await
         .expect("the key is free");
 }
@@ -157,20 +107,16 @@ async fn an_engine_failure_is_internal_without_its_text() {
     let app =
         spawn_app_with(json!({"camunda_url": proxy.url(), "startable_definitions": key})).await;
     let ann = user();
-    let result = processes(&app)
-        .await
-        .start_process(with_token(start(&key, &ann, json!({})), &token(&ann, &[])))
-        .await;
-    refused(result, Code::Internal);
+    refused(app.as_user(&ann).start(&key).await, Code::Internal);
 }
 
 #[tokio::test]
 async fn a_process_instance_the_engine_does_not_know_is_refused_without_its_id() {
     let app = spawn_app().await;
     let unknown = uuid::Uuid::now_v7().to_string();
-    let result = forms(&app)
-        .await
-        .create_form_task(with_token(new_task("ext-1", &unknown, &user()), &worker()))
+    let result = app
+        .as_worker()
+        .create_form_task(new_task("ext-1", &unknown, &user()))
         .await;
     let status = refused(result, Code::InvalidArgument);
     let details = status.get_error_details();
@@ -189,67 +135,30 @@ async fn process_refusals_read_in_ramps_words() {
     let key = deployed().await;
     let app = spawn_app_with(json!({"startable_definitions": key})).await;
     let ann = user();
-    let bearer = token(&ann, &[]);
-    let mut client = processes(&app).await;
-    let process = client
-        .start_process(with_token(start(&key, &ann, json!({})), &bearer))
-        .await
-        .unwrap()
-        .into_inner()
-        .process
-        .unwrap();
+    let as_ann = app.as_user(&ann);
+    let process = as_ann.start(&key).await.unwrap();
 
-    let again = client
-        .start_process(with_token(start(&key, &ann, json!({})), &bearer))
-        .await;
-    refused(again, Code::AlreadyExists);
-    let not_startable = client
-        .start_process(with_token(start("VOE", &ann, json!({})), &bearer))
-        .await;
-    refused(not_startable, Code::PermissionDenied);
-    let reserved = client
-        .start_process(with_token(
-            start(&key, &user(), json!({"rampProcessId": "mine"})),
-            &admin_token(),
-        ))
+    refused(as_ann.start(&key).await, Code::AlreadyExists);
+    refused(as_ann.start("VOE").await, Code::PermissionDenied);
+    let reserved = app
+        .as_admin()
+        .start_with(start(&key, &user(), json!({"rampProcessId": "mine"})))
         .await;
     refused(reserved, Code::InvalidArgument);
-    let unknown = client
-        .get_process(with_token(
-            GetProcessRequest {
-                id: uuid::Uuid::now_v7().to_string(),
-            },
-            &bearer,
-        ))
-        .await;
+    let unknown = as_ann.process(&uuid::Uuid::now_v7().to_string()).await;
     refused(unknown, Code::NotFound);
-    let malformed = client
-        .get_process(with_token(GetProcessRequest { id: "nope".into() }, &bearer))
-        .await;
-    refused(malformed, Code::InvalidArgument);
-    let bad_token = client
-        .list_processes(with_token(
-            ListProcessesRequest {
-                page_token: "not-a-token".into(),
-                ..Default::default()
-            },
-            &bearer,
-        ))
+    refused(as_ann.process("nope").await, Code::InvalidArgument);
+    let bad_token = as_ann
+        .processes(ListProcessesRequest {
+            page_token: "not-a-token".into(),
+            ..Default::default()
+        })
         .await;
     refused(bad_token, Code::InvalidArgument);
 
-    let cancel = || {
-        with_token(
-            CancelProcessRequest {
-                id: process.id.clone(),
-                reason: String::new(),
-            },
-            &bearer,
-        )
-    };
-    client.cancel_process(cancel()).await.unwrap();
+    as_ann.cancel(&process.id, "").await.unwrap();
     refused(
-        client.cancel_process(cancel()).await,
+        as_ann.cancel(&process.id, "").await,
         Code::FailedPrecondition,
     );
 }
@@ -258,131 +167,57 @@ async fn process_refusals_read_in_ramps_words() {
 async fn form_refusals_read_in_ramps_words() {
     let app = spawn_app_with(json!({"max_streams_per_user": 1})).await;
     let ann = user();
-    let bearer = token(&ann, &[]);
+    let as_ann = app.as_user(&ann);
     let (instance, _) = instance_with_form(&ann).await;
     let id = created_id(&app, new_task(&unique_key("ext"), &instance, &ann)).await;
-    let mut client = forms(&app).await;
-    let data =
-        |value: serde_json::Value| Some(ramp::json::json_to_struct(value.as_object().unwrap()));
+    let data = |value: serde_json::Value| ramp::json::json_to_struct(value.as_object().unwrap());
 
-    let by_user = client
-        .create_form_task(with_token(new_task("ext-2", &instance, &ann), &bearer))
+    let by_user = as_ann
+        .create_form_task(new_task("ext-2", &instance, &ann))
         .await;
     refused(by_user, Code::PermissionDenied);
-    let unknown = client
-        .get_form_task(with_token(
-            GetFormTaskRequest {
-                id: uuid::Uuid::now_v7().to_string(),
-            },
-            &bearer,
-        ))
-        .await;
+    let unknown = as_ann.form(&uuid::Uuid::now_v7().to_string()).await;
     refused(unknown, Code::NotFound);
-    let invalid = client
-        .submit_form(with_token(
-            SubmitFormRequest {
-                id: id.clone(),
-                data: data(json!({"riskScore": 3})),
-                request_id: String::new(),
-            },
-            &bearer,
-        ))
-        .await;
+    let invalid = as_ann.submit(&id, data(json!({"riskScore": 3}))).await;
     refused(invalid, Code::InvalidArgument);
-    let bad_token = client
-        .list_form_tasks(with_token(
-            ListFormTasksRequest {
-                page_token: "not-a-token".into(),
-                ..Default::default()
-            },
-            &bearer,
-        ))
+    let bad_token = as_ann
+        .forms(ListFormTasksRequest {
+            page_token: "not-a-token".into(),
+            ..Default::default()
+        })
         .await;
     refused(bad_token, Code::InvalidArgument);
-    let bad_cursor = client
-        .pending_forms(with_token(
-            PendingFormsRequest {
-                cursor: "not-a-cursor".into(),
-            },
-            &bearer,
-        ))
-        .await;
+    let bad_cursor = as_ann.pending_forms("not-a-cursor").await;
     refused(bad_cursor, Code::InvalidArgument);
-    let _open = client
-        .pending_forms(with_token(PendingFormsRequest::default(), &bearer))
-        .await
-        .unwrap();
-    let second = client
-        .pending_forms(with_token(PendingFormsRequest::default(), &bearer))
-        .await;
+    let _open = as_ann.pending_forms("").await.unwrap();
+    let second = as_ann.pending_forms("").await;
     refused(second.map(drop), Code::ResourceExhausted);
 
-    client
-        .submit_form(with_token(
-            SubmitFormRequest {
-                id: id.clone(),
-                data: data(json!({"companyName": "ACME"})),
-                request_id: String::new(),
-            },
-            &bearer,
-        ))
+    as_ann
+        .submit(&id, data(json!({"companyName": "ACME"})))
         .await
         .unwrap();
-    let twice = client
-        .submit_form(with_token(
-            SubmitFormRequest {
-                id: id.clone(),
-                data: data(json!({"companyName": "ACME"})),
-                request_id: String::new(),
-            },
-            &bearer,
-        ))
+    let twice = as_ann
+        .submit(&id, data(json!({"companyName": "ACME"})))
         .await;
     refused(twice, Code::FailedPrecondition);
-    let draft = client
-        .save_draft(with_token(
-            SaveDraftRequest {
-                id: id.clone(),
-                data: data(json!({"companyName": "later"})),
-            },
-            &bearer,
-        ))
+    let draft = as_ann
+        .save_draft(&id, data(json!({"companyName": "later"})))
         .await;
     refused(draft, Code::FailedPrecondition);
 
-    let mut admin = admin(&app).await;
-    let reassign = admin
-        .reassign_form_task(with_token(
-            ReassignFormTaskRequest {
-                form_task_id: id,
-                assignee: user(),
-            },
-            &admin_token(),
-        ))
-        .await;
-    refused(reassign, Code::FailedPrecondition);
-    let unknown_delivery = admin
-        .retry_delivery(with_token(
-            RetryDeliveryRequest {
-                id: uuid::Uuid::now_v7().to_string(),
-            },
-            &admin_token(),
-        ))
-        .await;
+    let admin = app.as_admin();
+    refused(admin.reassign(&id, &user()).await, Code::FailedPrecondition);
+    let unknown_delivery = admin.retry(&uuid::Uuid::now_v7().to_string()).await;
     refused(unknown_delivery, Code::NotFound);
     let bad_token = admin
-        .list_deliveries(with_token(
-            ListDeliveriesRequest {
-                page_token: "not-a-token".into(),
-                ..Default::default()
-            },
-            &admin_token(),
-        ))
+        .deliveries(ListDeliveriesRequest {
+            page_token: "not-a-token".into(),
+            ..Default::default()
+        })
         .await;
     refused(bad_token, Code::InvalidArgument);
-    let not_admin = admin
-        .list_deliveries(with_token(ListDeliveriesRequest::default(), &bearer))
-        .await;
+    let not_admin = as_ann.deliveries(ListDeliveriesRequest::default()).await;
     refused(not_admin, Code::PermissionDenied);
 }
 
@@ -391,7 +226,7 @@ async fn an_unreachable_database_is_unavailable_without_its_text() {
     let key = deployed().await;
     let app = spawn_app_with(json!({"startable_definitions": key})).await;
     let ann = user();
-    let bearer = token(&ann, &[]);
+    let as_ann = app.as_user(&ann);
     // The database goes away under the running server.
     let name = app
         .database_url
@@ -409,24 +244,12 @@ async fn an_unreachable_database_is_unavailable_without_its_text() {
         .await
         .unwrap();
 
-    let result = processes(&app)
-        .await
-        .start_process(with_token(start(&key, &ann, json!({})), &bearer))
-        .await;
+    refused(as_ann.start(&key).await, Code::Unavailable);
+    let result = as_ann.form(&uuid::Uuid::now_v7().to_string()).await;
     refused(result, Code::Unavailable);
-    let result = forms(&app)
-        .await
-        .get_form_task(with_token(
-            GetFormTaskRequest {
-                id: uuid::Uuid::now_v7().to_string(),
-            },
-            &bearer,
-        ))
-        .await;
-    refused(result, Code::Unavailable);
-    let result = admin(&app)
-        .await
-        .list_deliveries(with_token(ListDeliveriesRequest::default(), &admin_token()))
+    let result = app
+        .as_admin()
+        .deliveries(ListDeliveriesRequest::default())
         .await;
     refused(result, Code::Unavailable);
 }
@@ -438,40 +261,24 @@ async fn a_nul_character_in_data_is_invalid_not_a_database_outage() {
     let key = deployed().await;
     let app = spawn_app_with(json!({"startable_definitions": key})).await;
     let ann = user();
-    let bearer = token(&ann, &[]);
-    let result = processes(&app)
-        .await
-        .start_process(with_token(
-            start(&key, &ann, json!({"note": "a\u{0}b"})),
-            &bearer,
-        ))
+    let as_ann = app.as_user(&ann);
+    let result = as_ann
+        .start_with(start(&key, &ann, json!({"note": "a\u{0}b"})))
         .await;
     refused(result, Code::InvalidArgument);
 
     let (instance, _) = instance_with_form(&ann).await;
     let id = created_id(&app, new_task(&unique_key("ext"), &instance, &ann)).await;
-    let result = forms(&app)
-        .await
-        .save_draft(with_token(
-            SaveDraftRequest {
-                id,
-                data: Some(ramp::json::json_to_struct(
-                    json!({"companyName": {"a\u{0}": "b"}}).as_object().unwrap(),
-                )),
-            },
-            &bearer,
-        ))
+    let nul = json!({"companyName": {"a\u{0}": "b"}});
+    let result = as_ann
+        .save_draft(&id, ramp::json::json_to_struct(nul.as_object().unwrap()))
         .await;
     refused(result, Code::InvalidArgument);
 }
 
 #[tokio::test]
 async fn what_the_client_is_not_told_goes_to_the_log_with_the_request_id() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let engine = nowhere();
     let serve = crate::e2e::ramp_command()
         .arg("serve")
@@ -486,20 +293,10 @@ async fn what_the_client_is_not_told_goes_to_the_log_with_the_request_id() {
         .spawn()
         .unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "ramp serve never listened"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let mut request = with_token(start("VOE", &user(), json!({})), &admin_token());
-    request
-        .metadata_mut()
-        .insert("x-request-id", "hidden-detail-7".parse().unwrap());
-    let result = ProcessServiceClient::new(crate::helpers::channel(addr).await)
-        .start_process(request)
+    crate::helpers::wait_until_listening(addr, "ramp serve").await;
+    let result = Client::at(addr, ADMIN, admin_token())
+        .tagged("hidden-detail-7")
+        .start_for("VOE", &user())
         .await;
     refused(result, Code::Unavailable);
 

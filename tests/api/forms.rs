@@ -2,19 +2,16 @@
 
 use std::time::Duration;
 
-use ramp::proto::form_service_client::FormServiceClient;
 use ramp::proto::pending_forms_response::Event;
 use ramp::proto::*;
 use serde_json::json;
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic::Streaming;
-use tonic::transport::Channel;
 
-use crate::engine::{camunda, form_process, unique_key};
-use crate::helpers::{
-    TestApp, fresh_database, spawn_app, spawn_app_on, spawn_app_with, token, with_token,
-};
+use crate::client::Client;
+use crate::engine::{camunda, deploy_model_with_form, form_process, unique_key};
+use crate::helpers::{TestApp, fresh_database, refused, spawn_app, spawn_app_on, spawn_app_with};
 
 /// A process of the test's own with a Camunda Form for its send task (`step`), and
 /// one running instance of it: (instance id, definition id).
@@ -36,21 +33,7 @@ pub async fn instance_with_form_and(
             {"type": "number", "key": "riskScore", "label": "Risk"}
         ]
     });
-    engine
-        .deploy(
-            &key,
-            vec![
-                (
-                    format!("{key}.bpmn"),
-                    form_process(&key, "step").into_bytes(),
-                ),
-                ("step.form".into(), form.to_string().into_bytes()),
-            ],
-            false,
-            None,
-        )
-        .await
-        .unwrap();
+    deploy_model_with_form(&engine, &key, form_process(&key, "step"), &form.to_string()).await;
     let variables = ramp::camunda::typed(variables.as_object().expect("an object"));
     let instance = engine
         .start_process(&key, business_key, &variables)
@@ -63,8 +46,9 @@ pub fn user() -> String {
     format!("{}@example.com", unique_key("user"))
 }
 
+/// A bearer token of the worker.
 pub fn worker() -> String {
-    token("worker@example.com", &["ramp-worker"])
+    crate::client::worker_token()
 }
 
 pub fn new_task(external: &str, instance: &str, business_key: &str) -> CreateFormTaskRequest {
@@ -77,42 +61,19 @@ pub fn new_task(external: &str, instance: &str, business_key: &str) -> CreateFor
     }
 }
 
-pub async fn forms(app: &TestApp) -> FormServiceClient<Channel> {
-    FormServiceClient::new(app.channel().await)
-}
-
+/// Creates a form task as the worker; it must succeed.
 pub async fn create(app: &TestApp, request: CreateFormTaskRequest) -> CreateFormTaskResponse {
-    forms(app)
-        .await
-        .create_form_task(with_token(request, &worker()))
-        .await
-        .unwrap()
-        .into_inner()
+    app.as_worker().create_form_task(request).await.unwrap()
 }
 
 /// Creates a form task as a worker and returns its id.
 pub async fn created_id(app: &TestApp, request: CreateFormTaskRequest) -> String {
-    create(app, request)
-        .await
-        .form_task
-        .unwrap()
-        .summary
-        .unwrap()
-        .id
+    app.as_worker().create_form(request).await.unwrap()
 }
 
+/// Opens `user`'s inbox stream after `cursor`; it must open.
 pub async fn open(app: &TestApp, user: &str, cursor: &str) -> Streaming<PendingFormsResponse> {
-    forms(app)
-        .await
-        .pending_forms(with_token(
-            PendingFormsRequest {
-                cursor: cursor.into(),
-            },
-            &token(user, &[]),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
+    app.as_user(user).pending_forms(cursor).await.unwrap()
 }
 
 /// The next message other than a heartbeat, within 10 s.
@@ -138,6 +99,14 @@ pub async fn quiet(stream: &mut Streaming<PendingFormsResponse>, wait: Duration)
             Ok(Some(Ok(message))) if matches!(message.event, Some(Event::Heartbeat(_))) => continue,
             Ok(_) => return false,
         }
+    }
+}
+
+/// The removal `message` announces (it must be one).
+pub fn removed(message: PendingFormsResponse) -> pending_forms_response::Removed {
+    match message.event {
+        Some(Event::Removed(removed)) => removed,
+        other => panic!("expected removed, got {other:?}"),
     }
 }
 
@@ -211,42 +180,21 @@ async fn a_form_task_carries_its_schema_prefill_and_draft() {
 
     let mut stream = open(&app, &ann, "").await;
     next(&mut stream).await;
-    let bearer = token(&ann, &[]);
-    let mut client = forms(&app).await;
+    let as_ann = app.as_user(&ann);
     let draft = ramp::json::json_to_struct(json!({"companyName": "Acme Ltd"}).as_object().unwrap());
-    let saved = client
-        .save_draft(with_token(
-            SaveDraftRequest {
-                id: id.clone(),
-                data: Some(draft.clone()),
-            },
-            &bearer,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(saved.form_task.unwrap().has_draft);
+    let saved = as_ann.save_draft(&id, draft.clone()).await.unwrap();
+    assert!(saved.has_draft);
     match next(&mut stream).await.event {
         Some(Event::Updated(t)) => assert!(t.has_draft && t.id == id),
         other => panic!("expected updated, got {other:?}"),
     }
-    let got = client
-        .get_form_task(with_token(GetFormTaskRequest { id: id.clone() }, &bearer))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(got.form_task.unwrap().draft, Some(draft));
+    assert_eq!(as_ann.form(&id).await.unwrap().draft, Some(draft));
 
     // Another user does not see it at all.
-    let status = client
-        .get_form_task(with_token(
-            GetFormTaskRequest { id },
-            &token("bob@example.com", &[]),
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::NotFound);
-    crate::helpers::assert_clean(&status);
+    refused(
+        app.as_user("bob@example.com").form(&id).await,
+        Code::NotFound,
+    );
 }
 
 #[tokio::test]
@@ -263,24 +211,19 @@ async fn lists_filter_and_page_in_a_stable_order() {
         .await;
         ids.push(created.form_task.unwrap().summary.unwrap().id);
     }
-    let bearer = token(&ann, &[]);
-    let mut client = forms(&app).await;
+    let as_ann = app.as_user(&ann);
     let mut seen = Vec::new();
     let mut page_token = String::new();
     loop {
-        let page = client
-            .list_form_tasks(with_token(
-                ListFormTasksRequest {
-                    page_size: 2,
-                    page_token: page_token.clone(),
-                    statuses: vec![FormTaskStatus::Pending as i32],
-                    ..Default::default()
-                },
-                &bearer,
-            ))
+        let page = as_ann
+            .forms(ListFormTasksRequest {
+                page_size: 2,
+                page_token: page_token.clone(),
+                statuses: vec![FormTaskStatus::Pending as i32],
+                ..Default::default()
+            })
             .await
-            .unwrap()
-            .into_inner();
+            .unwrap();
         seen.extend(page.form_tasks.into_iter().map(|t| t.id));
         if page.next_page_token.is_empty() {
             break;
@@ -288,17 +231,14 @@ async fn lists_filter_and_page_in_a_stable_order() {
         page_token = page.next_page_token;
     }
     assert_eq!(seen, ids, "oldest first, each once");
-    let by_root = client
-        .list_form_tasks(with_token(
-            ListFormTasksRequest {
-                root_process_instance_id: instance.clone(),
-                ..Default::default()
-            },
-            &token("admin@example.com", &["ramp-admin"]),
-        ))
+    let by_root = app
+        .as_admin()
+        .forms(ListFormTasksRequest {
+            root_process_instance_id: instance.clone(),
+            ..Default::default()
+        })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(by_root.form_tasks.len(), 5);
 }
 
@@ -311,28 +251,8 @@ async fn the_schema_comes_from_the_forms_own_deployment() {
     let mut instances = Vec::new();
     for label in ["first", "second"] {
         let form = json!({"id": "step", "type": "default", "components": [{"type": "textfield", "key": label, "label": label}]});
-        engine
-            .deploy(
-                &key,
-                vec![
-                    (
-                        format!("{key}.bpmn"),
-                        form_process(&key, "step").into_bytes(),
-                    ),
-                    ("step.form".into(), form.to_string().into_bytes()),
-                ],
-                false,
-                None,
-            )
-            .await
-            .unwrap();
-        instances.push(
-            engine
-                .start_process(&key, &ann, &Default::default())
-                .await
-                .unwrap()
-                .id,
-        );
+        deploy_model_with_form(&engine, &key, form_process(&key, "step"), &form.to_string()).await;
+        instances.push(crate::engine::start_instance(&key, &ann).await);
     }
     for (instance, label) in instances.iter().zip(["first", "second"]) {
         let task = create(&app, new_task(&format!("ext-{instance}"), instance, &ann))
@@ -388,18 +308,10 @@ async fn a_stream_resumes_from_its_cursor_with_exactly_what_it_missed() {
     );
 
     // A cursor this server never gave out is refused.
-    let status = forms(&app)
-        .await
-        .pending_forms(with_token(
-            PendingFormsRequest {
-                cursor: "garbage".into(),
-            },
-            &token(&ann, &[]),
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::InvalidArgument);
-    crate::helpers::assert_clean(&status);
+    refused(
+        app.as_user(&ann).pending_forms("garbage").await,
+        Code::InvalidArgument,
+    );
 }
 
 #[tokio::test]
@@ -424,16 +336,9 @@ async fn a_user_holds_a_bounded_number_of_streams() {
     let mut second = open(&app, &ann, "").await;
     next(&mut first).await;
     next(&mut second).await;
-    let status = forms(&app)
-        .await
-        .pending_forms(with_token(
-            PendingFormsRequest::default(),
-            &token(&ann, &[]),
-        ))
-        .await;
-    let status = match status {
+    let status = match app.as_user(&ann).pending_forms("").await {
         Err(status) => status,
-        Ok(response) => response.into_inner().next().await.unwrap().unwrap_err(),
+        Ok(mut stream) => stream.next().await.unwrap().unwrap_err(),
     };
     assert_eq!(status.code(), Code::ResourceExhausted);
     crate::helpers::assert_clean(&status);
@@ -481,12 +386,10 @@ async fn a_stream_ends_with_unauthenticated_when_its_token_expires() {
         },
     )
     .unwrap();
-    let mut stream = forms(&app)
+    let mut stream = Client::at(app.addr(), &ann, short)
+        .pending_forms("")
         .await
-        .pending_forms(with_token(PendingFormsRequest::default(), &short))
-        .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     next(&mut stream).await;
     let ended = tokio::time::timeout(Duration::from_secs(6), async {
         loop {
@@ -589,15 +492,15 @@ async fn a_draft_saved_while_its_form_is_reassigned_does_not_land_on_the_new_ass
         )
         .await
         .unwrap();
-    let mut client = forms(&app).await;
-    let request = with_token(
-        SaveDraftRequest {
-            id: id.clone(),
-            data: draft(json!({"companyName": "Ann's notes"})),
-        },
-        &token(&ann, &[]),
-    );
-    let saving = tokio::spawn(async move { client.save_draft(request).await });
+    let as_ann = app.as_user(&ann);
+    let saving = tokio::spawn({
+        let id = id.clone();
+        async move {
+            as_ann
+                .save_draft(&id, draft(json!({"companyName": "Ann's notes"})).unwrap())
+                .await
+        }
+    });
     waiting_for_a_lock(&app, "UPDATE form_tasks SET draft").await;
     reassignment.commit().await.unwrap();
 
@@ -607,16 +510,9 @@ async fn a_draft_saved_while_its_form_is_reassigned_does_not_land_on_the_new_ass
         None,
         "Ann's draft landed on Bob's form"
     );
-    let refused = crate::helpers::refused(saved, Code::NotFound);
+    let refused = refused(saved, Code::NotFound);
     assert_eq!(refused.message(), "form task not found");
-    let for_bob = forms(&app)
-        .await
-        .get_form_task(with_token(GetFormTaskRequest { id }, &token(&bob, &[])))
-        .await
-        .unwrap()
-        .into_inner()
-        .form_task
-        .unwrap();
+    let for_bob = app.as_user(&bob).form(&id).await.unwrap();
     assert!(for_bob.draft.is_none());
     assert_eq!(for_bob.summary.unwrap().assignee, bob);
 }
@@ -644,25 +540,15 @@ async fn a_draft_saved_just_before_a_reassignment_is_not_handed_over() {
     )
     .await
     .unwrap();
-    let mut admin = ramp::proto::admin_service_client::AdminServiceClient::new(app.channel().await);
-    let request = with_token(
-        ReassignFormTaskRequest {
-            form_task_id: id.clone(),
-            assignee: bob.clone(),
-        },
-        &token("admin@example.com", &["ramp-admin"]),
-    );
-    let reassigning = tokio::spawn(async move { admin.reassign_form_task(request).await });
+    let admin = app.as_admin();
+    let reassigning = tokio::spawn({
+        let (id, bob) = (id.clone(), bob.clone());
+        async move { admin.reassign(&id, &bob).await }
+    });
     waiting_for_a_lock(&app, "SELECT").await;
     save.commit().await.unwrap();
 
-    let moved = reassigning
-        .await
-        .unwrap()
-        .unwrap()
-        .into_inner()
-        .form_task
-        .unwrap();
+    let moved = reassigning.await.unwrap().unwrap();
     assert_eq!(moved.assignee, bob);
     assert!(!moved.has_draft);
     assert_eq!(stored_draft(&app, &id).await, None);
@@ -682,15 +568,8 @@ async fn a_repeat_with_a_corrected_assignee_moves_the_pending_form_to_them() {
     let (instance, _) = instance_with_form_and(&ann, json!({"assignedTo": bob})).await;
     let external = unique_key("ext");
     let id = created_id(&app, new_task(&external, &instance, &ann)).await;
-    forms(&app)
-        .await
-        .save_draft(with_token(
-            SaveDraftRequest {
-                id: id.clone(),
-                data: draft(json!({"companyName": "Ann's notes"})),
-            },
-            &token(&ann, &[]),
-        ))
+    app.as_user(&ann)
+        .save_draft(&id, draft(json!({"companyName": "Ann's notes"})).unwrap())
         .await
         .unwrap();
     let mut ann_inbox = open(&app, &ann, "").await;
@@ -712,13 +591,9 @@ async fn a_repeat_with_a_corrected_assignee_moves_the_pending_form_to_them() {
         "the form stayed with the first assignee"
     );
     assert!(moved.draft.is_none(), "Ann's draft is not handed to Bob");
-    match next(&mut ann_inbox).await.event {
-        Some(Event::Removed(removed)) => {
-            assert_eq!(removed.id, id);
-            assert_eq!(removed.reason(), RemovalReason::Reassigned);
-        }
-        other => panic!("Ann expected removed, got {other:?}"),
-    }
+    let from_ann = removed(next(&mut ann_inbox).await);
+    assert_eq!(from_ann.id, id);
+    assert_eq!(from_ann.reason(), RemovalReason::Reassigned);
     assert_eq!(added_id(&next(&mut bob_inbox).await), id);
 
     // Repeating the corrected request changes nothing more.
@@ -745,16 +620,8 @@ async fn a_repeat_with_other_data_is_refused_naming_what_differs() {
         ..new_task(&external, &instance, &ann)
     };
     let id = created_id(&app, first.clone()).await;
-    let client = forms(&app).await;
-    let repeat = |request: CreateFormTaskRequest| {
-        let mut client = client.clone();
-        async move {
-            client
-                .create_form_task(with_token(request, &worker()))
-                .await
-                .map(|r| r.into_inner())
-        }
-    };
+    let worker = app.as_worker();
+    let repeat = |request| worker.create_form_task(request);
 
     let other_prefill = repeat(CreateFormTaskRequest {
         prefill: draft(json!({"companyName": "Other"})),
@@ -766,7 +633,7 @@ async fn a_repeat_with_other_data_is_refused_naming_what_differs() {
     let prefill = other_prefill.form_task.unwrap().prefill.unwrap();
     assert_eq!(prefill, draft(json!({"companyName": "Acme"})).unwrap());
 
-    let other_form = crate::helpers::refused(
+    let other_form = refused(
         repeat(CreateFormTaskRequest {
             form_name: "otherForm".into(),
             message_name: "otherMessage".into(),
@@ -786,7 +653,7 @@ async fn a_repeat_with_other_data_is_refused_naming_what_differs() {
         )
     );
     let (elsewhere, _) = instance_with_form(&ann).await;
-    let other_instance = crate::helpers::refused(
+    let other_instance = refused(
         repeat(CreateFormTaskRequest {
             process_instance_id: elsewhere,
             ..first.clone()
@@ -803,19 +670,11 @@ async fn a_repeat_with_other_data_is_refused_naming_what_differs() {
     );
 
     // Answered, the form keeps its assignee: a corrected one comes too late.
-    forms(&app)
-        .await
-        .submit_form(with_token(
-            SubmitFormRequest {
-                id: id.clone(),
-                data: draft(json!({"companyName": "Acme"})),
-                request_id: String::new(),
-            },
-            &token(&ann, &[]),
-        ))
+    app.as_user(&ann)
+        .submit(&id, draft(json!({"companyName": "Acme"})).unwrap())
         .await
         .unwrap();
-    let too_late = crate::helpers::refused(
+    let too_late = refused(
         repeat(CreateFormTaskRequest {
             assignee: bob.clone(),
             ..first.clone()
@@ -831,17 +690,7 @@ async fn a_repeat_with_other_data_is_refused_naming_what_differs() {
         too_late.message()
     );
 
-    let stored = forms(&app)
-        .await
-        .get_form_task(with_token(
-            GetFormTaskRequest { id },
-            &token("admin@example.com", &["ramp-admin"]),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .form_task
-        .unwrap();
+    let stored = app.as_admin().form(&id).await.unwrap();
     let summary = stored.summary.unwrap();
     assert_eq!(
         (summary.assignee.as_str(), summary.form_name.as_str()),

@@ -28,11 +28,7 @@ async fn health_goes_serving_once_the_database_answers() {
 #[tokio::test]
 async fn health_is_not_serving_while_the_database_is_unreachable() {
     // A port on which nothing listens: the server starts, but must not claim to serve.
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed_port = crate::helpers::free_port();
     let url = format!("host=127.0.0.1 port={closed_port} user=postgres dbname=postgres");
     let app =
         ramp::server::Application::start(test_config(&url, json!({"database_timeout_ms": 500})))

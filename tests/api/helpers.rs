@@ -141,6 +141,32 @@ impl TestApp {
     }
 }
 
+/// An address on which nothing listens now (bound, then released): a closed port,
+/// or a free one for a server of the test's own.
+pub fn closed_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("a bound address")
+}
+
+/// A port free now, for a server of the test's own.
+pub fn free_port() -> u16 {
+    closed_addr().port()
+}
+
+/// Waits (bounded, 20 s) until something listens at `addr`: `what`, in the failure.
+pub async fn wait_until_listening(addr: SocketAddr, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub async fn channel(addr: SocketAddr) -> Channel {
     Channel::from_shared(format!("http://{addr}"))
         .expect("a valid URI")

@@ -22,6 +22,7 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 
+use crate::client::Client;
 use crate::helpers::{
     TestApp, grpc_frame, parse_grpc_web, spawn_app_with, token, wait_until_serving, with_token,
 };
@@ -29,11 +30,8 @@ use crate::helpers::{
 /// The server still serves: health on a fresh connection, and a ramp RPC.
 async fn probe(app: &TestApp) {
     wait_until_serving(app.addr()).await;
-    FormServiceClient::new(app.channel().await)
-        .list_form_tasks(with_token(
-            ListFormTasksRequest::default(),
-            &token("probe@example.com", &[]),
-        ))
+    app.as_user("probe@example.com")
+        .forms(ListFormTasksRequest::default())
         .await
         .expect("a ramp RPC succeeds after the hostile request");
 }
@@ -211,9 +209,7 @@ async fn malformed_grpc_messages_get_clear_errors_and_the_server_keeps_serving()
 #[tokio::test]
 async fn definition_keys_that_are_no_bpmn_id_are_invalid_arguments() {
     let app = spawn_app_with(json!({})).await;
-    let mut processes =
-        ramp::proto::process_service_client::ProcessServiceClient::new(app.channel().await);
-    let admin = token("admin@example.com", &["ramp-admin"]);
+    let admin = app.as_admin();
     for key in [
         "../../deployment",
         "..",
@@ -225,44 +221,30 @@ async fn definition_keys_that_are_no_bpmn_id_are_invalid_arguments() {
         "1VOE",
         "VOE:1:abc",
     ] {
-        let started = processes
-            .start_process(with_token(
-                StartProcessRequest {
-                    definition_key: key.into(),
-                    business_key: "hostile@example.com".into(),
-                    ..Default::default()
-                },
-                &admin,
-            ))
-            .await;
+        let started = admin.start_for(key, "hostile@example.com").await;
         let status = crate::helpers::refused(started, Code::InvalidArgument);
         assert!(
             status.message().contains("definition_key"),
             "{key}: {status:?}"
         );
-        let listed = processes
-            .list_processes(with_token(
-                ListProcessesRequest {
-                    definition_key: key.into(),
-                    ..Default::default()
-                },
-                &admin,
-            ))
+        let listed = admin
+            .processes(ListProcessesRequest {
+                definition_key: key.into(),
+                ..Default::default()
+            })
             .await;
         crate::helpers::refused(listed, Code::InvalidArgument);
     }
-    let forms = FormServiceClient::new(app.channel().await)
-        .create_form_task(with_token(
-            CreateFormTaskRequest {
-                external_task_id: "ext-1".into(),
-                process_instance_id: "pi-1".into(),
-                process_definition_key: "../x".into(),
-                business_key: "hostile@example.com".into(),
-                activity_id: "a/b".into(),
-                ..Default::default()
-            },
-            &token("worker@example.com", &["ramp-worker"]),
-        ))
+    let forms = app
+        .as_worker()
+        .create_form_task(CreateFormTaskRequest {
+            external_task_id: "ext-1".into(),
+            process_instance_id: "pi-1".into(),
+            process_definition_key: "../x".into(),
+            business_key: "hostile@example.com".into(),
+            activity_id: "a/b".into(),
+            ..Default::default()
+        })
         .await;
     let status = crate::helpers::refused(forms, Code::InvalidArgument);
     assert!(
@@ -494,14 +476,10 @@ async fn clients_that_never_read_or_never_finish_do_not_stop_the_others() {
         .connect()
         .await
         .unwrap();
-    let mut stalled = FormServiceClient::new(tiny)
-        .pending_forms(with_token(
-            PendingFormsRequest::default(),
-            &token(&slow, &[]),
-        ))
+    let mut stalled = Client::user_on(&tiny, &slow)
+        .pending_forms("")
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     // Requests that never finish their headers, or their body.
     let mut half_headers = tokio::net::TcpStream::connect(app.addr()).await.unwrap();
     half_headers
@@ -555,20 +533,12 @@ async fn thousands_of_streams_opened_and_dropped_leave_nothing_behind() {
     let channels: Vec<Channel> = futures::future::join_all((0..4).map(|_| app.channel())).await;
     // 2,000 inboxes of 2,000 users, half dropped after their snapshot, half at once.
     futures::StreamExt::for_each_concurrent(futures::stream::iter(0..2_000usize), 100, |n| {
-        let channel = channels[n % 4].clone();
+        let client = Client::user_on(&channels[n % 4], &format!("drop{n}@example.com"));
         async move {
-            let mut client = FormServiceClient::new(channel);
-            let user = format!("drop{n}@example.com");
-            let opened = client
-                .pending_forms(with_token(
-                    PendingFormsRequest::default(),
-                    &token(&user, &[]),
-                ))
-                .await;
+            let opened = client.pending_forms("").await;
             if n % 2 == 0
-                && let Ok(response) = opened
+                && let Ok(mut stream) = opened
             {
-                let mut stream = response.into_inner();
                 let _ = stream.message().await;
             }
         }

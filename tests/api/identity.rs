@@ -4,13 +4,12 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ramp::proto::process_service_client::ProcessServiceClient;
 use ramp::proto::*;
 use serde_json::{Value, json};
 use tonic::Code;
 
 use crate::auth::sign;
-use crate::helpers::{TEST_ISSUER, TEST_SECRET, spawn_app, spawn_app_with, token, with_token};
+use crate::helpers::{TEST_ISSUER, TEST_SECRET, spawn_app, spawn_app_with};
 
 fn now() -> u64 {
     SystemTime::now()
@@ -37,21 +36,7 @@ async fn a_lookalike_of_a_users_email_does_not_act_as_them() {
     crate::processes::deploy_demo().await;
     let suffix = &uuid::Uuid::now_v7().simple().to_string()[20..];
     let kate = format!("kate-{suffix}@example.com");
-    let mut processes = ProcessServiceClient::new(app.channel().await);
-    let kates = processes
-        .start_process(with_token(
-            StartProcessRequest {
-                definition_key: "VOE".into(),
-                business_key: kate.clone(),
-                ..Default::default()
-            },
-            &token("admin@example.com", &["ramp-admin"]),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .process
-        .unwrap();
+    let kates = app.as_admin().start_for("VOE", &kate).await.unwrap();
 
     let lookalikes = [
         (
@@ -78,42 +63,18 @@ async fn a_lookalike_of_a_users_email_does_not_act_as_them() {
         ),
     ];
     for (what, email) in &lookalikes {
-        let bearer = sign(&claims(email, 3600), TEST_SECRET);
-        let got = processes
-            .get_process(with_token(
-                GetProcessRequest {
-                    id: kates.id.clone(),
-                },
-                &bearer,
-            ))
-            .await;
+        let lookalike = app.bearing(sign(&claims(email, 3600), TEST_SECRET));
+        let got = lookalike.process(&kates.id).await;
         let status = crate::helpers::refused(got, Code::Unauthenticated);
         assert!(
             status.message().contains("email is not accepted"),
             "{what}: {status:?}"
         );
-        let cancelled = processes
-            .cancel_process(with_token(
-                CancelProcessRequest {
-                    id: kates.id.clone(),
-                    reason: "lookalike".into(),
-                },
-                &bearer,
-            ))
-            .await;
+        let cancelled = lookalike.cancel(&kates.id, "lookalike").await;
         crate::helpers::refused(cancelled, Code::Unauthenticated);
     }
 
-    let still = processes
-        .get_process(with_token(
-            GetProcessRequest { id: kates.id },
-            &token(&kate, &[]),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .process
-        .unwrap();
+    let still = app.as_user(&kate).process(&kates.id).await.unwrap();
     assert_eq!(still.state(), ProcessState::Active);
     assert_eq!(still.business_key, kate);
 }
@@ -125,15 +86,10 @@ async fn a_lookalike_of_a_users_email_does_not_act_as_them() {
 #[tokio::test]
 async fn a_token_that_lives_longer_than_the_limit_is_refused() {
     let app = spawn_app().await;
-    let processes = ProcessServiceClient::new(app.channel().await);
     let ann = crate::forms::user();
     let list = |bearer: String| {
-        let mut processes = processes.clone();
-        async move {
-            processes
-                .list_processes(with_token(ListProcessesRequest::default(), &bearer))
-                .await
-        }
+        let client = app.bearing(bearer);
+        async move { client.processes(ListProcessesRequest::default()).await }
     };
     let long_lived = [
         ("valid until 9999", {
@@ -174,21 +130,15 @@ async fn a_token_that_lives_longer_than_the_limit_is_refused() {
 
     // A limit of the operator's own.
     let app = spawn_app_with(json!({"jwt_max_ttl_secs": 600})).await;
-    let mut processes = ProcessServiceClient::new(app.channel().await);
-    let status = processes
-        .list_processes(with_token(
-            ListProcessesRequest::default(),
-            &sign(&claims(&ann, 3600), TEST_SECRET),
-        ))
+    let status = app
+        .bearing(sign(&claims(&ann, 3600), TEST_SECRET))
+        .processes(ListProcessesRequest::default())
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
     assert!(status.message().contains("600"), "{status:?}");
-    processes
-        .list_processes(with_token(
-            ListProcessesRequest::default(),
-            &sign(&claims(&ann, 300), TEST_SECRET),
-        ))
+    app.bearing(sign(&claims(&ann, 300), TEST_SECRET))
+        .processes(ListProcessesRequest::default())
         .await
         .expect("five minutes are within ten");
 }

@@ -6,12 +6,11 @@ use std::process::Command;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use ramp::proto::ListFormTasksRequest;
-use ramp::proto::form_service_client::FormServiceClient;
 use serde_json::json;
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
-use crate::helpers::{TEST_ISSUER, fresh_database, spawn_app_with, test_config, with_token};
+use crate::helpers::{TEST_ISSUER, fresh_database, spawn_app_with, test_config};
 
 fn openssl(args: &[&str], dir: &Path) {
     let status = Command::new("openssl")
@@ -60,14 +59,11 @@ async fn a_pem_key_fixes_the_algorithm() {
     let (private, public) = ec_key(dir.path(), "signer");
     let (other_private, _) = ec_key(dir.path(), "other");
     let app = spawn_app_with(json!({"jwt_secret": null, "jwt_public_key_file": public})).await;
-    let forms = FormServiceClient::new(app.channel().await);
     let call = |token: String| {
-        let mut forms = forms.clone();
+        let client = app.bearing(token);
         async move {
-            forms
-                .list_form_tasks(with_token(ListFormTasksRequest::default(), &token))
-                .await
-                .map(|_| ())
+            let listed = client.forms(ListFormTasksRequest::default()).await;
+            listed.map(|_| ())
         }
     };
 

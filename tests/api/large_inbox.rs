@@ -5,13 +5,11 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use prost::Message;
-use ramp::proto::form_service_client::FormServiceClient;
 use ramp::proto::pending_forms_response::Event;
-use ramp::proto::*;
 use tokio_stream::StreamExt;
 
 use crate::forms::{next, quiet, user};
-use crate::helpers::{spawn_app, token, with_token};
+use crate::helpers::spawn_app;
 
 /// What a gRPC client accepts per message unless told otherwise.
 const DEFAULT_LIMIT: usize = 4 * 1024 * 1024;
@@ -57,16 +55,10 @@ async fn ten_thousand_pending_forms_reach_a_client_with_default_limits_in_pages(
     let ann = user();
     pending_forms(&app.db().await, &ann, 10_000).await;
 
-    // tonic's generated client, as any client builds it: limits left as they are.
-    let mut client = FormServiceClient::new(app.channel().await);
-    let mut stream = client
-        .pending_forms(with_token(
-            PendingFormsRequest::default(),
-            &token(&ann, &[]),
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    // The test client is tonic's generated client, as any client builds it: limits
+    // left as they are.
+    let as_ann = app.as_user(&ann);
+    let mut stream = as_ann.pending_forms("").await.unwrap();
     let mut forms = Vec::new();
     let mut pages = 0;
     let mut total_bytes = 0;
@@ -114,16 +106,7 @@ async fn ten_thousand_pending_forms_reach_a_client_with_default_limits_in_pages(
     );
 
     // The cursor of the last page resumes: nothing again, then what changes.
-    let mut resumed = client
-        .pending_forms(with_token(
-            PendingFormsRequest {
-                cursor: cursor.clone(),
-            },
-            &token(&ann, &[]),
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut resumed = as_ann.pending_forms(&cursor).await.unwrap();
     assert!(quiet(&mut resumed, Duration::from_millis(1_000)).await);
     pending_forms(&app.db().await, &ann, 1).await;
     assert!(matches!(

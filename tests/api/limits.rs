@@ -5,14 +5,12 @@ use std::collections::BTreeMap;
 
 use prost_types::value::Kind;
 use prost_types::{Struct, Value};
-use ramp::proto::form_service_client::FormServiceClient;
-use ramp::proto::process_service_client::ProcessServiceClient;
 use ramp::proto::*;
 use serde_json::json;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::helpers::{spawn_app, spawn_app_with, token, with_token};
+use crate::helpers::{spawn_app, spawn_app_with};
 
 fn string(s: &str) -> Value {
     Value {
@@ -52,11 +50,28 @@ fn violated_fields(status: &tonic::Status) -> Vec<String> {
 
 const ANN: &str = "ann@example.com";
 
+/// A start of VOE for Ann with `variables`.
+fn start_with_variables(variables: Struct) -> StartProcessRequest {
+    StartProcessRequest {
+        definition_key: "VOE".into(),
+        business_key: ANN.into(),
+        variables: Some(variables),
+        ..Default::default()
+    }
+}
+
+/// One variable `blob` of `kib` KiB of text.
+fn blob(kib: usize) -> Struct {
+    object(BTreeMap::from([(
+        "blob".to_owned(),
+        string(&"x".repeat(kib * 1024)),
+    )]))
+}
+
 #[tokio::test]
 async fn bad_fields_are_named_in_field_violations() {
     let app = spawn_app().await;
-    let ann = token(ANN, &[]);
-    let mut processes = ProcessServiceClient::new(app.channel().await);
+    let as_ann = app.as_user(ANN);
 
     let cases: Vec<(StartProcessRequest, &[&str])> = vec![
         (
@@ -141,75 +156,42 @@ async fn bad_fields_are_named_in_field_violations() {
         ),
     ];
     for (request, fields) in cases {
-        let status = processes
-            .start_process(with_token(request, &ann))
-            .await
-            .unwrap_err();
+        let status = as_ann.start_with(request).await.unwrap_err();
         assert_eq!(violated_fields(&status), fields);
     }
 
     let many_keys = object((0..2_001).map(|i| (format!("k{i}"), string("v"))).collect());
-    let status = processes
-        .start_process(with_token(
-            StartProcessRequest {
-                definition_key: "VOE".into(),
-                business_key: ANN.into(),
-                variables: Some(many_keys),
-                ..Default::default()
-            },
-            &ann,
-        ))
+    let status = as_ann
+        .start_with(start_with_variables(many_keys))
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&status), ["variables"]);
 
-    let big = object(BTreeMap::from([(
-        "blob".to_owned(),
-        string(&"x".repeat(300 * 1024)),
-    )]));
-    let status = processes
-        .start_process(with_token(
-            StartProcessRequest {
-                definition_key: "VOE".into(),
-                business_key: ANN.into(),
-                variables: Some(big),
-                ..Default::default()
-            },
-            &ann,
-        ))
+    let status = as_ann
+        .start_with(start_with_variables(blob(300)))
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&status), ["variables"]);
 
-    let status = processes
-        .list_processes(with_token(
-            ListProcessesRequest {
-                page_size: 501,
-                states: vec![99],
-                ..Default::default()
-            },
-            &ann,
-        ))
+    let status = as_ann
+        .processes(ListProcessesRequest {
+            page_size: 501,
+            states: vec![99],
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&status), ["page_size", "states"]);
 
-    let status = processes
-        .get_process(with_token(GetProcessRequest { id: "42".into() }, &ann))
-        .await
-        .unwrap_err();
+    let status = as_ann.process("42").await.unwrap_err();
     assert_eq!(violated_fields(&status), ["id"]);
 
-    let mut forms = FormServiceClient::new(app.channel().await);
-    let worker = token("worker@example.com", &["ramp-worker"]);
-    let status = forms
-        .create_form_task(with_token(
-            CreateFormTaskRequest {
-                assignee: "nobody".into(),
-                ..Default::default()
-            },
-            &worker,
-        ))
+    let status = app
+        .as_worker()
+        .create_form_task(CreateFormTaskRequest {
+            assignee: "nobody".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(
@@ -222,37 +204,16 @@ async fn bad_fields_are_named_in_field_violations() {
             "assignee"
         ]
     );
-    let status = forms
-        .pending_forms(with_token(
-            PendingFormsRequest {
-                cursor: "c".repeat(1025),
-            },
-            &ann,
-        ))
-        .await
-        .unwrap_err();
+    let status = as_ann.pending_forms(&"c".repeat(1025)).await.unwrap_err();
     assert_eq!(violated_fields(&status), ["cursor"]);
 }
 
 #[tokio::test]
 async fn a_message_over_the_size_limit_is_refused_before_decoding() {
     let app = spawn_app_with(json!({"max_message_bytes": 64 * 1024})).await;
-    let ann = token(ANN, &[]);
-    let mut processes = ProcessServiceClient::new(app.channel().await);
-    let big = object(BTreeMap::from([(
-        "blob".to_owned(),
-        string(&"x".repeat(100 * 1024)),
-    )]));
-    let status = processes
-        .start_process(with_token(
-            StartProcessRequest {
-                definition_key: "VOE".into(),
-                business_key: ANN.into(),
-                variables: Some(big),
-                ..Default::default()
-            },
-            &ann,
-        ))
+    let as_ann = app.as_user(ANN);
+    let status = as_ann
+        .start_with(start_with_variables(blob(100)))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::OutOfRange, "{status:?}");

@@ -28,15 +28,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::checker::{AcceptedSubmission, Checker, FIELD, FORM, Ledger, Report};
 use crate::engine::{camunda, engine_url, unique_key};
-use crate::helpers::{TEST_ISSUER, TEST_SECRET, token, wait_until_serving, with_token};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::helpers::{TEST_ISSUER, TEST_SECRET, free_port, token, wait_until_serving, with_token};
 
 fn script(name: &str) -> PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

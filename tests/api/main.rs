@@ -7,6 +7,7 @@ mod cancel;
 mod change_log;
 mod checker;
 mod cli;
+mod client;
 mod clock_skew;
 mod concurrency;
 mod connections;

@@ -6,14 +6,13 @@
 use std::time::Duration;
 
 use ramp::proto::pending_forms_response::Event;
-use ramp::proto::process_service_client::ProcessServiceClient;
 use ramp::proto::*;
 use serde_json::json;
 
 use crate::e2e::worker;
 use crate::engine::{camunda, engine_url, unique_key};
-use crate::forms::{create, forms, next, open, user};
-use crate::helpers::{TestApp, spawn_app_with, token, with_token};
+use crate::forms::{create, next, open, user};
+use crate::helpers::{TestApp, spawn_app_with};
 use crate::http_fault::{Fault, HttpFaultProxy};
 
 /// A model whose process and send task (`step`, on a topic named after the key) are named
@@ -91,14 +90,6 @@ async fn app_behind_proxy(startable: &str) -> (TestApp, HttpFaultProxy) {
 }
 
 /// `message` with a request id of the test's choosing, to find its engine calls.
-fn tagged<T>(message: T, bearer: &str, request_id: &str) -> tonic::Request<T> {
-    let mut request = with_token(message, bearer);
-    request
-        .metadata_mut()
-        .insert("x-request-id", request_id.parse().unwrap());
-    request
-}
-
 fn engine_calls_of(proxy: &HttpFaultProxy, request_id: &str) -> usize {
     proxy
         .request_ids()
@@ -108,18 +99,14 @@ fn engine_calls_of(proxy: &HttpFaultProxy, request_id: &str) -> usize {
 }
 
 async fn start(app: &TestApp, key: &str, starter: &str, variables: serde_json::Value) {
-    ProcessServiceClient::new(app.channel().await)
-        .start_process(with_token(
-            StartProcessRequest {
-                definition_key: key.into(),
-                business_key: starter.into(),
-                variables: Some(ramp::json::json_to_struct(
-                    variables.as_object().expect("an object"),
-                )),
-                ..Default::default()
-            },
-            &token(starter, &[]),
-        ))
+    let variables = ramp::json::json_to_struct(variables.as_object().expect("an object"));
+    app.as_user(starter)
+        .start_with(StartProcessRequest {
+            definition_key: key.into(),
+            business_key: starter.into(),
+            variables: Some(variables),
+            ..Default::default()
+        })
         .await
         .expect("the process starts");
 }
@@ -168,19 +155,11 @@ async fn a_form_carries_its_tasks_and_processs_names_and_its_context_read_once_p
     assert_eq!(first.form_name, "step");
 
     // Reading the form asks the engine nothing about its names.
-    let read = forms(&app)
+    let read = app
+        .as_user(&ann)
+        .tagged("names-get-1")
+        .form(&first.id)
         .await
-        .get_form_task(tagged(
-            GetFormTaskRequest {
-                id: first.id.clone(),
-            },
-            &token(&ann, &[]),
-            "names-get-1",
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .form_task
         .unwrap()
         .summary
         .unwrap();
@@ -270,18 +249,12 @@ async fn users_see_the_definitions_they_may_start_and_admins_all_in_one_engine_c
     );
     let missing = unique_key("missing");
     let (app, proxy) = app_behind_proxy(&format!("{key},{missing}")).await;
-    let mut processes = ProcessServiceClient::new(app.channel().await);
-
-    let listed = processes
-        .list_startable_processes(tagged(
-            ListStartableProcessesRequest {},
-            &token(&user(), &[]),
-            "names-startable-user",
-        ))
+    let listed = app
+        .as_user(&user())
+        .tagged("names-startable-user")
+        .startable()
         .await
-        .unwrap()
-        .into_inner()
-        .processes;
+        .unwrap();
     assert_eq!(
         listed,
         [StartableProcess {
@@ -294,16 +267,12 @@ async fn users_see_the_definitions_they_may_start_and_admins_all_in_one_engine_c
     );
     assert_eq!(engine_calls_of(&proxy, "names-startable-user"), 1);
 
-    let everything = processes
-        .list_startable_processes(tagged(
-            ListStartableProcessesRequest {},
-            &token("admin@example.com", &["ramp-admin"]),
-            "names-startable-admin",
-        ))
+    let everything = app
+        .as_admin()
+        .tagged("names-startable-admin")
+        .startable()
         .await
-        .unwrap()
-        .into_inner()
-        .processes;
+        .unwrap();
     for wanted in [&key, &other] {
         assert!(
             everything.iter().any(|p| &p.key == wanted),
@@ -329,16 +298,12 @@ async fn users_see_the_definitions_they_may_start_and_admins_all_in_one_engine_c
 #[tokio::test]
 async fn a_user_allowed_nothing_lists_nothing_without_asking_the_engine() {
     let (app, proxy) = app_behind_proxy("").await;
-    let listed = ProcessServiceClient::new(app.channel().await)
-        .list_startable_processes(tagged(
-            ListStartableProcessesRequest {},
-            &token(&user(), &[]),
-            "names-startable-none",
-        ))
+    let listed = app
+        .as_user(&user())
+        .tagged("names-startable-none")
+        .startable()
         .await
-        .unwrap()
-        .into_inner()
-        .processes;
+        .unwrap();
     assert!(listed.is_empty());
     assert_eq!(engine_calls_of(&proxy, "names-startable-none"), 0);
 }

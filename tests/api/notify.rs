@@ -7,34 +7,24 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
-use ramp::proto::admin_service_client::AdminServiceClient;
-use ramp::proto::form_service_client::FormServiceClient;
-use ramp::proto::*;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
+use crate::client::Client;
 use crate::e2e::ramp_command;
 use crate::engine::{engine_url, unique_key};
 use crate::forms::{created_id, instance_with_form, new_task, user, worker};
 use crate::helpers::{
-    TEST_ISSUER, TEST_SECRET, TestApp, channel, fresh_database, spawn_app_with, token,
-    wait_until_serving, with_token,
+    TEST_ISSUER, TEST_SECRET, TestApp, channel, free_port, fresh_database, spawn_app_with,
+    wait_until_serving,
 };
 
 const FROM: &str = "ramp <forms@example.com>";
 const PUBLIC_URL: &str = "https://forms.example.com/app";
 const WEBHOOK_SECRET: &str = "a-webhook-secret-of-at-least-32-characters";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Mailpit on free ports, stopped when dropped.
 struct Mailpit {
@@ -90,17 +80,15 @@ impl Mailpit {
         format!("smtp://{}", self.smtp)
     }
 
+    /// What Mailpit's API answers at `path`.
+    async fn get(&self, path: &str) -> Value {
+        let answer = self.http.get(format!("{}{path}", self.api)).send().await;
+        answer.unwrap().json().await.unwrap()
+    }
+
     /// The messages that arrived for `to`, oldest first, each with its text.
     async fn messages_to(&self, to: &str) -> Vec<Value> {
-        let list: Value = self
-            .http
-            .get(format!("{}/messages?limit=500", self.api))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = self.get("/messages?limit=500").await;
         let mut found = Vec::new();
         for message in list["messages"].as_array().unwrap().iter().rev() {
             let addressed = message["To"]
@@ -110,16 +98,7 @@ impl Mailpit {
                 .any(|a| a["Address"].as_str() == Some(to));
             if addressed {
                 let id = message["ID"].as_str().unwrap();
-                let full: Value = self
-                    .http
-                    .get(format!("{}/message/{id}", self.api))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                found.push(full);
+                found.push(self.get(&format!("/message/{id}")).await);
             }
         }
         found
@@ -218,16 +197,7 @@ async fn a_new_form_mails_its_assignee_once_with_a_link_to_the_form_page() {
 
     // Given to someone else: they hear of it, saying so; the first hears nothing more.
     let bob = user();
-    AdminServiceClient::new(app.channel().await)
-        .reassign_form_task(with_token(
-            ReassignFormTaskRequest {
-                form_task_id: form.clone(),
-                assignee: bob.clone(),
-            },
-            &token("admin@example.com", &["ramp-admin"]),
-        ))
-        .await
-        .unwrap();
+    app.as_admin().reassign(&form, &bob).await.unwrap();
     let mails = mailpit.wait_for(&bob, 1, Duration::from_secs(20)).await;
     assert_eq!(links(&mails[0]), [link_to(&form)]);
     assert!(mails[0]["Text"].as_str().unwrap().contains("given to you"));
@@ -368,19 +338,10 @@ async fn a_serve_killed_while_sending_a_mail_leaves_it_to_be_sent_once_after_res
 
     let ann = user();
     let (instance, _) = instance_with_form(&ann).await;
-    let form = FormServiceClient::new(channel(addr).await)
-        .create_form_task(with_token(
-            new_task(&unique_key("ext"), &instance, &ann),
-            &worker(),
-        ))
+    let form = Client::worker_on(&channel(addr).await)
+        .create_form(new_task(&unique_key("ext"), &instance, &ann))
         .await
-        .unwrap()
-        .into_inner()
-        .form_task
-        .unwrap()
-        .summary
-        .unwrap()
-        .id;
+        .unwrap();
 
     // The mail's body is on its way (claimed, DATA sent, held): kill the server.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -515,13 +476,11 @@ async fn the_webhook_gets_the_same_events_signed_and_is_retried_under_one_delive
 /// A review on a form, then a gateway on `approved`, which the reviewer may leave
 /// out: the engine then refuses the answer, and the form comes back.
 fn review_model(key: &str) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-    xmlns:camunda="http://camunda.org/schema/1.0/bpmn"
-    xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" id="defs_{key}" targetNamespace="http://ramp.test">
-  <bpmn:message id="msg_review" name="review"/>
-  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
+    crate::engine::definitions(
+        key,
+        &["review"],
+        &format!(
+            r#"
     <bpmn:startEvent id="start"/>
     <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="review"/>
     <bpmn:sendTask id="review" name="Review the request" camunda:type="external" camunda:topic="{key}"/>
@@ -531,9 +490,8 @@ fn review_model(key: &str) -> String {
     <bpmn:exclusiveGateway id="decide"/>
     <bpmn:sequenceFlow id="yes" sourceRef="decide" targetRef="end"><bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">${{approved == true}}</bpmn:conditionExpression></bpmn:sequenceFlow>
     <bpmn:sequenceFlow id="no" sourceRef="decide" targetRef="end"><bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">${{approved == false}}</bpmn:conditionExpression></bpmn:sequenceFlow>
-    <bpmn:endEvent id="end"/>
-  </bpmn:process>
-</bpmn:definitions>"#
+    <bpmn:endEvent id="end"/>"#
+        ),
     )
 }
 
@@ -575,17 +533,13 @@ async fn a_form_returned_to_its_author_mails_them_with_the_reason() {
     let mails = mailpit.wait_for(&ann, 1, Duration::from_secs(30)).await;
     let form = links(&mails[0])[0].rsplit('/').next().unwrap().to_owned();
     // `approved` left out: the engine refuses the answer, and the form comes back.
-    FormServiceClient::new(app.channel().await)
-        .submit_form(with_token(
-            SubmitFormRequest {
-                id: form.clone(),
-                data: Some(ramp::json::json_to_struct(
-                    json!({"comment": "fine"}).as_object().unwrap(),
-                )),
-                request_id: uuid::Uuid::now_v7().to_string(),
-            },
-            &token(&ann, &[]),
-        ))
+    let answer = json!({"comment": "fine"});
+    app.as_user(&ann)
+        .submit_once(
+            &form,
+            ramp::json::json_to_struct(answer.as_object().unwrap()),
+            &uuid::Uuid::now_v7().to_string(),
+        )
         .await
         .unwrap();
     let mails = mailpit.wait_for(&ann, 2, Duration::from_secs(30)).await;

@@ -6,13 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use ramp::proto::form_service_client::FormServiceClient;
-use ramp::proto::{CreateFormTaskRequest, PendingFormsRequest};
+use ramp::proto::CreateFormTaskRequest;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tonic::Code;
 
-use crate::helpers::{spawn_app_with, with_token};
+use crate::helpers::spawn_app_with;
 
 struct Provider {
     child: tokio::process::Child,
@@ -108,23 +107,24 @@ async fn tokens_of_a_real_provider_are_checked_against_its_jwks() {
     let dir = tempfile::tempdir().unwrap();
     let provider = Provider::start(0, &keys_file(&dir, "keys.json")).await;
     let app = spawn_app_with(ramp_settings(&provider)).await;
-    let mut forms = FormServiceClient::new(app.channel().await);
 
     // Roles from realm_access.roles: a worker is let in (and told that the engine
     // knows no instance pi-1).
     let worker = provider
         .token("worker@example.com", true, "ramp-worker")
         .await;
-    let status = forms
-        .create_form_task(with_token(create_task(), &worker))
+    let status = app
+        .bearing(&worker)
+        .create_form_task(create_task())
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
 
     // A user without the role is let in, then refused.
     let user = provider.token("ann@example.com", true, "").await;
-    let status = forms
-        .create_form_task(with_token(create_task(), &user))
+    let status = app
+        .bearing(&user)
+        .create_form_task(create_task())
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
@@ -133,8 +133,9 @@ async fn tokens_of_a_real_provider_are_checked_against_its_jwks() {
     let unverified = provider
         .token("ann@example.com", false, "ramp-worker")
         .await;
-    let status = forms
-        .pending_forms(with_token(PendingFormsRequest::default(), &unverified))
+    let status = app
+        .bearing(&unverified)
+        .pending_forms("")
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
@@ -156,8 +157,9 @@ async fn tokens_of_a_real_provider_are_checked_against_its_jwks() {
     )
     .unwrap();
     let forged = crate::auth::sign(&claims, "a-shared-secret-a-shared-secret-a-shared");
-    let status = forms
-        .create_form_task(with_token(create_task(), &forged))
+    let status = app
+        .bearing(&forged)
+        .create_form_task(create_task())
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
@@ -171,13 +173,13 @@ async fn a_rotated_key_is_fetched_when_a_token_names_it() {
     let before = Provider::start(0, &keys_file(&dir, "before.json")).await;
     let port = before.port();
     let app = spawn_app_with(ramp_settings(&before)).await;
-    let mut forms = FormServiceClient::new(app.channel().await);
 
     let old = before
         .token("worker@example.com", true, "ramp-worker")
         .await;
-    let status = forms
-        .create_form_task(with_token(create_task(), &old))
+    let status = app
+        .bearing(&old)
+        .create_form_task(create_task())
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
@@ -187,8 +189,9 @@ async fn a_rotated_key_is_fetched_when_a_token_names_it() {
     let after = Provider::start(port, &keys_file(&dir, "after.json")).await;
     let new = after.token("worker@example.com", true, "ramp-worker").await;
     tokio::time::sleep(Duration::from_millis(1_100)).await; // past the refetch limit
-    let status = forms
-        .create_form_task(with_token(create_task(), &new))
+    let status = app
+        .bearing(&new)
+        .create_form_task(create_task())
         .await
         .unwrap_err();
     assert_eq!(
@@ -208,10 +211,6 @@ async fn unreachable_signing_keys_answer_unavailable() {
     provider.stop().await;
 
     let app = spawn_app_with(settings).await;
-    let mut forms = FormServiceClient::new(app.channel().await);
-    let status = forms
-        .pending_forms(with_token(PendingFormsRequest::default(), &token))
-        .await
-        .unwrap_err();
+    let status = app.bearing(&token).pending_forms("").await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
 }

@@ -4,12 +4,12 @@
 use std::time::{Duration, Instant};
 
 use ramp::proto::admin_service_client::AdminServiceClient;
-use ramp::proto::process_service_client::ProcessServiceClient;
 use ramp::proto::*;
 use serde_json::json;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 
+use crate::client::{ADMIN, Client, admin_token};
 use crate::e2e::ramp_command;
 use crate::engine::{camunda, deploy_model, engine_url, form_process, unique_key};
 use crate::forms::open;
@@ -94,27 +94,16 @@ async fn metrics_serve_every_series_after_rpcs_a_delivery_a_reconciliation_and_a
     );
 
     // An engine call that fails: a start of a definition the engine does not know.
-    let unknown = ProcessServiceClient::new(app.channel().await)
-        .start_process(with_token(
-            StartProcessRequest {
-                definition_key: unique_key("nosuch"),
-                business_key: "someone@example.com".into(),
-                ..Default::default()
-            },
-            &token("admin@example.com", &["ramp-admin"]),
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(unknown.code(), Code::NotFound);
-    crate::helpers::assert_clean(&unknown);
+    let unknown = app
+        .as_admin()
+        .start_for(&unique_key("nosuch"), "someone@example.com")
+        .await;
+    crate::helpers::refused(unknown, Code::NotFound);
 
     // A worker task, through `ramp worker` and its own metrics endpoint.
     let key = unique_key("metrics");
     deploy_model(&camunda(), &key, form_process(&key, "step")).await;
-    let worker_metrics = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let worker_metrics = crate::helpers::closed_addr();
     let _worker = ramp_command()
         .arg("worker")
         .args(["--definition-key", &key])
@@ -263,11 +252,7 @@ async fn readiness_goes_away_while_the_engine_is_unreachable_and_comes_back() {
 
 #[tokio::test]
 async fn readiness_and_liveness_part_while_the_database_is_unreachable() {
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed_port = crate::helpers::free_port();
     let url = format!("host=127.0.0.1 port={closed_port} user=postgres dbname=postgres");
     let app = ramp::server::Application::start(test_config(
         &url,
@@ -296,27 +281,21 @@ async fn readiness_and_liveness_part_while_the_database_is_unreachable() {
 async fn a_request_id_comes_back_and_reaches_the_engine() {
     let proxy = HttpFaultProxy::start(&engine_url(), Fault::None).await;
     let app = spawn_app_with(json!({"camunda_url": proxy.url()})).await;
-    let mut processes = ProcessServiceClient::new(app.channel().await);
-    let admin = token("admin@example.com", &["ramp-admin"]);
+    // A start of a definition the engine does not know, tagged with `id` if given.
     let start = |id: Option<&str>| {
-        let mut request = with_token(
-            StartProcessRequest {
-                definition_key: unique_key("nosuch"),
-                business_key: "someone@example.com".into(),
-                ..Default::default()
-            },
-            &admin,
-        );
-        if let Some(id) = id {
-            request
-                .metadata_mut()
-                .insert("x-request-id", id.parse().unwrap());
+        let admin = app.as_admin();
+        let admin = match id {
+            Some(id) => admin.tagged(id),
+            None => admin,
+        };
+        async move {
+            admin
+                .start_for(&unique_key("nosuch"), "someone@example.com")
+                .await
         }
-        request
     };
 
-    let refused = processes
-        .start_process(start(Some("req-7f3a.1")))
+    let refused = start(Some("req-7f3a.1"))
         .await
         .expect_err("no such definition");
     assert_eq!(refused.code(), Code::NotFound);
@@ -333,7 +312,7 @@ async fn a_request_id_comes_back_and_reaches_the_engine() {
 
     // None given, or one unfit for logs and headers: a fresh one.
     for given in [None, Some("has spaces in it")] {
-        let refused = processes.start_process(start(given)).await.unwrap_err();
+        let refused = start(given).await.unwrap_err();
         let id = refused
             .metadata()
             .get("x-request-id")
@@ -347,7 +326,7 @@ async fn a_request_id_comes_back_and_reaches_the_engine() {
 
     // Successful answers carry it too.
     let mut admin_client = AdminServiceClient::new(app.channel().await);
-    let mut request = with_token(ListDeliveriesRequest::default(), &admin);
+    let mut request = with_token(ListDeliveriesRequest::default(), &admin_token());
     request
         .metadata_mut()
         .insert("x-request-id", "list-1".parse().unwrap());
@@ -357,11 +336,7 @@ async fn a_request_id_comes_back_and_reaches_the_engine() {
 
 #[tokio::test]
 async fn json_logs_carry_the_request_id_on_engine_calls() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let serve = ramp_command()
         .arg("serve")
         .env("RAMP_LISTEN", format!("127.0.0.1:{port}"))
@@ -375,25 +350,12 @@ async fn json_logs_carry_the_request_id_on_engine_calls() {
         .spawn()
         .unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "ramp serve never listened");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::helpers::wait_until_listening(addr, "ramp serve").await;
     crate::helpers::wait_until_serving(addr).await;
-    let mut processes = ProcessServiceClient::new(crate::helpers::channel(addr).await);
-    let mut request = with_token(
-        StartProcessRequest {
-            definition_key: unique_key("nosuch"),
-            business_key: "someone@example.com".into(),
-            ..Default::default()
-        },
-        &token("admin@example.com", &["ramp-admin"]),
-    );
-    request
-        .metadata_mut()
-        .insert("x-request-id", "json-log-42".parse().unwrap());
-    let _ = processes.start_process(request).await;
+    let _ = Client::at(addr, ADMIN, admin_token())
+        .tagged("json-log-42")
+        .start_for(&unique_key("nosuch"), "someone@example.com")
+        .await;
 
     // Stop it, then read what it wrote.
     let pid = serve.id().unwrap() as i32;

@@ -2,18 +2,16 @@
 
 use std::time::{Duration, Instant};
 
-use ramp::camunda::types::{CorrelationMessage, FetchAndLock, FetchTopic, ProcessInstanceQuery};
-use ramp::proto::process_service_client::ProcessServiceClient;
+use ramp::camunda::types::{CorrelationMessage, FetchTopic, ProcessInstanceQuery};
 use ramp::proto::*;
 use serde_json::json;
 use tokio::sync::OnceCell;
 use tonic::Code;
-use tonic::transport::Channel;
 
-use crate::engine::{camunda, unique_key};
-use crate::helpers::{
-    TestApp, fresh_database, spawn_app, spawn_app_on, spawn_app_with, token, with_token,
-};
+use crate::client::Client;
+use crate::engine::{camunda, fetch_send_tasks, unique_key};
+use crate::forms::user;
+use crate::helpers::{TestApp, fresh_database, refused, spawn_app, spawn_app_on, spawn_app_with};
 use crate::http_fault::{Fault, HttpFaultProxy};
 
 /// Deploys `processes/` to the shared engine once per test binary.
@@ -35,11 +33,7 @@ pub async fn deploy_demo() {
         .await;
 }
 
-/// A user of the test's own: the engine is shared.
-fn user() -> String {
-    format!("{}@example.com", unique_key("user"))
-}
-
+/// A start of VOE for `business_key` under `request_id`.
 fn start(business_key: &str, request_id: &str) -> StartProcessRequest {
     StartProcessRequest {
         definition_key: "VOE".into(),
@@ -50,20 +44,10 @@ fn start(business_key: &str, request_id: &str) -> StartProcessRequest {
 }
 
 /// The process's state once it is no longer active, or `Active` after 10 s.
-async fn state_once_not_active(
-    processes: &mut ProcessServiceClient<Channel>,
-    id: &str,
-    bearer: &str,
-) -> ProcessState {
+pub async fn state_once_not_active(client: &Client, id: &str) -> ProcessState {
     let started = Instant::now();
     loop {
-        let got = processes
-            .get_process(with_token(GetProcessRequest { id: id.to_owned() }, bearer))
-            .await
-            .unwrap()
-            .into_inner()
-            .process
-            .unwrap();
+        let got = client.process(id).await.unwrap();
         if got.state() != ProcessState::Active || started.elapsed() > Duration::from_secs(10) {
             return got.state();
         }
@@ -71,26 +55,17 @@ async fn state_once_not_active(
     }
 }
 
-/// Starts VOE for `user` (with `bearer`) and returns the process; it must succeed.
-async fn started(
-    processes: &mut ProcessServiceClient<Channel>,
-    user: &str,
-    bearer: &str,
-) -> Process {
-    processes
-        .start_process(with_token(start(user, ""), bearer))
+/// Fetches and completes the first send task of `topic`, as a worker would.
+async fn complete_first_send_task(topic: FetchTopic) {
+    let tasks = fetch_send_tasks("t", 1, 30_000, topic).await;
+    camunda()
+        .complete_external_task(&tasks[0].id, "t", &Default::default(), &Default::default())
         .await
-        .expect("the process starts")
-        .into_inner()
-        .process
-        .unwrap()
+        .unwrap();
 }
 
-async fn client(app: &TestApp) -> ProcessServiceClient<Channel> {
-    ProcessServiceClient::new(app.channel().await)
-}
-
-async fn rows_for(app: &TestApp, business_key: &str) -> Vec<(String, Option<String>)> {
+/// The process rows of `business_key`: (state, engine instance id).
+pub async fn rows_for(app: &TestApp, business_key: &str) -> Vec<(String, Option<String>)> {
     app.db()
         .await
         .query(
@@ -102,6 +77,18 @@ async fn rows_for(app: &TestApp, business_key: &str) -> Vec<(String, Option<Stri
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect()
+}
+
+/// The process rows of `business_key` once none is `starting` (or after 15 s).
+pub async fn until_settled(app: &TestApp, business_key: &str) -> Vec<(String, Option<String>)> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let rows = rows_for(app, business_key).await;
+        if !rows.iter().any(|(state, _)| state == "starting") || Instant::now() > deadline {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn running_roots(business_key: &str) -> Vec<String> {
@@ -124,22 +111,16 @@ async fn start_creates_an_engine_instance_with_typed_variables() {
     deploy_demo().await;
     let app = spawn_app().await;
     let ann = user();
-    let mut processes = client(&app).await;
+    let as_ann = app.as_user(&ann);
     let variables = ramp::json::json_to_struct(
         json!({"count": 3, "share": 0.5, "name": "Ann", "urgent": true, "supplier": {"tags": ["a"]}}).as_object().unwrap(),
     );
-    let started = processes
-        .start_process(with_token(
-            StartProcessRequest {
-                variables: Some(variables),
-                ..start(&ann, "")
-            },
-            &token(&ann, &[]),
-        ))
+    let started = as_ann
+        .start_with(StartProcessRequest {
+            variables: Some(variables),
+            ..start(&ann, "")
+        })
         .await
-        .unwrap()
-        .into_inner()
-        .process
         .unwrap();
     assert_eq!(started.state(), ProcessState::Active);
     assert_eq!(started.business_key, ann);
@@ -166,19 +147,7 @@ async fn start_creates_an_engine_instance_with_typed_variables() {
     }
 
     // Get and list show it to its owner.
-    let got = processes
-        .get_process(with_token(
-            GetProcessRequest {
-                id: started.id.clone(),
-            },
-            &token(&ann, &[]),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .process
-        .unwrap();
-    assert_eq!(got, started);
+    assert_eq!(as_ann.process(&started.id).await.unwrap(), started);
 }
 
 #[tokio::test]
@@ -188,13 +157,15 @@ async fn fifty_concurrent_starts_over_two_replicas_give_one_process() {
     let a = spawn_app_on(&database, json!({})).await;
     let b = spawn_app_on(&database, json!({})).await;
     let ann = user();
-    let bearer = token(&ann, &[]);
-    let (ca, cb) = (client(&a).await, client(&b).await);
+    let (on_a, on_b) = (a.as_user(&ann), b.as_user(&ann));
     let calls: Vec<_> = (0..50)
         .map(|i| {
-            let mut processes = if i % 2 == 0 { ca.clone() } else { cb.clone() };
-            let request = with_token(start(&ann, ""), &bearer);
-            tokio::spawn(async move { processes.start_process(request).await.map(|_| ()) })
+            let client = if i % 2 == 0 {
+                on_a.clone()
+            } else {
+                on_b.clone()
+            };
+            tokio::spawn(async move { client.start("VOE").await.map(|_| ()) })
         })
         .collect();
     let mut codes = Vec::new();
@@ -216,19 +187,13 @@ async fn a_root_instance_started_outside_ramp_blocks_the_key_until_it_is_gone() 
     deploy_demo().await;
     let app = spawn_app().await;
     let ann = user();
-    let bearer = token(&ann, &[]);
-    let mut processes = client(&app).await;
+    let as_ann = app.as_user(&ann);
     let outside = camunda()
         .start_process("VOE", &ann, &Default::default())
         .await
         .unwrap();
 
-    let status = processes
-        .start_process(with_token(start(&ann, ""), &bearer))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
-    crate::helpers::assert_clean(&status);
+    refused(as_ann.start("VOE").await, Code::AlreadyExists);
     assert!(
         rows_for(&app, &ann).await.is_empty(),
         "nothing stays reserved"
@@ -238,10 +203,7 @@ async fn a_root_instance_started_outside_ramp_blocks_the_key_until_it_is_gone() 
         .delete_process_instance(&outside.id, true)
         .await
         .unwrap();
-    processes
-        .start_process(with_token(start(&ann, ""), &bearer))
-        .await
-        .expect("the key is free again");
+    as_ann.start("VOE").await.expect("the key is free again");
 }
 
 #[tokio::test]
@@ -249,30 +211,16 @@ async fn a_running_call_activity_is_part_of_its_root_process() {
     deploy_demo().await;
     let app = spawn_app().await;
     let ann = user();
-    let bearer = token(&ann, &[]);
-    let mut processes = client(&app).await;
-    let root = started(&mut processes, &ann, &bearer).await;
+    let as_ann = app.as_user(&ann);
+    let root = as_ann.start("VOE").await.expect("the process starts");
 
     // Drive the first form so that the critical branch calls VOE_RISK.
     let engine = camunda();
-    let tasks = engine
-        .fetch_and_lock(&FetchAndLock {
-            worker_id: "t".into(),
-            max_tasks: 1,
-            topics: vec![FetchTopic {
-                topic_name: "submit_form".into(),
-                lock_duration: 30_000,
-                business_key: Some(ann.clone()),
-                ..Default::default()
-            }],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    engine
-        .complete_external_task(&tasks[0].id, "t", &Default::default(), &Default::default())
-        .await
-        .unwrap();
+    complete_first_send_task(FetchTopic {
+        business_key: Some(ann.clone()),
+        ..Default::default()
+    })
+    .await;
     engine
         .correlate(&CorrelationMessage {
             message_name: "company_details".into(),
@@ -302,36 +250,18 @@ async fn a_running_call_activity_is_part_of_its_root_process() {
 
     // After a reconciliation pass or two, still one process, still running.
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let listed = processes
-        .list_processes(with_token(ListProcessesRequest::default(), &bearer))
+    let listed = as_ann
+        .processes(ListProcessesRequest::default())
         .await
         .unwrap()
-        .into_inner()
         .processes;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].state(), ProcessState::Active);
     // The key stays taken by the root alone.
-    let status = processes
-        .start_process(with_token(start(&ann, ""), &bearer))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::AlreadyExists);
-    crate::helpers::assert_clean(&status);
+    refused(as_ann.start("VOE").await, Code::AlreadyExists);
 
     // Cancelling the root ends the child with it.
-    let cancelled = processes
-        .cancel_process(with_token(
-            CancelProcessRequest {
-                id: root.id.clone(),
-                reason: "changed my mind".into(),
-            },
-            &bearer,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .process
-        .unwrap();
+    let cancelled = as_ann.cancel(&root.id, "changed my mind").await.unwrap();
     assert_eq!(cancelled.state(), ProcessState::Cancelled);
     assert!(cancelled.end_reason.contains("changed my mind"));
     assert!(
@@ -344,8 +274,8 @@ async fn a_running_call_activity_is_part_of_its_root_process() {
             .unwrap()
             .is_empty()
     );
-    processes
-        .start_process(with_token(start(&ann, ""), &bearer))
+    as_ann
+        .start("VOE")
         .await
         .expect("the key is free after the cancel");
 }
@@ -353,21 +283,11 @@ async fn a_running_call_activity_is_part_of_its_root_process() {
 #[tokio::test]
 async fn an_unknown_definition_is_not_found_and_reserves_nothing() {
     let app = spawn_app().await;
-    let admin = token("admin@example.com", &["ramp-admin"]);
     let ann = user();
-    let mut processes = client(&app).await;
-    let status = processes
-        .start_process(with_token(
-            StartProcessRequest {
-                definition_key: unique_key("nope"),
-                ..start(&ann, "")
-            },
-            &admin,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::NotFound, "{status:?}");
-    crate::helpers::assert_clean(&status);
+    refused(
+        app.as_admin().start_for(&unique_key("nope"), &ann).await,
+        Code::NotFound,
+    );
     assert!(rows_for(&app, &ann).await.is_empty());
 }
 
@@ -376,27 +296,16 @@ async fn a_repeated_request_id_returns_the_first_result() {
     deploy_demo().await;
     let app = spawn_app().await;
     let ann = user();
-    let bearer = token(&ann, &[]);
-    let mut processes = client(&app).await;
-    let first = processes
-        .start_process(with_token(start(&ann, "req-1"), &bearer))
-        .await
-        .unwrap()
-        .into_inner();
-    let again = processes
-        .start_process(with_token(start(&ann, "req-1"), &bearer))
-        .await
-        .unwrap()
-        .into_inner();
+    let as_ann = app.as_user(&ann);
+    let first = as_ann.start_with(start(&ann, "req-1")).await.unwrap();
+    let again = as_ann.start_with(start(&ann, "req-1")).await.unwrap();
     assert_eq!(first, again);
     assert_eq!(running_roots(&ann).await.len(), 1);
     // Another request id is another start, refused by the key.
-    let other = processes
-        .start_process(with_token(start(&ann, "req-2"), &bearer))
-        .await
-        .unwrap_err();
-    assert_eq!(other.code(), Code::AlreadyExists);
-    crate::helpers::assert_clean(&other);
+    refused(
+        as_ann.start_with(start(&ann, "req-2")).await,
+        Code::AlreadyExists,
+    );
 }
 
 #[tokio::test]
@@ -404,32 +313,14 @@ async fn cancel_deletes_the_instance_and_only_the_owner_or_an_admin_may() {
     deploy_demo().await;
     let app = spawn_app().await;
     let ann = user();
-    let bearer = token(&ann, &[]);
-    let mut processes = client(&app).await;
-    let process = started(&mut processes, &ann, &bearer).await;
-    let cancel = |who: &str| {
-        with_token(
-            CancelProcessRequest {
-                id: process.id.clone(),
-                reason: String::new(),
-            },
-            who,
-        )
-    };
+    let as_ann = app.as_user(&ann);
+    let process = as_ann.start("VOE").await.expect("the process starts");
 
-    let status = processes
-        .cancel_process(cancel(&token("bob@example.com", &[])))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::NotFound);
-    crate::helpers::assert_clean(&status);
-    let cancelled = processes
-        .cancel_process(cancel(&bearer))
-        .await
-        .unwrap()
-        .into_inner()
-        .process
-        .unwrap();
+    refused(
+        app.as_user("bob@example.com").cancel(&process.id, "").await,
+        Code::NotFound,
+    );
+    let cancelled = as_ann.cancel(&process.id, "").await.unwrap();
     assert_eq!(cancelled.state(), ProcessState::Cancelled);
     assert!(cancelled.end_time.is_some());
     let history = camunda()
@@ -437,9 +328,10 @@ async fn cancel_deletes_the_instance_and_only_the_owner_or_an_admin_may() {
         .await
         .unwrap();
     assert_eq!(history.state, "EXTERNALLY_TERMINATED");
-    let again = processes.cancel_process(cancel(&bearer)).await.unwrap_err();
-    assert_eq!(again.code(), Code::FailedPrecondition);
-    crate::helpers::assert_clean(&again);
+    refused(
+        as_ann.cancel(&process.id, "").await,
+        Code::FailedPrecondition,
+    );
 }
 
 #[tokio::test]
@@ -447,9 +339,8 @@ async fn a_process_that_ends_in_the_engine_shows_so_within_ten_seconds() {
     deploy_demo().await;
     let app = spawn_app().await;
     let ann = user();
-    let bearer = token(&ann, &[]);
-    let mut processes = client(&app).await;
-    let process = started(&mut processes, &ann, &bearer).await;
+    let as_ann = app.as_user(&ann);
+    let process = as_ann.start("VOE").await.expect("the process starts");
 
     // Deleted behind ramp's back.
     camunda()
@@ -457,17 +348,14 @@ async fn a_process_that_ends_in_the_engine_shows_so_within_ten_seconds() {
         .await
         .unwrap();
     let deleted_at = Instant::now();
-    let state = state_once_not_active(&mut processes, &process.id, &bearer).await;
+    let state = state_once_not_active(&as_ann, &process.id).await;
     assert_eq!(
         state,
         ProcessState::Terminated,
         "after {:?}",
         deleted_at.elapsed()
     );
-    processes
-        .start_process(with_token(start(&ann, ""), &bearer))
-        .await
-        .expect("the key is free");
+    as_ann.start("VOE").await.expect("the key is free");
 }
 
 #[tokio::test]
@@ -476,19 +364,18 @@ async fn the_next_start_checks_the_engine_even_before_reconciliation() {
     // Reconciliation that practically never runs.
     let app = spawn_app_with(json!({"reconcile_interval_ms": 3_600_000})).await;
     let ann = user();
-    let bearer = token(&ann, &[]);
-    let mut processes = client(&app).await;
-    let first = started(&mut processes, &ann, &bearer).await;
+    let as_ann = app.as_user(&ann);
+    let first = as_ann.start("VOE").await.expect("the process starts");
     camunda()
         .delete_process_instance(&first.engine_instance_id, true)
         .await
         .unwrap();
 
-    let second = processes
-        .start_process(with_token(start(&ann, ""), &bearer))
+    let second = as_ann
+        .start("VOE")
         .await
         .expect("the ended process no longer blocks");
-    assert_ne!(second.into_inner().process.unwrap().id, first.id);
+    assert_ne!(second.id, first.id);
     let states: Vec<_> = rows_for(&app, &ann)
         .await
         .into_iter()
@@ -504,35 +391,22 @@ async fn the_next_start_checks_the_engine_even_before_reconciliation() {
 async fn lists_are_paged_newest_first_and_tokens_keep_their_filters() {
     deploy_demo().await;
     let app = spawn_app().await;
-    let admin = token("admin@example.com", &["ramp-admin"]);
-    let mut processes = client(&app).await;
+    let admin = app.as_admin();
     let mut started = Vec::new();
     for _ in 0..5 {
-        let who = user();
-        let p = processes
-            .start_process(with_token(start(&who, ""), &admin))
-            .await
-            .unwrap()
-            .into_inner()
-            .process
-            .unwrap();
-        started.push(p.id);
+        started.push(admin.start_for("VOE", &user()).await.unwrap().id);
     }
     let mut seen = Vec::new();
     let mut page_token = String::new();
     loop {
-        let page = processes
-            .list_processes(with_token(
-                ListProcessesRequest {
-                    page_size: 2,
-                    page_token: page_token.clone(),
-                    ..Default::default()
-                },
-                &admin,
-            ))
+        let page = admin
+            .processes(ListProcessesRequest {
+                page_size: 2,
+                page_token: page_token.clone(),
+                ..Default::default()
+            })
             .await
-            .unwrap()
-            .into_inner();
+            .unwrap();
         assert!(page.processes.len() <= 2);
         seen.extend(page.processes.into_iter().map(|p| p.id));
         if page.next_page_token.is_empty() {
@@ -540,20 +414,13 @@ async fn lists_are_paged_newest_first_and_tokens_keep_their_filters() {
         }
         page_token = page.next_page_token;
         // The same token with other filters is refused.
-        let status = processes
-            .list_processes(with_token(
-                ListProcessesRequest {
-                    page_size: 2,
-                    page_token: page_token.clone(),
-                    definition_key: "VOE".into(),
-                    ..Default::default()
-                },
-                &admin,
-            ))
-            .await
-            .unwrap_err();
-        assert_eq!(status.code(), Code::InvalidArgument);
-        crate::helpers::assert_clean(&status);
+        let other_filters = ListProcessesRequest {
+            page_size: 2,
+            page_token: page_token.clone(),
+            definition_key: "VOE".into(),
+            ..Default::default()
+        };
+        refused(admin.processes(other_filters).await, Code::InvalidArgument);
     }
     started.reverse();
     assert_eq!(seen, started, "newest first, each once");
@@ -564,36 +431,16 @@ mod faults {
 
     #[tokio::test]
     async fn an_unreachable_engine_is_unavailable_and_reserves_nothing() {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let closed = crate::helpers::closed_addr();
         let app =
             spawn_app_with(json!({"camunda_url": format!("http://{closed}/engine-rest")})).await;
         let ann = user();
-        let status = client(&app)
-            .await
-            .start_process(with_token(start(&ann, ""), &token(&ann, &[])))
-            .await
-            .unwrap_err();
-        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-        crate::helpers::assert_clean(&status);
+        refused(app.as_user(&ann).start("VOE").await, Code::Unavailable);
         assert!(rows_for(&app, &ann).await.is_empty());
     }
 
     fn uncertain_settings(proxy: &HttpFaultProxy) -> serde_json::Value {
         json!({"camunda_url": proxy.url(), "camunda_timeout_ms": 1_000, "start_grace_ms": 2_000})
-    }
-
-    async fn until_settled(app: &TestApp, business_key: &str) -> Vec<(String, Option<String>)> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let rows = rows_for(app, business_key).await;
-            if !rows.iter().any(|(state, _)| state == "starting") || Instant::now() > deadline {
-                return rows;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
     }
 
     #[tokio::test]
@@ -603,15 +450,9 @@ mod faults {
             HttpFaultProxy::start(&crate::engine::engine_url(), Fault::HangAfter("/start")).await;
         let app = spawn_app_with(uncertain_settings(&proxy)).await;
         let ann = user();
-        let bearer = token(&ann, &[]);
-        let mut processes = client(&app).await;
+        let as_ann = app.as_user(&ann);
 
-        let status = processes
-            .start_process(with_token(start(&ann, ""), &bearer))
-            .await
-            .unwrap_err();
-        assert_eq!(status.code(), Code::Unavailable);
-        crate::helpers::assert_clean(&status);
+        let status = refused(as_ann.start("VOE").await, Code::Unavailable);
         assert!(
             status.message().contains("being checked"),
             "{}",
@@ -627,12 +468,8 @@ mod faults {
             "adopted"
         );
         proxy.set(Fault::None);
-        let again = processes
-            .start_process(with_token(start(&ann, ""), &bearer))
-            .await
-            .unwrap_err();
-        assert_eq!(again.code(), Code::AlreadyExists, "the key stays blocked");
-        crate::helpers::assert_clean(&again);
+        // The key stays blocked.
+        refused(as_ann.start("VOE").await, Code::AlreadyExists);
     }
 
     #[tokio::test]
@@ -648,27 +485,21 @@ mod faults {
         .await;
         let app = spawn_app_with(uncertain_settings(&proxy)).await;
         let ann = user();
-        let bearer = token(&ann, &[]);
-        let mut processes = client(&app).await;
+        let as_ann = app.as_user(&ann);
 
-        let status = processes
-            .start_process(with_token(start(&ann, "first"), &bearer))
-            .await
-            .unwrap_err();
-        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-        crate::helpers::assert_clean(&status);
+        refused(
+            as_ann.start_with(start(&ann, "first")).await,
+            Code::Unavailable,
+        );
         let released = until_settled(&app, &ann).await;
         assert!(released.is_empty(), "released: {released:?}");
 
         // The client tries again, and this time the engine answers at once.
         proxy.set(Fault::None);
-        let second = processes
-            .start_process(with_token(start(&ann, "first"), &bearer))
+        let second = as_ann
+            .start_with(start(&ann, "first"))
             .await
-            .expect("the key is free")
-            .into_inner()
-            .process
-            .unwrap();
+            .expect("the key is free");
         assert_eq!(second.state(), ProcessState::Active);
 
         // The first request arrives: for a moment the key has two instances, then
@@ -717,31 +548,17 @@ mod faults {
             HttpFaultProxy::start(&crate::engine::engine_url(), Fault::HangBefore("/start")).await;
         let app = spawn_app_with(uncertain_settings(&proxy)).await;
         let ann = user();
-        let bearer = token(&ann, &[]);
-        let mut processes = client(&app).await;
+        let as_ann = app.as_user(&ann);
 
-        let status = processes
-            .start_process(with_token(start(&ann, ""), &bearer))
-            .await
-            .unwrap_err();
-        assert_eq!(status.code(), Code::Unavailable);
-        crate::helpers::assert_clean(&status);
+        refused(as_ann.start("VOE").await, Code::Unavailable);
         // Meanwhile the key is held.
-        let held = processes
-            .start_process(with_token(start(&ann, ""), &bearer))
-            .await
-            .unwrap_err();
-        assert_eq!(held.code(), Code::AlreadyExists);
-        crate::helpers::assert_clean(&held);
+        refused(as_ann.start("VOE").await, Code::AlreadyExists);
 
         let rows = until_settled(&app, &ann).await;
         assert!(rows.is_empty(), "released: {rows:?}");
         assert!(running_roots(&ann).await.is_empty());
         proxy.set(Fault::None);
-        processes
-            .start_process(with_token(start(&ann, ""), &bearer))
-            .await
-            .expect("the key is free again");
+        as_ann.start("VOE").await.expect("the key is free again");
     }
 }
 
@@ -753,40 +570,14 @@ async fn a_process_that_completes_in_the_engine_shows_completed_within_ten_secon
     let app = spawn_app().await;
     let ann = user();
     // An admin may start any definition.
-    let admin = token("admin@example.com", &["ramp-admin"]);
-    let mut processes = client(&app).await;
-    let process = processes
-        .start_process(with_token(
-            StartProcessRequest {
-                definition_key: key.clone(),
-                ..start(&ann, "")
-            },
-            &admin,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .process
-        .unwrap();
+    let admin = app.as_admin();
+    let process = admin.start_for(&key, &ann).await.unwrap();
 
-    let tasks = engine
-        .fetch_and_lock(&FetchAndLock {
-            worker_id: "t".into(),
-            max_tasks: 1,
-            topics: vec![FetchTopic {
-                topic_name: "submit_form".into(),
-                lock_duration: 30_000,
-                process_definition_key: Some(key),
-                ..Default::default()
-            }],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    engine
-        .complete_external_task(&tasks[0].id, "t", &Default::default(), &Default::default())
-        .await
-        .unwrap();
+    complete_first_send_task(FetchTopic {
+        process_definition_key: Some(key),
+        ..Default::default()
+    })
+    .await;
     engine
         .correlate(&CorrelationMessage {
             message_name: "step".into(),
@@ -797,7 +588,7 @@ async fn a_process_that_completes_in_the_engine_shows_completed_within_ten_secon
         .await
         .unwrap();
     let completed_at = Instant::now();
-    let state = state_once_not_active(&mut processes, &process.id, &admin).await;
+    let state = state_once_not_active(&admin, &process.id).await;
     assert_eq!(
         state,
         ProcessState::Completed,

@@ -6,7 +6,6 @@
 use std::collections::BTreeSet;
 
 use ramp::proto::pending_forms_response::Event;
-use ramp::proto::process_service_client::ProcessServiceClient;
 use ramp::proto::*;
 use serde_json::json;
 use tonic::Code;
@@ -14,8 +13,8 @@ use tonic_types::StatusExt;
 
 use crate::e2e::worker;
 use crate::engine::{camunda, deploy_model, engine_url, form_process, unique_key};
-use crate::forms::{created_id, forms, instance_with_form, new_task, next, open, user};
-use crate::helpers::{TestApp, refused, spawn_app, spawn_app_with, token, with_token};
+use crate::forms::{created_id, instance_with_form, new_task, next, open, user};
+use crate::helpers::{TestApp, refused, spawn_app, spawn_app_with};
 
 fn data(value: serde_json::Value) -> Option<prost_types::Struct> {
     Some(ramp::json::json_to_struct(value.as_object().unwrap()))
@@ -42,11 +41,7 @@ async fn pending_form(app: &TestApp, user: &str, with_schema: bool) -> String {
         let key = unique_key("reserved");
         let form = unique_key("noform");
         deploy_model(&engine, &key, form_process(&key, &form)).await;
-        let instance = engine
-            .start_process(&key, user, &Default::default())
-            .await
-            .unwrap()
-            .id;
+        let instance = crate::engine::start_instance(&key, user).await;
         CreateFormTaskRequest {
             activity_id: form,
             ..new_task(&unique_key("ext"), &instance, user)
@@ -59,38 +54,17 @@ async fn pending_form(app: &TestApp, user: &str, with_schema: bool) -> String {
 async fn ramps_own_names_are_refused_in_an_answer() {
     let app = spawn_app().await;
     let ann = user();
-    let bearer = token(&ann, &[]);
-    let mut client = forms(&app).await;
+    let as_ann = app.as_user(&ann);
     for with_schema in [false, true] {
         let id = pending_form(&app, &ann, with_schema).await;
-        let task = client
-            .get_form_task(with_token(GetFormTaskRequest { id: id.clone() }, &bearer))
-            .await
-            .unwrap()
-            .into_inner()
-            .form_task
-            .unwrap();
+        let task = as_ann.form(&id).await.unwrap();
         assert_eq!(task.schema.is_some(), with_schema);
-        let result = client
-            .submit_form(with_token(
-                SubmitFormRequest {
-                    id: id.clone(),
-                    data: data(json!({"companyName": "Acme", "rampSubmissionId": "forged"})),
-                    request_id: String::new(),
-                },
-                &bearer,
-            ))
-            .await;
+        let forged = data(json!({"companyName": "Acme", "rampSubmissionId": "forged"}));
+        let result = as_ann.submit(&id, forged.unwrap()).await;
         let status = refused(result, Code::InvalidArgument);
         assert_eq!(violated_fields(&status), ["data.rampSubmissionId"]);
 
-        let task = client
-            .get_form_task(with_token(GetFormTaskRequest { id }, &bearer))
-            .await
-            .unwrap()
-            .into_inner()
-            .form_task
-            .unwrap();
+        let task = as_ann.form(&id).await.unwrap();
         assert_eq!(
             task.summary.unwrap().status(),
             FormTaskStatus::Pending,
@@ -103,30 +77,16 @@ async fn ramps_own_names_are_refused_in_an_answer() {
 async fn ramps_own_names_are_refused_in_a_draft() {
     let app = spawn_app().await;
     let ann = user();
-    let bearer = token(&ann, &[]);
     let id = pending_form(&app, &ann, false).await;
-    let mut client = forms(&app).await;
-    let result = client
-        .save_draft(with_token(
-            SaveDraftRequest {
-                id: id.clone(),
-                data: data(json!({"rampProcessId": "forged", "rampSubmissionId": "forged"})),
-            },
-            &bearer,
-        ))
-        .await;
+    let as_ann = app.as_user(&ann);
+    let forged = data(json!({"rampProcessId": "forged", "rampSubmissionId": "forged"}));
+    let result = as_ann.save_draft(&id, forged.unwrap()).await;
     let status = refused(result, Code::InvalidArgument);
     assert_eq!(
         violated_fields(&status),
         ["data.rampProcessId", "data.rampSubmissionId"]
     );
-    let task = client
-        .get_form_task(with_token(GetFormTaskRequest { id }, &bearer))
-        .await
-        .unwrap()
-        .into_inner()
-        .form_task
-        .unwrap();
+    let task = as_ann.form(&id).await.unwrap();
     assert!(task.draft.is_none(), "no draft was stored");
 }
 
@@ -181,17 +141,7 @@ async fn arriving(
             other => panic!("expected a new form, got {other:?}"),
         }
     };
-    forms(app)
-        .await
-        .get_form_task(with_token(
-            GetFormTaskRequest { id: summary.id },
-            &token(user, &[]),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .form_task
-        .unwrap()
+    app.as_user(user).form(&summary.id).await.unwrap()
 }
 
 fn prefill_of(task: &FormTask) -> serde_json::Map<String, serde_json::Value> {
@@ -209,16 +159,13 @@ async fn a_form_without_a_schema_offers_only_what_its_send_task_maps_as_inputs()
     let (ann, reviewer) = (user(), user());
     let mut ann_inbox = open(&app, &ann, "").await;
     let mut reviewer_inbox = open(&app, &reviewer, "").await;
-    ProcessServiceClient::new(app.channel().await)
-        .start_process(with_token(
-            StartProcessRequest {
-                definition_key: key.clone(),
-                business_key: ann.clone(),
-                variables: data(json!({"amount": 3, "salary": 90_000, "reviewer": reviewer})),
-                ..Default::default()
-            },
-            &token(&ann, &[]),
-        ))
+    app.as_user(&ann)
+        .start_with(StartProcessRequest {
+            definition_key: key.clone(),
+            business_key: ann.clone(),
+            variables: data(json!({"amount": 3, "salary": 90_000, "reviewer": reviewer})),
+            ..Default::default()
+        })
         .await
         .unwrap();
 

@@ -324,10 +324,5 @@ async fn create_until_up(
     app: &crate::helpers::TestApp,
     request: ramp::proto::CreateFormTaskRequest,
 ) -> Option<String> {
-    crate::forms::forms(app)
-        .await
-        .create_form_task(crate::helpers::with_token(request, &crate::forms::worker()))
-        .await
-        .ok()
-        .map(|r| r.into_inner().form_task.unwrap().summary.unwrap().id)
+    app.as_worker().create_form(request).await.ok()
 }

@@ -5,7 +5,6 @@
 
 use std::time::{Duration, Instant};
 
-use ramp::proto::admin_service_client::AdminServiceClient;
 use ramp::proto::pending_forms_response::Event;
 use ramp::proto::*;
 use serde_json::{Value, json};
@@ -13,29 +12,11 @@ use tokio::process::Child;
 use tonic::Code;
 
 use crate::e2e::worker;
-use crate::engine::{camunda, engine_url, unique_key};
-use crate::forms::{forms, next, open, user};
-use crate::helpers::{TestApp, admin_database_url, spawn_app, spawn_app_with, token, with_token};
+use crate::engine::{camunda, definitions, engine_url, unique_key};
+use crate::forms::{next, open, removed, user};
+use crate::helpers::{TestApp, admin_database_url, spawn_app, spawn_app_with};
 use crate::http_fault::{Fault, HttpFaultProxy};
-use crate::submit::{SIMPLE, answer, complete_send_task, form_for, new_case};
-
-fn definitions(key: &str, messages: &[&str], body: &str) -> String {
-    let messages: String = messages
-        .iter()
-        .map(|m| format!(r#"<bpmn:message id="msg_{m}" name="{m}"/>"#))
-        .collect();
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-    xmlns:camunda="http://camunda.org/schema/1.0/bpmn"
-    xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" id="defs_{key}" targetNamespace="http://ramp.test">
-  {messages}
-  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
-{body}
-  </bpmn:process>
-</bpmn:definitions>"#
-    )
-}
+use crate::submit::{SIMPLE, answer, waiting_case};
 
 fn condition(expression: &str) -> String {
     format!(
@@ -116,11 +97,7 @@ async fn case(app: &TestApp, key: &str, bpmn: String, forms: &[&str]) -> (String
     }
     camunda().deploy(key, resources, false, None).await.unwrap();
     let user = user();
-    let instance = camunda()
-        .start_process(key, &user, &Default::default())
-        .await
-        .unwrap()
-        .id;
+    let instance = crate::engine::start_instance(key, &user).await;
     let worker = worker(&app.url(), &["--definition-key", key], &engine_url());
     (user, instance, worker)
 }
@@ -139,38 +116,20 @@ async fn added(inbox: &mut tonic::Streaming<PendingFormsResponse>) -> FormTaskSu
     }
 }
 
+/// `user` answers `form` with `data`, under a request id of its own.
 async fn submit(
     app: &TestApp,
     user: &str,
     form: &str,
     data: Value,
 ) -> Result<Submission, tonic::Status> {
-    forms(app)
-        .await
-        .submit_form(with_token(
-            SubmitFormRequest {
-                id: form.into(),
-                data: Some(ramp::json::json_to_struct(data.as_object().unwrap())),
-                request_id: uuid::Uuid::now_v7().to_string(),
-            },
-            &token(user, &[]),
-        ))
-        .await
-        .map(|r| r.into_inner().submission.unwrap())
+    let data = ramp::json::json_to_struct(data.as_object().unwrap());
+    let request_id = uuid::Uuid::now_v7().to_string();
+    app.as_user(user).submit_once(form, data, &request_id).await
 }
 
 async fn form_task(app: &TestApp, user: &str, id: &str) -> FormTask {
-    forms(app)
-        .await
-        .get_form_task(with_token(
-            GetFormTaskRequest { id: id.into() },
-            &token(user, &[]),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .form_task
-        .unwrap()
+    app.as_user(user).form(id).await.unwrap()
 }
 
 fn json_of(data: &Option<prost_types::Struct>) -> Value {
@@ -201,10 +160,7 @@ async fn an_answer_the_process_cannot_use_comes_back_to_its_author_and_a_correct
     submit(&app, &user, &review.id, json!({"comment": "looks fine"}))
         .await
         .expect("the answer is accepted");
-    match next(&mut inbox).await.event {
-        Some(Event::Removed(removed)) => assert_eq!(removed.id, review.id),
-        other => panic!("expected the form to leave, got {other:?}"),
-    }
+    assert_eq!(removed(next(&mut inbox).await).id, review.id);
     let returned = added(&mut inbox).await;
     assert_eq!(returned.id, review.id, "the same form comes back");
     assert_eq!(returned.status(), FormTaskStatus::Pending);
@@ -223,17 +179,14 @@ async fn an_answer_the_process_cannot_use_comes_back_to_its_author_and_a_correct
     assert_eq!(delivery.last_error, returned.return_reason);
 
     // Admins see the engine's own words.
-    let refused = AdminServiceClient::new(app.channel().await)
-        .list_deliveries(with_token(
-            ListDeliveriesRequest {
-                states: vec![DeliveryState::Refused as i32],
-                ..Default::default()
-            },
-            &token("admin@example.com", &["ramp-admin"]),
-        ))
+    let refused = app
+        .as_admin()
+        .deliveries(ListDeliveriesRequest {
+            states: vec![DeliveryState::Refused as i32],
+            ..Default::default()
+        })
         .await
         .unwrap()
-        .into_inner()
         .deliveries;
     assert_eq!(refused.len(), 1);
     assert!(
@@ -262,10 +215,7 @@ async fn an_answer_the_process_cannot_use_comes_back_to_its_author_and_a_correct
     )
     .await
     .expect("the corrected answer is accepted");
-    match next(&mut inbox).await.event {
-        Some(Event::Removed(removed)) => assert_eq!(removed.id, review.id),
-        other => panic!("expected the form to leave, got {other:?}"),
-    }
+    assert_eq!(removed(next(&mut inbox).await).id, review.id);
     let confirm = added(&mut inbox).await;
     assert_eq!(confirm.form_name, "confirm");
     let task = form_task(&app, &user, &review.id).await;
@@ -356,10 +306,7 @@ async fn a_long_answer_reaches_the_engine_and_reads_back_as_text() {
     submit(&app, &user, &write.id, json!({"note": note}))
         .await
         .expect("the answer is accepted");
-    match next(&mut inbox).await.event {
-        Some(Event::Removed(removed)) => assert_eq!(removed.id, write.id),
-        other => panic!("expected the form to leave, got {other:?}"),
-    }
+    assert_eq!(removed(next(&mut inbox).await).id, write.id);
     // The gateway compared it as a string (length, startsWith) and chose the form
     // that shows it again.
     let read = added(&mut inbox).await;
@@ -437,21 +384,12 @@ async fn an_answer_not_through_in_the_time_allowed_fails_and_its_author_reads_wh
         "delivery_give_up_after_secs": 1,
     }))
     .await;
-    let case = new_case(SIMPLE).await;
-    let form = form_for(&app, &case, &case.tasks[0]).await;
-    complete_send_task(&case.tasks[0]).await;
+    let (case, form) = waiting_case(&app, SIMPLE).await;
     proxy.set(Fault::Down);
     crate::submit::submit(&app, &case.user, &form, answer("Acme"), "")
         .await
         .expect("a submit needs only the database");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let failed = loop {
-        let now = crate::submit::delivery(&app, &case.user, &form).await;
-        if now.state() != DeliveryState::Pending || Instant::now() > deadline {
-            break now;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let failed = crate::submit::settled(&app, &case.user, &form).await;
     assert_eq!(failed.state(), DeliveryState::Failed, "{failed:?}");
     assert_eq!(
         failed.last_error,

@@ -1,14 +1,12 @@
 //! Secrets and tokens never reach the logs, through a succeeding and a failing run.
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ramp::proto::StartProcessRequest;
-use ramp::proto::process_service_client::ProcessServiceClient;
 use serde_json::json;
 
 use crate::auth::sign;
-use crate::helpers::{TEST_ISSUER, fresh_database, wait_until_serving, with_token};
+use crate::helpers::{TEST_ISSUER, fresh_database, wait_until_serving};
 
 const JWT_SECRET: &str = "jwt-secret-canary-0123456789abcdef0123456789";
 const DB_PASSWORD: &str = "db-password-canary-42";
@@ -53,11 +51,7 @@ fn assert_clean(logs: &str, tokens: &[String]) {
 
 #[tokio::test]
 async fn no_secret_or_token_reaches_the_logs() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let listen = format!("127.0.0.1:{port}");
     let database_url = format!("{} password={DB_PASSWORD}", fresh_database().await);
 
@@ -103,11 +97,7 @@ async fn no_secret_or_token_reaches_the_logs() {
         text
     });
     let addr = listen.parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "ramp serve never listened");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::helpers::wait_until_listening(addr, "ramp serve").await;
     wait_until_serving(addr).await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -120,18 +110,9 @@ async fn no_secret_or_token_reaches_the_logs() {
         &json!({"email": "ann@example.com", "email_verified": true, "iss": TEST_ISSUER, "aud": "ramp", "exp": now - 600}),
         JWT_SECRET,
     );
-    let mut processes = ProcessServiceClient::new(crate::helpers::channel(addr).await);
     for token in [&good, &forged, &expired] {
-        let _ = processes
-            .start_process(with_token(
-                StartProcessRequest {
-                    definition_key: "VOE".into(),
-                    business_key: "ann@example.com".into(),
-                    ..Default::default()
-                },
-                token,
-            ))
-            .await;
+        let caller = crate::client::Client::at(addr, "ann@example.com", token.clone());
+        let _ = caller.start("VOE").await;
     }
     assert!(
         std::process::Command::new("kill")

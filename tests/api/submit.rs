@@ -2,16 +2,16 @@
 
 use std::time::{Duration, Instant};
 
-use ramp::camunda::types::{ExternalTask, FetchAndLock, FetchTopic};
-use ramp::proto::pending_forms_response::Event;
+use ramp::camunda::types::{ExternalTask, FetchTopic};
 use ramp::proto::*;
 use serde_json::json;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::engine::{camunda, unique_key};
-use crate::forms::{created_id, forms, next, open, user};
-use crate::helpers::{TestApp, spawn_app, spawn_app_with, token, with_token};
+use crate::client::Client;
+use crate::engine::{camunda, deploy_model_with_form, unique_key};
+use crate::forms::{created_id, next, open, removed, user};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with, token};
 use crate::http_fault::{Fault, HttpFaultProxy};
 
 const FORM: &str = r#"{"id": "step", "type": "default", "components": [
@@ -22,16 +22,7 @@ const FORM: &str = r#"{"id": "step", "type": "default", "components": [
 ]}"#;
 
 fn model(key: &str, body: &str) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs_{key}" targetNamespace="http://ramp.test">
-  <bpmn:message id="msg_step" name="step"/>
-  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
-{body}
-  </bpmn:process>
-</bpmn:definitions>"#
-    )
+    crate::engine::definitions(key, &["step"], body)
 }
 
 /// send → receive → end.
@@ -98,38 +89,14 @@ pub struct Case {
 pub async fn new_case(body: &str) -> Case {
     let engine = camunda();
     let key = unique_key("submit");
-    engine
-        .deploy(
-            &key,
-            vec![
-                (format!("{key}.bpmn"), model(&key, body).into_bytes()),
-                ("step.form".into(), FORM.as_bytes().to_vec()),
-            ],
-            false,
-            None,
-        )
-        .await
-        .unwrap();
+    deploy_model_with_form(&engine, &key, model(&key, body), FORM).await;
     let user = user();
-    let instance = engine
-        .start_process(&key, &user, &Default::default())
-        .await
-        .unwrap()
-        .id;
-    let tasks = engine
-        .fetch_and_lock(&FetchAndLock {
-            worker_id: "test-worker".into(),
-            max_tasks: 10,
-            topics: vec![FetchTopic {
-                topic_name: "submit_form".into(),
-                lock_duration: 600_000,
-                process_definition_key: Some(key),
-                ..Default::default()
-            }],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let instance = crate::engine::start_instance(&key, &user).await;
+    let by_key = FetchTopic {
+        process_definition_key: Some(key),
+        ..Default::default()
+    };
+    let tasks = crate::engine::fetch_send_tasks("test-worker", 10, 600_000, by_key).await;
     Case {
         user,
         instance,
@@ -165,6 +132,24 @@ pub async fn complete_send_task(task: &ExternalTask) {
         .unwrap();
 }
 
+/// A case of `body` whose first form is made and its send task completed, so that
+/// its receive task waits for the answer: (the case, the form's id).
+pub async fn waiting_case(app: &TestApp, body: &str) -> (Case, String) {
+    let case = new_case(body).await;
+    let form = form_for(app, &case, &case.tasks[0]).await;
+    complete_send_task(&case.tasks[0]).await;
+    (case, form)
+}
+
+/// A waiting case (see `waiting_case`) whose form its user has answered ("Acme").
+pub async fn answered_case(app: &TestApp, body: &str) -> (Case, String) {
+    let (case, form) = waiting_case(app, body).await;
+    submit(app, &case.user, &form, answer("Acme"), "")
+        .await
+        .unwrap();
+    (case, form)
+}
+
 pub fn answer(name: &str) -> prost_types::Struct {
     ramp::json::json_to_struct(
         json!({"companyName": name, "kind": "standard", "score": 3})
@@ -173,6 +158,7 @@ pub fn answer(name: &str) -> prost_types::Struct {
     )
 }
 
+/// `user` submits `data` to `form` under `request_id`.
 pub async fn submit(
     app: &TestApp,
     user: &str,
@@ -180,31 +166,14 @@ pub async fn submit(
     data: prost_types::Struct,
     request_id: &str,
 ) -> Result<Submission, tonic::Status> {
-    forms(app)
-        .await
-        .submit_form(with_token(
-            SubmitFormRequest {
-                id: form.into(),
-                data: Some(data),
-                request_id: request_id.into(),
-            },
-            &token(user, &[]),
-        ))
-        .await
-        .map(|r| r.into_inner().submission.unwrap())
+    app.as_user(user).submit_once(form, data, request_id).await
 }
 
+/// The delivery of `form`'s answer, as its assignee `user` reads it.
 pub async fn delivery(app: &TestApp, user: &str, form: &str) -> Delivery {
-    forms(app)
+    app.as_user(user)
+        .form(form)
         .await
-        .get_form_task(with_token(
-            GetFormTaskRequest { id: form.into() },
-            &token(user, &[]),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .form_task
         .unwrap()
         .delivery
         .unwrap()
@@ -220,6 +189,12 @@ pub async fn settled(app: &TestApp, user: &str, form: &str) -> Delivery {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The state the engine's history gives `instance` (`ACTIVE`, `COMPLETED`, ...).
+pub async fn history_state(instance: &str) -> String {
+    let history = camunda().historic_process_instance(instance).await.unwrap();
+    history.state
 }
 
 pub async fn completed_waits(instance: &str) -> usize {
@@ -248,13 +223,9 @@ async fn a_submit_before_the_receive_task_waits_is_delivered_once_it_does() {
         .await
         .unwrap();
     assert_eq!(submission.delivery_state(), DeliveryState::Pending);
-    match next(&mut inbox).await.event {
-        Some(Event::Removed(removed)) => {
-            assert_eq!(removed.id, form);
-            assert_eq!(removed.reason(), RemovalReason::Completed);
-        }
-        other => panic!("expected removed, got {other:?}"),
-    }
+    let removed = removed(next(&mut inbox).await);
+    assert_eq!(removed.id, form);
+    assert_eq!(removed.reason(), RemovalReason::Completed);
 
     // The worker has not completed the send task: nothing waits yet.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
@@ -270,14 +241,7 @@ async fn a_submit_before_the_receive_task_waits_is_delivered_once_it_does() {
     let done = settled(&app, &case.user, &form).await;
     assert_eq!(done.state(), DeliveryState::Delivered, "{done:?}");
     let engine = camunda();
-    assert_eq!(
-        engine
-            .historic_process_instance(&case.instance)
-            .await
-            .unwrap()
-            .state,
-        "COMPLETED"
-    );
+    assert_eq!(history_state(&case.instance).await, "COMPLETED");
     let company = engine
         .historic_variables(&[&case.instance], "companyName")
         .await
@@ -294,9 +258,7 @@ async fn a_submit_before_the_receive_task_waits_is_delivered_once_it_does() {
 async fn an_unreachable_engine_delays_the_delivery_and_loses_nothing() {
     let proxy = HttpFaultProxy::start(&crate::engine::engine_url(), Fault::None).await;
     let app = spawn_app_with(json!({"camunda_url": proxy.url(), "camunda_timeout_ms": 1_000, "delivery_lease_ms": 3_000})).await;
-    let case = new_case(SIMPLE).await;
-    let form = form_for(&app, &case, &case.tasks[0]).await;
-    complete_send_task(&case.tasks[0]).await;
+    let (case, form) = waiting_case(&app, SIMPLE).await;
 
     proxy.set(Fault::Down);
     submit(&app, &case.user, &form, answer("Acme"), "")
@@ -321,13 +283,7 @@ async fn a_lost_answer_is_checked_by_its_marker_and_never_sent_twice() {
     let proxy =
         HttpFaultProxy::start(&crate::engine::engine_url(), Fault::HangAfter("/trigger")).await;
     let app = spawn_app_with(json!({"camunda_url": proxy.url(), "camunda_timeout_ms": 1_000, "delivery_lease_ms": 3_000})).await;
-    let case = new_case(LOOPING).await;
-    let form = form_for(&app, &case, &case.tasks[0]).await;
-    complete_send_task(&case.tasks[0]).await;
-
-    submit(&app, &case.user, &form, answer("Acme"), "")
-        .await
-        .unwrap();
+    let (case, form) = answered_case(&app, LOOPING).await;
     let done = settled(&app, &case.user, &form).await;
     assert_eq!(done.state(), DeliveryState::Delivered, "{done:?}");
     assert!(
@@ -349,9 +305,7 @@ async fn a_lost_answer_is_checked_by_its_marker_and_never_sent_twice() {
 #[tokio::test]
 async fn a_repeated_submit_correlates_once_and_concurrent_submits_have_one_winner() {
     let app = spawn_app().await;
-    let case = new_case(LOOPING).await;
-    let form = form_for(&app, &case, &case.tasks[0]).await;
-    complete_send_task(&case.tasks[0]).await;
+    let (case, form) = waiting_case(&app, LOOPING).await;
 
     let first = submit(&app, &case.user, &form, answer("Acme"), "req-1")
         .await
@@ -409,37 +363,18 @@ async fn parallel_forms_of_one_instance_each_reach_their_own_execution() {
         DeliveryState::Delivered
     );
     assert_eq!(completed_waits(&case.instance).await, 2);
-    assert_eq!(
-        camunda()
-            .historic_process_instance(&case.instance)
-            .await
-            .unwrap()
-            .state,
-        "COMPLETED"
-    );
+    assert_eq!(history_state(&case.instance).await, "COMPLETED");
 }
 
 #[tokio::test]
 async fn a_send_task_that_is_a_scope_still_reaches_its_receive_task() {
     let app = spawn_app().await;
-    let case = new_case(SCOPED).await;
-    let form = form_for(&app, &case, &case.tasks[0]).await;
-    complete_send_task(&case.tasks[0]).await;
-    submit(&app, &case.user, &form, answer("Acme"), "")
-        .await
-        .unwrap();
+    let (case, form) = answered_case(&app, SCOPED).await;
     assert_eq!(
         settled(&app, &case.user, &form).await.state(),
         DeliveryState::Delivered
     );
-    assert_eq!(
-        camunda()
-            .historic_process_instance(&case.instance)
-            .await
-            .unwrap()
-            .state,
-        "COMPLETED"
-    );
+    assert_eq!(history_state(&case.instance).await, "COMPLETED");
 }
 
 #[tokio::test]
@@ -502,18 +437,43 @@ async fn an_answer_for_a_process_that_ended_is_undeliverable_and_kept() {
         .unwrap();
     let done = settled(&app, &case.user, &form).await;
     assert_eq!(done.state(), DeliveryState::Undeliverable, "{done:?}");
-    let task = forms(&app)
-        .await
-        .get_form_task(with_token(
-            GetFormTaskRequest { id: form },
-            &token(&case.user, &[]),
+    let task = app.as_user(&case.user).form(&form).await.unwrap();
+    assert!(task.submitted_data.is_some(), "the data is kept");
+}
+
+/// Through the replica at `addr`: the worker makes the form of the case's first send
+/// task, which is then completed, and the user answers it; returns the form's id.
+async fn submitted_through(addr: std::net::SocketAddr, case: &Case) -> String {
+    let task = &case.tasks[0];
+    let worker = Client::at(addr, crate::client::WORKER, crate::client::worker_token());
+    let form = worker
+        .create_form_task(crate::forms::new_task(
+            &task.id,
+            &task.process_instance_id,
+            &case.user,
         ))
         .await
         .unwrap()
-        .into_inner()
         .form_task
+        .unwrap()
+        .summary
+        .unwrap()
+        .id;
+    complete_send_task(task).await;
+    Client::at(addr, &case.user, token(&case.user, &[]))
+        .submit(&form, answer("Acme"))
+        .await
         .unwrap();
-    assert!(task.submitted_data.is_some(), "the data is kept");
+    form
+}
+
+/// Sends `signal` (`-STOP`, `-CONT`) to the process `pid`.
+fn signal(pid: &str, signal: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([signal, pid])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill {signal} {pid}");
 }
 
 #[tokio::test]
@@ -524,11 +484,7 @@ async fn a_frozen_replicas_claim_passes_to_another_and_its_late_outcome_is_not_r
     let proxy =
         HttpFaultProxy::start(&crate::engine::engine_url(), Fault::HangBefore("/trigger")).await;
     let database = crate::helpers::fresh_database().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let log = tempfile::NamedTempFile::new().unwrap();
     let mut x = tokio::process::Command::new(env!("CARGO_BIN_EXE_ramp"));
     for (key, _) in std::env::vars() {
@@ -552,58 +508,16 @@ async fn a_frozen_replicas_claim_passes_to_another_and_its_late_outcome_is_not_r
         .spawn()
         .unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "replica X never listened");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::helpers::wait_until_listening(addr, "replica X").await;
     crate::helpers::wait_until_serving(addr).await;
-    let channel = crate::helpers::channel(addr).await;
-    let mut on_x = ramp::proto::form_service_client::FormServiceClient::new(channel);
 
     let case = new_case(LOOPING).await;
-    let task = &case.tasks[0];
-    let form = on_x
-        .create_form_task(with_token(
-            CreateFormTaskRequest {
-                external_task_id: task.id.clone(),
-                process_instance_id: task.process_instance_id.clone(),
-                business_key: case.user.clone(),
-                activity_id: task.activity_id.clone(),
-                ..Default::default()
-            },
-            &crate::forms::worker(),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .form_task
-        .unwrap()
-        .summary
-        .unwrap()
-        .id;
-    complete_send_task(task).await;
-    on_x.submit_form(with_token(
-        SubmitFormRequest {
-            id: form.clone(),
-            data: Some(answer("Acme")),
-            request_id: String::new(),
-        },
-        &token(&case.user, &[]),
-    ))
-    .await
-    .unwrap();
+    let form = submitted_through(addr, &case).await;
 
     // X claims the row at once and hangs in the engine call; freeze it there.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pid = x.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-STOP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&pid, "-STOP");
 
     // Replica Y, talking to the engine directly, takes over after the lease.
     let y = crate::helpers::spawn_app_on(&database, json!({"delivery_poll_ms": 200})).await;
@@ -611,13 +525,7 @@ async fn a_frozen_replicas_claim_passes_to_another_and_its_late_outcome_is_not_r
     assert_eq!(done.state(), DeliveryState::Delivered, "{done:?}");
 
     // X resumes: its call fails late, and what it would record is refused.
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-CONT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&pid, "-CONT");
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut logged = String::new();
     while Instant::now() < deadline {
@@ -650,35 +558,8 @@ async fn a_replica_killed_while_its_answer_is_in_flight_is_not_delivered_twice()
     let mut x =
         crate::load::Replica::start(crate::load::replica_env(&database, &proxy.url(), "none"))
             .await;
-    let mut on_x = ramp::proto::form_service_client::FormServiceClient::new(
-        crate::helpers::channel(x.addr).await,
-    );
     let case = new_case(LOOPING).await;
-    let task = &case.tasks[0];
-    let form = on_x
-        .create_form_task(with_token(
-            crate::forms::new_task(&task.id, &task.process_instance_id, &case.user),
-            &crate::forms::worker(),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .form_task
-        .unwrap()
-        .summary
-        .unwrap()
-        .id;
-    complete_send_task(task).await;
-    on_x.submit_form(with_token(
-        SubmitFormRequest {
-            id: form.clone(),
-            data: Some(answer("Acme")),
-            request_id: String::new(),
-        },
-        &token(&case.user, &[]),
-    ))
-    .await
-    .unwrap();
+    let form = submitted_through(x.addr, &case).await;
     // The message reaches the receive task; X hangs for its answer, and is killed.
     let deadline = Instant::now() + Duration::from_secs(10);
     while completed_waits(&case.instance).await == 0 {

@@ -10,13 +10,12 @@ use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ramp::delivery::{DeliverySettings, Dispatcher};
-use ramp::proto::process_service_client::ProcessServiceClient;
 use ramp::proto::*;
 use ramp::store::Store;
 use serde_json::{Value, json};
 
 use crate::engine::{camunda, camunda_at, engine_url, unique_key};
-use crate::helpers::{fresh_database, spawn_app_with, token, with_token};
+use crate::helpers::{fresh_database, spawn_app_with};
 use crate::http_fault::{Fault, HttpFaultProxy};
 use crate::submit::{
     answer, complete_send_task, completed_waits, delivery, form_for, new_case, settled, submit,
@@ -259,9 +258,7 @@ async fn a_proxy_answering_502_for_a_delivered_answer_does_not_make_it_land_twic
         "delivery_lease_ms": 4_000,
     }))
     .await;
-    let case = new_case(crate::submit::LOOPING).await;
-    let form = form_for(&app, &case, &case.tasks[0]).await;
-    complete_send_task(&case.tasks[0]).await;
+    let (case, form) = crate::submit::waiting_case(&app, crate::submit::LOOPING).await;
     submit(&app, &case.user, &form, answer("Acme"), "")
         .await
         .unwrap();
@@ -286,17 +283,14 @@ async fn a_start_a_proxy_answered_504_for_stays_reserved_until_reconciliation_fi
     }))
     .await;
     let user = crate::forms::user();
-    let mut client = ProcessServiceClient::new(app.channel().await);
+    let client = app.as_user(&user);
     let started = client
-        .start_process(with_token(
-            StartProcessRequest {
-                definition_key: key.clone(),
-                business_key: user.clone(),
-                request_id: uuid::Uuid::now_v7().to_string(),
-                ..Default::default()
-            },
-            &token(&user, &[]),
-        ))
+        .start_with(StartProcessRequest {
+            definition_key: key.clone(),
+            business_key: user.clone(),
+            request_id: uuid::Uuid::now_v7().to_string(),
+            ..Default::default()
+        })
         .await;
     let status = started.expect_err("the engine's answer never came");
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
@@ -305,13 +299,9 @@ async fn a_start_a_proxy_answered_504_for_stays_reserved_until_reconciliation_fi
     let deadline = Instant::now() + Duration::from_secs(20);
     let process = loop {
         let listed = client
-            .list_processes(with_token(
-                ListProcessesRequest::default(),
-                &token(&user, &[]),
-            ))
+            .processes(ListProcessesRequest::default())
             .await
             .unwrap()
-            .into_inner()
             .processes;
         let process = listed.into_iter().next().expect("the start is recorded");
         if process.state() != ProcessState::Starting || Instant::now() > deadline {

@@ -2,24 +2,13 @@
 
 use std::time::{Duration, Instant};
 
-use ramp::camunda::types::{ExternalTask, FetchAndLock, FetchTopic};
+use ramp::camunda::types::{ExternalTask, FetchTopic};
 use ramp::proto::pending_forms_response::Event;
-use ramp::proto::process_service_client::ProcessServiceClient;
 use ramp::proto::*;
 
-use crate::engine::{camunda, unique_key};
-use crate::forms::{created_id, forms, next, open, user};
-use crate::helpers::{TestApp, spawn_app, token, with_token};
-
-pub fn definitions(body: &str) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs" targetNamespace="http://ramp.test">
-{body}
-</bpmn:definitions>"#
-    )
-}
+use crate::engine::{camunda, definitions, unique_key};
+use crate::forms::{created_id, next, open, user};
+use crate::helpers::{TestApp, spawn_app};
 
 fn send_receive(form: &str) -> String {
     format!(
@@ -29,37 +18,18 @@ fn send_receive(form: &str) -> String {
 }
 
 pub async fn deploy(key: &str, xml: String) {
-    camunda()
-        .deploy(
-            key,
-            vec![(format!("{key}.bpmn"), xml.into_bytes())],
-            false,
-            None,
-        )
-        .await
-        .unwrap();
+    crate::engine::deploy_model(&camunda(), key, xml).await;
 }
 
 pub async fn fetch(business_key: &str, expected: usize) -> Vec<ExternalTask> {
     let mut tasks = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while tasks.len() < expected && Instant::now() < deadline {
-        tasks.extend(
-            camunda()
-                .fetch_and_lock(&FetchAndLock {
-                    worker_id: "w".into(),
-                    max_tasks: 10,
-                    topics: vec![FetchTopic {
-                        topic_name: "submit_form".into(),
-                        lock_duration: 600_000,
-                        business_key: Some(business_key.into()),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                })
-                .await
-                .unwrap(),
-        );
+        let by_key = FetchTopic {
+            business_key: Some(business_key.into()),
+            ..Default::default()
+        };
+        tasks.extend(crate::engine::fetch_send_tasks("w", 10, 600_000, by_key).await);
     }
     assert_eq!(tasks.len(), expected);
     tasks
@@ -80,19 +50,67 @@ pub async fn form_of(app: &TestApp, business_key: &str, task: &ExternalTask) -> 
     .await
 }
 
+/// The form's status and withdrawal reason, as its assignee `user` reads them.
 pub async fn status_of(app: &TestApp, user: &str, form: &str) -> (FormTaskStatus, String) {
-    let task = forms(app)
-        .await
-        .get_form_task(with_token(
-            GetFormTaskRequest { id: form.into() },
-            &token(user, &[]),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .form_task
-        .unwrap();
+    let task = app.as_user(user).form(form).await.unwrap();
     (task.summary.unwrap().status(), task.withdrawal_reason)
+}
+
+/// A running instance with one form: its user, the instance, the send task (fetched,
+/// not completed) and the form the worker made of it.
+pub struct OneForm {
+    pub user: String,
+    pub instance: String,
+    pub task: ExternalTask,
+    pub form: String,
+}
+
+/// Starts `key` in the engine for a user of the test's own, fetches its one send task
+/// and makes its form through `app`.
+pub async fn one_form(app: &TestApp, key: &str) -> OneForm {
+    let user = user();
+    let instance = crate::engine::start_instance(key, &user).await;
+    let task = fetch(&user, 1).await.remove(0);
+    let form = form_of(app, &user, &task).await;
+    OneForm {
+        user,
+        instance,
+        task,
+        form,
+    }
+}
+
+/// Completes a send task fetched by `fetch`, as the worker does once its form exists.
+pub async fn complete(task: &ExternalTask) {
+    camunda()
+        .complete_external_task(&task.id, "w", &Default::default(), &Default::default())
+        .await
+        .unwrap();
+}
+
+/// A process forked in two: the send task `step` and its receive task (each with
+/// the extra attributes `send` and `receive`) on one branch; on the other, a receive
+/// task `other` for a message never sent, that a test cancels, or that `interrupt`
+/// (elements beside it, a boundary event say) interrupts.
+pub fn step_beside_another_branch(key: &str, send: &str, receive: &str, interrupt: &str) -> String {
+    definitions(
+        key,
+        &["step", "never"],
+        &format!(
+            r#"
+    <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="fork"/>
+    <bpmn:parallelGateway id="fork"/>
+    <bpmn:sequenceFlow id="b" sourceRef="fork" targetRef="step"/>
+    <bpmn:sendTask id="step" camunda:type="external" camunda:topic="submit_form" {send}/>
+    <bpmn:sequenceFlow id="c" sourceRef="step" targetRef="wait_step"/>
+    <bpmn:receiveTask id="wait_step" messageRef="msg_step" {receive}/>
+    <bpmn:sequenceFlow id="d" sourceRef="wait_step" targetRef="e1"/><bpmn:endEvent id="e1"/>
+    <bpmn:sequenceFlow id="f" sourceRef="fork" targetRef="other"/>
+    <bpmn:receiveTask id="other" messageRef="msg_never"/>
+    <bpmn:sequenceFlow id="g" sourceRef="other" targetRef="e2"/><bpmn:endEvent id="e2"/>
+    {interrupt}"#
+        ),
+    )
 }
 
 /// Waits up to 10 s for the form to be withdrawn.
@@ -117,23 +135,27 @@ async fn cancelling_a_process_withdraws_its_forms_called_processes_included() {
     let parent = unique_key("parent");
     deploy(
         &child,
-        definitions(&format!(
-            r#"<bpmn:message id="msg_inner" name="inner"/>
-  <bpmn:process id="{child}" isExecutable="true" camunda:historyTimeToLive="P1D">
+        definitions(
+            &child,
+            &["inner"],
+            &format!(
+                r#"
     <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="inner"/>
     {}
     <bpmn:sequenceFlow id="b" sourceRef="inner" targetRef="wait_inner"/>
-    <bpmn:sequenceFlow id="c" sourceRef="wait_inner" targetRef="e"/><bpmn:endEvent id="e"/>
-  </bpmn:process>"#,
-            send_receive("inner")
-        )),
+    <bpmn:sequenceFlow id="c" sourceRef="wait_inner" targetRef="e"/><bpmn:endEvent id="e"/>"#,
+                send_receive("inner")
+            ),
+        ),
     )
     .await;
     deploy(
         &parent,
-        definitions(&format!(
-            r#"<bpmn:message id="msg_outer" name="outer"/>
-  <bpmn:process id="{parent}" isExecutable="true" camunda:historyTimeToLive="P1D">
+        definitions(
+            &parent,
+            &["outer"],
+            &format!(
+            r#"
     <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="fork"/>
     <bpmn:parallelGateway id="fork"/>
     <bpmn:sequenceFlow id="b" sourceRef="fork" targetRef="outer"/>
@@ -144,8 +166,7 @@ async fn cancelling_a_process_withdraws_its_forms_called_processes_included() {
     <bpmn:callActivity id="call" calledElement="{child}">
       <bpmn:extensionElements><camunda:in businessKey="${{execution.processBusinessKey}}"/></bpmn:extensionElements>
     </bpmn:callActivity>
-    <bpmn:sequenceFlow id="g" sourceRef="call" targetRef="e2"/><bpmn:endEvent id="e2"/>
-  </bpmn:process>"#,
+    <bpmn:sequenceFlow id="g" sourceRef="call" targetRef="e2"/><bpmn:endEvent id="e2"/>"#,
             send_receive("outer")
         )),
     )
@@ -153,53 +174,26 @@ async fn cancelling_a_process_withdraws_its_forms_called_processes_included() {
 
     let app = spawn_app().await;
     let ann = user();
-    let admin = token("admin@example.com", &["ramp-admin"]);
-    let process = ProcessServiceClient::new(app.channel().await)
-        .start_process(with_token(
-            StartProcessRequest {
-                definition_key: parent.clone(),
-                business_key: ann.clone(),
-                ..Default::default()
-            },
-            &admin,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .process
-        .unwrap();
+    let process = app.as_admin().start_for(&parent, &ann).await.unwrap();
     let tasks = fetch(&ann, 2).await;
     let mut ids = Vec::new();
     for task in &tasks {
         ids.push(form_of(&app, &ann, task).await);
     }
     // Both belong to the root the user started.
-    let listed = forms(&app)
+    let as_ann = app.as_user(&ann);
+    let listed = as_ann
+        .forms(ListFormTasksRequest {
+            root_process_instance_id: process.engine_instance_id.clone(),
+            ..Default::default()
+        })
         .await
-        .list_form_tasks(with_token(
-            ListFormTasksRequest {
-                root_process_instance_id: process.engine_instance_id.clone(),
-                ..Default::default()
-            },
-            &token(&ann, &[]),
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(listed.form_tasks.len(), 2);
 
     let mut inbox = open(&app, &ann, "").await;
     next(&mut inbox).await;
-    ProcessServiceClient::new(app.channel().await)
-        .cancel_process(with_token(
-            CancelProcessRequest {
-                id: process.id,
-                reason: String::new(),
-            },
-            &token(&ann, &[]),
-        ))
-        .await
-        .unwrap();
+    as_ann.cancel(&process.id, "").await.unwrap();
     let mut removed = Vec::new();
     for _ in 0..2 {
         match next(&mut inbox).await.event {
@@ -220,9 +214,11 @@ async fn a_boundary_timer_on_the_receive_task_withdraws_the_form() {
     let key = unique_key("timer");
     deploy(
         &key,
-        definitions(&format!(
-            r#"<bpmn:message id="msg_step" name="step"/><bpmn:message id="msg_later" name="later"/>
-  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
+        definitions(
+            &key,
+            &["step", "later"],
+            &format!(
+            r#"
     <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="step"/>
     {}
     <bpmn:sequenceFlow id="b" sourceRef="step" targetRef="wait_step"/>
@@ -232,25 +228,19 @@ async fn a_boundary_timer_on_the_receive_task_withdraws_the_form() {
     </bpmn:boundaryEvent>
     <bpmn:sequenceFlow id="d" sourceRef="too_late" targetRef="after_timeout"/>
     <bpmn:receiveTask id="after_timeout" messageRef="msg_later"/>
-    <bpmn:sequenceFlow id="f" sourceRef="after_timeout" targetRef="e2"/><bpmn:endEvent id="e2"/>
-  </bpmn:process>"#,
+    <bpmn:sequenceFlow id="f" sourceRef="after_timeout" targetRef="e2"/><bpmn:endEvent id="e2"/>"#,
             send_receive("step")
         )),
     )
     .await;
     let app = spawn_app().await;
-    let ann = user();
-    let instance = camunda()
-        .start_process(&key, &ann, &Default::default())
-        .await
-        .unwrap()
-        .id;
-    let task = &fetch(&ann, 1).await[0];
-    let form = form_of(&app, &ann, task).await;
-    camunda()
-        .complete_external_task(&task.id, "w", &Default::default(), &Default::default())
-        .await
-        .unwrap();
+    let OneForm {
+        user: ann,
+        instance,
+        task,
+        form,
+    } = one_form(&app, &key).await;
+    complete(&task).await;
 
     let reason = withdrawn_within_ten_seconds(&app, &ann, &form).await;
     assert!(reason.contains("can no longer receive"), "{reason}");
@@ -270,14 +260,12 @@ async fn a_process_deleted_in_the_engine_withdraws_its_forms() {
     let key = unique_key("deleted");
     deploy(&key, crate::engine::form_process(&key, "step")).await;
     let app = spawn_app().await;
-    let ann = user();
-    let instance = camunda()
-        .start_process(&key, &ann, &Default::default())
-        .await
-        .unwrap()
-        .id;
-    let task = &fetch(&ann, 1).await[0];
-    let form = form_of(&app, &ann, task).await;
+    let OneForm {
+        user: ann,
+        instance,
+        form,
+        ..
+    } = one_form(&app, &key).await;
     camunda()
         .delete_process_instance(&instance, true)
         .await
@@ -291,38 +279,18 @@ async fn a_form_whose_send_task_the_worker_still_holds_is_not_withdrawn() {
     // Another branch of the same instance is interrupted by a timer, so the instance
     // is looked at; the form's send task is fetched but not completed.
     let key = unique_key("held");
-    deploy(
-        &key,
-        definitions(&format!(
-            r#"<bpmn:message id="msg_step" name="step"/><bpmn:message id="msg_never" name="never"/>
-  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
-    <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="fork"/>
-    <bpmn:parallelGateway id="fork"/>
-    <bpmn:sequenceFlow id="b" sourceRef="fork" targetRef="step"/>
-    {}
-    <bpmn:sequenceFlow id="c" sourceRef="step" targetRef="wait_step"/>
-    <bpmn:sequenceFlow id="d" sourceRef="wait_step" targetRef="e1"/><bpmn:endEvent id="e1"/>
-    <bpmn:sequenceFlow id="f" sourceRef="fork" targetRef="other"/>
-    <bpmn:receiveTask id="other" messageRef="msg_never"/>
-    <bpmn:boundaryEvent id="soon" attachedToRef="other" cancelActivity="true">
+    let timer = r#"<bpmn:boundaryEvent id="soon" attachedToRef="other" cancelActivity="true">
       <bpmn:timerEventDefinition><bpmn:timeDuration>PT1S</bpmn:timeDuration></bpmn:timerEventDefinition>
     </bpmn:boundaryEvent>
-    <bpmn:sequenceFlow id="g" sourceRef="soon" targetRef="e2"/><bpmn:endEvent id="e2"/>
-    <bpmn:sequenceFlow id="h" sourceRef="other" targetRef="e3"/><bpmn:endEvent id="e3"/>
-  </bpmn:process>"#,
-            send_receive("step")
-        )),
-    )
-    .await;
+    <bpmn:sequenceFlow id="h" sourceRef="soon" targetRef="e3"/><bpmn:endEvent id="e3"/>"#;
+    deploy(&key, step_beside_another_branch(&key, "", "", timer)).await;
     let app = spawn_app().await;
-    let ann = user();
-    let instance = camunda()
-        .start_process(&key, &ann, &Default::default())
-        .await
-        .unwrap()
-        .id;
-    let task = &fetch(&ann, 1).await[0];
-    let form = form_of(&app, &ann, task).await;
+    let OneForm {
+        user: ann,
+        instance,
+        form,
+        ..
+    } = one_form(&app, &key).await;
 
     // Wait until the timer has fired and a few passes have looked at the instance.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -524,39 +492,16 @@ pub async fn waiting(instance: &str, message: &str, n: usize) {
 /// form. Seen failing before the fix: the form was withdrawn.
 async fn a_form_in_an_asynchronous_gap_is_kept(send: &str, receive: &str) {
     let key = unique_key("gap");
-    deploy(
-        &key,
-        definitions(&format!(
-            r#"<bpmn:message id="msg_step" name="step"/><bpmn:message id="msg_never" name="never"/>
-  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
-    <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="fork"/>
-    <bpmn:parallelGateway id="fork"/>
-    <bpmn:sequenceFlow id="b" sourceRef="fork" targetRef="step"/>
-    <bpmn:sendTask id="step" camunda:type="external" camunda:topic="submit_form" {send}/>
-    <bpmn:sequenceFlow id="c" sourceRef="step" targetRef="wait_step"/>
-    <bpmn:receiveTask id="wait_step" messageRef="msg_step" {receive}/>
-    <bpmn:sequenceFlow id="d" sourceRef="wait_step" targetRef="e1"/><bpmn:endEvent id="e1"/>
-    <bpmn:sequenceFlow id="f" sourceRef="fork" targetRef="other"/>
-    <bpmn:receiveTask id="other" messageRef="msg_never"/>
-    <bpmn:sequenceFlow id="g" sourceRef="other" targetRef="e2"/><bpmn:endEvent id="e2"/>
-  </bpmn:process>"#
-        )),
-    )
-    .await;
+    deploy(&key, step_beside_another_branch(&key, send, receive, "")).await;
     suspend_jobs(&key, true).await;
     let app = spawn_app().await;
-    let ann = user();
-    let instance = camunda()
-        .start_process(&key, &ann, &Default::default())
-        .await
-        .unwrap()
-        .id;
-    let task = &fetch(&ann, 1).await[0];
-    let form = form_of(&app, &ann, task).await;
-    camunda()
-        .complete_external_task(&task.id, "w", &Default::default(), &Default::default())
-        .await
-        .unwrap();
+    let OneForm {
+        user: ann,
+        instance,
+        task,
+        form,
+    } = one_form(&app, &key).await;
+    complete(&task).await;
     // The token waits for its continuation's job: no external task, no subscription.
     let tree = camunda().activity_instances(&instance).await.unwrap();
     assert!(
@@ -622,9 +567,11 @@ async fn a_cancelled_branch_of_a_multi_instance_loses_its_form_while_its_sibling
     let key = unique_key("branches");
     deploy(
         &key,
-        definitions(&format!(
-            r#"<bpmn:message id="msg_step" name="step"/>
-  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
+        definitions(
+            &key,
+            &["step"],
+            &format!(
+            r#"
     <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="each"/>
     <bpmn:subProcess id="each">
       <bpmn:multiInstanceLoopCharacteristics><bpmn:loopCardinality>2</bpmn:loopCardinality></bpmn:multiInstanceLoopCharacteristics>
@@ -633,27 +580,19 @@ async fn a_cancelled_branch_of_a_multi_instance_loses_its_form_while_its_sibling
       <bpmn:sequenceFlow id="c" sourceRef="step" targetRef="wait_step"/>
       <bpmn:sequenceFlow id="d" sourceRef="wait_step" targetRef="ie"/><bpmn:endEvent id="ie"/>
     </bpmn:subProcess>
-    <bpmn:sequenceFlow id="e" sourceRef="each" targetRef="end"/><bpmn:endEvent id="end"/>
-  </bpmn:process>"#,
+    <bpmn:sequenceFlow id="e" sourceRef="each" targetRef="end"/><bpmn:endEvent id="end"/>"#,
             send_receive("step")
         )),
     )
     .await;
     let app = spawn_app().await;
     let ann = user();
-    let instance = camunda()
-        .start_process(&key, &ann, &Default::default())
-        .await
-        .unwrap()
-        .id;
+    let instance = crate::engine::start_instance(&key, &ann).await;
     let tasks = fetch(&ann, 2).await;
     let mut ids = Vec::new();
     for task in &tasks {
         ids.push(form_of(&app, &ann, task).await);
-        camunda()
-            .complete_external_task(&task.id, "w", &Default::default(), &Default::default())
-            .await
-            .unwrap();
+        complete(task).await;
     }
     waiting(&instance, "step", 2).await;
 
@@ -710,11 +649,7 @@ async fn external_task_deletions_are_read_from_the_watermark_on() {
     let engine = camunda();
     let mut instances = Vec::new();
     for _ in 0..2 {
-        let instance = engine
-            .start_process(&key, &user(), &Default::default())
-            .await
-            .unwrap()
-            .id;
+        let instance = crate::engine::start_instance(&key, &user()).await;
         engine
             .delete_process_instance(&instance, true)
             .await
@@ -759,9 +694,10 @@ async fn a_form_whose_receive_task_follows_the_send_tasks_subprocess_is_kept() {
     let key = unique_key("outside");
     deploy(
         &key,
-        definitions(&format!(
-            r#"<bpmn:message id="msg_step" name="step"/><bpmn:message id="msg_never" name="never"/>
-  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
+        definitions(
+            &key,
+            &["step", "never"],
+            r#"
     <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="fork"/>
     <bpmn:parallelGateway id="fork"/>
     <bpmn:sequenceFlow id="b" sourceRef="fork" targetRef="sub"/>
@@ -775,24 +711,18 @@ async fn a_form_whose_receive_task_follows_the_send_tasks_subprocess_is_kept() {
     <bpmn:sequenceFlow id="d" sourceRef="wait_step" targetRef="e1"/><bpmn:endEvent id="e1"/>
     <bpmn:sequenceFlow id="f" sourceRef="fork" targetRef="other"/>
     <bpmn:receiveTask id="other" messageRef="msg_never"/>
-    <bpmn:sequenceFlow id="g" sourceRef="other" targetRef="e2"/><bpmn:endEvent id="e2"/>
-  </bpmn:process>"#
-        )),
+    <bpmn:sequenceFlow id="g" sourceRef="other" targetRef="e2"/><bpmn:endEvent id="e2"/>"#,
+        ),
     )
     .await;
     let app = spawn_app().await;
-    let ann = user();
-    let instance = camunda()
-        .start_process(&key, &ann, &Default::default())
-        .await
-        .unwrap()
-        .id;
-    let task = &fetch(&ann, 1).await[0];
-    let form = form_of(&app, &ann, task).await;
-    camunda()
-        .complete_external_task(&task.id, "w", &Default::default(), &Default::default())
-        .await
-        .unwrap();
+    let OneForm {
+        user: ann,
+        instance,
+        task,
+        form,
+    } = one_form(&app, &key).await;
+    complete(&task).await;
     waiting(&instance, "step", 1).await;
     cancel(
         &instance,
