@@ -34,6 +34,10 @@ pub enum StoreError {
     Migration(#[from] refinery::Error),
     #[error("database did not answer within {0:?}")]
     Timeout(Duration),
+    /// A stored word this release does not know (a state, a reason): a bug, or a
+    /// newer release's data. Never read as some other value.
+    #[error("unknown {column} in the database: {value:?}")]
+    Decode { column: &'static str, value: String },
 }
 
 /// The pool and what is needed to open connections outside it (migrations, LISTEN).
@@ -217,6 +221,19 @@ pub(crate) fn unique_violation(error: &tokio_postgres::Error) -> Option<&str> {
     } else {
         None
     }
+}
+
+/// The value a stored word names, read with `parse`: a word it does not know is a
+/// [`StoreError::Decode`] naming `column`.
+fn decode<T>(
+    column: &'static str,
+    word: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<T, StoreError> {
+    parse(word).ok_or_else(|| StoreError::Decode {
+        column,
+        value: word.to_owned(),
+    })
 }
 
 /// tokio-postgres says only "db error" for server errors; the server's message and
