@@ -25,6 +25,7 @@ fn submission(row: &Row) -> Submission {
     }
 }
 
+#[tracing::instrument(name = "store.deliveries.submission_by_request", skip_all)]
 pub async fn submission_by_request(
     client: &impl GenericClient,
     submitted_by: &str,
@@ -45,7 +46,22 @@ pub async fn submission_by_request(
         .map(submission))
 }
 
+/// Puts a new answer's message in the outbox, due now: a part (`outbox AS (...)`)
+/// of the statement that stores the answer ([`super::forms::submit`]), so that the
+/// message commits with it, in one round trip. It reads the answer from that
+/// statement's `submission` (`id, form_task_id, data`) and the form's message, as
+/// stored, from its `completed` (`id, message_name, process_instance_id,
+/// activity_instance_id`).
+pub(super) const ENQUEUE: &str = "outbox AS (
+            INSERT INTO correlation_outbox (id, submission_id, form_task_id, message_name,
+                process_instance_id, activity_instance_id, variables, state)
+            SELECT s.id, s.id, s.form_task_id, c.message_name, c.process_instance_id,
+                c.activity_instance_id, s.data, 'pending'
+            FROM submission s JOIN completed c ON c.id = s.form_task_id
+        )";
+
 /// The latest answer to a form task (a returned form may have been answered again).
+#[tracing::instrument(name = "store.deliveries.submission_of", skip_all)]
 pub async fn submission_of(
     client: &impl GenericClient,
     form_task_id: FormTaskId,
@@ -82,6 +98,7 @@ const DELIVERY_COLUMNS: &str =
     "o.state, o.attempts, o.last_error, o.engine_error, o.next_attempt_at, o.delivered_at";
 
 /// The delivery of the latest answer to a form task.
+#[tracing::instrument(name = "store.deliveries.delivery_of", skip_all)]
 pub async fn delivery_of(
     client: &impl GenericClient,
     form_task_id: FormTaskId,
@@ -108,6 +125,7 @@ pub async fn delivery_of(
 /// was killed, frozen past the lease, or lost the database): that attempt may have
 /// reached the engine, and the claim comes back `uncertain`, to be checked by its
 /// marker before anything is sent again.
+#[tracing::instrument(name = "store.deliveries.claim", skip_all)]
 pub async fn claim(
     client: &impl GenericClient,
     owner: Uuid,
@@ -161,6 +179,7 @@ pub async fn claim(
 /// Records an outcome if this claim still owns the row. False when a newer claim
 /// took it over (this replica was too slow): then nothing is written. A refusal is
 /// recorded by `return_form`, which also gives the form back.
+#[tracing::instrument(name = "store.deliveries.record", skip_all)]
 pub async fn record(
     client: &impl GenericClient,
     id: SubmissionId,
@@ -263,6 +282,7 @@ fn record_from_row(row: &Row) -> Result<DeliveryRecord, StoreError> {
 }
 
 /// One delivery, by its (the submission's) id.
+#[tracing::instrument(name = "store.deliveries.record_by_id", skip_all)]
 pub async fn record_by_id(
     client: &impl GenericClient,
     id: SubmissionId,
@@ -281,6 +301,7 @@ pub async fn record_by_id(
 }
 
 /// Deliveries in `states` (failed, undeliverable), oldest first, one page.
+#[tracing::instrument(name = "store.deliveries.needing_attention", skip_all)]
 pub async fn needing_attention(
     client: &impl GenericClient,
     states: &[DeliveryState],
@@ -311,6 +332,7 @@ pub async fn needing_attention(
 /// Makes a failed or undeliverable delivery pending and due now, with its attempts
 /// counted afresh. An uncertain last attempt stays uncertain (the dispatcher checks
 /// the engine before sending again). False when it is in another state or unknown.
+#[tracing::instrument(name = "store.deliveries.retry", skip_all)]
 pub async fn retry(client: &impl GenericClient, id: SubmissionId) -> Result<bool, StoreError> {
     Ok(client
         .execute(
@@ -325,6 +347,7 @@ pub async fn retry(client: &impl GenericClient, id: SubmissionId) -> Result<bool
 
 /// Gives a failed delivery up: undeliverable, with `reason` as its last error.
 /// False when it is in another state or unknown.
+#[tracing::instrument(name = "store.deliveries.abandon", skip_all)]
 pub async fn abandon(
     client: &impl GenericClient,
     id: SubmissionId,
@@ -339,4 +362,37 @@ pub async fn abandon(
         )
         .await?
         == 1)
+}
+
+/// The outbox as operators watch it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Backlog {
+    pub pending: i64,
+    pub failed: i64,
+    pub undeliverable: i64,
+    /// Seconds the oldest pending message has waited; 0 without one.
+    pub oldest_pending_age: f64,
+}
+
+/// Counts by state, through the partial indexes of pending and of failed and
+/// undeliverable rows.
+#[tracing::instrument(name = "store.deliveries.backlog", skip_all)]
+pub async fn backlog(client: &impl GenericClient) -> Result<Backlog, StoreError> {
+    let row = client
+        .query_one(
+            "SELECT
+                (SELECT count(*) FROM correlation_outbox WHERE state = 'pending'),
+                (SELECT count(*) FROM correlation_outbox WHERE state = 'failed'),
+                (SELECT count(*) FROM correlation_outbox WHERE state = 'undeliverable'),
+                COALESCE((SELECT extract(epoch FROM now() - min(created_at))
+                          FROM correlation_outbox WHERE state = 'pending'), 0)::float8",
+            &[],
+        )
+        .await?;
+    Ok(Backlog {
+        pending: row.get(0),
+        failed: row.get(1),
+        undeliverable: row.get(2),
+        oldest_pending_age: row.get(3),
+    })
 }

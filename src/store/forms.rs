@@ -149,6 +149,7 @@ pub async fn get(
 }
 
 /// A form task, locked for the rest of the transaction (submits serialize on it).
+#[tracing::instrument(name = "store.forms.get_for_update", skip_all)]
 pub async fn get_for_update(
     client: &impl GenericClient,
     id: FormTaskId,
@@ -171,42 +172,38 @@ pub struct Submit<'a> {
     pub submission_id: SubmissionId,
     pub request_id: Option<&'a str>,
     pub data: &'a Value,
-    pub message_name: &'a str,
-    pub process_instance_id: &'a str,
-    pub activity_instance_id: Option<&'a str>,
     /// The completed task's summary, for its `removed` change.
     pub summary: &'a Value,
 }
 
 /// Completes a pending form task unchanged since it was read, and stores the
-/// submission, its message to deliver (outbox) and the `removed` change: one
-/// statement, so one round trip and one transaction. False, with nothing written,
+/// submission, its message to deliver (the outbox's [`super::deliveries::ENQUEUE`])
+/// and the `removed` change: one statement, so one round trip and one transaction. False, with nothing written,
 /// when the task is no longer pending, no longer the assignee's, or changed since.
 /// Concurrent submits of one form serialize on its row: the later finds it
 /// completed.
 #[tracing::instrument(name = "store.forms.submit", skip_all)]
 pub async fn submit(client: &impl GenericClient, s: &Submit<'_>) -> Result<bool, StoreError> {
-    let sql = "WITH completed AS (
+    let sql = format!(
+        "WITH completed AS (
             UPDATE form_tasks SET status = 'completed', completed_at = $4, updated_at = $4,
                 return_reason = NULL, returned_at = NULL
             WHERE id = $1 AND status = 'pending' AND assignee = $2 AND updated_at = $3
-            RETURNING id
+            RETURNING id, message_name, process_instance_id, activity_instance_id
         ), submission AS (
             INSERT INTO submissions (id, form_task_id, submitted_by, request_id, data, created_at)
             SELECT $5, id, $2, $6, $7, $4 FROM completed
-            RETURNING id, form_task_id
-        ), outbox AS (
-            INSERT INTO correlation_outbox (id, submission_id, form_task_id, message_name,
-                process_instance_id, activity_instance_id, variables, state)
-            SELECT id, id, form_task_id, $8, $9, $10, $7, 'pending' FROM submission
-        ), change AS (
+            RETURNING id, form_task_id, data
+        ), {enqueue}, change AS (
             INSERT INTO form_changes (form_task_id, assignee, kind, reason, summary)
-            SELECT id, $2, 'removed', 'completed', $11 FROM completed
+            SELECT id, $2, 'removed', 'completed', $8 FROM completed
         )
-        SELECT count(*) FROM completed";
+        SELECT count(*) FROM completed",
+        enqueue = super::deliveries::ENQUEUE
+    );
     let written: i64 = client
         .query_one(
-            &client.prepare_cached(sql).await?,
+            &client.prepare_cached(&sql).await?,
             &[
                 s.form_task_id.as_uuid(),
                 &s.assignee,
@@ -215,9 +212,6 @@ pub async fn submit(client: &impl GenericClient, s: &Submit<'_>) -> Result<bool,
                 s.submission_id.as_uuid(),
                 &s.request_id,
                 s.data,
-                &s.message_name,
-                &s.process_instance_id,
-                &s.activity_instance_id,
                 s.summary,
             ],
         )
@@ -460,6 +454,30 @@ pub async fn changes_after(
     rows.iter().map(change_from_row).collect()
 }
 
+/// The changes of `assignee`'s after `after`, up to `limit`, read in one snapshot
+/// with the prune mark; `None` when the log no longer holds everything after
+/// `after` (a prune took some).
+#[tracing::instrument(name = "store.forms.changes_since", skip_all)]
+pub async fn changes_since(
+    client: &mut deadpool_postgres::Object,
+    assignee: &str,
+    after: Position,
+    limit: i64,
+) -> Result<Option<Vec<Change>>, StoreError> {
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    if after < super::retention::change_log_pruned(&tx).await? {
+        return Ok(None);
+    }
+    let batch = changes_after(&tx, Some(assignee), after, limit).await?;
+    tx.commit().await?;
+    Ok(Some(batch))
+}
+
 /// The end of what readers can see now: the greatest position below the xmin.
 #[tracing::instrument(name = "store.forms.frontier", skip_all)]
 pub async fn frontier(client: &impl GenericClient) -> Result<Position, StoreError> {
@@ -491,6 +509,7 @@ pub struct ReadCheck {
     pub elsewhere: bool,
 }
 
+#[tracing::instrument(name = "store.forms.read_check", skip_all)]
 pub async fn read_check(
     client: &impl GenericClient,
     frontier: Position,
@@ -519,6 +538,7 @@ pub async fn read_check(
 }
 
 /// The first position in the log, if it holds any change.
+#[tracing::instrument(name = "store.forms.first_position", skip_all)]
 pub async fn first_position(client: &impl GenericClient) -> Result<Option<Position>, StoreError> {
     Ok(client
         .query_opt(
@@ -636,6 +656,7 @@ pub async fn adopt_cluster(client: &mut deadpool_postgres::Object) -> Result<Ado
 }
 
 /// When the change at `position` was written, if it is still in the log.
+#[tracing::instrument(name = "store.forms.change_time", skip_all)]
 pub async fn change_time(
     client: &impl GenericClient,
     position: Position,
@@ -652,6 +673,7 @@ pub async fn change_time(
 }
 
 /// When the oldest change still in the log was written.
+#[tracing::instrument(name = "store.forms.oldest_change", skip_all)]
 pub async fn oldest_change(
     client: &impl GenericClient,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -669,6 +691,7 @@ pub async fn oldest_change(
 /// A consistent snapshot of a user's pending forms and the log position it stands
 /// at, or `None` when a transaction that touched this user's forms was still in
 /// flight below the snapshot (then try again: it will be done in a moment).
+#[tracing::instrument(name = "store.forms.snapshot", skip_all)]
 pub async fn snapshot(
     client: &mut deadpool_postgres::Object,
     assignee: &str,
@@ -696,19 +719,7 @@ pub async fn snapshot(
         tx.rollback().await?;
         return Ok(None);
     }
-    let position = tx
-        .query_opt(
-            &tx.prepare_cached(
-                "SELECT tx, seq FROM form_changes
-             WHERE tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-             ORDER BY tx DESC, seq DESC LIMIT 1",
-            )
-            .await?,
-            &[],
-        )
-        .await?
-        .map(|row| (row.get(0), row.get(1)))
-        .unwrap_or((0, 0));
+    let position = frontier(&tx).await?;
     // Everything at or below the prune mark is in the snapshot too (committed long
     // ago), and may be gone from the log: a cursor below the mark would not resume.
     let position = position.max(super::retention::change_log_pruned(&tx).await?);
@@ -717,6 +728,7 @@ pub async fn snapshot(
     Ok(Some((forms, position)))
 }
 
+#[tracing::instrument(name = "store.forms.schema", skip_all)]
 pub async fn schema(
     client: &impl GenericClient,
     deployment_id: &str,
@@ -735,6 +747,7 @@ pub async fn schema(
         .map(|row| row.get(0)))
 }
 
+#[tracing::instrument(name = "store.forms.put_schema", skip_all)]
 pub async fn put_schema(
     client: &impl GenericClient,
     deployment_id: &str,
@@ -753,4 +766,100 @@ pub async fn put_schema(
         )
         .await?;
     Ok(())
+}
+
+/// The channel on which replicas tell each other that the change log grew.
+/// Notifications carry no data.
+const CHANGES_CHANNEL: &str = "ramp_form_changes";
+
+/// Tells every replica listening (see [`listen_for_changes`]) that the change log
+/// grew: one data-less notification.
+#[tracing::instrument(name = "store.forms.announce_changes", skip_all)]
+pub async fn announce_changes(client: &impl GenericClient) -> Result<(), StoreError> {
+    client
+        .execute("SELECT pg_notify($1, '')", &[&CHANGES_CHANNEL])
+        .await?;
+    Ok(())
+}
+
+/// A connection of its own, outside the pool, that listens for announced changes.
+pub struct ChangeListener {
+    announced: tokio::sync::mpsc::UnboundedReceiver<()>,
+    driver: tokio::task::JoinHandle<()>,
+    /// Kept: the connection lives while its client does.
+    _client: tokio_postgres::Client,
+}
+
+impl ChangeListener {
+    /// The next announcement; `None` once the connection is lost.
+    pub async fn next(&mut self) -> Option<()> {
+        self.announced.recv().await
+    }
+}
+
+impl Drop for ChangeListener {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// Opens a connection outside the pool and listens on it for announced changes.
+#[tracing::instrument(name = "store.forms.listen_for_changes", skip_all)]
+pub async fn listen_for_changes(store: &super::Store) -> Result<ChangeListener, StoreError> {
+    use futures::StreamExt;
+    let (client, mut connection) = store.connect_unpooled().await?;
+    let (announce, announced) = tokio::sync::mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(tokio_postgres::AsyncMessage::Notification(_)) => {
+                    let _ = announce.send(());
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "the LISTEN connection failed");
+                    break;
+                }
+            }
+        }
+    });
+    let listener = ChangeListener {
+        announced,
+        driver,
+        _client: client,
+    };
+    listener
+        ._client
+        .batch_execute(&format!("LISTEN {CHANGES_CHANNEL}"))
+        .await?;
+    Ok(listener)
+}
+
+/// How large the change log is, as operators watch it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LogSize {
+    /// Rows, from PostgreSQL's statistics (no count over the log).
+    pub entries: i64,
+    /// Seconds since the oldest change still in the log; 0 when it is empty.
+    pub oldest_age: f64,
+}
+
+/// The change log's size (the oldest row found through the position index).
+#[tracing::instrument(name = "store.forms.log_size", skip_all)]
+pub async fn log_size(client: &impl GenericClient) -> Result<LogSize, StoreError> {
+    let row = client
+        .query_one(
+            "SELECT
+                COALESCE((SELECT n_live_tup FROM pg_stat_user_tables
+                          WHERE relname = 'form_changes' AND schemaname = current_schema()), 0)::bigint,
+                COALESCE((SELECT extract(epoch FROM now() - created_at)
+                          FROM form_changes ORDER BY tx, seq LIMIT 1), 0)::float8",
+            &[],
+        )
+        .await?;
+    Ok(LogSize {
+        entries: row.get(0),
+        oldest_age: row.get(1),
+    })
 }

@@ -100,6 +100,7 @@ impl Store {
     /// advisory lock so that replicas starting together migrate one after the other
     /// (the later ones find nothing left to do). The lock goes with the connection,
     /// so a replica that dies mid-way does not block the others.
+    #[tracing::instrument(name = "store.migrate", skip_all)]
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let (mut client, connection) =
             tokio::time::timeout(self.timeout, self.pg_config.connect(NoTls))
@@ -156,7 +157,7 @@ impl Store {
 
     /// A connection of its own, outside the pool (for LISTEN), and its driver, which
     /// the caller polls.
-    pub async fn connect_unpooled(
+    async fn connect_unpooled(
         &self,
     ) -> Result<
         (
@@ -172,6 +173,7 @@ impl Store {
     }
 
     /// A round trip to the database, bounded by the configured timeout.
+    #[tracing::instrument(name = "store.ping", skip_all)]
     pub async fn ping(&self) -> Result<(), StoreError> {
         let check = async {
             let client = self.pool.get().await?;

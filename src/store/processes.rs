@@ -343,6 +343,7 @@ pub async fn list(
 }
 
 /// Where a watch of the engine's history stands (engine time), if it ran before.
+#[tracing::instrument(name = "store.processes.watermark", skip_all)]
 pub async fn watermark(
     client: &impl GenericClient,
     name: &str,
@@ -359,6 +360,7 @@ pub async fn watermark(
 }
 
 /// The database's clock: the one `created_at` and `updated_at` are written by.
+#[tracing::instrument(name = "store.processes.database_now", skip_all)]
 pub async fn database_now(client: &impl GenericClient) -> Result<DateTime<Utc>, StoreError> {
     Ok(client
         .query_one(&client.prepare_cached("SELECT now()").await?, &[])
@@ -367,6 +369,7 @@ pub async fn database_now(client: &impl GenericClient) -> Result<DateTime<Utc>, 
 }
 
 /// Moves a watch forward (never back).
+#[tracing::instrument(name = "store.processes.advance_watermark", skip_all)]
 pub async fn advance_watermark(
     client: &impl GenericClient,
     name: &str,

@@ -15,6 +15,7 @@ const CHANGE_LOG_PRUNE_LOCK: i64 = 0x7261_6d70_7072_756e; // "ramppun"
 
 /// The position at or below which the change log may have been pruned; `(0, 0)`
 /// when nothing ever was.
+#[tracing::instrument(name = "store.retention.change_log_pruned", skip_all)]
 pub async fn change_log_pruned(client: &impl GenericClient) -> Result<Position, StoreError> {
     Ok(client
         .query_opt("SELECT tx, seq FROM change_log_pruned", &[])
@@ -28,6 +29,7 @@ pub async fn change_log_pruned(client: &impl GenericClient) -> Result<Position, 
 /// only rows below the oldest transaction in flight (no row can still appear below
 /// them), so "everything above the watermark is there" stays true. Returns the rows
 /// deleted; 0 also when another replica is pruning right now.
+#[tracing::instrument(name = "store.retention.prune_change_log", skip_all)]
 pub async fn prune_change_log(
     client: &mut deadpool_postgres::Object,
     before: DateTime<Utc>,
@@ -91,6 +93,7 @@ pub fn uuid_v7_floor(time: DateTime<Utc>) -> Uuid {
 
 /// Deletes up to `limit` delivered outbox rows delivered before `before` (the
 /// answer itself stays with its submission).
+#[tracing::instrument(name = "store.retention.prune_delivered", skip_all)]
 pub async fn prune_delivered(
     client: &impl GenericClient,
     before: DateTime<Utc>,
@@ -114,6 +117,7 @@ pub async fn prune_delivered(
 /// outbox rows, and clears the drafts and prefills of their form tasks (unless a
 /// form is pending again). Answers still to
 /// deliver (pending) or waiting for an operator (failed) are kept.
+#[tracing::instrument(name = "store.retention.prune_submissions", skip_all)]
 pub async fn prune_submissions(
     client: &impl GenericClient,
     before: DateTime<Utc>,
