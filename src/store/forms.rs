@@ -6,7 +6,7 @@ use serde_json::Value;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{StoreError, decode};
+use super::{StoreError, after_parameters, decode, fetch_all, fetch_opt, first};
 use crate::delivery::DeliveryState;
 use crate::forms::{Change, ChangeKind, FormState, FormTask};
 use crate::ids::{FormTaskId, SubmissionId};
@@ -56,16 +56,6 @@ fn from_row(row: &Row) -> Result<FormTask, StoreError> {
         form_title: row.get("form_title"),
         context: row.get("context"),
     })
-}
-
-/// The form task a statement found, if any.
-fn one(row: Option<Row>) -> Result<Option<FormTask>, StoreError> {
-    row.as_ref().map(from_row).transpose()
-}
-
-/// The form tasks a statement found.
-fn all(rows: Vec<Row>) -> Result<Vec<FormTask>, StoreError> {
-    rows.iter().map(from_row).collect()
 }
 
 /// Stores a new form task and its `added` change (carrying `summary`) in one
@@ -132,9 +122,7 @@ pub async fn by_external_task(
     external_task_id: &str,
 ) -> Result<Option<FormTask>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM form_tasks WHERE external_task_id = $1");
-    one(client
-        .query_opt(&client.prepare_cached(&sql).await?, &[&external_task_id])
-        .await?)
+    fetch_opt(client, &sql, &[&external_task_id], from_row).await
 }
 
 #[tracing::instrument(name = "store.forms.get", skip_all)]
@@ -143,9 +131,7 @@ pub async fn get(
     id: FormTaskId,
 ) -> Result<Option<FormTask>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM form_tasks WHERE id = $1");
-    one(client
-        .query_opt(&client.prepare_cached(&sql).await?, &[id.as_uuid()])
-        .await?)
+    fetch_opt(client, &sql, &[id.as_uuid()], from_row).await
 }
 
 /// A form task, locked for the rest of the transaction (submits serialize on it).
@@ -155,9 +141,7 @@ pub async fn get_for_update(
     id: FormTaskId,
 ) -> Result<Option<FormTask>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM form_tasks WHERE id = $1 FOR UPDATE");
-    one(client
-        .query_opt(&client.prepare_cached(&sql).await?, &[id.as_uuid()])
-        .await?)
+    fetch_opt(client, &sql, &[id.as_uuid()], from_row).await
 }
 
 /// A submit, as one statement writes it.
@@ -236,9 +220,13 @@ pub async fn give_back(
             completed_at = NULL, updated_at = $4
          WHERE id = $1 AND status = 'completed' RETURNING {COLUMNS}"
     );
-    one(client
-        .query_opt(&sql, &[id.as_uuid(), answer, &reason, &at])
-        .await?)
+    fetch_opt(
+        client,
+        &sql,
+        &[id.as_uuid(), answer, &reason, &at],
+        from_row,
+    )
+    .await
 }
 
 /// Gives a pending form to `assignee` and clears its draft (the old assignee's), in
@@ -255,7 +243,7 @@ pub async fn reassign(
         "UPDATE form_tasks SET assignee = $2, draft = NULL, updated_at = now()
          WHERE id = $1 AND status = 'pending' RETURNING {COLUMNS}"
     );
-    one(client.query_opt(&sql, &[id.as_uuid(), &assignee]).await?)
+    fetch_opt(client, &sql, &[id.as_uuid(), &assignee], from_row).await
 }
 
 /// Withdraws pending forms (in the caller's transaction) and returns them.
@@ -270,9 +258,7 @@ pub async fn withdraw(
          WHERE id = ANY($1) AND status = 'pending' RETURNING {COLUMNS}"
     );
     let ids: Vec<Uuid> = ids.iter().map(|id| *id.as_uuid()).collect();
-    all(client
-        .query(&client.prepare_cached(&sql).await?, &[&ids, &reason])
-        .await?)
+    fetch_all(client, &sql, &[&ids, &reason], from_row).await
 }
 
 /// Withdraws, in one statement, every pending form of the process tree under `root`
@@ -287,9 +273,7 @@ pub async fn withdraw_tree(
         "UPDATE form_tasks SET status = 'withdrawn', withdrawal_reason = $2, updated_at = now()
          WHERE root_process_instance_id = $1 AND status = 'pending' RETURNING {COLUMNS}"
     );
-    all(client
-        .query(&client.prepare_cached(&sql).await?, &[&root, &reason])
-        .await?)
+    fetch_all(client, &sql, &[&root, &reason], from_row).await
 }
 
 /// Pending forms held by these instances, or belonging to these roots.
@@ -302,9 +286,7 @@ pub async fn pending_in(
         "SELECT {COLUMNS} FROM form_tasks
          WHERE status = 'pending' AND (process_instance_id = ANY($1) OR root_process_instance_id = ANY($1))"
     );
-    all(client
-        .query(&client.prepare_cached(&sql).await?, &[&instances])
-        .await?)
+    fetch_all(client, &sql, &[&instances], from_row).await
 }
 
 /// Replaces the draft of a pending form of `assignee`'s. `None`, with nothing
@@ -322,12 +304,7 @@ pub async fn save_draft(
         "UPDATE form_tasks SET draft = $2, updated_at = now()
          WHERE id = $1 AND status = 'pending' AND assignee = $3 RETURNING {COLUMNS}"
     );
-    one(client
-        .query_opt(
-            &client.prepare_cached(&sql).await?,
-            &[id.as_uuid(), draft, &assignee],
-        )
-        .await?)
+    fetch_opt(client, &sql, &[id.as_uuid(), draft, &assignee], from_row).await
 }
 
 /// A user's pending forms, oldest first.
@@ -339,9 +316,7 @@ pub async fn pending_for(
     let sql = format!(
         "SELECT {COLUMNS} FROM form_tasks WHERE assignee = $1 AND status = 'pending' ORDER BY created_at, id"
     );
-    all(client
-        .query(&client.prepare_cached(&sql).await?, &[&assignee])
-        .await?)
+    fetch_all(client, &sql, &[&assignee], from_row).await
 }
 
 pub struct ListQuery<'a> {
@@ -360,10 +335,7 @@ pub async fn list(
     client: &impl GenericClient,
     query: &ListQuery<'_>,
 ) -> Result<Vec<FormTask>, StoreError> {
-    let (after_time, after_id) = match query.after {
-        Some((time, id)) => (Some(time), Some(id)),
-        None => (None, None),
-    };
+    let (after_time, after_id) = after_parameters(query.after);
     let statuses: Vec<&str> = query.statuses.iter().map(|s| s.as_str()).collect();
     let sql = format!(
         "SELECT {COLUMNS} FROM form_tasks
@@ -375,24 +347,30 @@ pub async fn list(
          ORDER BY created_at, id
          LIMIT $7"
     );
-    all(client
-        .query(
-            &client.prepare_cached(&sql).await?,
-            &[
-                &query.assignee,
-                &statuses,
-                &query.business_key,
-                &query.root_process_instance_id,
-                &after_time,
-                &after_id,
-                &query.limit,
-            ],
-        )
-        .await?)
+    fetch_all(
+        client,
+        &sql,
+        &[
+            &query.assignee,
+            &statuses,
+            &query.business_key,
+            &query.root_process_instance_id,
+            &after_time,
+            &after_id,
+            &query.limit,
+        ],
+        from_row,
+    )
+    .await
 }
 
 /// A position in the change log: (writing transaction, row number).
 pub type Position = (i64, i64);
+
+/// A position read from its two columns, `tx, seq`.
+pub(super) fn position(row: &Row) -> Result<Position, StoreError> {
+    Ok((row.get(0), row.get(1)))
+}
 
 /// A change read from the log: its kind and reason parsed, or a decode error.
 fn change_from_row(row: &Row) -> Result<Change, StoreError> {
@@ -440,18 +418,20 @@ pub async fn changes_after(
     after: Position,
     limit: i64,
 ) -> Result<Vec<Change>, StoreError> {
-    let rows = client
-        .query(
-            &client.prepare_cached("SELECT tx, seq, form_task_id, assignee, kind, reason, summary, created_at FROM form_changes
-             WHERE ($1::text IS NULL OR assignee = $1)
-               AND (tx, seq) > ($2, $3)
-               AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-             ORDER BY tx, seq
-             LIMIT $4").await?,
-            &[&assignee, &after.0, &after.1, &limit],
-        )
-        .await?;
-    rows.iter().map(change_from_row).collect()
+    let sql = "SELECT tx, seq, form_task_id, assignee, kind, reason, summary, created_at
+         FROM form_changes
+         WHERE ($1::text IS NULL OR assignee = $1)
+           AND (tx, seq) > ($2, $3)
+           AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+         ORDER BY tx, seq
+         LIMIT $4";
+    fetch_all(
+        client,
+        sql,
+        &[&assignee, &after.0, &after.1, &limit],
+        change_from_row,
+    )
+    .await
 }
 
 /// The changes of `assignee`'s after `after`, up to `limit`, read in one snapshot
@@ -481,19 +461,11 @@ pub async fn changes_since(
 /// The end of what readers can see now: the greatest position below the xmin.
 #[tracing::instrument(name = "store.forms.frontier", skip_all)]
 pub async fn frontier(client: &impl GenericClient) -> Result<Position, StoreError> {
-    Ok(client
-        .query_opt(
-            &client
-                .prepare_cached(
-                    "SELECT tx, seq FROM form_changes
-             WHERE tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-             ORDER BY tx DESC, seq DESC LIMIT 1",
-                )
-                .await?,
-            &[],
-        )
+    let sql = "SELECT tx, seq FROM form_changes
+         WHERE tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+         ORDER BY tx DESC, seq DESC LIMIT 1";
+    Ok(fetch_opt(client, sql, &[], position)
         .await?
-        .map(|row| (row.get(0), row.get(1)))
         .unwrap_or((0, 0)))
 }
 
@@ -540,15 +512,8 @@ pub async fn read_check(
 /// The first position in the log, if it holds any change.
 #[tracing::instrument(name = "store.forms.first_position", skip_all)]
 pub async fn first_position(client: &impl GenericClient) -> Result<Option<Position>, StoreError> {
-    Ok(client
-        .query_opt(
-            &client
-                .prepare_cached("SELECT tx, seq FROM form_changes ORDER BY tx, seq LIMIT 1")
-                .await?,
-            &[],
-        )
-        .await?
-        .map(|row| (row.get(0), row.get(1))))
+    let sql = "SELECT tx, seq FROM form_changes ORDER BY tx, seq LIMIT 1";
+    fetch_opt(client, sql, &[], position).await
 }
 
 /// What [`adopt_cluster`] found and did.
@@ -661,15 +626,8 @@ pub async fn change_time(
     client: &impl GenericClient,
     position: Position,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
-    Ok(client
-        .query_opt(
-            &client
-                .prepare_cached("SELECT created_at FROM form_changes WHERE tx = $1 AND seq = $2")
-                .await?,
-            &[&position.0, &position.1],
-        )
-        .await?
-        .map(|row| row.get(0)))
+    let sql = "SELECT created_at FROM form_changes WHERE tx = $1 AND seq = $2";
+    fetch_opt(client, sql, &[&position.0, &position.1], first).await
 }
 
 /// When the oldest change still in the log was written.
@@ -734,17 +692,8 @@ pub async fn schema(
     deployment_id: &str,
     form_id: &str,
 ) -> Result<Option<Value>, StoreError> {
-    Ok(client
-        .query_opt(
-            &client
-                .prepare_cached(
-                    "SELECT schema FROM form_schemas WHERE deployment_id = $1 AND form_id = $2",
-                )
-                .await?,
-            &[&deployment_id, &form_id],
-        )
-        .await?
-        .map(|row| row.get(0)))
+    let sql = "SELECT schema FROM form_schemas WHERE deployment_id = $1 AND form_id = $2";
+    fetch_opt(client, sql, &[&deployment_id, &form_id], first).await
 }
 
 #[tracing::instrument(name = "store.forms.put_schema", skip_all)]
