@@ -1,5 +1,6 @@
 //! Form tasks: created by workers (idempotent on the external task), read and drafted
 //! by their assignees, and streamed live to them (`stream.rs`, fed by `hub.rs`).
+//! What a form task, its answer and its changes are: `task.rs`.
 
 mod consistency;
 mod feel;

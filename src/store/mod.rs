@@ -297,3 +297,23 @@ fn describe(error: &tokio_postgres::Error) -> String {
         None => error.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forms::FormState;
+
+    #[test]
+    fn a_stored_word_the_set_lacks_is_a_decode_error_naming_its_column() {
+        assert_eq!(
+            decode("form_tasks.status", "pending", FormState::parse).unwrap(),
+            FormState::Pending
+        );
+        match decode("form_tasks.status", "archived", FormState::parse) {
+            Err(StoreError::Decode { column, value }) => {
+                assert_eq!((column, value.as_str()), ("form_tasks.status", "archived"))
+            }
+            other => panic!("not a decode error: {other:?}"),
+        }
+    }
+}
