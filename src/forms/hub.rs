@@ -14,16 +14,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
-use tokio::sync::{Notify, mpsc};
-use tokio_postgres::AsyncMessage;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::Change;
 use crate::store::Store;
-use crate::store::forms::{self as rows, ChangeRow, Position};
+use crate::store::forms::{self as rows, Position};
 
-/// The channel replicas notify each other on. Notifications carry no data.
-pub const CHANNEL: &str = "ramp_form_changes";
 /// Changes read from the log per query.
 const BATCH: i64 = 1_000;
 /// The longest wait before reading again while committed changes are held back by
@@ -70,7 +67,7 @@ struct Subscriber {
 /// dropped because it was full, and a wake-up. Small on purpose (no allocation
 /// until a change arrives): a replica holds one per open stream.
 struct Mailbox {
-    changes: Mutex<VecDeque<Arc<ChangeRow>>>,
+    changes: Mutex<VecDeque<Arc<Change>>>,
     lagging: AtomicBool,
     /// The log's positions were moved (the database now lives in another cluster):
     /// the stream's position means nothing any more, and it ends.
@@ -89,7 +86,7 @@ pub struct Subscription {
 impl Subscription {
     /// The next change handed over, or `None` when changes were dropped because
     /// the queue was full (see [`Subscription::take_lagging`]).
-    pub async fn next_change(&self) -> Option<Arc<ChangeRow>> {
+    pub async fn next_change(&self) -> Option<Arc<Change>> {
         loop {
             if self.mailbox.lagging.load(Ordering::Acquire)
                 || self.mailbox.moved.load(Ordering::Acquire)
@@ -352,7 +349,7 @@ impl ChangeHub {
         }
     }
 
-    fn dispatch(&self, change: Arc<ChangeRow>) {
+    fn dispatch(&self, change: Arc<Change>) {
         let streams = self.inner.streams.lock().expect("not poisoned");
         let Some(list) = streams.get(&change.assignee) else {
             return;
@@ -380,10 +377,7 @@ impl ChangeHub {
             // Gather the pokes of one tick into one notification.
             tokio::time::sleep(self.inner.settings.notify_tick).await;
             let sent = match self.inner.store.client().await {
-                Ok(client) => client
-                    .execute("SELECT pg_notify($1, '')", &[&CHANNEL])
-                    .await
-                    .map_err(crate::store::StoreError::from),
+                Ok(client) => rows::announce_changes(&client).await,
                 Err(error) => Err(error),
             };
             if let Err(error) = sent {
@@ -398,45 +392,23 @@ impl ChangeHub {
     async fn listen_loop(self, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.inner.store.connect_unpooled().await {
-                Ok((client, mut connection)) => {
-                    let (messages_tx, mut messages) = mpsc::unbounded_channel();
-                    let driver = tokio::spawn(async move {
-                        let mut stream =
-                            futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-                        while let Some(message) = stream.next().await {
-                            match message {
-                                Ok(AsyncMessage::Notification(_)) => {
-                                    let _ = messages_tx.send(());
-                                }
-                                Ok(_) => {}
-                                Err(error) => {
-                                    tracing::warn!(%error, "the LISTEN connection failed");
-                                    break;
-                                }
-                            }
-                        }
-                    });
-                    if let Err(error) = client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
-                        tracing::warn!(%error, "cannot LISTEN");
-                    } else {
-                        backoff = Duration::from_millis(100);
-                        // Whatever happened while not listening is read now.
-                        self.inner.wake_reader();
-                        loop {
-                            tokio::select! {
-                                _ = shutdown.cancelled() => { driver.abort(); return; }
-                                message = messages.recv() => match message {
-                                    Some(()) => self.inner.wake_reader(),
-                                    None => break,
-                                },
-                            }
+            match rows::listen_for_changes(&self.inner.store).await {
+                Ok(mut listener) => {
+                    backoff = Duration::from_millis(100);
+                    // Whatever happened while not listening is read now.
+                    self.inner.wake_reader();
+                    loop {
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            announced = listener.next() => match announced {
+                                Some(()) => self.inner.wake_reader(),
+                                None => break,
+                            },
                         }
                     }
-                    driver.abort();
                     tracing::info!("LISTEN connection lost; reconnecting");
                 }
-                Err(error) => tracing::warn!(%error, "cannot open the LISTEN connection"),
+                Err(error) => tracing::warn!(%error, "cannot LISTEN"),
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,

@@ -23,12 +23,12 @@ use std::time::Duration;
 use base64::Engine;
 use chrono::Utc;
 use std::collections::VecDeque;
-use uuid::Uuid;
 
 use super::hub::Subscription;
-use super::{FormError, FormSummary};
-use crate::store::forms::{self as rows, ChangeRow, Position};
-use crate::store::{Store, StoreError, retention};
+use super::{Change, ChangeKind, FormError, FormSummary, FormTask, RemovalReason};
+use crate::ids::FormTaskId;
+use crate::store::forms::{self as rows, Position};
+use crate::store::{Store, retention};
 
 /// Changes read from the log per catch-up query.
 const CATCH_UP_BATCH: i64 = 500;
@@ -70,34 +70,24 @@ pub enum StreamEvent {
     Snapshot(Vec<FormSummary>, Cursor),
     Added(FormSummary, Cursor),
     Updated(FormSummary, Cursor),
-    Removed(Uuid, String, Cursor),
+    Removed(FormTaskId, RemovalReason, Cursor),
     Heartbeat(Cursor),
 }
 
-fn event_of(change: &ChangeRow) -> Option<StreamEvent> {
+fn event_of(change: &Change) -> Option<StreamEvent> {
     let cursor = Cursor(change.position);
-    match change.kind.as_str() {
-        "added" | "updated" => {
-            let summary: FormSummary = match serde_json::from_value(change.summary.clone()) {
-                Ok(summary) => summary,
-                Err(error) => {
-                    tracing::error!(%error, position = ?change.position, "an unreadable change in the log");
-                    return None;
-                }
-            };
-            Some(if change.kind == "added" {
-                StreamEvent::Added(summary, cursor)
-            } else {
-                StreamEvent::Updated(summary, cursor)
-            })
+    let summary = || match serde_json::from_value::<FormSummary>(change.summary.clone()) {
+        Ok(summary) => Some(summary),
+        Err(error) => {
+            tracing::error!(%error, position = ?change.position, "an unreadable change in the log");
+            None
         }
-        "removed" => Some(StreamEvent::Removed(
-            change.form_task_id,
-            change.reason.clone().unwrap_or_default(),
-            cursor,
-        )),
-        _ => None,
-    }
+    };
+    Some(match change.kind {
+        ChangeKind::Added => StreamEvent::Added(summary()?, cursor),
+        ChangeKind::Updated => StreamEvent::Updated(summary()?, cursor),
+        ChangeKind::Removed(reason) => StreamEvent::Removed(change.form_task_id, reason, cursor),
+    })
 }
 
 /// A stream's events. No task of its own: tonic polls it while the client is
@@ -195,7 +185,7 @@ impl State {
                 }
                 continue;
             }
-            let change: Arc<ChangeRow> = tokio::select! {
+            let change: Arc<Change> = tokio::select! {
                 _ = self.heartbeat.tick() => return Ok(StreamEvent::Heartbeat(Cursor(self.position))),
                 change = self.subscription.next_change() => match change {
                     Some(change) => change,
@@ -216,8 +206,11 @@ impl State {
     /// Queues the next batch of changes after the position from the log; false when
     /// retention deleted changes after the position (they cannot be replayed).
     async fn catch_up(&mut self) -> Result<bool, FormError> {
-        let Some(batch) =
-            Box::pin(consistent_batch(&self.store, &self.assignee, self.position)).await?
+        let Some(batch) = Box::pin(async {
+            let mut client = self.store.client().await?;
+            rows::changes_since(&mut client, &self.assignee, self.position, CATCH_UP_BATCH).await
+        })
+        .await?
         else {
             return Ok(false);
         };
@@ -241,29 +234,6 @@ fn fell_behind() -> FormError {
         "the stream fell behind the change log's retention; reconnect with the last cursor for a fresh snapshot"
             .into(),
     )
-}
-
-/// The changes after `position`, read in one snapshot with the prune mark; `None`
-/// when the log no longer holds everything after `position`.
-async fn consistent_batch(
-    store: &Store,
-    assignee: &str,
-    position: Position,
-) -> Result<Option<Vec<ChangeRow>>, FormError> {
-    let mut client = store.client().await?;
-    let tx = client
-        .build_transaction()
-        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await
-        .map_err(StoreError::from)?;
-    if position < retention::change_log_pruned(&tx).await? {
-        return Ok(None);
-    }
-    let batch = rows::changes_after(&tx, Some(assignee), position, CATCH_UP_BATCH).await?;
-    tx.commit().await.map_err(StoreError::from)?;
-    Ok(Some(batch))
 }
 
 /// The client's cursor if the log still holds what follows it; `None` when a
@@ -307,10 +277,7 @@ async fn resumable(
 
 /// A consistent snapshot; retried while a transaction touching these forms is still
 /// in flight below it (moments, normally).
-async fn snapshot(
-    store: &Store,
-    assignee: &str,
-) -> Result<(Vec<rows::FormTaskRow>, Position), FormError> {
+async fn snapshot(store: &Store, assignee: &str) -> Result<(Vec<FormTask>, Position), FormError> {
     let mut wait = Duration::from_millis(5);
     loop {
         let mut client = store.client().await?;

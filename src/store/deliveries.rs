@@ -10,112 +10,97 @@ use serde_json::Value;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::StoreError;
+use super::{StoreError, decode, fetch_all, fetch_opt};
+use crate::delivery::{Claimed, Delivery, DeliveryRecord, DeliveryState, Outcome};
+use crate::forms::{FormTask, Submission};
+use crate::ids::{FormTaskId, SubmissionId};
 
-#[derive(Clone, Debug)]
-pub struct SubmissionRow {
-    pub id: Uuid,
-    pub form_task_id: Uuid,
-    pub submitted_by: String,
-    pub data: Value,
-    pub created_at: DateTime<Utc>,
-}
+/// The columns [`submission`] reads.
+const SUBMISSION_COLUMNS: &str = "id, form_task_id, submitted_by, data, created_at";
 
-fn submission(row: &Row) -> SubmissionRow {
-    SubmissionRow {
-        id: row.get("id"),
-        form_task_id: row.get("form_task_id"),
+fn submission(row: &Row) -> Result<Submission, StoreError> {
+    Ok(Submission {
+        id: SubmissionId::from_uuid(row.get("id")),
+        form_task_id: FormTaskId::from_uuid(row.get("form_task_id")),
         submitted_by: row.get("submitted_by"),
         data: row.get("data"),
         created_at: row.get("created_at"),
-    }
+    })
 }
 
+#[tracing::instrument(name = "store.deliveries.submission_by_request", skip_all)]
 pub async fn submission_by_request(
     client: &impl GenericClient,
     submitted_by: &str,
     request_id: &str,
-) -> Result<Option<SubmissionRow>, StoreError> {
-    Ok(client
-        .query_opt(
-            &client
-                .prepare_cached(
-                    "SELECT id, form_task_id, submitted_by, data, created_at FROM submissions
-             WHERE submitted_by = $1 AND request_id = $2",
-                )
-                .await?,
-            &[&submitted_by, &request_id],
-        )
-        .await?
-        .as_ref()
-        .map(submission))
+) -> Result<Option<Submission>, StoreError> {
+    let sql = format!(
+        "SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE submitted_by = $1 AND request_id = $2"
+    );
+    fetch_opt(client, &sql, &[&submitted_by, &request_id], submission).await
 }
+
+/// Puts a new answer's message in the outbox, due now: a part (`outbox AS (...)`)
+/// of the statement that stores the answer ([`super::forms::submit`]), so that the
+/// message commits with it, in one round trip. It reads the answer from that
+/// statement's `submission` (`id, form_task_id, data`) and the form's message, as
+/// stored, from its `completed` (`id, message_name, process_instance_id,
+/// activity_instance_id`).
+pub(super) const ENQUEUE: &str = "outbox AS (
+            INSERT INTO correlation_outbox (id, submission_id, form_task_id, message_name,
+                process_instance_id, activity_instance_id, variables, state)
+            SELECT s.id, s.id, s.form_task_id, c.message_name, c.process_instance_id,
+                c.activity_instance_id, s.data, 'pending'
+            FROM submission s JOIN completed c ON c.id = s.form_task_id
+        )";
 
 /// The latest answer to a form task (a returned form may have been answered again).
+#[tracing::instrument(name = "store.deliveries.submission_of", skip_all)]
 pub async fn submission_of(
     client: &impl GenericClient,
-    form_task_id: Uuid,
-) -> Result<Option<SubmissionRow>, StoreError> {
-    Ok(client
-        .query_opt(
-            &client.prepare_cached("SELECT id, form_task_id, submitted_by, data, created_at FROM submissions WHERE form_task_id = $1
-             ORDER BY created_at DESC, id DESC LIMIT 1").await?,
-            &[&form_task_id],
-        )
-        .await?
-        .as_ref()
-        .map(submission))
+    form_task_id: FormTaskId,
+) -> Result<Option<Submission>, StoreError> {
+    let sql = format!(
+        "SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE form_task_id = $1
+         ORDER BY created_at DESC, id DESC LIMIT 1"
+    );
+    fetch_opt(client, &sql, &[form_task_id.as_uuid()], submission).await
 }
 
-/// Where a delivery stands.
-#[derive(Clone, Debug)]
-pub struct DeliveryRow {
-    pub state: String,
-    pub attempts: i32,
-    /// Why the last attempt did not go through, in words for the form's author.
-    pub last_error: Option<String>,
-    /// The engine's own text of that failure, for operators.
-    pub engine_error: Option<String>,
-    pub next_attempt_at: DateTime<Utc>,
-    pub delivered_at: Option<DateTime<Utc>>,
+/// A delivery's columns, from `state` on (see [`DELIVERY_COLUMNS`]).
+fn delivery(row: &Row, first: usize) -> Result<Delivery, StoreError> {
+    Ok(Delivery {
+        state: decode(
+            "correlation_outbox.state",
+            row.get(first),
+            DeliveryState::parse,
+        )?,
+        attempts: row.get(first + 1),
+        last_error: row.get(first + 2),
+        engine_error: row.get(first + 3),
+        next_attempt_at: row.get(first + 4),
+        delivered_at: row.get(first + 5),
+    })
 }
+
+/// The columns [`delivery`] reads, in its order.
+const DELIVERY_COLUMNS: &str =
+    "o.state, o.attempts, o.last_error, o.engine_error, o.next_attempt_at, o.delivered_at";
 
 /// The delivery of the latest answer to a form task.
+#[tracing::instrument(name = "store.deliveries.delivery_of", skip_all)]
 pub async fn delivery_of(
     client: &impl GenericClient,
-    form_task_id: Uuid,
-) -> Result<Option<DeliveryRow>, StoreError> {
-    Ok(client
-        .query_opt(
-            &client.prepare_cached("SELECT state, attempts, last_error, engine_error, next_attempt_at, delivered_at
-             FROM correlation_outbox WHERE form_task_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1").await?,
-            &[&form_task_id],
-        )
-        .await?
-        .map(|row| DeliveryRow {
-            state: row.get(0),
-            attempts: row.get(1),
-            last_error: row.get(2),
-            engine_error: row.get(3),
-            next_attempt_at: row.get(4),
-            delivered_at: row.get(5),
-        }))
-}
-
-/// A claimed message to deliver.
-#[derive(Clone, Debug)]
-pub struct OutboxRow {
-    pub id: Uuid,
-    pub form_task_id: Uuid,
-    pub message_name: String,
-    pub process_instance_id: String,
-    pub activity_instance_id: Option<String>,
-    pub variables: Value,
-    pub attempts: i32,
-    pub uncertain: bool,
-    pub lease_generation: i64,
-    /// How long ago the answer was submitted, by the database's clock.
-    pub age: Duration,
+    form_task_id: FormTaskId,
+) -> Result<Option<Delivery>, StoreError> {
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS} FROM correlation_outbox o WHERE o.form_task_id = $1
+         ORDER BY o.created_at DESC, o.id DESC LIMIT 1"
+    );
+    fetch_opt(client, &sql, &[form_task_id.as_uuid()], |row| {
+        delivery(row, 0)
+    })
+    .await
 }
 
 /// Claims due rows for `owner` until `lease` from now: pending, due, and not under
@@ -126,16 +111,15 @@ pub struct OutboxRow {
 /// was killed, frozen past the lease, or lost the database): that attempt may have
 /// reached the engine, and the claim comes back `uncertain`, to be checked by its
 /// marker before anything is sent again.
+#[tracing::instrument(name = "store.deliveries.claim", skip_all)]
 pub async fn claim(
     client: &impl GenericClient,
     owner: Uuid,
     lease: Duration,
     limit: i64,
-) -> Result<Vec<OutboxRow>, StoreError> {
+) -> Result<Vec<Claimed>, StoreError> {
     let lease_ms = lease.as_millis() as i64;
-    let rows = client
-        .query(
-            &client.prepare_cached("UPDATE correlation_outbox SET
+    let sql = "UPDATE correlation_outbox SET
                 lease_owner = $1,
                 lease_until = now() + make_interval(secs => $2::bigint / 1000.0),
                 -- A leased row is not due again before its lease ends: moved out of
@@ -155,15 +139,11 @@ pub async fn claim(
                 FOR UPDATE SKIP LOCKED)
              RETURNING id, form_task_id, message_name, process_instance_id, activity_instance_id, variables,
                        attempts, uncertain, lease_generation,
-                       (extract(epoch FROM now() - created_at) * 1000)::bigint").await?,
-            &[&owner, &lease_ms, &limit],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|row| OutboxRow {
-            id: row.get(0),
-            form_task_id: row.get(1),
+                       (extract(epoch FROM now() - created_at) * 1000)::bigint";
+    fetch_all(client, sql, &[&owner, &lease_ms, &limit], |row| {
+        Ok(Claimed {
+            id: SubmissionId::from_uuid(row.get(0)),
+            form_task_id: FormTaskId::from_uuid(row.get(1)),
             message_name: row.get(2),
             process_instance_id: row.get(3),
             activity_instance_id: row.get(4),
@@ -173,46 +153,17 @@ pub async fn claim(
             lease_generation: row.get(8),
             age: Duration::from_millis(row.get::<_, i64>(9).max(0) as u64),
         })
-        .collect())
-}
-
-/// What became of an attempt. `reason` says it in words for the form's author
-/// (`last_error`); `error` is the engine's own text, for operators (`engine_error`).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
-    Delivered,
-    /// Try again after `after`; `uncertain` when this attempt's outcome is unknown.
-    Retry {
-        after: Duration,
-        reason: String,
-        error: String,
-        uncertain: bool,
-    },
-    /// Nothing can take the message any more: the process ended.
-    Undeliverable {
-        reason: String,
-        error: String,
-    },
-    /// Not delivered in the time allowed, or an error retrying cannot mend: an
-    /// operator looks at it.
-    Failed {
-        reason: String,
-        error: String,
-    },
-    /// The engine will never take this answer as it is: the form goes back to its
-    /// author (`return_form`).
-    Refused {
-        reason: String,
-        error: String,
-    },
+    })
+    .await
 }
 
 /// Records an outcome if this claim still owns the row. False when a newer claim
 /// took it over (this replica was too slow): then nothing is written. A refusal is
 /// recorded by `return_form`, which also gives the form back.
+#[tracing::instrument(name = "store.deliveries.record", skip_all)]
 pub async fn record(
     client: &impl GenericClient,
-    id: Uuid,
+    id: SubmissionId,
     generation: i64,
     outcome: &Outcome,
 ) -> Result<bool, StoreError> {
@@ -223,7 +174,7 @@ pub async fn record(
                     &client.prepare_cached("UPDATE correlation_outbox SET state = 'delivered', delivered_at = now(), uncertain = false,
                         last_error = NULL, engine_error = NULL, lease_owner = NULL, lease_until = NULL
                      WHERE id = $1 AND lease_generation = $2").await?,
-                    &[&id, &generation],
+                    &[id.as_uuid(), &generation],
                 )
                 .await?
         }
@@ -234,7 +185,7 @@ pub async fn record(
                     &client.prepare_cached("UPDATE correlation_outbox SET next_attempt_at = now() + make_interval(secs => $3::bigint / 1000.0),
                         last_error = $4, engine_error = $5, uncertain = $6, lease_owner = NULL, lease_until = NULL
                      WHERE id = $1 AND lease_generation = $2").await?,
-                    &[&id, &generation, &after_ms, reason, error, uncertain],
+                    &[id.as_uuid(), &generation, &after_ms, reason, error, uncertain],
                 )
                 .await?
         }
@@ -242,16 +193,17 @@ pub async fn record(
         | Outcome::Failed { reason, error }
         | Outcome::Refused { reason, error } => {
             let state = match outcome {
-                Outcome::Failed { .. } => "failed",
-                Outcome::Refused { .. } => "refused",
-                _ => "undeliverable",
-            };
+                Outcome::Failed { .. } => DeliveryState::Failed,
+                Outcome::Refused { .. } => DeliveryState::Refused,
+                _ => DeliveryState::Undeliverable,
+            }
+            .as_str();
             client
                 .execute(
                     &client.prepare_cached("UPDATE correlation_outbox SET state = $3, last_error = $4, engine_error = $5,
                         lease_owner = NULL, lease_until = NULL
                      WHERE id = $1 AND lease_generation = $2").await?,
-                    &[&id, &generation, &state, reason, error],
+                    &[id.as_uuid(), &generation, &state, reason, error],
                 )
                 .await?
         }
@@ -267,122 +219,101 @@ pub async fn record(
 #[tracing::instrument(name = "store.deliveries.return_form", skip_all)]
 pub async fn return_form(
     client: &impl GenericClient,
-    id: Uuid,
+    id: SubmissionId,
     generation: i64,
     reason: &str,
     error: &str,
     at: DateTime<Utc>,
-) -> Result<Option<Option<super::forms::FormTaskRow>>, StoreError> {
+) -> Result<Option<Option<FormTask>>, StoreError> {
     let Some(refused) = client
         .query_opt(
             "UPDATE correlation_outbox SET state = 'refused', last_error = $3, engine_error = $4,
                 lease_owner = NULL, lease_until = NULL
              WHERE id = $1 AND lease_generation = $2 AND state = 'pending'
              RETURNING form_task_id, variables",
-            &[&id, &generation, &reason, &error],
+            &[id.as_uuid(), &generation, &reason, &error],
         )
         .await?
     else {
         return Ok(None);
     };
-    let form_task_id: Uuid = refused.get(0);
+    let form_task_id = FormTaskId::from_uuid(refused.get(0));
     let answer: Value = refused.get(1);
     Ok(Some(
         super::forms::give_back(client, form_task_id, &answer, reason, at).await?,
     ))
 }
 
-/// A delivery with the form it answers, for operators.
-#[derive(Clone, Debug)]
-pub struct DeliveryRecordRow {
-    pub id: Uuid,
-    pub form_task_id: Uuid,
-    pub form_name: String,
-    pub assignee: String,
-    pub business_key: String,
-    pub message_name: String,
-    pub process_instance_id: String,
-    pub delivery: DeliveryRow,
-    pub created_at: DateTime<Utc>,
-}
+const RECORD_COLUMNS: &str = "o.id, o.form_task_id, t.form_name, t.assignee, t.business_key, \
+    o.message_name, o.process_instance_id, o.created_at";
 
-const RECORD_COLUMNS: &str = "o.id, o.form_task_id, t.form_name, t.assignee, t.business_key, o.message_name, \
-    o.process_instance_id, o.state, o.attempts, o.last_error, o.next_attempt_at, o.delivered_at, o.created_at, \
-    o.engine_error";
-
-fn record_from_row(row: &Row) -> DeliveryRecordRow {
-    DeliveryRecordRow {
-        id: row.get(0),
-        form_task_id: row.get(1),
+/// A delivery and its form, read from `RECORD_COLUMNS` then `DELIVERY_COLUMNS`.
+fn record_from_row(row: &Row) -> Result<DeliveryRecord, StoreError> {
+    Ok(DeliveryRecord {
+        id: SubmissionId::from_uuid(row.get(0)),
+        form_task_id: FormTaskId::from_uuid(row.get(1)),
         form_name: row.get(2),
         assignee: row.get(3),
         business_key: row.get(4),
         message_name: row.get(5),
         process_instance_id: row.get(6),
-        delivery: DeliveryRow {
-            state: row.get(7),
-            attempts: row.get(8),
-            last_error: row.get(9),
-            engine_error: row.get(13),
-            next_attempt_at: row.get(10),
-            delivered_at: row.get(11),
-        },
-        created_at: row.get(12),
-    }
+        created_at: row.get(7),
+        delivery: delivery(row, 8)?,
+    })
 }
 
 /// One delivery, by its (the submission's) id.
+#[tracing::instrument(name = "store.deliveries.record_by_id", skip_all)]
 pub async fn record_by_id(
     client: &impl GenericClient,
-    id: Uuid,
-) -> Result<Option<DeliveryRecordRow>, StoreError> {
+    id: SubmissionId,
+) -> Result<Option<DeliveryRecord>, StoreError> {
     let sql = format!(
-        "SELECT {RECORD_COLUMNS} FROM correlation_outbox o JOIN form_tasks t ON t.id = o.form_task_id
+        "SELECT {RECORD_COLUMNS}, {DELIVERY_COLUMNS}
+         FROM correlation_outbox o JOIN form_tasks t ON t.id = o.form_task_id
          WHERE o.id = $1"
     );
-    Ok(client
-        .query_opt(&sql, &[&id])
-        .await?
-        .as_ref()
-        .map(record_from_row))
+    fetch_opt(client, &sql, &[id.as_uuid()], record_from_row).await
 }
 
 /// Deliveries in `states` (failed, undeliverable), oldest first, one page.
+#[tracing::instrument(name = "store.deliveries.needing_attention", skip_all)]
 pub async fn needing_attention(
     client: &impl GenericClient,
-    states: &[String],
+    states: &[DeliveryState],
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
-) -> Result<Vec<DeliveryRecordRow>, StoreError> {
-    let (after_time, after_id) = match after {
-        Some((time, id)) => (Some(time), Some(id)),
-        None => (None, None),
-    };
+) -> Result<Vec<DeliveryRecord>, StoreError> {
+    let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+    let (after_time, after_id) = super::after_parameters(after);
     let sql = format!(
-        "SELECT {RECORD_COLUMNS} FROM correlation_outbox o JOIN form_tasks t ON t.id = o.form_task_id
+        "SELECT {RECORD_COLUMNS}, {DELIVERY_COLUMNS}
+         FROM correlation_outbox o JOIN form_tasks t ON t.id = o.form_task_id
          WHERE o.state IN ('failed', 'undeliverable', 'refused') AND o.state = ANY($1)
            AND ($2::timestamptz IS NULL OR (o.created_at, o.id) > ($2, $3))
          ORDER BY o.created_at, o.id
          LIMIT $4"
     );
-    Ok(client
-        .query(&sql, &[&states, &after_time, &after_id, &limit])
-        .await?
-        .iter()
-        .map(record_from_row)
-        .collect())
+    fetch_all(
+        client,
+        &sql,
+        &[&states, &after_time, &after_id, &limit],
+        record_from_row,
+    )
+    .await
 }
 
 /// Makes a failed or undeliverable delivery pending and due now, with its attempts
 /// counted afresh. An uncertain last attempt stays uncertain (the dispatcher checks
 /// the engine before sending again). False when it is in another state or unknown.
-pub async fn retry(client: &impl GenericClient, id: Uuid) -> Result<bool, StoreError> {
+#[tracing::instrument(name = "store.deliveries.retry", skip_all)]
+pub async fn retry(client: &impl GenericClient, id: SubmissionId) -> Result<bool, StoreError> {
     Ok(client
         .execute(
             "UPDATE correlation_outbox SET state = 'pending', attempts = 0, next_attempt_at = now(),
                 lease_owner = NULL, lease_until = NULL, lease_generation = lease_generation + 1
              WHERE id = $1 AND state IN ('failed', 'undeliverable')",
-            &[&id],
+            &[id.as_uuid()],
         )
         .await?
         == 1)
@@ -390,9 +321,10 @@ pub async fn retry(client: &impl GenericClient, id: Uuid) -> Result<bool, StoreE
 
 /// Gives a failed delivery up: undeliverable, with `reason` as its last error.
 /// False when it is in another state or unknown.
+#[tracing::instrument(name = "store.deliveries.abandon", skip_all)]
 pub async fn abandon(
     client: &impl GenericClient,
-    id: Uuid,
+    id: SubmissionId,
     reason: &str,
 ) -> Result<bool, StoreError> {
     Ok(client
@@ -400,8 +332,41 @@ pub async fn abandon(
             "UPDATE correlation_outbox SET state = 'undeliverable', last_error = $2,
                 lease_owner = NULL, lease_until = NULL, lease_generation = lease_generation + 1
              WHERE id = $1 AND state = 'failed'",
-            &[&id, &reason],
+            &[id.as_uuid(), &reason],
         )
         .await?
         == 1)
+}
+
+/// The outbox as operators watch it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Backlog {
+    pub pending: i64,
+    pub failed: i64,
+    pub undeliverable: i64,
+    /// Seconds the oldest pending message has waited; 0 without one.
+    pub oldest_pending_age: f64,
+}
+
+/// Counts by state, through the partial indexes of pending and of failed and
+/// undeliverable rows.
+#[tracing::instrument(name = "store.deliveries.backlog", skip_all)]
+pub async fn backlog(client: &impl GenericClient) -> Result<Backlog, StoreError> {
+    let row = client
+        .query_one(
+            "SELECT
+                (SELECT count(*) FROM correlation_outbox WHERE state = 'pending'),
+                (SELECT count(*) FROM correlation_outbox WHERE state = 'failed'),
+                (SELECT count(*) FROM correlation_outbox WHERE state = 'undeliverable'),
+                COALESCE((SELECT extract(epoch FROM now() - min(created_at))
+                          FROM correlation_outbox WHERE state = 'pending'), 0)::float8",
+            &[],
+        )
+        .await?;
+    Ok(Backlog {
+        pending: row.get(0),
+        failed: row.get(1),
+        undeliverable: row.get(2),
+        oldest_pending_age: row.get(3),
+    })
 }

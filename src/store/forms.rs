@@ -6,47 +6,10 @@ use serde_json::Value;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::StoreError;
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct FormTaskRow {
-    pub id: Uuid,
-    pub external_task_id: String,
-    pub business_key: String,
-    pub form_name: String,
-    pub message_name: String,
-    pub assignee: String,
-    pub status: String,
-    pub process_instance_id: String,
-    pub root_process_instance_id: String,
-    pub process_definition_id: Option<String>,
-    pub process_definition_key: Option<String>,
-    pub tenant_id: Option<String>,
-    pub topic_name: Option<String>,
-    pub activity_id: String,
-    pub activity_instance_id: Option<String>,
-    pub execution_id: Option<String>,
-    pub deployment_id: Option<String>,
-    pub prefill: Value,
-    pub draft: Option<Value>,
-    pub withdrawal_reason: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub completed_at: Option<DateTime<Utc>>,
-    /// The delivery of the latest submission to the engine, once submitted.
-    pub delivery_state: Option<String>,
-    /// Why the process could not use the last answer, when the form came back.
-    pub return_reason: Option<String>,
-    pub returned_at: Option<DateTime<Utc>>,
-    /// The send task's name in the model, when it has one.
-    pub task_name: Option<String>,
-    /// The process definition's name in the model, when it has one.
-    pub process_name: Option<String>,
-    /// The Camunda Form's own title, when its schema has one.
-    pub form_title: Option<String>,
-    /// The line built from the send task's `ramp.context`, when it names any.
-    pub context: Option<String>,
-}
+use super::{StoreError, after_parameters, decode, fetch_all, fetch_opt, first};
+use crate::delivery::DeliveryState;
+use crate::forms::{Change, ChangeKind, FormState, FormTask};
+use crate::ids::{FormTaskId, SubmissionId};
 
 const COLUMNS: &str = "id, external_task_id, business_key, form_name, message_name, assignee, status, \
     process_instance_id, root_process_instance_id, process_definition_id, process_definition_key, \
@@ -56,15 +19,16 @@ const COLUMNS: &str = "id, external_task_id, business_key, form_name, message_na
     (SELECT o.state FROM correlation_outbox o WHERE o.form_task_id = form_tasks.id \
      ORDER BY o.created_at DESC LIMIT 1) AS delivery_state";
 
-fn from_row(row: &Row) -> FormTaskRow {
-    FormTaskRow {
-        id: row.get("id"),
+/// A form task read from the database: its words parsed, or a decode error.
+fn from_row(row: &Row) -> Result<FormTask, StoreError> {
+    Ok(FormTask {
+        id: FormTaskId::from_uuid(row.get("id")),
         external_task_id: row.get("external_task_id"),
         business_key: row.get("business_key"),
         form_name: row.get("form_name"),
         message_name: row.get("message_name"),
         assignee: row.get("assignee"),
-        status: row.get("status"),
+        status: decode("form_tasks.status", row.get("status"), FormState::parse)?,
         process_instance_id: row.get("process_instance_id"),
         root_process_instance_id: row.get("root_process_instance_id"),
         process_definition_id: row.get("process_definition_id"),
@@ -81,14 +45,17 @@ fn from_row(row: &Row) -> FormTaskRow {
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
         completed_at: row.get("completed_at"),
-        delivery_state: row.get("delivery_state"),
+        delivery_state: row
+            .get::<_, Option<&str>>("delivery_state")
+            .map(|state| decode("correlation_outbox.state", state, DeliveryState::parse))
+            .transpose()?,
         return_reason: row.get("return_reason"),
         returned_at: row.get("returned_at"),
         task_name: row.get("task_name"),
         process_name: row.get("process_name"),
         form_title: row.get("form_title"),
         context: row.get("context"),
-    }
+    })
 }
 
 /// Stores a new form task and its `added` change (carrying `summary`) in one
@@ -97,7 +64,7 @@ fn from_row(row: &Row) -> FormTaskRow {
 #[tracing::instrument(name = "store.forms.insert_new", skip_all)]
 pub async fn insert_new(
     client: &impl GenericClient,
-    task: &FormTaskRow,
+    task: &FormTask,
     summary: &Value,
 ) -> Result<bool, StoreError> {
     let sql = "WITH inserted AS (
@@ -119,7 +86,7 @@ pub async fn insert_new(
         .query_one(
             &client.prepare_cached(sql).await?,
             &[
-                &task.id,
+                task.id.as_uuid(),
                 &task.external_task_id,
                 &task.business_key,
                 &task.form_name,
@@ -153,97 +120,82 @@ pub async fn insert_new(
 pub async fn by_external_task(
     client: &impl GenericClient,
     external_task_id: &str,
-) -> Result<Option<FormTaskRow>, StoreError> {
+) -> Result<Option<FormTask>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM form_tasks WHERE external_task_id = $1");
-    Ok(client
-        .query_opt(&client.prepare_cached(&sql).await?, &[&external_task_id])
-        .await?
-        .as_ref()
-        .map(from_row))
+    fetch_opt(client, &sql, &[&external_task_id], from_row).await
 }
 
 #[tracing::instrument(name = "store.forms.get", skip_all)]
-pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<Option<FormTaskRow>, StoreError> {
+pub async fn get(
+    client: &impl GenericClient,
+    id: FormTaskId,
+) -> Result<Option<FormTask>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM form_tasks WHERE id = $1");
-    Ok(client
-        .query_opt(&client.prepare_cached(&sql).await?, &[&id])
-        .await?
-        .as_ref()
-        .map(from_row))
+    fetch_opt(client, &sql, &[id.as_uuid()], from_row).await
 }
 
-/// A form task, locked for the rest of the transaction (submits serialize on it).
+/// A form task, locked for the rest of `tx` (submits serialize on it).
+#[tracing::instrument(name = "store.forms.get_for_update", skip_all)]
 pub async fn get_for_update(
-    client: &impl GenericClient,
-    id: Uuid,
-) -> Result<Option<FormTaskRow>, StoreError> {
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: FormTaskId,
+) -> Result<Option<FormTask>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM form_tasks WHERE id = $1 FOR UPDATE");
-    Ok(client
-        .query_opt(&client.prepare_cached(&sql).await?, &[&id])
-        .await?
-        .as_ref()
-        .map(from_row))
+    fetch_opt(tx, &sql, &[id.as_uuid()], from_row).await
 }
 
 /// A submit, as one statement writes it.
 pub struct Submit<'a> {
-    pub form_task_id: Uuid,
+    pub form_task_id: FormTaskId,
     pub assignee: &'a str,
     /// The task's `updated_at` when it was read and checked: the write happens only
     /// if nothing changed since.
     pub seen_updated_at: DateTime<Utc>,
     /// The time of the submit: completed_at, updated_at, the submission's created_at.
     pub at: DateTime<Utc>,
-    pub submission_id: Uuid,
+    pub submission_id: SubmissionId,
     pub request_id: Option<&'a str>,
     pub data: &'a Value,
-    pub message_name: &'a str,
-    pub process_instance_id: &'a str,
-    pub activity_instance_id: Option<&'a str>,
     /// The completed task's summary, for its `removed` change.
     pub summary: &'a Value,
 }
 
 /// Completes a pending form task unchanged since it was read, and stores the
-/// submission, its message to deliver (outbox) and the `removed` change: one
-/// statement, so one round trip and one transaction. False, with nothing written,
+/// submission, its message to deliver (the outbox's [`super::deliveries::ENQUEUE`])
+/// and the `removed` change: one statement, so one round trip and one transaction. False, with nothing written,
 /// when the task is no longer pending, no longer the assignee's, or changed since.
 /// Concurrent submits of one form serialize on its row: the later finds it
 /// completed.
 #[tracing::instrument(name = "store.forms.submit", skip_all)]
 pub async fn submit(client: &impl GenericClient, s: &Submit<'_>) -> Result<bool, StoreError> {
-    let sql = "WITH completed AS (
+    let sql = format!(
+        "WITH completed AS (
             UPDATE form_tasks SET status = 'completed', completed_at = $4, updated_at = $4,
                 return_reason = NULL, returned_at = NULL
             WHERE id = $1 AND status = 'pending' AND assignee = $2 AND updated_at = $3
-            RETURNING id
+            RETURNING id, message_name, process_instance_id, activity_instance_id
         ), submission AS (
             INSERT INTO submissions (id, form_task_id, submitted_by, request_id, data, created_at)
             SELECT $5, id, $2, $6, $7, $4 FROM completed
-            RETURNING id, form_task_id
-        ), outbox AS (
-            INSERT INTO correlation_outbox (id, submission_id, form_task_id, message_name,
-                process_instance_id, activity_instance_id, variables, state)
-            SELECT id, id, form_task_id, $8, $9, $10, $7, 'pending' FROM submission
-        ), change AS (
+            RETURNING id, form_task_id, data
+        ), {enqueue}, change AS (
             INSERT INTO form_changes (form_task_id, assignee, kind, reason, summary)
-            SELECT id, $2, 'removed', 'completed', $11 FROM completed
+            SELECT id, $2, 'removed', 'completed', $8 FROM completed
         )
-        SELECT count(*) FROM completed";
+        SELECT count(*) FROM completed",
+        enqueue = super::deliveries::ENQUEUE
+    );
     let written: i64 = client
         .query_one(
-            &client.prepare_cached(sql).await?,
+            &client.prepare_cached(&sql).await?,
             &[
-                &s.form_task_id,
+                s.form_task_id.as_uuid(),
                 &s.assignee,
                 &s.seen_updated_at,
                 &s.at,
-                &s.submission_id,
+                s.submission_id.as_uuid(),
                 &s.request_id,
                 s.data,
-                &s.message_name,
-                &s.process_instance_id,
-                &s.activity_instance_id,
                 s.summary,
             ],
         )
@@ -258,21 +210,23 @@ pub async fn submit(client: &impl GenericClient, s: &Submit<'_>) -> Result<bool,
 #[tracing::instrument(name = "store.forms.give_back", skip_all)]
 pub async fn give_back(
     client: &impl GenericClient,
-    id: Uuid,
+    id: FormTaskId,
     answer: &Value,
     reason: &str,
     at: DateTime<Utc>,
-) -> Result<Option<FormTaskRow>, StoreError> {
+) -> Result<Option<FormTask>, StoreError> {
     let sql = format!(
         "UPDATE form_tasks SET status = 'pending', draft = $2, return_reason = $3, returned_at = $4,
             completed_at = NULL, updated_at = $4
          WHERE id = $1 AND status = 'completed' RETURNING {COLUMNS}"
     );
-    Ok(client
-        .query_opt(&sql, &[&id, answer, &reason, &at])
-        .await?
-        .as_ref()
-        .map(from_row))
+    fetch_opt(
+        client,
+        &sql,
+        &[id.as_uuid(), answer, &reason, &at],
+        from_row,
+    )
+    .await
 }
 
 /// Gives a pending form to `assignee` and clears its draft (the old assignee's), in
@@ -282,37 +236,29 @@ pub async fn give_back(
 #[tracing::instrument(name = "store.forms.reassign", skip_all)]
 pub async fn reassign(
     client: &impl GenericClient,
-    id: Uuid,
+    id: FormTaskId,
     assignee: &str,
-) -> Result<Option<FormTaskRow>, StoreError> {
+) -> Result<Option<FormTask>, StoreError> {
     let sql = format!(
         "UPDATE form_tasks SET assignee = $2, draft = NULL, updated_at = now()
          WHERE id = $1 AND status = 'pending' RETURNING {COLUMNS}"
     );
-    Ok(client
-        .query_opt(&sql, &[&id, &assignee])
-        .await?
-        .as_ref()
-        .map(from_row))
+    fetch_opt(client, &sql, &[id.as_uuid(), &assignee], from_row).await
 }
 
 /// Withdraws pending forms (in the caller's transaction) and returns them.
 #[tracing::instrument(name = "store.forms.withdraw", skip_all)]
 pub async fn withdraw(
     client: &impl GenericClient,
-    ids: &[Uuid],
+    ids: &[FormTaskId],
     reason: &str,
-) -> Result<Vec<FormTaskRow>, StoreError> {
+) -> Result<Vec<FormTask>, StoreError> {
     let sql = format!(
         "UPDATE form_tasks SET status = 'withdrawn', withdrawal_reason = $2, updated_at = now()
          WHERE id = ANY($1) AND status = 'pending' RETURNING {COLUMNS}"
     );
-    Ok(client
-        .query(&client.prepare_cached(&sql).await?, &[&ids, &reason])
-        .await?
-        .iter()
-        .map(from_row)
-        .collect())
+    let ids: Vec<Uuid> = ids.iter().map(|id| *id.as_uuid()).collect();
+    fetch_all(client, &sql, &[&ids, &reason], from_row).await
 }
 
 /// Withdraws, in one statement, every pending form of the process tree under `root`
@@ -322,17 +268,12 @@ pub async fn withdraw_tree(
     client: &impl GenericClient,
     root: &str,
     reason: &str,
-) -> Result<Vec<FormTaskRow>, StoreError> {
+) -> Result<Vec<FormTask>, StoreError> {
     let sql = format!(
         "UPDATE form_tasks SET status = 'withdrawn', withdrawal_reason = $2, updated_at = now()
          WHERE root_process_instance_id = $1 AND status = 'pending' RETURNING {COLUMNS}"
     );
-    Ok(client
-        .query(&client.prepare_cached(&sql).await?, &[&root, &reason])
-        .await?
-        .iter()
-        .map(from_row)
-        .collect())
+    fetch_all(client, &sql, &[&root, &reason], from_row).await
 }
 
 /// Pending forms held by these instances, or belonging to these roots.
@@ -340,17 +281,12 @@ pub async fn withdraw_tree(
 pub async fn pending_in(
     client: &impl GenericClient,
     instances: &[String],
-) -> Result<Vec<FormTaskRow>, StoreError> {
+) -> Result<Vec<FormTask>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM form_tasks
          WHERE status = 'pending' AND (process_instance_id = ANY($1) OR root_process_instance_id = ANY($1))"
     );
-    Ok(client
-        .query(&client.prepare_cached(&sql).await?, &[&instances])
-        .await?
-        .iter()
-        .map(from_row)
-        .collect())
+    fetch_all(client, &sql, &[&instances], from_row).await
 }
 
 /// Replaces the draft of a pending form of `assignee`'s. `None`, with nothing
@@ -360,22 +296,15 @@ pub async fn pending_in(
 #[tracing::instrument(name = "store.forms.save_draft", skip_all)]
 pub async fn save_draft(
     client: &impl GenericClient,
-    id: Uuid,
+    id: FormTaskId,
     assignee: &str,
     draft: &Value,
-) -> Result<Option<FormTaskRow>, StoreError> {
+) -> Result<Option<FormTask>, StoreError> {
     let sql = format!(
         "UPDATE form_tasks SET draft = $2, updated_at = now()
          WHERE id = $1 AND status = 'pending' AND assignee = $3 RETURNING {COLUMNS}"
     );
-    Ok(client
-        .query_opt(
-            &client.prepare_cached(&sql).await?,
-            &[&id, draft, &assignee],
-        )
-        .await?
-        .as_ref()
-        .map(from_row))
+    fetch_opt(client, &sql, &[id.as_uuid(), draft, &assignee], from_row).await
 }
 
 /// A user's pending forms, oldest first.
@@ -383,21 +312,17 @@ pub async fn save_draft(
 pub async fn pending_for(
     client: &impl GenericClient,
     assignee: &str,
-) -> Result<Vec<FormTaskRow>, StoreError> {
+) -> Result<Vec<FormTask>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM form_tasks WHERE assignee = $1 AND status = 'pending' ORDER BY created_at, id"
     );
-    Ok(client
-        .query(&client.prepare_cached(&sql).await?, &[&assignee])
-        .await?
-        .iter()
-        .map(from_row)
-        .collect())
+    fetch_all(client, &sql, &[&assignee], from_row).await
 }
 
 pub struct ListQuery<'a> {
     pub assignee: Option<&'a str>,
-    pub statuses: &'a [String],
+    /// Every state when empty.
+    pub statuses: &'a [FormState],
     pub business_key: Option<&'a str>,
     pub root_process_instance_id: Option<&'a str>,
     pub after: Option<(DateTime<Utc>, Uuid)>,
@@ -409,11 +334,9 @@ pub struct ListQuery<'a> {
 pub async fn list(
     client: &impl GenericClient,
     query: &ListQuery<'_>,
-) -> Result<Vec<FormTaskRow>, StoreError> {
-    let (after_time, after_id) = match query.after {
-        Some((time, id)) => (Some(time), Some(id)),
-        None => (None, None),
-    };
+) -> Result<Vec<FormTask>, StoreError> {
+    let (after_time, after_id) = after_parameters(query.after);
+    let statuses: Vec<&str> = query.statuses.iter().map(|s| s.as_str()).collect();
     let sql = format!(
         "SELECT {COLUMNS} FROM form_tasks
          WHERE ($1::text IS NULL OR assignee = $1)
@@ -424,66 +347,63 @@ pub async fn list(
          ORDER BY created_at, id
          LIMIT $7"
     );
-    Ok(client
-        .query(
-            &client.prepare_cached(&sql).await?,
-            &[
-                &query.assignee,
-                &query.statuses,
-                &query.business_key,
-                &query.root_process_instance_id,
-                &after_time,
-                &after_id,
-                &query.limit,
-            ],
-        )
-        .await?
-        .iter()
-        .map(from_row)
-        .collect())
+    fetch_all(
+        client,
+        &sql,
+        &[
+            &query.assignee,
+            &statuses,
+            &query.business_key,
+            &query.root_process_instance_id,
+            &after_time,
+            &after_id,
+            &query.limit,
+        ],
+        from_row,
+    )
+    .await
 }
 
 /// A position in the change log: (writing transaction, row number).
 pub type Position = (i64, i64);
 
-/// One change of the log.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ChangeRow {
-    pub position: Position,
-    pub form_task_id: Uuid,
-    pub assignee: String,
-    pub kind: String,
-    pub reason: Option<String>,
-    pub summary: Value,
-    pub created_at: DateTime<Utc>,
+/// A position read from its two columns, `tx, seq`.
+pub(super) fn position(row: &Row) -> Result<Position, StoreError> {
+    Ok((row.get(0), row.get(1)))
 }
 
-fn change_from_row(row: &Row) -> ChangeRow {
-    ChangeRow {
+/// A change read from the log: its kind and reason parsed, or a decode error.
+fn change_from_row(row: &Row) -> Result<Change, StoreError> {
+    let kind: &str = row.get("kind");
+    let reason: Option<&str> = row.get("reason");
+    let kind = ChangeKind::parse(kind, reason).ok_or_else(|| StoreError::Decode {
+        column: "form_changes.kind",
+        value: format!("{kind} ({})", reason.unwrap_or("no reason")),
+    })?;
+    Ok(Change {
         position: (row.get("tx"), row.get("seq")),
-        form_task_id: row.get("form_task_id"),
+        form_task_id: FormTaskId::from_uuid(row.get("form_task_id")),
         assignee: row.get("assignee"),
-        kind: row.get("kind"),
-        reason: row.get("reason"),
+        kind,
         summary: row.get("summary"),
         created_at: row.get("created_at"),
-    }
+    })
 }
 
 /// Appends a change, in the caller's transaction.
 #[tracing::instrument(name = "store.forms.append_change", skip_all)]
 pub async fn append_change(
     client: &impl GenericClient,
-    form_task_id: Uuid,
+    form_task_id: FormTaskId,
     assignee: &str,
-    kind: &str,
-    reason: Option<&str>,
+    kind: ChangeKind,
     summary: &Value,
 ) -> Result<(), StoreError> {
+    let (kind, reason) = kind.as_stored();
     client
         .execute(
             &client.prepare_cached("INSERT INTO form_changes (form_task_id, assignee, kind, reason, summary) VALUES ($1, $2, $3, $4, $5)").await?,
-            &[&form_task_id, &assignee, &kind, &reason, summary],
+            &[form_task_id.as_uuid(), &assignee, &kind, &reason, summary],
         )
         .await?;
     Ok(())
@@ -497,37 +417,62 @@ pub async fn changes_after(
     assignee: Option<&str>,
     after: Position,
     limit: i64,
-) -> Result<Vec<ChangeRow>, StoreError> {
-    let rows = client
-        .query(
-            &client.prepare_cached("SELECT tx, seq, form_task_id, assignee, kind, reason, summary, created_at FROM form_changes
-             WHERE ($1::text IS NULL OR assignee = $1)
-               AND (tx, seq) > ($2, $3)
-               AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-             ORDER BY tx, seq
-             LIMIT $4").await?,
-            &[&assignee, &after.0, &after.1, &limit],
-        )
-        .await?;
-    Ok(rows.iter().map(change_from_row).collect())
+) -> Result<Vec<Change>, StoreError> {
+    let sql = "SELECT tx, seq, form_task_id, assignee, kind, reason, summary, created_at
+         FROM form_changes
+         WHERE ($1::text IS NULL OR assignee = $1)
+           AND (tx, seq) > ($2, $3)
+           AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+         ORDER BY tx, seq
+         LIMIT $4";
+    fetch_all(
+        client,
+        sql,
+        &[&assignee, &after.0, &after.1, &limit],
+        change_from_row,
+    )
+    .await
+}
+
+/// The changes of `assignee`'s after `after`, up to `limit`, read in one snapshot
+/// with the prune mark; `None` when the log no longer holds everything after
+/// `after` (a prune took some).
+#[tracing::instrument(name = "store.forms.changes_since", skip_all)]
+pub async fn changes_since(
+    client: &mut deadpool_postgres::Object,
+    assignee: &str,
+    after: Position,
+    limit: i64,
+) -> Result<Option<Vec<Change>>, StoreError> {
+    let tx = one_snapshot(client).await?;
+    if after < super::retention::change_log_pruned(&tx).await? {
+        return Ok(None);
+    }
+    let batch = changes_after(&tx, Some(assignee), after, limit).await?;
+    tx.commit().await?;
+    Ok(Some(batch))
+}
+
+/// A read-only transaction that reads one snapshot throughout (repeatable read).
+async fn one_snapshot(
+    client: &mut deadpool_postgres::Object,
+) -> Result<deadpool_postgres::Transaction<'_>, StoreError> {
+    Ok(client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?)
 }
 
 /// The end of what readers can see now: the greatest position below the xmin.
 #[tracing::instrument(name = "store.forms.frontier", skip_all)]
 pub async fn frontier(client: &impl GenericClient) -> Result<Position, StoreError> {
-    Ok(client
-        .query_opt(
-            &client
-                .prepare_cached(
-                    "SELECT tx, seq FROM form_changes
-             WHERE tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-             ORDER BY tx DESC, seq DESC LIMIT 1",
-                )
-                .await?,
-            &[],
-        )
+    let sql = "SELECT tx, seq FROM form_changes
+         WHERE tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+         ORDER BY tx DESC, seq DESC LIMIT 1";
+    Ok(fetch_opt(client, sql, &[], position)
         .await?
-        .map(|row| (row.get(0), row.get(1)))
         .unwrap_or((0, 0)))
 }
 
@@ -543,6 +488,7 @@ pub struct ReadCheck {
     pub elsewhere: bool,
 }
 
+#[tracing::instrument(name = "store.forms.read_check", skip_all)]
 pub async fn read_check(
     client: &impl GenericClient,
     frontier: Position,
@@ -571,16 +517,10 @@ pub async fn read_check(
 }
 
 /// The first position in the log, if it holds any change.
+#[tracing::instrument(name = "store.forms.first_position", skip_all)]
 pub async fn first_position(client: &impl GenericClient) -> Result<Option<Position>, StoreError> {
-    Ok(client
-        .query_opt(
-            &client
-                .prepare_cached("SELECT tx, seq FROM form_changes ORDER BY tx, seq LIMIT 1")
-                .await?,
-            &[],
-        )
-        .await?
-        .map(|row| (row.get(0), row.get(1))))
+    let sql = "SELECT tx, seq FROM form_changes ORDER BY tx, seq LIMIT 1";
+    fetch_opt(client, sql, &[], position).await
 }
 
 /// What [`adopt_cluster`] found and did.
@@ -688,22 +628,17 @@ pub async fn adopt_cluster(client: &mut deadpool_postgres::Object) -> Result<Ado
 }
 
 /// When the change at `position` was written, if it is still in the log.
+#[tracing::instrument(name = "store.forms.change_time", skip_all)]
 pub async fn change_time(
     client: &impl GenericClient,
     position: Position,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
-    Ok(client
-        .query_opt(
-            &client
-                .prepare_cached("SELECT created_at FROM form_changes WHERE tx = $1 AND seq = $2")
-                .await?,
-            &[&position.0, &position.1],
-        )
-        .await?
-        .map(|row| row.get(0)))
+    let sql = "SELECT created_at FROM form_changes WHERE tx = $1 AND seq = $2";
+    fetch_opt(client, sql, &[&position.0, &position.1], first).await
 }
 
 /// When the oldest change still in the log was written.
+#[tracing::instrument(name = "store.forms.oldest_change", skip_all)]
 pub async fn oldest_change(
     client: &impl GenericClient,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -721,16 +656,12 @@ pub async fn oldest_change(
 /// A consistent snapshot of a user's pending forms and the log position it stands
 /// at, or `None` when a transaction that touched this user's forms was still in
 /// flight below the snapshot (then try again: it will be done in a moment).
+#[tracing::instrument(name = "store.forms.snapshot", skip_all)]
 pub async fn snapshot(
     client: &mut deadpool_postgres::Object,
     assignee: &str,
-) -> Result<Option<(Vec<FormTaskRow>, Position)>, StoreError> {
-    let tx = client
-        .build_transaction()
-        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await?;
+) -> Result<Option<(Vec<FormTask>, Position)>, StoreError> {
+    let tx = one_snapshot(client).await?;
     // Rows this snapshot sees that readers cannot take yet (their transaction is at
     // or above xmin): the snapshot would include their effect but the cursor not.
     let ahead: i64 = tx
@@ -748,19 +679,7 @@ pub async fn snapshot(
         tx.rollback().await?;
         return Ok(None);
     }
-    let position = tx
-        .query_opt(
-            &tx.prepare_cached(
-                "SELECT tx, seq FROM form_changes
-             WHERE tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-             ORDER BY tx DESC, seq DESC LIMIT 1",
-            )
-            .await?,
-            &[],
-        )
-        .await?
-        .map(|row| (row.get(0), row.get(1)))
-        .unwrap_or((0, 0));
+    let position = frontier(&tx).await?;
     // Everything at or below the prune mark is in the snapshot too (committed long
     // ago), and may be gone from the log: a cursor below the mark would not resume.
     let position = position.max(super::retention::change_log_pruned(&tx).await?);
@@ -769,24 +688,17 @@ pub async fn snapshot(
     Ok(Some((forms, position)))
 }
 
+#[tracing::instrument(name = "store.forms.schema", skip_all)]
 pub async fn schema(
     client: &impl GenericClient,
     deployment_id: &str,
     form_id: &str,
 ) -> Result<Option<Value>, StoreError> {
-    Ok(client
-        .query_opt(
-            &client
-                .prepare_cached(
-                    "SELECT schema FROM form_schemas WHERE deployment_id = $1 AND form_id = $2",
-                )
-                .await?,
-            &[&deployment_id, &form_id],
-        )
-        .await?
-        .map(|row| row.get(0)))
+    let sql = "SELECT schema FROM form_schemas WHERE deployment_id = $1 AND form_id = $2";
+    fetch_opt(client, sql, &[&deployment_id, &form_id], first).await
 }
 
+#[tracing::instrument(name = "store.forms.put_schema", skip_all)]
 pub async fn put_schema(
     client: &impl GenericClient,
     deployment_id: &str,
@@ -805,4 +717,100 @@ pub async fn put_schema(
         )
         .await?;
     Ok(())
+}
+
+/// The channel on which replicas tell each other that the change log grew.
+/// Notifications carry no data.
+const CHANGES_CHANNEL: &str = "ramp_form_changes";
+
+/// Tells every replica listening (see [`listen_for_changes`]) that the change log
+/// grew: one data-less notification.
+#[tracing::instrument(name = "store.forms.announce_changes", skip_all)]
+pub async fn announce_changes(client: &impl GenericClient) -> Result<(), StoreError> {
+    client
+        .execute("SELECT pg_notify($1, '')", &[&CHANGES_CHANNEL])
+        .await?;
+    Ok(())
+}
+
+/// A connection of its own, outside the pool, that listens for announced changes.
+pub struct ChangeListener {
+    announced: tokio::sync::mpsc::UnboundedReceiver<()>,
+    driver: tokio::task::JoinHandle<()>,
+    /// Kept: the connection lives while its client does.
+    _client: tokio_postgres::Client,
+}
+
+impl ChangeListener {
+    /// The next announcement; `None` once the connection is lost.
+    pub async fn next(&mut self) -> Option<()> {
+        self.announced.recv().await
+    }
+}
+
+impl Drop for ChangeListener {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// Opens a connection outside the pool and listens on it for announced changes.
+#[tracing::instrument(name = "store.forms.listen_for_changes", skip_all)]
+pub async fn listen_for_changes(store: &super::Store) -> Result<ChangeListener, StoreError> {
+    use futures::StreamExt;
+    let (client, mut connection) = store.connect_unpooled().await?;
+    let (announce, announced) = tokio::sync::mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(tokio_postgres::AsyncMessage::Notification(_)) => {
+                    let _ = announce.send(());
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "the LISTEN connection failed");
+                    break;
+                }
+            }
+        }
+    });
+    let listener = ChangeListener {
+        announced,
+        driver,
+        _client: client,
+    };
+    listener
+        ._client
+        .batch_execute(&format!("LISTEN {CHANGES_CHANNEL}"))
+        .await?;
+    Ok(listener)
+}
+
+/// How large the change log is, as operators watch it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LogSize {
+    /// Rows, from PostgreSQL's statistics (no count over the log).
+    pub entries: i64,
+    /// Seconds since the oldest change still in the log; 0 when it is empty.
+    pub oldest_age: f64,
+}
+
+/// The change log's size (the oldest row found through the position index).
+#[tracing::instrument(name = "store.forms.log_size", skip_all)]
+pub async fn log_size(client: &impl GenericClient) -> Result<LogSize, StoreError> {
+    let row = client
+        .query_one(
+            "SELECT
+                COALESCE((SELECT n_live_tup FROM pg_stat_user_tables
+                          WHERE relname = 'form_changes' AND schemaname = current_schema()), 0)::bigint,
+                COALESCE((SELECT extract(epoch FROM now() - created_at)
+                          FROM form_changes ORDER BY tx, seq LIMIT 1), 0)::float8",
+            &[],
+        )
+        .await?;
+    Ok(LogSize {
+        entries: row.get(0),
+        oldest_age: row.get(1),
+    })
 }

@@ -4,9 +4,12 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use secrecy::{ExposeSecret, SecretString};
-use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+use uuid::Uuid;
 
 pub mod deliveries;
 pub mod forms;
@@ -34,6 +37,10 @@ pub enum StoreError {
     Migration(#[from] refinery::Error),
     #[error("database did not answer within {0:?}")]
     Timeout(Duration),
+    /// A stored word this release does not know (a state, a reason): a bug, or a
+    /// newer release's data. Never read as some other value.
+    #[error("unknown {column} in the database: {value:?}")]
+    Decode { column: &'static str, value: String },
 }
 
 /// The pool and what is needed to open connections outside it (migrations, LISTEN).
@@ -96,6 +103,7 @@ impl Store {
     /// advisory lock so that replicas starting together migrate one after the other
     /// (the later ones find nothing left to do). The lock goes with the connection,
     /// so a replica that dies mid-way does not block the others.
+    #[tracing::instrument(name = "store.migrate", skip_all)]
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let (mut client, connection) =
             tokio::time::timeout(self.timeout, self.pg_config.connect(NoTls))
@@ -152,7 +160,7 @@ impl Store {
 
     /// A connection of its own, outside the pool (for LISTEN), and its driver, which
     /// the caller polls.
-    pub async fn connect_unpooled(
+    async fn connect_unpooled(
         &self,
     ) -> Result<
         (
@@ -168,6 +176,7 @@ impl Store {
     }
 
     /// A round trip to the database, bounded by the configured timeout.
+    #[tracing::instrument(name = "store.ping", skip_all)]
     pub async fn ping(&self) -> Result<(), StoreError> {
         let check = async {
             let client = self.pool.get().await?;
@@ -219,11 +228,92 @@ pub(crate) fn unique_violation(error: &tokio_postgres::Error) -> Option<&str> {
     }
 }
 
+/// A statement's parameters.
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+/// The rows `sql` returns, each read by `read`. Statements are prepared once per
+/// connection.
+async fn fetch_all<T>(
+    client: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+    read: impl Fn(&Row) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    client
+        .query(&client.prepare_cached(sql).await?, params)
+        .await?
+        .iter()
+        .map(read)
+        .collect()
+}
+
+/// The row `sql` returns, if any, read by `read`.
+async fn fetch_opt<T>(
+    client: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+    read: impl FnOnce(&Row) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    client
+        .query_opt(&client.prepare_cached(sql).await?, params)
+        .await?
+        .as_ref()
+        .map(read)
+        .transpose()
+}
+
+/// A row's first column.
+fn first<T: for<'a> tokio_postgres::types::FromSql<'a>>(row: &Row) -> Result<T, StoreError> {
+    Ok(row.get(0))
+}
+
+/// A page's position (the last row of the previous page) as the two parameters
+/// `($n::timestamptz IS NULL OR (created_at, id) > ($n, $n+1))` reads.
+fn after_parameters(after: Option<(DateTime<Utc>, Uuid)>) -> (Option<DateTime<Utc>>, Option<Uuid>) {
+    match after {
+        Some((time, id)) => (Some(time), Some(id)),
+        None => (None, None),
+    }
+}
+
+/// The value a stored word names, read with `parse`: a word it does not know is a
+/// [`StoreError::Decode`] naming `column`.
+fn decode<T>(
+    column: &'static str,
+    word: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<T, StoreError> {
+    parse(word).ok_or_else(|| StoreError::Decode {
+        column,
+        value: word.to_owned(),
+    })
+}
+
 /// tokio-postgres says only "db error" for server errors; the server's message and
 /// code are in the source.
 fn describe(error: &tokio_postgres::Error) -> String {
     match error.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
         None => error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forms::FormState;
+
+    #[test]
+    fn a_stored_word_the_set_lacks_is_a_decode_error_naming_its_column() {
+        assert_eq!(
+            decode("form_tasks.status", "pending", FormState::parse).unwrap(),
+            FormState::Pending
+        );
+        match decode("form_tasks.status", "archived", FormState::parse) {
+            Err(StoreError::Decode { column, value }) => {
+                assert_eq!((column, value.as_str()), ("form_tasks.status", "archived"))
+            }
+            other => panic!("not a decode error: {other:?}"),
+        }
     }
 }
