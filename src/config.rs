@@ -23,27 +23,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
-/// How callers prove who they are.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthMode {
-    /// Bearer JWTs (the only mode for production).
-    #[default]
-    Jwt,
-    /// Unsigned `x-ramp-user` headers, for local development only.
-    Dev,
-}
+use crate::auth::{AuthSettings, JwtSettings, KeyError, KeySettings};
 
-/// How log lines look.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Pretty,
-    /// One JSON object per line.
-    Json,
-}
+pub use crate::auth::AuthMode;
+pub use crate::telemetry::LogFormat;
 
 /// Everything `ramp serve` needs. Field names are the lowercase forms of the
 /// `RAMP_*` environment variables (`listen` is `RAMP_LISTEN`).
@@ -395,6 +378,12 @@ pub enum ConfigError {
     },
 }
 
+impl From<KeyError> for ConfigError {
+    fn from(KeyError { setting, problem }: KeyError) -> Self {
+        Self::Invalid { setting, problem }
+    }
+}
+
 impl Config {
     /// Loads the layers (see `Settings::load`) and reads `ramp serve`'s settings.
     pub fn load<T: Serialize>(file: Option<&Path>, overrides: T) -> Result<Self, ConfigError> {
@@ -626,6 +615,31 @@ impl Config {
             camunda_password: self.camunda_password.clone(),
             camunda_timeout_ms: self.camunda_timeout_ms,
         }
+    }
+
+    /// How callers are checked; with JWTs, the key is read and checked here.
+    pub fn authentication(&self) -> Result<AuthSettings, ConfigError> {
+        if self.auth == AuthMode::Dev {
+            return Ok(AuthSettings::Dev);
+        }
+        let key = KeySettings {
+            secret: self.jwt_secret.clone(),
+            secret_file: self.jwt_secret_file.clone(),
+            public_key_file: self.jwt_public_key_file.clone(),
+            algorithm: self.jwt_algorithm.clone(),
+            jwks_url: self.jwt_jwks_url.clone(),
+        };
+        Ok(AuthSettings::Jwt(JwtSettings {
+            key: key.load()?,
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+            leeway_secs: self.jwt_leeway_secs,
+            email_claim: self.jwt_email_claim.clone(),
+            require_email_verified: self.jwt_require_email_verified,
+            roles_claim: self.jwt_roles_claim.clone(),
+            jwks_min_refresh: Duration::from_secs(self.jwt_jwks_min_refresh_secs),
+            max_ttl: Duration::from_secs(self.jwt_max_ttl_secs),
+        }))
     }
 
     /// How to reach the engine.
@@ -1399,9 +1413,7 @@ impl Settings {
         let serve = self.serve().and_then(|config| {
             config.database_url()?;
             config.camunda()?;
-            if config.auth == AuthMode::Jwt {
-                crate::auth::JwtSettings::from_config(&config)?;
-            }
+            config.authentication()?;
             Ok(())
         });
         let engine = || self.engine().and_then(|engine| engine.camunda().map(drop));

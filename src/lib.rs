@@ -14,6 +14,7 @@ pub mod email;
 pub mod forms;
 pub mod json;
 pub mod metrics;
+pub mod middleware;
 pub mod notify;
 pub mod ops;
 pub mod paging;

@@ -5,20 +5,19 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 
+use futures::future::BoxFuture;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body::Body as HttpBody;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::body::Body;
-use tower::{Layer, Service};
 
 use crate::forms::ChangeHub;
 use crate::metrics::{self, Metrics};
+use crate::middleware::{Middleware, Next};
 use crate::store::Store;
 
 /// Whether the database and the engine answered the last checks (see
@@ -206,51 +205,30 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)
 /// Answers the endpoints on the API's port (plain GETs that are not gRPC); passes
 /// everything else on.
 #[derive(Clone)]
-pub struct OpsLayer {
+pub struct OpsEndpoints {
     ops: Option<Ops>,
 }
 
-impl OpsLayer {
+impl OpsEndpoints {
     /// `None`: the endpoints live elsewhere, and the API port does not answer them.
     pub fn new(ops: Option<Ops>) -> Self {
         Self { ops }
     }
 }
 
-impl<S> Layer<S> for OpsLayer {
-    type Service = OpsService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        OpsService {
-            inner,
-            ops: self.ops.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct OpsService<S> {
-    inner: S,
-    ops: Option<Ops>,
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for OpsService<S>
+impl<ReqBody, ResBody, E> Middleware<ReqBody, ResBody, E> for OpsEndpoints
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send,
-    ReqBody: Send + 'static,
     ResBody: HttpBody<Data = bytes::Bytes> + Send + 'static,
     ResBody::Error: Into<tonic::codegen::StdError>,
+    E: Send + 'static,
 {
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+    type Body = Body;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+    fn call(
+        &self,
+        request: Request<ReqBody>,
+        next: Next<ReqBody, ResBody, E>,
+    ) -> BoxFuture<'static, Result<Response<Body>, E>> {
         if let Some(ops) = self.ops.clone()
             && request.method() == Method::GET
             && Ops::answers(request.uri().path())
@@ -264,11 +242,7 @@ where
                 Ok(response.map(Body::new))
             });
         }
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            let response = inner.call(request).await?;
-            Ok(response.map(Body::new))
-        })
+        let response = next.run(request);
+        Box::pin(async move { Ok(response.await?.map(Body::new)) })
     }
 }

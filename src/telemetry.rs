@@ -12,15 +12,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
+use futures::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body, Frame};
 use pin_project_lite::pin_project;
-use tower::{Layer, Service};
+use serde::{Deserialize, Serialize};
 use tracing::{Instrument, Span};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
 use crate::metrics::{MethodMetrics, Metrics};
+use crate::middleware::{Middleware, Next};
 
 /// The header that carries a request id, in and out.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -52,6 +53,17 @@ fn request_id(headers: &HeaderMap) -> Arc<str> {
         .unwrap_or_else(|| Arc::from(uuid::Uuid::now_v7().to_string()))
 }
 
+/// How log lines look (`RAMP_LOG_FORMAT`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
 /// Installs the global subscriber. Call once, before anything logs.
 pub fn init(filter: &str, format: LogFormat) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
@@ -68,11 +80,11 @@ pub fn init(filter: &str, format: LogFormat) {
 /// Wraps each request in an `rpc` span, logs its outcome when the response ends
 /// and records it in the metrics.
 #[derive(Clone, Default)]
-pub struct RpcTraceLayer {
+pub struct RpcTrace {
     metrics: Option<Metrics>,
 }
 
-impl RpcTraceLayer {
+impl RpcTrace {
     pub fn new(metrics: Metrics) -> Self {
         Self {
             metrics: Some(metrics),
@@ -80,38 +92,18 @@ impl RpcTraceLayer {
     }
 }
 
-impl<S> Layer<S> for RpcTraceLayer {
-    type Service = RpcTrace<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        RpcTrace {
-            inner,
-            metrics: self.metrics.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct RpcTrace<S> {
-    inner: S,
-    metrics: Option<Metrics>,
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RpcTrace<S>
+impl<ReqBody, ResBody, E> Middleware<ReqBody, ResBody, E> for RpcTrace
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    S::Future: Send + 'static,
-    S::Error: std::fmt::Display,
-    ResBody: Body,
+    ResBody: Body + 'static,
+    E: std::fmt::Display + Send + 'static,
 {
-    type Response = Response<TracedBody<ResBody>>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+    type Body = TracedBody<ResBody>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+    fn call(
+        &self,
+        request: Request<ReqBody>,
+        next: Next<ReqBody, ResBody, E>,
+    ) -> BoxFuture<'static, Result<Response<Self::Body>, E>> {
         let id = request_id(request.headers());
         let path: Box<str> = request.uri().path().into();
         // Streams open and wait: their handlers log nothing of their own worth a
@@ -129,7 +121,7 @@ where
         let started = Instant::now();
         let future = {
             let _entered = span.enter();
-            REQUEST_ID.sync_scope(id.clone(), || self.inner.call(request))
+            REQUEST_ID.sync_scope(id.clone(), || next.run(request))
         };
         let future = REQUEST_ID.scope(id.clone(), future.instrument(span.clone()));
         Box::pin(async move {

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use futures::{Stream, StreamExt};
 use http::{Request, Response, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -25,7 +26,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tonic::body::Body;
 use tonic::transport::server::{Connected, TcpConnectInfo, TlsConnectInfo};
-use tower::{Layer, Service};
+
+use crate::middleware::{Middleware, Next};
 
 /// The bounds, from the configuration.
 #[derive(Clone, Copy, Debug)]
@@ -268,30 +270,14 @@ impl AsyncWrite for Guarded {
 /// HTTP/2 refuses them itself by the same count, announced to clients in its
 /// settings; HTTP/1.1 heads are counted here.
 #[derive(Clone)]
-pub struct ConnectionLayer {
+pub struct RequestTracking {
     max_header_bytes: usize,
 }
 
-impl ConnectionLayer {
+impl RequestTracking {
     pub fn new(max_header_bytes: usize) -> Self {
         Self { max_header_bytes }
     }
-}
-
-impl<S> Layer<S> for ConnectionLayer {
-    type Service = ConnectionService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        ConnectionService {
-            inner,
-            max_header_bytes: self.max_header_bytes,
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct ConnectionService<S> {
-    inner: S,
-    max_header_bytes: usize,
 }
 
 /// The size of a request's header block as HTTP/2 counts it (RFC 9113, 6.5.2),
@@ -325,24 +311,19 @@ impl Drop for InFlight {
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ConnectionService<S>
+impl<ReqBody, ResBody, E> Middleware<ReqBody, ResBody, E> for RequestTracking
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send,
-    ReqBody: Send + 'static,
     ResBody: HttpBody<Data = bytes::Bytes> + Send + 'static,
     ResBody::Error: Into<tonic::codegen::StdError>,
+    E: Send + 'static,
 {
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+    type Body = Body;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+    fn call(
+        &self,
+        mut request: Request<ReqBody>,
+        next: Next<ReqBody, ResBody, E>,
+    ) -> BoxFuture<'static, Result<Response<Body>, E>> {
         let info = {
             let extensions = request.extensions();
             extensions.get::<ConnectionInfo>().cloned().or_else(|| {
@@ -376,11 +357,9 @@ where
                 Ok(response)
             });
         }
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let response = next.run(request);
         Box::pin(async move {
-            let response = inner.call(request).await?;
-            Ok(response.map(|body| {
+            Ok(response.await?.map(|body| {
                 Body::new(Tracked {
                     inner: body,
                     _in_flight: in_flight,
