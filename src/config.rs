@@ -952,9 +952,17 @@ impl DatabaseConfig {
     }
 }
 
-/// `ramp worker`'s own settings (it also reads `LogConfig` and `EngineConfig`).
-#[derive(Clone, Debug, Deserialize)]
+/// Everything `ramp worker` needs, checked: logging, the engine, and its own.
+#[derive(Clone, Debug)]
 pub struct WorkerConfig {
+    pub log: LogConfig,
+    pub camunda: crate::camunda::CamundaSettings,
+    pub options: WorkerOptions,
+}
+
+/// `ramp worker`'s own settings.
+#[derive(Clone, Debug, Deserialize)]
+pub struct WorkerOptions {
     /// The ramp server the worker calls. `RAMP_SERVER`.
     pub server: String,
     /// The worker's token, with the `ramp-worker` role. `RAMP_TOKEN`.
@@ -988,7 +996,7 @@ pub struct WorkerConfig {
     pub worker_metrics_listen: Option<SocketAddr>,
 }
 
-impl WorkerConfig {
+impl WorkerOptions {
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |setting, problem: &str| ConfigError::Invalid {
             setting,
@@ -1160,7 +1168,7 @@ fn keys_of<T: DeserializeOwned>() -> &'static [&'static str] {
 /// `TokenConfig` read keys of `Config`; a unit test holds them to that.)
 pub fn keys() -> Vec<&'static str> {
     let mut keys: Vec<&'static str> = keys_of::<Config>().to_vec();
-    keys.extend(keys_of::<WorkerConfig>());
+    keys.extend(keys_of::<WorkerOptions>());
     keys
 }
 
@@ -1352,11 +1360,17 @@ impl Settings {
         Ok(config)
     }
 
-    /// `ramp worker`'s own settings, checked.
+    /// `ramp worker`'s settings, checked.
     pub fn worker(&self) -> Result<WorkerConfig, ConfigError> {
-        let config: WorkerConfig = self.extract()?;
-        config.validate()?;
-        Ok(config)
+        let log = self.log()?;
+        let camunda = self.engine()?.camunda()?;
+        let options: WorkerOptions = self.extract()?;
+        options.validate()?;
+        Ok(WorkerConfig {
+            log,
+            camunda,
+            options,
+        })
     }
 
     /// What `ramp token` reads (its secret is checked when it is read). With no
@@ -1419,10 +1433,7 @@ impl Settings {
         let engine = || self.engine().and_then(|engine| engine.camunda().map(drop));
         let checks = [
             ("serve", outcome(serve)),
-            (
-                "worker",
-                outcome(self.log().and(engine()).and(self.worker().map(drop))),
-            ),
+            ("worker", outcome(self.worker().map(drop))),
             ("deploy", outcome(self.log().and(engine()))),
             (
                 "migrate",
@@ -1761,15 +1772,19 @@ mod tests {
         shared.engine().unwrap().camunda().unwrap();
         shared.database().unwrap().database_url().unwrap();
         let worker = shared.worker().unwrap();
-        assert_eq!(worker.worker_topics, ["a", "b:assignee=x.y"]);
-        assert_eq!(worker.worker_long_poll_ms, 1000);
+        assert_eq!(worker.options.worker_topics, ["a", "b:assignee=x.y"]);
+        assert_eq!(worker.options.worker_long_poll_ms, 1000);
         shared.token().unwrap();
 
-        let error = settings(&[("RAMP_WORKER_MAX_IN_FLIGHT", "0"), ("RAMP_TOKEN", "t")])
-            .unwrap()
-            .worker()
-            .unwrap_err()
-            .to_string();
+        let error = settings(&[
+            ("RAMP_WORKER_MAX_IN_FLIGHT", "0"),
+            ("RAMP_TOKEN", "t"),
+            ("RAMP_CAMUNDA_URL", "http://127.0.0.1:8080/engine-rest"),
+        ])
+        .unwrap()
+        .worker()
+        .unwrap_err()
+        .to_string();
         assert!(error.contains("RAMP_WORKER_MAX_IN_FLIGHT"), "{error}");
     }
 

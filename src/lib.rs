@@ -21,6 +21,7 @@ pub mod paging;
 pub mod processes;
 pub mod retention;
 pub mod server;
+pub mod signal;
 pub mod store;
 pub mod telemetry;
 pub mod worker;
