@@ -402,55 +402,40 @@ impl Config {
             problem: problem.to_owned(),
         };
         check_database_url(self.database_url.as_ref())?;
-        if self.database_pool_size == 0 {
-            return Err(invalid("RAMP_DATABASE_POOL_SIZE", "must be at least 1"));
-        }
-        if self.reconcile_interval_ms == 0 {
-            return Err(invalid("RAMP_RECONCILE_INTERVAL_MS", "must be at least 1"));
-        }
+        at_least("RAMP_DATABASE_POOL_SIZE", self.database_pool_size, 1)?;
+        at_least("RAMP_RECONCILE_INTERVAL_MS", self.reconcile_interval_ms, 1)?;
         if self.start_grace_ms <= self.camunda_timeout_ms {
             return Err(invalid(
                 "RAMP_START_GRACE_MS",
                 "must be longer than RAMP_CAMUNDA_TIMEOUT_MS, or reconciliation could settle a start still in flight",
             ));
         }
-        if self.camunda_timeout_ms == 0 {
-            return Err(invalid("RAMP_CAMUNDA_TIMEOUT_MS", "must be at least 1"));
-        }
-        if self.database_timeout_ms == 0 {
-            return Err(invalid("RAMP_DATABASE_TIMEOUT_MS", "must be at least 1"));
-        }
+        at_least("RAMP_CAMUNDA_TIMEOUT_MS", self.camunda_timeout_ms, 1)?;
+        at_least("RAMP_DATABASE_TIMEOUT_MS", self.database_timeout_ms, 1)?;
         self.engine().validate()?;
-        if !(1024..=64 * 1024 * 1024).contains(&self.max_message_bytes) {
-            return Err(invalid(
-                "RAMP_MAX_MESSAGE_BYTES",
-                "must be between 1024 and 67108864",
-            ));
-        }
-        if self.max_concurrent_streams == 0 {
-            return Err(invalid("RAMP_MAX_CONCURRENT_STREAMS", "must be at least 1"));
-        }
-        if self.http2_keepalive_secs == 0 {
-            return Err(invalid("RAMP_HTTP2_KEEPALIVE_SECS", "must be at least 1"));
-        }
-        if self.max_connections == 0 {
-            return Err(invalid("RAMP_MAX_CONNECTIONS", "must be at least 1"));
-        }
-        if self.first_request_timeout_secs == 0 {
-            return Err(invalid(
-                "RAMP_FIRST_REQUEST_TIMEOUT_SECS",
-                "must be at least 1",
-            ));
-        }
-        if self.idle_timeout_secs == 0 {
-            return Err(invalid("RAMP_IDLE_TIMEOUT_SECS", "must be at least 1"));
-        }
-        if !(4 * 1024..=256 * 1024).contains(&self.max_header_bytes) {
-            return Err(invalid(
-                "RAMP_MAX_HEADER_BYTES",
-                "must be between 4096 and 262144",
-            ));
-        }
+        within(
+            "RAMP_MAX_MESSAGE_BYTES",
+            self.max_message_bytes,
+            1024..=64 * 1024 * 1024,
+        )?;
+        at_least(
+            "RAMP_MAX_CONCURRENT_STREAMS",
+            self.max_concurrent_streams,
+            1,
+        )?;
+        at_least("RAMP_HTTP2_KEEPALIVE_SECS", self.http2_keepalive_secs, 1)?;
+        at_least("RAMP_MAX_CONNECTIONS", self.max_connections, 1)?;
+        at_least(
+            "RAMP_FIRST_REQUEST_TIMEOUT_SECS",
+            self.first_request_timeout_secs,
+            1,
+        )?;
+        at_least("RAMP_IDLE_TIMEOUT_SECS", self.idle_timeout_secs, 1)?;
+        within(
+            "RAMP_MAX_HEADER_BYTES",
+            self.max_header_bytes,
+            4 * 1024..=256 * 1024,
+        )?;
         match (&self.tls_cert, &self.tls_key) {
             (Some(_), None) => {
                 return Err(invalid("RAMP_TLS_KEY", "is required with RAMP_TLS_CERT"));
@@ -521,43 +506,29 @@ impl Config {
             if self.jwt_audience.trim().is_empty() {
                 return Err(invalid("RAMP_JWT_AUDIENCE", "must not be empty"));
             }
-            if self.jwt_max_ttl_secs == 0 {
-                return Err(invalid("RAMP_JWT_MAX_TTL_SECS", "must be at least 1"));
-            }
+            at_least("RAMP_JWT_MAX_TTL_SECS", self.jwt_max_ttl_secs, 1)?;
         }
-        if self.stream_heartbeat_secs == 0 {
-            return Err(invalid("RAMP_STREAM_HEARTBEAT_SECS", "must be at least 1"));
-        }
-        if self.stream_buffer == 0 {
-            return Err(invalid("RAMP_STREAM_BUFFER", "must be at least 1"));
-        }
-        if self.change_poll_ms == 0 {
-            return Err(invalid("RAMP_CHANGE_POLL_MS", "must be at least 1"));
-        }
-        if self.delivery_poll_ms == 0 {
-            return Err(invalid("RAMP_DELIVERY_POLL_MS", "must be at least 1"));
-        }
+        at_least("RAMP_STREAM_HEARTBEAT_SECS", self.stream_heartbeat_secs, 1)?;
+        at_least("RAMP_STREAM_BUFFER", self.stream_buffer, 1)?;
+        at_least("RAMP_CHANGE_POLL_MS", self.change_poll_ms, 1)?;
+        at_least("RAMP_DELIVERY_POLL_MS", self.delivery_poll_ms, 1)?;
         if self.delivery_lease_ms <= self.camunda_timeout_ms {
             return Err(invalid(
                 "RAMP_DELIVERY_LEASE_MS",
                 "must be longer than RAMP_CAMUNDA_TIMEOUT_MS, or a lease could run out during an engine call",
             ));
         }
-        if self.delivery_max_attempts < 1 {
-            return Err(invalid("RAMP_DELIVERY_MAX_ATTEMPTS", "must be at least 1"));
-        }
-        if self.delivery_give_up_after_secs == 0 {
-            return Err(invalid(
-                "RAMP_DELIVERY_GIVE_UP_AFTER_SECS",
-                "must be at least 1",
-            ));
-        }
-        if self.delivery_backoff_cap_ms < 250 {
-            return Err(invalid(
-                "RAMP_DELIVERY_BACKOFF_CAP_MS",
-                "must be at least 250",
-            ));
-        }
+        at_least("RAMP_DELIVERY_MAX_ATTEMPTS", self.delivery_max_attempts, 1)?;
+        at_least(
+            "RAMP_DELIVERY_GIVE_UP_AFTER_SECS",
+            self.delivery_give_up_after_secs,
+            1,
+        )?;
+        at_least(
+            "RAMP_DELIVERY_BACKOFF_CAP_MS",
+            self.delivery_backoff_cap_ms,
+            250,
+        )?;
         if let Some(metrics) = self.metrics_listen
             && metrics == self.listen
             && metrics.port() != 0
@@ -567,33 +538,21 @@ impl Config {
                 "must differ from RAMP_LISTEN (leave it unset to serve metrics on the API's port)",
             ));
         }
-        if self.readiness_interval_ms == 0 {
-            return Err(invalid("RAMP_READINESS_INTERVAL_MS", "must be at least 1"));
-        }
-        if self.change_retention_secs == 0 {
-            return Err(invalid("RAMP_CHANGE_RETENTION_SECS", "must be at least 1"));
-        }
-        if self.delivered_retention_secs == 0 {
-            return Err(invalid(
-                "RAMP_DELIVERED_RETENTION_SECS",
-                "must be at least 1",
-            ));
-        }
-        if self.submission_retention_secs == 0 {
-            return Err(invalid(
-                "RAMP_SUBMISSION_RETENTION_SECS",
-                "must be at least 1",
-            ));
-        }
-        if self.prune_interval_ms == 0 {
-            return Err(invalid("RAMP_PRUNE_INTERVAL_MS", "must be at least 1"));
-        }
-        if !(1..=10_000).contains(&self.prune_batch) {
-            return Err(invalid("RAMP_PRUNE_BATCH", "must be between 1 and 10000"));
-        }
-        if self.max_streams_per_user == 0 {
-            return Err(invalid("RAMP_MAX_STREAMS_PER_USER", "must be at least 1"));
-        }
+        at_least("RAMP_READINESS_INTERVAL_MS", self.readiness_interval_ms, 1)?;
+        at_least("RAMP_CHANGE_RETENTION_SECS", self.change_retention_secs, 1)?;
+        at_least(
+            "RAMP_DELIVERED_RETENTION_SECS",
+            self.delivered_retention_secs,
+            1,
+        )?;
+        at_least(
+            "RAMP_SUBMISSION_RETENTION_SECS",
+            self.submission_retention_secs,
+            1,
+        )?;
+        at_least("RAMP_PRUNE_INTERVAL_MS", self.prune_interval_ms, 1)?;
+        within("RAMP_PRUNE_BATCH", self.prune_batch, 1..=10_000)?;
+        at_least("RAMP_MAX_STREAMS_PER_USER", self.max_streams_per_user, 1)?;
         self.validate_notify()?;
         LogConfig {
             log: self.log.clone(),
@@ -751,15 +710,9 @@ impl Config {
                 "is required with notifications (RAMP_SMTP_URL or RAMP_NOTIFY_WEBHOOK_URL): their links point there",
             ));
         }
-        if self.notify_interval_ms == 0 {
-            return Err(invalid("RAMP_NOTIFY_INTERVAL_MS", "must be at least 1"));
-        }
-        if self.notify_poll_ms == 0 {
-            return Err(invalid("RAMP_NOTIFY_POLL_MS", "must be at least 1"));
-        }
-        if self.notify_lease_ms < 2_000 {
-            return Err(invalid("RAMP_NOTIFY_LEASE_MS", "must be at least 2000"));
-        }
+        at_least("RAMP_NOTIFY_INTERVAL_MS", self.notify_interval_ms, 1)?;
+        at_least("RAMP_NOTIFY_POLL_MS", self.notify_poll_ms, 1)?;
+        at_least("RAMP_NOTIFY_LEASE_MS", self.notify_lease_ms, 2000)?;
         Ok(())
     }
 
@@ -821,6 +774,36 @@ fn string_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>
             .collect(),
         OneOrMany::Many(v) => v,
     })
+}
+
+/// Refuses a `value` of `setting` below `least`.
+fn at_least<T: PartialOrd + std::fmt::Display>(
+    setting: &'static str,
+    value: T,
+    least: T,
+) -> Result<(), ConfigError> {
+    if value < least {
+        return Err(ConfigError::Invalid {
+            setting,
+            problem: format!("must be at least {least}"),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a `value` of `setting` outside `range`.
+fn within<T: PartialOrd + std::fmt::Display>(
+    setting: &'static str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<(), ConfigError> {
+    if !range.contains(&value) {
+        return Err(ConfigError::Invalid {
+            setting,
+            problem: format!("must be between {} and {}", range.start(), range.end()),
+        });
+    }
+    Ok(())
 }
 
 fn check_database_url(url: Option<&SecretString>) -> Result<(), ConfigError> {
@@ -894,13 +877,7 @@ impl EngineConfig {
         if let Some(url) = &self.camunda_url {
             check_http_url("RAMP_CAMUNDA_URL", url)?;
         }
-        if self.camunda_timeout_ms == 0 {
-            return Err(ConfigError::Invalid {
-                setting: "RAMP_CAMUNDA_TIMEOUT_MS",
-                problem: "must be at least 1".into(),
-            });
-        }
-        Ok(())
+        at_least("RAMP_CAMUNDA_TIMEOUT_MS", self.camunda_timeout_ms, 1)
     }
 
     /// The engine client's settings; the URL is required here.
@@ -933,13 +910,7 @@ pub struct DatabaseConfig {
 impl DatabaseConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         check_database_url(self.database_url.as_ref())?;
-        if self.database_timeout_ms == 0 {
-            return Err(ConfigError::Invalid {
-                setting: "RAMP_DATABASE_TIMEOUT_MS",
-                problem: "must be at least 1".into(),
-            });
-        }
-        Ok(())
+        at_least("RAMP_DATABASE_TIMEOUT_MS", self.database_timeout_ms, 1)
     }
 
     /// The connection string; required here.
@@ -1014,24 +985,15 @@ impl WorkerOptions {
         if self.worker_topics.is_empty() {
             return Err(invalid("RAMP_WORKER_TOPICS", "must name a topic"));
         }
-        if self.worker_long_poll_ms == 0 {
-            return Err(invalid("RAMP_WORKER_LONG_POLL_MS", "must be at least 1"));
-        }
-        if self.worker_lock_ms < 1_000 {
-            return Err(invalid("RAMP_WORKER_LOCK_MS", "must be at least 1000"));
-        }
-        if self.worker_max_in_flight == 0 {
-            return Err(invalid("RAMP_WORKER_MAX_IN_FLIGHT", "must be at least 1"));
-        }
-        if self.worker_retries < 1 {
-            return Err(invalid("RAMP_WORKER_RETRIES", "must be at least 1"));
-        }
-        if self.worker_retry_timeout_ms == 0 {
-            return Err(invalid(
-                "RAMP_WORKER_RETRY_TIMEOUT_MS",
-                "must be at least 1",
-            ));
-        }
+        at_least("RAMP_WORKER_LONG_POLL_MS", self.worker_long_poll_ms, 1)?;
+        at_least("RAMP_WORKER_LOCK_MS", self.worker_lock_ms, 1000)?;
+        at_least("RAMP_WORKER_MAX_IN_FLIGHT", self.worker_max_in_flight, 1)?;
+        at_least("RAMP_WORKER_RETRIES", self.worker_retries, 1)?;
+        at_least(
+            "RAMP_WORKER_RETRY_TIMEOUT_MS",
+            self.worker_retry_timeout_ms,
+            1,
+        )?;
         Ok(())
     }
 }
