@@ -6,8 +6,11 @@
 
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::{Request, Response};
+use tonic::body::Body;
+use tonic::codegen::StdError;
 use tower::{Layer, Service};
 
 /// What one step does with each request.
@@ -20,24 +23,43 @@ pub trait Middleware<ReqBody, ResBody, E>: Clone + Send + 'static {
         &self,
         request: Request<ReqBody>,
         next: Next<ReqBody, ResBody, E>,
-    ) -> BoxFuture<'static, Result<Response<Self::Body>, E>>;
+    ) -> Answer<Self::Body, E>;
+}
+
+/// A step's answer, to come.
+pub type Answer<B, E> = BoxFuture<'static, Result<Response<B>, E>>;
+
+/// A response body that tonic can send, as the inner services give them.
+pub trait ResponseBody:
+    http_body::Body<Data = Bytes, Error: Into<StdError>> + Send + 'static
+{
+}
+
+impl<B> ResponseBody for B where
+    B: http_body::Body<Data = Bytes, Error: Into<StdError>> + Send + 'static
+{
 }
 
 /// The rest of the stack, ready to take one request.
 pub struct Next<ReqBody, ResBody, E> {
-    call: Box<
-        dyn FnOnce(Request<ReqBody>) -> BoxFuture<'static, Result<Response<ResBody>, E>> + Send,
-    >,
+    call: Box<dyn FnOnce(Request<ReqBody>) -> Answer<ResBody, E> + Send>,
 }
 
 impl<ReqBody, ResBody, E> Next<ReqBody, ResBody, E> {
     /// Passes `request` on. The rest of the stack is called here and now; the
     /// answer comes with the returned future.
-    pub fn run(
-        self,
-        request: Request<ReqBody>,
-    ) -> BoxFuture<'static, Result<Response<ResBody>, E>> {
+    pub fn run(self, request: Request<ReqBody>) -> Answer<ResBody, E> {
         (self.call)(request)
+    }
+
+    /// Passes `request` on, for a step whose own answers have a body of their own.
+    pub fn pass(self, request: Request<ReqBody>) -> Answer<Body, E>
+    where
+        ResBody: ResponseBody,
+        E: Send + 'static,
+    {
+        let response = self.run(request);
+        Box::pin(async move { Ok(response.await?.map(Body::new)) })
     }
 }
 

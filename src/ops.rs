@@ -8,16 +8,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures::future::BoxFuture;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body::Body as HttpBody;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::body::Body;
 
 use crate::forms::ChangeHub;
 use crate::metrics::{self, Metrics};
-use crate::middleware::{Middleware, Next};
+use crate::middleware::{Answer, Middleware, Next, ResponseBody};
 use crate::store::Store;
 
 /// Whether the database and the engine answered the last checks (see
@@ -218,17 +216,12 @@ impl OpsEndpoints {
 
 impl<ReqBody, ResBody, E> Middleware<ReqBody, ResBody, E> for OpsEndpoints
 where
-    ResBody: HttpBody<Data = bytes::Bytes> + Send + 'static,
-    ResBody::Error: Into<tonic::codegen::StdError>,
+    ResBody: ResponseBody,
     E: Send + 'static,
 {
     type Body = Body;
 
-    fn call(
-        &self,
-        request: Request<ReqBody>,
-        next: Next<ReqBody, ResBody, E>,
-    ) -> BoxFuture<'static, Result<Response<Body>, E>> {
+    fn call(&self, request: Request<ReqBody>, next: Next<ReqBody, ResBody, E>) -> Answer<Body, E> {
         if let Some(ops) = self.ops.clone()
             && request.method() == Method::GET
             && Ops::answers(request.uri().path())
@@ -242,7 +235,6 @@ where
                 Ok(response.map(Body::new))
             });
         }
-        let response = next.run(request);
-        Box::pin(async move { Ok(response.await?.map(Body::new)) })
+        next.pass(request)
     }
 }

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use futures::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body, Frame};
 use pin_project_lite::pin_project;
@@ -21,7 +20,7 @@ use tracing::{Instrument, Span};
 use tracing_subscriber::EnvFilter;
 
 use crate::metrics::{MethodMetrics, Metrics};
-use crate::middleware::{Middleware, Next};
+use crate::middleware::{Answer, Middleware, Next};
 
 /// The header that carries a request id, in and out.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -103,7 +102,7 @@ where
         &self,
         request: Request<ReqBody>,
         next: Next<ReqBody, ResBody, E>,
-    ) -> BoxFuture<'static, Result<Response<Self::Body>, E>> {
+    ) -> Answer<Self::Body, E> {
         let id = request_id(request.headers());
         let path: Box<str> = request.uri().path().into();
         // Streams open and wait: their handlers log nothing of their own worth a

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use futures::future::BoxFuture;
-use http::{Request, Response};
+use http::Request;
 
 use super::Authenticator;
 use crate::cutoff::CutoffBody;
-use crate::middleware::{Middleware, Next};
+use crate::middleware::{Answer, Middleware, Next};
 
 /// The RPCs that need a caller: everything of ramp's own API.
 const PROTECTED_PREFIX: &str = "/ramp.v1.";
@@ -40,7 +40,7 @@ where
         &self,
         mut request: Request<ReqBody>,
         next: Next<ReqBody, ResBody, E>,
-    ) -> BoxFuture<'static, Result<Response<Self::Body>, E>> {
+    ) -> Answer<Self::Body, E> {
         let authenticator = self.authenticator.clone();
         Box::pin(async move {
             if !request.uri().path().starts_with(PROTECTED_PREFIX) {
@@ -94,6 +94,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use bytes::Bytes;
+    use http::Response;
     use http_body::{Body, Frame};
     use secrecy::SecretString;
     use tower::{Layer, ServiceExt};

@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use futures::{Stream, StreamExt};
 use http::{Request, Response, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -27,7 +26,7 @@ use tokio::time::{Instant, Sleep};
 use tonic::body::Body;
 use tonic::transport::server::{Connected, TcpConnectInfo, TlsConnectInfo};
 
-use crate::middleware::{Middleware, Next};
+use crate::middleware::{Answer, Middleware, Next, ResponseBody};
 
 /// The bounds, from the configuration.
 #[derive(Clone, Copy, Debug)]
@@ -313,8 +312,7 @@ impl Drop for InFlight {
 
 impl<ReqBody, ResBody, E> Middleware<ReqBody, ResBody, E> for RequestTracking
 where
-    ResBody: HttpBody<Data = bytes::Bytes> + Send + 'static,
-    ResBody::Error: Into<tonic::codegen::StdError>,
+    ResBody: ResponseBody,
     E: Send + 'static,
 {
     type Body = Body;
@@ -323,7 +321,7 @@ where
         &self,
         mut request: Request<ReqBody>,
         next: Next<ReqBody, ResBody, E>,
-    ) -> BoxFuture<'static, Result<Response<Body>, E>> {
+    ) -> Answer<Body, E> {
         let info = {
             let extensions = request.extensions();
             extensions.get::<ConnectionInfo>().cloned().or_else(|| {

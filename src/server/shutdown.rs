@@ -5,12 +5,11 @@
 //! This layer cuts every response body once the shutdown token fires: an idle stream
 //! ends with UNAVAILABLE, which clients treat as "reconnect, perhaps elsewhere".
 
-use futures::future::BoxFuture;
-use http::{Request, Response};
+use http::Request;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::cutoff::CutoffBody;
-use crate::middleware::{Middleware, Next};
+use crate::middleware::{Answer, Middleware, Next};
 
 #[derive(Clone, Debug)]
 pub struct StreamShutdown {
@@ -36,7 +35,7 @@ where
         &self,
         request: Request<ReqBody>,
         next: Next<ReqBody, ResBody, E>,
-    ) -> BoxFuture<'static, Result<Response<Self::Body>, E>> {
+    ) -> Answer<Self::Body, E> {
         let future = next.run(request);
         let token = self.token.clone();
         Box::pin(async move {

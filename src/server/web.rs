@@ -12,15 +12,13 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use http::{HeaderValue, Method, Request, Response, header};
-use http_body::Body as HttpBody;
 use tonic::body::Body;
 use tower::ServiceExt;
 use tower_http::compression::Compression;
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::middleware::{Middleware, Next};
+use crate::middleware::{Answer, Middleware, Next, ResponseBody};
 
 /// The policy for the app's pages. Scripts: the app's own files only (no inline
 /// script, no eval; the browser tests run clean under it). Styles: the app's files
@@ -163,17 +161,12 @@ async fn secure<B>(dir: &std::path::Path, path: &str, response: &mut Response<B>
 
 impl<ReqBody, ResBody, E> Middleware<ReqBody, ResBody, E> for WebUi
 where
-    ResBody: HttpBody<Data = bytes::Bytes> + Send + 'static,
-    ResBody::Error: Into<tonic::codegen::StdError>,
+    ResBody: ResponseBody,
     E: Send + 'static,
 {
     type Body = Body;
 
-    fn call(
-        &self,
-        request: Request<ReqBody>,
-        next: Next<ReqBody, ResBody, E>,
-    ) -> BoxFuture<'static, Result<Response<Body>, E>> {
+    fn call(&self, request: Request<ReqBody>, next: Next<ReqBody, ResBody, E>) -> Answer<Body, E> {
         if let Some(files) = self.files.clone()
             && for_the_ui(&request)
         {
@@ -189,8 +182,7 @@ where
                 Ok(response.map(Body::new))
             });
         }
-        let response = next.run(request);
-        Box::pin(async move { Ok(response.await?.map(Body::new)) })
+        next.pass(request)
     }
 }
 
