@@ -24,6 +24,7 @@ pub mod server;
 pub mod signal;
 pub mod store;
 pub mod telemetry;
+pub mod watched;
 pub mod worker;
 
 pub mod proto {

@@ -7,20 +7,18 @@
 //! the RPC's span (so every log line of the RPC, engine calls included, carries
 //! it), and is sent on the engine calls made while handling the RPC.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body, Frame};
-use pin_project_lite::pin_project;
 use serde::{Deserialize, Serialize};
 use tracing::{Instrument, Span};
 use tracing_subscriber::EnvFilter;
 
 use crate::metrics::{MethodMetrics, Metrics};
 use crate::middleware::{Answer, Middleware, Next};
+use crate::watched::{Watched, Watcher};
 
 /// The header that carries a request id, in and out.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -138,8 +136,7 @@ where
                     // than all the rest of it. Its end is logged in a span made
                     // again with the same fields.
                     drop(span);
-                    let body = TracedBody {
-                        inner: body,
+                    let outcome = RpcOutcome {
                         rpc: Box::new(RpcName {
                             path,
                             request_id: id,
@@ -149,6 +146,7 @@ where
                         done: false,
                         method,
                     };
+                    let body = Watched::new(body, outcome);
                     Ok(Response::from_parts(parts, body))
                 }
                 Err(error) => {
@@ -165,66 +163,53 @@ where
     }
 }
 
-pin_project! {
-    /// A response body that logs the RPC's outcome when it ends (or is dropped).
-    pub struct TracedBody<B> {
-        #[pin]
-        inner: B,
-        rpc: Box<RpcName>,
-        started: Instant,
-        code: Option<i32>,
-        done: bool,
-        method: Option<Arc<MethodMetrics>>,
-    }
+/// An RPC's response body, which logs the RPC's outcome when it ends (or is
+/// dropped).
+pub type TracedBody<B> = Watched<B, RpcOutcome>;
 
-    impl<B> PinnedDrop for TracedBody<B> {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            if !*this.done {
-                // Without a status the client went away (or the connection broke)
-                // before the end; with one, the body simply was not polled to its end
-                // (trailers-only answers, or the trailers were the last frame).
-                finish(this.rpc, *this.started, *this.code, this.code.is_none(), this.method);
+/// What an RPC's outcome is logged and counted with, once its response ends.
+pub struct RpcOutcome {
+    rpc: Box<RpcName>,
+    started: Instant,
+    code: Option<i32>,
+    done: bool,
+    method: Option<Arc<MethodMetrics>>,
+}
+
+impl RpcOutcome {
+    fn finish(&mut self, cancelled: bool) {
+        self.done = true;
+        finish(&self.rpc, self.started, self.code, cancelled, &self.method);
+    }
+}
+
+impl<D, E> Watcher<D, E> for RpcOutcome {
+    fn frame(&mut self, frame: &Option<Result<Frame<D>, E>>) {
+        match frame {
+            Some(Ok(frame)) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    self.code = grpc_status(trailers).or(self.code);
+                    // Trailers are the last frame.
+                    self.finish(false);
+                }
+            }
+            Some(Err(_)) | None => {
+                if !self.done {
+                    self.finish(false);
+                }
             }
         }
     }
 }
 
-impl<B: Body> Body for TracedBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        let frame = ready!(this.inner.poll_frame(cx));
-        match &frame {
-            Some(Ok(frame)) => {
-                if let Some(trailers) = frame.trailers_ref() {
-                    *this.code = grpc_status(trailers).or(*this.code);
-                    // Trailers are the last frame.
-                    *this.done = true;
-                    finish(this.rpc, *this.started, *this.code, false, this.method);
-                }
-            }
-            Some(Err(_)) | None => {
-                if !*this.done {
-                    *this.done = true;
-                    finish(this.rpc, *this.started, *this.code, false, this.method);
-                }
-            }
+impl Drop for RpcOutcome {
+    fn drop(&mut self) {
+        if !self.done {
+            // Without a status the client went away (or the connection broke) before
+            // the end; with one, the body simply was not polled to its end
+            // (trailers-only answers, or the trailers were the last frame).
+            self.finish(self.code.is_none());
         }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
     }
 }
 

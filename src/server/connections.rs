@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use http::{Request, Response, StatusCode};
-use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body::Frame;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -27,6 +27,7 @@ use tonic::body::Body;
 use tonic::transport::server::{Connected, TcpConnectInfo, TlsConnectInfo};
 
 use crate::middleware::{Answer, Middleware, Next, ResponseBody};
+use crate::watched::{Watched, Watcher};
 
 /// The bounds, from the configuration.
 #[derive(Clone, Copy, Debug)]
@@ -301,8 +302,13 @@ pub fn header_list_size<B>(request: &Request<B>) -> usize {
     fields + pseudo.iter().map(|p| p + OVERHEAD).sum::<usize>()
 }
 
-/// Ends a request's time in flight when dropped.
+/// Ends a request's time in flight when dropped: watches its response body, and
+/// is dropped with it.
 struct InFlight(Arc<Activity>);
+
+impl<D, E> Watcher<D, E> for Option<InFlight> {
+    fn frame(&mut self, _: &Option<Result<Frame<D>, E>>) {}
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -357,44 +363,9 @@ where
         }
         let response = next.run(request);
         Box::pin(async move {
-            Ok(response.await?.map(|body| {
-                Body::new(Tracked {
-                    inner: body,
-                    _in_flight: in_flight,
-                })
-            }))
+            Ok(response
+                .await?
+                .map(|body| Body::new(Watched::new(body, in_flight))))
         })
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A response body that keeps its request in flight until it is dropped.
-    struct Tracked<B> {
-        #[pin]
-        inner: B,
-        _in_flight: Option<InFlight>,
-    }
-}
-
-impl<B> HttpBody for Tracked<B>
-where
-    B: HttpBody,
-{
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        self.project().inner.poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
