@@ -8,6 +8,10 @@
 //! setting's name, so a misspelt check is never silently off. Each command reads and
 //! checks only the settings it uses (`Settings::serve`, `::worker`, ...), so one env
 //! file can serve them all. No message ever shows a secret's value.
+//!
+//! Each part owns the type of its settings (`auth::AuthSettings`,
+//! `delivery::DeliverySettings`, `telemetry::LogFormat`, ...); this module maps the
+//! `RAMP_*` names onto them, so the parts never import it.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -482,8 +486,8 @@ impl Config {
                 self.jwt_public_key_file.is_some(),
                 self.jwt_jwks_url.is_some(),
             ];
-            // Which key is required is checked where the key is loaded (serve);
-            // commands that need none (migrate) run without.
+            // That one is set, and that its file reads as a key, is checked where
+            // the key is read: `Config::authentication`, as the server is built.
             if keys.iter().filter(|k| **k).count() > 1 {
                 return Err(invalid(
                     "RAMP_JWT_SECRET",
