@@ -1,6 +1,11 @@
 //! `ramp serve`: builds the application from its configuration and serves native
 //! gRPC (HTTP/2), gRPC-web (HTTP/1.1 and HTTP/2), health and reflection on one port,
 //! with `/metrics`, `/livez` and `/readyz` there too (or on `RAMP_METRICS_LISTEN`).
+//!
+//! `Server::build` binds the listeners and wires the parts; `Server::run` serves and
+//! starts the background tasks, which `supervisor` starts, watches and stops;
+//! `Application::start` does both. The plain-HTTP steps in front of the gRPC
+//! services are `middleware::Middleware`s, stacked in `Server::build`.
 
 mod connections;
 mod health;
@@ -76,6 +81,7 @@ pub enum ServeError {
 /// nothing running yet. `run` starts it.
 pub struct Server {
     local_addr: SocketAddr,
+    tls: bool,
     metrics: Option<(TcpListener, SocketAddr, Ops)>,
     hub: ChangeHub,
     shutdown: CancellationToken,
@@ -283,10 +289,10 @@ impl Server {
                 }
             }
         });
-        tracing::info!(addr = %local_addr, tls = config.tls_cert.is_some(), "listening");
 
         Ok(Self {
             local_addr,
+            tls: config.tls_cert.is_some(),
             metrics: metrics_listener,
             hub: parts.hub,
             shutdown,
@@ -307,12 +313,14 @@ impl Server {
             bound
         });
         tokio::spawn(self.background.run(self.shutdown.clone()));
+        let task = tokio::spawn(self.serve);
+        tracing::info!(addr = %self.local_addr, tls = self.tls, "listening");
         Application {
             local_addr: self.local_addr,
             metrics_addr,
             hub: self.hub,
             shutdown: self.shutdown,
-            task: tokio::spawn(self.serve),
+            task,
         }
     }
 }
