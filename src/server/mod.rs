@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, ServerTlsConfig};
+use tower::util::MapResponseLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::admin::Admin;
@@ -270,7 +271,7 @@ impl Server {
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(MiddlewareLayer::new(RpcTrace::new(metrics)))
             // Inside tracing, so that metrics count what the client is told.
-            .layer(unreadable::UnreadableRequestLayer)
+            .layer(MapResponseLayer::new(unreadable::readable_status))
             .layer(MiddlewareLayer::new(StreamShutdown::new(shutdown.clone())))
             .layer(MiddlewareLayer::new(Authentication::new(authenticator)))
             .add_routes(routes);
