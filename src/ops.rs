@@ -128,60 +128,58 @@ impl Ops {
     }
 
     /// Serves the endpoints alone (HTTP/1.1) on `listener` until `shutdown`.
-    pub fn serve(self, listener: TcpListener, shutdown: CancellationToken) {
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    accepted = listener.accept() => match accepted {
-                        Ok(accepted) => accepted,
-                        Err(error) => {
-                            tracing::warn!(%error, "metrics listener: cannot accept");
-                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                            continue;
-                        }
-                    },
-                };
-                let ops = self.clone();
-                let shutdown = shutdown.clone();
-                tokio::spawn(async move {
-                    let service =
-                        hyper::service::service_fn(move |request: Request<_>| {
-                            let ops = ops.clone();
-                            async move {
-                                let answer = if request.method() == Method::GET {
-                                    ops.respond(request.uri().path()).await
-                                } else {
-                                    None
-                                };
-                                let response = answer.unwrap_or_else(|| {
-                                    Response::builder()
-                                        .status(StatusCode::NOT_FOUND)
-                                        .body("not found\n".to_owned())
-                                        .expect("a valid response")
-                                });
-                                Ok::<_, Infallible>(response.map(|body| {
-                                    http_body_util::Full::new(bytes::Bytes::from(body))
-                                }))
-                            }
+    pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) {
+        loop {
+            let (stream, _) = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::warn!(%error, "metrics listener: cannot accept");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let ops = self.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request: Request<_>| {
+                    let ops = ops.clone();
+                    async move {
+                        let answer = if request.method() == Method::GET {
+                            ops.respond(request.uri().path()).await
+                        } else {
+                            None
+                        };
+                        let response = answer.unwrap_or_else(|| {
+                            Response::builder()
+                                .status(StatusCode::NOT_FOUND)
+                                .body("not found\n".to_owned())
+                                .expect("a valid response")
                         });
-                    // A client that sends no request head within the bound is
-                    // dropped, so silent connections cannot pile up.
-                    let connection = hyper::server::conn::http1::Builder::new()
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .header_read_timeout(OPS_HEADER_TIMEOUT)
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-                    tokio::pin!(connection);
-                    tokio::select! {
-                        _ = &mut connection => {}
-                        _ = shutdown.cancelled() => {
-                            connection.as_mut().graceful_shutdown();
-                            let _ = connection.await;
-                        }
+                        Ok::<_, Infallible>(
+                            response
+                                .map(|body| http_body_util::Full::new(bytes::Bytes::from(body))),
+                        )
                     }
                 });
-            }
-        });
+                // A client that sends no request head within the bound is
+                // dropped, so silent connections cannot pile up.
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(OPS_HEADER_TIMEOUT)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                tokio::pin!(connection);
+                tokio::select! {
+                    _ = &mut connection => {}
+                    _ = shutdown.cancelled() => {
+                        connection.as_mut().graceful_shutdown();
+                        let _ = connection.await;
+                    }
+                }
+            });
+        }
     }
 }
 

@@ -83,7 +83,7 @@ pub enum ServeError {
 pub struct Server {
     local_addr: SocketAddr,
     tls: bool,
-    metrics: Option<(TcpListener, SocketAddr, Ops)>,
+    metrics_addr: Option<SocketAddr>,
     hub: ChangeHub,
     shutdown: CancellationToken,
     background: Background,
@@ -180,6 +180,7 @@ impl Parts {
             dispatcher.clone(),
         );
         let background = Background {
+            ops_listener: None,
             store: store.clone(),
             hub: hub.clone(),
             notifier,
@@ -244,12 +245,12 @@ impl Server {
             parts.hub.clone(),
             parts.readiness.clone(),
         );
-        let (metrics_listener, ops_on_api_port) = match config.metrics_listen {
+        let (metrics_addr, ops_listener, ops_on_api_port) = match config.metrics_listen {
             Some(addr) => {
                 let (listener, bound) = bind(addr).await?;
-                (Some((listener, bound, ops)), None)
+                (Some(bound), Some((ops, listener)), None)
             }
-            None => (None, Some(ops)),
+            None => (None, None, Some(ops)),
         };
 
         let routes = add_services(&config, &parts, Routes::new(health_service))?;
@@ -275,6 +276,8 @@ impl Server {
             .layer(MiddlewareLayer::new(StreamShutdown::new(shutdown.clone())))
             .layer(MiddlewareLayer::new(Authentication::new(authenticator)))
             .add_routes(routes);
+        let mut background = parts.background;
+        background.ops_listener = ops_listener;
 
         let grace = config.shutdown_grace();
         let signal = shutdown.clone();
@@ -294,10 +297,10 @@ impl Server {
         Ok(Self {
             local_addr,
             tls: config.tls_cert.is_some(),
-            metrics: metrics_listener,
+            metrics_addr,
             hub: parts.hub,
             shutdown,
-            background: parts.background,
+            background,
             serve,
         })
     }
@@ -308,17 +311,15 @@ impl Server {
 
     /// Starts serving, the operator's listener (if any) and the background tasks.
     pub fn run(self) -> Application {
-        let metrics_addr = self.metrics.map(|(listener, bound, ops)| {
-            ops.serve(listener, self.shutdown.clone());
-            tracing::info!(addr = %bound, "metrics and health endpoints listening");
-            bound
-        });
+        if let Some(addr) = self.metrics_addr {
+            tracing::info!(%addr, "metrics and health endpoints listening");
+        }
         tokio::spawn(self.background.run(self.shutdown.clone()));
         let task = tokio::spawn(self.serve);
         tracing::info!(addr = %self.local_addr, tls = self.tls, "listening");
         Application {
             local_addr: self.local_addr,
-            metrics_addr,
+            metrics_addr: self.metrics_addr,
             hub: self.hub,
             shutdown: self.shutdown,
             task,

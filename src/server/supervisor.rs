@@ -1,7 +1,8 @@
 //! The background tasks of `ramp serve`, in one place: what starts them and in which
 //! order, what watches them, and what stops them.
 //!
-//! The notifier starts at once. The rest needs the schema: the supervisor migrates
+//! The operator's listener (when it has its own) and the notifier start at once.
+//! The rest needs the schema: the supervisor migrates
 //! it (retrying until the database answers), starts the change hub from the log's
 //! end, then the reconciler, the dispatcher, the pruner and the health checks. Every
 //! task gets the server's shutdown token and ends soon after it fires; a task that
@@ -11,6 +12,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -18,12 +20,15 @@ use super::health::{self, Checks};
 use crate::delivery::Dispatcher;
 use crate::forms::ChangeHub;
 use crate::notify::Notifier;
+use crate::ops::Ops;
 use crate::processes::Reconciler;
 use crate::retention::Pruner;
 use crate::store::Store;
 
 /// The server's background work, not yet started.
 pub struct Background {
+    /// The operator's endpoints on their own listener, when configured.
+    pub ops_listener: Option<(Ops, TcpListener)>,
     pub store: Store,
     pub hub: ChangeHub,
     pub notifier: Notifier,
@@ -37,6 +42,9 @@ impl Background {
     /// Starts everything in order and watches it until shutdown.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut tasks = Supervisor::new(shutdown.clone());
+        if let Some((ops, listener)) = self.ops_listener {
+            tasks.spawn("metrics listener", ops.serve(listener, shutdown.clone()));
+        }
         tasks.spawn("notifier", self.notifier.run(shutdown.clone()));
         if prepare(&self.store, &self.hub, &shutdown).await {
             tasks.spawn("reconciler", self.reconciler.run(shutdown.clone()));

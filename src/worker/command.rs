@@ -85,7 +85,7 @@ pub async fn run_until(
         let (listener, bound) = crate::ops::bind(addr)
             .await
             .map_err(|source| WorkerError::MetricsListener { addr, source })?;
-        Ops::metrics_only(metrics).serve(listener, shutdown.clone());
+        tokio::spawn(Ops::metrics_only(metrics).serve(listener, shutdown.clone()));
         tracing::info!(addr = %bound, "worker metrics listening");
     }
     Arc::new(worker).run(shutdown).await;
