@@ -2,12 +2,12 @@
 //! order, what watches them, and what stops them.
 //!
 //! The operator's listener (when it has its own) and the notifier start at once.
-//! The rest needs the schema: the supervisor migrates
-//! it (retrying until the database answers), starts the change hub from the log's
-//! end, then the reconciler, the dispatcher, the pruner and the health checks. Every
-//! task gets the server's shutdown token and ends soon after it fires; a task that
-//! ends before that (or panics) is reported as an error, since the server then
-//! lacks it.
+//! The rest needs the schema: the supervisor migrates it (retrying until the
+//! database answers), starts the change hub from the log's end (the hub runs its
+//! own loops), then the reconciler, the dispatcher, the pruner and the health
+//! checks. Every task gets the server's shutdown token and ends soon after it
+//! fires; a task that ends before that (or panics) is reported as an error, since
+//! the server then lacks it.
 
 use std::future::Future;
 use std::time::Duration;
