@@ -8,6 +8,10 @@
 //! setting's name, so a misspelt check is never silently off. Each command reads and
 //! checks only the settings it uses (`Settings::serve`, `::worker`, ...), so one env
 //! file can serve them all. No message ever shows a secret's value.
+//!
+//! Each part owns the type of its settings (`auth::AuthSettings`,
+//! `delivery::DeliverySettings`, `telemetry::LogFormat`, ...); this module maps the
+//! `RAMP_*` names onto them, so the parts never import it.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -23,27 +27,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
-/// How callers prove who they are.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthMode {
-    /// Bearer JWTs (the only mode for production).
-    #[default]
-    Jwt,
-    /// Unsigned `x-ramp-user` headers, for local development only.
-    Dev,
-}
+use crate::auth::{AuthSettings, JwtSettings, KeyError, KeySettings};
 
-/// How log lines look.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Pretty,
-    /// One JSON object per line.
-    Json,
-}
+pub use crate::auth::AuthMode;
+pub use crate::telemetry::LogFormat;
 
 /// Everything `ramp serve` needs. Field names are the lowercase forms of the
 /// `RAMP_*` environment variables (`listen` is `RAMP_LISTEN`).
@@ -395,6 +382,12 @@ pub enum ConfigError {
     },
 }
 
+impl From<KeyError> for ConfigError {
+    fn from(KeyError { setting, problem }: KeyError) -> Self {
+        Self::Invalid { setting, problem }
+    }
+}
+
 impl Config {
     /// Loads the layers (see `Settings::load`) and reads `ramp serve`'s settings.
     pub fn load<T: Serialize>(file: Option<&Path>, overrides: T) -> Result<Self, ConfigError> {
@@ -413,55 +406,40 @@ impl Config {
             problem: problem.to_owned(),
         };
         check_database_url(self.database_url.as_ref())?;
-        if self.database_pool_size == 0 {
-            return Err(invalid("RAMP_DATABASE_POOL_SIZE", "must be at least 1"));
-        }
-        if self.reconcile_interval_ms == 0 {
-            return Err(invalid("RAMP_RECONCILE_INTERVAL_MS", "must be at least 1"));
-        }
+        at_least("RAMP_DATABASE_POOL_SIZE", self.database_pool_size, 1)?;
+        at_least("RAMP_RECONCILE_INTERVAL_MS", self.reconcile_interval_ms, 1)?;
         if self.start_grace_ms <= self.camunda_timeout_ms {
             return Err(invalid(
                 "RAMP_START_GRACE_MS",
                 "must be longer than RAMP_CAMUNDA_TIMEOUT_MS, or reconciliation could settle a start still in flight",
             ));
         }
-        if self.camunda_timeout_ms == 0 {
-            return Err(invalid("RAMP_CAMUNDA_TIMEOUT_MS", "must be at least 1"));
-        }
-        if self.database_timeout_ms == 0 {
-            return Err(invalid("RAMP_DATABASE_TIMEOUT_MS", "must be at least 1"));
-        }
+        at_least("RAMP_CAMUNDA_TIMEOUT_MS", self.camunda_timeout_ms, 1)?;
+        at_least("RAMP_DATABASE_TIMEOUT_MS", self.database_timeout_ms, 1)?;
         self.engine().validate()?;
-        if !(1024..=64 * 1024 * 1024).contains(&self.max_message_bytes) {
-            return Err(invalid(
-                "RAMP_MAX_MESSAGE_BYTES",
-                "must be between 1024 and 67108864",
-            ));
-        }
-        if self.max_concurrent_streams == 0 {
-            return Err(invalid("RAMP_MAX_CONCURRENT_STREAMS", "must be at least 1"));
-        }
-        if self.http2_keepalive_secs == 0 {
-            return Err(invalid("RAMP_HTTP2_KEEPALIVE_SECS", "must be at least 1"));
-        }
-        if self.max_connections == 0 {
-            return Err(invalid("RAMP_MAX_CONNECTIONS", "must be at least 1"));
-        }
-        if self.first_request_timeout_secs == 0 {
-            return Err(invalid(
-                "RAMP_FIRST_REQUEST_TIMEOUT_SECS",
-                "must be at least 1",
-            ));
-        }
-        if self.idle_timeout_secs == 0 {
-            return Err(invalid("RAMP_IDLE_TIMEOUT_SECS", "must be at least 1"));
-        }
-        if !(4 * 1024..=256 * 1024).contains(&self.max_header_bytes) {
-            return Err(invalid(
-                "RAMP_MAX_HEADER_BYTES",
-                "must be between 4096 and 262144",
-            ));
-        }
+        within(
+            "RAMP_MAX_MESSAGE_BYTES",
+            self.max_message_bytes,
+            1024..=64 * 1024 * 1024,
+        )?;
+        at_least(
+            "RAMP_MAX_CONCURRENT_STREAMS",
+            self.max_concurrent_streams,
+            1,
+        )?;
+        at_least("RAMP_HTTP2_KEEPALIVE_SECS", self.http2_keepalive_secs, 1)?;
+        at_least("RAMP_MAX_CONNECTIONS", self.max_connections, 1)?;
+        at_least(
+            "RAMP_FIRST_REQUEST_TIMEOUT_SECS",
+            self.first_request_timeout_secs,
+            1,
+        )?;
+        at_least("RAMP_IDLE_TIMEOUT_SECS", self.idle_timeout_secs, 1)?;
+        within(
+            "RAMP_MAX_HEADER_BYTES",
+            self.max_header_bytes,
+            4 * 1024..=256 * 1024,
+        )?;
         match (&self.tls_cert, &self.tls_key) {
             (Some(_), None) => {
                 return Err(invalid("RAMP_TLS_KEY", "is required with RAMP_TLS_CERT"));
@@ -508,8 +486,8 @@ impl Config {
                 self.jwt_public_key_file.is_some(),
                 self.jwt_jwks_url.is_some(),
             ];
-            // Which key is required is checked where the key is loaded (serve);
-            // commands that need none (migrate) run without.
+            // That one is set, and that its file reads as a key, is checked where
+            // the key is read: `Config::authentication`, as the server is built.
             if keys.iter().filter(|k| **k).count() > 1 {
                 return Err(invalid(
                     "RAMP_JWT_SECRET",
@@ -532,43 +510,29 @@ impl Config {
             if self.jwt_audience.trim().is_empty() {
                 return Err(invalid("RAMP_JWT_AUDIENCE", "must not be empty"));
             }
-            if self.jwt_max_ttl_secs == 0 {
-                return Err(invalid("RAMP_JWT_MAX_TTL_SECS", "must be at least 1"));
-            }
+            at_least("RAMP_JWT_MAX_TTL_SECS", self.jwt_max_ttl_secs, 1)?;
         }
-        if self.stream_heartbeat_secs == 0 {
-            return Err(invalid("RAMP_STREAM_HEARTBEAT_SECS", "must be at least 1"));
-        }
-        if self.stream_buffer == 0 {
-            return Err(invalid("RAMP_STREAM_BUFFER", "must be at least 1"));
-        }
-        if self.change_poll_ms == 0 {
-            return Err(invalid("RAMP_CHANGE_POLL_MS", "must be at least 1"));
-        }
-        if self.delivery_poll_ms == 0 {
-            return Err(invalid("RAMP_DELIVERY_POLL_MS", "must be at least 1"));
-        }
+        at_least("RAMP_STREAM_HEARTBEAT_SECS", self.stream_heartbeat_secs, 1)?;
+        at_least("RAMP_STREAM_BUFFER", self.stream_buffer, 1)?;
+        at_least("RAMP_CHANGE_POLL_MS", self.change_poll_ms, 1)?;
+        at_least("RAMP_DELIVERY_POLL_MS", self.delivery_poll_ms, 1)?;
         if self.delivery_lease_ms <= self.camunda_timeout_ms {
             return Err(invalid(
                 "RAMP_DELIVERY_LEASE_MS",
                 "must be longer than RAMP_CAMUNDA_TIMEOUT_MS, or a lease could run out during an engine call",
             ));
         }
-        if self.delivery_max_attempts < 1 {
-            return Err(invalid("RAMP_DELIVERY_MAX_ATTEMPTS", "must be at least 1"));
-        }
-        if self.delivery_give_up_after_secs == 0 {
-            return Err(invalid(
-                "RAMP_DELIVERY_GIVE_UP_AFTER_SECS",
-                "must be at least 1",
-            ));
-        }
-        if self.delivery_backoff_cap_ms < 250 {
-            return Err(invalid(
-                "RAMP_DELIVERY_BACKOFF_CAP_MS",
-                "must be at least 250",
-            ));
-        }
+        at_least("RAMP_DELIVERY_MAX_ATTEMPTS", self.delivery_max_attempts, 1)?;
+        at_least(
+            "RAMP_DELIVERY_GIVE_UP_AFTER_SECS",
+            self.delivery_give_up_after_secs,
+            1,
+        )?;
+        at_least(
+            "RAMP_DELIVERY_BACKOFF_CAP_MS",
+            self.delivery_backoff_cap_ms,
+            250,
+        )?;
         if let Some(metrics) = self.metrics_listen
             && metrics == self.listen
             && metrics.port() != 0
@@ -578,33 +542,21 @@ impl Config {
                 "must differ from RAMP_LISTEN (leave it unset to serve metrics on the API's port)",
             ));
         }
-        if self.readiness_interval_ms == 0 {
-            return Err(invalid("RAMP_READINESS_INTERVAL_MS", "must be at least 1"));
-        }
-        if self.change_retention_secs == 0 {
-            return Err(invalid("RAMP_CHANGE_RETENTION_SECS", "must be at least 1"));
-        }
-        if self.delivered_retention_secs == 0 {
-            return Err(invalid(
-                "RAMP_DELIVERED_RETENTION_SECS",
-                "must be at least 1",
-            ));
-        }
-        if self.submission_retention_secs == 0 {
-            return Err(invalid(
-                "RAMP_SUBMISSION_RETENTION_SECS",
-                "must be at least 1",
-            ));
-        }
-        if self.prune_interval_ms == 0 {
-            return Err(invalid("RAMP_PRUNE_INTERVAL_MS", "must be at least 1"));
-        }
-        if !(1..=10_000).contains(&self.prune_batch) {
-            return Err(invalid("RAMP_PRUNE_BATCH", "must be between 1 and 10000"));
-        }
-        if self.max_streams_per_user == 0 {
-            return Err(invalid("RAMP_MAX_STREAMS_PER_USER", "must be at least 1"));
-        }
+        at_least("RAMP_READINESS_INTERVAL_MS", self.readiness_interval_ms, 1)?;
+        at_least("RAMP_CHANGE_RETENTION_SECS", self.change_retention_secs, 1)?;
+        at_least(
+            "RAMP_DELIVERED_RETENTION_SECS",
+            self.delivered_retention_secs,
+            1,
+        )?;
+        at_least(
+            "RAMP_SUBMISSION_RETENTION_SECS",
+            self.submission_retention_secs,
+            1,
+        )?;
+        at_least("RAMP_PRUNE_INTERVAL_MS", self.prune_interval_ms, 1)?;
+        within("RAMP_PRUNE_BATCH", self.prune_batch, 1..=10_000)?;
+        at_least("RAMP_MAX_STREAMS_PER_USER", self.max_streams_per_user, 1)?;
         self.validate_notify()?;
         LogConfig {
             log: self.log.clone(),
@@ -626,6 +578,31 @@ impl Config {
             camunda_password: self.camunda_password.clone(),
             camunda_timeout_ms: self.camunda_timeout_ms,
         }
+    }
+
+    /// How callers are checked; with JWTs, the key is read and checked here.
+    pub fn authentication(&self) -> Result<AuthSettings, ConfigError> {
+        if self.auth == AuthMode::Dev {
+            return Ok(AuthSettings::Dev);
+        }
+        let key = KeySettings {
+            secret: self.jwt_secret.clone(),
+            secret_file: self.jwt_secret_file.clone(),
+            public_key_file: self.jwt_public_key_file.clone(),
+            algorithm: self.jwt_algorithm.clone(),
+            jwks_url: self.jwt_jwks_url.clone(),
+        };
+        Ok(AuthSettings::Jwt(JwtSettings {
+            key: key.load()?,
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+            leeway_secs: self.jwt_leeway_secs,
+            email_claim: self.jwt_email_claim.clone(),
+            require_email_verified: self.jwt_require_email_verified,
+            roles_claim: self.jwt_roles_claim.clone(),
+            jwks_min_refresh: Duration::from_secs(self.jwt_jwks_min_refresh_secs),
+            max_ttl: Duration::from_secs(self.jwt_max_ttl_secs),
+        }))
     }
 
     /// How to reach the engine.
@@ -737,15 +714,9 @@ impl Config {
                 "is required with notifications (RAMP_SMTP_URL or RAMP_NOTIFY_WEBHOOK_URL): their links point there",
             ));
         }
-        if self.notify_interval_ms == 0 {
-            return Err(invalid("RAMP_NOTIFY_INTERVAL_MS", "must be at least 1"));
-        }
-        if self.notify_poll_ms == 0 {
-            return Err(invalid("RAMP_NOTIFY_POLL_MS", "must be at least 1"));
-        }
-        if self.notify_lease_ms < 2_000 {
-            return Err(invalid("RAMP_NOTIFY_LEASE_MS", "must be at least 2000"));
-        }
+        at_least("RAMP_NOTIFY_INTERVAL_MS", self.notify_interval_ms, 1)?;
+        at_least("RAMP_NOTIFY_POLL_MS", self.notify_poll_ms, 1)?;
+        at_least("RAMP_NOTIFY_LEASE_MS", self.notify_lease_ms, 2000)?;
         Ok(())
     }
 
@@ -807,6 +778,36 @@ fn string_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>
             .collect(),
         OneOrMany::Many(v) => v,
     })
+}
+
+/// Refuses a `value` of `setting` below `least`.
+fn at_least<T: PartialOrd + std::fmt::Display>(
+    setting: &'static str,
+    value: T,
+    least: T,
+) -> Result<(), ConfigError> {
+    if value < least {
+        return Err(ConfigError::Invalid {
+            setting,
+            problem: format!("must be at least {least}"),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a `value` of `setting` outside `range`.
+fn within<T: PartialOrd + std::fmt::Display>(
+    setting: &'static str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<(), ConfigError> {
+    if !range.contains(&value) {
+        return Err(ConfigError::Invalid {
+            setting,
+            problem: format!("must be between {} and {}", range.start(), range.end()),
+        });
+    }
+    Ok(())
 }
 
 fn check_database_url(url: Option<&SecretString>) -> Result<(), ConfigError> {
@@ -880,13 +881,7 @@ impl EngineConfig {
         if let Some(url) = &self.camunda_url {
             check_http_url("RAMP_CAMUNDA_URL", url)?;
         }
-        if self.camunda_timeout_ms == 0 {
-            return Err(ConfigError::Invalid {
-                setting: "RAMP_CAMUNDA_TIMEOUT_MS",
-                problem: "must be at least 1".into(),
-            });
-        }
-        Ok(())
+        at_least("RAMP_CAMUNDA_TIMEOUT_MS", self.camunda_timeout_ms, 1)
     }
 
     /// The engine client's settings; the URL is required here.
@@ -919,13 +914,7 @@ pub struct DatabaseConfig {
 impl DatabaseConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         check_database_url(self.database_url.as_ref())?;
-        if self.database_timeout_ms == 0 {
-            return Err(ConfigError::Invalid {
-                setting: "RAMP_DATABASE_TIMEOUT_MS",
-                problem: "must be at least 1".into(),
-            });
-        }
-        Ok(())
+        at_least("RAMP_DATABASE_TIMEOUT_MS", self.database_timeout_ms, 1)
     }
 
     /// The connection string; required here.
@@ -938,9 +927,17 @@ impl DatabaseConfig {
     }
 }
 
-/// `ramp worker`'s own settings (it also reads `LogConfig` and `EngineConfig`).
-#[derive(Clone, Debug, Deserialize)]
+/// Everything `ramp worker` needs, checked: logging, the engine, and its own.
+#[derive(Clone, Debug)]
 pub struct WorkerConfig {
+    pub log: LogConfig,
+    pub camunda: crate::camunda::CamundaSettings,
+    pub options: WorkerOptions,
+}
+
+/// `ramp worker`'s own settings.
+#[derive(Clone, Debug, Deserialize)]
+pub struct WorkerOptions {
     /// The ramp server the worker calls. `RAMP_SERVER`.
     pub server: String,
     /// The worker's token, with the `ramp-worker` role. `RAMP_TOKEN`.
@@ -974,7 +971,7 @@ pub struct WorkerConfig {
     pub worker_metrics_listen: Option<SocketAddr>,
 }
 
-impl WorkerConfig {
+impl WorkerOptions {
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |setting, problem: &str| ConfigError::Invalid {
             setting,
@@ -992,24 +989,15 @@ impl WorkerConfig {
         if self.worker_topics.is_empty() {
             return Err(invalid("RAMP_WORKER_TOPICS", "must name a topic"));
         }
-        if self.worker_long_poll_ms == 0 {
-            return Err(invalid("RAMP_WORKER_LONG_POLL_MS", "must be at least 1"));
-        }
-        if self.worker_lock_ms < 1_000 {
-            return Err(invalid("RAMP_WORKER_LOCK_MS", "must be at least 1000"));
-        }
-        if self.worker_max_in_flight == 0 {
-            return Err(invalid("RAMP_WORKER_MAX_IN_FLIGHT", "must be at least 1"));
-        }
-        if self.worker_retries < 1 {
-            return Err(invalid("RAMP_WORKER_RETRIES", "must be at least 1"));
-        }
-        if self.worker_retry_timeout_ms == 0 {
-            return Err(invalid(
-                "RAMP_WORKER_RETRY_TIMEOUT_MS",
-                "must be at least 1",
-            ));
-        }
+        at_least("RAMP_WORKER_LONG_POLL_MS", self.worker_long_poll_ms, 1)?;
+        at_least("RAMP_WORKER_LOCK_MS", self.worker_lock_ms, 1000)?;
+        at_least("RAMP_WORKER_MAX_IN_FLIGHT", self.worker_max_in_flight, 1)?;
+        at_least("RAMP_WORKER_RETRIES", self.worker_retries, 1)?;
+        at_least(
+            "RAMP_WORKER_RETRY_TIMEOUT_MS",
+            self.worker_retry_timeout_ms,
+            1,
+        )?;
         Ok(())
     }
 }
@@ -1146,7 +1134,7 @@ fn keys_of<T: DeserializeOwned>() -> &'static [&'static str] {
 /// `TokenConfig` read keys of `Config`; a unit test holds them to that.)
 pub fn keys() -> Vec<&'static str> {
     let mut keys: Vec<&'static str> = keys_of::<Config>().to_vec();
-    keys.extend(keys_of::<WorkerConfig>());
+    keys.extend(keys_of::<WorkerOptions>());
     keys
 }
 
@@ -1338,11 +1326,17 @@ impl Settings {
         Ok(config)
     }
 
-    /// `ramp worker`'s own settings, checked.
+    /// `ramp worker`'s settings, checked.
     pub fn worker(&self) -> Result<WorkerConfig, ConfigError> {
-        let config: WorkerConfig = self.extract()?;
-        config.validate()?;
-        Ok(config)
+        let log = self.log()?;
+        let camunda = self.engine()?.camunda()?;
+        let options: WorkerOptions = self.extract()?;
+        options.validate()?;
+        Ok(WorkerConfig {
+            log,
+            camunda,
+            options,
+        })
     }
 
     /// What `ramp token` reads (its secret is checked when it is read). With no
@@ -1399,18 +1393,13 @@ impl Settings {
         let serve = self.serve().and_then(|config| {
             config.database_url()?;
             config.camunda()?;
-            if config.auth == AuthMode::Jwt {
-                crate::auth::JwtSettings::from_config(&config)?;
-            }
+            config.authentication()?;
             Ok(())
         });
         let engine = || self.engine().and_then(|engine| engine.camunda().map(drop));
         let checks = [
             ("serve", outcome(serve)),
-            (
-                "worker",
-                outcome(self.log().and(engine()).and(self.worker().map(drop))),
-            ),
+            ("worker", outcome(self.worker().map(drop))),
             ("deploy", outcome(self.log().and(engine()))),
             (
                 "migrate",
@@ -1749,15 +1738,19 @@ mod tests {
         shared.engine().unwrap().camunda().unwrap();
         shared.database().unwrap().database_url().unwrap();
         let worker = shared.worker().unwrap();
-        assert_eq!(worker.worker_topics, ["a", "b:assignee=x.y"]);
-        assert_eq!(worker.worker_long_poll_ms, 1000);
+        assert_eq!(worker.options.worker_topics, ["a", "b:assignee=x.y"]);
+        assert_eq!(worker.options.worker_long_poll_ms, 1000);
         shared.token().unwrap();
 
-        let error = settings(&[("RAMP_WORKER_MAX_IN_FLIGHT", "0"), ("RAMP_TOKEN", "t")])
-            .unwrap()
-            .worker()
-            .unwrap_err()
-            .to_string();
+        let error = settings(&[
+            ("RAMP_WORKER_MAX_IN_FLIGHT", "0"),
+            ("RAMP_TOKEN", "t"),
+            ("RAMP_CAMUNDA_URL", "http://127.0.0.1:8080/engine-rest"),
+        ])
+        .unwrap()
+        .worker()
+        .unwrap_err()
+        .to_string();
         assert!(error.contains("RAMP_WORKER_MAX_IN_FLIGHT"), "{error}");
     }
 

@@ -15,14 +15,17 @@ pub mod forms;
 pub mod ids;
 pub mod json;
 pub mod metrics;
+pub mod middleware;
 pub mod notify;
 pub mod ops;
 pub mod paging;
 pub mod processes;
 pub mod retention;
 pub mod server;
+pub mod signal;
 pub mod store;
 pub mod telemetry;
+pub mod watched;
 pub mod worker;
 
 pub mod proto {

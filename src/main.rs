@@ -5,13 +5,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use ramp::config::{NoOverrides, Settings};
 use ramp::server::Application;
 use ramp::store::Store;
-use ramp::worker::{Topic, Worker, WorkerSettings};
 
 /// mimalloc instead of glibc's malloc: a server holding hundreds of thousands of
 /// small per-stream allocations pays less per allocation, and memory freed when
@@ -193,7 +191,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = Application::start(config).await?;
             let token = app.shutdown_token();
             tokio::spawn(async move {
-                wait_for_signal().await;
+                ramp::signal::stop_requested().await;
                 tracing::info!("shutting down");
                 token.cancel();
             });
@@ -212,59 +210,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Worker(args) => {
-            let settings = Settings::load(file, args)?;
-            let log = settings.log()?;
-            let mut camunda = settings.engine()?.camunda()?;
-            let config = settings.worker()?;
-            ramp::telemetry::init(&log.log, log.log_format);
-            let topics = config
-                .worker_topics
-                .iter()
-                .map(|t| Topic::parse(t))
-                .collect::<Result<Vec<_>, _>>()?;
-            let token = config
-                .token
-                .as_ref()
-                .map(|t| t.expose_secret().trim().to_owned())
-                .filter(|t| !t.is_empty())
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "RAMP_TOKEN is empty: give the worker a token with the ramp-worker role"
-                    )
-                })?;
-            // The client's own timeout covers one call; the long poll adds its wait.
-            camunda.timeout = camunda.timeout.max(Duration::from_secs(5));
-            let metrics = ramp::metrics::Metrics::new(ramp::metrics::Role::Worker);
-            let worker = Worker::new(
-                ramp::camunda::Camunda::new(camunda).with_metrics(metrics.clone()),
-                WorkerSettings {
-                    server: config.server,
-                    token: token.into(),
-                    topics,
-                    definition_keys: config.worker_definition_keys,
-                    long_poll: Duration::from_millis(config.worker_long_poll_ms),
-                    lock: Duration::from_millis(config.worker_lock_ms),
-                    max_in_flight: config.worker_max_in_flight,
-                    retries: config.worker_retries,
-                    retry_timeout: Duration::from_millis(config.worker_retry_timeout_ms),
-                },
-            )?
-            .with_metrics(metrics.clone());
-            let shutdown = tokio_util::sync::CancellationToken::new();
-            if let Some(addr) = config.worker_metrics_listen {
-                let (listener, bound) = ramp::ops::bind(addr).await.map_err(|e| {
-                    anyhow::anyhow!("RAMP_WORKER_METRICS_LISTEN: cannot listen on {addr}: {e}")
-                })?;
-                ramp::ops::Ops::metrics_only(metrics).serve(listener, shutdown.clone());
-                tracing::info!(addr = %bound, "worker metrics listening");
-            }
-            let stop = shutdown.clone();
-            tokio::spawn(async move {
-                wait_for_signal().await;
-                tracing::info!("stopping the worker");
-                stop.cancel();
-            });
-            std::sync::Arc::new(worker).run(shutdown).await;
+            let config = Settings::load(file, args)?.worker()?;
+            ramp::telemetry::init(&config.log.log, config.log.log_format);
+            ramp::worker::run(config).await?;
             Ok(())
         }
         Command::Deploy(args) => {
@@ -307,14 +255,5 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", Settings::load(file, NoOverrides {})?.report());
             Ok(())
         }
-    }
-}
-
-async fn wait_for_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM can be watched");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }

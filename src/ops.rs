@@ -5,20 +5,17 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 
 use http::{Method, Request, Response, StatusCode, header};
-use http_body::Body as HttpBody;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::body::Body;
-use tower::{Layer, Service};
 
 use crate::forms::ChangeHub;
 use crate::metrics::{self, Metrics};
+use crate::middleware::{Answer, Middleware, Next, ResponseBody};
 use crate::store::Store;
 
 /// Whether the database and the engine answered the last checks (see
@@ -131,60 +128,58 @@ impl Ops {
     }
 
     /// Serves the endpoints alone (HTTP/1.1) on `listener` until `shutdown`.
-    pub fn serve(self, listener: TcpListener, shutdown: CancellationToken) {
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    accepted = listener.accept() => match accepted {
-                        Ok(accepted) => accepted,
-                        Err(error) => {
-                            tracing::warn!(%error, "metrics listener: cannot accept");
-                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                            continue;
-                        }
-                    },
-                };
-                let ops = self.clone();
-                let shutdown = shutdown.clone();
-                tokio::spawn(async move {
-                    let service =
-                        hyper::service::service_fn(move |request: Request<_>| {
-                            let ops = ops.clone();
-                            async move {
-                                let answer = if request.method() == Method::GET {
-                                    ops.respond(request.uri().path()).await
-                                } else {
-                                    None
-                                };
-                                let response = answer.unwrap_or_else(|| {
-                                    Response::builder()
-                                        .status(StatusCode::NOT_FOUND)
-                                        .body("not found\n".to_owned())
-                                        .expect("a valid response")
-                                });
-                                Ok::<_, Infallible>(response.map(|body| {
-                                    http_body_util::Full::new(bytes::Bytes::from(body))
-                                }))
-                            }
+    pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) {
+        loop {
+            let (stream, _) = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::warn!(%error, "metrics listener: cannot accept");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let ops = self.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request: Request<_>| {
+                    let ops = ops.clone();
+                    async move {
+                        let answer = if request.method() == Method::GET {
+                            ops.respond(request.uri().path()).await
+                        } else {
+                            None
+                        };
+                        let response = answer.unwrap_or_else(|| {
+                            Response::builder()
+                                .status(StatusCode::NOT_FOUND)
+                                .body("not found\n".to_owned())
+                                .expect("a valid response")
                         });
-                    // A client that sends no request head within the bound is
-                    // dropped, so silent connections cannot pile up.
-                    let connection = hyper::server::conn::http1::Builder::new()
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .header_read_timeout(OPS_HEADER_TIMEOUT)
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-                    tokio::pin!(connection);
-                    tokio::select! {
-                        _ = &mut connection => {}
-                        _ = shutdown.cancelled() => {
-                            connection.as_mut().graceful_shutdown();
-                            let _ = connection.await;
-                        }
+                        Ok::<_, Infallible>(
+                            response
+                                .map(|body| http_body_util::Full::new(bytes::Bytes::from(body))),
+                        )
                     }
                 });
-            }
-        });
+                // A client that sends no request head within the bound is
+                // dropped, so silent connections cannot pile up.
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(OPS_HEADER_TIMEOUT)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                tokio::pin!(connection);
+                tokio::select! {
+                    _ = &mut connection => {}
+                    _ = shutdown.cancelled() => {
+                        connection.as_mut().graceful_shutdown();
+                        let _ = connection.await;
+                    }
+                }
+            });
+        }
     }
 }
 
@@ -206,51 +201,25 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)
 /// Answers the endpoints on the API's port (plain GETs that are not gRPC); passes
 /// everything else on.
 #[derive(Clone)]
-pub struct OpsLayer {
+pub struct OpsEndpoints {
     ops: Option<Ops>,
 }
 
-impl OpsLayer {
+impl OpsEndpoints {
     /// `None`: the endpoints live elsewhere, and the API port does not answer them.
     pub fn new(ops: Option<Ops>) -> Self {
         Self { ops }
     }
 }
 
-impl<S> Layer<S> for OpsLayer {
-    type Service = OpsService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        OpsService {
-            inner,
-            ops: self.ops.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct OpsService<S> {
-    inner: S,
-    ops: Option<Ops>,
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for OpsService<S>
+impl<ReqBody, ResBody, E> Middleware<ReqBody, ResBody, E> for OpsEndpoints
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send,
-    ReqBody: Send + 'static,
-    ResBody: HttpBody<Data = bytes::Bytes> + Send + 'static,
-    ResBody::Error: Into<tonic::codegen::StdError>,
+    ResBody: ResponseBody,
+    E: Send + 'static,
 {
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+    type Body = Body;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+    fn call(&self, request: Request<ReqBody>, next: Next<ReqBody, ResBody, E>) -> Answer<Body, E> {
         if let Some(ops) = self.ops.clone()
             && request.method() == Method::GET
             && Ops::answers(request.uri().path())
@@ -264,11 +233,6 @@ where
                 Ok(response.map(Body::new))
             });
         }
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            let response = inner.call(request).await?;
-            Ok(response.map(Body::new))
-        })
+        next.pass(request)
     }
 }

@@ -7,20 +7,18 @@
 //! the RPC's span (so every log line of the RPC, engine calls included, carries
 //! it), and is sent on the engine calls made while handling the RPC.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body, Frame};
-use pin_project_lite::pin_project;
-use tower::{Layer, Service};
+use serde::{Deserialize, Serialize};
 use tracing::{Instrument, Span};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
 use crate::metrics::{MethodMetrics, Metrics};
+use crate::middleware::{Answer, Middleware, Next};
+use crate::watched::{Watched, Watcher};
 
 /// The header that carries a request id, in and out.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -52,6 +50,17 @@ fn request_id(headers: &HeaderMap) -> Arc<str> {
         .unwrap_or_else(|| Arc::from(uuid::Uuid::now_v7().to_string()))
 }
 
+/// How log lines look (`RAMP_LOG_FORMAT`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
 /// Installs the global subscriber. Call once, before anything logs.
 pub fn init(filter: &str, format: LogFormat) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
@@ -68,11 +77,11 @@ pub fn init(filter: &str, format: LogFormat) {
 /// Wraps each request in an `rpc` span, logs its outcome when the response ends
 /// and records it in the metrics.
 #[derive(Clone, Default)]
-pub struct RpcTraceLayer {
+pub struct RpcTrace {
     metrics: Option<Metrics>,
 }
 
-impl RpcTraceLayer {
+impl RpcTrace {
     pub fn new(metrics: Metrics) -> Self {
         Self {
             metrics: Some(metrics),
@@ -80,38 +89,18 @@ impl RpcTraceLayer {
     }
 }
 
-impl<S> Layer<S> for RpcTraceLayer {
-    type Service = RpcTrace<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        RpcTrace {
-            inner,
-            metrics: self.metrics.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct RpcTrace<S> {
-    inner: S,
-    metrics: Option<Metrics>,
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RpcTrace<S>
+impl<ReqBody, ResBody, E> Middleware<ReqBody, ResBody, E> for RpcTrace
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    S::Future: Send + 'static,
-    S::Error: std::fmt::Display,
-    ResBody: Body,
+    ResBody: Body + 'static,
+    E: std::fmt::Display + Send + 'static,
 {
-    type Response = Response<TracedBody<ResBody>>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+    type Body = TracedBody<ResBody>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+    fn call(
+        &self,
+        request: Request<ReqBody>,
+        next: Next<ReqBody, ResBody, E>,
+    ) -> Answer<Self::Body, E> {
         let id = request_id(request.headers());
         let path: Box<str> = request.uri().path().into();
         // Streams open and wait: their handlers log nothing of their own worth a
@@ -129,7 +118,7 @@ where
         let started = Instant::now();
         let future = {
             let _entered = span.enter();
-            REQUEST_ID.sync_scope(id.clone(), || self.inner.call(request))
+            REQUEST_ID.sync_scope(id.clone(), || next.run(request))
         };
         let future = REQUEST_ID.scope(id.clone(), future.instrument(span.clone()));
         Box::pin(async move {
@@ -147,8 +136,7 @@ where
                     // than all the rest of it. Its end is logged in a span made
                     // again with the same fields.
                     drop(span);
-                    let body = TracedBody {
-                        inner: body,
+                    let outcome = RpcOutcome {
                         rpc: Box::new(RpcName {
                             path,
                             request_id: id,
@@ -158,6 +146,7 @@ where
                         done: false,
                         method,
                     };
+                    let body = Watched::new(body, outcome);
                     Ok(Response::from_parts(parts, body))
                 }
                 Err(error) => {
@@ -174,66 +163,53 @@ where
     }
 }
 
-pin_project! {
-    /// A response body that logs the RPC's outcome when it ends (or is dropped).
-    pub struct TracedBody<B> {
-        #[pin]
-        inner: B,
-        rpc: Box<RpcName>,
-        started: Instant,
-        code: Option<i32>,
-        done: bool,
-        method: Option<Arc<MethodMetrics>>,
-    }
+/// An RPC's response body, which logs the RPC's outcome when it ends (or is
+/// dropped).
+pub type TracedBody<B> = Watched<B, RpcOutcome>;
 
-    impl<B> PinnedDrop for TracedBody<B> {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            if !*this.done {
-                // Without a status the client went away (or the connection broke)
-                // before the end; with one, the body simply was not polled to its end
-                // (trailers-only answers, or the trailers were the last frame).
-                finish(this.rpc, *this.started, *this.code, this.code.is_none(), this.method);
+/// What an RPC's outcome is logged and counted with, once its response ends.
+pub struct RpcOutcome {
+    rpc: Box<RpcName>,
+    started: Instant,
+    code: Option<i32>,
+    done: bool,
+    method: Option<Arc<MethodMetrics>>,
+}
+
+impl RpcOutcome {
+    fn finish(&mut self, cancelled: bool) {
+        self.done = true;
+        finish(&self.rpc, self.started, self.code, cancelled, &self.method);
+    }
+}
+
+impl<D, E> Watcher<D, E> for RpcOutcome {
+    fn frame(&mut self, frame: &Option<Result<Frame<D>, E>>) {
+        match frame {
+            Some(Ok(frame)) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    self.code = grpc_status(trailers).or(self.code);
+                    // Trailers are the last frame.
+                    self.finish(false);
+                }
+            }
+            Some(Err(_)) | None => {
+                if !self.done {
+                    self.finish(false);
+                }
             }
         }
     }
 }
 
-impl<B: Body> Body for TracedBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        let frame = ready!(this.inner.poll_frame(cx));
-        match &frame {
-            Some(Ok(frame)) => {
-                if let Some(trailers) = frame.trailers_ref() {
-                    *this.code = grpc_status(trailers).or(*this.code);
-                    // Trailers are the last frame.
-                    *this.done = true;
-                    finish(this.rpc, *this.started, *this.code, false, this.method);
-                }
-            }
-            Some(Err(_)) | None => {
-                if !*this.done {
-                    *this.done = true;
-                    finish(this.rpc, *this.started, *this.code, false, this.method);
-                }
-            }
+impl Drop for RpcOutcome {
+    fn drop(&mut self) {
+        if !self.done {
+            // Without a status the client went away (or the connection broke) before
+            // the end; with one, the body simply was not polled to its end
+            // (trailers-only answers, or the trailers were the last frame).
+            self.finish(self.code.is_none());
         }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
     }
 }
 

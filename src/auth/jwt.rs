@@ -3,6 +3,7 @@
 //! swaps (an HS256 token against an RSA key) are refused.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,7 +16,6 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
 use super::{AuthError, Caller, ROLE_ADMIN, ROLE_WORKER};
-use crate::config::{Config, ConfigError};
 use crate::email::Email;
 
 /// Where the keys that sign tokens come from.
@@ -44,12 +44,33 @@ pub struct JwtSettings {
     pub max_ttl: Duration,
 }
 
-impl JwtSettings {
-    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
-        let invalid = |setting, problem: String| ConfigError::Invalid { setting, problem };
-        let key = if let Some(secret) = &config.jwt_secret {
+/// Where the signing key is configured: one of the secret, its file, a public key
+/// file or a JWKS URL (`RAMP_JWT_SECRET`, `_SECRET_FILE`, `_PUBLIC_KEY_FILE`,
+/// `_JWKS_URL`, with `RAMP_JWT_ALGORITHM` for the public key).
+#[derive(Clone, Default)]
+pub struct KeySettings {
+    pub secret: Option<SecretString>,
+    pub secret_file: Option<PathBuf>,
+    pub public_key_file: Option<PathBuf>,
+    pub algorithm: Option<String>,
+    pub jwks_url: Option<String>,
+}
+
+/// A key setting that cannot be used, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting} {problem}")]
+pub struct KeyError {
+    pub setting: &'static str,
+    pub problem: String,
+}
+
+impl KeySettings {
+    /// The key source, with its file read and its key checked.
+    pub fn load(&self) -> Result<KeySource, KeyError> {
+        let invalid = |setting, problem: String| KeyError { setting, problem };
+        let key = if let Some(secret) = &self.secret {
             KeySource::Secret(secret.clone())
-        } else if let Some(file) = &config.jwt_secret_file {
+        } else if let Some(file) = &self.secret_file {
             let secret = std::fs::read_to_string(file)
                 .map_err(|e| invalid("RAMP_JWT_SECRET_FILE", format!("cannot be read: {e}")))?;
             let secret = secret.trim().to_owned();
@@ -60,10 +81,10 @@ impl JwtSettings {
                 ));
             }
             KeySource::Secret(SecretString::from(secret))
-        } else if let Some(file) = &config.jwt_public_key_file {
+        } else if let Some(file) = &self.public_key_file {
             let pem = std::fs::read(file)
                 .map_err(|e| invalid("RAMP_JWT_PUBLIC_KEY_FILE", format!("cannot be read: {e}")))?;
-            let algorithm = match &config.jwt_algorithm {
+            let algorithm = match &self.algorithm {
                 Some(name) => Algorithm::from_str(name).map_err(|_| {
                     invalid(
                         "RAMP_JWT_ALGORITHM",
@@ -79,13 +100,10 @@ impl JwtSettings {
                     ));
                 }
             };
-            static_key(&KeySource::PublicKey {
-                pem: pem.clone(),
-                algorithm,
-            })
-            .map_err(|problem| invalid("RAMP_JWT_PUBLIC_KEY_FILE", problem))?;
-            KeySource::PublicKey { pem, algorithm }
-        } else if let Some(url) = &config.jwt_jwks_url {
+            let source = KeySource::PublicKey { pem, algorithm };
+            static_key(&source).map_err(|problem| invalid("RAMP_JWT_PUBLIC_KEY_FILE", problem))?;
+            source
+        } else if let Some(url) = &self.jwks_url {
             KeySource::Jwks(url.clone())
         } else {
             return Err(invalid(
@@ -93,17 +111,7 @@ impl JwtSettings {
                 "is jwt, which needs a key: set RAMP_JWT_SECRET, RAMP_JWT_SECRET_FILE, RAMP_JWT_PUBLIC_KEY_FILE or RAMP_JWT_JWKS_URL".into(),
             ));
         };
-        Ok(Self {
-            key,
-            issuer: config.jwt_issuer.clone(),
-            audience: config.jwt_audience.clone(),
-            leeway_secs: config.jwt_leeway_secs,
-            email_claim: config.jwt_email_claim.clone(),
-            require_email_verified: config.jwt_require_email_verified,
-            roles_claim: config.jwt_roles_claim.clone(),
-            jwks_min_refresh: Duration::from_secs(config.jwt_jwks_min_refresh_secs),
-            max_ttl: Duration::from_secs(config.jwt_max_ttl_secs),
-        })
+        Ok(key)
     }
 }
 
@@ -143,17 +151,16 @@ enum Keys {
 }
 
 impl JwtVerifier {
-    pub fn new(settings: JwtSettings) -> Result<Self, ConfigError> {
+    pub fn new(settings: JwtSettings) -> Result<Self, KeyError> {
         let keys = match &settings.key {
             KeySource::Jwks(url) => {
                 Keys::Jwks(JwksCache::new(url.clone(), settings.jwks_min_refresh))
             }
             source => {
-                let (key, algorithm) =
-                    static_key(source).map_err(|problem| ConfigError::Invalid {
-                        setting: "RAMP_JWT_PUBLIC_KEY_FILE",
-                        problem,
-                    })?;
+                let (key, algorithm) = static_key(source).map_err(|problem| KeyError {
+                    setting: "RAMP_JWT_PUBLIC_KEY_FILE",
+                    problem,
+                })?;
                 Keys::Static(key, algorithm)
             }
         };

@@ -2,73 +2,49 @@
 //! `Caller` into the request's extensions, and ends the response stream with
 //! UNAUTHENTICATED when the caller's token expires. Health and reflection stay open.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use futures::future::BoxFuture;
-use http::{Request, Response};
-use tower::{Layer, Service};
+use http::Request;
 
 use super::Authenticator;
 use crate::cutoff::CutoffBody;
+use crate::middleware::{Answer, Middleware, Next};
 
 /// The RPCs that need a caller: everything of ramp's own API.
 const PROTECTED_PREFIX: &str = "/ramp.v1.";
 
 #[derive(Clone)]
-pub struct AuthLayer {
+pub struct Authentication {
     authenticator: Arc<Authenticator>,
 }
 
-impl AuthLayer {
+impl Authentication {
     pub fn new(authenticator: Arc<Authenticator>) -> Self {
         Self { authenticator }
     }
 }
 
-impl<S> Layer<S> for AuthLayer {
-    type Service = Auth<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        Auth {
-            inner,
-            authenticator: self.authenticator.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct Auth<S> {
-    inner: S,
-    authenticator: Arc<Authenticator>,
-}
-
 type ExpiringBody<B> = CutoffBody<B, BoxFuture<'static, ()>>;
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Auth<S>
+impl<ReqBody, ResBody, E> Middleware<ReqBody, ResBody, E> for Authentication
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
     ReqBody: Send + 'static,
     ResBody: Default + Send + 'static,
+    E: Send + 'static,
 {
-    type Response = Response<ExpiringBody<ResBody>>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+    type Body = ExpiringBody<ResBody>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        // The service that was polled ready is the one to call.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+    fn call(
+        &self,
+        mut request: Request<ReqBody>,
+        next: Next<ReqBody, ResBody, E>,
+    ) -> Answer<Self::Body, E> {
         let authenticator = self.authenticator.clone();
         Box::pin(async move {
             if !request.uri().path().starts_with(PROTECTED_PREFIX) {
-                let response = inner.call(request).await?;
+                let response = next.run(request).await?;
                 return Ok(response.map(|body| never_cut(body)));
             }
             let caller = match authenticator.authenticate(request.headers()).await {
@@ -87,7 +63,7 @@ where
             }
             let expires_at = caller.expires_at;
             request.extensions_mut().insert(caller);
-            let response = inner.call(request).await?;
+            let response = next.run(request).await?;
             Ok(response.map(|body| match expires_at {
                 Some(at) => CutoffBody::new(
                     body,
@@ -113,16 +89,20 @@ async fn expiry(at: SystemTime) {
 #[cfg(test)]
 mod tests {
     use std::convert::Infallible;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
     use std::time::{Duration, Instant};
 
     use bytes::Bytes;
+    use http::Response;
     use http_body::{Body, Frame};
     use secrecy::SecretString;
-    use tower::ServiceExt;
+    use tower::{Layer, ServiceExt};
 
     use super::*;
     use crate::auth::jwt::JwtVerifier;
     use crate::auth::{JwtSettings, KeySource, TokenClaims, mint_hs256};
+    use crate::middleware::MiddlewareLayer;
 
     /// A response stream that never sends anything, like an idle inbox.
     #[derive(Default)]
@@ -171,10 +151,9 @@ mod tests {
             },
         )
         .unwrap();
-        let service =
-            AuthLayer::new(authenticator()).layer(tower::service_fn(|_: Request<()>| async {
-                Ok::<_, Infallible>(Response::new(Idle))
-            }));
+        let service = MiddlewareLayer::new(Authentication::new(authenticator())).layer(
+            tower::service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(Idle)) }),
+        );
         let request = Request::builder()
             .uri("/ramp.v1.FormService/PendingForms")
             .header("authorization", format!("Bearer {token}"))
@@ -210,10 +189,9 @@ mod tests {
 
     #[tokio::test]
     async fn health_and_reflection_pass_without_a_token() {
-        let service =
-            AuthLayer::new(authenticator()).layer(tower::service_fn(|_: Request<()>| async {
-                Ok::<_, Infallible>(Response::new(Idle))
-            }));
+        let service = MiddlewareLayer::new(Authentication::new(authenticator())).layer(
+            tower::service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(Idle)) }),
+        );
         let request = Request::builder()
             .uri("/grpc.health.v1.Health/Check")
             .body(())

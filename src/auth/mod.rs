@@ -9,11 +9,11 @@ mod layer;
 use std::time::SystemTime;
 
 use http::HeaderMap;
+use serde::{Deserialize, Serialize};
 
-pub use jwt::{JwtSettings, KeySource, TokenClaims, mint_hs256};
-pub use layer::AuthLayer;
+pub use jwt::{JwtSettings, KeyError, KeySettings, KeySource, TokenClaims, mint_hs256};
+pub use layer::Authentication;
 
-use crate::config::{AuthMode, Config, ConfigError};
 use crate::email::{Email, EmailError};
 
 /// The role that lets a caller create form tasks (external-task workers), and
@@ -24,6 +24,24 @@ pub const ROLE_WORKER: &str = "ramp-worker";
 pub const WORKER_RPC: &str = "/ramp.v1.FormService/CreateFormTask";
 /// The role that lets a caller act on anyone's processes and forms.
 pub const ROLE_ADMIN: &str = "ramp-admin";
+
+/// How callers prove who they are (`RAMP_AUTH`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Bearer JWTs (the only mode for production).
+    #[default]
+    Jwt,
+    /// Unsigned `x-ramp-user` headers, for local development only.
+    Dev,
+}
+
+/// How callers are checked: the mode, and for JWTs how they are validated.
+#[derive(Clone)]
+pub enum AuthSettings {
+    Jwt(JwtSettings),
+    Dev,
+}
 
 /// An authenticated caller.
 #[derive(Clone, Debug)]
@@ -111,16 +129,16 @@ pub enum Authenticator {
 }
 
 impl Authenticator {
-    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
-        match config.auth {
-            AuthMode::Dev => {
+    pub fn new(settings: AuthSettings) -> Result<Self, KeyError> {
+        match settings {
+            AuthSettings::Dev => {
                 tracing::warn!(
                     "RAMP_AUTH=dev: callers are whoever their x-ramp-user header says; never use this outside development"
                 );
                 Ok(Self::Dev)
             }
-            AuthMode::Jwt => {
-                let verifier = jwt::JwtVerifier::new(JwtSettings::from_config(config)?)?;
+            AuthSettings::Jwt(settings) => {
+                let verifier = jwt::JwtVerifier::new(settings)?;
                 Ok(Self::Jwt(Box::new(verifier)))
             }
         }

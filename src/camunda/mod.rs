@@ -3,6 +3,7 @@
 //! services map to gRPC codes.
 
 mod error;
+mod test_support;
 pub mod types;
 pub mod variables;
 
@@ -80,15 +81,6 @@ impl Camunda {
     pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
         self.metrics = Some(metrics);
         self
-    }
-
-    /// How many requests this client (and its clones) sent.
-    pub fn calls(&self) -> u64 {
-        self.calls.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    pub fn base_url(&self) -> &str {
-        &self.base
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
@@ -410,15 +402,6 @@ impl Camunda {
         self.send(builder).await.map(drop)
     }
 
-    /// The instance's variables, typed as the engine holds them.
-    pub async fn process_variables(&self, id: &str) -> Result<Variables, CamundaError> {
-        self.get(
-            &format!("/process-instance/{}/variables", path(id)),
-            &[("deserializeValues", "false")],
-        )
-        .await
-    }
-
     /// Every variable of a running instance, in all its scopes (a task's input
     /// mappings included), serialized as the engine holds them.
     pub async fn variable_instances(
@@ -491,17 +474,8 @@ impl Camunda {
         first: u32,
         max: u32,
     ) -> Result<Vec<HistoricProcessInstance>, CamundaError> {
-        self.get(
-            "/history/process-instance",
-            &[
-                ("finishedAfter", finished_after),
-                ("sortBy", "endTime"),
-                ("sortOrder", "asc"),
-                ("firstResult", &first.to_string()),
-                ("maxResults", &max.to_string()),
-            ],
-        )
-        .await
+        self.ended_after("/history/process-instance", &[], finished_after, first, max)
+            .await
     }
 
     /// Root instances of `definition_key` with `business_key` started after
@@ -586,52 +560,58 @@ impl Camunda {
     /// The end time of the instance (root or called) that ended last, by the
     /// engine's clock; `None` while none has ended.
     pub async fn latest_end_time(&self) -> Result<Option<String>, CamundaError> {
-        let latest: Vec<HistoricProcessInstance> = self
-            .get(
-                "/history/process-instance",
-                &[
-                    ("finished", "true"),
-                    ("sortBy", "endTime"),
-                    ("sortOrder", "desc"),
-                    ("maxResults", "1"),
-                ],
-            )
+        let latest: Option<HistoricProcessInstance> = self
+            .newest("/history/process-instance", ("finished", "true"), "endTime")
             .await?;
-        Ok(latest.into_iter().next().and_then(|p| p.end_time))
+        Ok(latest.and_then(|p| p.end_time))
     }
 
     /// When the activity instance cancelled last was cancelled, by the engine's
     /// clock; `None` while none has been.
     pub async fn latest_cancellation_time(&self) -> Result<Option<String>, CamundaError> {
-        let latest: Vec<HistoricActivityInstance> = self
-            .get(
+        let latest: Option<HistoricActivityInstance> = self
+            .newest(
                 "/history/activity-instance",
-                &[
-                    ("canceled", "true"),
-                    ("sortBy", "endTime"),
-                    ("sortOrder", "desc"),
-                    ("maxResults", "1"),
-                ],
+                ("canceled", "true"),
+                "endTime",
             )
             .await?;
-        Ok(latest.into_iter().next().and_then(|a| a.end_time))
+        Ok(latest.and_then(|a| a.end_time))
     }
 
     /// When the external task deleted last was deleted, by the engine's clock;
     /// `None` while none has been.
     pub async fn latest_external_task_deletion_time(&self) -> Result<Option<String>, CamundaError> {
-        let latest: Vec<ExternalTaskLog> = self
-            .get(
+        let latest: Option<ExternalTaskLog> = self
+            .newest(
                 "/history/external-task-log",
+                ("deletionLog", "true"),
+                "timestamp",
+            )
+            .await?;
+        Ok(latest.map(|l| l.timestamp))
+    }
+
+    /// The newest entry of a history list by `sort_by`, among those `filter`
+    /// selects.
+    async fn newest<T: DeserializeOwned>(
+        &self,
+        list: &str,
+        filter: (&str, &str),
+        sort_by: &str,
+    ) -> Result<Option<T>, CamundaError> {
+        let newest: Vec<T> = self
+            .get(
+                list,
                 &[
-                    ("deletionLog", "true"),
-                    ("sortBy", "timestamp"),
+                    filter,
+                    ("sortBy", sort_by),
                     ("sortOrder", "desc"),
                     ("maxResults", "1"),
                 ],
             )
             .await?;
-        Ok(latest.into_iter().next().map(|l| l.timestamp))
+        Ok(newest.into_iter().next())
     }
 
     /// The engine's clock, as the `Date` header of its answer to `GET /version`
@@ -664,18 +644,36 @@ impl Camunda {
         first: u32,
         max: u32,
     ) -> Result<Vec<HistoricActivityInstance>, CamundaError> {
-        self.get(
+        self.ended_after(
             "/history/activity-instance",
-            &[
-                ("canceled", "true"),
-                ("finishedAfter", finished_after),
-                ("sortBy", "endTime"),
-                ("sortOrder", "asc"),
-                ("firstResult", &first.to_string()),
-                ("maxResults", &max.to_string()),
-            ],
+            &[("canceled", "true")],
+            finished_after,
+            first,
+            max,
         )
         .await
+    }
+
+    /// One page, oldest first, of the entries of a history list that `filters`
+    /// select and that ended after `finished_after`.
+    async fn ended_after<T: DeserializeOwned>(
+        &self,
+        list: &str,
+        filters: &[(&str, &str)],
+        finished_after: &str,
+        first: u32,
+        max: u32,
+    ) -> Result<Vec<T>, CamundaError> {
+        let (first, max) = (first.to_string(), max.to_string());
+        let mut query = filters.to_vec();
+        query.extend([
+            ("finishedAfter", finished_after),
+            ("sortBy", "endTime"),
+            ("sortOrder", "asc"),
+            ("firstResult", &first),
+            ("maxResults", &max),
+        ]);
+        self.get(list, &query).await
     }
 
     /// Log entries of external tasks deleted before completion, after `after` (an
@@ -755,27 +753,6 @@ impl Camunda {
             .collect())
     }
 
-    /// Historic values of one variable in the given instances (to check whether an
-    /// uncertain delivery landed).
-    pub async fn historic_variables(
-        &self,
-        process_instance_ids: &[&str],
-        name: &str,
-    ) -> Result<Vec<HistoricVariableInstance>, CamundaError> {
-        self.get(
-            "/history/variable-instance",
-            &[
-                (
-                    "processInstanceIdIn",
-                    process_instance_ids.join(",").as_str(),
-                ),
-                ("variableName", name),
-                ("deserializeValues", "false"),
-            ],
-        )
-        .await
-    }
-
     // --- external tasks ---
 
     /// Long-polls for tasks. The HTTP timeout is the long poll's wait plus the
@@ -846,20 +823,6 @@ impl Camunda {
 
     // --- messages ---
 
-    /// Correlates a message; with `result_enabled` the engine says what it hit.
-    pub async fn correlate(
-        &self,
-        message: &CorrelationMessage,
-    ) -> Result<Vec<CorrelationResult>, CamundaError> {
-        let body = self
-            .send(self.request(Method::POST, "/message").json(message))
-            .await?;
-        if body.is_empty() {
-            return Ok(Vec::new());
-        }
-        serde_json::from_slice(&body).map_err(|e| CamundaError::Decode(e.to_string()))
-    }
-
     /// Executions of an instance that wait for message `name`.
     pub async fn executions_waiting_for(
         &self,
@@ -871,22 +834,6 @@ impl Camunda {
             &[
                 ("processInstanceId", process_instance_id),
                 ("messageEventSubscriptionName", message_name),
-            ],
-        )
-        .await
-    }
-
-    pub async fn message_subscriptions(
-        &self,
-        process_instance_id: &str,
-        message_name: &str,
-    ) -> Result<Vec<EventSubscription>, CamundaError> {
-        self.get(
-            "/event-subscription",
-            &[
-                ("eventType", "message"),
-                ("eventName", message_name),
-                ("processInstanceId", process_instance_id),
             ],
         )
         .await

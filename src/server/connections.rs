@@ -18,14 +18,16 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use http::{Request, Response, StatusCode};
-use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body::Frame;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tonic::body::Body;
 use tonic::transport::server::{Connected, TcpConnectInfo, TlsConnectInfo};
-use tower::{Layer, Service};
+
+use crate::middleware::{Answer, Middleware, Next, ResponseBody};
+use crate::watched::{Watched, Watcher};
 
 /// The bounds, from the configuration.
 #[derive(Clone, Copy, Debug)]
@@ -268,30 +270,14 @@ impl AsyncWrite for Guarded {
 /// HTTP/2 refuses them itself by the same count, announced to clients in its
 /// settings; HTTP/1.1 heads are counted here.
 #[derive(Clone)]
-pub struct ConnectionLayer {
+pub struct RequestTracking {
     max_header_bytes: usize,
 }
 
-impl ConnectionLayer {
+impl RequestTracking {
     pub fn new(max_header_bytes: usize) -> Self {
         Self { max_header_bytes }
     }
-}
-
-impl<S> Layer<S> for ConnectionLayer {
-    type Service = ConnectionService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        ConnectionService {
-            inner,
-            max_header_bytes: self.max_header_bytes,
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct ConnectionService<S> {
-    inner: S,
-    max_header_bytes: usize,
 }
 
 /// The size of a request's header block as HTTP/2 counts it (RFC 9113, 6.5.2),
@@ -316,8 +302,13 @@ pub fn header_list_size<B>(request: &Request<B>) -> usize {
     fields + pseudo.iter().map(|p| p + OVERHEAD).sum::<usize>()
 }
 
-/// Ends a request's time in flight when dropped.
+/// Ends a request's time in flight when dropped: watches its response body, and
+/// is dropped with it.
 struct InFlight(Arc<Activity>);
+
+impl<D, E> Watcher<D, E> for Option<InFlight> {
+    fn frame(&mut self, _: &Option<Result<Frame<D>, E>>) {}
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -325,24 +316,18 @@ impl Drop for InFlight {
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ConnectionService<S>
+impl<ReqBody, ResBody, E> Middleware<ReqBody, ResBody, E> for RequestTracking
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send,
-    ReqBody: Send + 'static,
-    ResBody: HttpBody<Data = bytes::Bytes> + Send + 'static,
-    ResBody::Error: Into<tonic::codegen::StdError>,
+    ResBody: ResponseBody,
+    E: Send + 'static,
 {
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+    type Body = Body;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+    fn call(
+        &self,
+        mut request: Request<ReqBody>,
+        next: Next<ReqBody, ResBody, E>,
+    ) -> Answer<Body, E> {
         let info = {
             let extensions = request.extensions();
             extensions.get::<ConnectionInfo>().cloned().or_else(|| {
@@ -376,48 +361,11 @@ where
                 Ok(response)
             });
         }
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let response = next.run(request);
         Box::pin(async move {
-            let response = inner.call(request).await?;
-            Ok(response.map(|body| {
-                Body::new(Tracked {
-                    inner: body,
-                    _in_flight: in_flight,
-                })
-            }))
+            Ok(response
+                .await?
+                .map(|body| Body::new(Watched::new(body, in_flight))))
         })
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A response body that keeps its request in flight until it is dropped.
-    struct Tracked<B> {
-        #[pin]
-        inner: B,
-        _in_flight: Option<InFlight>,
-    }
-}
-
-impl<B> HttpBody for Tracked<B>
-where
-    B: HttpBody,
-{
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        self.project().inner.poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }

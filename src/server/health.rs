@@ -2,24 +2,21 @@
 //! schema is migrated and the change hub runs, then follows the database (what every
 //! RPC needs; the inbox works without the engine). `/readyz` is stricter: ready only
 //! while the database and the engine both answer. Both are kept current by a
-//! periodic check (`RAMP_READINESS_INTERVAL_MS`). The background work that needs the
-//! schema (hub, reconciliation, delivery, retention) starts from here.
+//! periodic check (`RAMP_READINESS_INTERVAL_MS`), one of the background tasks that
+//! `supervisor` starts once the schema is migrated.
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
 use tonic_health::server::HealthReporter;
 
 use crate::api::{AdminApi, FormApi, ProcessApi};
 use crate::camunda::Camunda;
-use crate::delivery::Dispatcher;
-use crate::forms::ChangeHub;
 use crate::ops::Readiness;
-use crate::processes::Reconciler;
 use crate::proto::admin_service_server::AdminServiceServer;
 use crate::proto::form_service_server::FormServiceServer;
 use crate::proto::process_service_server::ProcessServiceServer;
-use crate::retention::Pruner;
 use crate::store::Store;
 
 /// Reports every service (and the server as a whole, the empty name) as one.
@@ -39,83 +36,41 @@ impl Health {
         } else {
             tonic_health::ServingStatus::NotServing
         };
-        self.reporter.set_service_status("", status).await;
-        if serving {
-            self.reporter
-                .set_serving::<ProcessServiceServer<ProcessApi>>()
-                .await;
-            self.reporter
-                .set_serving::<FormServiceServer<FormApi>>()
-                .await;
-            self.reporter
-                .set_serving::<AdminServiceServer<AdminApi>>()
-                .await;
-        } else {
-            self.reporter
-                .set_not_serving::<ProcessServiceServer<ProcessApi>>()
-                .await;
-            self.reporter
-                .set_not_serving::<FormServiceServer<FormApi>>()
-                .await;
-            self.reporter
-                .set_not_serving::<AdminServiceServer<AdminApi>>()
-                .await;
+        for service in SERVICES {
+            self.reporter.set_service_status(service, status).await;
         }
     }
 }
 
-/// What the watch reports on and starts.
-pub struct Watched {
+/// The server as a whole (the empty name) and each of ramp's services.
+const SERVICES: [&str; 4] = [
+    "",
+    <ProcessServiceServer<ProcessApi> as NamedService>::NAME,
+    <FormServiceServer<FormApi> as NamedService>::NAME,
+    <AdminServiceServer<AdminApi> as NamedService>::NAME,
+];
+
+/// What the health checks read and where they report.
+pub struct Checks {
     pub health: Health,
     pub readiness: Readiness,
     pub store: Store,
     pub camunda: Camunda,
-    pub hub: ChangeHub,
-    pub reconciler: Reconciler,
-    pub dispatcher: Dispatcher,
-    pub pruner: Pruner,
     /// Time between checks.
     pub interval: Duration,
 }
 
-/// Migrates the schema (retrying until the database answers), then checks the
-/// database and the engine on an interval and reports the result, until shutdown.
-pub async fn watch(watched: Watched, shutdown: CancellationToken) {
-    let Watched {
+/// Checks the database and the engine on an interval and reports the result, until
+/// shutdown; then reports not serving. Runs once the schema is migrated (see
+/// `supervisor`).
+pub async fn watch(checks: Checks, shutdown: CancellationToken) {
+    let Checks {
         health,
         readiness,
         store,
         camunda,
-        hub,
-        reconciler,
-        dispatcher,
-        pruner,
         interval,
-    } = watched;
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        // The change hub starts from the log's end once the schema is there.
-        let ready = match store.migrate().await {
-            Ok(()) => hub.start(shutdown.clone()).await,
-            Err(error) => Err(error),
-        };
-        match ready {
-            Ok(()) => {
-                tokio::spawn(reconciler.run(shutdown.clone()));
-                tokio::spawn(dispatcher.run(shutdown.clone()));
-                tokio::spawn(pruner.run(shutdown.clone()));
-                break;
-            }
-            Err(error) => {
-                tracing::warn!(error = %error, retry_in_ms = backoff.as_millis() as u64, "database not ready");
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
+    } = checks;
     let mut serving = None;
     let mut engine_was = None;
     loop {

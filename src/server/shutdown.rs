@@ -5,59 +5,38 @@
 //! This layer cuts every response body once the shutdown token fires: an idle stream
 //! ends with UNAVAILABLE, which clients treat as "reconnect, perhaps elsewhere".
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use http::{Request, Response};
+use http::Request;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
-use tower::{Layer, Service};
 
 use crate::cutoff::CutoffBody;
+use crate::middleware::{Answer, Middleware, Next};
 
 #[derive(Clone, Debug)]
-pub struct StreamShutdownLayer {
+pub struct StreamShutdown {
     token: CancellationToken,
 }
 
-impl StreamShutdownLayer {
+impl StreamShutdown {
     pub fn new(token: CancellationToken) -> Self {
         Self { token }
     }
 }
 
-impl<S> Layer<S> for StreamShutdownLayer {
-    type Service = StreamShutdown<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        StreamShutdown {
-            inner,
-            token: self.token.clone(),
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct StreamShutdown<S> {
-    inner: S,
-    token: CancellationToken,
-}
-
 type ShutdownBody<B> = CutoffBody<B, WaitForCancellationFutureOwned>;
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for StreamShutdown<S>
+impl<ReqBody, ResBody, E> Middleware<ReqBody, ResBody, E> for StreamShutdown
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    S::Future: Send + 'static,
+    ResBody: Send + 'static,
+    E: Send + 'static,
 {
-    type Response = Response<ShutdownBody<ResBody>>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+    type Body = ShutdownBody<ResBody>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let future = self.inner.call(request);
+    fn call(
+        &self,
+        request: Request<ReqBody>,
+        next: Next<ReqBody, ResBody, E>,
+    ) -> Answer<Self::Body, E> {
+        let future = next.run(request);
         let token = self.token.clone();
         Box::pin(async move {
             let response = future.await?;

@@ -7,19 +7,14 @@
 //! can never succeed.
 //!
 //! These failures all happen before the service runs, so they arrive as a
-//! trailers-only response (the status in the headers); this layer, between gRPC-web
+//! trailers-only response (the status in the headers); this step, between gRPC-web
 //! and the services, rewrites exactly those whose message is one of the decoding
 //! failures below, keeping the message. A status sent after the first response
 //! message, or any other INTERNAL, passes unchanged. The hostile-input tests send
 //! each failure and check its code, so a tonic release that rewords one is noticed.
 
-use std::task::{Context, Poll};
-
-use futures::TryFutureExt;
-use futures::future::MapOk;
-use http::{HeaderMap, Request, Response};
+use http::{HeaderMap, Response};
 use tonic::{Code, Status};
-use tower::{Layer, Service};
 
 /// How the messages of tonic's (and prost's, and tonic-web's) request-decoding
 /// failures begin.
@@ -36,39 +31,11 @@ const DECODING_FAILURES: [&str; 5] = [
     "tonic-web: ",
 ];
 
-#[derive(Clone, Copy, Default)]
-pub struct UnreadableRequestLayer;
-
-impl<S> Layer<S> for UnreadableRequestLayer {
-    type Service = UnreadableRequest<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        UnreadableRequest { inner }
-    }
-}
-
-#[derive(Clone)]
-pub struct UnreadableRequest<S> {
-    inner: S,
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for UnreadableRequest<S>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-{
-    type Response = Response<ResBody>;
-    type Error = S::Error;
-    type Future = MapOk<S::Future, fn(Response<ResBody>) -> Response<ResBody>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        self.inner.call(request).map_ok(|mut response| {
-            rewrite(response.headers_mut());
-            response
-        })
-    }
+/// Rewrites a response that says a request could not be read (see `rewrite`); the
+/// server maps every response through it.
+pub fn readable_status<B>(mut response: Response<B>) -> Response<B> {
+    rewrite(response.headers_mut());
+    response
 }
 
 /// Turns a trailers-only INTERNAL of a decoding failure into INVALID_ARGUMENT.

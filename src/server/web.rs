@@ -10,16 +10,15 @@
 //! clients that accept it.
 
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use http::{HeaderValue, Method, Request, Response, header};
-use http_body::Body as HttpBody;
 use tonic::body::Body;
-use tower::{Layer, Service, ServiceExt};
+use tower::ServiceExt;
 use tower_http::compression::Compression;
 use tower_http::services::{ServeDir, ServeFile};
+
+use crate::middleware::{Answer, Middleware, Next, ResponseBody};
 
 /// The policy for the app's pages. Scripts: the app's own files only (no inline
 /// script, no eval; the browser tests run clean under it). Styles: the app's files
@@ -45,8 +44,9 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Everything else is checked with the server before each use.
 const REVALIDATE: &str = "no-cache";
 
+/// Answers the UI's requests from its folder; passes everything else on.
 #[derive(Clone)]
-pub struct WebUiLayer {
+pub struct WebUi {
     files: Option<Files>,
 }
 
@@ -56,7 +56,8 @@ struct Files {
     serve: Compression<ServeDir<ServeFile>>,
 }
 
-impl WebUiLayer {
+impl WebUi {
+    /// `None`: no UI is served.
     pub fn new(dir: Option<PathBuf>) -> Self {
         Self {
             files: dir.map(|dir| {
@@ -71,22 +72,6 @@ impl WebUiLayer {
             }),
         }
     }
-}
-
-impl<S> Layer<S> for WebUiLayer {
-    type Service = WebUi<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        WebUi {
-            inner,
-            files: self.files.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct WebUi<S> {
-    inner: S,
-    files: Option<Files>,
 }
 
 /// Whether a request is for the UI: a GET or HEAD that is not gRPC(-web).
@@ -174,24 +159,14 @@ async fn secure<B>(dir: &std::path::Path, path: &str, response: &mut Response<B>
     );
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for WebUi<S>
+impl<ReqBody, ResBody, E> Middleware<ReqBody, ResBody, E> for WebUi
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send,
-    ReqBody: Send + 'static,
-    ResBody: HttpBody<Data = bytes::Bytes> + Send + 'static,
-    ResBody::Error: Into<tonic::codegen::StdError>,
+    ResBody: ResponseBody,
+    E: Send + 'static,
 {
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+    type Body = Body;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+    fn call(&self, request: Request<ReqBody>, next: Next<ReqBody, ResBody, E>) -> Answer<Body, E> {
         if let Some(files) = self.files.clone()
             && for_the_ui(&request)
         {
@@ -207,12 +182,7 @@ where
                 Ok(response.map(Body::new))
             });
         }
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            let response = inner.call(request).await?;
-            Ok(response.map(Body::new))
-        })
+        next.pass(request)
     }
 }
 

@@ -2,6 +2,7 @@
 //! turns each into a form task through `FormService.CreateFormTask` (so any other
 //! gRPC client could do the same job), and completes the external task.
 
+mod command;
 mod topic;
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Code;
 use tonic::transport::Channel;
 
+pub use command::{WorkerError, run, run_until};
 pub use topic::{Topic, TopicError};
 
 use crate::camunda::types::{ExternalTask, FetchAndLock, FetchTopic};
