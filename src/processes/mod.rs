@@ -218,11 +218,8 @@ impl Processes {
 
     /// The definitions `caller` may start, as people choose them.
     pub async fn startable(&self, caller: &Caller) -> Result<Vec<Startable>, ProcessError> {
-        let startable = match self.policy.startable_by(caller) {
-            Some(keys) => self.definitions.startable(false, keys).await,
-            None => self.definitions.startable(true, &[]).await,
-        };
-        Ok(startable?)
+        let allowed = self.policy.startable_by(caller);
+        Ok(self.definitions.startable(allowed).await?)
     }
 
     /// Starts a process, if `caller` may (see [`StartPolicy::may_start`]).
