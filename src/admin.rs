@@ -2,14 +2,13 @@
 //! reassigning a pending form, and one user's forms and processes. Only admins get
 //! here (the API checks the role).
 
-use uuid::Uuid;
-
 use crate::auth::Caller;
-use crate::delivery::Dispatcher;
+use crate::delivery::{DeliveryRecord, DeliveryState, Dispatcher};
 use crate::email::Email;
-use crate::forms::{FormError, FormSummary, Forms};
+use crate::forms::{FormError, FormState, FormSummary, Forms};
+use crate::ids::{FormTaskId, SubmissionId};
 use crate::processes::{Process, ProcessError, Processes};
-use crate::store::deliveries::{self as rows, DeliveryRecordRow};
+use crate::store::deliveries as rows;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -49,16 +48,18 @@ impl Admin {
     /// Deliveries in `states` (failed and undeliverable when empty), oldest first.
     pub async fn deliveries(
         &self,
-        states: Vec<String>,
+        states: Vec<DeliveryState>,
         page_size: usize,
         page_token: Option<String>,
-    ) -> Result<(Vec<DeliveryRecordRow>, Option<String>), AdminError> {
+    ) -> Result<(Vec<DeliveryRecord>, Option<String>), AdminError> {
         let states = if states.is_empty() {
-            vec!["failed".to_owned(), "undeliverable".to_owned()]
+            vec![DeliveryState::Failed, DeliveryState::Undeliverable]
         } else {
             states
         };
-        let filter = format!("deliveries|{states:?}");
+        // The stored words, as tokens handed out before states were types hold them.
+        let words: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+        let filter = format!("deliveries|{words:?}");
         let after = match &page_token {
             Some(token) => {
                 Some(crate::paging::decode(token, &filter).ok_or(AdminError::InvalidPageToken)?)
@@ -73,14 +74,18 @@ impl Admin {
         )
         .await?;
         let next = crate::paging::finish_page(&mut found, page_size, &filter, |row| {
-            (row.created_at, row.id)
+            (row.created_at, row.id.into())
         });
         Ok((found, next))
     }
 
     /// Makes a failed or undeliverable delivery pending again and wakes this
     /// replica's dispatcher.
-    pub async fn retry(&self, caller: &Caller, id: Uuid) -> Result<DeliveryRecordRow, AdminError> {
+    pub async fn retry(
+        &self,
+        caller: &Caller,
+        id: SubmissionId,
+    ) -> Result<DeliveryRecord, AdminError> {
         let client = self.store.client().await?;
         if !rows::retry(&client, id).await? {
             return Err(self.why_not(&client, id, "failed or undeliverable").await);
@@ -96,9 +101,9 @@ impl Admin {
     pub async fn abandon(
         &self,
         caller: &Caller,
-        id: Uuid,
+        id: SubmissionId,
         reason: &str,
-    ) -> Result<DeliveryRecordRow, AdminError> {
+    ) -> Result<DeliveryRecord, AdminError> {
         let client = self.store.client().await?;
         let note = format!("abandoned by {}: {reason}", caller.email);
         if !rows::abandon(&client, id, &note).await? {
@@ -113,7 +118,7 @@ impl Admin {
     async fn why_not(
         &self,
         client: &deadpool_postgres::Object,
-        id: Uuid,
+        id: SubmissionId,
         expected: &str,
     ) -> AdminError {
         match rows::record_by_id(client, id).await {
@@ -129,7 +134,7 @@ impl Admin {
     pub async fn reassign(
         &self,
         caller: &Caller,
-        id: Uuid,
+        id: FormTaskId,
         assignee: &Email,
     ) -> Result<FormSummary, AdminError> {
         let summary = self.forms.reassign(id, assignee).await?;
@@ -141,7 +146,7 @@ impl Admin {
         &self,
         caller: &Caller,
         user: Email,
-        statuses: Vec<String>,
+        statuses: Vec<FormState>,
         page_size: usize,
         page_token: Option<String>,
     ) -> Result<(Vec<FormSummary>, Option<String>), AdminError> {

@@ -12,6 +12,7 @@ pub mod delivery;
 pub mod deploy;
 pub mod email;
 pub mod forms;
+pub mod ids;
 pub mod json;
 pub mod metrics;
 pub mod notify;

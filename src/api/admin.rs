@@ -9,9 +9,9 @@ use super::status::status;
 use super::validate::Violations;
 use crate::admin::Admin;
 use crate::auth::Caller;
+use crate::delivery::DeliveryState as State;
 use crate::proto::admin_service_server::AdminService;
 use crate::proto::*;
-use crate::store::deliveries::DeliveryRecordRow;
 
 /// Page size when the client asks for none.
 const DEFAULT_PAGE_SIZE: usize = 50;
@@ -37,7 +37,7 @@ fn admin<T>(request: &Request<T>) -> Result<Caller, Status> {
     Ok(caller)
 }
 
-fn record_to_proto(row: DeliveryRecordRow) -> DeliveryRecord {
+fn record_to_proto(row: crate::delivery::DeliveryRecord) -> DeliveryRecord {
     let d = row.delivery;
     DeliveryRecord {
         id: row.id.to_string(),
@@ -48,10 +48,10 @@ fn record_to_proto(row: DeliveryRecordRow) -> DeliveryRecord {
         message_name: row.message_name,
         process_instance_id: row.process_instance_id,
         delivery: Some(Delivery {
-            state: delivery_state(&d.state) as i32,
+            state: delivery_state(d.state) as i32,
             attempts: d.attempts,
             last_error: d.last_error.unwrap_or_default(),
-            next_attempt_time: (d.state == "pending").then(|| timestamp(d.next_attempt_at)),
+            next_attempt_time: (d.state == State::Pending).then(|| timestamp(d.next_attempt_at)),
             deliver_time: d.delivered_at.map(timestamp),
         }),
         create_time: Some(timestamp(row.created_at)),
@@ -84,9 +84,9 @@ impl AdminService for AdminApi {
         let mut states = Vec::new();
         for state in &r.states {
             match DeliveryState::try_from(*state) {
-                Ok(DeliveryState::Failed) => states.push("failed".to_owned()),
-                Ok(DeliveryState::Undeliverable) => states.push("undeliverable".to_owned()),
-                Ok(DeliveryState::Refused) => states.push("refused".to_owned()),
+                Ok(DeliveryState::Failed) => states.push(State::Failed),
+                Ok(DeliveryState::Undeliverable) => states.push(State::Undeliverable),
+                Ok(DeliveryState::Refused) => states.push(State::Refused),
                 _ => v.add(
                     "states",
                     "only FAILED, UNDELIVERABLE and REFUSED may be listed",
@@ -115,7 +115,7 @@ impl AdminService for AdminApi {
         v.check()?;
         let record = self
             .admin
-            .retry(&caller, id.expect("checked"))
+            .retry(&caller, id.expect("checked").into())
             .await
             .map_err(status)?;
         Ok(Response::new(RetryDeliveryResponse {
@@ -138,7 +138,7 @@ impl AdminService for AdminApi {
         v.check()?;
         let record = self
             .admin
-            .abandon(&caller, id.expect("checked"), r.reason.trim())
+            .abandon(&caller, id.expect("checked").into(), r.reason.trim())
             .await
             .map_err(status)?;
         Ok(Response::new(AbandonDeliveryResponse {
@@ -158,7 +158,11 @@ impl AdminService for AdminApi {
         v.check()?;
         let summary = self
             .admin
-            .reassign(&caller, id.expect("checked"), &assignee.expect("checked"))
+            .reassign(
+                &caller,
+                id.expect("checked").into(),
+                &assignee.expect("checked"),
+            )
             .await
             .map_err(status)?;
         Ok(Response::new(ReassignFormTaskResponse {
@@ -181,7 +185,6 @@ impl AdminService for AdminApi {
             .statuses
             .iter()
             .filter_map(|s| FormTaskStatus::try_from(*s).ok().and_then(status_name))
-            .map(str::to_owned)
             .collect();
         let (found, next) = self
             .admin

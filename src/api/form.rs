@@ -10,7 +10,11 @@ use super::caller;
 use super::process::timestamp;
 use super::status::status;
 use super::validate::Violations;
-use crate::forms::{Cursor, FormSummary, FormTask, Forms, ListRequest, NewFormTask, StreamEvent};
+use crate::delivery::DeliveryState as State;
+use crate::forms::{
+    Cursor, FormState, FormSummary, FormTaskDetail, Forms, ListRequest, NewFormTask,
+    RemovalReason as Reason, StreamEvent,
+};
 use crate::json::json_to_struct;
 use crate::proto::form_service_server::FormService;
 use crate::proto::*;
@@ -34,20 +38,19 @@ impl FormApi {
 
 type PendingFormsStream = Pin<Box<dyn Stream<Item = Result<PendingFormsResponse, Status>> + Send>>;
 
-fn status_of(status: &str) -> FormTaskStatus {
+fn status_of(status: FormState) -> FormTaskStatus {
     match status {
-        "pending" => FormTaskStatus::Pending,
-        "completed" => FormTaskStatus::Completed,
-        "withdrawn" => FormTaskStatus::Withdrawn,
-        _ => FormTaskStatus::Unspecified,
+        FormState::Pending => FormTaskStatus::Pending,
+        FormState::Completed => FormTaskStatus::Completed,
+        FormState::Withdrawn => FormTaskStatus::Withdrawn,
     }
 }
 
-pub(super) fn status_name(status: FormTaskStatus) -> Option<&'static str> {
+pub(super) fn status_name(status: FormTaskStatus) -> Option<FormState> {
     match status {
-        FormTaskStatus::Pending => Some("pending"),
-        FormTaskStatus::Completed => Some("completed"),
-        FormTaskStatus::Withdrawn => Some("withdrawn"),
+        FormTaskStatus::Pending => Some(FormState::Pending),
+        FormTaskStatus::Completed => Some(FormState::Completed),
+        FormTaskStatus::Withdrawn => Some(FormState::Withdrawn),
         FormTaskStatus::Unspecified => None,
     }
 }
@@ -58,7 +61,7 @@ pub(super) fn summary_to_proto(summary: FormSummary) -> FormTaskSummary {
         form_name: summary.form_name,
         business_key: summary.business_key,
         assignee: summary.assignee,
-        status: status_of(&summary.status) as i32,
+        status: status_of(summary.status) as i32,
         process_instance_id: summary.process_instance_id,
         root_process_instance_id: summary.root_process_instance_id,
         process_definition_key: summary.process_definition_key.unwrap_or_default(),
@@ -68,7 +71,6 @@ pub(super) fn summary_to_proto(summary: FormSummary) -> FormTaskSummary {
         title: summary.title,
         delivery_state: summary
             .delivery_state
-            .as_deref()
             .map_or(DeliveryState::Unspecified, delivery_state) as i32,
         return_reason: summary.return_reason.unwrap_or_default(),
         return_time: summary.returned_at.map(timestamp),
@@ -78,14 +80,13 @@ pub(super) fn summary_to_proto(summary: FormSummary) -> FormTaskSummary {
     }
 }
 
-pub(super) fn delivery_state(state: &str) -> DeliveryState {
+pub(super) fn delivery_state(state: State) -> DeliveryState {
     match state {
-        "pending" => DeliveryState::Pending,
-        "delivered" => DeliveryState::Delivered,
-        "failed" => DeliveryState::Failed,
-        "undeliverable" => DeliveryState::Undeliverable,
-        "refused" => DeliveryState::Refused,
-        _ => DeliveryState::Unspecified,
+        State::Pending => DeliveryState::Pending,
+        State::Delivered => DeliveryState::Delivered,
+        State::Failed => DeliveryState::Failed,
+        State::Undeliverable => DeliveryState::Undeliverable,
+        State::Refused => DeliveryState::Refused,
     }
 }
 
@@ -93,8 +94,8 @@ fn object(value: &Value) -> Option<prost_types::Struct> {
     value.as_object().map(json_to_struct)
 }
 
-fn task_to_proto(task: FormTask) -> crate::proto::FormTask {
-    let row = task.row;
+fn task_to_proto(task: FormTaskDetail) -> crate::proto::FormTask {
+    let row = task.task;
     crate::proto::FormTask {
         summary: Some(summary_to_proto(FormSummary::of(&row))),
         schema: task.schema.as_ref().and_then(object),
@@ -103,10 +104,10 @@ fn task_to_proto(task: FormTask) -> crate::proto::FormTask {
         submitted_data: task.submission.as_ref().and_then(|s| object(&s.data)),
         submit_time: task.submission.as_ref().map(|s| timestamp(s.created_at)),
         delivery: task.delivery.map(|d| Delivery {
-            state: delivery_state(&d.state) as i32,
+            state: delivery_state(d.state) as i32,
             attempts: d.attempts,
             last_error: d.last_error.unwrap_or_default(),
-            next_attempt_time: (d.state == "pending").then(|| timestamp(d.next_attempt_at)),
+            next_attempt_time: (d.state == State::Pending).then(|| timestamp(d.next_attempt_at)),
             deliver_time: d.delivered_at.map(timestamp),
         }),
         withdrawal_reason: row.withdrawal_reason.unwrap_or_default(),
@@ -164,11 +165,10 @@ fn event_to_protos(event: StreamEvent) -> Vec<PendingFormsResponse> {
             (cursor, Event::Updated(summary_to_proto(summary)))
         }
         StreamEvent::Removed(id, reason, cursor) => {
-            let reason = match reason.as_str() {
-                "completed" => RemovalReason::Completed,
-                "withdrawn" => RemovalReason::Withdrawn,
-                "reassigned" => RemovalReason::Reassigned,
-                _ => RemovalReason::Unspecified,
+            let reason = match reason {
+                Reason::Completed => RemovalReason::Completed,
+                Reason::Withdrawn => RemovalReason::Withdrawn,
+                Reason::Reassigned => RemovalReason::Reassigned,
             };
             (
                 cursor,
@@ -275,7 +275,7 @@ impl FormService for FormApi {
         v.check()?;
         let task = self
             .forms
-            .get(&caller, id.expect("checked"))
+            .get(&caller, id.expect("checked").into())
             .await
             .map_err(status)?;
         Ok(Response::new(GetFormTaskResponse {
@@ -309,7 +309,6 @@ impl FormService for FormApi {
             .statuses
             .iter()
             .filter_map(|s| FormTaskStatus::try_from(*s).ok().and_then(status_name))
-            .map(str::to_owned)
             .collect();
         let (found, next) = self
             .forms
@@ -391,7 +390,7 @@ impl FormService for FormApi {
         v.check()?;
         let summary = self
             .forms
-            .save_draft(&caller, id.expect("checked"), data)
+            .save_draft(&caller, id.expect("checked").into(), data)
             .await
             .map_err(status)?;
         Ok(Response::new(SaveDraftResponse {
@@ -420,7 +419,12 @@ impl FormService for FormApi {
         v.check()?;
         let submitted = self
             .forms
-            .submit(&caller, id.expect("checked"), data, some(r.request_id))
+            .submit(
+                &caller,
+                id.expect("checked").into(),
+                data,
+                some(r.request_id),
+            )
             .await
             .map_err(status)?;
         Ok(Response::new(SubmitFormResponse {
@@ -429,7 +433,10 @@ impl FormService for FormApi {
                 form_task_id: submitted.submission.form_task_id.to_string(),
                 submitted_by: submitted.submission.submitted_by,
                 submit_time: Some(timestamp(submitted.submission.created_at)),
-                delivery_state: delivery_state(&submitted.delivery_state) as i32,
+                delivery_state: submitted
+                    .delivery_state
+                    .map_or(DeliveryState::Unspecified, delivery_state)
+                    as i32,
             }),
         }))
     }

@@ -221,7 +221,7 @@ mod tests {
         )));
         assert_eq!(slow.code(), Code::Unavailable);
         assert_eq!(slow.message(), DATABASE_UNAVAILABLE);
-        let unknown = status(FormError::Store(StoreError::UnknownValue {
+        let unknown = status(FormError::Store(StoreError::Decode {
             column: "processes.state",
             value: "paused".into(),
         }));

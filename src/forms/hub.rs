@@ -19,8 +19,9 @@ use tokio::sync::{Notify, mpsc};
 use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 
+use super::Change;
 use crate::store::Store;
-use crate::store::forms::{self as rows, ChangeRow, Position};
+use crate::store::forms::{self as rows, Position};
 
 /// The channel replicas notify each other on. Notifications carry no data.
 pub const CHANNEL: &str = "ramp_form_changes";
@@ -70,7 +71,7 @@ struct Subscriber {
 /// dropped because it was full, and a wake-up. Small on purpose (no allocation
 /// until a change arrives): a replica holds one per open stream.
 struct Mailbox {
-    changes: Mutex<VecDeque<Arc<ChangeRow>>>,
+    changes: Mutex<VecDeque<Arc<Change>>>,
     lagging: AtomicBool,
     /// The log's positions were moved (the database now lives in another cluster):
     /// the stream's position means nothing any more, and it ends.
@@ -89,7 +90,7 @@ pub struct Subscription {
 impl Subscription {
     /// The next change handed over, or `None` when changes were dropped because
     /// the queue was full (see [`Subscription::take_lagging`]).
-    pub async fn next_change(&self) -> Option<Arc<ChangeRow>> {
+    pub async fn next_change(&self) -> Option<Arc<Change>> {
         loop {
             if self.mailbox.lagging.load(Ordering::Acquire)
                 || self.mailbox.moved.load(Ordering::Acquire)
@@ -352,7 +353,7 @@ impl ChangeHub {
         }
     }
 
-    fn dispatch(&self, change: Arc<ChangeRow>) {
+    fn dispatch(&self, change: Arc<Change>) {
         let streams = self.inner.streams.lock().expect("not poisoned");
         let Some(list) = streams.get(&change.assignee) else {
             return;

@@ -7,6 +7,7 @@ mod hub;
 mod prefill;
 pub mod schema;
 mod stream;
+mod task;
 pub mod validation;
 pub mod withdrawal;
 
@@ -15,18 +16,19 @@ use std::sync::Arc;
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use uuid::Uuid;
 
 pub use hub::{ChangeHub, HubSettings, TooManyStreams};
 pub use stream::{Cursor, StreamEvent, StreamSettings};
+pub use task::{Change, ChangeKind, FormState, FormTask, RemovalReason, Submission};
 
 use crate::auth::Caller;
 use crate::camunda::CamundaError;
-use crate::delivery::Dispatcher;
+use crate::delivery::{Delivery, DeliveryState, Dispatcher};
 use crate::email::Email;
+use crate::ids::{FormTaskId, SubmissionId};
 use crate::processes::definitions::{Definitions, ModelNames};
-use crate::store::deliveries::{self as deliveries, DeliveryRow, SubmissionRow};
-use crate::store::forms::{self as rows, FormTaskRow, ListQuery};
+use crate::store::deliveries;
+use crate::store::forms::{self as rows, ListQuery};
 use crate::store::{Store, StoreError};
 use schema::{SchemaError, Schemas};
 
@@ -34,11 +36,11 @@ use schema::{SchemaError, Schemas};
 /// reader replays exactly what happened.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FormSummary {
-    pub id: Uuid,
+    pub id: FormTaskId,
     pub form_name: String,
     pub business_key: String,
     pub assignee: String,
-    pub status: String,
+    pub status: FormState,
     pub process_instance_id: String,
     pub root_process_instance_id: String,
     pub process_definition_key: Option<String>,
@@ -48,7 +50,7 @@ pub struct FormSummary {
     pub title: String,
     /// Where the delivery of the answer stands, once submitted.
     #[serde(default)]
-    pub delivery_state: Option<String>,
+    pub delivery_state: Option<DeliveryState>,
     /// Why the form came back to its assignee, when the process could not use the
     /// answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,13 +70,13 @@ pub struct FormSummary {
 }
 
 impl FormSummary {
-    pub fn of(row: &FormTaskRow) -> Self {
+    pub fn of(row: &FormTask) -> Self {
         Self {
             id: row.id,
             form_name: row.form_name.clone(),
             business_key: row.business_key.clone(),
             assignee: row.assignee.clone(),
-            status: row.status.clone(),
+            status: row.status,
             process_instance_id: row.process_instance_id.clone(),
             root_process_instance_id: row.root_process_instance_id.clone(),
             process_definition_key: row.process_definition_key.clone(),
@@ -87,7 +89,7 @@ impl FormSummary {
                 &row.form_name,
             )
             .to_owned(),
-            delivery_state: row.delivery_state.clone(),
+            delivery_state: row.delivery_state,
             return_reason: row.return_reason.clone(),
             returned_at: row.returned_at,
             task_name: row.task_name.clone().unwrap_or_default(),
@@ -128,19 +130,20 @@ fn schema_title(schema: &Value) -> Option<String> {
 
 /// A form task with what is needed to render and fill it.
 #[derive(Clone, Debug)]
-pub struct FormTask {
-    pub row: FormTaskRow,
+pub struct FormTaskDetail {
+    pub task: FormTask,
     pub schema: Option<Value>,
     /// The answer, once submitted, and its delivery to the engine.
-    pub submission: Option<SubmissionRow>,
-    pub delivery: Option<DeliveryRow>,
+    pub submission: Option<Submission>,
+    pub delivery: Option<Delivery>,
 }
 
 /// An accepted answer.
 #[derive(Clone, Debug)]
 pub struct Submitted {
-    pub submission: SubmissionRow,
-    pub delivery_state: String,
+    pub submission: Submission,
+    /// `None` only for an answer whose delivery row is gone (pruned).
+    pub delivery_state: Option<DeliveryState>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -210,7 +213,8 @@ pub struct NewFormTask {
 
 pub struct ListRequest {
     pub assignee: Option<Email>,
-    pub statuses: Vec<String>,
+    /// Every state when empty.
+    pub statuses: Vec<FormState>,
     pub business_key: Option<Email>,
     pub root_process_instance_id: Option<String>,
     pub page_size: usize,
@@ -249,7 +253,7 @@ impl Forms {
     /// Stores a form task for a send task. A repeat for the same external task is
     /// compared with the stored task (see `Claim`): the same data returns it; a
     /// corrected assignee of a pending form moves it; other data is refused.
-    pub async fn create(&self, new: NewFormTask) -> Result<(FormTask, bool), FormError> {
+    pub async fn create(&self, new: NewFormTask) -> Result<(FormTaskDetail, bool), FormError> {
         let claim = Claim::of(&new);
         let (candidate, schema) = match self.candidate(new).await {
             Ok(prepared) => prepared,
@@ -267,8 +271,8 @@ impl Forms {
         if rows::insert_new(&self.store.client().await?, &candidate, &summary).await? {
             self.hub.changed();
             return Ok((
-                FormTask {
-                    row: candidate,
+                FormTaskDetail {
+                    task: candidate,
                     schema,
                     submission: None,
                     delivery: None,
@@ -286,7 +290,7 @@ impl Forms {
     /// repeat is applied to it: unchanged when the claim matches it, moved to the
     /// claim's assignee when only that differs and it is pending, and otherwise
     /// `AlreadyExists` naming what differs.
-    async fn existing(&self, claim: &Claim) -> Result<Option<FormTask>, FormError> {
+    async fn existing(&self, claim: &Claim) -> Result<Option<FormTaskDetail>, FormError> {
         let Some(row) =
             rows::by_external_task(&self.store.client().await?, &claim.external_task_id).await?
         else {
@@ -309,7 +313,8 @@ impl Forms {
             drop(client);
             return Ok(Some(self.with_schema(current).await?));
         }
-        if current.status != "pending" || differences.iter().any(|d| d.field != "assignee") {
+        if current.status != FormState::Pending || differences.iter().any(|d| d.field != "assignee")
+        {
             tracing::warn!(
                 form = %current.id,
                 external_task = %claim.external_task_id,
@@ -337,7 +342,7 @@ impl Forms {
 
     /// The row a new form task would be, with its form's schema: the instance's
     /// lineage and the form are looked up (remembered after the first time).
-    async fn candidate(&self, new: NewFormTask) -> Result<(FormTaskRow, Option<Value>), FormError> {
+    async fn candidate(&self, new: NewFormTask) -> Result<(FormTask, Option<Value>), FormError> {
         let lineage = self.schemas.lineage(&new.process_instance_id).await?;
         let form_name = new
             .form_name
@@ -371,8 +376,8 @@ impl Forms {
         };
         // PostgreSQL keeps microseconds: the row answered is the row stored.
         let now = Utc::now().trunc_subsecs(6);
-        let candidate = FormTaskRow {
-            id: Uuid::now_v7(),
+        let candidate = FormTask {
+            id: FormTaskId::new(),
             external_task_id: new.external_task_id,
             business_key: new.business_key.as_str().to_owned(),
             message_name: new.message_name.unwrap_or_else(|| form_name.clone()),
@@ -383,7 +388,7 @@ impl Forms {
                 .unwrap_or(&new.business_key)
                 .as_str()
                 .to_owned(),
-            status: "pending".into(),
+            status: FormState::Pending,
             process_instance_id: new.process_instance_id,
             root_process_instance_id: lineage.root_process_instance_id,
             process_definition_id: definition_id,
@@ -430,7 +435,7 @@ impl Forms {
         }
     }
 
-    async fn with_schema(&self, row: FormTaskRow) -> Result<FormTask, FormError> {
+    async fn with_schema(&self, row: FormTask) -> Result<FormTaskDetail, FormError> {
         let schema = match &row.deployment_id {
             Some(deployment) => self.schemas.stored(deployment, &row.form_name).await?,
             None => None,
@@ -438,8 +443,8 @@ impl Forms {
         let client = self.store.client().await?;
         let submission = deliveries::submission_of(&client, row.id).await?;
         let delivery = deliveries::delivery_of(&client, row.id).await?;
-        Ok(FormTask {
-            row,
+        Ok(FormTaskDetail {
+            task: row,
             schema,
             submission,
             delivery,
@@ -453,7 +458,7 @@ impl Forms {
     pub async fn submit(
         &self,
         caller: &Caller,
-        id: Uuid,
+        id: FormTaskId,
         data: Map<String, Value>,
         request_id: Option<String>,
     ) -> Result<Submitted, FormError> {
@@ -484,16 +489,13 @@ impl Forms {
                         "request_id was used for another form".into(),
                     ));
                 }
-                let state = deliveries::delivery_of(&client, id)
-                    .await?
-                    .map(|d| d.state)
-                    .unwrap_or_default();
+                let state = deliveries::delivery_of(&client, id).await?.map(|d| d.state);
                 return Ok(Submitted {
                     submission: earlier,
                     delivery_state: state,
                 });
             }
-            if task.status != "pending" {
+            if task.status != FormState::Pending {
                 return Err(FormError::NotPending(format!(
                     "the form is {}, no longer pending",
                     task.status
@@ -512,17 +514,17 @@ impl Forms {
             }
             // PostgreSQL keeps microseconds: what is answered is what is stored.
             let at = Utc::now().trunc_subsecs(6);
-            let completed = FormTaskRow {
-                status: "completed".into(),
+            let completed = FormTask {
+                status: FormState::Completed,
                 updated_at: at,
                 completed_at: Some(at),
-                delivery_state: Some("pending".into()),
+                delivery_state: Some(DeliveryState::Pending),
                 return_reason: None,
                 returned_at: None,
                 ..task.clone()
             };
-            let submission = SubmissionRow {
-                id: Uuid::now_v7(),
+            let submission = Submission {
+                id: SubmissionId::new(),
                 form_task_id: id,
                 submitted_by: email.to_owned(),
                 data: data.clone(),
@@ -551,7 +553,7 @@ impl Forms {
                     self.dispatcher.wake();
                     return Ok(Submitted {
                         submission,
-                        delivery_state: "pending".into(),
+                        delivery_state: Some(DeliveryState::Pending),
                     });
                 }
                 Ok(false) => continue,
@@ -571,7 +573,7 @@ impl Forms {
     }
 
     /// A form task the caller may see: their own, or any for admins.
-    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<FormTask, FormError> {
+    pub async fn get(&self, caller: &Caller, id: FormTaskId) -> Result<FormTaskDetail, FormError> {
         let row = rows::get(&self.store.client().await?, id)
             .await?
             .ok_or(FormError::NotFound)?;
@@ -592,9 +594,11 @@ impl Forms {
             Some(caller.email.as_str().to_owned())
         };
         let business_key = request.business_key.as_ref().map(|k| k.as_str().to_owned());
+        // The stored words, as tokens handed out before states were types hold them.
+        let statuses: Vec<&str> = request.statuses.iter().map(|s| s.as_str()).collect();
         let filter = format!(
-            "{assignee:?}|{:?}|{business_key:?}|{:?}",
-            request.statuses, request.root_process_instance_id
+            "{assignee:?}|{statuses:?}|{business_key:?}|{:?}",
+            request.root_process_instance_id
         );
         let after = match &request.page_token {
             Some(token) => {
@@ -615,7 +619,7 @@ impl Forms {
         )
         .await?;
         let next = crate::paging::finish_page(&mut found, request.page_size, &filter, |row| {
-            (row.created_at, row.id)
+            (row.created_at, row.id.into())
         });
         Ok((found.iter().map(FormSummary::of).collect(), next))
     }
@@ -627,7 +631,7 @@ impl Forms {
     pub async fn save_draft(
         &self,
         caller: &Caller,
-        id: Uuid,
+        id: FormTaskId,
         data: Map<String, Value>,
     ) -> Result<FormSummary, FormError> {
         let email = caller.email.as_str();
@@ -636,7 +640,9 @@ impl Forms {
         let Some(row) = rows::save_draft(&tx, id, email, &Value::Object(data)).await? else {
             // Nothing written: say why, in the words the caller may read.
             return Err(match rows::get(&tx, id).await? {
-                Some(current) if current.assignee == email && current.status != "pending" => {
+                Some(current)
+                    if current.assignee == email && current.status != FormState::Pending =>
+                {
                     FormError::NotPending(format!(
                         "the form is {}, no longer pending",
                         current.status
@@ -655,8 +661,7 @@ impl Forms {
             &tx,
             row.id,
             &row.assignee,
-            "updated",
-            None,
+            ChangeKind::Updated,
             &summary.to_json(),
         )
         .await?;
@@ -667,13 +672,17 @@ impl Forms {
 
     /// Gives a pending form to another user (an admin's action): the old
     /// assignee's streams get `removed: reassigned`, the new one's `added`.
-    pub async fn reassign(&self, id: Uuid, assignee: &Email) -> Result<FormSummary, FormError> {
+    pub async fn reassign(
+        &self,
+        id: FormTaskId,
+        assignee: &Email,
+    ) -> Result<FormSummary, FormError> {
         let mut client = self.store.client().await?;
         let tx = client.transaction().await.map_err(StoreError::from)?;
         let current = rows::get_for_update(&tx, id)
             .await?
             .ok_or(FormError::NotFound)?;
-        if current.status != "pending" {
+        if current.status != FormState::Pending {
             return Err(FormError::NotPending(format!(
                 "the form is {}, no longer pending",
                 current.status
@@ -715,9 +724,9 @@ impl Forms {
 /// the new one.
 async fn move_to(
     tx: &deadpool_postgres::Transaction<'_>,
-    current: &FormTaskRow,
+    current: &FormTask,
     assignee: &str,
-) -> Result<FormTaskRow, FormError> {
+) -> Result<FormTask, FormError> {
     let row = rows::reassign(tx, current.id, assignee)
         .await?
         .ok_or_else(|| FormError::NotPending("the form is no longer pending".into()))?;
@@ -725,13 +734,19 @@ async fn move_to(
         tx,
         current.id,
         &current.assignee,
-        "removed",
-        Some("reassigned"),
+        ChangeKind::Removed(RemovalReason::Reassigned),
         &FormSummary::of(current).to_json(),
     )
     .await?;
     let summary = FormSummary::of(&row);
-    rows::append_change(tx, row.id, &row.assignee, "added", None, &summary.to_json()).await?;
+    rows::append_change(
+        tx,
+        row.id,
+        &row.assignee,
+        ChangeKind::Added,
+        &summary.to_json(),
+    )
+    .await?;
     Ok(row)
 }
 
@@ -796,7 +811,7 @@ impl Claim {
     }
 
     /// The fields in which this claim differs from `stored`, in the contract's order.
-    fn differences(&self, stored: &FormTaskRow) -> Vec<Difference> {
+    fn differences(&self, stored: &FormTask) -> Vec<Difference> {
         let mut found = Vec::new();
         let mut compare = |field, stored: &str, sent: &str, shown: bool| {
             if stored != sent {
@@ -865,7 +880,7 @@ impl Claim {
 
     /// Why a repeat is refused, for the worker's operator to read (in an incident,
     /// say): each field that differs, with both values where they may be shown.
-    fn refusal(stored: &FormTaskRow, differences: &[Difference]) -> String {
+    fn refusal(stored: &FormTask, differences: &[Difference]) -> String {
         let fields: Vec<String> = differences
             .iter()
             .map(|d| match &d.values {
@@ -879,7 +894,8 @@ impl Claim {
             "a form task for this external task exists with other data: {}",
             fields.join("; ")
         );
-        if stored.status != "pending" && differences.iter().any(|d| d.field == "assignee") {
+        if stored.status != FormState::Pending && differences.iter().any(|d| d.field == "assignee")
+        {
             message.push_str(&format!(
                 " (the form is {}, so its assignee no longer changes)",
                 stored.status

@@ -23,11 +23,11 @@ use std::time::Duration;
 use base64::Engine;
 use chrono::Utc;
 use std::collections::VecDeque;
-use uuid::Uuid;
 
 use super::hub::Subscription;
-use super::{FormError, FormSummary};
-use crate::store::forms::{self as rows, ChangeRow, Position};
+use super::{Change, ChangeKind, FormError, FormSummary, FormTask, RemovalReason};
+use crate::ids::FormTaskId;
+use crate::store::forms::{self as rows, Position};
 use crate::store::{Store, StoreError, retention};
 
 /// Changes read from the log per catch-up query.
@@ -70,34 +70,24 @@ pub enum StreamEvent {
     Snapshot(Vec<FormSummary>, Cursor),
     Added(FormSummary, Cursor),
     Updated(FormSummary, Cursor),
-    Removed(Uuid, String, Cursor),
+    Removed(FormTaskId, RemovalReason, Cursor),
     Heartbeat(Cursor),
 }
 
-fn event_of(change: &ChangeRow) -> Option<StreamEvent> {
+fn event_of(change: &Change) -> Option<StreamEvent> {
     let cursor = Cursor(change.position);
-    match change.kind.as_str() {
-        "added" | "updated" => {
-            let summary: FormSummary = match serde_json::from_value(change.summary.clone()) {
-                Ok(summary) => summary,
-                Err(error) => {
-                    tracing::error!(%error, position = ?change.position, "an unreadable change in the log");
-                    return None;
-                }
-            };
-            Some(if change.kind == "added" {
-                StreamEvent::Added(summary, cursor)
-            } else {
-                StreamEvent::Updated(summary, cursor)
-            })
+    let summary = || match serde_json::from_value::<FormSummary>(change.summary.clone()) {
+        Ok(summary) => Some(summary),
+        Err(error) => {
+            tracing::error!(%error, position = ?change.position, "an unreadable change in the log");
+            None
         }
-        "removed" => Some(StreamEvent::Removed(
-            change.form_task_id,
-            change.reason.clone().unwrap_or_default(),
-            cursor,
-        )),
-        _ => None,
-    }
+    };
+    Some(match change.kind {
+        ChangeKind::Added => StreamEvent::Added(summary()?, cursor),
+        ChangeKind::Updated => StreamEvent::Updated(summary()?, cursor),
+        ChangeKind::Removed(reason) => StreamEvent::Removed(change.form_task_id, reason, cursor),
+    })
 }
 
 /// A stream's events. No task of its own: tonic polls it while the client is
@@ -195,7 +185,7 @@ impl State {
                 }
                 continue;
             }
-            let change: Arc<ChangeRow> = tokio::select! {
+            let change: Arc<Change> = tokio::select! {
                 _ = self.heartbeat.tick() => return Ok(StreamEvent::Heartbeat(Cursor(self.position))),
                 change = self.subscription.next_change() => match change {
                     Some(change) => change,
@@ -249,7 +239,7 @@ async fn consistent_batch(
     store: &Store,
     assignee: &str,
     position: Position,
-) -> Result<Option<Vec<ChangeRow>>, FormError> {
+) -> Result<Option<Vec<Change>>, FormError> {
     let mut client = store.client().await?;
     let tx = client
         .build_transaction()
@@ -307,10 +297,7 @@ async fn resumable(
 
 /// A consistent snapshot; retried while a transaction touching these forms is still
 /// in flight below it (moments, normally).
-async fn snapshot(
-    store: &Store,
-    assignee: &str,
-) -> Result<(Vec<rows::FormTaskRow>, Position), FormError> {
+async fn snapshot(store: &Store, assignee: &str) -> Result<(Vec<FormTask>, Position), FormError> {
     let mut wait = Duration::from_millis(5);
     loop {
         let mut client = store.client().await?;

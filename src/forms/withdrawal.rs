@@ -5,12 +5,11 @@
 
 use std::collections::HashSet;
 
-use uuid::Uuid;
-
-use super::{ChangeHub, FormSummary};
+use super::{ChangeHub, ChangeKind, FormSummary, FormTask, RemovalReason};
 use crate::camunda::types::{ActivityInstance, EventSubscription};
 use crate::camunda::{Camunda, CamundaError};
-use crate::store::forms::{self as rows, FormTaskRow};
+use crate::ids::FormTaskId;
+use crate::store::forms as rows;
 use crate::store::{Store, StoreError};
 
 #[derive(Clone)]
@@ -84,7 +83,7 @@ impl Withdrawals {
         by_instance.sort();
         by_instance.dedup();
         for instance in by_instance {
-            let forms: Vec<&FormTaskRow> = pending
+            let forms: Vec<&FormTask> = pending
                 .iter()
                 .filter(|f| f.process_instance_id == instance)
                 .collect();
@@ -193,11 +192,11 @@ impl Withdrawals {
     }
 
     /// Withdraws forms (those still pending), each with a `removed: withdrawn`.
-    pub async fn withdraw(&self, forms: &[FormTaskRow], reason: &str) -> Result<usize, StoreError> {
+    pub async fn withdraw(&self, forms: &[FormTask], reason: &str) -> Result<usize, StoreError> {
         if forms.is_empty() {
             return Ok(0);
         }
-        let ids: Vec<Uuid> = forms.iter().map(|f| f.id).collect();
+        let ids: Vec<FormTaskId> = forms.iter().map(|f| f.id).collect();
         let mut client = self.store.client().await?;
         let tx = client.transaction().await?;
         let withdrawn = rows::withdraw(&tx, &ids, reason).await?;
@@ -209,7 +208,7 @@ impl Withdrawals {
     async fn record_removals(
         &self,
         tx: deadpool_postgres::Transaction<'_>,
-        withdrawn: &[FormTaskRow],
+        withdrawn: &[FormTask],
         reason: &str,
     ) -> Result<usize, StoreError> {
         for form in withdrawn {
@@ -219,8 +218,7 @@ impl Withdrawals {
                 &tx,
                 form.id,
                 &form.assignee,
-                "removed",
-                Some("withdrawn"),
+                ChangeKind::Removed(RemovalReason::Withdrawn),
                 &summary,
             )
             .await?;

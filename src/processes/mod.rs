@@ -66,7 +66,7 @@ impl ProcessState {
             "terminated" => Self::Terminated,
             "failed" => Self::Failed,
             _ => {
-                return Err(StoreError::UnknownValue {
+                return Err(StoreError::Decode {
                     column: "processes.state",
                     value: text.to_owned(),
                 });

@@ -10,21 +10,15 @@ use serde_json::Value;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::StoreError;
+use super::{StoreError, decode};
+use crate::delivery::{Claimed, Delivery, DeliveryRecord, DeliveryState, Outcome};
+use crate::forms::{FormTask, Submission};
+use crate::ids::{FormTaskId, SubmissionId};
 
-#[derive(Clone, Debug)]
-pub struct SubmissionRow {
-    pub id: Uuid,
-    pub form_task_id: Uuid,
-    pub submitted_by: String,
-    pub data: Value,
-    pub created_at: DateTime<Utc>,
-}
-
-fn submission(row: &Row) -> SubmissionRow {
-    SubmissionRow {
-        id: row.get("id"),
-        form_task_id: row.get("form_task_id"),
+fn submission(row: &Row) -> Submission {
+    Submission {
+        id: SubmissionId::from_uuid(row.get("id")),
+        form_task_id: FormTaskId::from_uuid(row.get("form_task_id")),
         submitted_by: row.get("submitted_by"),
         data: row.get("data"),
         created_at: row.get("created_at"),
@@ -35,7 +29,7 @@ pub async fn submission_by_request(
     client: &impl GenericClient,
     submitted_by: &str,
     request_id: &str,
-) -> Result<Option<SubmissionRow>, StoreError> {
+) -> Result<Option<Submission>, StoreError> {
     Ok(client
         .query_opt(
             &client
@@ -54,68 +48,56 @@ pub async fn submission_by_request(
 /// The latest answer to a form task (a returned form may have been answered again).
 pub async fn submission_of(
     client: &impl GenericClient,
-    form_task_id: Uuid,
-) -> Result<Option<SubmissionRow>, StoreError> {
+    form_task_id: FormTaskId,
+) -> Result<Option<Submission>, StoreError> {
     Ok(client
         .query_opt(
             &client.prepare_cached("SELECT id, form_task_id, submitted_by, data, created_at FROM submissions WHERE form_task_id = $1
              ORDER BY created_at DESC, id DESC LIMIT 1").await?,
-            &[&form_task_id],
+            &[form_task_id.as_uuid()],
         )
         .await?
         .as_ref()
         .map(submission))
 }
 
-/// Where a delivery stands.
-#[derive(Clone, Debug)]
-pub struct DeliveryRow {
-    pub state: String,
-    pub attempts: i32,
-    /// Why the last attempt did not go through, in words for the form's author.
-    pub last_error: Option<String>,
-    /// The engine's own text of that failure, for operators.
-    pub engine_error: Option<String>,
-    pub next_attempt_at: DateTime<Utc>,
-    pub delivered_at: Option<DateTime<Utc>>,
+/// A delivery's columns, from `state` on (see [`DELIVERY_COLUMNS`]).
+fn delivery(row: &Row, first: usize) -> Result<Delivery, StoreError> {
+    Ok(Delivery {
+        state: decode(
+            "correlation_outbox.state",
+            row.get(first),
+            DeliveryState::parse,
+        )?,
+        attempts: row.get(first + 1),
+        last_error: row.get(first + 2),
+        engine_error: row.get(first + 3),
+        next_attempt_at: row.get(first + 4),
+        delivered_at: row.get(first + 5),
+    })
 }
+
+/// The columns [`delivery`] reads, in its order.
+const DELIVERY_COLUMNS: &str =
+    "o.state, o.attempts, o.last_error, o.engine_error, o.next_attempt_at, o.delivered_at";
 
 /// The delivery of the latest answer to a form task.
 pub async fn delivery_of(
     client: &impl GenericClient,
-    form_task_id: Uuid,
-) -> Result<Option<DeliveryRow>, StoreError> {
-    Ok(client
+    form_task_id: FormTaskId,
+) -> Result<Option<Delivery>, StoreError> {
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS} FROM correlation_outbox o WHERE o.form_task_id = $1
+         ORDER BY o.created_at DESC, o.id DESC LIMIT 1"
+    );
+    client
         .query_opt(
-            &client.prepare_cached("SELECT state, attempts, last_error, engine_error, next_attempt_at, delivered_at
-             FROM correlation_outbox WHERE form_task_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1").await?,
-            &[&form_task_id],
+            &client.prepare_cached(&sql).await?,
+            &[form_task_id.as_uuid()],
         )
         .await?
-        .map(|row| DeliveryRow {
-            state: row.get(0),
-            attempts: row.get(1),
-            last_error: row.get(2),
-            engine_error: row.get(3),
-            next_attempt_at: row.get(4),
-            delivered_at: row.get(5),
-        }))
-}
-
-/// A claimed message to deliver.
-#[derive(Clone, Debug)]
-pub struct OutboxRow {
-    pub id: Uuid,
-    pub form_task_id: Uuid,
-    pub message_name: String,
-    pub process_instance_id: String,
-    pub activity_instance_id: Option<String>,
-    pub variables: Value,
-    pub attempts: i32,
-    pub uncertain: bool,
-    pub lease_generation: i64,
-    /// How long ago the answer was submitted, by the database's clock.
-    pub age: Duration,
+        .map(|row| delivery(&row, 0))
+        .transpose()
 }
 
 /// Claims due rows for `owner` until `lease` from now: pending, due, and not under
@@ -131,7 +113,7 @@ pub async fn claim(
     owner: Uuid,
     lease: Duration,
     limit: i64,
-) -> Result<Vec<OutboxRow>, StoreError> {
+) -> Result<Vec<Claimed>, StoreError> {
     let lease_ms = lease.as_millis() as i64;
     let rows = client
         .query(
@@ -161,9 +143,9 @@ pub async fn claim(
         .await?;
     Ok(rows
         .iter()
-        .map(|row| OutboxRow {
-            id: row.get(0),
-            form_task_id: row.get(1),
+        .map(|row| Claimed {
+            id: SubmissionId::from_uuid(row.get(0)),
+            form_task_id: FormTaskId::from_uuid(row.get(1)),
             message_name: row.get(2),
             process_instance_id: row.get(3),
             activity_instance_id: row.get(4),
@@ -176,43 +158,12 @@ pub async fn claim(
         .collect())
 }
 
-/// What became of an attempt. `reason` says it in words for the form's author
-/// (`last_error`); `error` is the engine's own text, for operators (`engine_error`).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
-    Delivered,
-    /// Try again after `after`; `uncertain` when this attempt's outcome is unknown.
-    Retry {
-        after: Duration,
-        reason: String,
-        error: String,
-        uncertain: bool,
-    },
-    /// Nothing can take the message any more: the process ended.
-    Undeliverable {
-        reason: String,
-        error: String,
-    },
-    /// Not delivered in the time allowed, or an error retrying cannot mend: an
-    /// operator looks at it.
-    Failed {
-        reason: String,
-        error: String,
-    },
-    /// The engine will never take this answer as it is: the form goes back to its
-    /// author (`return_form`).
-    Refused {
-        reason: String,
-        error: String,
-    },
-}
-
 /// Records an outcome if this claim still owns the row. False when a newer claim
 /// took it over (this replica was too slow): then nothing is written. A refusal is
 /// recorded by `return_form`, which also gives the form back.
 pub async fn record(
     client: &impl GenericClient,
-    id: Uuid,
+    id: SubmissionId,
     generation: i64,
     outcome: &Outcome,
 ) -> Result<bool, StoreError> {
@@ -223,7 +174,7 @@ pub async fn record(
                     &client.prepare_cached("UPDATE correlation_outbox SET state = 'delivered', delivered_at = now(), uncertain = false,
                         last_error = NULL, engine_error = NULL, lease_owner = NULL, lease_until = NULL
                      WHERE id = $1 AND lease_generation = $2").await?,
-                    &[&id, &generation],
+                    &[id.as_uuid(), &generation],
                 )
                 .await?
         }
@@ -234,7 +185,7 @@ pub async fn record(
                     &client.prepare_cached("UPDATE correlation_outbox SET next_attempt_at = now() + make_interval(secs => $3::bigint / 1000.0),
                         last_error = $4, engine_error = $5, uncertain = $6, lease_owner = NULL, lease_until = NULL
                      WHERE id = $1 AND lease_generation = $2").await?,
-                    &[&id, &generation, &after_ms, reason, error, uncertain],
+                    &[id.as_uuid(), &generation, &after_ms, reason, error, uncertain],
                 )
                 .await?
         }
@@ -242,16 +193,17 @@ pub async fn record(
         | Outcome::Failed { reason, error }
         | Outcome::Refused { reason, error } => {
             let state = match outcome {
-                Outcome::Failed { .. } => "failed",
-                Outcome::Refused { .. } => "refused",
-                _ => "undeliverable",
-            };
+                Outcome::Failed { .. } => DeliveryState::Failed,
+                Outcome::Refused { .. } => DeliveryState::Refused,
+                _ => DeliveryState::Undeliverable,
+            }
+            .as_str();
             client
                 .execute(
                     &client.prepare_cached("UPDATE correlation_outbox SET state = $3, last_error = $4, engine_error = $5,
                         lease_owner = NULL, lease_until = NULL
                      WHERE id = $1 AND lease_generation = $2").await?,
-                    &[&id, &generation, &state, reason, error],
+                    &[id.as_uuid(), &generation, &state, reason, error],
                 )
                 .await?
         }
@@ -267,122 +219,105 @@ pub async fn record(
 #[tracing::instrument(name = "store.deliveries.return_form", skip_all)]
 pub async fn return_form(
     client: &impl GenericClient,
-    id: Uuid,
+    id: SubmissionId,
     generation: i64,
     reason: &str,
     error: &str,
     at: DateTime<Utc>,
-) -> Result<Option<Option<super::forms::FormTaskRow>>, StoreError> {
+) -> Result<Option<Option<FormTask>>, StoreError> {
     let Some(refused) = client
         .query_opt(
             "UPDATE correlation_outbox SET state = 'refused', last_error = $3, engine_error = $4,
                 lease_owner = NULL, lease_until = NULL
              WHERE id = $1 AND lease_generation = $2 AND state = 'pending'
              RETURNING form_task_id, variables",
-            &[&id, &generation, &reason, &error],
+            &[id.as_uuid(), &generation, &reason, &error],
         )
         .await?
     else {
         return Ok(None);
     };
-    let form_task_id: Uuid = refused.get(0);
+    let form_task_id = FormTaskId::from_uuid(refused.get(0));
     let answer: Value = refused.get(1);
     Ok(Some(
         super::forms::give_back(client, form_task_id, &answer, reason, at).await?,
     ))
 }
 
-/// A delivery with the form it answers, for operators.
-#[derive(Clone, Debug)]
-pub struct DeliveryRecordRow {
-    pub id: Uuid,
-    pub form_task_id: Uuid,
-    pub form_name: String,
-    pub assignee: String,
-    pub business_key: String,
-    pub message_name: String,
-    pub process_instance_id: String,
-    pub delivery: DeliveryRow,
-    pub created_at: DateTime<Utc>,
-}
+const RECORD_COLUMNS: &str = "o.id, o.form_task_id, t.form_name, t.assignee, t.business_key, \
+    o.message_name, o.process_instance_id, o.created_at";
 
-const RECORD_COLUMNS: &str = "o.id, o.form_task_id, t.form_name, t.assignee, t.business_key, o.message_name, \
-    o.process_instance_id, o.state, o.attempts, o.last_error, o.next_attempt_at, o.delivered_at, o.created_at, \
-    o.engine_error";
-
-fn record_from_row(row: &Row) -> DeliveryRecordRow {
-    DeliveryRecordRow {
-        id: row.get(0),
-        form_task_id: row.get(1),
+/// A delivery and its form, read from `RECORD_COLUMNS` then `DELIVERY_COLUMNS`.
+fn record_from_row(row: &Row) -> Result<DeliveryRecord, StoreError> {
+    Ok(DeliveryRecord {
+        id: SubmissionId::from_uuid(row.get(0)),
+        form_task_id: FormTaskId::from_uuid(row.get(1)),
         form_name: row.get(2),
         assignee: row.get(3),
         business_key: row.get(4),
         message_name: row.get(5),
         process_instance_id: row.get(6),
-        delivery: DeliveryRow {
-            state: row.get(7),
-            attempts: row.get(8),
-            last_error: row.get(9),
-            engine_error: row.get(13),
-            next_attempt_at: row.get(10),
-            delivered_at: row.get(11),
-        },
-        created_at: row.get(12),
-    }
+        created_at: row.get(7),
+        delivery: delivery(row, 8)?,
+    })
 }
 
 /// One delivery, by its (the submission's) id.
 pub async fn record_by_id(
     client: &impl GenericClient,
-    id: Uuid,
-) -> Result<Option<DeliveryRecordRow>, StoreError> {
+    id: SubmissionId,
+) -> Result<Option<DeliveryRecord>, StoreError> {
     let sql = format!(
-        "SELECT {RECORD_COLUMNS} FROM correlation_outbox o JOIN form_tasks t ON t.id = o.form_task_id
+        "SELECT {RECORD_COLUMNS}, {DELIVERY_COLUMNS}
+         FROM correlation_outbox o JOIN form_tasks t ON t.id = o.form_task_id
          WHERE o.id = $1"
     );
-    Ok(client
-        .query_opt(&sql, &[&id])
+    client
+        .query_opt(&sql, &[id.as_uuid()])
         .await?
         .as_ref()
-        .map(record_from_row))
+        .map(record_from_row)
+        .transpose()
 }
 
 /// Deliveries in `states` (failed, undeliverable), oldest first, one page.
 pub async fn needing_attention(
     client: &impl GenericClient,
-    states: &[String],
+    states: &[DeliveryState],
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
-) -> Result<Vec<DeliveryRecordRow>, StoreError> {
+) -> Result<Vec<DeliveryRecord>, StoreError> {
+    let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
     let (after_time, after_id) = match after {
         Some((time, id)) => (Some(time), Some(id)),
         None => (None, None),
     };
     let sql = format!(
-        "SELECT {RECORD_COLUMNS} FROM correlation_outbox o JOIN form_tasks t ON t.id = o.form_task_id
+        "SELECT {RECORD_COLUMNS}, {DELIVERY_COLUMNS}
+         FROM correlation_outbox o JOIN form_tasks t ON t.id = o.form_task_id
          WHERE o.state IN ('failed', 'undeliverable', 'refused') AND o.state = ANY($1)
            AND ($2::timestamptz IS NULL OR (o.created_at, o.id) > ($2, $3))
          ORDER BY o.created_at, o.id
          LIMIT $4"
     );
-    Ok(client
+    client
         .query(&sql, &[&states, &after_time, &after_id, &limit])
         .await?
         .iter()
         .map(record_from_row)
-        .collect())
+        .collect()
 }
 
 /// Makes a failed or undeliverable delivery pending and due now, with its attempts
 /// counted afresh. An uncertain last attempt stays uncertain (the dispatcher checks
 /// the engine before sending again). False when it is in another state or unknown.
-pub async fn retry(client: &impl GenericClient, id: Uuid) -> Result<bool, StoreError> {
+pub async fn retry(client: &impl GenericClient, id: SubmissionId) -> Result<bool, StoreError> {
     Ok(client
         .execute(
             "UPDATE correlation_outbox SET state = 'pending', attempts = 0, next_attempt_at = now(),
                 lease_owner = NULL, lease_until = NULL, lease_generation = lease_generation + 1
              WHERE id = $1 AND state IN ('failed', 'undeliverable')",
-            &[&id],
+            &[id.as_uuid()],
         )
         .await?
         == 1)
@@ -392,7 +327,7 @@ pub async fn retry(client: &impl GenericClient, id: Uuid) -> Result<bool, StoreE
 /// False when it is in another state or unknown.
 pub async fn abandon(
     client: &impl GenericClient,
-    id: Uuid,
+    id: SubmissionId,
     reason: &str,
 ) -> Result<bool, StoreError> {
     Ok(client
@@ -400,7 +335,7 @@ pub async fn abandon(
             "UPDATE correlation_outbox SET state = 'undeliverable', last_error = $2,
                 lease_owner = NULL, lease_until = NULL, lease_generation = lease_generation + 1
              WHERE id = $1 AND state = 'failed'",
-            &[&id, &reason],
+            &[id.as_uuid(), &reason],
         )
         .await?
         == 1)

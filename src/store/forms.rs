@@ -6,47 +6,10 @@ use serde_json::Value;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::StoreError;
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct FormTaskRow {
-    pub id: Uuid,
-    pub external_task_id: String,
-    pub business_key: String,
-    pub form_name: String,
-    pub message_name: String,
-    pub assignee: String,
-    pub status: String,
-    pub process_instance_id: String,
-    pub root_process_instance_id: String,
-    pub process_definition_id: Option<String>,
-    pub process_definition_key: Option<String>,
-    pub tenant_id: Option<String>,
-    pub topic_name: Option<String>,
-    pub activity_id: String,
-    pub activity_instance_id: Option<String>,
-    pub execution_id: Option<String>,
-    pub deployment_id: Option<String>,
-    pub prefill: Value,
-    pub draft: Option<Value>,
-    pub withdrawal_reason: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub completed_at: Option<DateTime<Utc>>,
-    /// The delivery of the latest submission to the engine, once submitted.
-    pub delivery_state: Option<String>,
-    /// Why the process could not use the last answer, when the form came back.
-    pub return_reason: Option<String>,
-    pub returned_at: Option<DateTime<Utc>>,
-    /// The send task's name in the model, when it has one.
-    pub task_name: Option<String>,
-    /// The process definition's name in the model, when it has one.
-    pub process_name: Option<String>,
-    /// The Camunda Form's own title, when its schema has one.
-    pub form_title: Option<String>,
-    /// The line built from the send task's `ramp.context`, when it names any.
-    pub context: Option<String>,
-}
+use super::{StoreError, decode};
+use crate::delivery::DeliveryState;
+use crate::forms::{Change, ChangeKind, FormState, FormTask};
+use crate::ids::{FormTaskId, SubmissionId};
 
 const COLUMNS: &str = "id, external_task_id, business_key, form_name, message_name, assignee, status, \
     process_instance_id, root_process_instance_id, process_definition_id, process_definition_key, \
@@ -56,15 +19,16 @@ const COLUMNS: &str = "id, external_task_id, business_key, form_name, message_na
     (SELECT o.state FROM correlation_outbox o WHERE o.form_task_id = form_tasks.id \
      ORDER BY o.created_at DESC LIMIT 1) AS delivery_state";
 
-fn from_row(row: &Row) -> FormTaskRow {
-    FormTaskRow {
-        id: row.get("id"),
+/// A form task read from the database: its words parsed, or a decode error.
+fn from_row(row: &Row) -> Result<FormTask, StoreError> {
+    Ok(FormTask {
+        id: FormTaskId::from_uuid(row.get("id")),
         external_task_id: row.get("external_task_id"),
         business_key: row.get("business_key"),
         form_name: row.get("form_name"),
         message_name: row.get("message_name"),
         assignee: row.get("assignee"),
-        status: row.get("status"),
+        status: decode("form_tasks.status", row.get("status"), FormState::parse)?,
         process_instance_id: row.get("process_instance_id"),
         root_process_instance_id: row.get("root_process_instance_id"),
         process_definition_id: row.get("process_definition_id"),
@@ -81,14 +45,27 @@ fn from_row(row: &Row) -> FormTaskRow {
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
         completed_at: row.get("completed_at"),
-        delivery_state: row.get("delivery_state"),
+        delivery_state: row
+            .get::<_, Option<&str>>("delivery_state")
+            .map(|state| decode("correlation_outbox.state", state, DeliveryState::parse))
+            .transpose()?,
         return_reason: row.get("return_reason"),
         returned_at: row.get("returned_at"),
         task_name: row.get("task_name"),
         process_name: row.get("process_name"),
         form_title: row.get("form_title"),
         context: row.get("context"),
-    }
+    })
+}
+
+/// The form task a statement found, if any.
+fn one(row: Option<Row>) -> Result<Option<FormTask>, StoreError> {
+    row.as_ref().map(from_row).transpose()
+}
+
+/// The form tasks a statement found.
+fn all(rows: Vec<Row>) -> Result<Vec<FormTask>, StoreError> {
+    rows.iter().map(from_row).collect()
 }
 
 /// Stores a new form task and its `added` change (carrying `summary`) in one
@@ -97,7 +74,7 @@ fn from_row(row: &Row) -> FormTaskRow {
 #[tracing::instrument(name = "store.forms.insert_new", skip_all)]
 pub async fn insert_new(
     client: &impl GenericClient,
-    task: &FormTaskRow,
+    task: &FormTask,
     summary: &Value,
 ) -> Result<bool, StoreError> {
     let sql = "WITH inserted AS (
@@ -119,7 +96,7 @@ pub async fn insert_new(
         .query_one(
             &client.prepare_cached(sql).await?,
             &[
-                &task.id,
+                task.id.as_uuid(),
                 &task.external_task_id,
                 &task.business_key,
                 &task.form_name,
@@ -153,48 +130,45 @@ pub async fn insert_new(
 pub async fn by_external_task(
     client: &impl GenericClient,
     external_task_id: &str,
-) -> Result<Option<FormTaskRow>, StoreError> {
+) -> Result<Option<FormTask>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM form_tasks WHERE external_task_id = $1");
-    Ok(client
+    one(client
         .query_opt(&client.prepare_cached(&sql).await?, &[&external_task_id])
-        .await?
-        .as_ref()
-        .map(from_row))
+        .await?)
 }
 
 #[tracing::instrument(name = "store.forms.get", skip_all)]
-pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<Option<FormTaskRow>, StoreError> {
+pub async fn get(
+    client: &impl GenericClient,
+    id: FormTaskId,
+) -> Result<Option<FormTask>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM form_tasks WHERE id = $1");
-    Ok(client
-        .query_opt(&client.prepare_cached(&sql).await?, &[&id])
-        .await?
-        .as_ref()
-        .map(from_row))
+    one(client
+        .query_opt(&client.prepare_cached(&sql).await?, &[id.as_uuid()])
+        .await?)
 }
 
 /// A form task, locked for the rest of the transaction (submits serialize on it).
 pub async fn get_for_update(
     client: &impl GenericClient,
-    id: Uuid,
-) -> Result<Option<FormTaskRow>, StoreError> {
+    id: FormTaskId,
+) -> Result<Option<FormTask>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM form_tasks WHERE id = $1 FOR UPDATE");
-    Ok(client
-        .query_opt(&client.prepare_cached(&sql).await?, &[&id])
-        .await?
-        .as_ref()
-        .map(from_row))
+    one(client
+        .query_opt(&client.prepare_cached(&sql).await?, &[id.as_uuid()])
+        .await?)
 }
 
 /// A submit, as one statement writes it.
 pub struct Submit<'a> {
-    pub form_task_id: Uuid,
+    pub form_task_id: FormTaskId,
     pub assignee: &'a str,
     /// The task's `updated_at` when it was read and checked: the write happens only
     /// if nothing changed since.
     pub seen_updated_at: DateTime<Utc>,
     /// The time of the submit: completed_at, updated_at, the submission's created_at.
     pub at: DateTime<Utc>,
-    pub submission_id: Uuid,
+    pub submission_id: SubmissionId,
     pub request_id: Option<&'a str>,
     pub data: &'a Value,
     pub message_name: &'a str,
@@ -234,11 +208,11 @@ pub async fn submit(client: &impl GenericClient, s: &Submit<'_>) -> Result<bool,
         .query_one(
             &client.prepare_cached(sql).await?,
             &[
-                &s.form_task_id,
+                s.form_task_id.as_uuid(),
                 &s.assignee,
                 &s.seen_updated_at,
                 &s.at,
-                &s.submission_id,
+                s.submission_id.as_uuid(),
                 &s.request_id,
                 s.data,
                 &s.message_name,
@@ -258,21 +232,19 @@ pub async fn submit(client: &impl GenericClient, s: &Submit<'_>) -> Result<bool,
 #[tracing::instrument(name = "store.forms.give_back", skip_all)]
 pub async fn give_back(
     client: &impl GenericClient,
-    id: Uuid,
+    id: FormTaskId,
     answer: &Value,
     reason: &str,
     at: DateTime<Utc>,
-) -> Result<Option<FormTaskRow>, StoreError> {
+) -> Result<Option<FormTask>, StoreError> {
     let sql = format!(
         "UPDATE form_tasks SET status = 'pending', draft = $2, return_reason = $3, returned_at = $4,
             completed_at = NULL, updated_at = $4
          WHERE id = $1 AND status = 'completed' RETURNING {COLUMNS}"
     );
-    Ok(client
-        .query_opt(&sql, &[&id, answer, &reason, &at])
-        .await?
-        .as_ref()
-        .map(from_row))
+    one(client
+        .query_opt(&sql, &[id.as_uuid(), answer, &reason, &at])
+        .await?)
 }
 
 /// Gives a pending form to `assignee` and clears its draft (the old assignee's), in
@@ -282,37 +254,31 @@ pub async fn give_back(
 #[tracing::instrument(name = "store.forms.reassign", skip_all)]
 pub async fn reassign(
     client: &impl GenericClient,
-    id: Uuid,
+    id: FormTaskId,
     assignee: &str,
-) -> Result<Option<FormTaskRow>, StoreError> {
+) -> Result<Option<FormTask>, StoreError> {
     let sql = format!(
         "UPDATE form_tasks SET assignee = $2, draft = NULL, updated_at = now()
          WHERE id = $1 AND status = 'pending' RETURNING {COLUMNS}"
     );
-    Ok(client
-        .query_opt(&sql, &[&id, &assignee])
-        .await?
-        .as_ref()
-        .map(from_row))
+    one(client.query_opt(&sql, &[id.as_uuid(), &assignee]).await?)
 }
 
 /// Withdraws pending forms (in the caller's transaction) and returns them.
 #[tracing::instrument(name = "store.forms.withdraw", skip_all)]
 pub async fn withdraw(
     client: &impl GenericClient,
-    ids: &[Uuid],
+    ids: &[FormTaskId],
     reason: &str,
-) -> Result<Vec<FormTaskRow>, StoreError> {
+) -> Result<Vec<FormTask>, StoreError> {
     let sql = format!(
         "UPDATE form_tasks SET status = 'withdrawn', withdrawal_reason = $2, updated_at = now()
          WHERE id = ANY($1) AND status = 'pending' RETURNING {COLUMNS}"
     );
-    Ok(client
+    let ids: Vec<Uuid> = ids.iter().map(|id| *id.as_uuid()).collect();
+    all(client
         .query(&client.prepare_cached(&sql).await?, &[&ids, &reason])
-        .await?
-        .iter()
-        .map(from_row)
-        .collect())
+        .await?)
 }
 
 /// Withdraws, in one statement, every pending form of the process tree under `root`
@@ -322,17 +288,14 @@ pub async fn withdraw_tree(
     client: &impl GenericClient,
     root: &str,
     reason: &str,
-) -> Result<Vec<FormTaskRow>, StoreError> {
+) -> Result<Vec<FormTask>, StoreError> {
     let sql = format!(
         "UPDATE form_tasks SET status = 'withdrawn', withdrawal_reason = $2, updated_at = now()
          WHERE root_process_instance_id = $1 AND status = 'pending' RETURNING {COLUMNS}"
     );
-    Ok(client
+    all(client
         .query(&client.prepare_cached(&sql).await?, &[&root, &reason])
-        .await?
-        .iter()
-        .map(from_row)
-        .collect())
+        .await?)
 }
 
 /// Pending forms held by these instances, or belonging to these roots.
@@ -340,17 +303,14 @@ pub async fn withdraw_tree(
 pub async fn pending_in(
     client: &impl GenericClient,
     instances: &[String],
-) -> Result<Vec<FormTaskRow>, StoreError> {
+) -> Result<Vec<FormTask>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM form_tasks
          WHERE status = 'pending' AND (process_instance_id = ANY($1) OR root_process_instance_id = ANY($1))"
     );
-    Ok(client
+    all(client
         .query(&client.prepare_cached(&sql).await?, &[&instances])
-        .await?
-        .iter()
-        .map(from_row)
-        .collect())
+        .await?)
 }
 
 /// Replaces the draft of a pending form of `assignee`'s. `None`, with nothing
@@ -360,22 +320,20 @@ pub async fn pending_in(
 #[tracing::instrument(name = "store.forms.save_draft", skip_all)]
 pub async fn save_draft(
     client: &impl GenericClient,
-    id: Uuid,
+    id: FormTaskId,
     assignee: &str,
     draft: &Value,
-) -> Result<Option<FormTaskRow>, StoreError> {
+) -> Result<Option<FormTask>, StoreError> {
     let sql = format!(
         "UPDATE form_tasks SET draft = $2, updated_at = now()
          WHERE id = $1 AND status = 'pending' AND assignee = $3 RETURNING {COLUMNS}"
     );
-    Ok(client
+    one(client
         .query_opt(
             &client.prepare_cached(&sql).await?,
-            &[&id, draft, &assignee],
+            &[id.as_uuid(), draft, &assignee],
         )
-        .await?
-        .as_ref()
-        .map(from_row))
+        .await?)
 }
 
 /// A user's pending forms, oldest first.
@@ -383,21 +341,19 @@ pub async fn save_draft(
 pub async fn pending_for(
     client: &impl GenericClient,
     assignee: &str,
-) -> Result<Vec<FormTaskRow>, StoreError> {
+) -> Result<Vec<FormTask>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM form_tasks WHERE assignee = $1 AND status = 'pending' ORDER BY created_at, id"
     );
-    Ok(client
+    all(client
         .query(&client.prepare_cached(&sql).await?, &[&assignee])
-        .await?
-        .iter()
-        .map(from_row)
-        .collect())
+        .await?)
 }
 
 pub struct ListQuery<'a> {
     pub assignee: Option<&'a str>,
-    pub statuses: &'a [String],
+    /// Every state when empty.
+    pub statuses: &'a [FormState],
     pub business_key: Option<&'a str>,
     pub root_process_instance_id: Option<&'a str>,
     pub after: Option<(DateTime<Utc>, Uuid)>,
@@ -409,11 +365,12 @@ pub struct ListQuery<'a> {
 pub async fn list(
     client: &impl GenericClient,
     query: &ListQuery<'_>,
-) -> Result<Vec<FormTaskRow>, StoreError> {
+) -> Result<Vec<FormTask>, StoreError> {
     let (after_time, after_id) = match query.after {
         Some((time, id)) => (Some(time), Some(id)),
         None => (None, None),
     };
+    let statuses: Vec<&str> = query.statuses.iter().map(|s| s.as_str()).collect();
     let sql = format!(
         "SELECT {COLUMNS} FROM form_tasks
          WHERE ($1::text IS NULL OR assignee = $1)
@@ -424,12 +381,12 @@ pub async fn list(
          ORDER BY created_at, id
          LIMIT $7"
     );
-    Ok(client
+    all(client
         .query(
             &client.prepare_cached(&sql).await?,
             &[
                 &query.assignee,
-                &query.statuses,
+                &statuses,
                 &query.business_key,
                 &query.root_process_instance_id,
                 &after_time,
@@ -437,53 +394,44 @@ pub async fn list(
                 &query.limit,
             ],
         )
-        .await?
-        .iter()
-        .map(from_row)
-        .collect())
+        .await?)
 }
 
 /// A position in the change log: (writing transaction, row number).
 pub type Position = (i64, i64);
 
-/// One change of the log.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ChangeRow {
-    pub position: Position,
-    pub form_task_id: Uuid,
-    pub assignee: String,
-    pub kind: String,
-    pub reason: Option<String>,
-    pub summary: Value,
-    pub created_at: DateTime<Utc>,
-}
-
-fn change_from_row(row: &Row) -> ChangeRow {
-    ChangeRow {
+/// A change read from the log: its kind and reason parsed, or a decode error.
+fn change_from_row(row: &Row) -> Result<Change, StoreError> {
+    let kind: &str = row.get("kind");
+    let reason: Option<&str> = row.get("reason");
+    let kind = ChangeKind::parse(kind, reason).ok_or_else(|| StoreError::Decode {
+        column: "form_changes.kind",
+        value: format!("{kind} ({})", reason.unwrap_or("no reason")),
+    })?;
+    Ok(Change {
         position: (row.get("tx"), row.get("seq")),
-        form_task_id: row.get("form_task_id"),
+        form_task_id: FormTaskId::from_uuid(row.get("form_task_id")),
         assignee: row.get("assignee"),
-        kind: row.get("kind"),
-        reason: row.get("reason"),
+        kind,
         summary: row.get("summary"),
         created_at: row.get("created_at"),
-    }
+    })
 }
 
 /// Appends a change, in the caller's transaction.
 #[tracing::instrument(name = "store.forms.append_change", skip_all)]
 pub async fn append_change(
     client: &impl GenericClient,
-    form_task_id: Uuid,
+    form_task_id: FormTaskId,
     assignee: &str,
-    kind: &str,
-    reason: Option<&str>,
+    kind: ChangeKind,
     summary: &Value,
 ) -> Result<(), StoreError> {
+    let (kind, reason) = kind.as_stored();
     client
         .execute(
             &client.prepare_cached("INSERT INTO form_changes (form_task_id, assignee, kind, reason, summary) VALUES ($1, $2, $3, $4, $5)").await?,
-            &[&form_task_id, &assignee, &kind, &reason, summary],
+            &[form_task_id.as_uuid(), &assignee, &kind, &reason, summary],
         )
         .await?;
     Ok(())
@@ -497,7 +445,7 @@ pub async fn changes_after(
     assignee: Option<&str>,
     after: Position,
     limit: i64,
-) -> Result<Vec<ChangeRow>, StoreError> {
+) -> Result<Vec<Change>, StoreError> {
     let rows = client
         .query(
             &client.prepare_cached("SELECT tx, seq, form_task_id, assignee, kind, reason, summary, created_at FROM form_changes
@@ -509,7 +457,7 @@ pub async fn changes_after(
             &[&assignee, &after.0, &after.1, &limit],
         )
         .await?;
-    Ok(rows.iter().map(change_from_row).collect())
+    rows.iter().map(change_from_row).collect()
 }
 
 /// The end of what readers can see now: the greatest position below the xmin.
@@ -724,7 +672,7 @@ pub async fn oldest_change(
 pub async fn snapshot(
     client: &mut deadpool_postgres::Object,
     assignee: &str,
-) -> Result<Option<(Vec<FormTaskRow>, Position)>, StoreError> {
+) -> Result<Option<(Vec<FormTask>, Position)>, StoreError> {
     let tx = client
         .build_transaction()
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)

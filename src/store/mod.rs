@@ -34,10 +34,10 @@ pub enum StoreError {
     Migration(#[from] refinery::Error),
     #[error("database did not answer within {0:?}")]
     Timeout(Duration),
-    /// A stored value that ramp does not know (a state, a reason, a kind): a row
-    /// written by a newer release, or by hand.
-    #[error("{column} holds {value:?}, which this release does not know")]
-    UnknownValue { column: &'static str, value: String },
+    /// A stored word this release does not know (a state, a reason): a bug, or a
+    /// newer release's data. Never read as some other value.
+    #[error("unknown {column} in the database: {value:?}")]
+    Decode { column: &'static str, value: String },
 }
 
 /// What a store failure means for whoever asked.
@@ -60,7 +60,7 @@ impl StoreError {
                 postgres_fault(error)
             }
             Self::Pool(_) | Self::Timeout(_) => StoreFault::Unavailable,
-            Self::Migration(_) | Self::UnknownValue { .. } => StoreFault::Bug,
+            Self::Migration(_) | Self::Decode { .. } => StoreFault::Bug,
         }
     }
 }
@@ -298,6 +298,19 @@ pub(crate) fn unique_violation(error: &tokio_postgres::Error) -> Option<&str> {
     }
 }
 
+/// The value a stored word names, read with `parse`: a word it does not know is a
+/// [`StoreError::Decode`] naming `column`.
+fn decode<T>(
+    column: &'static str,
+    word: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<T, StoreError> {
+    parse(word).ok_or_else(|| StoreError::Decode {
+        column,
+        value: word.to_owned(),
+    })
+}
+
 /// tokio-postgres says only "db error" for server errors; the server's message and
 /// code are in the source.
 fn describe(error: &tokio_postgres::Error) -> String {
@@ -371,7 +384,7 @@ mod tests {
         ] {
             assert_eq!(client_fault(message), StoreFault::Bug, "{message}");
         }
-        let unknown = StoreError::UnknownValue {
+        let unknown = StoreError::Decode {
             column: "processes.state",
             value: "paused".into(),
         };

@@ -1,12 +1,5 @@
-//! Delivery of submitted answers to the receive tasks that wait for them: a
-//! dispatcher on every replica claims outbox rows with a lease and delivers each by
-//! triggering the waiting execution's message subscription, with the data as
-//! instance variables and a marker (`rampSubmissionId`) that makes an uncertain
-//! attempt checkable. Never lost, never silent: every answer ends delivered, or
-//! `refused` and back with its author (the engine will never take it as it is), or
-//! `undeliverable` (the process ended), or `failed` (not through in the time
-//! allowed: an operator looks). Never twice: an attempt whose outcome is unknown is
-//! checked before any retry.
+//! The dispatcher: claims due messages of the outbox and delivers each, recording
+//! its outcome.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,11 +11,12 @@ use uuid::Uuid;
 
 use chrono::{SubsecRound, Utc};
 
+use super::{Claimed, Outcome};
 use crate::camunda::types::ActivityInstance;
 use crate::camunda::{Camunda, CamundaError, typed};
-use crate::forms::{ChangeHub, FormSummary};
+use crate::forms::{ChangeHub, ChangeKind, FormSummary};
 use crate::store::Store;
-use crate::store::deliveries::{self as rows, OutboxRow, Outcome};
+use crate::store::deliveries as rows;
 use crate::store::forms;
 
 /// The variable that carries the submission id with the data.
@@ -153,7 +147,7 @@ impl Dispatcher {
 
     async fn record(
         &self,
-        row: &OutboxRow,
+        row: &Claimed,
         outcome: Outcome,
     ) -> Result<(), crate::store::StoreError> {
         match &outcome {
@@ -205,7 +199,7 @@ impl Dispatcher {
     /// transaction. False when the claim lost the row.
     async fn give_back(
         &self,
-        row: &OutboxRow,
+        row: &Claimed,
         reason: &str,
         error: &str,
     ) -> Result<bool, crate::store::StoreError> {
@@ -224,8 +218,7 @@ impl Dispatcher {
                 &tx,
                 form.id,
                 &form.assignee,
-                "added",
-                None,
+                ChangeKind::Added,
                 &summary.to_json(),
             )
             .await?;
@@ -253,7 +246,7 @@ impl Dispatcher {
     /// marker before sending anything: an uncertain attempt stays uncertain whatever
     /// later attempts meet (a conflict or a subscription gone is what an attempt
     /// meets while the uncertain one commits).
-    fn retry(&self, row: &OutboxRow, why: Why, error: String, uncertain: bool) -> Outcome {
+    fn retry(&self, row: &Claimed, why: Why, error: String, uncertain: bool) -> Outcome {
         let counts = matches!(why, Why::EngineError);
         if row.age >= self.settings.give_up_after
             || (counts && row.attempts >= self.settings.max_attempts)
@@ -276,7 +269,7 @@ impl Dispatcher {
         }
     }
 
-    async fn deliver(&self, row: &OutboxRow) -> Outcome {
+    async fn deliver(&self, row: &Claimed) -> Outcome {
         let instance = &row.process_instance_id;
         let message = &row.message_name;
         if row.uncertain {
@@ -345,7 +338,7 @@ impl Dispatcher {
     /// No execution waits for the message: wait while something can still come to
     /// wait for it; otherwise the process has ended (undeliverable) or moved on
     /// without it (refused: the author learns that the process no longer needs it).
-    async fn nothing_waits(&self, row: &OutboxRow) -> Outcome {
+    async fn nothing_waits(&self, row: &Claimed) -> Outcome {
         let instance = &row.process_instance_id;
         match self.camunda.historic_process_instance(instance).await {
             Ok(history) if matches!(history.state.as_str(), "ACTIVE" | "SUSPENDED") => {}
@@ -415,7 +408,7 @@ impl Dispatcher {
     /// whose user answered first. `None` when none is the form's yet.
     async fn target(
         &self,
-        row: &OutboxRow,
+        row: &Claimed,
         waiting: &[crate::camunda::types::Execution],
     ) -> Result<Option<String>, CamundaError> {
         let tree = self
@@ -458,7 +451,7 @@ impl Dispatcher {
     }
 
     /// Whether the marker of this submission reached the instance.
-    async fn landed(&self, row: &OutboxRow) -> Result<bool, CamundaError> {
+    async fn landed(&self, row: &Claimed) -> Result<bool, CamundaError> {
         let id = row.id.to_string();
         let updates = self
             .camunda
