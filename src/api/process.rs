@@ -1,11 +1,11 @@
 //! `ramp.v1.ProcessService`.
 
-use prost_types::Timestamp;
 use tonic::{Request, Response, Status};
 
 use super::caller;
+use super::convert::timestamp;
 use super::status::status;
-use super::validate::{Violations, non_empty};
+use super::validate::{Violations, id_of, non_empty};
 use crate::processes::definitions::Definitions;
 use crate::processes::{self, CancelProcess, ListProcesses, Process, Processes, StartProcess};
 use crate::proto::process_service_server::ProcessService;
@@ -21,13 +21,6 @@ impl ProcessApi {
         Self {
             processes: processes.with_startable(definitions, startable),
         }
-    }
-}
-
-pub(super) fn timestamp(time: chrono::DateTime<chrono::Utc>) -> Timestamp {
-    Timestamp {
-        seconds: time.timestamp(),
-        nanos: time.timestamp_subsec_nanos() as i32,
     }
 }
 
@@ -128,13 +121,6 @@ impl TryFrom<CancelProcessRequest> for CancelProcess {
     }
 }
 
-/// The id of a GetProcessRequest.
-fn process_id(request: &GetProcessRequest) -> Result<uuid::Uuid, Status> {
-    let mut v = Violations::new();
-    let id = v.uuid("id", &request.id);
-    v.finish(id)
-}
-
 #[tonic::async_trait]
 impl ProcessService for ProcessApi {
     async fn start_process(
@@ -154,7 +140,7 @@ impl ProcessService for ProcessApi {
         request: Request<GetProcessRequest>,
     ) -> Result<Response<GetProcessResponse>, Status> {
         let caller = caller(&request)?;
-        let id = process_id(request.get_ref())?;
+        let id = id_of::<uuid::Uuid>("id", &request.get_ref().id)?;
         let process = self.processes.get(&caller, id).await.map_err(status)?;
         Ok(Response::new(GetProcessResponse {
             process: Some(to_proto(process)),

@@ -107,6 +107,17 @@ impl Answer for FormError {
     fn reply(&self) -> Reply {
         match self {
             Self::NotFound => told(Code::NotFound, "form task not found"),
+            Self::PermissionDenied(message) => told(Code::PermissionDenied, message),
+            Self::Inconsistent(fields) => {
+                let mut violations = Violations::new();
+                for (field, problem) in fields {
+                    violations.add(field, *problem);
+                }
+                Reply::Fields {
+                    violations,
+                    note: None,
+                }
+            }
             Self::NotPending(message) => told(Code::FailedPrecondition, message),
             Self::Unavailable(message) => told(Code::Unavailable, message),
             Self::InvalidArgument(message) => told(Code::InvalidArgument, message),
@@ -145,6 +156,7 @@ impl Answer for AdminError {
     fn reply(&self) -> Reply {
         match self {
             Self::NotFound => told(Code::NotFound, "delivery not found"),
+            Self::PermissionDenied(message) => told(Code::PermissionDenied, message),
             Self::FailedPrecondition(message) => told(Code::FailedPrecondition, message),
             Self::InvalidPageToken => told(Code::InvalidArgument, PAGE_TOKEN),
             Self::Store(error) => error.reply(),

@@ -43,6 +43,14 @@ pub fn non_empty(text: String) -> Option<String> {
     Some(text).filter(|t| !t.is_empty())
 }
 
+/// The one field of a request that names one of ramp's ids (a process, a form task,
+/// a delivery).
+pub fn id_of<T: From<uuid::Uuid>>(field: &str, value: &str) -> Result<T, Status> {
+    let mut v = Violations::new();
+    let id = v.uuid(field, value);
+    v.finish(id.map(T::from))
+}
+
 /// Collects the problems of one request.
 #[derive(Default)]
 pub struct Violations(Vec<FieldViolation>);
