@@ -15,6 +15,7 @@ use crate::camunda::types::ProcessInstanceQuery;
 use crate::camunda::{Camunda, CamundaError, typed};
 use crate::email::Email;
 use crate::forms::withdrawal::Withdrawals;
+use crate::ids::stored_words;
 use crate::store::processes::{self as rows, ListQuery, NewProcess, ProcessRow, ReserveError};
 use crate::store::{Store, StoreError};
 use definitions::{Definitions, Startable};
@@ -32,48 +33,17 @@ pub const PROCESS_TAG: &str = "rampProcessId";
 /// offers them. Every name ramp writes into an instance belongs here.
 pub const RESERVED: [&str; 2] = [PROCESS_TAG, crate::delivery::MARKER];
 
-/// Where a process stands, as ramp knows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProcessState {
-    Starting,
-    Active,
-    Completed,
-    Cancelled,
-    Terminated,
-    Failed,
-}
-
-impl ProcessState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Starting => "starting",
-            Self::Active => "active",
-            Self::Completed => "completed",
-            Self::Cancelled => "cancelled",
-            Self::Terminated => "terminated",
-            Self::Failed => "failed",
-        }
+stored_words!(
+    /// Where a process stands, as ramp knows it.
+    ProcessState {
+        Starting = "starting",
+        Active = "active",
+        Completed = "completed",
+        Cancelled = "cancelled",
+        Terminated = "terminated",
+        Failed = "failed",
     }
-
-    /// The state stored as `text`; one this release does not know is an error, not
-    /// a guess.
-    pub fn parse(text: &str) -> Result<Self, StoreError> {
-        Ok(match text {
-            "starting" => Self::Starting,
-            "active" => Self::Active,
-            "completed" => Self::Completed,
-            "cancelled" => Self::Cancelled,
-            "terminated" => Self::Terminated,
-            "failed" => Self::Failed,
-            _ => {
-                return Err(StoreError::Decode {
-                    column: "processes.state",
-                    value: text.to_owned(),
-                });
-            }
-        })
-    }
-}
+);
 
 /// A process.
 #[derive(Clone, Debug, PartialEq)]
@@ -97,7 +67,10 @@ impl TryFrom<ProcessRow> for Process {
             id: row.id,
             definition_key: row.definition_key,
             business_key: row.business_key,
-            state: ProcessState::parse(&row.state)?,
+            state: ProcessState::parse(&row.state).ok_or_else(|| StoreError::Decode {
+                column: "processes.state",
+                value: row.state.clone(),
+            })?,
             engine_instance_id: row.engine_instance_id,
             started_by: row.started_by,
             created_at: row.created_at,

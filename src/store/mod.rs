@@ -56,10 +56,10 @@ pub enum StoreFault {
 impl StoreError {
     pub fn fault(&self) -> StoreFault {
         match self {
-            Self::Pool(deadpool_postgres::PoolError::Backend(error)) | Self::Db(error) => {
-                postgres_fault(error)
-            }
+            // Whatever keeps the pool from handing out a connection (the server gone,
+            // the database dropped, the login refused) leaves the database out of reach.
             Self::Pool(_) | Self::Timeout(_) => StoreFault::Unavailable,
+            Self::Db(error) => postgres_fault(error),
             Self::Migration(_) | Self::Decode { .. } => StoreFault::Bug,
         }
     }
@@ -77,14 +77,15 @@ fn postgres_fault(error: &tokio_postgres::Error) -> StoreFault {
     client_fault(&error.to_string())
 }
 
-/// Classes 08 (connection), 40 (transaction rolled back: serialization, deadlock),
-/// 53 (insufficient resources), 57 (operator intervention: shutdown, statement
-/// timeout) and 58 (system error), and a lock not available, pass with time;
-/// everything else (23 constraints, 22 data, 42 syntax and undefined names, ...) is
-/// ramp's mistake.
+/// Classes 08 (connection), 28 (login refused), 3D (no such database), 40
+/// (transaction rolled back: serialization, deadlock), 53 (insufficient resources),
+/// 57 (operator intervention: shutdown, statement timeout) and 58 (system error),
+/// and a lock not available, leave the database out of reach for now; everything
+/// else (23 constraints, 22 data, 42 syntax and undefined names, ...) is ramp's
+/// mistake.
 fn sql_state_fault(state: &tokio_postgres::error::SqlState) -> StoreFault {
     let code = state.code();
-    let transient = ["08", "40", "53", "57", "58"]
+    let transient = ["08", "28", "3D", "40", "53", "57", "58"]
         .iter()
         .any(|class| code.starts_with(class))
         || state == &tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE;
@@ -336,6 +337,8 @@ mod tests {
             SqlState::T_R_DEADLOCK_DETECTED,
             SqlState::TOO_MANY_CONNECTIONS,
             SqlState::LOCK_NOT_AVAILABLE,
+            SqlState::INVALID_CATALOG_NAME,
+            SqlState::INVALID_PASSWORD,
         ] {
             assert_eq!(
                 sql_state_fault(&state),
@@ -356,6 +359,9 @@ mod tests {
             StoreError::Pool(deadpool_postgres::PoolError::Closed).fault(),
             StoreFault::Unavailable
         );
+        let refused =
+            deadpool_postgres::PoolError::Backend(tokio_postgres::Error::__private_api_timeout());
+        assert_eq!(StoreError::Pool(refused).fault(), StoreFault::Unavailable);
         assert_eq!(
             StoreError::Timeout(Duration::from_secs(1)).fault(),
             StoreFault::Unavailable
