@@ -396,4 +396,37 @@ mod tests {
         };
         assert_eq!(unknown.fault(), StoreFault::Bug);
     }
+
+    /// The classification against a real PostgreSQL, when the tests have one
+    /// (`RAMP_TEST_DATABASE_URL`, as `make test` sets it): the client's words for
+    /// its own errors are the library's, and this pins them.
+    #[tokio::test]
+    async fn real_errors_are_told_apart() {
+        let Ok(url) = std::env::var("RAMP_TEST_DATABASE_URL") else {
+            eprintln!("RAMP_TEST_DATABASE_URL is not set: skipped");
+            return;
+        };
+        let store = Store::new(&url.clone().into(), 2, Duration::from_secs(5)).unwrap();
+        let client = store.client().await.unwrap();
+        let fault = |error: tokio_postgres::Error| StoreError::from(error).fault();
+
+        client
+            .batch_execute(
+                "CREATE TEMPORARY TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)",
+            )
+            .await
+            .unwrap();
+        let duplicate = client.execute("INSERT INTO t VALUES (1)", &[]).await;
+        assert_eq!(fault(duplicate.unwrap_err()), StoreFault::Bug);
+        let row = client.query_one("SELECT 'x'::text", &[]).await.unwrap();
+        let undecodable = row.try_get::<_, i32>(0);
+        assert_eq!(fault(undecodable.unwrap_err()), StoreFault::Bug);
+        let too_many = client.query_one("SELECT id FROM t WHERE id > 5", &[]).await;
+        assert_eq!(fault(too_many.unwrap_err()), StoreFault::Bug);
+
+        let gone = format!("{url} dbname=ramp_no_such_database");
+        let gone = Store::new(&gone.into(), 1, Duration::from_secs(5)).unwrap();
+        let unreachable = gone.client().await.map(|_| ()).unwrap_err();
+        assert_eq!(unreachable.fault(), StoreFault::Unavailable);
+    }
 }
