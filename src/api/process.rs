@@ -195,3 +195,61 @@ impl ProcessService for ProcessApi {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::validate::fields;
+
+    #[test]
+    fn a_start_is_parsed_into_a_command_or_its_field_violations() {
+        let start = StartProcess::try_from(StartProcessRequest {
+            definition_key: "VOE".into(),
+            business_key: "Ann@Example.com".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(start.definition_key, "VOE");
+        assert_eq!(start.business_key.as_str(), "ann@example.com");
+        assert_eq!(start.request_id, None);
+
+        let empty = StartProcess::try_from(StartProcessRequest::default()).unwrap_err();
+        assert_eq!(fields(empty), ["definition_key", "business_key"]);
+        let variables = crate::json::json_to_struct(
+            serde_json::json!({"rampProcessId": "x"})
+                .as_object()
+                .unwrap(),
+        );
+        let reserved = StartProcess::try_from(StartProcessRequest {
+            definition_key: "../x".into(),
+            business_key: "ann@example.com".into(),
+            variables: Some(variables),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(
+            fields(reserved),
+            ["definition_key", "variables.rampProcessId"]
+        );
+    }
+
+    #[test]
+    fn a_list_names_a_page_and_known_states_only() {
+        let list = ListProcesses::try_from(ListProcessesRequest {
+            states: vec![ProcessState::Active as i32],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(list.page_size, crate::api::validate::DEFAULT_PAGE_SIZE);
+        assert_eq!(list.states, [processes::ProcessState::Active]);
+        let bad = ListProcessesRequest {
+            page_size: -1,
+            states: vec![0, 99],
+            ..Default::default()
+        };
+        assert_eq!(
+            fields(ListProcesses::try_from(bad).unwrap_err()),
+            ["page_size", "states", "states"]
+        );
+    }
+}

@@ -314,6 +314,19 @@ impl Walk {
     }
 }
 
+/// The fields a status's violations name, in order.
+#[cfg(test)]
+pub(super) fn fields(status: Status) -> Vec<String> {
+    status
+        .get_error_details()
+        .bad_request()
+        .expect("field violations")
+        .field_violations
+        .iter()
+        .map(|f| f.field.clone())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,6 +348,16 @@ mod tests {
     }
 
     #[test]
+    fn a_value_missing_without_a_violation_is_this_servers_mistake() {
+        assert_eq!(Violations::new().finish(Some(1)).unwrap(), 1);
+        let status = Violations::new().finish(None::<i32>).unwrap_err();
+        assert_eq!(status.code(), Code::Internal);
+        let mut v = Violations::new();
+        v.add("id", "is required");
+        assert_eq!(fields(v.finish(None::<i32>).unwrap_err()), ["id"]);
+    }
+
+    #[test]
     fn depth_is_bounded() {
         let mut v = Violations::new();
         v.structure("data", Some(&nested(MAX_STRUCT_DEPTH)));
@@ -353,15 +376,10 @@ mod tests {
             Some(&crate::json::json_to_struct(data.as_object().unwrap())),
         );
         v.reserved("data", data.as_object().unwrap());
-        let details = v.check().unwrap_err().get_error_details();
-        let fields: Vec<_> = details
-            .bad_request()
-            .unwrap()
-            .field_violations
-            .iter()
-            .map(|f| f.field.clone())
-            .collect();
-        assert_eq!(fields, ["data", "data.rampSubmissionId"]);
+        assert_eq!(
+            fields(v.check().unwrap_err()),
+            ["data", "data.rampSubmissionId"]
+        );
     }
 
     #[test]
@@ -397,14 +415,9 @@ mod tests {
         v.page(-1, "");
         let status = v.check().unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument);
-        let details = status.get_error_details();
-        let fields: Vec<_> = details
-            .bad_request()
-            .unwrap()
-            .field_violations
-            .iter()
-            .map(|f| f.field.clone())
-            .collect();
-        assert_eq!(fields, ["definition_key", "business_key", "page_size"]);
+        assert_eq!(
+            fields(status),
+            ["definition_key", "business_key", "page_size"]
+        );
     }
 }
