@@ -6,6 +6,7 @@ use super::caller;
 use super::convert::timestamp;
 use super::status::status;
 use super::validate::{Violations, id_of, non_empty};
+use crate::ids::ProcessId;
 use crate::processes::definitions::Definitions;
 use crate::processes::{self, CancelProcess, ListProcesses, Process, Processes, StartProcess};
 use crate::proto::process_service_server::ProcessService;
@@ -114,7 +115,7 @@ impl TryFrom<CancelProcessRequest> for CancelProcess {
         let id = v.uuid("id", &request.id);
         v.free_text("reason", &request.reason);
         let cancel = id.map(|id| CancelProcess {
-            id,
+            id: id.into(),
             reason: request.reason,
         });
         v.finish(cancel)
@@ -140,7 +141,7 @@ impl ProcessService for ProcessApi {
         request: Request<GetProcessRequest>,
     ) -> Result<Response<GetProcessResponse>, Status> {
         let caller = caller(&request)?;
-        let id = id_of::<uuid::Uuid>("id", &request.get_ref().id)?;
+        let id = id_of::<ProcessId>("id", &request.get_ref().id)?;
         let process = self.processes.get(&caller, id).await.map_err(status)?;
         Ok(Response::new(GetProcessResponse {
             process: Some(to_proto(process)),

@@ -15,7 +15,7 @@ use crate::camunda::types::ProcessInstanceQuery;
 use crate::camunda::{Camunda, CamundaError, typed};
 use crate::email::Email;
 use crate::forms::withdrawal::Withdrawals;
-use crate::ids::stored_words;
+use crate::ids::{ProcessId, stored_words};
 use crate::store::processes::{self as rows, ListQuery, NewProcess, ProcessRow, ReserveError};
 use crate::store::{Store, StoreError};
 use definitions::{Definitions, Startable};
@@ -48,7 +48,7 @@ stored_words!(
 /// A process.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Process {
-    pub id: Uuid,
+    pub id: ProcessId,
     pub definition_key: String,
     pub business_key: String,
     pub state: ProcessState,
@@ -64,7 +64,7 @@ impl TryFrom<ProcessRow> for Process {
 
     fn try_from(row: ProcessRow) -> Result<Self, StoreError> {
         Ok(Self {
-            id: row.id,
+            id: row.id.into(),
             definition_key: row.definition_key,
             business_key: row.business_key,
             state: ProcessState::parse(&row.state).ok_or_else(|| StoreError::Decode {
@@ -152,7 +152,7 @@ pub type ListRequest = ListProcesses;
 /// Cancel a running process, saying why (or not: `reason` may be empty).
 #[derive(Debug)]
 pub struct CancelProcess {
-    pub id: Uuid,
+    pub id: ProcessId,
     pub reason: String,
 }
 
@@ -389,9 +389,9 @@ impl Processes {
     }
 
     /// One process, if the caller may see it (see [`rules::may_see`]).
-    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Process, ProcessError> {
+    pub async fn get(&self, caller: &Caller, id: ProcessId) -> Result<Process, ProcessError> {
         let client = self.store.client().await?;
-        let row = rows::get(&client, id)
+        let row = rows::get(&client, *id.as_uuid())
             .await?
             .ok_or(ProcessError::NotFound)?;
         visible(caller, row)
@@ -446,6 +446,7 @@ impl Processes {
         command: CancelProcess,
     ) -> Result<Process, ProcessError> {
         let CancelProcess { id, reason } = command;
+        let id = *id.as_uuid();
         let client = self.store.client().await?;
         let row = rows::get(&client, id)
             .await?
