@@ -1,15 +1,15 @@
-//! AdminService's logic: deliveries that need an operator (list, retry, abandon),
-//! reassigning a pending form, and one user's forms and processes. Only admins get
-//! here: the API lets a caller in only when [`authorize`] does, before it reads the
-//! request.
+//! AdminService's logic: deliveries that need an operator (list, retry, abandon:
+//! `delivery::admin`), reassigning a pending form, and one user's forms and
+//! processes. Only admins get here: the API lets a caller in only when [`authorize`]
+//! does, before it reads the request.
 
 use crate::auth::Caller;
+use crate::delivery::admin::{DeliveryAdmin, DeliveryAdminError};
 use crate::delivery::{DeliveryRecord, DeliveryState, Dispatcher};
 use crate::email::Email;
 use crate::forms::{FormError, FormState, FormSummary, Forms};
 use crate::ids::{FormTaskId, SubmissionId};
 use crate::processes::{Process, ProcessError, Processes};
-use crate::store::deliveries as rows;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,21 +42,30 @@ pub fn authorize(caller: &Caller) -> Result<(), AdminError> {
     }
 }
 
+impl From<DeliveryAdminError> for AdminError {
+    fn from(error: DeliveryAdminError) -> Self {
+        match error {
+            DeliveryAdminError::NotFound => Self::NotFound,
+            DeliveryAdminError::WrongState(message) => Self::FailedPrecondition(message),
+            DeliveryAdminError::InvalidPageToken => Self::InvalidPageToken,
+            DeliveryAdminError::Store(error) => Self::Store(error),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Admin {
-    store: Store,
+    deliveries: DeliveryAdmin,
     forms: Forms,
     processes: Processes,
-    dispatcher: Dispatcher,
 }
 
 impl Admin {
     pub fn new(store: Store, forms: Forms, processes: Processes, dispatcher: Dispatcher) -> Self {
         Self {
-            store,
+            deliveries: DeliveryAdmin::new(store, dispatcher),
             forms,
             processes,
-            dispatcher,
         }
     }
 
@@ -67,83 +76,26 @@ impl Admin {
         page_size: usize,
         page_token: Option<String>,
     ) -> Result<(Vec<DeliveryRecord>, Option<String>), AdminError> {
-        let states = if states.is_empty() {
-            vec![DeliveryState::Failed, DeliveryState::Undeliverable]
-        } else {
-            states
-        };
-        // The stored words, as tokens handed out before states were types hold them.
-        let words: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
-        let filter = format!("deliveries|{words:?}");
-        let after = match &page_token {
-            Some(token) => {
-                Some(crate::paging::decode(token, &filter).ok_or(AdminError::InvalidPageToken)?)
-            }
-            None => None,
-        };
-        let mut found = rows::needing_attention(
-            &self.store.client().await?,
-            &states,
-            after,
-            page_size as i64 + 1,
-        )
-        .await?;
-        let next = crate::paging::finish_page(&mut found, page_size, &filter, |row| {
-            (row.created_at, row.id.into())
-        });
-        Ok((found, next))
+        Ok(self.deliveries.list(states, page_size, page_token).await?)
     }
 
-    /// Makes a failed or undeliverable delivery pending again and wakes this
-    /// replica's dispatcher.
+    /// See [`DeliveryAdmin::retry`].
     pub async fn retry(
         &self,
         caller: &Caller,
         id: SubmissionId,
     ) -> Result<DeliveryRecord, AdminError> {
-        let client = self.store.client().await?;
-        if !rows::retry(&client, id).await? {
-            return Err(self.why_not(&client, id, "failed or undeliverable").await);
-        }
-        tracing::info!(delivery = %id, admin = %caller.email, "delivery retried by an admin");
-        self.dispatcher.wake();
-        rows::record_by_id(&client, id)
-            .await?
-            .ok_or(AdminError::NotFound)
+        Ok(self.deliveries.retry(caller, id).await?)
     }
 
-    /// Gives up a failed delivery: undeliverable, with the admin's reason.
+    /// See [`DeliveryAdmin::abandon`].
     pub async fn abandon(
         &self,
         caller: &Caller,
         id: SubmissionId,
         reason: &str,
     ) -> Result<DeliveryRecord, AdminError> {
-        let client = self.store.client().await?;
-        let note = format!("abandoned by {}: {reason}", caller.email);
-        if !rows::abandon(&client, id, &note).await? {
-            return Err(self.why_not(&client, id, "failed").await);
-        }
-        tracing::warn!(delivery = %id, admin = %caller.email, %reason, "delivery abandoned by an admin");
-        rows::record_by_id(&client, id)
-            .await?
-            .ok_or(AdminError::NotFound)
-    }
-
-    async fn why_not(
-        &self,
-        client: &deadpool_postgres::Object,
-        id: SubmissionId,
-        expected: &str,
-    ) -> AdminError {
-        match rows::record_by_id(client, id).await {
-            Ok(Some(record)) => AdminError::FailedPrecondition(format!(
-                "the delivery is {}, not {expected}",
-                record.delivery.state
-            )),
-            Ok(None) => AdminError::NotFound,
-            Err(error) => error.into(),
-        }
+        Ok(self.deliveries.abandon(caller, id, reason).await?)
     }
 
     pub async fn reassign(

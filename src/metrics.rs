@@ -20,7 +20,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use prost::Message;
 
-use crate::store::Store;
+use crate::delivery::DeliveryState;
+use crate::store::{self, Store};
 
 /// The content type of the OpenMetrics text format, which Prometheus reads.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -417,24 +418,24 @@ impl Metrics {
             .set(now_ms().saturating_sub(last_ok) as f64 / 1000.0);
         if let Some(store) = store {
             match backlog(store).await {
-                Ok(backlog) => {
-                    inner.change_log_entries.set(backlog.change_log_entries);
-                    inner
-                        .change_log_oldest_age
-                        .set(backlog.change_log_oldest_age);
+                Ok((log, outbox)) => {
+                    inner.change_log_entries.set(log.entries);
+                    inner.change_log_oldest_age.set(log.oldest_age);
                     for (state, count) in [
-                        ("pending", backlog.pending),
-                        ("failed", backlog.failed),
-                        ("undeliverable", backlog.undeliverable),
+                        (DeliveryState::Pending, outbox.pending),
+                        (DeliveryState::Failed, outbox.failed),
+                        (DeliveryState::Undeliverable, outbox.undeliverable),
                     ] {
                         inner
                             .outbox_entries
-                            .get_or_create(&StateLabels { state })
+                            .get_or_create(&StateLabels {
+                                state: state.as_str(),
+                            })
                             .set(count);
                     }
                     inner
                         .outbox_oldest_pending_age
-                        .set(backlog.oldest_pending_age);
+                        .set(outbox.oldest_pending_age);
                 }
                 Err(error) => {
                     inner.scrape_errors.inc();
@@ -450,43 +451,16 @@ impl Metrics {
     }
 }
 
-struct Backlog {
-    change_log_entries: i64,
-    change_log_oldest_age: f64,
-    pending: i64,
-    failed: i64,
-    undeliverable: i64,
-    oldest_pending_age: f64,
-}
-
-/// A few cheap reads: the change log's size comes from PostgreSQL's statistics (no
-/// count over the log), its oldest row from the position index; the outbox counts
-/// use the partial indexes of pending and of failed/undeliverable rows.
-async fn backlog(store: &Store) -> Result<Backlog, crate::store::StoreError> {
+/// What the database says of the change log and the outbox: two cheap reads on one
+/// connection.
+async fn backlog(
+    store: &Store,
+) -> Result<(store::forms::LogSize, store::deliveries::Backlog), store::StoreError> {
     let client = store.client().await?;
-    let row = client
-        .query_one(
-            "SELECT
-                COALESCE((SELECT n_live_tup FROM pg_stat_user_tables
-                          WHERE relname = 'form_changes' AND schemaname = current_schema()), 0)::bigint,
-                COALESCE((SELECT extract(epoch FROM now() - created_at)
-                          FROM form_changes ORDER BY tx, seq LIMIT 1), 0)::float8,
-                (SELECT count(*) FROM correlation_outbox WHERE state = 'pending'),
-                (SELECT count(*) FROM correlation_outbox WHERE state = 'failed'),
-                (SELECT count(*) FROM correlation_outbox WHERE state = 'undeliverable'),
-                COALESCE((SELECT extract(epoch FROM now() - min(created_at))
-                          FROM correlation_outbox WHERE state = 'pending'), 0)::float8",
-            &[],
-        )
-        .await?;
-    Ok(Backlog {
-        change_log_entries: row.get(0),
-        change_log_oldest_age: row.get(1),
-        pending: row.get(2),
-        failed: row.get(3),
-        undeliverable: row.get(4),
-        oldest_pending_age: row.get(5),
-    })
+    Ok((
+        store::forms::log_size(&client).await?,
+        store::deliveries::backlog(&client).await?,
+    ))
 }
 
 #[cfg(test)]

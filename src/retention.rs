@@ -87,7 +87,6 @@ impl Pruner {
 
     /// One pass over every table: batches until a batch comes back short.
     pub async fn pass(&self) -> Result<Pruned, StoreError> {
-        let mut pruned = Pruned::default();
         let batch = self.settings.batch;
         let now = Utc::now();
         let age = |d: Duration| {
@@ -96,36 +95,49 @@ impl Pruner {
                 .and_then(|d| now.checked_sub_signed(d))
                 .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC)
         };
-
         let before = age(self.settings.change_log);
-        for _ in 0..MAX_BATCHES {
-            let mut client = self.store.client().await?;
-            let n = rows::prune_change_log(&mut client, before, batch).await?;
-            self.count("form_changes", n);
-            pruned.changes += n;
-            if n < batch as u64 {
-                break;
-            }
-        }
+        let changes = self
+            .in_batches("form_changes", || async {
+                let mut client = self.store.client().await?;
+                rows::prune_change_log(&mut client, before, batch).await
+            })
+            .await?;
         let before = age(self.settings.delivered);
-        for _ in 0..MAX_BATCHES {
-            let n = rows::prune_delivered(&self.store.client().await?, before, batch).await?;
-            self.count("correlation_outbox", n);
-            pruned.delivered += n;
-            if n < batch as u64 {
-                break;
-            }
-        }
+        let delivered = self
+            .in_batches("correlation_outbox", || async {
+                rows::prune_delivered(&self.store.client().await?, before, batch).await
+            })
+            .await?;
         let before = age(self.settings.submissions);
+        let submissions = self
+            .in_batches("submissions", || async {
+                rows::prune_submissions(&self.store.client().await?, before, batch).await
+            })
+            .await?;
+        Ok(Pruned {
+            changes,
+            delivered,
+            submissions,
+        })
+    }
+
+    /// Runs `prune` (one batch of `table`'s) until a batch deletes fewer rows than
+    /// the batch size, or [`MAX_BATCHES`] ran; returns the rows deleted.
+    async fn in_batches<F: Future<Output = Result<u64, StoreError>>>(
+        &self,
+        table: &'static str,
+        prune: impl Fn() -> F,
+    ) -> Result<u64, StoreError> {
+        let mut total = 0;
         for _ in 0..MAX_BATCHES {
-            let n = rows::prune_submissions(&self.store.client().await?, before, batch).await?;
-            self.count("submissions", n);
-            pruned.submissions += n;
-            if n < batch as u64 {
+            let n = prune().await?;
+            self.count(table, n);
+            total += n;
+            if n < self.settings.batch as u64 {
                 break;
             }
         }
-        Ok(pruned)
+        Ok(total)
     }
 
     fn count(&self, table: &'static str, rows: u64) {

@@ -7,7 +7,12 @@
 //! `undeliverable` (the process ended), or `failed` (not through in the time
 //! allowed: an operator looks). Never twice: an attempt whose outcome is unknown is
 //! checked before any retry.
+//!
+//! Here: what a delivery is and where it stands; `dispatcher` claims and delivers,
+//! `admin` is what operators do (list, retry, abandon). Their SQL, the outbox's
+//! write with the answer included, is `store::deliveries`.
 
+pub mod admin;
 mod dispatcher;
 
 use std::time::Duration;

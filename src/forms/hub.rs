@@ -14,17 +14,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
-use tokio::sync::{Notify, mpsc};
-use tokio_postgres::AsyncMessage;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::Change;
 use crate::store::Store;
 use crate::store::forms::{self as rows, Position};
 
-/// The channel replicas notify each other on. Notifications carry no data.
-pub const CHANNEL: &str = "ramp_form_changes";
 /// Changes read from the log per query.
 const BATCH: i64 = 1_000;
 /// The longest wait before reading again while committed changes are held back by
@@ -381,10 +377,7 @@ impl ChangeHub {
             // Gather the pokes of one tick into one notification.
             tokio::time::sleep(self.inner.settings.notify_tick).await;
             let sent = match self.inner.store.client().await {
-                Ok(client) => client
-                    .execute("SELECT pg_notify($1, '')", &[&CHANNEL])
-                    .await
-                    .map_err(crate::store::StoreError::from),
+                Ok(client) => rows::announce_changes(&client).await,
                 Err(error) => Err(error),
             };
             if let Err(error) = sent {
@@ -399,45 +392,23 @@ impl ChangeHub {
     async fn listen_loop(self, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.inner.store.connect_unpooled().await {
-                Ok((client, mut connection)) => {
-                    let (messages_tx, mut messages) = mpsc::unbounded_channel();
-                    let driver = tokio::spawn(async move {
-                        let mut stream =
-                            futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-                        while let Some(message) = stream.next().await {
-                            match message {
-                                Ok(AsyncMessage::Notification(_)) => {
-                                    let _ = messages_tx.send(());
-                                }
-                                Ok(_) => {}
-                                Err(error) => {
-                                    tracing::warn!(%error, "the LISTEN connection failed");
-                                    break;
-                                }
-                            }
-                        }
-                    });
-                    if let Err(error) = client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
-                        tracing::warn!(%error, "cannot LISTEN");
-                    } else {
-                        backoff = Duration::from_millis(100);
-                        // Whatever happened while not listening is read now.
-                        self.inner.wake_reader();
-                        loop {
-                            tokio::select! {
-                                _ = shutdown.cancelled() => { driver.abort(); return; }
-                                message = messages.recv() => match message {
-                                    Some(()) => self.inner.wake_reader(),
-                                    None => break,
-                                },
-                            }
+            match rows::listen_for_changes(&self.inner.store).await {
+                Ok(mut listener) => {
+                    backoff = Duration::from_millis(100);
+                    // Whatever happened while not listening is read now.
+                    self.inner.wake_reader();
+                    loop {
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            announced = listener.next() => match announced {
+                                Some(()) => self.inner.wake_reader(),
+                                None => break,
+                            },
                         }
                     }
-                    driver.abort();
                     tracing::info!("LISTEN connection lost; reconnecting");
                 }
-                Err(error) => tracing::warn!(%error, "cannot open the LISTEN connection"),
+                Err(error) => tracing::warn!(%error, "cannot LISTEN"),
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,

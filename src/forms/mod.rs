@@ -27,6 +27,7 @@ use crate::camunda::CamundaError;
 use crate::delivery::{Delivery, DeliveryState, Dispatcher};
 use crate::email::Email;
 use crate::ids::{FormTaskId, SubmissionId};
+use crate::paging::Page;
 use crate::processes::definitions::{Definitions, ModelNames};
 use crate::store::deliveries;
 use crate::store::forms::{self as rows, ListQuery};
@@ -561,9 +562,6 @@ impl Forms {
                     submission_id: submission.id,
                     request_id: request_id.as_deref(),
                     data: &data,
-                    message_name: &task.message_name,
-                    process_instance_id: &task.process_instance_id,
-                    activity_instance_id: task.activity_instance_id.as_deref(),
                     summary: &FormSummary::of(&completed).to_json(),
                 },
             )
@@ -614,16 +612,15 @@ impl Forms {
         let business_key = request.business_key.as_ref().map(|k| k.as_str().to_owned());
         // The stored words, as tokens handed out before states were types hold them.
         let statuses: Vec<&str> = request.statuses.iter().map(|s| s.as_str()).collect();
-        let filter = format!(
-            "{assignee:?}|{statuses:?}|{business_key:?}|{:?}",
-            request.root_process_instance_id
-        );
-        let after = match &request.page_token {
-            Some(token) => {
-                Some(crate::paging::decode(token, &filter).ok_or(FormError::InvalidPageToken)?)
-            }
-            None => None,
-        };
+        let page = Page::new(
+            format!(
+                "{assignee:?}|{statuses:?}|{business_key:?}|{:?}",
+                request.root_process_instance_id
+            ),
+            request.page_size,
+            request.page_token.as_deref(),
+        )
+        .ok_or(FormError::InvalidPageToken)?;
         let mut found = rows::list(
             &self.store.client().await?,
             &ListQuery {
@@ -631,14 +628,12 @@ impl Forms {
                 statuses: &request.statuses,
                 business_key: business_key.as_deref(),
                 root_process_instance_id: request.root_process_instance_id.as_deref(),
-                after,
-                limit: request.page_size as i64 + 1,
+                after: page.after(),
+                limit: page.limit(),
             },
         )
         .await?;
-        let next = crate::paging::finish_page(&mut found, request.page_size, &filter, |row| {
-            (row.created_at, row.id.into())
-        });
+        let next = page.finish(&mut found, |row| (row.created_at, row.id.into()));
         Ok((found.iter().map(FormSummary::of).collect(), next))
     }
 

@@ -28,7 +28,7 @@ use super::hub::Subscription;
 use super::{Change, ChangeKind, FormError, FormSummary, FormTask, RemovalReason};
 use crate::ids::FormTaskId;
 use crate::store::forms::{self as rows, Position};
-use crate::store::{Store, StoreError, retention};
+use crate::store::{Store, retention};
 
 /// Changes read from the log per catch-up query.
 const CATCH_UP_BATCH: i64 = 500;
@@ -206,8 +206,11 @@ impl State {
     /// Queues the next batch of changes after the position from the log; false when
     /// retention deleted changes after the position (they cannot be replayed).
     async fn catch_up(&mut self) -> Result<bool, FormError> {
-        let Some(batch) =
-            Box::pin(consistent_batch(&self.store, &self.assignee, self.position)).await?
+        let Some(batch) = Box::pin(async {
+            let mut client = self.store.client().await?;
+            rows::changes_since(&mut client, &self.assignee, self.position, CATCH_UP_BATCH).await
+        })
+        .await?
         else {
             return Ok(false);
         };
@@ -231,29 +234,6 @@ fn fell_behind() -> FormError {
         "the stream fell behind the change log's retention; reconnect with the last cursor for a fresh snapshot"
             .into(),
     )
-}
-
-/// The changes after `position`, read in one snapshot with the prune mark; `None`
-/// when the log no longer holds everything after `position`.
-async fn consistent_batch(
-    store: &Store,
-    assignee: &str,
-    position: Position,
-) -> Result<Option<Vec<Change>>, FormError> {
-    let mut client = store.client().await?;
-    let tx = client
-        .build_transaction()
-        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await
-        .map_err(StoreError::from)?;
-    if position < retention::change_log_pruned(&tx).await? {
-        return Ok(None);
-    }
-    let batch = rows::changes_after(&tx, Some(assignee), position, CATCH_UP_BATCH).await?;
-    tx.commit().await.map_err(StoreError::from)?;
-    Ok(Some(batch))
 }
 
 /// The client's cursor if the log still holds what follows it; `None` when a

@@ -10,55 +10,61 @@ use serde_json::Value;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{StoreError, decode};
+use super::{StoreError, decode, fetch_all, fetch_opt};
 use crate::delivery::{Claimed, Delivery, DeliveryRecord, DeliveryState, Outcome};
 use crate::forms::{FormTask, Submission};
 use crate::ids::{FormTaskId, SubmissionId};
 
-fn submission(row: &Row) -> Submission {
-    Submission {
+/// The columns [`submission`] reads.
+const SUBMISSION_COLUMNS: &str = "id, form_task_id, submitted_by, data, created_at";
+
+fn submission(row: &Row) -> Result<Submission, StoreError> {
+    Ok(Submission {
         id: SubmissionId::from_uuid(row.get("id")),
         form_task_id: FormTaskId::from_uuid(row.get("form_task_id")),
         submitted_by: row.get("submitted_by"),
         data: row.get("data"),
         created_at: row.get("created_at"),
-    }
+    })
 }
 
+#[tracing::instrument(name = "store.deliveries.submission_by_request", skip_all)]
 pub async fn submission_by_request(
     client: &impl GenericClient,
     submitted_by: &str,
     request_id: &str,
 ) -> Result<Option<Submission>, StoreError> {
-    Ok(client
-        .query_opt(
-            &client
-                .prepare_cached(
-                    "SELECT id, form_task_id, submitted_by, data, created_at FROM submissions
-             WHERE submitted_by = $1 AND request_id = $2",
-                )
-                .await?,
-            &[&submitted_by, &request_id],
-        )
-        .await?
-        .as_ref()
-        .map(submission))
+    let sql = format!(
+        "SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE submitted_by = $1 AND request_id = $2"
+    );
+    fetch_opt(client, &sql, &[&submitted_by, &request_id], submission).await
 }
 
+/// Puts a new answer's message in the outbox, due now: a part (`outbox AS (...)`)
+/// of the statement that stores the answer ([`super::forms::submit`]), so that the
+/// message commits with it, in one round trip. It reads the answer from that
+/// statement's `submission` (`id, form_task_id, data`) and the form's message, as
+/// stored, from its `completed` (`id, message_name, process_instance_id,
+/// activity_instance_id`).
+pub(super) const ENQUEUE: &str = "outbox AS (
+            INSERT INTO correlation_outbox (id, submission_id, form_task_id, message_name,
+                process_instance_id, activity_instance_id, variables, state)
+            SELECT s.id, s.id, s.form_task_id, c.message_name, c.process_instance_id,
+                c.activity_instance_id, s.data, 'pending'
+            FROM submission s JOIN completed c ON c.id = s.form_task_id
+        )";
+
 /// The latest answer to a form task (a returned form may have been answered again).
+#[tracing::instrument(name = "store.deliveries.submission_of", skip_all)]
 pub async fn submission_of(
     client: &impl GenericClient,
     form_task_id: FormTaskId,
 ) -> Result<Option<Submission>, StoreError> {
-    Ok(client
-        .query_opt(
-            &client.prepare_cached("SELECT id, form_task_id, submitted_by, data, created_at FROM submissions WHERE form_task_id = $1
-             ORDER BY created_at DESC, id DESC LIMIT 1").await?,
-            &[form_task_id.as_uuid()],
-        )
-        .await?
-        .as_ref()
-        .map(submission))
+    let sql = format!(
+        "SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE form_task_id = $1
+         ORDER BY created_at DESC, id DESC LIMIT 1"
+    );
+    fetch_opt(client, &sql, &[form_task_id.as_uuid()], submission).await
 }
 
 /// A delivery's columns, from `state` on (see [`DELIVERY_COLUMNS`]).
@@ -82,6 +88,7 @@ const DELIVERY_COLUMNS: &str =
     "o.state, o.attempts, o.last_error, o.engine_error, o.next_attempt_at, o.delivered_at";
 
 /// The delivery of the latest answer to a form task.
+#[tracing::instrument(name = "store.deliveries.delivery_of", skip_all)]
 pub async fn delivery_of(
     client: &impl GenericClient,
     form_task_id: FormTaskId,
@@ -90,14 +97,10 @@ pub async fn delivery_of(
         "SELECT {DELIVERY_COLUMNS} FROM correlation_outbox o WHERE o.form_task_id = $1
          ORDER BY o.created_at DESC, o.id DESC LIMIT 1"
     );
-    client
-        .query_opt(
-            &client.prepare_cached(&sql).await?,
-            &[form_task_id.as_uuid()],
-        )
-        .await?
-        .map(|row| delivery(&row, 0))
-        .transpose()
+    fetch_opt(client, &sql, &[form_task_id.as_uuid()], |row| {
+        delivery(row, 0)
+    })
+    .await
 }
 
 /// Claims due rows for `owner` until `lease` from now: pending, due, and not under
@@ -108,6 +111,7 @@ pub async fn delivery_of(
 /// was killed, frozen past the lease, or lost the database): that attempt may have
 /// reached the engine, and the claim comes back `uncertain`, to be checked by its
 /// marker before anything is sent again.
+#[tracing::instrument(name = "store.deliveries.claim", skip_all)]
 pub async fn claim(
     client: &impl GenericClient,
     owner: Uuid,
@@ -115,9 +119,7 @@ pub async fn claim(
     limit: i64,
 ) -> Result<Vec<Claimed>, StoreError> {
     let lease_ms = lease.as_millis() as i64;
-    let rows = client
-        .query(
-            &client.prepare_cached("UPDATE correlation_outbox SET
+    let sql = "UPDATE correlation_outbox SET
                 lease_owner = $1,
                 lease_until = now() + make_interval(secs => $2::bigint / 1000.0),
                 -- A leased row is not due again before its lease ends: moved out of
@@ -137,13 +139,9 @@ pub async fn claim(
                 FOR UPDATE SKIP LOCKED)
              RETURNING id, form_task_id, message_name, process_instance_id, activity_instance_id, variables,
                        attempts, uncertain, lease_generation,
-                       (extract(epoch FROM now() - created_at) * 1000)::bigint").await?,
-            &[&owner, &lease_ms, &limit],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|row| Claimed {
+                       (extract(epoch FROM now() - created_at) * 1000)::bigint";
+    fetch_all(client, sql, &[&owner, &lease_ms, &limit], |row| {
+        Ok(Claimed {
             id: SubmissionId::from_uuid(row.get(0)),
             form_task_id: FormTaskId::from_uuid(row.get(1)),
             message_name: row.get(2),
@@ -155,12 +153,14 @@ pub async fn claim(
             lease_generation: row.get(8),
             age: Duration::from_millis(row.get::<_, i64>(9).max(0) as u64),
         })
-        .collect())
+    })
+    .await
 }
 
 /// Records an outcome if this claim still owns the row. False when a newer claim
 /// took it over (this replica was too slow): then nothing is written. A refusal is
 /// recorded by `return_form`, which also gives the form back.
+#[tracing::instrument(name = "store.deliveries.record", skip_all)]
 pub async fn record(
     client: &impl GenericClient,
     id: SubmissionId,
@@ -263,6 +263,7 @@ fn record_from_row(row: &Row) -> Result<DeliveryRecord, StoreError> {
 }
 
 /// One delivery, by its (the submission's) id.
+#[tracing::instrument(name = "store.deliveries.record_by_id", skip_all)]
 pub async fn record_by_id(
     client: &impl GenericClient,
     id: SubmissionId,
@@ -272,15 +273,11 @@ pub async fn record_by_id(
          FROM correlation_outbox o JOIN form_tasks t ON t.id = o.form_task_id
          WHERE o.id = $1"
     );
-    client
-        .query_opt(&sql, &[id.as_uuid()])
-        .await?
-        .as_ref()
-        .map(record_from_row)
-        .transpose()
+    fetch_opt(client, &sql, &[id.as_uuid()], record_from_row).await
 }
 
 /// Deliveries in `states` (failed, undeliverable), oldest first, one page.
+#[tracing::instrument(name = "store.deliveries.needing_attention", skip_all)]
 pub async fn needing_attention(
     client: &impl GenericClient,
     states: &[DeliveryState],
@@ -288,10 +285,7 @@ pub async fn needing_attention(
     limit: i64,
 ) -> Result<Vec<DeliveryRecord>, StoreError> {
     let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
-    let (after_time, after_id) = match after {
-        Some((time, id)) => (Some(time), Some(id)),
-        None => (None, None),
-    };
+    let (after_time, after_id) = super::after_parameters(after);
     let sql = format!(
         "SELECT {RECORD_COLUMNS}, {DELIVERY_COLUMNS}
          FROM correlation_outbox o JOIN form_tasks t ON t.id = o.form_task_id
@@ -300,17 +294,19 @@ pub async fn needing_attention(
          ORDER BY o.created_at, o.id
          LIMIT $4"
     );
-    client
-        .query(&sql, &[&states, &after_time, &after_id, &limit])
-        .await?
-        .iter()
-        .map(record_from_row)
-        .collect()
+    fetch_all(
+        client,
+        &sql,
+        &[&states, &after_time, &after_id, &limit],
+        record_from_row,
+    )
+    .await
 }
 
 /// Makes a failed or undeliverable delivery pending and due now, with its attempts
 /// counted afresh. An uncertain last attempt stays uncertain (the dispatcher checks
 /// the engine before sending again). False when it is in another state or unknown.
+#[tracing::instrument(name = "store.deliveries.retry", skip_all)]
 pub async fn retry(client: &impl GenericClient, id: SubmissionId) -> Result<bool, StoreError> {
     Ok(client
         .execute(
@@ -325,6 +321,7 @@ pub async fn retry(client: &impl GenericClient, id: SubmissionId) -> Result<bool
 
 /// Gives a failed delivery up: undeliverable, with `reason` as its last error.
 /// False when it is in another state or unknown.
+#[tracing::instrument(name = "store.deliveries.abandon", skip_all)]
 pub async fn abandon(
     client: &impl GenericClient,
     id: SubmissionId,
@@ -339,4 +336,37 @@ pub async fn abandon(
         )
         .await?
         == 1)
+}
+
+/// The outbox as operators watch it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Backlog {
+    pub pending: i64,
+    pub failed: i64,
+    pub undeliverable: i64,
+    /// Seconds the oldest pending message has waited; 0 without one.
+    pub oldest_pending_age: f64,
+}
+
+/// Counts by state, through the partial indexes of pending and of failed and
+/// undeliverable rows.
+#[tracing::instrument(name = "store.deliveries.backlog", skip_all)]
+pub async fn backlog(client: &impl GenericClient) -> Result<Backlog, StoreError> {
+    let row = client
+        .query_one(
+            "SELECT
+                (SELECT count(*) FROM correlation_outbox WHERE state = 'pending'),
+                (SELECT count(*) FROM correlation_outbox WHERE state = 'failed'),
+                (SELECT count(*) FROM correlation_outbox WHERE state = 'undeliverable'),
+                COALESCE((SELECT extract(epoch FROM now() - min(created_at))
+                          FROM correlation_outbox WHERE state = 'pending'), 0)::float8",
+            &[],
+        )
+        .await?;
+    Ok(Backlog {
+        pending: row.get(0),
+        failed: row.get(1),
+        undeliverable: row.get(2),
+        oldest_pending_age: row.get(3),
+    })
 }

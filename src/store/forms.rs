@@ -6,7 +6,7 @@ use serde_json::Value;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{StoreError, decode};
+use super::{StoreError, after_parameters, decode, fetch_all, fetch_opt, first};
 use crate::delivery::DeliveryState;
 use crate::forms::{Change, ChangeKind, FormState, FormTask};
 use crate::ids::{FormTaskId, SubmissionId};
@@ -56,16 +56,6 @@ fn from_row(row: &Row) -> Result<FormTask, StoreError> {
         form_title: row.get("form_title"),
         context: row.get("context"),
     })
-}
-
-/// The form task a statement found, if any.
-fn one(row: Option<Row>) -> Result<Option<FormTask>, StoreError> {
-    row.as_ref().map(from_row).transpose()
-}
-
-/// The form tasks a statement found.
-fn all(rows: Vec<Row>) -> Result<Vec<FormTask>, StoreError> {
-    rows.iter().map(from_row).collect()
 }
 
 /// Stores a new form task and its `added` change (carrying `summary`) in one
@@ -132,9 +122,7 @@ pub async fn by_external_task(
     external_task_id: &str,
 ) -> Result<Option<FormTask>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM form_tasks WHERE external_task_id = $1");
-    one(client
-        .query_opt(&client.prepare_cached(&sql).await?, &[&external_task_id])
-        .await?)
+    fetch_opt(client, &sql, &[&external_task_id], from_row).await
 }
 
 #[tracing::instrument(name = "store.forms.get", skip_all)]
@@ -143,20 +131,17 @@ pub async fn get(
     id: FormTaskId,
 ) -> Result<Option<FormTask>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM form_tasks WHERE id = $1");
-    one(client
-        .query_opt(&client.prepare_cached(&sql).await?, &[id.as_uuid()])
-        .await?)
+    fetch_opt(client, &sql, &[id.as_uuid()], from_row).await
 }
 
 /// A form task, locked for the rest of the transaction (submits serialize on it).
+#[tracing::instrument(name = "store.forms.get_for_update", skip_all)]
 pub async fn get_for_update(
     client: &impl GenericClient,
     id: FormTaskId,
 ) -> Result<Option<FormTask>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM form_tasks WHERE id = $1 FOR UPDATE");
-    one(client
-        .query_opt(&client.prepare_cached(&sql).await?, &[id.as_uuid()])
-        .await?)
+    fetch_opt(client, &sql, &[id.as_uuid()], from_row).await
 }
 
 /// A submit, as one statement writes it.
@@ -171,42 +156,38 @@ pub struct Submit<'a> {
     pub submission_id: SubmissionId,
     pub request_id: Option<&'a str>,
     pub data: &'a Value,
-    pub message_name: &'a str,
-    pub process_instance_id: &'a str,
-    pub activity_instance_id: Option<&'a str>,
     /// The completed task's summary, for its `removed` change.
     pub summary: &'a Value,
 }
 
 /// Completes a pending form task unchanged since it was read, and stores the
-/// submission, its message to deliver (outbox) and the `removed` change: one
-/// statement, so one round trip and one transaction. False, with nothing written,
+/// submission, its message to deliver (the outbox's [`super::deliveries::ENQUEUE`])
+/// and the `removed` change: one statement, so one round trip and one transaction. False, with nothing written,
 /// when the task is no longer pending, no longer the assignee's, or changed since.
 /// Concurrent submits of one form serialize on its row: the later finds it
 /// completed.
 #[tracing::instrument(name = "store.forms.submit", skip_all)]
 pub async fn submit(client: &impl GenericClient, s: &Submit<'_>) -> Result<bool, StoreError> {
-    let sql = "WITH completed AS (
+    let sql = format!(
+        "WITH completed AS (
             UPDATE form_tasks SET status = 'completed', completed_at = $4, updated_at = $4,
                 return_reason = NULL, returned_at = NULL
             WHERE id = $1 AND status = 'pending' AND assignee = $2 AND updated_at = $3
-            RETURNING id
+            RETURNING id, message_name, process_instance_id, activity_instance_id
         ), submission AS (
             INSERT INTO submissions (id, form_task_id, submitted_by, request_id, data, created_at)
             SELECT $5, id, $2, $6, $7, $4 FROM completed
-            RETURNING id, form_task_id
-        ), outbox AS (
-            INSERT INTO correlation_outbox (id, submission_id, form_task_id, message_name,
-                process_instance_id, activity_instance_id, variables, state)
-            SELECT id, id, form_task_id, $8, $9, $10, $7, 'pending' FROM submission
-        ), change AS (
+            RETURNING id, form_task_id, data
+        ), {enqueue}, change AS (
             INSERT INTO form_changes (form_task_id, assignee, kind, reason, summary)
-            SELECT id, $2, 'removed', 'completed', $11 FROM completed
+            SELECT id, $2, 'removed', 'completed', $8 FROM completed
         )
-        SELECT count(*) FROM completed";
+        SELECT count(*) FROM completed",
+        enqueue = super::deliveries::ENQUEUE
+    );
     let written: i64 = client
         .query_one(
-            &client.prepare_cached(sql).await?,
+            &client.prepare_cached(&sql).await?,
             &[
                 s.form_task_id.as_uuid(),
                 &s.assignee,
@@ -215,9 +196,6 @@ pub async fn submit(client: &impl GenericClient, s: &Submit<'_>) -> Result<bool,
                 s.submission_id.as_uuid(),
                 &s.request_id,
                 s.data,
-                &s.message_name,
-                &s.process_instance_id,
-                &s.activity_instance_id,
                 s.summary,
             ],
         )
@@ -242,9 +220,13 @@ pub async fn give_back(
             completed_at = NULL, updated_at = $4
          WHERE id = $1 AND status = 'completed' RETURNING {COLUMNS}"
     );
-    one(client
-        .query_opt(&sql, &[id.as_uuid(), answer, &reason, &at])
-        .await?)
+    fetch_opt(
+        client,
+        &sql,
+        &[id.as_uuid(), answer, &reason, &at],
+        from_row,
+    )
+    .await
 }
 
 /// Gives a pending form to `assignee` and clears its draft (the old assignee's), in
@@ -261,7 +243,7 @@ pub async fn reassign(
         "UPDATE form_tasks SET assignee = $2, draft = NULL, updated_at = now()
          WHERE id = $1 AND status = 'pending' RETURNING {COLUMNS}"
     );
-    one(client.query_opt(&sql, &[id.as_uuid(), &assignee]).await?)
+    fetch_opt(client, &sql, &[id.as_uuid(), &assignee], from_row).await
 }
 
 /// Withdraws pending forms (in the caller's transaction) and returns them.
@@ -276,9 +258,7 @@ pub async fn withdraw(
          WHERE id = ANY($1) AND status = 'pending' RETURNING {COLUMNS}"
     );
     let ids: Vec<Uuid> = ids.iter().map(|id| *id.as_uuid()).collect();
-    all(client
-        .query(&client.prepare_cached(&sql).await?, &[&ids, &reason])
-        .await?)
+    fetch_all(client, &sql, &[&ids, &reason], from_row).await
 }
 
 /// Withdraws, in one statement, every pending form of the process tree under `root`
@@ -293,9 +273,7 @@ pub async fn withdraw_tree(
         "UPDATE form_tasks SET status = 'withdrawn', withdrawal_reason = $2, updated_at = now()
          WHERE root_process_instance_id = $1 AND status = 'pending' RETURNING {COLUMNS}"
     );
-    all(client
-        .query(&client.prepare_cached(&sql).await?, &[&root, &reason])
-        .await?)
+    fetch_all(client, &sql, &[&root, &reason], from_row).await
 }
 
 /// Pending forms held by these instances, or belonging to these roots.
@@ -308,9 +286,7 @@ pub async fn pending_in(
         "SELECT {COLUMNS} FROM form_tasks
          WHERE status = 'pending' AND (process_instance_id = ANY($1) OR root_process_instance_id = ANY($1))"
     );
-    all(client
-        .query(&client.prepare_cached(&sql).await?, &[&instances])
-        .await?)
+    fetch_all(client, &sql, &[&instances], from_row).await
 }
 
 /// Replaces the draft of a pending form of `assignee`'s. `None`, with nothing
@@ -328,12 +304,7 @@ pub async fn save_draft(
         "UPDATE form_tasks SET draft = $2, updated_at = now()
          WHERE id = $1 AND status = 'pending' AND assignee = $3 RETURNING {COLUMNS}"
     );
-    one(client
-        .query_opt(
-            &client.prepare_cached(&sql).await?,
-            &[id.as_uuid(), draft, &assignee],
-        )
-        .await?)
+    fetch_opt(client, &sql, &[id.as_uuid(), draft, &assignee], from_row).await
 }
 
 /// A user's pending forms, oldest first.
@@ -345,9 +316,7 @@ pub async fn pending_for(
     let sql = format!(
         "SELECT {COLUMNS} FROM form_tasks WHERE assignee = $1 AND status = 'pending' ORDER BY created_at, id"
     );
-    all(client
-        .query(&client.prepare_cached(&sql).await?, &[&assignee])
-        .await?)
+    fetch_all(client, &sql, &[&assignee], from_row).await
 }
 
 pub struct ListQuery<'a> {
@@ -366,10 +335,7 @@ pub async fn list(
     client: &impl GenericClient,
     query: &ListQuery<'_>,
 ) -> Result<Vec<FormTask>, StoreError> {
-    let (after_time, after_id) = match query.after {
-        Some((time, id)) => (Some(time), Some(id)),
-        None => (None, None),
-    };
+    let (after_time, after_id) = after_parameters(query.after);
     let statuses: Vec<&str> = query.statuses.iter().map(|s| s.as_str()).collect();
     let sql = format!(
         "SELECT {COLUMNS} FROM form_tasks
@@ -381,24 +347,30 @@ pub async fn list(
          ORDER BY created_at, id
          LIMIT $7"
     );
-    all(client
-        .query(
-            &client.prepare_cached(&sql).await?,
-            &[
-                &query.assignee,
-                &statuses,
-                &query.business_key,
-                &query.root_process_instance_id,
-                &after_time,
-                &after_id,
-                &query.limit,
-            ],
-        )
-        .await?)
+    fetch_all(
+        client,
+        &sql,
+        &[
+            &query.assignee,
+            &statuses,
+            &query.business_key,
+            &query.root_process_instance_id,
+            &after_time,
+            &after_id,
+            &query.limit,
+        ],
+        from_row,
+    )
+    .await
 }
 
 /// A position in the change log: (writing transaction, row number).
 pub type Position = (i64, i64);
+
+/// A position read from its two columns, `tx, seq`.
+pub(super) fn position(row: &Row) -> Result<Position, StoreError> {
+    Ok((row.get(0), row.get(1)))
+}
 
 /// A change read from the log: its kind and reason parsed, or a decode error.
 fn change_from_row(row: &Row) -> Result<Change, StoreError> {
@@ -446,36 +418,54 @@ pub async fn changes_after(
     after: Position,
     limit: i64,
 ) -> Result<Vec<Change>, StoreError> {
-    let rows = client
-        .query(
-            &client.prepare_cached("SELECT tx, seq, form_task_id, assignee, kind, reason, summary, created_at FROM form_changes
-             WHERE ($1::text IS NULL OR assignee = $1)
-               AND (tx, seq) > ($2, $3)
-               AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-             ORDER BY tx, seq
-             LIMIT $4").await?,
-            &[&assignee, &after.0, &after.1, &limit],
-        )
+    let sql = "SELECT tx, seq, form_task_id, assignee, kind, reason, summary, created_at
+         FROM form_changes
+         WHERE ($1::text IS NULL OR assignee = $1)
+           AND (tx, seq) > ($2, $3)
+           AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+         ORDER BY tx, seq
+         LIMIT $4";
+    fetch_all(
+        client,
+        sql,
+        &[&assignee, &after.0, &after.1, &limit],
+        change_from_row,
+    )
+    .await
+}
+
+/// The changes of `assignee`'s after `after`, up to `limit`, read in one snapshot
+/// with the prune mark; `None` when the log no longer holds everything after
+/// `after` (a prune took some).
+#[tracing::instrument(name = "store.forms.changes_since", skip_all)]
+pub async fn changes_since(
+    client: &mut deadpool_postgres::Object,
+    assignee: &str,
+    after: Position,
+    limit: i64,
+) -> Result<Option<Vec<Change>>, StoreError> {
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
         .await?;
-    rows.iter().map(change_from_row).collect()
+    if after < super::retention::change_log_pruned(&tx).await? {
+        return Ok(None);
+    }
+    let batch = changes_after(&tx, Some(assignee), after, limit).await?;
+    tx.commit().await?;
+    Ok(Some(batch))
 }
 
 /// The end of what readers can see now: the greatest position below the xmin.
 #[tracing::instrument(name = "store.forms.frontier", skip_all)]
 pub async fn frontier(client: &impl GenericClient) -> Result<Position, StoreError> {
-    Ok(client
-        .query_opt(
-            &client
-                .prepare_cached(
-                    "SELECT tx, seq FROM form_changes
-             WHERE tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-             ORDER BY tx DESC, seq DESC LIMIT 1",
-                )
-                .await?,
-            &[],
-        )
+    let sql = "SELECT tx, seq FROM form_changes
+         WHERE tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+         ORDER BY tx DESC, seq DESC LIMIT 1";
+    Ok(fetch_opt(client, sql, &[], position)
         .await?
-        .map(|row| (row.get(0), row.get(1)))
         .unwrap_or((0, 0)))
 }
 
@@ -491,6 +481,7 @@ pub struct ReadCheck {
     pub elsewhere: bool,
 }
 
+#[tracing::instrument(name = "store.forms.read_check", skip_all)]
 pub async fn read_check(
     client: &impl GenericClient,
     frontier: Position,
@@ -519,16 +510,10 @@ pub async fn read_check(
 }
 
 /// The first position in the log, if it holds any change.
+#[tracing::instrument(name = "store.forms.first_position", skip_all)]
 pub async fn first_position(client: &impl GenericClient) -> Result<Option<Position>, StoreError> {
-    Ok(client
-        .query_opt(
-            &client
-                .prepare_cached("SELECT tx, seq FROM form_changes ORDER BY tx, seq LIMIT 1")
-                .await?,
-            &[],
-        )
-        .await?
-        .map(|row| (row.get(0), row.get(1))))
+    let sql = "SELECT tx, seq FROM form_changes ORDER BY tx, seq LIMIT 1";
+    fetch_opt(client, sql, &[], position).await
 }
 
 /// What [`adopt_cluster`] found and did.
@@ -636,22 +621,17 @@ pub async fn adopt_cluster(client: &mut deadpool_postgres::Object) -> Result<Ado
 }
 
 /// When the change at `position` was written, if it is still in the log.
+#[tracing::instrument(name = "store.forms.change_time", skip_all)]
 pub async fn change_time(
     client: &impl GenericClient,
     position: Position,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
-    Ok(client
-        .query_opt(
-            &client
-                .prepare_cached("SELECT created_at FROM form_changes WHERE tx = $1 AND seq = $2")
-                .await?,
-            &[&position.0, &position.1],
-        )
-        .await?
-        .map(|row| row.get(0)))
+    let sql = "SELECT created_at FROM form_changes WHERE tx = $1 AND seq = $2";
+    fetch_opt(client, sql, &[&position.0, &position.1], first).await
 }
 
 /// When the oldest change still in the log was written.
+#[tracing::instrument(name = "store.forms.oldest_change", skip_all)]
 pub async fn oldest_change(
     client: &impl GenericClient,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -669,6 +649,7 @@ pub async fn oldest_change(
 /// A consistent snapshot of a user's pending forms and the log position it stands
 /// at, or `None` when a transaction that touched this user's forms was still in
 /// flight below the snapshot (then try again: it will be done in a moment).
+#[tracing::instrument(name = "store.forms.snapshot", skip_all)]
 pub async fn snapshot(
     client: &mut deadpool_postgres::Object,
     assignee: &str,
@@ -696,19 +677,7 @@ pub async fn snapshot(
         tx.rollback().await?;
         return Ok(None);
     }
-    let position = tx
-        .query_opt(
-            &tx.prepare_cached(
-                "SELECT tx, seq FROM form_changes
-             WHERE tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-             ORDER BY tx DESC, seq DESC LIMIT 1",
-            )
-            .await?,
-            &[],
-        )
-        .await?
-        .map(|row| (row.get(0), row.get(1)))
-        .unwrap_or((0, 0));
+    let position = frontier(&tx).await?;
     // Everything at or below the prune mark is in the snapshot too (committed long
     // ago), and may be gone from the log: a cursor below the mark would not resume.
     let position = position.max(super::retention::change_log_pruned(&tx).await?);
@@ -717,24 +686,17 @@ pub async fn snapshot(
     Ok(Some((forms, position)))
 }
 
+#[tracing::instrument(name = "store.forms.schema", skip_all)]
 pub async fn schema(
     client: &impl GenericClient,
     deployment_id: &str,
     form_id: &str,
 ) -> Result<Option<Value>, StoreError> {
-    Ok(client
-        .query_opt(
-            &client
-                .prepare_cached(
-                    "SELECT schema FROM form_schemas WHERE deployment_id = $1 AND form_id = $2",
-                )
-                .await?,
-            &[&deployment_id, &form_id],
-        )
-        .await?
-        .map(|row| row.get(0)))
+    let sql = "SELECT schema FROM form_schemas WHERE deployment_id = $1 AND form_id = $2";
+    fetch_opt(client, sql, &[&deployment_id, &form_id], first).await
 }
 
+#[tracing::instrument(name = "store.forms.put_schema", skip_all)]
 pub async fn put_schema(
     client: &impl GenericClient,
     deployment_id: &str,
@@ -753,4 +715,100 @@ pub async fn put_schema(
         )
         .await?;
     Ok(())
+}
+
+/// The channel on which replicas tell each other that the change log grew.
+/// Notifications carry no data.
+const CHANGES_CHANNEL: &str = "ramp_form_changes";
+
+/// Tells every replica listening (see [`listen_for_changes`]) that the change log
+/// grew: one data-less notification.
+#[tracing::instrument(name = "store.forms.announce_changes", skip_all)]
+pub async fn announce_changes(client: &impl GenericClient) -> Result<(), StoreError> {
+    client
+        .execute("SELECT pg_notify($1, '')", &[&CHANGES_CHANNEL])
+        .await?;
+    Ok(())
+}
+
+/// A connection of its own, outside the pool, that listens for announced changes.
+pub struct ChangeListener {
+    announced: tokio::sync::mpsc::UnboundedReceiver<()>,
+    driver: tokio::task::JoinHandle<()>,
+    /// Kept: the connection lives while its client does.
+    _client: tokio_postgres::Client,
+}
+
+impl ChangeListener {
+    /// The next announcement; `None` once the connection is lost.
+    pub async fn next(&mut self) -> Option<()> {
+        self.announced.recv().await
+    }
+}
+
+impl Drop for ChangeListener {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// Opens a connection outside the pool and listens on it for announced changes.
+#[tracing::instrument(name = "store.forms.listen_for_changes", skip_all)]
+pub async fn listen_for_changes(store: &super::Store) -> Result<ChangeListener, StoreError> {
+    use futures::StreamExt;
+    let (client, mut connection) = store.connect_unpooled().await?;
+    let (announce, announced) = tokio::sync::mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(tokio_postgres::AsyncMessage::Notification(_)) => {
+                    let _ = announce.send(());
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "the LISTEN connection failed");
+                    break;
+                }
+            }
+        }
+    });
+    let listener = ChangeListener {
+        announced,
+        driver,
+        _client: client,
+    };
+    listener
+        ._client
+        .batch_execute(&format!("LISTEN {CHANGES_CHANNEL}"))
+        .await?;
+    Ok(listener)
+}
+
+/// How large the change log is, as operators watch it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LogSize {
+    /// Rows, from PostgreSQL's statistics (no count over the log).
+    pub entries: i64,
+    /// Seconds since the oldest change still in the log; 0 when it is empty.
+    pub oldest_age: f64,
+}
+
+/// The change log's size (the oldest row found through the position index).
+#[tracing::instrument(name = "store.forms.log_size", skip_all)]
+pub async fn log_size(client: &impl GenericClient) -> Result<LogSize, StoreError> {
+    let row = client
+        .query_one(
+            "SELECT
+                COALESCE((SELECT n_live_tup FROM pg_stat_user_tables
+                          WHERE relname = 'form_changes' AND schemaname = current_schema()), 0)::bigint,
+                COALESCE((SELECT extract(epoch FROM now() - created_at)
+                          FROM form_changes ORDER BY tx, seq LIMIT 1), 0)::float8",
+            &[],
+        )
+        .await?;
+    Ok(LogSize {
+        entries: row.get(0),
+        oldest_age: row.get(1),
+    })
 }

@@ -4,9 +4,12 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use secrecy::{ExposeSecret, SecretString};
-use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+use uuid::Uuid;
 
 pub mod deliveries;
 pub mod forms;
@@ -176,6 +179,7 @@ impl Store {
     /// advisory lock so that replicas starting together migrate one after the other
     /// (the later ones find nothing left to do). The lock goes with the connection,
     /// so a replica that dies mid-way does not block the others.
+    #[tracing::instrument(name = "store.migrate", skip_all)]
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let (mut client, connection) =
             tokio::time::timeout(self.timeout, self.pg_config.connect(NoTls))
@@ -232,7 +236,7 @@ impl Store {
 
     /// A connection of its own, outside the pool (for LISTEN), and its driver, which
     /// the caller polls.
-    pub async fn connect_unpooled(
+    async fn connect_unpooled(
         &self,
     ) -> Result<
         (
@@ -248,6 +252,7 @@ impl Store {
     }
 
     /// A round trip to the database, bounded by the configured timeout.
+    #[tracing::instrument(name = "store.ping", skip_all)]
     pub async fn ping(&self) -> Result<(), StoreError> {
         let check = async {
             let client = self.pool.get().await?;
@@ -296,6 +301,54 @@ pub(crate) fn unique_violation(error: &tokio_postgres::Error) -> Option<&str> {
         db.constraint()
     } else {
         None
+    }
+}
+
+/// A statement's parameters.
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+/// The rows `sql` returns, each read by `read`. Statements are prepared once per
+/// connection.
+async fn fetch_all<T>(
+    client: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+    read: impl Fn(&Row) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    client
+        .query(&client.prepare_cached(sql).await?, params)
+        .await?
+        .iter()
+        .map(read)
+        .collect()
+}
+
+/// The row `sql` returns, if any, read by `read`.
+async fn fetch_opt<T>(
+    client: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+    read: impl FnOnce(&Row) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    client
+        .query_opt(&client.prepare_cached(sql).await?, params)
+        .await?
+        .as_ref()
+        .map(read)
+        .transpose()
+}
+
+/// A row's first column.
+fn first<T: for<'a> tokio_postgres::types::FromSql<'a>>(row: &Row) -> Result<T, StoreError> {
+    Ok(row.get(0))
+}
+
+/// A page's position (the last row of the previous page) as the two parameters
+/// `($n::timestamptz IS NULL OR (created_at, id) > ($n, $n+1))` reads.
+fn after_parameters(after: Option<(DateTime<Utc>, Uuid)>) -> (Option<DateTime<Utc>>, Option<Uuid>) {
+    match after {
+        Some((time, id)) => (Some(time), Some(id)),
+        None => (None, None),
     }
 }
 

@@ -68,6 +68,7 @@ fn ms(duration: Duration) -> i64 {
 /// `gather` old and they have no send of this channel in flight or younger than
 /// `interval`. Replicas gather one at a time (a transaction-scoped advisory lock),
 /// so no user gets two sends from a race.
+#[tracing::instrument(name = "store.notifications.gather", skip_all)]
 pub async fn gather(
     tx: &deadpool_postgres::Transaction<'_>,
     channel: Channel,
@@ -127,6 +128,7 @@ pub async fn gather(
 }
 
 /// Claims sends whose lease ran out (their replica died or gave them back to retry).
+#[tracing::instrument(name = "store.notifications.reclaim", skip_all)]
 pub async fn reclaim(
     client: &impl GenericClient,
     channel: Channel,
@@ -165,6 +167,7 @@ pub async fn reclaim(
 /// The forms a send tells of that still wait for its user (a form completed,
 /// withdrawn or given to someone else since is left out), one per form, oldest
 /// first.
+#[tracing::instrument(name = "store.notifications.items", skip_all)]
 pub async fn items(
     client: &impl GenericClient,
     channel: Channel,
@@ -205,6 +208,7 @@ pub async fn items(
 
 /// Records a send's end (`sent`, `skipped`, `failed`); false when the claim no
 /// longer owns it.
+#[tracing::instrument(name = "store.notifications.finish", skip_all)]
 pub async fn finish(
     client: &impl GenericClient,
     send: &ClaimedSend,
@@ -223,6 +227,7 @@ pub async fn finish(
 }
 
 /// Gives a failed send back, to be claimed again after `retry_in`.
+#[tracing::instrument(name = "store.notifications.retry_later", skip_all)]
 pub async fn retry_later(
     client: &impl GenericClient,
     send: &ClaimedSend,
@@ -242,6 +247,7 @@ pub async fn retry_later(
 
 /// Deletes notifications and ended sends older than `older_than`, at most `batch`
 /// rows of each per call.
+#[tracing::instrument(name = "store.notifications.prune", skip_all)]
 pub async fn prune(
     client: &impl GenericClient,
     older_than: Duration,

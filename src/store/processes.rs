@@ -6,7 +6,7 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::StoreError;
+use super::{StoreError, fetch_all, fetch_opt, first};
 
 /// A process as stored.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,8 +27,8 @@ pub struct ProcessRow {
 const COLUMNS: &str = "id, definition_key, business_key, state, engine_instance_id, started_by, \
                        request_id, end_reason, created_at, updated_at, ended_at";
 
-fn from_row(row: &Row) -> ProcessRow {
-    ProcessRow {
+fn from_row(row: &Row) -> Result<ProcessRow, StoreError> {
+    Ok(ProcessRow {
         id: row.get("id"),
         definition_key: row.get("definition_key"),
         business_key: row.get("business_key"),
@@ -40,7 +40,7 @@ fn from_row(row: &Row) -> ProcessRow {
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
         ended_at: row.get("ended_at"),
-    }
+    })
 }
 
 /// Why a reservation was not made.
@@ -90,7 +90,7 @@ pub async fn reserve(
         )
         .await
     {
-        Ok(row) => Ok(from_row(&row)),
+        Ok(row) => from_row(&row).map_err(ReserveError::Store),
         Err(error) => match super::unique_violation(&error) {
             Some("processes_one_active_per_business_key") => Err(ReserveError::KeyTaken),
             Some("processes_request_id") => Err(ReserveError::RequestSeen),
@@ -102,11 +102,7 @@ pub async fn reserve(
 #[tracing::instrument(name = "store.processes.get", skip_all)]
 pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<Option<ProcessRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM processes WHERE id = $1");
-    Ok(client
-        .query_opt(&client.prepare_cached(&sql).await?, &[&id])
-        .await?
-        .as_ref()
-        .map(from_row))
+    fetch_opt(client, &sql, &[&id], from_row).await
 }
 
 #[tracing::instrument(name = "store.processes.by_request", skip_all)]
@@ -116,14 +112,7 @@ pub async fn by_request(
     request_id: &str,
 ) -> Result<Option<ProcessRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM processes WHERE started_by = $1 AND request_id = $2");
-    Ok(client
-        .query_opt(
-            &client.prepare_cached(&sql).await?,
-            &[&started_by, &request_id],
-        )
-        .await?
-        .as_ref()
-        .map(from_row))
+    fetch_opt(client, &sql, &[&started_by, &request_id], from_row).await
 }
 
 /// The process that holds a business key now (starting or active), if any.
@@ -135,11 +124,7 @@ pub async fn holding(
     let sql = format!(
         "SELECT {COLUMNS} FROM processes WHERE business_key = $1 AND state IN ('starting', 'active')"
     );
-    Ok(client
-        .query_opt(&client.prepare_cached(&sql).await?, &[&business_key])
-        .await?
-        .as_ref()
-        .map(from_row))
+    fetch_opt(client, &sql, &[&business_key], from_row).await
 }
 
 #[tracing::instrument(name = "store.processes.by_engine_instance", skip_all)]
@@ -148,11 +133,7 @@ pub async fn by_engine_instance(
     engine_instance_id: &str,
 ) -> Result<Option<ProcessRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM processes WHERE engine_instance_id = $1");
-    Ok(client
-        .query_opt(&client.prepare_cached(&sql).await?, &[&engine_instance_id])
-        .await?
-        .as_ref()
-        .map(from_row))
+    fetch_opt(client, &sql, &[&engine_instance_id], from_row).await
 }
 
 /// A starting reservation becomes active with its engine instance. Returns `None`
@@ -167,14 +148,7 @@ pub async fn activate(
         "UPDATE processes SET state = 'active', engine_instance_id = $2, updated_at = now()
          WHERE id = $1 AND state = 'starting' RETURNING {COLUMNS}"
     );
-    Ok(client
-        .query_opt(
-            &client.prepare_cached(&sql).await?,
-            &[&id, &engine_instance_id],
-        )
-        .await?
-        .as_ref()
-        .map(from_row))
+    fetch_opt(client, &sql, &[&id, &engine_instance_id], from_row).await
 }
 
 /// Releases a reservation whose start definitely did not happen: the row goes, and
@@ -217,12 +191,7 @@ pub async fn released_since(
 ) -> Result<Vec<Uuid>, StoreError> {
     let sql = "SELECT process_id FROM released_starts WHERE released_at >= $1 \
                ORDER BY released_at LIMIT $2";
-    Ok(client
-        .query(&client.prepare_cached(sql).await?, &[&since, &limit])
-        .await?
-        .iter()
-        .map(|row| row.get(0))
-        .collect())
+    fetch_all(client, sql, &[&since, &limit], first).await
 }
 
 /// Forgets released starts older than `before`: no longer watched.
@@ -250,14 +219,7 @@ pub async fn end(
         "UPDATE processes SET state = $2, end_reason = $3, ended_at = $4, updated_at = now()
          WHERE id = $1 AND state IN ('starting', 'active') RETURNING {COLUMNS}"
     );
-    Ok(client
-        .query_opt(
-            &client.prepare_cached(&sql).await?,
-            &[&id, &state, &reason, &ended_at],
-        )
-        .await?
-        .as_ref()
-        .map(from_row))
+    fetch_opt(client, &sql, &[&id, &state, &reason, &ended_at], from_row).await
 }
 
 /// Reservations still starting that were made before `before`.
@@ -271,12 +233,7 @@ pub async fn stale_starting(
         "SELECT {COLUMNS} FROM processes WHERE state = 'starting' AND updated_at < $1
          ORDER BY updated_at LIMIT $2"
     );
-    Ok(client
-        .query(&client.prepare_cached(&sql).await?, &[&before, &limit])
-        .await?
-        .iter()
-        .map(from_row)
-        .collect())
+    fetch_all(client, &sql, &[&before, &limit], from_row).await
 }
 
 /// Active processes among these engine instances.
@@ -288,12 +245,7 @@ pub async fn active_among(
     let sql = format!(
         "SELECT {COLUMNS} FROM processes WHERE state = 'active' AND engine_instance_id = ANY($1)"
     );
-    Ok(client
-        .query(&client.prepare_cached(&sql).await?, &[&engine_instance_ids])
-        .await?
-        .iter()
-        .map(from_row)
-        .collect())
+    fetch_all(client, &sql, &[&engine_instance_ids], from_row).await
 }
 
 /// Filters and position of a page of processes, newest first.
@@ -311,10 +263,7 @@ pub async fn list(
     client: &impl GenericClient,
     query: &ListQuery<'_>,
 ) -> Result<Vec<ProcessRow>, StoreError> {
-    let (after_time, after_id) = match query.after {
-        Some((time, id)) => (Some(time), Some(id)),
-        None => (None, None),
-    };
+    let (after_time, after_id) = super::after_parameters(query.after);
     let sql = format!(
         "SELECT {COLUMNS} FROM processes
          WHERE ($1::text IS NULL OR business_key = $1)
@@ -324,41 +273,34 @@ pub async fn list(
          ORDER BY created_at DESC, id DESC
          LIMIT $6"
     );
-    Ok(client
-        .query(
-            &client.prepare_cached(&sql).await?,
-            &[
-                &query.business_key,
-                &query.definition_key,
-                &query.states,
-                &after_time,
-                &after_id,
-                &query.limit,
-            ],
-        )
-        .await?
-        .iter()
-        .map(from_row)
-        .collect())
+    fetch_all(
+        client,
+        &sql,
+        &[
+            &query.business_key,
+            &query.definition_key,
+            &query.states,
+            &after_time,
+            &after_id,
+            &query.limit,
+        ],
+        from_row,
+    )
+    .await
 }
 
 /// Where a watch of the engine's history stands (engine time), if it ran before.
+#[tracing::instrument(name = "store.processes.watermark", skip_all)]
 pub async fn watermark(
     client: &impl GenericClient,
     name: &str,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
-    Ok(client
-        .query_opt(
-            &client
-                .prepare_cached("SELECT watermark FROM engine_watch WHERE name = $1")
-                .await?,
-            &[&name],
-        )
-        .await?
-        .map(|row| row.get(0)))
+    let sql = "SELECT watermark FROM engine_watch WHERE name = $1";
+    fetch_opt(client, sql, &[&name], first).await
 }
 
 /// The database's clock: the one `created_at` and `updated_at` are written by.
+#[tracing::instrument(name = "store.processes.database_now", skip_all)]
 pub async fn database_now(client: &impl GenericClient) -> Result<DateTime<Utc>, StoreError> {
     Ok(client
         .query_one(&client.prepare_cached("SELECT now()").await?, &[])
@@ -367,6 +309,7 @@ pub async fn database_now(client: &impl GenericClient) -> Result<DateTime<Utc>, 
 }
 
 /// Moves a watch forward (never back).
+#[tracing::instrument(name = "store.processes.advance_watermark", skip_all)]
 pub async fn advance_watermark(
     client: &impl GenericClient,
     name: &str,

@@ -7,7 +7,7 @@ use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::StoreError;
-use super::forms::Position;
+use super::forms::{Position, position};
 
 /// Serializes change-log pruning across replicas (the watermark moves in order).
 /// Any constant works as long as it stays the same.
@@ -15,11 +15,11 @@ const CHANGE_LOG_PRUNE_LOCK: i64 = 0x7261_6d70_7072_756e; // "ramppun"
 
 /// The position at or below which the change log may have been pruned; `(0, 0)`
 /// when nothing ever was.
+#[tracing::instrument(name = "store.retention.change_log_pruned", skip_all)]
 pub async fn change_log_pruned(client: &impl GenericClient) -> Result<Position, StoreError> {
-    Ok(client
-        .query_opt("SELECT tx, seq FROM change_log_pruned", &[])
+    let sql = "SELECT tx, seq FROM change_log_pruned";
+    Ok(super::fetch_opt(client, sql, &[], position)
         .await?
-        .map(|row| (row.get(0), row.get(1)))
         .unwrap_or((0, 0)))
 }
 
@@ -28,6 +28,7 @@ pub async fn change_log_pruned(client: &impl GenericClient) -> Result<Position, 
 /// only rows below the oldest transaction in flight (no row can still appear below
 /// them), so "everything above the watermark is there" stays true. Returns the rows
 /// deleted; 0 also when another replica is pruning right now.
+#[tracing::instrument(name = "store.retention.prune_change_log", skip_all)]
 pub async fn prune_change_log(
     client: &mut deadpool_postgres::Object,
     before: DateTime<Utc>,
@@ -91,22 +92,19 @@ pub fn uuid_v7_floor(time: DateTime<Utc>) -> Uuid {
 
 /// Deletes up to `limit` delivered outbox rows delivered before `before` (the
 /// answer itself stays with its submission).
+#[tracing::instrument(name = "store.retention.prune_delivered", skip_all)]
 pub async fn prune_delivered(
     client: &impl GenericClient,
     before: DateTime<Utc>,
     limit: i64,
 ) -> Result<u64, StoreError> {
-    Ok(client
-        .execute(
-            "DELETE FROM correlation_outbox WHERE id IN (
-                SELECT id FROM correlation_outbox
-                WHERE id < $1 AND state = 'delivered' AND delivered_at < $2
-                ORDER BY id
-                LIMIT $3
-                FOR UPDATE SKIP LOCKED)",
-            &[&uuid_v7_floor(before), &before, &limit],
-        )
-        .await?)
+    let sql = "DELETE FROM correlation_outbox WHERE id IN (
+            SELECT id FROM correlation_outbox
+            WHERE id < $1 AND state = 'delivered' AND delivered_at < $2
+            ORDER BY id
+            LIMIT $3
+            FOR UPDATE SKIP LOCKED)";
+    prune(client, sql, before, limit).await
 }
 
 /// Deletes up to `limit` submitted answers made before `before` whose delivery is
@@ -114,14 +112,13 @@ pub async fn prune_delivered(
 /// outbox rows, and clears the drafts and prefills of their form tasks (unless a
 /// form is pending again). Answers still to
 /// deliver (pending) or waiting for an operator (failed) are kept.
+#[tracing::instrument(name = "store.retention.prune_submissions", skip_all)]
 pub async fn prune_submissions(
     client: &impl GenericClient,
     before: DateTime<Utc>,
     limit: i64,
 ) -> Result<u64, StoreError> {
-    Ok(client
-        .execute(
-            "WITH doomed AS (
+    let sql = "WITH doomed AS (
                 SELECT s.id, s.form_task_id FROM submissions s
                 WHERE s.id < $1 AND s.created_at < $2
                   AND NOT EXISTS (SELECT 1 FROM correlation_outbox o
@@ -138,9 +135,20 @@ pub async fn prune_submissions(
                 UPDATE form_tasks t SET draft = NULL, prefill = '{}'::jsonb
                 FROM doomed WHERE t.id = doomed.form_task_id AND t.status <> 'pending'
              )
-             DELETE FROM submissions s USING doomed WHERE s.id = doomed.id",
-            &[&uuid_v7_floor(before), &before, &limit],
-        )
+             DELETE FROM submissions s USING doomed WHERE s.id = doomed.id";
+    prune(client, sql, before, limit).await
+}
+
+/// Runs a prune of rows with UUIDv7 ids: `sql` reads ($1) the smallest id of
+/// `before`'s millisecond, ($2) `before` and ($3) `limit`.
+async fn prune(
+    client: &impl GenericClient,
+    sql: &str,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> Result<u64, StoreError> {
+    Ok(client
+        .execute(sql, &[&uuid_v7_floor(before), &before, &limit])
         .await?)
 }
 
