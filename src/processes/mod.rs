@@ -16,6 +16,7 @@ use crate::camunda::{Camunda, CamundaError, typed};
 use crate::email::Email;
 use crate::forms::withdrawal::Withdrawals;
 use crate::ids::{ProcessId, stored_words};
+use crate::paging::Page;
 use crate::store::processes::{self as rows, ListQuery, NewProcess, ProcessRow, ReserveError};
 use crate::store::{Store, StoreError};
 use definitions::{Definitions, Startable};
@@ -411,12 +412,8 @@ impl Processes {
             .map(|s| s.as_str().to_owned())
             .collect();
         let filter = format!("{business_key:?}|{:?}|{states:?}", request.definition_key);
-        let after = match &request.page_token {
-            Some(token) => {
-                Some(crate::paging::decode(token, &filter).ok_or(ProcessError::InvalidPageToken)?)
-            }
-            None => None,
-        };
+        let page = Page::new(filter, request.page_size, request.page_token.as_deref())
+            .ok_or(ProcessError::InvalidPageToken)?;
         let client = self.store.client().await?;
         let mut found = rows::list(
             &client,
@@ -424,14 +421,12 @@ impl Processes {
                 business_key: business_key.as_deref(),
                 definition_key: request.definition_key.as_deref(),
                 states: &states,
-                after,
-                limit: request.page_size as i64 + 1,
+                after: page.after(),
+                limit: page.limit(),
             },
         )
         .await?;
-        let next = crate::paging::finish_page(&mut found, request.page_size, &filter, |row| {
-            (row.created_at, row.id)
-        });
+        let next = page.finish(&mut found, |row| (row.created_at, row.id));
         let found = found
             .into_iter()
             .map(Process::try_from)
