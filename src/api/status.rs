@@ -69,6 +69,18 @@ fn told(code: Code, message: impl Into<String>) -> Reply {
     Reply::Told(code, message.into())
 }
 
+/// Field violations, each a field and its problem.
+fn fields<F: AsRef<str>, P: Into<String>>(
+    problems: impl IntoIterator<Item = (F, P)>,
+    note: Option<&'static str>,
+) -> Reply {
+    let mut violations = Violations::new();
+    for (field, problem) in problems {
+        violations.add(field.as_ref(), problem);
+    }
+    Reply::Fields { violations, note }
+}
+
 impl Answer for StoreError {
     fn reply(&self) -> Reply {
         match self.fault() {
@@ -108,41 +120,24 @@ impl Answer for FormError {
         match self {
             Self::NotFound => told(Code::NotFound, "form task not found"),
             Self::PermissionDenied(message) => told(Code::PermissionDenied, message),
-            Self::Inconsistent(fields) => {
-                let mut violations = Violations::new();
-                for (field, problem) in fields {
-                    violations.add(field, *problem);
-                }
-                Reply::Fields {
-                    violations,
-                    note: None,
-                }
-            }
+            Self::Inconsistent(problems) => fields(problems.iter().copied(), None),
             Self::NotPending(message) => told(Code::FailedPrecondition, message),
             Self::Unavailable(message) => told(Code::Unavailable, message),
             Self::InvalidArgument(message) => told(Code::InvalidArgument, message),
             Self::AlreadyExists(message) => told(Code::AlreadyExists, message),
-            Self::UnknownInstance(_) => {
-                let mut violations = Violations::new();
-                violations.add(
+            Self::UnknownInstance(_) => fields(
+                [(
                     "process_instance_id",
                     "is not a process instance the engine knows",
-                );
-                Reply::Fields {
-                    violations,
-                    note: Some("a form task names a process instance the engine does not know"),
-                }
-            }
-            Self::InvalidData(problems) => {
-                let mut violations = Violations::new();
-                for (field, problem) in problems {
-                    violations.add(&format!("data.{field}"), problem.clone());
-                }
-                Reply::Fields {
-                    violations,
-                    note: None,
-                }
-            }
+                )],
+                Some("a form task names a process instance the engine does not know"),
+            ),
+            Self::InvalidData(problems) => fields(
+                problems
+                    .iter()
+                    .map(|(field, problem)| (format!("data.{field}"), problem.clone())),
+                None,
+            ),
             Self::InvalidPageToken => told(Code::InvalidArgument, PAGE_TOKEN),
             Self::TooManyStreams(too_many) => told(Code::ResourceExhausted, too_many.to_string()),
             Self::EngineUnavailable(_) => Reply::Logged(Code::Unavailable, ENGINE_UNAVAILABLE),
@@ -239,6 +234,24 @@ mod tests {
         }));
         assert_eq!(unknown.code(), Code::Internal);
         assert_eq!(unknown.message(), DATABASE_FAILED);
+    }
+
+    #[test]
+    fn problems_of_fields_are_field_violations() {
+        let inconsistent = status(FormError::Inconsistent(vec![
+            ("business_key", "is not the process's business key"),
+            ("assignee", "is not the instance's assignee"),
+        ]));
+        assert_eq!(
+            crate::api::validate::fields(inconsistent),
+            ["business_key", "assignee"]
+        );
+        let invalid = status(FormError::InvalidData(vec![(
+            "amount".into(),
+            "is required".into(),
+        )]));
+        assert_eq!(invalid.code(), Code::InvalidArgument);
+        assert_eq!(crate::api::validate::fields(invalid), ["data.amount"]);
     }
 
     #[test]
