@@ -144,7 +144,7 @@ impl Admin {
             .processes
             .list(
                 caller,
-                crate::processes::ListRequest {
+                crate::processes::ListProcesses {
                     business_key: Some(user),
                     definition_key: None,
                     states: Vec::new(),

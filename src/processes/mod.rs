@@ -147,9 +147,6 @@ pub struct ListProcesses {
     pub page_token: Option<String>,
 }
 
-/// The name `src/admin.rs` uses for [`ListProcesses`].
-pub type ListRequest = ListProcesses;
-
 /// Cancel a running process, saying why (or not: `reason` may be empty).
 #[derive(Debug)]
 pub struct CancelProcess {
