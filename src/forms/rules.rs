@@ -1,5 +1,6 @@
-//! Who may do what with form tasks: pure functions of the caller and the request,
-//! which `Forms` applies before it touches the store or the engine.
+//! Who may do what with form tasks: pure functions of the caller and the request (or
+//! the stored form task it names), which `Forms` applies before it acts, so that a
+//! unit test reaches every rule without a server.
 
 use super::FormError;
 use crate::auth::Caller;

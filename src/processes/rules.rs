@@ -1,5 +1,6 @@
-//! Who may do what with processes: pure functions of the caller and the command,
-//! which `Processes` applies before it touches the store or the engine.
+//! Who may do what with processes: pure functions of the caller and the command (or
+//! the stored process it names), which `Processes` applies before it acts, so that a
+//! unit test reaches every rule without a server.
 
 use std::sync::Arc;
 
