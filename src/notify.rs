@@ -23,6 +23,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use lettre::message::Mailbox;
@@ -34,8 +35,52 @@ use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::store::notifications::{self as rows, Channel, ClaimedSend, Item};
+use crate::ids::{FormTaskId, stored_words};
+use crate::store::notifications::{self as rows, Channel};
 use crate::store::{Store, StoreError};
+
+stored_words!(
+    /// Why a form is told of.
+    NotificationEvent {
+        /// It arrived.
+        Created = "created",
+        /// It was given to this user.
+        Reassigned = "reassigned",
+        /// Its answer came back: the process could not use it.
+        Returned = "returned",
+    }
+);
+
+stored_words!(
+    /// How a send ended.
+    SendEnd {
+        Sent = "sent",
+        /// Nothing was left to tell of (every form was answered or moved meanwhile).
+        Skipped = "skipped",
+        /// Given up after its attempts, with its last error.
+        Failed = "failed",
+    }
+);
+
+/// A send this replica holds.
+#[derive(Clone, Debug)]
+pub struct ClaimedSend {
+    pub id: Uuid,
+    pub assignee: String,
+    pub generation: i64,
+    pub attempts: i32,
+}
+
+/// One form a send tells of.
+#[derive(Clone, Debug)]
+pub struct Item {
+    pub form_task_id: FormTaskId,
+    pub event: NotificationEvent,
+    pub title: String,
+    pub process_name: Option<String>,
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
 
 /// The notifier's settings (`RAMP_PUBLIC_URL`, `RAMP_SMTP_*`, `RAMP_NOTIFY_*`).
 #[derive(Clone, Debug)]
@@ -263,7 +308,7 @@ impl Notifier {
         };
         if items.is_empty() {
             let client = self.store.client().await?;
-            rows::finish(&client, send, "skipped", None).await?;
+            rows::finish(&client, send, SendEnd::Skipped, None).await?;
             return Ok(());
         }
         let outcome = match channel {
@@ -273,14 +318,14 @@ impl Notifier {
         let client = self.store.client().await?;
         match outcome {
             Ok(()) => {
-                if !rows::finish(&client, send, "sent", None).await? {
+                if !rows::finish(&client, send, SendEnd::Sent, None).await? {
                     tracing::warn!(send = %send.id, "notification sent after its lease ran out: it may be sent again");
                 }
                 tracing::info!(channel = channel.as_str(), send = %send.id, forms = items.len(), "notification sent");
             }
             Err(error) if send.attempts >= MAX_ATTEMPTS => {
                 tracing::error!(channel = channel.as_str(), send = %send.id, %error, "notification given up");
-                rows::finish(&client, send, "failed", Some(&error)).await?;
+                rows::finish(&client, send, SendEnd::Failed, Some(&error)).await?;
             }
             Err(error) => {
                 let retry_in = Duration::from_secs(1 << send.attempts.clamp(0, 10))
@@ -292,7 +337,7 @@ impl Notifier {
         Ok(())
     }
 
-    fn link(&self, form: Uuid) -> String {
+    fn link(&self, form: FormTaskId) -> String {
         format!("{}/forms/{form}", self.settings.public_url)
     }
 
@@ -363,10 +408,10 @@ impl Notifier {
 }
 
 /// A mail's subject and text for the forms it tells of.
-pub fn compose(items: &[Item], link: impl Fn(Uuid) -> String) -> (String, String) {
+pub fn compose(items: &[Item], link: impl Fn(FormTaskId) -> String) -> (String, String) {
     let subject = match items {
-        [one] => match one.event.as_str() {
-            "returned" => format!("Returned to you: {}", one.title),
+        [one] => match one.event {
+            NotificationEvent::Returned => format!("Returned to you: {}", one.title),
             _ => format!("A form waits for you: {}", one.title),
         },
         many => format!("{} forms wait for you", many.len()),
@@ -382,15 +427,15 @@ pub fn compose(items: &[Item], link: impl Fn(Uuid) -> String) -> (String, String
         if let Some(process) = &item.process_name {
             body.push_str(&format!(" ({process})"));
         }
-        match item.event.as_str() {
-            "reassigned" => body.push_str(", given to you"),
-            "returned" => {
+        match item.event {
+            NotificationEvent::Reassigned => body.push_str(", given to you"),
+            NotificationEvent::Returned => {
                 body.push_str(", returned to you");
                 if let Some(reason) = &item.reason {
                     body.push_str(&format!(": {reason}"));
                 }
             }
-            _ => {}
+            NotificationEvent::Created => {}
         }
         body.push_str(&format!("\n  {}\n", link(item.form_task_id)));
     }
@@ -402,10 +447,10 @@ pub fn compose(items: &[Item], link: impl Fn(Uuid) -> String) -> (String, String
 mod tests {
     use super::*;
 
-    fn item(event: &str, title: &str, reason: Option<&str>) -> Item {
+    fn item(event: NotificationEvent, title: &str, reason: Option<&str>) -> Item {
         Item {
-            form_task_id: Uuid::nil(),
-            event: event.into(),
+            form_task_id: FormTaskId::from_uuid(Uuid::nil()),
+            event,
             title: title.into(),
             process_name: Some("Qualify supplier".into()),
             reason: reason.map(str::to_owned),
@@ -415,9 +460,10 @@ mod tests {
 
     #[test]
     fn one_form_is_named_in_the_subject() {
-        let (subject, body) = compose(&[item("created", "Company details", None)], |id| {
-            format!("https://x/forms/{id}")
-        });
+        let (subject, body) = compose(
+            &[item(NotificationEvent::Created, "Company details", None)],
+            |id| format!("https://x/forms/{id}"),
+        );
         assert_eq!(subject, "A form waits for you: Company details");
         assert!(body.contains("- Company details (Qualify supplier)\n"));
         assert!(body.contains(&format!("https://x/forms/{}", Uuid::nil())));
@@ -427,8 +473,12 @@ mod tests {
     fn several_forms_are_counted_and_a_return_says_why() {
         let (subject, body) = compose(
             &[
-                item("created", "A", None),
-                item("returned", "B", Some("the score is out of range")),
+                item(NotificationEvent::Created, "A", None),
+                item(
+                    NotificationEvent::Returned,
+                    "B",
+                    Some("the score is out of range"),
+                ),
             ],
             |_| "link".into(),
         );

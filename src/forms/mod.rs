@@ -1,5 +1,6 @@
 //! Form tasks: created by workers (idempotent on the external task), read and drafted
 //! by their assignees, and streamed live to them (`stream.rs`, fed by `hub.rs`).
+//! What a form task, its answer and its changes are: `task.rs`.
 
 mod consistency;
 mod feel;
@@ -277,7 +278,7 @@ impl Forms {
             return Err(FormError::Inconsistent(inconsistent));
         }
         let claim = Claim::of(&new);
-        let (candidate, schema) = match self.candidate(new).await {
+        let (candidate, schema) = match self.candidate(new, &claim).await {
             Ok(prepared) => prepared,
             // A repeat is answered even while the engine is unreachable.
             Err(error) => {
@@ -362,21 +363,22 @@ impl Forms {
         Ok(Some(self.with_schema(moved).await?))
     }
 
-    /// The row a new form task would be, with its form's schema: the instance's
-    /// lineage and the form are looked up (remembered after the first time).
-    async fn candidate(&self, new: NewFormTask) -> Result<(FormTask, Option<Value>), FormError> {
+    /// The row a new form task would be (`claim` is `new` with its defaults
+    /// applied), with its form's schema: the instance's lineage and the form are
+    /// looked up (remembered after the first time).
+    async fn candidate(
+        &self,
+        new: NewFormTask,
+        claim: &Claim,
+    ) -> Result<(FormTask, Option<Value>), FormError> {
         let lineage = self.schemas.lineage(&new.process_instance_id).await?;
-        let form_name = new
-            .form_name
-            .clone()
-            .unwrap_or_else(|| new.activity_id.clone());
         let definition_id = new
             .process_definition_id
             .clone()
             .or(lineage.process_definition_id);
         let found = self
             .schemas
-            .find(definition_id.as_deref(), &form_name)
+            .find(definition_id.as_deref(), &claim.form_name)
             .await?;
         let prefill = match (&found, &new.activity_instance_id) {
             (Some((_, schema)), _) => prefill::of_schema(schema, new.prefill),
@@ -401,15 +403,10 @@ impl Forms {
         let candidate = FormTask {
             id: FormTaskId::new(),
             external_task_id: new.external_task_id,
-            business_key: new.business_key.as_str().to_owned(),
-            message_name: new.message_name.unwrap_or_else(|| form_name.clone()),
-            form_name,
-            assignee: new
-                .assignee
-                .as_ref()
-                .unwrap_or(&new.business_key)
-                .as_str()
-                .to_owned(),
+            business_key: claim.business_key.clone(),
+            message_name: claim.message_name.clone(),
+            form_name: claim.form_name.clone(),
+            assignee: claim.assignee.clone(),
             status: FormState::Pending,
             process_instance_id: new.process_instance_id,
             root_process_instance_id: lineage.root_process_instance_id,

@@ -134,14 +134,14 @@ pub async fn get(
     fetch_opt(client, &sql, &[id.as_uuid()], from_row).await
 }
 
-/// A form task, locked for the rest of the transaction (submits serialize on it).
+/// A form task, locked for the rest of `tx` (submits serialize on it).
 #[tracing::instrument(name = "store.forms.get_for_update", skip_all)]
 pub async fn get_for_update(
-    client: &impl GenericClient,
+    tx: &deadpool_postgres::Transaction<'_>,
     id: FormTaskId,
 ) -> Result<Option<FormTask>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM form_tasks WHERE id = $1 FOR UPDATE");
-    fetch_opt(client, &sql, &[id.as_uuid()], from_row).await
+    fetch_opt(tx, &sql, &[id.as_uuid()], from_row).await
 }
 
 /// A submit, as one statement writes it.
@@ -444,18 +444,25 @@ pub async fn changes_since(
     after: Position,
     limit: i64,
 ) -> Result<Option<Vec<Change>>, StoreError> {
-    let tx = client
-        .build_transaction()
-        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await?;
+    let tx = one_snapshot(client).await?;
     if after < super::retention::change_log_pruned(&tx).await? {
         return Ok(None);
     }
     let batch = changes_after(&tx, Some(assignee), after, limit).await?;
     tx.commit().await?;
     Ok(Some(batch))
+}
+
+/// A read-only transaction that reads one snapshot throughout (repeatable read).
+async fn one_snapshot(
+    client: &mut deadpool_postgres::Object,
+) -> Result<deadpool_postgres::Transaction<'_>, StoreError> {
+    Ok(client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?)
 }
 
 /// The end of what readers can see now: the greatest position below the xmin.
@@ -654,12 +661,7 @@ pub async fn snapshot(
     client: &mut deadpool_postgres::Object,
     assignee: &str,
 ) -> Result<Option<(Vec<FormTask>, Position)>, StoreError> {
-    let tx = client
-        .build_transaction()
-        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await?;
+    let tx = one_snapshot(client).await?;
     // Rows this snapshot sees that readers cannot take yet (their transaction is at
     // or above xmin): the snapshot would include their effect but the cursor not.
     let ahead: i64 = tx

@@ -379,6 +379,7 @@ mod tests {
     use tokio_postgres::error::SqlState;
 
     use super::*;
+    use crate::forms::FormState;
 
     #[test]
     fn a_lost_or_slow_database_is_unavailable() {
@@ -474,12 +475,26 @@ mod tests {
         let row = client.query_one("SELECT 'x'::text", &[]).await.unwrap();
         let undecodable = row.try_get::<_, i32>(0);
         assert_eq!(fault(undecodable.unwrap_err()), StoreFault::Bug);
-        let too_many = client.query_one("SELECT id FROM t WHERE id > 5", &[]).await;
-        assert_eq!(fault(too_many.unwrap_err()), StoreFault::Bug);
+        let no_row = client.query_one("SELECT id FROM t WHERE id > 5", &[]).await;
+        assert_eq!(fault(no_row.unwrap_err()), StoreFault::Bug);
 
         let gone = format!("{url} dbname=ramp_no_such_database");
         let gone = Store::new(&gone.into(), 1, Duration::from_secs(5)).unwrap();
         let unreachable = gone.client().await.map(|_| ()).unwrap_err();
         assert_eq!(unreachable.fault(), StoreFault::Unavailable);
+    }
+
+    #[test]
+    fn a_stored_word_the_set_lacks_is_a_decode_error_naming_its_column() {
+        assert_eq!(
+            decode("form_tasks.status", "pending", FormState::parse).unwrap(),
+            FormState::Pending
+        );
+        match decode("form_tasks.status", "archived", FormState::parse) {
+            Err(StoreError::Decode { column, value }) => {
+                assert_eq!((column, value.as_str()), ("form_tasks.status", "archived"))
+            }
+            other => panic!("not a decode error: {other:?}"),
+        }
     }
 }

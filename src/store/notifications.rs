@@ -5,11 +5,12 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
-use super::StoreError;
+use super::{StoreError, decode};
+use crate::ids::FormTaskId;
+use crate::notify::{ClaimedSend, Item, NotificationEvent, SendEnd};
 
 /// Where a notification goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,26 +39,6 @@ impl Channel {
 /// Notifications older than this are never sent (a channel switched on later does
 /// not mail the backlog of days); retention deletes them.
 const FRESH: &str = "interval '1 day'";
-
-/// A send this replica holds.
-#[derive(Clone, Debug)]
-pub struct ClaimedSend {
-    pub id: Uuid,
-    pub assignee: String,
-    pub generation: i64,
-    pub attempts: i32,
-}
-
-/// One form a send tells of.
-#[derive(Clone, Debug)]
-pub struct Item {
-    pub form_task_id: Uuid,
-    pub event: String,
-    pub title: String,
-    pub process_name: Option<String>,
-    pub reason: Option<String>,
-    pub at: DateTime<Utc>,
-}
 
 fn ms(duration: Duration) -> i64 {
     duration.as_millis().min(i64::MAX as u128) as i64
@@ -189,32 +170,32 @@ pub async fn items(
     let mut items: Vec<(i64, Item)> = rows
         .iter()
         .map(|row| {
-            (
+            Ok((
                 row.get(6),
                 Item {
-                    form_task_id: row.get(0),
-                    event: row.get(1),
+                    form_task_id: FormTaskId::from_uuid(row.get(0)),
+                    event: decode("notifications.event", row.get(1), NotificationEvent::parse)?,
                     title: row.get(2),
                     process_name: row.get(3),
                     reason: row.get(4),
                     at: row.get(5),
                 },
-            )
+            ))
         })
-        .collect();
+        .collect::<Result<_, StoreError>>()?;
     items.sort_by_key(|(id, _)| *id);
     Ok(items.into_iter().map(|(_, item)| item).collect())
 }
 
-/// Records a send's end (`sent`, `skipped`, `failed`); false when the claim no
-/// longer owns it.
+/// Records how a send ended; false when the claim no longer owns it.
 #[tracing::instrument(name = "store.notifications.finish", skip_all)]
 pub async fn finish(
     client: &impl GenericClient,
     send: &ClaimedSend,
-    state: &str,
+    end: SendEnd,
     error: Option<&str>,
 ) -> Result<bool, StoreError> {
+    let state = end.as_str();
     let n = client
         .execute(
             "UPDATE notification_sends SET state = $3, sent_at = CASE WHEN $3 = 'sent' THEN now() END,
