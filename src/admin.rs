@@ -1,6 +1,7 @@
 //! AdminService's logic: deliveries that need an operator (list, retry, abandon:
 //! `delivery::admin`), reassigning a pending form, and one user's forms and
-//! processes. Only admins get here (the API checks the role).
+//! processes. Only admins get here: the API lets a caller in only when [`authorize`]
+//! does, before it reads the request.
 
 use crate::auth::Caller;
 use crate::delivery::admin::{DeliveryAdmin, DeliveryAdminError};
@@ -15,6 +16,9 @@ use crate::store::{Store, StoreError};
 pub enum AdminError {
     #[error("delivery not found")]
     NotFound,
+    /// The caller is not an admin, in words it reads as they are.
+    #[error("{0}")]
+    PermissionDenied(String),
     #[error("{0}")]
     FailedPrecondition(String),
     #[error("invalid page token")]
@@ -25,6 +29,17 @@ pub enum AdminError {
     Form(#[from] FormError),
     #[error(transparent)]
     Process(#[from] ProcessError),
+}
+
+/// Whether `caller` may use AdminService at all: admins only.
+pub fn authorize(caller: &Caller) -> Result<(), AdminError> {
+    if caller.admin {
+        Ok(())
+    } else {
+        Err(AdminError::PermissionDenied(
+            "AdminService needs the ramp-admin role".into(),
+        ))
+    }
 }
 
 impl From<DeliveryAdminError> for AdminError {
@@ -129,7 +144,7 @@ impl Admin {
             .processes
             .list(
                 caller,
-                crate::processes::ListRequest {
+                crate::processes::ListProcesses {
                     business_key: Some(user),
                     definition_key: None,
                     states: Vec::new(),
@@ -138,5 +153,32 @@ impl Admin {
                 },
             )
             .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(admin: bool, worker: bool) -> Caller {
+        Caller {
+            email: Email::parse("ann@example.com").unwrap(),
+            worker,
+            admin,
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn only_admins_use_the_admin_service() {
+        assert!(authorize(&caller(true, false)).is_ok());
+        for not_admin in [caller(false, false), caller(false, true)] {
+            match authorize(&not_admin) {
+                Err(AdminError::PermissionDenied(why)) => {
+                    assert_eq!(why, "AdminService needs the ramp-admin role")
+                }
+                other => panic!("expected PermissionDenied, got {other:?}"),
+            }
+        }
     }
 }

@@ -3,18 +3,19 @@
 use tonic::{Request, Response, Status};
 
 use super::caller;
-use super::form::{delivery_state, status_name, summary_to_proto};
-use super::process::{timestamp, to_proto};
+use super::convert::{delivery, form_states, timestamp};
+use super::form::summary_to_proto;
+use super::process::to_proto;
 use super::status::status;
-use super::validate::Violations;
-use crate::admin::Admin;
+use super::validate::{Page, Violations, id_of};
+use crate::admin::{self, Admin};
 use crate::auth::Caller;
-use crate::delivery::DeliveryState as State;
+use crate::delivery::{self as outbox, DeliveryRecord as Record};
+use crate::email::Email;
+use crate::forms::FormState;
+use crate::ids::{FormTaskId, SubmissionId};
 use crate::proto::admin_service_server::AdminService;
 use crate::proto::*;
-
-/// Page size when the client asks for none.
-const DEFAULT_PAGE_SIZE: usize = 50;
 
 pub struct AdminApi {
     admin: Admin,
@@ -26,49 +27,131 @@ impl AdminApi {
     }
 }
 
-/// The caller, if an admin.
+/// The caller, if `admin::authorize` lets it in: checked before the request is read,
+/// so that a caller who is no admin learns nothing of what its request got wrong.
 fn admin<T>(request: &Request<T>) -> Result<Caller, Status> {
     let caller = caller(request)?;
-    if !caller.admin {
-        return Err(Status::permission_denied(
-            "AdminService needs the ramp-admin role",
-        ));
-    }
+    admin::authorize(&caller).map_err(status)?;
     Ok(caller)
 }
 
-fn record_to_proto(row: crate::delivery::DeliveryRecord) -> DeliveryRecord {
-    let d = row.delivery;
+fn record_to_proto(record: Record) -> DeliveryRecord {
+    let engine_error = record.delivery.engine_error.clone().unwrap_or_default();
     DeliveryRecord {
-        id: row.id.to_string(),
-        form_task_id: row.form_task_id.to_string(),
-        form_name: row.form_name,
-        assignee: row.assignee,
-        business_key: row.business_key,
-        message_name: row.message_name,
-        process_instance_id: row.process_instance_id,
-        delivery: Some(Delivery {
-            state: delivery_state(d.state) as i32,
-            attempts: d.attempts,
-            last_error: d.last_error.unwrap_or_default(),
-            next_attempt_time: (d.state == State::Pending).then(|| timestamp(d.next_attempt_at)),
-            deliver_time: d.delivered_at.map(timestamp),
-        }),
-        create_time: Some(timestamp(row.created_at)),
-        engine_error: d.engine_error.unwrap_or_default(),
+        id: record.id.to_string(),
+        form_task_id: record.form_task_id.to_string(),
+        form_name: record.form_name,
+        assignee: record.assignee,
+        business_key: record.business_key,
+        message_name: record.message_name,
+        process_instance_id: record.process_instance_id,
+        delivery: Some(delivery(record.delivery)),
+        create_time: Some(timestamp(record.created_at)),
+        engine_error,
     }
 }
 
-fn page_size(size: i32) -> usize {
-    if size == 0 {
-        DEFAULT_PAGE_SIZE
-    } else {
-        size as usize
+/// The deliveries an operator asks to see.
+struct DeliveryList {
+    states: Vec<outbox::DeliveryState>,
+    page: Page,
+}
+
+impl TryFrom<ListDeliveriesRequest> for DeliveryList {
+    type Error = Status;
+
+    fn try_from(r: ListDeliveriesRequest) -> Result<Self, Status> {
+        let mut v = Violations::new();
+        let page = v.page(r.page_size, &r.page_token);
+        let mut states = Vec::new();
+        for state in &r.states {
+            match DeliveryState::try_from(*state) {
+                Ok(DeliveryState::Failed) => states.push(outbox::DeliveryState::Failed),
+                Ok(DeliveryState::Undeliverable) => {
+                    states.push(outbox::DeliveryState::Undeliverable)
+                }
+                Ok(DeliveryState::Refused) => states.push(outbox::DeliveryState::Refused),
+                _ => v.add(
+                    "states",
+                    "only FAILED, UNDELIVERABLE and REFUSED may be listed",
+                ),
+            }
+        }
+        v.check()?;
+        Ok(Self { states, page })
     }
 }
 
-fn token(token: String) -> Option<String> {
-    Some(token).filter(|t| !t.is_empty())
+/// A delivery to give up, and why.
+struct Abandon {
+    id: SubmissionId,
+    reason: String,
+}
+
+impl TryFrom<AbandonDeliveryRequest> for Abandon {
+    type Error = Status;
+
+    fn try_from(r: AbandonDeliveryRequest) -> Result<Self, Status> {
+        let mut v = Violations::new();
+        let id = v.uuid("id", &r.id);
+        if r.reason.trim().is_empty() {
+            v.add("reason", "is required");
+        }
+        v.free_text("reason", &r.reason);
+        let abandon = id.map(|id| Abandon {
+            id: id.into(),
+            reason: r.reason.trim().to_owned(),
+        });
+        v.finish(abandon)
+    }
+}
+
+/// A pending form to move to another assignee.
+struct Reassign {
+    id: FormTaskId,
+    assignee: Email,
+}
+
+impl TryFrom<ReassignFormTaskRequest> for Reassign {
+    type Error = Status;
+
+    fn try_from(r: ReassignFormTaskRequest) -> Result<Self, Status> {
+        let mut v = Violations::new();
+        let id = v.uuid("form_task_id", &r.form_task_id);
+        let assignee = v.email("assignee", &r.assignee, true);
+        let reassign = id.zip(assignee).map(|(id, assignee)| Reassign {
+            id: id.into(),
+            assignee,
+        });
+        v.finish(reassign)
+    }
+}
+
+/// One user's forms or processes, a page of them.
+struct UserList {
+    user: Email,
+    statuses: Vec<FormState>,
+    page: Page,
+}
+
+impl UserList {
+    fn parse(
+        user: &str,
+        page_size: i32,
+        page_token: &str,
+        statuses: &[i32],
+    ) -> Result<Self, Status> {
+        let mut v = Violations::new();
+        let user = v.email("user", user, true);
+        let page = v.page(page_size, page_token);
+        v.known_enum::<FormTaskStatus>("statuses", statuses);
+        let list = user.map(|user| UserList {
+            user,
+            statuses: form_states(statuses),
+            page,
+        });
+        v.finish(list)
+    }
 }
 
 #[tonic::async_trait]
@@ -78,25 +161,10 @@ impl AdminService for AdminApi {
         request: Request<ListDeliveriesRequest>,
     ) -> Result<Response<ListDeliveriesResponse>, Status> {
         admin(&request)?;
-        let r = request.into_inner();
-        let mut v = Violations::new();
-        v.page(r.page_size, &r.page_token);
-        let mut states = Vec::new();
-        for state in &r.states {
-            match DeliveryState::try_from(*state) {
-                Ok(DeliveryState::Failed) => states.push(State::Failed),
-                Ok(DeliveryState::Undeliverable) => states.push(State::Undeliverable),
-                Ok(DeliveryState::Refused) => states.push(State::Refused),
-                _ => v.add(
-                    "states",
-                    "only FAILED, UNDELIVERABLE and REFUSED may be listed",
-                ),
-            }
-        }
-        v.check()?;
+        let list = DeliveryList::try_from(request.into_inner())?;
         let (found, next) = self
             .admin
-            .deliveries(states, page_size(r.page_size), token(r.page_token))
+            .deliveries(list.states, list.page.size, list.page.token)
             .await
             .map_err(status)?;
         Ok(Response::new(ListDeliveriesResponse {
@@ -110,14 +178,8 @@ impl AdminService for AdminApi {
         request: Request<RetryDeliveryRequest>,
     ) -> Result<Response<RetryDeliveryResponse>, Status> {
         let caller = admin(&request)?;
-        let mut v = Violations::new();
-        let id = v.uuid("id", &request.get_ref().id);
-        v.check()?;
-        let record = self
-            .admin
-            .retry(&caller, id.expect("checked").into())
-            .await
-            .map_err(status)?;
+        let id = id_of::<SubmissionId>("id", &request.get_ref().id)?;
+        let record = self.admin.retry(&caller, id).await.map_err(status)?;
         Ok(Response::new(RetryDeliveryResponse {
             delivery: Some(record_to_proto(record)),
         }))
@@ -128,17 +190,10 @@ impl AdminService for AdminApi {
         request: Request<AbandonDeliveryRequest>,
     ) -> Result<Response<AbandonDeliveryResponse>, Status> {
         let caller = admin(&request)?;
-        let r = request.into_inner();
-        let mut v = Violations::new();
-        let id = v.uuid("id", &r.id);
-        if r.reason.trim().is_empty() {
-            v.add("reason", "is required");
-        }
-        v.free_text("reason", &r.reason);
-        v.check()?;
+        let abandon = Abandon::try_from(request.into_inner())?;
         let record = self
             .admin
-            .abandon(&caller, id.expect("checked").into(), r.reason.trim())
+            .abandon(&caller, abandon.id, &abandon.reason)
             .await
             .map_err(status)?;
         Ok(Response::new(AbandonDeliveryResponse {
@@ -151,18 +206,10 @@ impl AdminService for AdminApi {
         request: Request<ReassignFormTaskRequest>,
     ) -> Result<Response<ReassignFormTaskResponse>, Status> {
         let caller = admin(&request)?;
-        let r = request.into_inner();
-        let mut v = Violations::new();
-        let id = v.uuid("form_task_id", &r.form_task_id);
-        let assignee = v.email("assignee", &r.assignee, true);
-        v.check()?;
+        let reassign = Reassign::try_from(request.into_inner())?;
         let summary = self
             .admin
-            .reassign(
-                &caller,
-                id.expect("checked").into(),
-                &assignee.expect("checked"),
-            )
+            .reassign(&caller, reassign.id, &reassign.assignee)
             .await
             .map_err(status)?;
         Ok(Response::new(ReassignFormTaskResponse {
@@ -175,25 +222,16 @@ impl AdminService for AdminApi {
         request: Request<ListUserFormTasksRequest>,
     ) -> Result<Response<ListUserFormTasksResponse>, Status> {
         let caller = admin(&request)?;
-        let r = request.into_inner();
-        let mut v = Violations::new();
-        let user = v.email("user", &r.user, true);
-        v.page(r.page_size, &r.page_token);
-        v.known_enum::<FormTaskStatus>("statuses", &r.statuses);
-        v.check()?;
-        let statuses = r
-            .statuses
-            .iter()
-            .filter_map(|s| FormTaskStatus::try_from(*s).ok().and_then(status_name))
-            .collect();
+        let r = request.get_ref();
+        let list = UserList::parse(&r.user, r.page_size, &r.page_token, &r.statuses)?;
         let (found, next) = self
             .admin
             .user_forms(
                 &caller,
-                user.expect("checked"),
-                statuses,
-                page_size(r.page_size),
-                token(r.page_token),
+                list.user,
+                list.statuses,
+                list.page.size,
+                list.page.token,
             )
             .await
             .map_err(status)?;
@@ -208,19 +246,11 @@ impl AdminService for AdminApi {
         request: Request<ListUserProcessesRequest>,
     ) -> Result<Response<ListUserProcessesResponse>, Status> {
         let caller = admin(&request)?;
-        let r = request.into_inner();
-        let mut v = Violations::new();
-        let user = v.email("user", &r.user, true);
-        v.page(r.page_size, &r.page_token);
-        v.check()?;
+        let r = request.get_ref();
+        let list = UserList::parse(&r.user, r.page_size, &r.page_token, &[])?;
         let (found, next) = self
             .admin
-            .user_processes(
-                &caller,
-                user.expect("checked"),
-                page_size(r.page_size),
-                token(r.page_token),
-            )
+            .user_processes(&caller, list.user, list.page.size, list.page.token)
             .await
             .map_err(status)?;
         Ok(Response::new(ListUserProcessesResponse {

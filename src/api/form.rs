@@ -7,20 +7,17 @@ use serde_json::Value;
 use tonic::{Request, Response, Status};
 
 use super::caller;
-use super::process::timestamp;
+use super::convert::{delivery, delivery_state, form_states, form_status, timestamp};
 use super::status::status;
-use super::validate::Violations;
-use crate::delivery::DeliveryState as State;
+use super::validate::{MAX_TOKEN_LEN, Violations, id_of, non_empty};
 use crate::forms::{
-    Cursor, FormState, FormSummary, FormTaskDetail, Forms, ListRequest, NewFormTask,
-    RemovalReason as Reason, StreamEvent,
+    Cursor, FormSummary, FormTaskDetail, Forms, ListRequest, NewFormTask, RemovalReason as Reason,
+    StreamEvent,
 };
+use crate::ids::FormTaskId;
 use crate::json::json_to_struct;
 use crate::proto::form_service_server::FormService;
 use crate::proto::*;
-
-/// Page size when the client asks for none.
-const DEFAULT_PAGE_SIZE: usize = 50;
 
 /// The most a PendingForms snapshot message holds (its forms, encoded); a larger
 /// snapshot goes in pages. Well under the 4 MiB gRPC clients accept by default.
@@ -38,30 +35,13 @@ impl FormApi {
 
 type PendingFormsStream = Pin<Box<dyn Stream<Item = Result<PendingFormsResponse, Status>> + Send>>;
 
-fn status_of(status: FormState) -> FormTaskStatus {
-    match status {
-        FormState::Pending => FormTaskStatus::Pending,
-        FormState::Completed => FormTaskStatus::Completed,
-        FormState::Withdrawn => FormTaskStatus::Withdrawn,
-    }
-}
-
-pub(super) fn status_name(status: FormTaskStatus) -> Option<FormState> {
-    match status {
-        FormTaskStatus::Pending => Some(FormState::Pending),
-        FormTaskStatus::Completed => Some(FormState::Completed),
-        FormTaskStatus::Withdrawn => Some(FormState::Withdrawn),
-        FormTaskStatus::Unspecified => None,
-    }
-}
-
 pub(super) fn summary_to_proto(summary: FormSummary) -> FormTaskSummary {
     FormTaskSummary {
         id: summary.id.to_string(),
         form_name: summary.form_name,
         business_key: summary.business_key,
         assignee: summary.assignee,
-        status: status_of(summary.status) as i32,
+        status: form_status(summary.status) as i32,
         process_instance_id: summary.process_instance_id,
         root_process_instance_id: summary.root_process_instance_id,
         process_definition_key: summary.process_definition_key.unwrap_or_default(),
@@ -80,16 +60,6 @@ pub(super) fn summary_to_proto(summary: FormSummary) -> FormTaskSummary {
     }
 }
 
-pub(super) fn delivery_state(state: State) -> DeliveryState {
-    match state {
-        State::Pending => DeliveryState::Pending,
-        State::Delivered => DeliveryState::Delivered,
-        State::Failed => DeliveryState::Failed,
-        State::Undeliverable => DeliveryState::Undeliverable,
-        State::Refused => DeliveryState::Refused,
-    }
-}
-
 fn object(value: &Value) -> Option<prost_types::Struct> {
     value.as_object().map(json_to_struct)
 }
@@ -103,13 +73,7 @@ fn task_to_proto(task: FormTaskDetail) -> crate::proto::FormTask {
         draft: row.draft.as_ref().and_then(object),
         submitted_data: task.submission.as_ref().and_then(|s| object(&s.data)),
         submit_time: task.submission.as_ref().map(|s| timestamp(s.created_at)),
-        delivery: task.delivery.map(|d| Delivery {
-            state: delivery_state(d.state) as i32,
-            attempts: d.attempts,
-            last_error: d.last_error.unwrap_or_default(),
-            next_attempt_time: (d.state == State::Pending).then(|| timestamp(d.next_attempt_at)),
-            deliver_time: d.delivered_at.map(timestamp),
-        }),
+        delivery: task.delivery.map(delivery),
         withdrawal_reason: row.withdrawal_reason.unwrap_or_default(),
         message_name: row.message_name,
         activity_id: row.activity_id,
@@ -186,18 +150,10 @@ fn event_to_protos(event: StreamEvent) -> Vec<PendingFormsResponse> {
     }]
 }
 
-fn some(text: String) -> Option<String> {
-    Some(text).filter(|t| !t.is_empty())
-}
+impl TryFrom<CreateFormTaskRequest> for NewFormTask {
+    type Error = Status;
 
-#[tonic::async_trait]
-impl FormService for FormApi {
-    async fn create_form_task(
-        &self,
-        request: Request<CreateFormTaskRequest>,
-    ) -> Result<Response<CreateFormTaskResponse>, Status> {
-        let caller = caller(&request)?;
-        let r = request.into_inner();
+    fn try_from(r: CreateFormTaskRequest) -> Result<Self, Status> {
         let mut v = Violations::new();
         v.id("external_task_id", &r.external_task_id, true);
         v.id("process_instance_id", &r.process_instance_id, true);
@@ -214,51 +170,113 @@ impl FormService for FormApi {
         v.key("tenant_id", &r.tenant_id, false);
         v.key("topic_name", &r.topic_name, false);
         v.free_text("context", &r.context);
-        let prefill = match r
-            .prefill
-            .as_ref()
-            .map(crate::json::struct_to_json)
-            .transpose()
-        {
-            Ok(prefill) => prefill.unwrap_or_default(),
-            Err(problem) => {
-                v.add("prefill", problem);
-                Default::default()
-            }
-        };
-        v.check()?;
-        if !(caller.worker || caller.admin) {
-            return Err(Status::permission_denied("only workers create form tasks"));
-        }
-        let new = NewFormTask {
+        let prefill = v.json("prefill", r.prefill.as_ref());
+        let new = business_key.map(|business_key| NewFormTask {
             external_task_id: r.external_task_id,
             process_instance_id: r.process_instance_id,
-            process_definition_id: some(r.process_definition_id),
-            process_definition_key: some(r.process_definition_key),
-            business_key: business_key.expect("checked"),
+            process_definition_id: non_empty(r.process_definition_id),
+            process_definition_key: non_empty(r.process_definition_key),
+            business_key,
             activity_id: r.activity_id,
-            activity_instance_id: some(r.activity_instance_id),
-            execution_id: some(r.execution_id),
-            form_name: some(r.form_name),
-            message_name: some(r.message_name),
+            activity_instance_id: non_empty(r.activity_instance_id),
+            execution_id: non_empty(r.execution_id),
+            form_name: non_empty(r.form_name),
+            message_name: non_empty(r.message_name),
             assignee,
             prefill,
-            tenant_id: some(r.tenant_id),
-            topic_name: some(r.topic_name),
-            context: some(r.context),
-        };
-        // What the engine says of the instance decides, not what the worker says.
+            tenant_id: non_empty(r.tenant_id),
+            topic_name: non_empty(r.topic_name),
+            context: non_empty(r.context),
+        });
+        v.finish(new)
+    }
+}
+
+impl TryFrom<ListFormTasksRequest> for ListRequest {
+    type Error = Status;
+
+    fn try_from(r: ListFormTasksRequest) -> Result<Self, Status> {
         let mut v = Violations::new();
-        for (field, problem) in self
-            .forms
-            .inconsistencies(&new, !caller.admin)
-            .await
-            .map_err(status)?
-        {
-            v.add(field, problem);
-        }
+        let page = v.page(r.page_size, &r.page_token);
+        let assignee = v.email("assignee", &r.assignee, false);
+        v.known_enum::<FormTaskStatus>("statuses", &r.statuses);
+        let business_key = v.email("business_key", &r.business_key, false);
+        v.id(
+            "root_process_instance_id",
+            &r.root_process_instance_id,
+            false,
+        );
         v.check()?;
-        let (task, created) = self.forms.create(new).await.map_err(status)?;
+        Ok(ListRequest {
+            assignee,
+            statuses: form_states(&r.statuses),
+            business_key,
+            root_process_instance_id: non_empty(r.root_process_instance_id),
+            page_size: page.size,
+            page_token: page.token,
+        })
+    }
+}
+
+/// Where a PendingForms stream starts: a cursor this server gave out, or the
+/// beginning (a snapshot).
+fn stream_start(request: &PendingFormsRequest) -> Result<Option<Cursor>, Status> {
+    let mut v = Violations::new();
+    let raw = &request.cursor;
+    v.token("cursor", raw);
+    let cursor = if raw.is_empty() || raw.len() > MAX_TOKEN_LEN {
+        None
+    } else {
+        let parsed = Cursor::parse(raw);
+        if parsed.is_none() {
+            v.add("cursor", "is not a cursor this server gave out");
+        }
+        parsed
+    };
+    v.check()?;
+    Ok(cursor)
+}
+
+/// An answer or a draft of one: which form, the data, and (for an answer) the
+/// client's id of the submission.
+struct FormData {
+    id: FormTaskId,
+    data: serde_json::Map<String, Value>,
+    request_id: Option<String>,
+}
+
+impl FormData {
+    fn parse(
+        id: &str,
+        data: Option<&prost_types::Struct>,
+        request_id: Option<String>,
+    ) -> Result<Self, Status> {
+        let mut v = Violations::new();
+        let id = v.uuid("id", id);
+        v.structure("data", data);
+        if let Some(request_id) = &request_id {
+            v.id("request_id", request_id, false);
+        }
+        let data = v.json("data", data);
+        v.reserved("data", &data);
+        let parsed = id.map(|id| FormData {
+            id: id.into(),
+            data,
+            request_id: request_id.and_then(non_empty),
+        });
+        v.finish(parsed)
+    }
+}
+
+#[tonic::async_trait]
+impl FormService for FormApi {
+    async fn create_form_task(
+        &self,
+        request: Request<CreateFormTaskRequest>,
+    ) -> Result<Response<CreateFormTaskResponse>, Status> {
+        let caller = caller(&request)?;
+        let new = NewFormTask::try_from(request.into_inner())?;
+        let (task, created) = self.forms.create(&caller, new).await.map_err(status)?;
         Ok(Response::new(CreateFormTaskResponse {
             form_task: Some(task_to_proto(task)),
             created,
@@ -270,14 +288,8 @@ impl FormService for FormApi {
         request: Request<GetFormTaskRequest>,
     ) -> Result<Response<GetFormTaskResponse>, Status> {
         let caller = caller(&request)?;
-        let mut v = Violations::new();
-        let id = v.uuid("id", &request.get_ref().id);
-        v.check()?;
-        let task = self
-            .forms
-            .get(&caller, id.expect("checked").into())
-            .await
-            .map_err(status)?;
+        let id = id_of::<FormTaskId>("id", &request.get_ref().id)?;
+        let task = self.forms.get(&caller, id).await.map_err(status)?;
         Ok(Response::new(GetFormTaskResponse {
             form_task: Some(task_to_proto(task)),
         }))
@@ -288,47 +300,8 @@ impl FormService for FormApi {
         request: Request<ListFormTasksRequest>,
     ) -> Result<Response<ListFormTasksResponse>, Status> {
         let caller = caller(&request)?;
-        let r = request.into_inner();
-        let mut v = Violations::new();
-        v.page(r.page_size, &r.page_token);
-        let assignee = v.email("assignee", &r.assignee, false);
-        v.known_enum::<FormTaskStatus>("statuses", &r.statuses);
-        let business_key = v.email("business_key", &r.business_key, false);
-        v.id(
-            "root_process_instance_id",
-            &r.root_process_instance_id,
-            false,
-        );
-        v.check()?;
-        if let Some(assignee) = &assignee
-            && !caller.may_act_for(assignee)
-        {
-            return Err(Status::permission_denied("users list only their own forms"));
-        }
-        let statuses = r
-            .statuses
-            .iter()
-            .filter_map(|s| FormTaskStatus::try_from(*s).ok().and_then(status_name))
-            .collect();
-        let (found, next) = self
-            .forms
-            .list(
-                &caller,
-                ListRequest {
-                    assignee,
-                    statuses,
-                    business_key,
-                    root_process_instance_id: some(r.root_process_instance_id),
-                    page_size: if r.page_size == 0 {
-                        DEFAULT_PAGE_SIZE
-                    } else {
-                        r.page_size as usize
-                    },
-                    page_token: some(r.page_token),
-                },
-            )
-            .await
-            .map_err(status)?;
+        let list = ListRequest::try_from(request.into_inner())?;
+        let (found, next) = self.forms.list(&caller, list).await.map_err(status)?;
         Ok(Response::new(ListFormTasksResponse {
             form_tasks: found.into_iter().map(summary_to_proto).collect(),
             next_page_token: next.unwrap_or_default(),
@@ -342,19 +315,7 @@ impl FormService for FormApi {
         request: Request<PendingFormsRequest>,
     ) -> Result<Response<Self::PendingFormsStream>, Status> {
         let caller = caller(&request)?;
-        let mut v = Violations::new();
-        let raw = &request.get_ref().cursor;
-        v.token("cursor", raw);
-        let cursor = if raw.is_empty() || raw.len() > super::validate::MAX_TOKEN_LEN {
-            None
-        } else {
-            let parsed = Cursor::parse(raw);
-            if parsed.is_none() {
-                v.add("cursor", "is not a cursor this server gave out");
-            }
-            parsed
-        };
-        v.check()?;
+        let cursor = stream_start(request.get_ref())?;
         let events = self.forms.pending(&caller, cursor).map_err(status)?;
         let stream = events.flat_map(|event| {
             futures::stream::iter(match event {
@@ -370,27 +331,11 @@ impl FormService for FormApi {
         request: Request<SaveDraftRequest>,
     ) -> Result<Response<SaveDraftResponse>, Status> {
         let caller = caller(&request)?;
-        let mut v = Violations::new();
-        let id = v.uuid("id", &request.get_ref().id);
-        v.structure("data", request.get_ref().data.as_ref());
-        let data = match request
-            .get_ref()
-            .data
-            .as_ref()
-            .map(crate::json::struct_to_json)
-            .transpose()
-        {
-            Ok(data) => data.unwrap_or_default(),
-            Err(problem) => {
-                v.add("data", problem);
-                Default::default()
-            }
-        };
-        v.reserved("data", &data);
-        v.check()?;
+        let r = request.get_ref();
+        let draft = FormData::parse(&r.id, r.data.as_ref(), None)?;
         let summary = self
             .forms
-            .save_draft(&caller, id.expect("checked").into(), data)
+            .save_draft(&caller, draft.id, draft.data)
             .await
             .map_err(status)?;
         Ok(Response::new(SaveDraftResponse {
@@ -404,27 +349,10 @@ impl FormService for FormApi {
     ) -> Result<Response<SubmitFormResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
-        let mut v = Violations::new();
-        let id = v.uuid("id", &r.id);
-        v.structure("data", r.data.as_ref());
-        v.id("request_id", &r.request_id, false);
-        let data = match r.data.as_ref().map(crate::json::struct_to_json).transpose() {
-            Ok(data) => data.unwrap_or_default(),
-            Err(problem) => {
-                v.add("data", problem);
-                Default::default()
-            }
-        };
-        v.reserved("data", &data);
-        v.check()?;
+        let answer = FormData::parse(&r.id, r.data.as_ref(), Some(r.request_id))?;
         let submitted = self
             .forms
-            .submit(
-                &caller,
-                id.expect("checked").into(),
-                data,
-                some(r.request_id),
-            )
+            .submit(&caller, answer.id, answer.data, answer.request_id)
             .await
             .map_err(status)?;
         Ok(Response::new(SubmitFormResponse {

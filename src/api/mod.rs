@@ -1,8 +1,12 @@
-//! The tonic layer: checks input, converts between proto and domain types, decides
-//! what the caller may do, and maps errors to gRPC statuses. Logic lives in
-//! `processes`, `forms` and `admin`.
+//! The tonic layer, and only that: each handler parses its request into a typed
+//! command (bad input becomes field violations, `validate`), calls the logic with
+//! it, and converts the answer to proto (`convert`); errors become statuses in one
+//! place (`status`). What a caller may do is decided by the logic, next to what it
+//! guards (`processes::rules`, `forms::rules`, `admin::authorize`); the API applies
+//! only `admin::authorize` itself, before it reads an admin request.
 
 mod admin;
+mod convert;
 mod form;
 mod process;
 mod status;

@@ -1,40 +1,27 @@
 //! `ramp.v1.ProcessService`.
 
-use prost_types::Timestamp;
 use tonic::{Request, Response, Status};
 
 use super::caller;
+use super::convert::timestamp;
 use super::status::status;
-use super::validate::Violations;
+use super::validate::{Violations, id_of, non_empty};
+use crate::ids::ProcessId;
 use crate::processes::definitions::Definitions;
-use crate::processes::{self, ListRequest, Process, ProcessError, Processes, StartRequest};
+use crate::processes::{self, CancelProcess, ListProcesses, Process, Processes, StartProcess};
 use crate::proto::process_service_server::ProcessService;
 use crate::proto::*;
 
-/// Page size when the client asks for none.
-const DEFAULT_PAGE_SIZE: usize = 50;
-
 pub struct ProcessApi {
     processes: Processes,
-    definitions: Definitions,
-    /// Definitions users may start; admins may start any.
-    startable: Vec<String>,
 }
 
 impl ProcessApi {
+    /// `startable`: the definitions users may start; admins may start any.
     pub fn new(processes: Processes, definitions: Definitions, startable: Vec<String>) -> Self {
         Self {
-            processes,
-            definitions,
-            startable,
+            processes: processes.with_startable(definitions, startable),
         }
-    }
-}
-
-pub(super) fn timestamp(time: chrono::DateTime<chrono::Utc>) -> Timestamp {
-    Timestamp {
-        seconds: time.timestamp(),
-        nanos: time.timestamp_subsec_nanos() as i32,
     }
 }
 
@@ -75,6 +62,66 @@ pub(super) fn to_proto(process: Process) -> crate::proto::Process {
     }
 }
 
+impl TryFrom<StartProcessRequest> for StartProcess {
+    type Error = Status;
+
+    fn try_from(request: StartProcessRequest) -> Result<Self, Status> {
+        let mut v = Violations::new();
+        v.bpmn_id("definition_key", &request.definition_key, true);
+        let business_key = v.email("business_key", &request.business_key, true);
+        v.structure("variables", request.variables.as_ref());
+        v.id("request_id", &request.request_id, false);
+        let variables = v.json("variables", request.variables.as_ref());
+        v.reserved("variables", &variables);
+        let start = business_key.map(|business_key| StartProcess {
+            definition_key: request.definition_key,
+            business_key,
+            variables,
+            request_id: non_empty(request.request_id),
+        });
+        v.finish(start)
+    }
+}
+
+impl TryFrom<ListProcessesRequest> for ListProcesses {
+    type Error = Status;
+
+    fn try_from(request: ListProcessesRequest) -> Result<Self, Status> {
+        let mut v = Violations::new();
+        let page = v.page(request.page_size, &request.page_token);
+        let business_key = v.email("business_key", &request.business_key, false);
+        v.bpmn_id("definition_key", &request.definition_key, false);
+        v.known_enum::<ProcessState>("states", &request.states);
+        v.check()?;
+        Ok(ListProcesses {
+            business_key,
+            definition_key: non_empty(request.definition_key),
+            states: request
+                .states
+                .iter()
+                .filter_map(|s| ProcessState::try_from(*s).ok().and_then(state_from_proto))
+                .collect(),
+            page_size: page.size,
+            page_token: page.token,
+        })
+    }
+}
+
+impl TryFrom<CancelProcessRequest> for CancelProcess {
+    type Error = Status;
+
+    fn try_from(request: CancelProcessRequest) -> Result<Self, Status> {
+        let mut v = Violations::new();
+        let id = v.uuid("id", &request.id);
+        v.free_text("reason", &request.reason);
+        let cancel = id.map(|id| CancelProcess {
+            id: id.into(),
+            reason: request.reason,
+        });
+        v.finish(cancel)
+    }
+}
+
 #[tonic::async_trait]
 impl ProcessService for ProcessApi {
     async fn start_process(
@@ -82,52 +129,8 @@ impl ProcessService for ProcessApi {
         request: Request<StartProcessRequest>,
     ) -> Result<Response<StartProcessResponse>, Status> {
         let caller = caller(&request)?;
-        let request = request.into_inner();
-        let mut v = Violations::new();
-        v.bpmn_id("definition_key", &request.definition_key, true);
-        let business_key = v.email("business_key", &request.business_key, true);
-        v.structure("variables", request.variables.as_ref());
-        v.id("request_id", &request.request_id, false);
-        let variables = match request
-            .variables
-            .as_ref()
-            .map(crate::json::struct_to_json)
-            .transpose()
-        {
-            Ok(variables) => variables.unwrap_or_default(),
-            Err(problem) => {
-                v.add("variables", problem);
-                Default::default()
-            }
-        };
-        v.reserved("variables", &variables);
-        v.check()?;
-        let business_key = business_key.expect("checked");
-
-        if !caller.admin && !self.startable.iter().any(|d| d == &request.definition_key) {
-            return Err(Status::permission_denied(format!(
-                "users may not start process definition {:?}",
-                request.definition_key
-            )));
-        }
-        if !caller.may_act_for(&business_key) {
-            return Err(Status::permission_denied(
-                "users start processes only with their own email as business key",
-            ));
-        }
-        let started = self
-            .processes
-            .start(
-                &caller,
-                StartRequest {
-                    definition_key: request.definition_key,
-                    business_key,
-                    variables,
-                    request_id: Some(request.request_id).filter(|r| !r.is_empty()),
-                },
-            )
-            .await
-            .map_err(status)?;
+        let start = StartProcess::try_from(request.into_inner())?;
+        let started = self.processes.start(&caller, start).await.map_err(status)?;
         Ok(Response::new(StartProcessResponse {
             process: Some(to_proto(started)),
         }))
@@ -138,14 +141,8 @@ impl ProcessService for ProcessApi {
         request: Request<GetProcessRequest>,
     ) -> Result<Response<GetProcessResponse>, Status> {
         let caller = caller(&request)?;
-        let mut v = Violations::new();
-        let id = v.uuid("id", &request.get_ref().id);
-        v.check()?;
-        let process = self
-            .processes
-            .get(&caller, id.expect("checked"))
-            .await
-            .map_err(status)?;
+        let id = id_of::<ProcessId>("id", &request.get_ref().id)?;
+        let process = self.processes.get(&caller, id).await.map_err(status)?;
         Ok(Response::new(GetProcessResponse {
             process: Some(to_proto(process)),
         }))
@@ -156,43 +153,8 @@ impl ProcessService for ProcessApi {
         request: Request<ListProcessesRequest>,
     ) -> Result<Response<ListProcessesResponse>, Status> {
         let caller = caller(&request)?;
-        let request = request.into_inner();
-        let mut v = Violations::new();
-        v.page(request.page_size, &request.page_token);
-        let business_key = v.email("business_key", &request.business_key, false);
-        v.bpmn_id("definition_key", &request.definition_key, false);
-        v.known_enum::<ProcessState>("states", &request.states);
-        v.check()?;
-        if let Some(key) = &business_key
-            && !caller.may_act_for(key)
-        {
-            return Err(Status::permission_denied(
-                "users list only their own processes",
-            ));
-        }
-        let states = request
-            .states
-            .iter()
-            .filter_map(|s| ProcessState::try_from(*s).ok().and_then(state_from_proto))
-            .collect();
-        let (found, next) = self
-            .processes
-            .list(
-                &caller,
-                ListRequest {
-                    business_key,
-                    definition_key: Some(request.definition_key).filter(|d| !d.is_empty()),
-                    states,
-                    page_size: if request.page_size == 0 {
-                        DEFAULT_PAGE_SIZE
-                    } else {
-                        request.page_size as usize
-                    },
-                    page_token: Some(request.page_token).filter(|t| !t.is_empty()),
-                },
-            )
-            .await
-            .map_err(status)?;
+        let list = ListProcesses::try_from(request.into_inner())?;
+        let (found, next) = self.processes.list(&caller, list).await.map_err(status)?;
         Ok(Response::new(ListProcessesResponse {
             processes: found.into_iter().map(to_proto).collect(),
             next_page_token: next.unwrap_or_default(),
@@ -204,11 +166,7 @@ impl ProcessService for ProcessApi {
         request: Request<ListStartableProcessesRequest>,
     ) -> Result<Response<ListStartableProcessesResponse>, Status> {
         let caller = caller(&request)?;
-        let found = self
-            .definitions
-            .startable(caller.admin, &self.startable)
-            .await
-            .map_err(|error| status(ProcessError::from(error)))?;
+        let found = self.processes.startable(&caller).await.map_err(status)?;
         Ok(Response::new(ListStartableProcessesResponse {
             processes: found
                 .into_iter()
@@ -227,17 +185,72 @@ impl ProcessService for ProcessApi {
         request: Request<CancelProcessRequest>,
     ) -> Result<Response<CancelProcessResponse>, Status> {
         let caller = caller(&request)?;
-        let mut v = Violations::new();
-        let id = v.uuid("id", &request.get_ref().id);
-        v.free_text("reason", &request.get_ref().reason);
-        v.check()?;
+        let cancel = CancelProcess::try_from(request.into_inner())?;
         let process = self
             .processes
-            .cancel(&caller, id.expect("checked"), &request.get_ref().reason)
+            .cancel(&caller, cancel)
             .await
             .map_err(status)?;
         Ok(Response::new(CancelProcessResponse {
             process: Some(to_proto(process)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::validate::fields;
+
+    #[test]
+    fn a_start_is_parsed_into_a_command_or_its_field_violations() {
+        let start = StartProcess::try_from(StartProcessRequest {
+            definition_key: "VOE".into(),
+            business_key: "Ann@Example.com".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(start.definition_key, "VOE");
+        assert_eq!(start.business_key.as_str(), "ann@example.com");
+        assert_eq!(start.request_id, None);
+
+        let empty = StartProcess::try_from(StartProcessRequest::default()).unwrap_err();
+        assert_eq!(fields(empty), ["definition_key", "business_key"]);
+        let variables = crate::json::json_to_struct(
+            serde_json::json!({"rampProcessId": "x"})
+                .as_object()
+                .unwrap(),
+        );
+        let reserved = StartProcess::try_from(StartProcessRequest {
+            definition_key: "../x".into(),
+            business_key: "ann@example.com".into(),
+            variables: Some(variables),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(
+            fields(reserved),
+            ["definition_key", "variables.rampProcessId"]
+        );
+    }
+
+    #[test]
+    fn a_list_names_a_page_and_known_states_only() {
+        let list = ListProcesses::try_from(ListProcessesRequest {
+            states: vec![ProcessState::Active as i32],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(list.page_size, crate::api::validate::DEFAULT_PAGE_SIZE);
+        assert_eq!(list.states, [processes::ProcessState::Active]);
+        let bad = ListProcessesRequest {
+            page_size: -1,
+            states: vec![0, 99],
+            ..Default::default()
+        };
+        assert_eq!(
+            fields(ListProcesses::try_from(bad).unwrap_err()),
+            ["page_size", "states", "states"]
+        );
     }
 }

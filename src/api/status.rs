@@ -8,131 +8,155 @@
 //! `NotActive`, ...) pass it through: whoever makes one writes it for the person
 //! who reads it. Field violations (`google.rpc.BadRequest`) stay as they are.
 
-use std::fmt::Display;
-
 use tonic::{Code, Status};
 
 use super::validate::Violations;
 use crate::admin::AdminError;
 use crate::forms::FormError;
 use crate::processes::ProcessError;
-use crate::store::StoreError;
+use crate::store::{StoreError, StoreFault};
 
-/// The status for `error`, for `.map_err(status)`.
-pub(super) fn status<E>(error: E) -> Status
-where
-    Status: From<E>,
-{
-    Status::from(error)
+/// What the client is told of an error.
+pub(super) enum Reply {
+    /// A message of ramp's own, passed through as it is.
+    Told(Code, String),
+    /// A fixed message; the error itself goes to the log.
+    Logged(Code, &'static str),
+    /// Field violations; `note`, when given, goes to the log with the error.
+    Fields {
+        violations: Violations,
+        note: Option<&'static str>,
+    },
 }
 
-/// A status whose message the client reads as it is.
-fn told(code: Code, message: impl Into<String>) -> Status {
-    Status::new(code, message.into())
+/// An error that knows its gRPC code and what the client may read of it.
+pub(super) trait Answer: std::error::Error {
+    fn reply(&self) -> Reply;
 }
 
-/// A status with a fixed message; `detail` goes only to the log, with the request
-/// id (streams have no RPC span to carry it, so it is a field of its own).
-fn logged(code: Code, message: &'static str, detail: &dyn Display) -> Status {
+/// The status for `error`, for `.map_err(status)`: the one way any of ramp's errors
+/// reaches a client. What is only for the operator is logged here, with the RPC's
+/// request id (streams have no RPC span to carry it, so it is a field of its own).
+pub(super) fn status(error: impl Answer) -> Status {
     let request_id = crate::telemetry::current_request_id();
     let request_id = request_id.as_deref().unwrap_or("");
-    if code == Code::Internal {
-        tracing::error!(request_id, code = ?code, error = %detail, "{message}");
-    } else {
-        tracing::warn!(request_id, code = ?code, error = %detail, "{message}");
+    match error.reply() {
+        Reply::Told(code, message) => Status::new(code, message),
+        Reply::Logged(code, message) => {
+            if code == Code::Internal {
+                tracing::error!(request_id, code = ?code, error = %error, "{message}");
+            } else {
+                tracing::warn!(request_id, code = ?code, error = %error, "{message}");
+            }
+            Status::new(code, message)
+        }
+        Reply::Fields { violations, note } => {
+            if let Some(note) = note {
+                tracing::warn!(request_id, error = %error, "{note}");
+            }
+            violations.into_status()
+        }
     }
-    Status::new(code, message)
 }
 
 const PAGE_TOKEN: &str = "page_token is not valid for this query";
 const ENGINE_UNAVAILABLE: &str = "the process engine is unavailable: try again shortly";
 const ENGINE_FAILED: &str = "the process engine failed; the server log has the details";
+const DATABASE_UNAVAILABLE: &str = "the database is unavailable: try again shortly";
+const DATABASE_FAILED: &str = "internal error; the server log has the details";
 
-fn store(error: &StoreError) -> Status {
-    logged(
-        Code::Unavailable,
-        "the database is unavailable: try again shortly",
-        error,
-    )
+fn told(code: Code, message: impl Into<String>) -> Reply {
+    Reply::Told(code, message.into())
 }
 
-impl From<ProcessError> for Status {
-    fn from(error: ProcessError) -> Self {
-        match &error {
-            ProcessError::NotFound => told(Code::NotFound, "process not found"),
-            ProcessError::DefinitionNotFound(_) => {
+/// Field violations, each a field and its problem.
+fn fields<F: AsRef<str>, P: Into<String>>(
+    problems: impl IntoIterator<Item = (F, P)>,
+    note: Option<&'static str>,
+) -> Reply {
+    let mut violations = Violations::new();
+    for (field, problem) in problems {
+        violations.add(field.as_ref(), problem);
+    }
+    Reply::Fields { violations, note }
+}
+
+impl Answer for StoreError {
+    fn reply(&self) -> Reply {
+        match self.fault() {
+            StoreFault::Unavailable => Reply::Logged(Code::Unavailable, DATABASE_UNAVAILABLE),
+            StoreFault::Bug => Reply::Logged(Code::Internal, DATABASE_FAILED),
+        }
+    }
+}
+
+impl Answer for ProcessError {
+    fn reply(&self) -> Reply {
+        match self {
+            Self::NotFound => told(Code::NotFound, "process not found"),
+            Self::PermissionDenied(message) => told(Code::PermissionDenied, message),
+            Self::DefinitionNotFound(_) => {
                 told(Code::NotFound, "no process definition has this key")
             }
-            ProcessError::AlreadyExists(message) => told(Code::AlreadyExists, message),
-            ProcessError::Refused(_) => logged(
+            Self::AlreadyExists(message) => told(Code::AlreadyExists, message),
+            Self::Refused(_) => Reply::Logged(
                 Code::InvalidArgument,
                 "the process engine refused to start the process with these variables",
-                &error,
             ),
-            ProcessError::NotActive(message) | ProcessError::CannotCancel(message) => {
+            Self::NotActive(message) | Self::CannotCancel(message) => {
                 told(Code::FailedPrecondition, message)
             }
-            ProcessError::Unavailable(message) => told(Code::Unavailable, message),
-            ProcessError::EngineUnavailable(_) => {
-                logged(Code::Unavailable, ENGINE_UNAVAILABLE, &error)
-            }
-            ProcessError::InvalidPageToken => told(Code::InvalidArgument, PAGE_TOKEN),
-            ProcessError::Engine(_) => logged(Code::Internal, ENGINE_FAILED, &error),
-            ProcessError::Store(error) => store(error),
+            Self::Unavailable(message) => told(Code::Unavailable, message),
+            Self::EngineUnavailable(_) => Reply::Logged(Code::Unavailable, ENGINE_UNAVAILABLE),
+            Self::InvalidPageToken => told(Code::InvalidArgument, PAGE_TOKEN),
+            Self::Engine(_) => Reply::Logged(Code::Internal, ENGINE_FAILED),
+            Self::Store(error) => error.reply(),
         }
     }
 }
 
-impl From<FormError> for Status {
-    fn from(error: FormError) -> Self {
-        match &error {
-            FormError::NotFound => told(Code::NotFound, "form task not found"),
-            FormError::NotPending(message) => told(Code::FailedPrecondition, message),
-            FormError::Unavailable(message) => told(Code::Unavailable, message),
-            FormError::InvalidArgument(message) => told(Code::InvalidArgument, message),
-            FormError::AlreadyExists(message) => told(Code::AlreadyExists, message),
-            FormError::UnknownInstance(detail) => {
-                tracing::warn!(
-                    request_id = crate::telemetry::current_request_id().as_deref().unwrap_or(""),
-                    error = %detail,
-                    "a form task names a process instance the engine does not know"
-                );
-                let mut violations = Violations::new();
-                violations.add(
+impl Answer for FormError {
+    fn reply(&self) -> Reply {
+        match self {
+            Self::NotFound => told(Code::NotFound, "form task not found"),
+            Self::PermissionDenied(message) => told(Code::PermissionDenied, message),
+            Self::Inconsistent(problems) => fields(problems.iter().copied(), None),
+            Self::NotPending(message) => told(Code::FailedPrecondition, message),
+            Self::Unavailable(message) => told(Code::Unavailable, message),
+            Self::InvalidArgument(message) => told(Code::InvalidArgument, message),
+            Self::AlreadyExists(message) => told(Code::AlreadyExists, message),
+            Self::UnknownInstance(_) => fields(
+                [(
                     "process_instance_id",
                     "is not a process instance the engine knows",
-                );
-                violations.check().expect_err("there is a violation")
-            }
-            FormError::InvalidData(problems) => {
-                let mut violations = Violations::new();
-                for (field, problem) in problems {
-                    violations.add(&format!("data.{field}"), problem.clone());
-                }
-                violations.check().expect_err("there are problems")
-            }
-            FormError::InvalidPageToken => told(Code::InvalidArgument, PAGE_TOKEN),
-            FormError::TooManyStreams(too_many) => {
-                told(Code::ResourceExhausted, too_many.to_string())
-            }
-            FormError::EngineUnavailable(_) => {
-                logged(Code::Unavailable, ENGINE_UNAVAILABLE, &error)
-            }
-            FormError::Engine(_) => logged(Code::Internal, ENGINE_FAILED, &error),
-            FormError::Store(error) => store(error),
+                )],
+                Some("a form task names a process instance the engine does not know"),
+            ),
+            Self::InvalidData(problems) => fields(
+                problems
+                    .iter()
+                    .map(|(field, problem)| (format!("data.{field}"), problem.clone())),
+                None,
+            ),
+            Self::InvalidPageToken => told(Code::InvalidArgument, PAGE_TOKEN),
+            Self::TooManyStreams(too_many) => told(Code::ResourceExhausted, too_many.to_string()),
+            Self::EngineUnavailable(_) => Reply::Logged(Code::Unavailable, ENGINE_UNAVAILABLE),
+            Self::Engine(_) => Reply::Logged(Code::Internal, ENGINE_FAILED),
+            Self::Store(error) => error.reply(),
         }
     }
 }
 
-impl From<AdminError> for Status {
-    fn from(error: AdminError) -> Self {
-        match error {
-            AdminError::NotFound => told(Code::NotFound, "delivery not found"),
-            AdminError::FailedPrecondition(message) => told(Code::FailedPrecondition, message),
-            AdminError::InvalidPageToken => told(Code::InvalidArgument, PAGE_TOKEN),
-            AdminError::Store(error) => store(&error),
-            AdminError::Form(error) => error.into(),
-            AdminError::Process(error) => error.into(),
+impl Answer for AdminError {
+    fn reply(&self) -> Reply {
+        match self {
+            Self::NotFound => told(Code::NotFound, "delivery not found"),
+            Self::PermissionDenied(message) => told(Code::PermissionDenied, message),
+            Self::FailedPrecondition(message) => told(Code::FailedPrecondition, message),
+            Self::InvalidPageToken => told(Code::InvalidArgument, PAGE_TOKEN),
+            Self::Store(error) => error.reply(),
+            Self::Form(error) => error.reply(),
+            Self::Process(error) => error.reply(),
         }
     }
 }
@@ -160,12 +184,12 @@ mod tests {
             code: None,
         };
         let statuses = [
-            Status::from(ProcessError::Refused(ENGINE_400.into())),
-            Status::from(ProcessError::from(unreachable.clone())),
-            Status::from(ProcessError::Engine(failing.clone())),
-            Status::from(FormError::EngineUnavailable(unreachable)),
-            Status::from(FormError::Engine(failing)),
-            Status::from(FormError::UnknownInstance(CamundaError::NotFound(
+            status(ProcessError::Refused(ENGINE_400.into())),
+            status(ProcessError::from(unreachable.clone())),
+            status(ProcessError::Engine(failing.clone())),
+            status(FormError::EngineUnavailable(unreachable)),
+            status(FormError::Engine(failing)),
+            status(FormError::UnknownInstance(CamundaError::NotFound(
                 "Historic process instance with id 0192 does not exist".into(),
             ))),
         ];
@@ -198,8 +222,41 @@ mod tests {
     }
 
     #[test]
+    fn a_database_out_of_reach_is_unavailable_and_a_database_bug_internal() {
+        let slow = status(ProcessError::Store(StoreError::Timeout(
+            std::time::Duration::from_secs(5),
+        )));
+        assert_eq!(slow.code(), Code::Unavailable);
+        assert_eq!(slow.message(), DATABASE_UNAVAILABLE);
+        let unknown = status(FormError::Store(StoreError::Decode {
+            column: "processes.state",
+            value: "paused".into(),
+        }));
+        assert_eq!(unknown.code(), Code::Internal);
+        assert_eq!(unknown.message(), DATABASE_FAILED);
+    }
+
+    #[test]
+    fn problems_of_fields_are_field_violations() {
+        let inconsistent = status(FormError::Inconsistent(vec![
+            ("business_key", "is not the process's business key"),
+            ("assignee", "is not the instance's assignee"),
+        ]));
+        assert_eq!(
+            crate::api::validate::fields(inconsistent),
+            ["business_key", "assignee"]
+        );
+        let invalid = status(FormError::InvalidData(vec![(
+            "amount".into(),
+            "is required".into(),
+        )]));
+        assert_eq!(invalid.code(), Code::InvalidArgument);
+        assert_eq!(crate::api::validate::fields(invalid), ["data.amount"]);
+    }
+
+    #[test]
     fn messages_of_ramps_own_pass_through() {
-        let status = Status::from(AdminError::Process(ProcessError::NotActive(
+        let status = status(AdminError::Process(ProcessError::NotActive(
             "the process is completed and cannot be cancelled".into(),
         )));
         assert_eq!(status.code(), Code::FailedPrecondition);

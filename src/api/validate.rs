@@ -26,6 +26,30 @@ pub const MAX_STRUCT_DEPTH: usize = 16;
 pub const MAX_STRUCT_KEYS: usize = 2_000;
 /// Largest variables or form data, encoded.
 pub const MAX_STRUCT_BYTES: usize = 256 * 1024;
+/// Page size when the client asks for none.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+
+/// A page a client asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page {
+    /// `DEFAULT_PAGE_SIZE` when the client gave none.
+    pub size: usize,
+    /// Where the previous page ended, if this is not the first.
+    pub token: Option<String>,
+}
+
+/// `text`, unless it is empty (proto3's way of leaving a string out).
+pub fn non_empty(text: String) -> Option<String> {
+    Some(text).filter(|t| !t.is_empty())
+}
+
+/// The one field of a request that names one of ramp's ids (a process, a form task,
+/// a delivery).
+pub fn id_of<T: From<uuid::Uuid>>(field: &str, value: &str) -> Result<T, Status> {
+    let mut v = Violations::new();
+    let id = v.uuid(field, value);
+    v.finish(id.map(T::from))
+}
 
 /// Collects the problems of one request.
 #[derive(Default)]
@@ -45,17 +69,34 @@ impl Violations {
         if self.0.is_empty() {
             return Ok(());
         }
+        Err(self.into_status())
+    }
+
+    /// INVALID_ARGUMENT listing every violation.
+    pub fn into_status(self) -> Status {
         let summary = self
             .0
             .iter()
             .map(|v| format!("{}: {}", v.field, v.description))
             .collect::<Vec<_>>()
             .join("; ");
-        Err(Status::with_error_details(
+        Status::with_error_details(
             Code::InvalidArgument,
             summary,
             ErrorDetails::with_bad_request(self.0),
-        ))
+        )
+    }
+
+    /// `parsed` when no field was violated, else INVALID_ARGUMENT listing the
+    /// violations. A parser that gives `None` for a required field has recorded why,
+    /// so `None` comes with a violation; should one ever come alone, that is this
+    /// server's mistake (INTERNAL), not the client's.
+    pub fn finish<T>(self, parsed: Option<T>) -> Result<T, Status> {
+        self.check()?;
+        parsed.ok_or_else(|| {
+            tracing::error!("a request failed to parse without a field violation");
+            Status::internal("internal error")
+        })
     }
 
     fn text(&mut self, field: &str, value: &str, max: usize, required: bool) -> bool {
@@ -140,7 +181,8 @@ impl Violations {
         }
     }
 
-    pub fn page(&mut self, page_size: i32, page_token: &str) {
+    /// `page_size` and `page_token` of a list request.
+    pub fn page(&mut self, page_size: i32, page_token: &str) -> Page {
         if !(0..=MAX_PAGE_SIZE).contains(&page_size) {
             self.add(
                 "page_size",
@@ -148,6 +190,13 @@ impl Violations {
             );
         }
         self.text("page_token", page_token, MAX_TOKEN_LEN, false);
+        Page {
+            size: usize::try_from(page_size)
+                .ok()
+                .filter(|&size| size > 0)
+                .unwrap_or(DEFAULT_PAGE_SIZE),
+            token: non_empty(page_token.to_owned()),
+        }
     }
 
     /// A cursor or token up to `MAX_TOKEN_LEN`.
@@ -160,6 +209,22 @@ impl Violations {
         for value in values {
             if *value == 0 || E::try_from(*value).is_err() {
                 self.add(field, format!("{value} is not a known value"));
+            }
+        }
+    }
+
+    /// Variables or form data as JSON (empty when absent); a value JSON cannot hold
+    /// is a violation of `field`. Check its bounds with [`Violations::structure`].
+    pub fn json(
+        &mut self,
+        field: &str,
+        value: Option<&Struct>,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        match value.map(crate::json::struct_to_json).transpose() {
+            Ok(value) => value.unwrap_or_default(),
+            Err(problem) => {
+                self.add(field, problem);
+                Default::default()
             }
         }
     }
@@ -249,6 +314,19 @@ impl Walk {
     }
 }
 
+/// The fields a status's violations name, in order.
+#[cfg(test)]
+pub(super) fn fields(status: Status) -> Vec<String> {
+    status
+        .get_error_details()
+        .bad_request()
+        .expect("field violations")
+        .field_violations
+        .iter()
+        .map(|f| f.field.clone())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +348,16 @@ mod tests {
     }
 
     #[test]
+    fn a_value_missing_without_a_violation_is_this_servers_mistake() {
+        assert_eq!(Violations::new().finish(Some(1)).unwrap(), 1);
+        let status = Violations::new().finish(None::<i32>).unwrap_err();
+        assert_eq!(status.code(), Code::Internal);
+        let mut v = Violations::new();
+        v.add("id", "is required");
+        assert_eq!(fields(v.finish(None::<i32>).unwrap_err()), ["id"]);
+    }
+
+    #[test]
     fn depth_is_bounded() {
         let mut v = Violations::new();
         v.structure("data", Some(&nested(MAX_STRUCT_DEPTH)));
@@ -288,15 +376,10 @@ mod tests {
             Some(&crate::json::json_to_struct(data.as_object().unwrap())),
         );
         v.reserved("data", data.as_object().unwrap());
-        let details = v.check().unwrap_err().get_error_details();
-        let fields: Vec<_> = details
-            .bad_request()
-            .unwrap()
-            .field_violations
-            .iter()
-            .map(|f| f.field.clone())
-            .collect();
-        assert_eq!(fields, ["data", "data.rampSubmissionId"]);
+        assert_eq!(
+            fields(v.check().unwrap_err()),
+            ["data", "data.rampSubmissionId"]
+        );
     }
 
     #[test]
@@ -332,14 +415,9 @@ mod tests {
         v.page(-1, "");
         let status = v.check().unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument);
-        let details = status.get_error_details();
-        let fields: Vec<_> = details
-            .bad_request()
-            .unwrap()
-            .field_violations
-            .iter()
-            .map(|f| f.field.clone())
-            .collect();
-        assert_eq!(fields, ["definition_key", "business_key", "page_size"]);
+        assert_eq!(
+            fields(status),
+            ["definition_key", "business_key", "page_size"]
+        );
     }
 }

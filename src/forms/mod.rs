@@ -6,6 +6,7 @@ mod consistency;
 mod feel;
 mod hub;
 mod prefill;
+pub mod rules;
 pub mod schema;
 mod stream;
 mod task;
@@ -152,6 +153,12 @@ pub struct Submitted {
 pub enum FormError {
     #[error("form task not found")]
     NotFound,
+    /// The caller may not do this (see `rules`), in words it reads as they are.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// Fields of a new form task that disagree with the engine.
+    #[error("the form task disagrees with the engine: {0:?}")]
+    Inconsistent(Vec<consistency::Inconsistency>),
     /// In words the caller reads as they are (so are the next two).
     #[error("{0}")]
     NotPending(String),
@@ -252,10 +259,24 @@ impl Forms {
         }
     }
 
-    /// Stores a form task for a send task. A repeat for the same external task is
-    /// compared with the stored task (see `Claim`): the same data returns it; a
-    /// corrected assignee of a pending form moves it; other data is refused.
-    pub async fn create(&self, new: NewFormTask) -> Result<(FormTaskDetail, bool), FormError> {
+    /// Stores a form task for a send task, if `caller` may create one and the
+    /// engine agrees with what it says (`inconsistencies`). A repeat for the same
+    /// external task is compared with the stored task (see `Claim`): the same data
+    /// returns it; a corrected assignee of a pending form moves it; other data is
+    /// refused.
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        new: NewFormTask,
+    ) -> Result<(FormTaskDetail, bool), FormError> {
+        rules::may_create(caller)?;
+        // What the engine says of the instance decides, not what the worker says.
+        let inconsistent = self
+            .inconsistencies(&new, rules::checks_assignee(caller))
+            .await?;
+        if !inconsistent.is_empty() {
+            return Err(FormError::Inconsistent(inconsistent));
+        }
         let claim = Claim::of(&new);
         let (candidate, schema) = match self.candidate(new, &claim).await {
             Ok(prepared) => prepared,
@@ -572,7 +593,7 @@ impl Forms {
         let row = rows::get(&self.store.client().await?, id)
             .await?
             .ok_or(FormError::NotFound)?;
-        if !(caller.admin || row.assignee == caller.email.as_str()) {
+        if !rules::may_see(caller, &row.assignee) {
             return Err(FormError::NotFound);
         }
         self.with_schema(row).await
@@ -583,11 +604,8 @@ impl Forms {
         caller: &Caller,
         request: ListRequest,
     ) -> Result<(Vec<FormSummary>, Option<String>), FormError> {
-        let assignee = if caller.admin {
-            request.assignee.as_ref().map(|a| a.as_str().to_owned())
-        } else {
-            Some(caller.email.as_str().to_owned())
-        };
+        let assignee = rules::listed_assignee(caller, request.assignee.as_ref())?
+            .map(|a| a.as_str().to_owned());
         let business_key = request.business_key.as_ref().map(|k| k.as_str().to_owned());
         // The stored words, as tokens handed out before states were types hold them.
         let statuses: Vec<&str> = request.statuses.iter().map(|s| s.as_str()).collect();

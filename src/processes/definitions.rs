@@ -80,17 +80,13 @@ pub struct Startable {
     pub version: i32,
 }
 
-/// Of the latest definitions, those a caller may start: admins any, users those
-/// `allowed` names. One per key (the highest version when tenants deploy the same
-/// key), ordered by name, then key.
-pub fn startable(
-    latest: Vec<ProcessDefinition>,
-    admin: bool,
-    allowed: &[String],
-) -> Vec<Startable> {
+/// Of the latest definitions, those `allowed` names (all when `None`: see
+/// `rules::StartPolicy::startable_by`). One per key (the highest version when
+/// tenants deploy the same key), ordered by name, then key.
+pub fn startable(latest: Vec<ProcessDefinition>, allowed: Option<&[String]>) -> Vec<Startable> {
     let mut by_key: HashMap<String, ProcessDefinition> = HashMap::new();
     for definition in latest {
-        if !admin && !allowed.iter().any(|a| a == &definition.key) {
+        if allowed.is_some_and(|allowed| !allowed.contains(&definition.key)) {
             continue;
         }
         match by_key.get(&definition.key) {
@@ -167,17 +163,13 @@ impl Definitions {
     /// engine's list carries each definition's name and documentation.
     pub async fn startable(
         &self,
-        admin: bool,
-        allowed: &[String],
+        allowed: Option<&[String]>,
     ) -> Result<Vec<Startable>, CamundaError> {
-        if !admin && allowed.is_empty() {
+        if allowed.is_some_and(<[String]>::is_empty) {
             return Ok(Vec::new());
         }
-        let latest = self
-            .camunda
-            .latest_definitions((!admin).then_some(allowed))
-            .await?;
-        Ok(startable(latest, admin, allowed))
+        let latest = self.camunda.latest_definitions(allowed).await?;
+        Ok(startable(latest, allowed))
     }
 }
 
@@ -237,7 +229,7 @@ mod tests {
                 definition("Audit", 4, Some("audit trail")),
             ]
         };
-        let users = startable(latest(), false, &["VOE".into(), "Missing".into()]);
+        let users = startable(latest(), Some(&["VOE".into(), "Missing".into()]));
         assert_eq!(
             users,
             [Startable {
@@ -247,7 +239,7 @@ mod tests {
                 version: 2,
             }]
         );
-        let admins = startable(latest(), true, &[]);
+        let admins = startable(latest(), None);
         let keys: Vec<_> = admins
             .iter()
             .map(|s| (s.key.as_str(), s.name.as_str()))

@@ -4,6 +4,7 @@
 
 pub mod definitions;
 mod reconcile;
+pub mod rules;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -14,8 +15,12 @@ use crate::camunda::types::ProcessInstanceQuery;
 use crate::camunda::{Camunda, CamundaError, typed};
 use crate::email::Email;
 use crate::forms::withdrawal::Withdrawals;
+use crate::ids::{ProcessId, stored_words};
+use crate::paging::Page;
 use crate::store::processes::{self as rows, ListQuery, NewProcess, ProcessRow, ReserveError};
 use crate::store::{Store, StoreError};
+use definitions::{Definitions, Startable};
+use rules::StartPolicy;
 
 pub use reconcile::{ReconcileSettings, Reconciler};
 
@@ -29,45 +34,22 @@ pub const PROCESS_TAG: &str = "rampProcessId";
 /// offers them. Every name ramp writes into an instance belongs here.
 pub const RESERVED: [&str; 2] = [PROCESS_TAG, crate::delivery::MARKER];
 
-/// Where a process stands, as ramp knows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProcessState {
-    Starting,
-    Active,
-    Completed,
-    Cancelled,
-    Terminated,
-    Failed,
-}
-
-impl ProcessState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Starting => "starting",
-            Self::Active => "active",
-            Self::Completed => "completed",
-            Self::Cancelled => "cancelled",
-            Self::Terminated => "terminated",
-            Self::Failed => "failed",
-        }
+stored_words!(
+    /// Where a process stands, as ramp knows it.
+    ProcessState {
+        Starting = "starting",
+        Active = "active",
+        Completed = "completed",
+        Cancelled = "cancelled",
+        Terminated = "terminated",
+        Failed = "failed",
     }
-
-    fn parse(s: &str) -> Self {
-        match s {
-            "starting" => Self::Starting,
-            "active" => Self::Active,
-            "completed" => Self::Completed,
-            "cancelled" => Self::Cancelled,
-            "terminated" => Self::Terminated,
-            _ => Self::Failed,
-        }
-    }
-}
+);
 
 /// A process.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Process {
-    pub id: Uuid,
+    pub id: ProcessId,
     pub definition_key: String,
     pub business_key: String,
     pub state: ProcessState,
@@ -78,19 +60,24 @@ pub struct Process {
     pub end_reason: Option<String>,
 }
 
-impl From<ProcessRow> for Process {
-    fn from(row: ProcessRow) -> Self {
-        Self {
-            id: row.id,
+impl TryFrom<ProcessRow> for Process {
+    type Error = StoreError;
+
+    fn try_from(row: ProcessRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: row.id.into(),
             definition_key: row.definition_key,
             business_key: row.business_key,
-            state: ProcessState::parse(&row.state),
+            state: ProcessState::parse(&row.state).ok_or_else(|| StoreError::Decode {
+                column: "processes.state",
+                value: row.state.clone(),
+            })?,
             engine_instance_id: row.engine_instance_id,
             started_by: row.started_by,
             created_at: row.created_at,
             ended_at: row.ended_at,
             end_reason: row.end_reason,
-        }
+        })
     }
 }
 
@@ -99,6 +86,9 @@ impl From<ProcessRow> for Process {
 pub enum ProcessError {
     #[error("process not found")]
     NotFound,
+    /// The caller may not do this (see `rules`), in words it reads as they are.
+    #[error("{0}")]
+    PermissionDenied(String),
     #[error("process definition {0:?} not found")]
     DefinitionNotFound(String),
     #[error("{0}")]
@@ -137,19 +127,31 @@ impl From<CamundaError> for ProcessError {
     }
 }
 
-pub struct StartRequest {
+/// Start a process of `definition_key` for `business_key`.
+#[derive(Debug)]
+pub struct StartProcess {
     pub definition_key: String,
     pub business_key: Email,
     pub variables: Map<String, Value>,
+    /// The client's id for this start: a repeat returns the process it started.
     pub request_id: Option<String>,
 }
 
-pub struct ListRequest {
+/// A page of processes, filtered.
+#[derive(Debug)]
+pub struct ListProcesses {
     pub business_key: Option<Email>,
     pub definition_key: Option<String>,
     pub states: Vec<ProcessState>,
     pub page_size: usize,
     pub page_token: Option<String>,
+}
+
+/// Cancel a running process, saying why (or not: `reason` may be empty).
+#[derive(Debug)]
+pub struct CancelProcess {
+    pub id: ProcessId,
+    pub reason: String,
 }
 
 /// The logic of ProcessService.
@@ -158,23 +160,46 @@ pub struct Processes {
     store: Store,
     camunda: Camunda,
     withdrawals: Withdrawals,
+    definitions: Definitions,
+    policy: StartPolicy,
 }
 
 impl Processes {
+    /// Processes that only admins may start, until [`Processes::with_startable`]
+    /// says which users may.
     pub fn new(store: Store, camunda: Camunda, withdrawals: Withdrawals) -> Self {
         Self {
             store,
+            definitions: Definitions::new(camunda.clone()),
             camunda,
             withdrawals,
+            policy: StartPolicy::default(),
         }
     }
 
-    /// Starts a process. The caller's right to start it was checked by the API.
+    /// The definitions users may start (admins may start any), described by
+    /// `definitions`.
+    pub fn with_startable(self, definitions: Definitions, startable: Vec<String>) -> Self {
+        Self {
+            definitions,
+            policy: StartPolicy::new(startable),
+            ..self
+        }
+    }
+
+    /// The definitions `caller` may start, as people choose them.
+    pub async fn startable(&self, caller: &Caller) -> Result<Vec<Startable>, ProcessError> {
+        let allowed = self.policy.startable_by(caller);
+        Ok(self.definitions.startable(allowed).await?)
+    }
+
+    /// Starts a process, if `caller` may (see [`StartPolicy::may_start`]).
     pub async fn start(
         &self,
         caller: &Caller,
-        request: StartRequest,
+        request: StartProcess,
     ) -> Result<Process, ProcessError> {
+        self.policy.may_start(caller, &request)?;
         if let Some(request_id) = &request.request_id
             && let Some(earlier) = rows::by_request(
                 &self.store.client().await?,
@@ -183,7 +208,7 @@ impl Processes {
             )
             .await?
         {
-            return Ok(earlier.into());
+            return Ok(earlier.try_into()?);
         }
         // The definition must exist, and the engine must answer, before anything is
         // reserved.
@@ -231,7 +256,7 @@ impl Processes {
                 )
                 .await?
                 .ok_or(ProcessError::NotFound)?;
-                return Ok(earlier.into());
+                return Ok(earlier.try_into()?);
             }
             Err(ReserveError::Store(error)) => return Err(error.into()),
         };
@@ -248,14 +273,14 @@ impl Processes {
         let client = self.store.client().await?;
         match started {
             Ok(instance) => match rows::activate(&client, reserved.id, &instance.id).await? {
-                Some(row) => Ok(row.into()),
+                Some(row) => Ok(row.try_into()?),
                 // Reconciliation settled the start meanwhile (this replica was slow or
                 // frozen past the grace period).
                 None => match rows::get(&client, reserved.id).await? {
                     Some(row)
                         if row.engine_instance_id.as_deref() == Some(instance.id.as_str()) =>
                     {
-                        Ok(row.into())
+                        Ok(row.try_into()?)
                     }
                     settled => {
                         // It released the key (the engine showed no instance yet) or
@@ -270,7 +295,7 @@ impl Processes {
                             .delete_process_instance(&instance.id, true)
                             .await?;
                         match settled {
-                            Some(row) => Ok(row.into()),
+                            Some(row) => Ok(row.try_into()?),
                             None => Err(ProcessError::Unavailable(
                                 "the start took too long and was given up: try again".into(),
                             )),
@@ -350,7 +375,7 @@ impl Processes {
                 rows::end(
                     &self.store.client().await?,
                     holder.id,
-                    state,
+                    state.as_str(),
                     reason,
                     ended_at,
                 )
@@ -361,38 +386,31 @@ impl Processes {
         }
     }
 
-    /// One process, if the caller may see it (their own, or any for admins).
-    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Process, ProcessError> {
+    /// One process, if the caller may see it (see [`rules::may_see`]).
+    pub async fn get(&self, caller: &Caller, id: ProcessId) -> Result<Process, ProcessError> {
         let client = self.store.client().await?;
-        let row = rows::get(&client, id)
+        let row = rows::get(&client, *id.as_uuid())
             .await?
             .ok_or(ProcessError::NotFound)?;
         visible(caller, row)
     }
 
+    /// A page of the processes `caller` may see (see [`rules::listed_business_key`]).
     pub async fn list(
         &self,
         caller: &Caller,
-        request: ListRequest,
+        request: ListProcesses,
     ) -> Result<(Vec<Process>, Option<String>), ProcessError> {
-        // Users see only their own; the API refused naming another's key.
-        let business_key = if caller.admin {
-            request.business_key.as_ref().map(|k| k.as_str().to_owned())
-        } else {
-            Some(caller.email.as_str().to_owned())
-        };
+        let business_key =
+            rules::listed_business_key(caller, &request)?.map(|key| key.as_str().to_owned());
         let states: Vec<String> = request
             .states
             .iter()
             .map(|s| s.as_str().to_owned())
             .collect();
         let filter = format!("{business_key:?}|{:?}|{states:?}", request.definition_key);
-        let after = match &request.page_token {
-            Some(token) => {
-                Some(crate::paging::decode(token, &filter).ok_or(ProcessError::InvalidPageToken)?)
-            }
-            None => None,
-        };
+        let page = Page::new(filter, request.page_size, request.page_token.as_deref())
+            .ok_or(ProcessError::InvalidPageToken)?;
         let client = self.store.client().await?;
         let mut found = rows::list(
             &client,
@@ -400,24 +418,27 @@ impl Processes {
                 business_key: business_key.as_deref(),
                 definition_key: request.definition_key.as_deref(),
                 states: &states,
-                after,
-                limit: request.page_size as i64 + 1,
+                after: page.after(),
+                limit: page.limit(),
             },
         )
         .await?;
-        let next = crate::paging::finish_page(&mut found, request.page_size, &filter, |row| {
-            (row.created_at, row.id)
-        });
-        Ok((found.into_iter().map(Process::from).collect(), next))
+        let next = page.finish(&mut found, |row| (row.created_at, row.id));
+        let found = found
+            .into_iter()
+            .map(Process::try_from)
+            .collect::<Result<_, _>>()?;
+        Ok((found, next))
     }
 
     /// Cancels a running process: deletes the engine instance, then records it.
     pub async fn cancel(
         &self,
         caller: &Caller,
-        id: Uuid,
-        reason: &str,
+        command: CancelProcess,
     ) -> Result<Process, ProcessError> {
+        let CancelProcess { id, reason } = command;
+        let id = *id.as_uuid();
         let client = self.store.client().await?;
         let row = rows::get(&client, id)
             .await?
@@ -473,20 +494,20 @@ impl Processes {
             tracing::warn!(%error, process = %id, "withdrawing the forms of a cancelled process failed");
         }
         match ended {
-            Some(row) => Ok(row.into()),
+            Some(row) => Ok(row.try_into()?),
             // It ended in the engine just before: report how it stands now.
             None => Ok(rows::get(&self.store.client().await?, id)
                 .await?
                 .ok_or(ProcessError::NotFound)?
-                .into()),
+                .try_into()?),
         }
     }
 }
 
+/// The process of `row`, if `caller` may see it; NOT_FOUND otherwise.
 fn visible(caller: &Caller, row: ProcessRow) -> Result<Process, ProcessError> {
-    // Another user's process answers NOT_FOUND, so its existence does not leak.
-    if caller.admin || row.business_key == caller.email.as_str() {
-        Ok(row.into())
+    if rules::may_see(caller, &row.business_key) {
+        Ok(row.try_into()?)
     } else {
         Err(ProcessError::NotFound)
     }

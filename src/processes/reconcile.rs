@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
+use super::ProcessState;
 use crate::camunda::types::HistoricProcessInstance;
 use crate::camunda::{Camunda, CamundaError, engine_time};
 use crate::forms::withdrawal::{WithdrawalError, Withdrawals};
@@ -70,11 +71,11 @@ pub struct Reconciler {
 }
 
 /// A finished history state as ramp's state and reason; `None` while running.
-pub fn ended_state(engine_state: &str) -> Option<(&'static str, &'static str)> {
+pub fn ended_state(engine_state: &str) -> Option<(ProcessState, &'static str)> {
     match engine_state {
-        "COMPLETED" => Some(("completed", "completed in the engine")),
-        "EXTERNALLY_TERMINATED" => Some(("terminated", "deleted in the engine")),
-        "INTERNALLY_TERMINATED" => Some(("terminated", "terminated in the engine")),
+        "COMPLETED" => Some((ProcessState::Completed, "completed in the engine")),
+        "EXTERNALLY_TERMINATED" => Some((ProcessState::Terminated, "deleted in the engine")),
+        "INTERNALLY_TERMINATED" => Some((ProcessState::Terminated, "terminated in the engine")),
         _ => None,
     }
 }
@@ -146,7 +147,7 @@ impl Reconciler {
                                 .as_deref()
                                 .and_then(parse_engine_time)
                                 .unwrap_or_else(Utc::now);
-                            rows::end(&client, row.id, state, reason, ended_at).await?;
+                            rows::end(&client, row.id, state.as_str(), reason, ended_at).await?;
                         }
                     }
                 }
@@ -272,11 +273,11 @@ impl Reconciler {
                     .as_deref()
                     .and_then(parse_engine_time)
                     .unwrap_or_else(Utc::now);
-                if rows::end(&client, row.id, state, reason, ended_at)
+                if rows::end(&client, row.id, state.as_str(), reason, ended_at)
                     .await?
                     .is_some()
                 {
-                    tracing::info!(process = %row.id, state, "process ended in the engine");
+                    tracing::info!(process = %row.id, state = state.as_str(), "process ended in the engine");
                 }
             }
             for ended in &page {

@@ -25,8 +25,8 @@ mod embedded {
 /// long as it stays the same: it names ramp's migration lock in `pg_locks`.
 const MIGRATION_LOCK: i64 = 0x7261_6d70_6d69_6772; // "rampmigr"
 
-/// A store failure. Details are for the log; clients see only that the database is
-/// unavailable.
+/// A store failure. Details are for the log; what a client is told follows from its
+/// [`StoreFault`].
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database pool: {0}")]
@@ -41,6 +41,82 @@ pub enum StoreError {
     /// newer release's data. Never read as some other value.
     #[error("unknown {column} in the database: {value:?}")]
     Decode { column: &'static str, value: String },
+}
+
+/// What a store failure means for whoever asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreFault {
+    /// The database could not be reached, did not answer in time, or gave up the
+    /// work (a lost connection, a cancelled statement, a serialization conflict):
+    /// the same request may pass shortly.
+    Unavailable,
+    /// The database answered, and the answer shows a mistake of ramp's: a broken
+    /// constraint, a value that does not decode, a statement that does not fit the
+    /// schema. The same request fails the same way.
+    Bug,
+}
+
+impl StoreError {
+    pub fn fault(&self) -> StoreFault {
+        match self {
+            // Whatever keeps the pool from handing out a connection (the server gone,
+            // the database dropped, the login refused) leaves the database out of reach.
+            Self::Pool(_) | Self::Timeout(_) => StoreFault::Unavailable,
+            Self::Db(error) => postgres_fault(error),
+            Self::Migration(_) | Self::Decode { .. } => StoreFault::Bug,
+        }
+    }
+}
+
+/// tokio-postgres tells its kinds of error apart only in words: a server error by
+/// its SQLSTATE, the client's own by its message.
+fn postgres_fault(error: &tokio_postgres::Error) -> StoreFault {
+    if let Some(db) = error.as_db_error() {
+        return sql_state_fault(db.code());
+    }
+    if error.is_closed() {
+        return StoreFault::Unavailable;
+    }
+    client_fault(&error.to_string())
+}
+
+/// Classes 08 (connection), 28 (login refused), 3D (no such database), 40
+/// (transaction rolled back: serialization, deadlock), 53 (insufficient resources),
+/// 57 (operator intervention: shutdown, statement timeout) and 58 (system error),
+/// and a lock not available, leave the database out of reach for now; everything
+/// else (23 constraints, 22 data, 42 syntax and undefined names, ...) is ramp's
+/// mistake.
+fn sql_state_fault(state: &tokio_postgres::error::SqlState) -> StoreFault {
+    let code = state.code();
+    let transient = ["08", "28", "3D", "40", "53", "57", "58"]
+        .iter()
+        .any(|class| code.starts_with(class))
+        || state == &tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE;
+    if transient {
+        StoreFault::Unavailable
+    } else {
+        StoreFault::Bug
+    }
+}
+
+/// A client-side error of tokio-postgres, by its message: converting a value to or
+/// from SQL, naming a column or counting parameters wrongly is ramp's mistake; the
+/// rest (connecting, I/O, timeouts, TLS) is the connection's.
+fn client_fault(message: &str) -> StoreFault {
+    let bug = [
+        "error serializing parameter",
+        "error deserializing column",
+        "invalid column",
+        "query returned an unexpected number of",
+        "expected ",
+    ]
+    .iter()
+    .any(|start| message.starts_with(start));
+    if bug {
+        StoreFault::Bug
+    } else {
+        StoreFault::Unavailable
+    }
 }
 
 /// The pool and what is needed to open connections outside it (migrations, LISTEN).
@@ -300,8 +376,113 @@ fn describe(error: &tokio_postgres::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use tokio_postgres::error::SqlState;
+
     use super::*;
     use crate::forms::FormState;
+
+    #[test]
+    fn a_lost_or_slow_database_is_unavailable() {
+        for state in [
+            SqlState::CONNECTION_FAILURE,
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::QUERY_CANCELED,
+            SqlState::T_R_SERIALIZATION_FAILURE,
+            SqlState::T_R_DEADLOCK_DETECTED,
+            SqlState::TOO_MANY_CONNECTIONS,
+            SqlState::LOCK_NOT_AVAILABLE,
+            SqlState::INVALID_CATALOG_NAME,
+            SqlState::INVALID_PASSWORD,
+        ] {
+            assert_eq!(
+                sql_state_fault(&state),
+                StoreFault::Unavailable,
+                "{state:?}"
+            );
+        }
+        for message in [
+            "error connecting to server",
+            "error communicating with the server",
+            "timeout waiting for server",
+        ] {
+            assert_eq!(client_fault(message), StoreFault::Unavailable, "{message}");
+        }
+        let timeout = StoreError::Db(tokio_postgres::Error::__private_api_timeout());
+        assert_eq!(timeout.fault(), StoreFault::Unavailable);
+        assert_eq!(
+            StoreError::Pool(deadpool_postgres::PoolError::Closed).fault(),
+            StoreFault::Unavailable
+        );
+        let refused =
+            deadpool_postgres::PoolError::Backend(tokio_postgres::Error::__private_api_timeout());
+        assert_eq!(StoreError::Pool(refused).fault(), StoreFault::Unavailable);
+        assert_eq!(
+            StoreError::Timeout(Duration::from_secs(1)).fault(),
+            StoreFault::Unavailable
+        );
+    }
+
+    #[test]
+    fn a_broken_constraint_or_an_undecodable_value_is_a_bug() {
+        for state in [
+            SqlState::UNIQUE_VIOLATION,
+            SqlState::FOREIGN_KEY_VIOLATION,
+            SqlState::CHECK_VIOLATION,
+            SqlState::NOT_NULL_VIOLATION,
+            SqlState::INVALID_TEXT_REPRESENTATION,
+            SqlState::UNDEFINED_COLUMN,
+            SqlState::SYNTAX_ERROR,
+        ] {
+            assert_eq!(sql_state_fault(&state), StoreFault::Bug, "{state:?}");
+        }
+        for message in [
+            "error deserializing column 2",
+            "error serializing parameter 0",
+            "invalid column `state`",
+            "query returned an unexpected number of rows",
+            "expected 2 parameters but got 1",
+        ] {
+            assert_eq!(client_fault(message), StoreFault::Bug, "{message}");
+        }
+        let unknown = StoreError::Decode {
+            column: "processes.state",
+            value: "paused".into(),
+        };
+        assert_eq!(unknown.fault(), StoreFault::Bug);
+    }
+
+    /// The classification against a real PostgreSQL, when the tests have one
+    /// (`RAMP_TEST_DATABASE_URL`, as `make test` sets it): the client's words for
+    /// its own errors are the library's, and this pins them.
+    #[tokio::test]
+    async fn real_errors_are_told_apart() {
+        let Ok(url) = std::env::var("RAMP_TEST_DATABASE_URL") else {
+            eprintln!("RAMP_TEST_DATABASE_URL is not set: skipped");
+            return;
+        };
+        let store = Store::new(&url.clone().into(), 2, Duration::from_secs(5)).unwrap();
+        let client = store.client().await.unwrap();
+        let fault = |error: tokio_postgres::Error| StoreError::from(error).fault();
+
+        client
+            .batch_execute(
+                "CREATE TEMPORARY TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)",
+            )
+            .await
+            .unwrap();
+        let duplicate = client.execute("INSERT INTO t VALUES (1)", &[]).await;
+        assert_eq!(fault(duplicate.unwrap_err()), StoreFault::Bug);
+        let row = client.query_one("SELECT 'x'::text", &[]).await.unwrap();
+        let undecodable = row.try_get::<_, i32>(0);
+        assert_eq!(fault(undecodable.unwrap_err()), StoreFault::Bug);
+        let no_row = client.query_one("SELECT id FROM t WHERE id > 5", &[]).await;
+        assert_eq!(fault(no_row.unwrap_err()), StoreFault::Bug);
+
+        let gone = format!("{url} dbname=ramp_no_such_database");
+        let gone = Store::new(&gone.into(), 1, Duration::from_secs(5)).unwrap();
+        let unreachable = gone.client().await.map(|_| ()).unwrap_err();
+        assert_eq!(unreachable.fault(), StoreFault::Unavailable);
+    }
 
     #[test]
     fn a_stored_word_the_set_lacks_is_a_decode_error_naming_its_column() {
