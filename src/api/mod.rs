@@ -20,8 +20,8 @@ use tonic::{Request, Status};
 
 use crate::auth::Caller;
 
-/// The caller that `AuthLayer` authenticated. Its absence is a wiring bug, not the
-/// client's fault.
+/// The caller that the `Authentication` layer authenticated. Its absence is a wiring
+/// bug, not the client's fault.
 fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
     request
         .extensions()
