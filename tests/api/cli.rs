@@ -119,10 +119,7 @@ async fn ramp_migrate_applies_the_schema() {
         .status()
         .unwrap();
     assert!(status.success());
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = crate::helpers::connect(&url).await;
     let row = client
         .query_one("SELECT count(*) FROM refinery_schema_history", &[])
         .await

@@ -13,7 +13,7 @@ use tokio::process::{Child, Command};
 use tokio_stream::StreamExt;
 
 use crate::client::{Client, WORKER, worker_token};
-use crate::engine::{camunda, engine_url, unique_key};
+use crate::engine::{camunda, engine_url, rest_get, unique_key};
 use crate::forms::user;
 use crate::helpers::{TEST_ISSUER, TEST_SECRET, fresh_database, token, wait_until_serving};
 
@@ -304,27 +304,12 @@ mod worker {
     }
 
     async fn external_tasks(instance: &str) -> Vec<serde_json::Value> {
-        reqwest::get(format!(
-            "{}/external-task?processInstanceId={instance}",
-            engine_url()
-        ))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+        rest_get(&format!("/external-task?processInstanceId={instance}")).await
     }
 
     async fn incidents(instance: &str) -> usize {
-        let found: Vec<serde_json::Value> = reqwest::get(format!(
-            "{}/incident?processInstanceId={instance}",
-            engine_url()
-        ))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        let found: Vec<serde_json::Value> =
+            rest_get(&format!("/incident?processInstanceId={instance}")).await;
         found.len()
     }
 

@@ -234,11 +234,7 @@ async fn an_unreachable_database_is_unavailable_without_its_text() {
         .next()
         .unwrap()
         .to_owned();
-    let (cluster, connection) =
-        tokio_postgres::connect(&crate::helpers::admin_database_url(), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-    tokio::spawn(connection);
+    let cluster = crate::helpers::connect(&crate::helpers::admin_database_url()).await;
     cluster
         .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
         .await

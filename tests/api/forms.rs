@@ -117,7 +117,8 @@ fn snapshot_ids(message: &PendingFormsResponse) -> Vec<String> {
     }
 }
 
-fn added_id(message: &PendingFormsResponse) -> String {
+/// The id of the form `message` adds (it must be an addition).
+pub fn added_id(message: &PendingFormsResponse) -> String {
     match &message.event {
         Some(Event::Added(t)) => t.id.clone(),
         other => panic!("expected added, got {other:?}"),
@@ -391,17 +392,7 @@ async fn a_stream_ends_with_unauthenticated_when_its_token_expires() {
         .await
         .unwrap();
     next(&mut stream).await;
-    let ended = tokio::time::timeout(Duration::from_secs(6), async {
-        loop {
-            match stream.next().await {
-                Some(Ok(_)) => continue,
-                Some(Err(status)) => return status,
-                None => panic!("the stream ended without a status"),
-            }
-        }
-    })
-    .await
-    .expect("the stream ends within 6 s");
+    let ended = crate::helpers::end_status(&mut stream, Duration::from_secs(6)).await;
     assert_eq!(ended.code(), Code::Unauthenticated);
     crate::helpers::assert_clean(&ended);
     assert!(ended.message().contains("expired"), "{}", ended.message());
@@ -414,17 +405,9 @@ async fn shutdown_ends_an_open_inbox_with_unavailable() {
     let mut stream = open(&app, &ann, "").await;
     next(&mut stream).await;
     app.app.shutdown();
-    let ended = tokio::time::timeout(Duration::from_secs(3), async {
-        loop {
-            match stream.next().await {
-                Some(Ok(_)) => continue,
-                Some(Err(status)) => return status.code(),
-                None => return Code::Ok,
-            }
-        }
-    })
-    .await
-    .expect("the stream ends within 3 s");
+    let ended = crate::helpers::end_status(&mut stream, Duration::from_secs(3))
+        .await
+        .code();
     assert_eq!(ended, Code::Unavailable);
 }
 
@@ -434,15 +417,9 @@ fn draft(data: serde_json::Value) -> Option<prost_types::Struct> {
 
 /// The draft stored for a form, read from the database.
 async fn stored_draft(app: &TestApp, id: &str) -> Option<serde_json::Value> {
-    app.db()
-        .await
-        .query_one(
-            "SELECT draft FROM form_tasks WHERE id = $1",
-            &[&uuid::Uuid::parse_str(id).unwrap()],
-        )
-        .await
-        .unwrap()
-        .get(0)
+    let id = uuid::Uuid::parse_str(id).unwrap();
+    let db = app.db().await;
+    crate::helpers::scalar(&db, "SELECT draft FROM form_tasks WHERE id = $1", &[&id]).await
 }
 
 /// Waits (bounded) until a statement starting with `sql` waits for a lock in the
@@ -450,16 +427,14 @@ async fn stored_draft(app: &TestApp, id: &str) -> Option<serde_json::Value> {
 async fn waiting_for_a_lock(app: &TestApp, sql: &str) {
     let db = app.db().await;
     for _ in 0..200 {
-        let waiting: i64 = db
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
+        let waiting: i64 = crate::helpers::scalar(
+            &db,
+            "SELECT count(*) FROM pg_stat_activity
                  WHERE datname = current_database() AND wait_event_type = 'Lock'
                    AND query LIKE $1 || '%'",
-                &[&sql],
-            )
-            .await
-            .unwrap()
-            .get(0);
+            &[&sql],
+        )
+        .await;
         if waiting > 0 {
             return;
         }

@@ -93,7 +93,7 @@ impl Cluster {
             "host=127.0.0.1 port={} user=postgres dbname=postgres",
             self.port
         );
-        let client = crate::checker::connect(&admin).await;
+        let client = crate::helpers::connect(&admin).await;
         let name = format!("ramp_rel_{}", uuid::Uuid::now_v7().simple());
         client
             .batch_execute(&format!("CREATE DATABASE {name}"))

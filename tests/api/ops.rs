@@ -15,7 +15,9 @@ use crate::engine::{camunda, deploy_model, engine_url, form_process, unique_key}
 use crate::forms::open;
 use crate::helpers::{TestApp, health_status, spawn_app_with, test_config, token, with_token};
 use crate::http_fault::{Fault, HttpFaultProxy};
-use crate::submit::{SIMPLE, answer, complete_send_task, form_for, new_case, settled, submit};
+use crate::submit::{
+    SIMPLE, answer, assert_delivered, complete_send_task, form_for, new_case, submit,
+};
 
 /// Every series `ramp serve` exposes.
 const SERVER_SERIES: [&str; 14] = [
@@ -88,10 +90,7 @@ async fn metrics_serve_every_series_after_rpcs_a_delivery_a_reconciliation_and_a
     submit(&app, &case.user, &form, answer("Acme"), "")
         .await
         .unwrap();
-    assert_eq!(
-        settled(&app, &case.user, &form).await.state(),
-        DeliveryState::Delivered
-    );
+    assert_delivered(&app, &case.user, &form).await;
 
     // An engine call that fails: a start of a definition the engine does not know.
     let unknown = app
