@@ -15,9 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ramp::proto::form_service_client::FormServiceClient;
 use ramp::proto::pending_forms_response::Event;
-use ramp::proto::process_service_client::ProcessServiceClient;
 use ramp::proto::*;
 use serde_json::json;
 use tokio::process::Child;
@@ -27,8 +25,9 @@ use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::checker::{AcceptedSubmission, Checker, FIELD, FORM, Ledger, Report};
+use crate::client::Client;
 use crate::engine::{camunda, engine_url, unique_key};
-use crate::helpers::{TEST_ISSUER, TEST_SECRET, free_port, token, wait_until_serving, with_token};
+use crate::helpers::{TEST_ISSUER, TEST_SECRET, free_port, wait_until_serving};
 
 fn script(name: &str) -> PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -400,8 +399,9 @@ impl Replicas {
         }
     }
 
-    fn pick(&self, n: usize) -> Channel {
-        self.channels[n % self.channels.len()].clone()
+    /// `user`'s client on replica `n` (counted round the list).
+    fn client(&self, n: usize, user: &str) -> Client {
+        Client::user_on(&self.channels[n % self.channels.len()], user)
     }
 }
 
@@ -541,24 +541,26 @@ async fn client(
     }
 }
 
-/// Repeats `call` on the replicas in turn while it fails for a passing reason.
+/// Repeats `call`, as `user`, on the replicas in turn while it fails for a passing
+/// reason.
 async fn retrying<T, F, Fut>(
     replicas: &Replicas,
     turn: &mut usize,
     tally: &Tally,
-    what: &str,
+    (user, what): (&str, &str),
     mut call: F,
 ) -> Result<T, tonic::Status>
 where
-    F: FnMut(Channel) -> Fut,
+    F: FnMut(Client) -> Fut,
     Fut: std::future::Future<Output = Result<T, tonic::Status>>,
 {
     let deadline = Instant::now() + Duration::from_secs(150);
     loop {
-        let outcome = match tokio::time::timeout(CALL_TIMEOUT, call(replicas.pick(*turn))).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(tonic::Status::deadline_exceeded("no answer in time")),
-        };
+        let outcome =
+            match tokio::time::timeout(CALL_TIMEOUT, call(replicas.client(*turn, user))).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(tonic::Status::deadline_exceeded("no answer in time")),
+            };
         match outcome {
             Err(status) if passing(status.code()) => {
                 if Instant::now() > deadline {
@@ -586,7 +588,6 @@ async fn cycle(
     ledger: &Ledger,
     tally: &Tally,
 ) -> Result<(), String> {
-    let bearer = token(user, &[]);
     ledger.start_attempted(user);
     let mut request_id = format!("start-{user}");
     let mut attempts = 0;
@@ -601,17 +602,13 @@ async fn cycle(
             variables: None,
             request_id: request_id.clone(),
         };
-        let answer = retrying(replicas, turn, tally, "start", |channel| {
-            let request = with_token(request.clone(), &bearer);
-            async move {
-                ProcessServiceClient::new(channel)
-                    .start_process(request)
-                    .await
-            }
+        let answer = retrying(replicas, turn, tally, (user, "start"), |client| {
+            let request = request.clone();
+            async move { client.start_with(request).await }
         })
         .await;
         let process = match answer {
-            Ok(answer) => answer.into_inner().process.unwrap(),
+            Ok(process) => process,
             Err(status) => return Err(format!("{user}: start answered {status:?}")),
         };
         match process.state() {
@@ -630,23 +627,15 @@ async fn cycle(
     // The worker makes the form.
     let deadline = Instant::now() + Duration::from_secs(150);
     let form = loop {
-        let listed = retrying(replicas, turn, tally, "list", |channel| {
-            let request = with_token(
-                ListFormTasksRequest {
-                    page_size: 10,
-                    ..Default::default()
-                },
-                &bearer,
-            );
-            async move {
-                FormServiceClient::new(channel)
-                    .list_form_tasks(request)
-                    .await
-            }
+        let listed = retrying(replicas, turn, tally, (user, "list"), |client| async move {
+            let first_page = ListFormTasksRequest {
+                page_size: 10,
+                ..Default::default()
+            };
+            client.forms(first_page).await
         })
         .await
         .map_err(|s| format!("{user}: list answered {s:?}"))?
-        .into_inner()
         .form_tasks;
         if let Some(form) = listed
             .into_iter()
@@ -662,22 +651,16 @@ async fn cycle(
 
     let value = format!("value of {user}");
     let data = ramp::json::json_to_struct(json!({ FIELD: value }).as_object().unwrap());
-    let submitted = retrying(replicas, turn, tally, "submit", |channel| {
-        let request = with_token(
-            SubmitFormRequest {
-                id: form.clone(),
-                data: Some(data.clone()),
-                request_id: format!("submit-{form}"),
-            },
-            &bearer,
-        );
-        async move { FormServiceClient::new(channel).submit_form(request).await }
+    let submitted = retrying(replicas, turn, tally, (user, "submit"), |client| {
+        let (form, data) = (form.clone(), data.clone());
+        async move {
+            client
+                .submit_once(&form, data, &format!("submit-{form}"))
+                .await
+        }
     })
     .await
-    .map_err(|s| format!("{user}: submit answered {s:?}"))?
-    .into_inner()
-    .submission
-    .unwrap();
+    .map_err(|s| format!("{user}: submit answered {s:?}"))?;
     ledger.submission_accepted(AcceptedSubmission {
         form_id: form,
         instance,
@@ -698,7 +681,6 @@ async fn observe(
     done: CancellationToken,
     opened: tokio::sync::oneshot::Sender<()>,
 ) {
-    let bearer = token(&user, &[]);
     let mut cursor = String::new();
     let mut opened = Some(opened);
     let mut broken = false;
@@ -708,19 +690,13 @@ async fn observe(
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         broken = true;
-        let mut client = FormServiceClient::new(replicas.pick(turn));
-        let request = with_token(
-            PendingFormsRequest {
-                cursor: cursor.clone(),
-            },
-            &bearer,
-        );
+        let client = replicas.client(turn, &user);
         let replica = turn % replicas.channels.len();
         let mut stream =
-            match tokio::time::timeout(CALL_TIMEOUT, client.pending_forms(request)).await {
-                Ok(Ok(response)) => {
+            match tokio::time::timeout(CALL_TIMEOUT, client.pending_forms(&cursor)).await {
+                Ok(Ok(stream)) => {
                     ledger.stream_trace(&user, format!("open on {replica} from {cursor:?}"));
-                    response.into_inner()
+                    stream
                 }
                 Ok(Err(status)) => {
                     ledger.stream_trace(
