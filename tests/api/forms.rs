@@ -42,6 +42,13 @@ pub async fn instance_with_form_and(
     (instance.id, instance.definition_id.unwrap())
 }
 
+/// A pending form of `user`'s (its id), made by the worker for a new instance of
+/// a process with a Camunda Form.
+pub async fn pending_form(app: &TestApp, user: &str) -> String {
+    let (instance, _) = instance_with_form(user).await;
+    created_id(app, new_task(&unique_key("ext"), &instance, user)).await
+}
+
 pub fn user() -> String {
     format!("{}@example.com", unique_key("user"))
 }
@@ -454,8 +461,7 @@ async fn a_draft_saved_while_its_form_is_reassigned_does_not_land_on_the_new_ass
     let app = spawn_app().await;
     let ann = user();
     let bob = user();
-    let (instance, _) = instance_with_form(&ann).await;
-    let id = created_id(&app, new_task(&unique_key("ext"), &instance, &ann)).await;
+    let id = pending_form(&app, &ann).await;
 
     let mut reassigning = app.db().await;
     let reassignment = reassigning.transaction().await.unwrap();
@@ -500,8 +506,7 @@ async fn a_draft_saved_just_before_a_reassignment_is_not_handed_over() {
     let app = spawn_app().await;
     let ann = user();
     let bob = user();
-    let (instance, _) = instance_with_form(&ann).await;
-    let id = created_id(&app, new_task(&unique_key("ext"), &instance, &ann)).await;
+    let id = pending_form(&app, &ann).await;
 
     let mut saving = app.db().await;
     let save = saving.transaction().await.unwrap();
