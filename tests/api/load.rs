@@ -547,7 +547,8 @@ async fn retrying<T, F, Fut>(
     replicas: &Replicas,
     turn: &mut usize,
     tally: &Tally,
-    (user, what): (&str, &str),
+    user: &str,
+    what: &str,
     mut call: F,
 ) -> Result<T, tonic::Status>
 where
@@ -602,7 +603,7 @@ async fn cycle(
             variables: None,
             request_id: request_id.clone(),
         };
-        let answer = retrying(replicas, turn, tally, (user, "start"), |client| {
+        let answer = retrying(replicas, turn, tally, user, "start", |client| {
             let request = request.clone();
             async move { client.start_with(request).await }
         })
@@ -627,7 +628,7 @@ async fn cycle(
     // The worker makes the form.
     let deadline = Instant::now() + Duration::from_secs(150);
     let form = loop {
-        let listed = retrying(replicas, turn, tally, (user, "list"), |client| async move {
+        let listed = retrying(replicas, turn, tally, user, "list", |client| async move {
             let first_page = ListFormTasksRequest {
                 page_size: 10,
                 ..Default::default()
@@ -651,7 +652,7 @@ async fn cycle(
 
     let value = format!("value of {user}");
     let data = ramp::json::json_to_struct(json!({ FIELD: value }).as_object().unwrap());
-    let submitted = retrying(replicas, turn, tally, (user, "submit"), |client| {
+    let submitted = retrying(replicas, turn, tally, user, "submit", |client| {
         let (form, data) = (form.clone(), data.clone());
         async move {
             client
