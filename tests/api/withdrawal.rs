@@ -238,18 +238,13 @@ async fn a_boundary_timer_on_the_receive_task_withdraws_the_form() {
     )
     .await;
     let app = spawn_app().await;
-    let OneForm {
-        user: ann,
-        instance,
-        task,
-        form,
-    } = one_form(&app, &key).await;
-    complete(&task).await;
+    let case = one_form(&app, &key).await;
+    complete(&case.task).await;
 
-    let reason = withdrawn_within_ten_seconds(&app, &ann, &form).await;
+    let reason = withdrawn_within_ten_seconds(&app, &case.user, &case.form).await;
     assert!(reason.contains("can no longer receive"), "{reason}");
     // The process went on along the timer's path.
-    assert_eq!(executions_waiting(&instance, "later").await, 1);
+    assert_eq!(executions_waiting(&case.instance, "later").await, 1);
 }
 
 #[tokio::test]
@@ -257,17 +252,12 @@ async fn a_process_deleted_in_the_engine_withdraws_its_forms() {
     let key = unique_key("deleted");
     deploy(&key, crate::engine::form_process(&key, "step")).await;
     let app = spawn_app().await;
-    let OneForm {
-        user: ann,
-        instance,
-        form,
-        ..
-    } = one_form(&app, &key).await;
+    let case = one_form(&app, &key).await;
     camunda()
-        .delete_process_instance(&instance, true)
+        .delete_process_instance(&case.instance, true)
         .await
         .unwrap();
-    let reason = withdrawn_within_ten_seconds(&app, &ann, &form).await;
+    let reason = withdrawn_within_ten_seconds(&app, &case.user, &case.form).await;
     assert!(reason.contains("ended"), "{reason}");
 }
 
@@ -282,18 +272,14 @@ async fn a_form_whose_send_task_the_worker_still_holds_is_not_withdrawn() {
     <bpmn:sequenceFlow id="h" sourceRef="soon" targetRef="e3"/><bpmn:endEvent id="e3"/>"#;
     deploy(&key, step_beside_another_branch(&key, "", "", timer)).await;
     let app = spawn_app().await;
-    let OneForm {
-        user: ann,
-        instance,
-        form,
-        ..
-    } = one_form(&app, &key).await;
+    let case = one_form(&app, &key).await;
 
     // Wait until the timer has fired and a few passes have looked at the instance.
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let cancelled: Vec<serde_json::Value> = rest_get(&format!(
-            "/history/activity-instance?processInstanceId={instance}&activityId=other&canceled=true"
+            "/history/activity-instance?processInstanceId={}&activityId=other&canceled=true",
+            case.instance
         ))
         .await;
         if !cancelled.is_empty() {
@@ -304,7 +290,7 @@ async fn a_form_whose_send_task_the_worker_still_holds_is_not_withdrawn() {
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
-        status_of(&app, &ann, &form).await.0,
+        status_of(&app, &case.user, &case.form).await.0,
         FormTaskStatus::Pending
     );
 }
@@ -471,15 +457,10 @@ async fn a_form_in_an_asynchronous_gap_is_kept(send: &str, receive: &str) {
     deploy(&key, step_beside_another_branch(&key, send, receive, "")).await;
     suspend_jobs(&key, true).await;
     let app = spawn_app().await;
-    let OneForm {
-        user: ann,
-        instance,
-        task,
-        form,
-    } = one_form(&app, &key).await;
-    complete(&task).await;
+    let case = one_form(&app, &key).await;
+    complete(&case.task).await;
     // The token waits for its continuation's job: no external task, no subscription.
-    let tree = camunda().activity_instances(&instance).await.unwrap();
+    let tree = camunda().activity_instances(&case.instance).await.unwrap();
     assert!(
         tree.walk()
             .iter()
@@ -488,19 +469,19 @@ async fn a_form_in_an_asynchronous_gap_is_kept(send: &str, receive: &str) {
     );
     assert!(
         camunda()
-            .message_subscriptions(&instance, "step")
+            .message_subscriptions(&case.instance, "step")
             .await
             .unwrap()
             .is_empty()
     );
 
     // The other branch is cancelled: reconciliation looks at the instance.
-    cancel_activity(&instance, "other").await;
+    cancel_activity(&case.instance, "other").await;
     let (reconciler, counted) = reconciler(&app);
     let before = counted.calls();
     reconciler.pass().await.unwrap();
     assert_eq!(
-        status_of(&app, &ann, &form).await,
+        status_of(&app, &case.user, &case.form).await,
         (FormTaskStatus::Pending, String::new()),
         "withdrawn while its answer could still be received"
     );
@@ -511,10 +492,10 @@ async fn a_form_in_an_asynchronous_gap_is_kept(send: &str, receive: &str) {
 
     // The continuation runs; the receive task waits for the form's answer.
     suspend_jobs(&key, false).await;
-    waiting(&instance, "step", 1).await;
+    waiting(&case.instance, "step", 1).await;
     reconciler.pass().await.unwrap();
     assert_eq!(
-        status_of(&app, &ann, &form).await.0,
+        status_of(&app, &case.user, &case.form).await.0,
         FormTaskStatus::Pending
     );
 }
@@ -682,19 +663,14 @@ async fn a_form_whose_receive_task_follows_the_send_tasks_subprocess_is_kept() {
     )
     .await;
     let app = spawn_app().await;
-    let OneForm {
-        user: ann,
-        instance,
-        task,
-        form,
-    } = one_form(&app, &key).await;
-    complete(&task).await;
-    waiting(&instance, "step", 1).await;
-    cancel_activity(&instance, "other").await;
+    let case = one_form(&app, &key).await;
+    complete(&case.task).await;
+    waiting(&case.instance, "step", 1).await;
+    cancel_activity(&case.instance, "other").await;
     let (reconciler, _) = reconciler(&app);
     reconciler.pass().await.unwrap();
     assert_eq!(
-        status_of(&app, &ann, &form).await.0,
+        status_of(&app, &case.user, &case.form).await.0,
         FormTaskStatus::Pending
     );
 }
