@@ -172,6 +172,19 @@ async fn pruning_under_concurrent_writes_fails_no_writer_and_deletes_old_rows() 
     );
 }
 
+/// A pruner of the test's own on `app`'s database that keeps delivered outbox rows
+/// 30 minutes and answers 90 days (the change log an hour), `batch` rows at a time.
+fn answer_pruner(app: &TestApp, batch: i64) -> Pruner {
+    Pruner::new(
+        store_of(app),
+        RetentionSettings {
+            delivered: Duration::from_secs(30 * 60),
+            submissions: Duration::from_secs(90 * 24 * 3600),
+            ..settings(Duration::from_secs(3600), batch)
+        },
+    )
+}
+
 /// A form task and its submission made `age` ago, with its outbox row in `state`.
 async fn answered_form(
     db: &tokio_postgres::Client,
@@ -236,16 +249,7 @@ async fn old_answers_go_once_delivered_and_answers_still_owed_stay() {
     let failed = answered_form(&db, "failed", old).await;
     let recent = answered_form(&db, "delivered", chrono::Duration::hours(1)).await;
 
-    let pruner = Pruner::new(
-        store_of(&app),
-        RetentionSettings {
-            change_log: Duration::from_secs(3600),
-            delivered: Duration::from_secs(30 * 60),
-            submissions: Duration::from_secs(90 * 24 * 3600),
-            interval: Duration::from_secs(3600),
-            batch: 2,
-        },
-    );
+    let pruner = answer_pruner(&app, 2);
     let pruned = pruner.pass().await.unwrap();
     // Delivered outbox rows older than 30 minutes: the old one and the recent one.
     assert_eq!(pruned.delivered, 2, "{pruned:?}");
@@ -289,16 +293,7 @@ async fn an_old_refused_answer_goes_and_its_returned_form_keeps_the_answer_as_dr
     )
     .await
     .unwrap();
-    let pruner = Pruner::new(
-        store_of(&app),
-        RetentionSettings {
-            change_log: Duration::from_secs(3600),
-            delivered: Duration::from_secs(30 * 60),
-            submissions: Duration::from_secs(90 * 24 * 3600),
-            interval: Duration::from_secs(3600),
-            batch: 10,
-        },
-    );
+    let pruner = answer_pruner(&app, 10);
     let pruned = pruner
         .pass()
         .await
