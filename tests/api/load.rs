@@ -269,44 +269,18 @@ fn spawn_worker(server: &str, engine: &str, key: &str) -> Child {
     )
 }
 
-/// The model the load starts: send task `step` → receive task `wait_step` → back to
-/// `wait_step` for ever, so a second delivery of one answer would complete the
-/// receive task a second time (and show in the engine's history). Deployed under a
-/// key of the test's own with its Camunda Form; returns the key.
+/// The model the load starts (`submit::LOOPING`): send task `step` → receive task
+/// `wait_step` → back to `wait_step` for ever, so a second delivery of one answer
+/// would complete the receive task a second time (and show in the engine's
+/// history). Deployed under a key of the test's own with its Camunda Form; returns
+/// the key.
 pub async fn deploy_looping_model() -> String {
     let key = unique_key("rel");
-    let bpmn = format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs_{key}" targetNamespace="http://ramp.test">
-  <bpmn:message id="msg_step" name="{FORM}"/>
-  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
-    <bpmn:startEvent id="start"/>
-    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="{FORM}"/>
-    <bpmn:sendTask id="{FORM}" camunda:type="external" camunda:topic="submit_form"/>
-    <bpmn:sequenceFlow id="f2" sourceRef="{FORM}" targetRef="join"/>
-    <bpmn:exclusiveGateway id="join"/>
-    <bpmn:sequenceFlow id="f3" sourceRef="join" targetRef="wait_step"/>
-    <bpmn:receiveTask id="wait_step" messageRef="msg_step"/>
-    <bpmn:sequenceFlow id="f4" sourceRef="wait_step" targetRef="join"/>
-  </bpmn:process>
-</bpmn:definitions>"#
-    );
+    let bpmn = crate::engine::definitions(&key, &[FORM], crate::submit::LOOPING);
     let form = json!({"id": FORM, "type": "default", "components": [
         {"type": "textfield", "key": FIELD, "label": "Company", "validate": {"required": true}}
     ]});
-    camunda()
-        .deploy(
-            &key,
-            vec![
-                (format!("{key}.bpmn"), bpmn.into_bytes()),
-                (format!("{FORM}.form"), form.to_string().into_bytes()),
-            ],
-            false,
-            None,
-        )
-        .await
-        .unwrap();
+    crate::engine::deploy_model_with_form(&camunda(), &key, bpmn, &form.to_string()).await;
     key
 }
 
