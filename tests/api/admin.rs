@@ -10,7 +10,7 @@ use serde_json::json;
 use tonic::Code;
 
 use crate::engine::{camunda, deploy_model, form_process, unique_key};
-use crate::forms::{created_id, instance_with_form, new_task, next, open, user};
+use crate::forms::{next, open, pending_form, user};
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 use crate::http_fault::{Fault, HttpFaultProxy};
 use crate::submit::{SIMPLE, answered_case, completed_waits, delivery, settled};
@@ -217,8 +217,7 @@ async fn reassigning_moves_a_form_from_one_users_stream_to_the_others() {
     let app = spawn_app().await;
     let alice = user();
     let bob = user();
-    let (instance, _) = instance_with_form(&alice).await;
-    let form = created_id(&app, new_task(&unique_key("ext"), &instance, &alice)).await;
+    let form = pending_form(&app, &alice).await;
     let notes = json!({"companyName": "Alice's notes"});
     app.as_user(&alice)
         .save_draft(

@@ -225,7 +225,6 @@ async fn an_object_variable_the_engine_wrote_as_json_reads_back() {
         .unwrap();
     // A Java collection serialized as JSON (how multi-instance collections are kept),
     // and a Date, written through the engine's own API.
-    let http = reqwest::Client::new();
     for (name, body) in [
         (
             "suppliers",
@@ -237,21 +236,12 @@ async fn an_object_variable_the_engine_wrote_as_json_reads_back() {
             json!({"value": "2025-01-31T10:15:30.000+0100", "type": "Date"}),
         ),
     ] {
-        let response = http
-            .put(format!(
-                "{}/process-instance/{}/variables/{name}",
-                crate::engine::engine_url(),
-                instance.id
-            ))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "{name}: {}",
-            response.text().await.unwrap()
-        );
+        crate::engine::rest_send(
+            reqwest::Method::PUT,
+            &format!("/process-instance/{}/variables/{name}", instance.id),
+            body,
+        )
+        .await;
     }
     let raw = camunda.process_variables(&instance.id).await.unwrap();
     let values = variables::variables_from_engine(&raw).unwrap();
@@ -438,16 +428,8 @@ async fn external_tasks_fetch_complete_fail_and_lose_their_lock() {
         .await
         .unwrap();
     assert!(again.is_empty(), "{again:?}");
-    let incidents: serde_json::Value = reqwest::get(format!(
-        "{}/incident?processInstanceId={}",
-        crate::engine::engine_url(),
-        b.id
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let incidents: serde_json::Value =
+        crate::engine::rest_get(&format!("/incident?processInstanceId={}", b.id)).await;
     assert_eq!(incidents.as_array().unwrap().len(), 1, "{incidents}");
 
     // A task that is gone.

@@ -3,7 +3,6 @@
 //! someone else, listeners on the process. Against the run's real engine, with a real
 //! `ramp worker` making the forms.
 
-use ramp::camunda::types::ProcessInstanceQuery;
 use ramp::proto::pending_forms_response::Event;
 use ramp::proto::*;
 use serde_json::json;
@@ -163,14 +162,7 @@ async fn form_status(tree: &Tree) -> FormTaskStatus {
 /// Instances of the tree still running in the engine (the called process carries
 /// the root's business key).
 async fn running(business_key: &str) -> usize {
-    camunda()
-        .process_instances(&ProcessInstanceQuery {
-            business_key: Some(business_key.into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .len()
+    crate::engine::running_instances(business_key).await.len()
 }
 
 #[tokio::test]

@@ -9,7 +9,9 @@ use tokio_stream::StreamExt;
 use uuid::Uuid;
 
 use crate::engine::{camunda, form_process, unique_key};
-use crate::forms::{create, created_id, instance_with_form, new_task, next, open, quiet, user};
+use crate::forms::{
+    added_id, create, created_id, instance_with_form, new_task, next, open, quiet, user,
+};
 use crate::helpers::{
     TestApp, fresh_database, spawn_app, spawn_app_on, spawn_app_with, test_config,
     wait_until_serving,
@@ -37,20 +39,13 @@ async fn insert(client: &impl tokio_postgres::GenericClient, assignee: &str) -> 
     id
 }
 
-fn added(message: &ramp::proto::PendingFormsResponse) -> String {
-    match &message.event {
-        Some(Event::Added(t)) => t.id.clone(),
-        other => panic!("expected added, got {other:?}"),
-    }
-}
-
 async fn added_ids(
     stream: &mut tonic::Streaming<ramp::proto::PendingFormsResponse>,
     count: usize,
 ) -> Vec<String> {
     let mut ids = Vec::new();
     for _ in 0..count {
-        ids.push(added(&next(stream).await));
+        ids.push(added_id(&next(stream).await));
     }
     ids
 }
@@ -75,12 +70,12 @@ async fn out_of_order_commits_are_seen_once_each_in_commit_order() {
     let first = insert(&t1, &ann).await;
     t1.commit().await.unwrap();
     assert_eq!(
-        added(&next(&mut stream).await),
+        added_id(&next(&mut stream).await),
         first.to_string(),
         "the first commit arrives first"
     );
     t2.commit().await.unwrap();
-    assert_eq!(added(&next(&mut stream).await), second.to_string());
+    assert_eq!(added_id(&next(&mut stream).await), second.to_string());
     assert!(
         quiet(&mut stream, Duration::from_millis(1_500)).await,
         "nothing twice"
@@ -143,10 +138,7 @@ async fn a_stream_opened_before_its_replica_finished_starting_misses_nothing() {
         .migrate()
         .await
         .unwrap();
-    let (lock, connection) = tokio_postgres::connect(&database, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let lock = crate::helpers::connect(&database).await;
     lock.execute("SELECT pg_advisory_lock(x'72616d706d696772'::bigint)", &[])
         .await
         .unwrap();
@@ -204,7 +196,7 @@ async fn a_change_held_back_by_an_older_transaction_arrives_without_waiting_for_
     .await;
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     t0.commit().await.unwrap();
-    assert_eq!(added(&next(&mut stream).await), created);
+    assert_eq!(added_id(&next(&mut stream).await), created);
 }
 
 #[tokio::test]
@@ -229,24 +221,19 @@ async fn streams_survive_the_listen_connection_being_killed() {
                 WHERE datname = current_database() AND query LIKE 'LISTEN%'";
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
             loop {
-                let n: i64 = db
-                    .query_one(&format!("SELECT count(*) {listening}"), &[])
-                    .await
-                    .unwrap()
-                    .get(0);
+                let n: i64 =
+                    crate::helpers::scalar(&db, &format!("SELECT count(*) {listening}"), &[]).await;
                 if n >= 2 || std::time::Instant::now() > deadline {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            let killed: i64 = db
-                .query_one(
-                    &format!("SELECT count(pg_terminate_backend(pid)) {listening}"),
-                    &[],
-                )
-                .await
-                .unwrap()
-                .get(0);
+            let killed: i64 = crate::helpers::scalar(
+                &db,
+                &format!("SELECT count(pg_terminate_backend(pid)) {listening}"),
+                &[],
+            )
+            .await;
             assert!(killed >= 1, "a LISTEN connection was there to kill");
         }
         let response = create(
@@ -275,27 +262,23 @@ async fn a_stream_that_stops_reading_is_bounded_and_delays_no_one() {
 
     // 10,000 changes for the stuck user, committed at once.
     let db = app.db().await;
-    let inserted: Vec<Uuid> = db
-        .query(
-            "WITH ids AS (SELECT gen_random_uuid() AS id, n FROM generate_series(1, 10000) n)
+    let inserted: Vec<Uuid> = crate::helpers::column(
+        &db,
+        "WITH ids AS (SELECT gen_random_uuid() AS id, n FROM generate_series(1, 10000) n)
              INSERT INTO form_changes (form_task_id, assignee, kind, summary)
              SELECT id, $1::text, 'added', jsonb_build_object(
                  'id', id, 'form_name', 'step', 'business_key', $1::text, 'assignee', $1::text, 'status', 'pending',
                  'process_instance_id', 'pi', 'root_process_instance_id', 'pi', 'process_definition_key', null,
                  'created_at', now(), 'updated_at', now(), 'has_draft', false, 'title', 'step')
              FROM ids ORDER BY n RETURNING form_task_id",
-            &[&stuck_user],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        &[&stuck_user],
+    )
+    .await;
 
     // Another user's form arrives while the stuck stream holds its backlog.
     let (instance, _) = instance_with_form(&other_user).await;
     let id = created_id(&app, new_task("ext-other", &instance, &other_user)).await;
-    assert_eq!(added(&next(&mut other).await), id);
+    assert_eq!(added_id(&next(&mut other).await), id);
     tokio::time::sleep(Duration::from_millis(1_500)).await; // the hub has read all 10,000 by now
     let buffered = app.app.hub().largest_buffer();
     assert!(
@@ -404,16 +387,14 @@ async fn a_withdrawal_that_took_its_transaction_id_before_a_reassignment_leaves_
     let watcher = app.db().await;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let waiting: i64 = watcher
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
+        let waiting: i64 = crate::helpers::scalar(
+            &watcher,
+            "SELECT count(*) FROM pg_stat_activity
                  WHERE datname = current_database() AND wait_event_type = 'Lock'
                    AND query LIKE 'UPDATE form_tasks%'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
+            &[],
+        )
+        .await;
         if waiting == 1 {
             break;
         }
@@ -439,36 +420,30 @@ async fn a_withdrawal_that_took_its_transaction_id_before_a_reassignment_leaves_
     // The scenario happened: the withdrawal's transaction id is below the
     // reassignment's, and it withdrew the form from Bob.
     let db = app.db().await;
-    let withdrawal_tx: i64 = db
-        .query_one(
-            "SELECT tx FROM form_changes WHERE form_task_id = $1::text::uuid AND kind = 'removed'",
-            &[&first],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    let reassignment_tx: i64 = db
-        .query_one(
-            "SELECT tx FROM form_changes
+    let withdrawal_tx: i64 = crate::helpers::scalar(
+        &db,
+        "SELECT tx FROM form_changes WHERE form_task_id = $1::text::uuid AND kind = 'removed'",
+        &[&first],
+    )
+    .await;
+    let reassignment_tx: i64 = crate::helpers::scalar(
+        &db,
+        "SELECT tx FROM form_changes
              WHERE form_task_id = $1::text::uuid AND reason = 'reassigned'",
-            &[&moved],
-        )
-        .await
-        .unwrap()
-        .get(0);
+        &[&moved],
+    )
+    .await;
     assert!(
         withdrawal_tx < reassignment_tx,
         "the withdrawal took its transaction id first ({withdrawal_tx} < {reassignment_tx})"
     );
-    let withdrawn_from: String = db
-        .query_one(
-            "SELECT assignee FROM form_changes
+    let withdrawn_from: String = crate::helpers::scalar(
+        &db,
+        "SELECT assignee FROM form_changes
              WHERE form_task_id = $1::text::uuid AND reason = 'withdrawn'",
-            &[&moved],
-        )
-        .await
-        .unwrap()
-        .get(0);
+        &[&moved],
+    )
+    .await;
     assert_eq!(withdrawn_from, bob);
 
     // Bob's stream, and one resumed from before, end with the form gone.

@@ -206,7 +206,7 @@ pub struct Checker {
 
 impl Checker {
     pub async fn check(&self, ledger: &Ledger) -> Report {
-        let db = connect(&self.database_url).await;
+        let db = crate::helpers::connect(&self.database_url).await;
         self.wait_until_deliveries_settle(&db).await;
         let mut report = Report::default();
         self.check_starts(ledger, &db, &mut report).await;
@@ -235,14 +235,12 @@ impl Checker {
     async fn wait_until_deliveries_settle(&self, db: &tokio_postgres::Client) {
         let deadline = Instant::now() + Duration::from_secs(120);
         while Instant::now() < deadline {
-            let pending: i64 = db
-                .query_one(
-                    "SELECT count(*) FROM correlation_outbox WHERE state = 'pending'",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .get(0);
+            let pending: i64 = crate::helpers::scalar(
+                db,
+                "SELECT count(*) FROM correlation_outbox WHERE state = 'pending'",
+                &[],
+            )
+            .await;
             if pending == 0 {
                 return;
             }
@@ -268,23 +266,19 @@ impl Checker {
         // `released_starts`), ended EXTERNALLY_TERMINATED and is in no row of ramp's.
         // Any other instance of a key counts, ended or not, however it ended: a
         // duplicate that someone deleted still existed (and may have made forms).
-        let known: HashSet<String> = db
-            .query(
-                "SELECT engine_instance_id FROM processes WHERE engine_instance_id IS NOT NULL",
-                &[],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
-        let released: HashSet<String> = db
-            .query("SELECT process_id::text FROM released_starts", &[])
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
+        let known: HashSet<String> = crate::helpers::column(
+            db,
+            "SELECT engine_instance_id FROM processes WHERE engine_instance_id IS NOT NULL",
+            &[],
+        )
+        .await
+        .into_iter()
+        .collect();
+        let released: HashSet<String> =
+            crate::helpers::column(db, "SELECT process_id::text FROM released_starts", &[])
+                .await
+                .into_iter()
+                .collect();
         let released_tags: HashSet<String> = self
             .get(&format!(
                 "/history/variable-instance?processDefinitionKey={}&variableName=rampProcessId&maxResults=100000",
@@ -616,14 +610,6 @@ impl Checker {
             }
         }
     }
-}
-
-pub async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("the database answers the checker");
-    tokio::spawn(connection);
-    client
 }
 
 /// The checker itself: what it is shown lost or duplicated, it counts.

@@ -1,6 +1,7 @@
 //! The `ramp` binary as an operator runs it.
 
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::helpers::{fresh_database, wait_until_serving};
@@ -118,10 +119,7 @@ async fn ramp_migrate_applies_the_schema() {
         .status()
         .unwrap();
     assert!(status.success());
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = crate::helpers::connect(&url).await;
     let row = client
         .query_one("SELECT count(*) FROM refinery_schema_history", &[])
         .await
@@ -129,12 +127,53 @@ async fn ramp_migrate_applies_the_schema() {
     assert!(row.get::<_, i64>(0) >= 1);
 }
 
-fn mint(args: &[&str], env: &[(&str, &str)], dir: &std::path::Path) -> std::process::Output {
+/// The standard output of a command that succeeded (its standard error in the
+/// failure).
+#[track_caller]
+fn stdout_of(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("the output is UTF-8")
+}
+
+/// Runs `ramp token` with `args` and `env`, in `dir`.
+fn mint(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Output {
     ramp()
         .arg("token")
         .args(args)
         .envs(env.iter().copied())
         .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+/// The claims of `token`, an HS256 token signed with `secret` for `audience` (and
+/// `issuer`, when given); panics where it is not.
+fn claims(token: &str, secret: &[u8], audience: &str, issuer: Option<&str>) -> serde_json::Value {
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_audience(&[audience]);
+    if let Some(issuer) = issuer {
+        validation.set_issuer(&[issuer]);
+    }
+    jsonwebtoken::decode::<serde_json::Value>(
+        token.trim(),
+        &jsonwebtoken::DecodingKey::from_secret(secret),
+        &validation,
+    )
+    .unwrap_or_else(|e| panic!("the token does not verify: {e}"))
+    .claims
+}
+
+/// Runs `ramp deploy` with `args`, then `dir`, against the run's engine.
+fn deploy(args: &[&str], dir: &Path) -> Output {
+    ramp()
+        .arg("deploy")
+        .args(args)
+        .arg(dir)
+        .env("RAMP_CAMUNDA_URL", crate::engine::engine_url())
         .output()
         .unwrap()
 }
@@ -159,12 +198,7 @@ async fn ramp_token_mints_tokens_the_server_accepts() {
         ],
         dir.path(),
     );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let token = stdout_of(output).trim().to_owned();
 
     let app = crate::helpers::spawn_app().await;
     let status = app
@@ -191,23 +225,16 @@ fn ramp_token_uses_the_secret_that_make_run_generated() {
         "a-generated-secret-a-generated-secret-0123\n",
     )
     .unwrap();
-    let output = mint(&["--email", "me@example.com"], &[], dir.path());
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let token = stdout_of(mint(&["--email", "me@example.com"], &[], dir.path()));
+    // Signed with the generated secret.
+    let claims = claims(
+        &token,
+        b"a-generated-secret-a-generated-secret-0123",
+        "ramp",
+        None,
     );
-    let token = String::from_utf8(output.stdout).unwrap();
-    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
-    validation.set_audience(&["ramp"]);
-    let data = jsonwebtoken::decode::<serde_json::Value>(
-        token.trim(),
-        &jsonwebtoken::DecodingKey::from_secret(b"a-generated-secret-a-generated-secret-0123"),
-        &validation,
-    )
-    .expect("signed with the generated secret");
-    assert_eq!(data.claims["email"], "me@example.com");
-    assert_eq!(data.claims["email_verified"], true);
+    assert_eq!(claims["email"], "me@example.com");
+    assert_eq!(claims["email_verified"], true);
 }
 
 #[test]
@@ -238,23 +265,11 @@ fn ramp_token_refuses_bad_input() {
 
 #[tokio::test]
 async fn ramp_deploy_deploys_the_demo_and_prints_its_definitions() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     // A deployment name of its own: the engine compares a deployment with the last
     // one of the same name, which an engine used before may hold with other files.
     let name = crate::engine::unique_key("ramp-demo-test");
-    let output = ramp()
-        .args(["deploy", "--name", &name])
-        .arg(root.join("processes"))
-        .env("RAMP_CAMUNDA_URL", crate::engine::engine_url())
-        .env("RAMP_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let printed = String::from_utf8(output.stdout).unwrap();
+    let printed = stdout_of(deploy(&["--name", &name], &root.join("processes")));
     let keys: Vec<_> = printed
         .lines()
         .map(|l| l.split(' ').next().unwrap())
@@ -266,12 +281,7 @@ async fn ramp_deploy_deploys_the_demo_and_prints_its_definitions() {
     );
 
     // Deployed again unchanged: the same versions, nothing new.
-    let again = ramp()
-        .args(["deploy", "--name", &name])
-        .arg(root.join("processes"))
-        .env("RAMP_CAMUNDA_URL", crate::engine::engine_url())
-        .output()
-        .unwrap();
+    let again = deploy(&["--name", &name], &root.join("processes"));
     assert_eq!(String::from_utf8(again.stdout).unwrap(), printed);
 }
 
@@ -282,12 +292,7 @@ fn ramp_deploy_prints_each_parse_error_with_file_line_and_column() {
     let broken =
         crate::engine::form_process(&key, "step").replace(r#" camunda:topic="submit_form""#, "");
     std::fs::write(dir.path().join("broken.bpmn"), broken).unwrap();
-    let output = ramp()
-        .arg("deploy")
-        .arg(dir.path())
-        .env("RAMP_CAMUNDA_URL", crate::engine::engine_url())
-        .output()
-        .unwrap();
+    let output = deploy(&[], dir.path());
     assert!(!output.status.success());
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("broken.bpmn:8:"), "{stderr}");
@@ -339,33 +344,12 @@ async fn ramp_deploy_deploys_a_decision_table_and_a_model_without_history_time_t
     )
     .unwrap();
 
-    let output = ramp()
-        .args(["deploy", "--name", &process])
-        .arg(dir.path())
-        .env("RAMP_CAMUNDA_URL", crate::engine::engine_url())
-        .output()
-        .unwrap();
-
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(
-        String::from_utf8(output.stdout).unwrap(),
-        format!("{process} version 1\n")
-    );
+    let printed = stdout_of(deploy(&["--name", &process], dir.path()));
+    assert_eq!(printed, format!("{process} version 1\n"));
     // Both carry the engine's default history time to live.
     for (what, key) in [("decision", &decision), ("process", &process)] {
-        let definitions: Vec<serde_json::Value> = reqwest::get(format!(
-            "{}/{what}-definition?key={key}",
-            crate::engine::engine_url()
-        ))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        let definitions: Vec<serde_json::Value> =
+            crate::engine::rest_get(&format!("/{what}-definition?key={key}")).await;
         assert_eq!(definitions.len(), 1, "{what} {key}");
         assert_eq!(definitions[0]["historyTimeToLive"], 180, "{what} {key}");
     }
@@ -380,12 +364,7 @@ fn ramp_deploy_names_a_refused_decision_table_with_the_engine_reason_and_the_cau
     std::fs::create_dir(dir.path().join("rules")).unwrap();
     std::fs::write(dir.path().join("rules/risk.dmn"), broken).unwrap();
 
-    let output = ramp()
-        .arg("deploy")
-        .arg(dir.path())
-        .env("RAMP_CAMUNDA_URL", crate::engine::engine_url())
-        .output()
-        .unwrap();
+    let output = deploy(&[], dir.path());
 
     assert!(!output.status.success());
     let stderr = String::from_utf8(output.stderr).unwrap();
@@ -402,9 +381,16 @@ fn ramp_deploy_names_a_refused_decision_table_with_the_engine_reason_and_the_cau
     );
 }
 
+/// Writes the settings file `name` with `text` into `dir`; answers its path.
+fn settings_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let file = dir.join(name);
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
 /// Runs `command` for at most `limit`: its output, and whether it was still running
 /// (then killed).
-fn output_within(mut command: Command, limit: Duration) -> (std::process::Output, bool) {
+fn output_within(mut command: Command, limit: Duration) -> (Output, bool) {
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -457,8 +443,11 @@ fn a_misspelt_setting_stops_every_command_naming_the_nearest() {
     }
 
     // In the file: the key, and the file it is in.
-    let file = dir.path().join("ramp.toml");
-    std::fs::write(&file, "jwt_issur = \"https://login.example.com\"\n").unwrap();
+    let file = settings_file(
+        dir.path(),
+        "ramp.toml",
+        "jwt_issur = \"https://login.example.com\"\n",
+    );
     let mut command = ramp();
     command.arg("--config").arg(&file).arg("config");
     let (output, _) = output_within(command, Duration::from_secs(10));
@@ -505,11 +494,7 @@ async fn each_command_reads_only_what_it_uses() {
         .envs(shared)
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "deploy: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    stdout_of(output);
 
     let mut worker = ramp();
     worker
@@ -545,10 +530,10 @@ async fn each_command_reads_only_what_it_uses() {
 #[test]
 fn worker_settings_come_from_the_config_file() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("worker.toml");
-    std::fs::write(
-        &file,
-        format!(
+    let file = settings_file(
+        dir.path(),
+        "worker.toml",
+        &format!(
             "camunda_url = \"http://127.0.0.1:9/engine-rest\"\n\
              server = \"http://127.0.0.1:1\"\n\
              token = \"{}\"\n\
@@ -557,8 +542,7 @@ fn worker_settings_come_from_the_config_file() {
              log = \"info\"\n",
             crate::helpers::token("w@example.com", &["ramp-worker"])
         ),
-    )
-    .unwrap();
+    );
     let mut worker = ramp();
     worker.arg("--config").arg(&file).arg("worker");
     let (output, killed) = output_within(worker, Duration::from_secs(3));
@@ -583,31 +567,26 @@ fn worker_settings_come_from_the_config_file() {
 #[test]
 fn ramp_config_prints_each_value_with_its_source_and_no_secret() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("ramp.toml");
-    std::fs::write(
-        &file,
+    let file = settings_file(
+        dir.path(),
+        "ramp.toml",
         "listen = \"127.0.0.1:6000\"\njwt_secret = \"file-secret-file-secret-file-secret-1\"\n",
-    )
-    .unwrap();
-    let output = ramp()
-        .arg("--config")
-        .arg(&file)
-        .arg("config")
-        .current_dir(dir.path())
-        .env("RAMP_JWT_ISSUER", "https://login.example.com")
-        .env(
-            "RAMP_DATABASE_URL",
-            "postgres://ramp:db-password-42@db/ramp",
-        )
-        .env("RAMP_CAMUNDA_PASSWORD", "123456")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
     );
-    let printed = String::from_utf8(output.stdout).unwrap();
+    let printed = stdout_of(
+        ramp()
+            .arg("--config")
+            .arg(&file)
+            .arg("config")
+            .current_dir(dir.path())
+            .env("RAMP_JWT_ISSUER", "https://login.example.com")
+            .env(
+                "RAMP_DATABASE_URL",
+                "postgres://ramp:db-password-42@db/ramp",
+            )
+            .env("RAMP_CAMUNDA_PASSWORD", "123456")
+            .output()
+            .unwrap(),
+    );
     for line in [
         format!("listen = \"127.0.0.1:6000\"  # from {}", file.display()),
         "jwt_issuer = \"https://login.example.com\"  # from RAMP_JWT_ISSUER".to_owned(),
@@ -633,7 +612,7 @@ fn environment_values_are_taken_as_text() {
     // number and a switch are text.
     let dir = tempfile::tempdir().unwrap();
     let secret = "\"a-quoted-secret-a-quoted-secret-0123\"";
-    let output = mint(
+    let token = stdout_of(mint(
         &["--email", "me@example.com"],
         &[
             ("RAMP_JWT_SECRET", secret),
@@ -641,22 +620,9 @@ fn environment_values_are_taken_as_text() {
             ("RAMP_JWT_ISSUER", "true"),
         ],
         dir.path(),
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let token = String::from_utf8(output.stdout).unwrap();
-    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
-    validation.set_audience(&["12345"]);
-    validation.set_issuer(&["true"]);
-    jsonwebtoken::decode::<serde_json::Value>(
-        token.trim(),
-        &jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
-        &validation,
-    )
-    .expect("signed with the secret as written, for audience 12345 and issuer true");
+    ));
+    // Signed with the secret as written, for audience 12345 and issuer true.
+    claims(&token, secret.as_bytes(), "12345", Some("true"));
 }
 
 #[test]
@@ -672,24 +638,15 @@ fn ramp_token_refuses_a_lifetime_servers_would_refuse() {
     let said = String::from_utf8_lossy(&long.stderr);
     assert!(said.contains("RAMP_JWT_MAX_TTL_SECS"), "{said}");
     assert!(!said.contains(crate::helpers::TEST_SECRET), "{said}");
-    let day = mint(
+    // A day is minted; 30 days where the servers allow them.
+    stdout_of(mint(
         &["--email", "w@example.com", "--ttl", "24h"],
         &secret,
         dir.path(),
-    );
-    assert!(
-        day.status.success(),
-        "{}",
-        String::from_utf8_lossy(&day.stderr)
-    );
-    let allowed = mint(
+    ));
+    stdout_of(mint(
         &["--email", "w@example.com", "--ttl", "30d"],
         &[secret[0], ("RAMP_JWT_MAX_TTL_SECS", "2592000")],
         dir.path(),
-    );
-    assert!(
-        allowed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&allowed.stderr)
-    );
+    ));
 }

@@ -57,12 +57,8 @@ impl SkewedEngine {
             behind,
             http: reqwest::Client::new(),
         };
-        let app = axum::Router::new().fallback(handle).with_state(shared);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (addr, task) =
+            crate::helpers::serve(axum::Router::new().fallback(handle).with_state(shared)).await;
         Self { addr, task }
     }
 

@@ -6,7 +6,7 @@ use ramp::proto::process_service_client::ProcessServiceClient;
 use serde_json::json;
 use tonic::Code;
 
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::{refused, spawn_app, spawn_app_with};
 
 fn list_for(
     email: &str,
@@ -42,12 +42,12 @@ async fn dev_mode_takes_the_caller_from_the_header() {
         .expect("Ann lists her own");
 
     // Another user's processes are refused, as with tokens.
-    let status = processes
-        .list_processes(list_for("ann@example.com", Some("bob@example.com"), None))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::PermissionDenied);
-    crate::helpers::assert_clean(&status);
+    refused(
+        processes
+            .list_processes(list_for("ann@example.com", Some("bob@example.com"), None))
+            .await,
+        Code::PermissionDenied,
+    );
 
     // Roles come from x-ramp-roles.
     processes
@@ -60,38 +60,38 @@ async fn dev_mode_takes_the_caller_from_the_header() {
         .expect("an admin lists anyone's");
 
     // No header, no caller.
-    let status = processes
-        .list_processes(list_for("ann@example.com", None, None))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::Unauthenticated);
-    crate::helpers::assert_clean(&status);
+    let status = refused(
+        processes
+            .list_processes(list_for("ann@example.com", None, None))
+            .await,
+        Code::Unauthenticated,
+    );
     assert!(
         status.message().contains("x-ramp-user"),
         "{}",
         status.message()
     );
 
-    let status = processes
-        .list_processes(list_for("ann@example.com", Some("not an email"), None))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::Unauthenticated);
-    crate::helpers::assert_clean(&status);
+    refused(
+        processes
+            .list_processes(list_for("ann@example.com", Some("not an email"), None))
+            .await,
+        Code::Unauthenticated,
+    );
 }
 
 #[tokio::test]
 async fn the_dev_header_means_nothing_in_jwt_mode() {
     let app = spawn_app().await;
     let mut processes = ProcessServiceClient::new(app.channel().await);
-    let status = processes
-        .list_processes(list_for(
-            "ann@example.com",
-            Some("ann@example.com"),
-            Some("ramp-admin"),
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::Unauthenticated);
-    crate::helpers::assert_clean(&status);
+    refused(
+        processes
+            .list_processes(list_for(
+                "ann@example.com",
+                Some("ann@example.com"),
+                Some("ramp-admin"),
+            ))
+            .await,
+        Code::Unauthenticated,
+    );
 }

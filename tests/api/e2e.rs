@@ -13,7 +13,7 @@ use tokio::process::{Child, Command};
 use tokio_stream::StreamExt;
 
 use crate::client::{Client, WORKER, worker_token};
-use crate::engine::{camunda, engine_url, unique_key};
+use crate::engine::{camunda, engine_url, rest_get, unique_key};
 use crate::forms::user;
 use crate::helpers::{TEST_ISSUER, TEST_SECRET, fresh_database, token, wait_until_serving};
 
@@ -71,6 +71,47 @@ pub async fn serve(startable: &str) -> Stack {
         addr,
         startable: startable.into(),
     }
+}
+
+/// `ramp serve` as its own process on a fresh database, with the engine at
+/// `engine`, writing JSON logs filtered by `log` to a pipe (read them with
+/// `stop_and_read_logs`); answers once it listens.
+pub async fn serve_logging_json(engine: &str, log: &str) -> (Child, std::net::SocketAddr) {
+    let port = crate::helpers::free_port();
+    let serve = ramp_command()
+        .arg("serve")
+        .env("RAMP_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RAMP_DATABASE_URL", fresh_database().await)
+        .env("RAMP_CAMUNDA_URL", engine)
+        .env("RAMP_JWT_SECRET", TEST_SECRET)
+        .env("RAMP_JWT_ISSUER", TEST_ISSUER)
+        .env("RAMP_LOG_FORMAT", "json")
+        .env("RAMP_LOG", log)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    crate::helpers::wait_until_listening(addr, "ramp serve").await;
+    (serve, addr)
+}
+
+/// Stops `serve` (from `serve_logging_json`) with SIGTERM, within 20 s, and answers
+/// what it logged: the text, and the lines that are JSON.
+pub async fn stop_and_read_logs(serve: Child) -> (String, Vec<serde_json::Value>) {
+    let pid = serve.id().unwrap() as i32;
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let output = tokio::time::timeout(Duration::from_secs(20), serve.wait_with_output())
+        .await
+        .expect("ramp serve stops")
+        .unwrap();
+    let logs = String::from_utf8_lossy(&output.stderr).into_owned();
+    let lines = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    (logs, lines)
 }
 
 /// `ramp worker` as its own process.
@@ -304,27 +345,12 @@ mod worker {
     }
 
     async fn external_tasks(instance: &str) -> Vec<serde_json::Value> {
-        reqwest::get(format!(
-            "{}/external-task?processInstanceId={instance}",
-            engine_url()
-        ))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+        rest_get(&format!("/external-task?processInstanceId={instance}")).await
     }
 
     async fn incidents(instance: &str) -> usize {
-        let found: Vec<serde_json::Value> = reqwest::get(format!(
-            "{}/incident?processInstanceId={instance}",
-            engine_url()
-        ))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        let found: Vec<serde_json::Value> =
+            rest_get(&format!("/incident?processInstanceId={instance}")).await;
         found.len()
     }
 

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use ramp::camunda::types::{ExternalTask, FetchAndLock, FetchTopic};
+use ramp::camunda::types::{
+    ExternalTask, FetchAndLock, FetchTopic, ProcessInstance, ProcessInstanceQuery,
+};
 use ramp::camunda::{Camunda, CamundaSettings};
 
 /// The run's engine, as `scripts/test.sh` exports it.
@@ -26,6 +28,33 @@ pub fn camunda_at(url: &str, timeout: Duration) -> Camunda {
     })
 }
 
+/// GETs `path` (with its query) from the engine's REST API, for what the client
+/// has no method for: the answer, read as JSON.
+pub async fn rest_get<T: serde::de::DeserializeOwned>(path: &str) -> T {
+    reqwest::get(format!("{}{path}", engine_url()))
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Sends `body` to `path` of the engine's REST API with `method`, for what the
+/// client has no method for, and expects a success.
+pub async fn rest_send(method: reqwest::Method, path: &str, body: serde_json::Value) {
+    let answer = reqwest::Client::new()
+        .request(method, format!("{}{path}", engine_url()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        answer.status().is_success(),
+        "{path}: {}",
+        answer.text().await.unwrap()
+    );
+}
+
 /// Starts `key` in the engine (not through ramp) for `business_key`, with no
 /// variables; answers the instance's id.
 pub async fn start_instance(key: &str, business_key: &str) -> String {
@@ -34,6 +63,27 @@ pub async fn start_instance(key: &str, business_key: &str) -> String {
         .await
         .unwrap_or_else(|e| panic!("{key} starts: {e}"));
     instance.id
+}
+
+/// The instances running in the engine for `business_key` (a called process
+/// carries its root's).
+pub async fn running_instances(business_key: &str) -> Vec<ProcessInstance> {
+    camunda()
+        .process_instances(&ProcessInstanceQuery {
+            business_key: Some(business_key.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
+/// How many executions of `instance` wait for the message `message` now.
+pub async fn executions_waiting(instance: &str, message: &str) -> usize {
+    camunda()
+        .executions_waiting_for(instance, message)
+        .await
+        .unwrap()
+        .len()
 }
 
 /// Fetches and locks (for `lock_ms`) up to `max_tasks` send tasks of topic

@@ -10,7 +10,7 @@ use tonic_types::StatusExt;
 
 use crate::client::{ADMIN, Client, admin_token};
 use crate::engine::{camunda, deploy_model, engine_url, form_process, unique_key};
-use crate::forms::{created_id, instance_with_form, new_task, user};
+use crate::forms::{created_id, instance_with_form, new_task, pending_form, user};
 use crate::helpers::{refused, spawn_app, spawn_app_with};
 use crate::http_fault::{Fault, HttpFaultProxy};
 
@@ -234,11 +234,7 @@ async fn an_unreachable_database_is_unavailable_without_its_text() {
         .next()
         .unwrap()
         .to_owned();
-    let (cluster, connection) =
-        tokio_postgres::connect(&crate::helpers::admin_database_url(), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-    tokio::spawn(connection);
+    let cluster = crate::helpers::connect(&crate::helpers::admin_database_url()).await;
     cluster
         .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
         .await
@@ -267,8 +263,7 @@ async fn a_nul_character_in_data_is_invalid_not_a_database_outage() {
         .await;
     refused(result, Code::InvalidArgument);
 
-    let (instance, _) = instance_with_form(&ann).await;
-    let id = created_id(&app, new_task(&unique_key("ext"), &instance, &ann)).await;
+    let id = pending_form(&app, &ann).await;
     let nul = json!({"companyName": {"a\u{0}": "b"}});
     let result = as_ann
         .save_draft(&id, ramp::json::json_to_struct(nul.as_object().unwrap()))
@@ -278,45 +273,21 @@ async fn a_nul_character_in_data_is_invalid_not_a_database_outage() {
 
 #[tokio::test]
 async fn what_the_client_is_not_told_goes_to_the_log_with_the_request_id() {
-    let port = crate::helpers::free_port();
     let engine = nowhere();
-    let serve = crate::e2e::ramp_command()
-        .arg("serve")
-        .env("RAMP_LISTEN", format!("127.0.0.1:{port}"))
-        .env("RAMP_DATABASE_URL", crate::helpers::fresh_database().await)
-        .env("RAMP_CAMUNDA_URL", &engine)
-        .env("RAMP_JWT_SECRET", crate::helpers::TEST_SECRET)
-        .env("RAMP_JWT_ISSUER", crate::helpers::TEST_ISSUER)
-        .env("RAMP_LOG_FORMAT", "json")
-        .env("RAMP_LOG", "warn")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    crate::helpers::wait_until_listening(addr, "ramp serve").await;
+    let (serve, addr) = crate::e2e::serve_logging_json(&engine, "warn").await;
     let result = Client::at(addr, ADMIN, admin_token())
         .tagged("hidden-detail-7")
         .start_for("VOE", &user())
         .await;
     refused(result, Code::Unavailable);
 
-    let pid = serve.id().unwrap() as i32;
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let output = tokio::time::timeout(std::time::Duration::from_secs(20), serve.wait_with_output())
-        .await
-        .expect("ramp serve stops")
-        .unwrap();
-    let logs = String::from_utf8_lossy(&output.stderr);
+    let (logs, lines) = crate::e2e::stop_and_read_logs(serve).await;
     let engine_address = engine.trim_end_matches("/engine-rest");
     assert!(
-        logs.lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .any(|l| l["request_id"] == "hidden-detail-7"
-                && l["error"]
-                    .as_str()
-                    .is_some_and(|e| e.contains(engine_address))),
+        lines.iter().any(|l| l["request_id"] == "hidden-detail-7"
+            && l["error"]
+                .as_str()
+                .is_some_and(|e| e.contains(engine_address))),
         "no line with the request id holds the engine's error:\n{logs}"
     );
 }

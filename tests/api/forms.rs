@@ -42,6 +42,13 @@ pub async fn instance_with_form_and(
     (instance.id, instance.definition_id.unwrap())
 }
 
+/// A pending form of `user`'s (its id), made by the worker for a new instance of
+/// a process with a Camunda Form.
+pub async fn pending_form(app: &TestApp, user: &str) -> String {
+    let (instance, _) = instance_with_form(user).await;
+    created_id(app, new_task(&unique_key("ext"), &instance, user)).await
+}
+
 pub fn user() -> String {
     format!("{}@example.com", unique_key("user"))
 }
@@ -117,7 +124,8 @@ fn snapshot_ids(message: &PendingFormsResponse) -> Vec<String> {
     }
 }
 
-fn added_id(message: &PendingFormsResponse) -> String {
+/// The id of the form `message` adds (it must be an addition).
+pub fn added_id(message: &PendingFormsResponse) -> String {
     match &message.event {
         Some(Event::Added(t)) => t.id.clone(),
         other => panic!("expected added, got {other:?}"),
@@ -391,17 +399,7 @@ async fn a_stream_ends_with_unauthenticated_when_its_token_expires() {
         .await
         .unwrap();
     next(&mut stream).await;
-    let ended = tokio::time::timeout(Duration::from_secs(6), async {
-        loop {
-            match stream.next().await {
-                Some(Ok(_)) => continue,
-                Some(Err(status)) => return status,
-                None => panic!("the stream ended without a status"),
-            }
-        }
-    })
-    .await
-    .expect("the stream ends within 6 s");
+    let ended = crate::helpers::end_status(&mut stream, Duration::from_secs(6)).await;
     assert_eq!(ended.code(), Code::Unauthenticated);
     crate::helpers::assert_clean(&ended);
     assert!(ended.message().contains("expired"), "{}", ended.message());
@@ -414,17 +412,9 @@ async fn shutdown_ends_an_open_inbox_with_unavailable() {
     let mut stream = open(&app, &ann, "").await;
     next(&mut stream).await;
     app.app.shutdown();
-    let ended = tokio::time::timeout(Duration::from_secs(3), async {
-        loop {
-            match stream.next().await {
-                Some(Ok(_)) => continue,
-                Some(Err(status)) => return status.code(),
-                None => return Code::Ok,
-            }
-        }
-    })
-    .await
-    .expect("the stream ends within 3 s");
+    let ended = crate::helpers::end_status(&mut stream, Duration::from_secs(3))
+        .await
+        .code();
     assert_eq!(ended, Code::Unavailable);
 }
 
@@ -434,15 +424,9 @@ fn draft(data: serde_json::Value) -> Option<prost_types::Struct> {
 
 /// The draft stored for a form, read from the database.
 async fn stored_draft(app: &TestApp, id: &str) -> Option<serde_json::Value> {
-    app.db()
-        .await
-        .query_one(
-            "SELECT draft FROM form_tasks WHERE id = $1",
-            &[&uuid::Uuid::parse_str(id).unwrap()],
-        )
-        .await
-        .unwrap()
-        .get(0)
+    let id = uuid::Uuid::parse_str(id).unwrap();
+    let db = app.db().await;
+    crate::helpers::scalar(&db, "SELECT draft FROM form_tasks WHERE id = $1", &[&id]).await
 }
 
 /// Waits (bounded) until a statement starting with `sql` waits for a lock in the
@@ -450,16 +434,14 @@ async fn stored_draft(app: &TestApp, id: &str) -> Option<serde_json::Value> {
 async fn waiting_for_a_lock(app: &TestApp, sql: &str) {
     let db = app.db().await;
     for _ in 0..200 {
-        let waiting: i64 = db
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
+        let waiting: i64 = crate::helpers::scalar(
+            &db,
+            "SELECT count(*) FROM pg_stat_activity
                  WHERE datname = current_database() AND wait_event_type = 'Lock'
                    AND query LIKE $1 || '%'",
-                &[&sql],
-            )
-            .await
-            .unwrap()
-            .get(0);
+            &[&sql],
+        )
+        .await;
         if waiting > 0 {
             return;
         }
@@ -479,8 +461,7 @@ async fn a_draft_saved_while_its_form_is_reassigned_does_not_land_on_the_new_ass
     let app = spawn_app().await;
     let ann = user();
     let bob = user();
-    let (instance, _) = instance_with_form(&ann).await;
-    let id = created_id(&app, new_task(&unique_key("ext"), &instance, &ann)).await;
+    let id = pending_form(&app, &ann).await;
 
     let mut reassigning = app.db().await;
     let reassignment = reassigning.transaction().await.unwrap();
@@ -525,8 +506,7 @@ async fn a_draft_saved_just_before_a_reassignment_is_not_handed_over() {
     let app = spawn_app().await;
     let ann = user();
     let bob = user();
-    let (instance, _) = instance_with_form(&ann).await;
-    let id = created_id(&app, new_task(&unique_key("ext"), &instance, &ann)).await;
+    let id = pending_form(&app, &ann).await;
 
     let mut saving = app.db().await;
     let save = saving.transaction().await.unwrap();

@@ -52,13 +52,19 @@ pub fn admin_database_url() -> String {
     )
 }
 
+/// A connection to the database at `url` (its connection task running beside it).
+pub async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("the database does not answer: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
 /// Creates an empty database of the test's own and returns its connection string.
 pub async fn fresh_database() -> String {
     let admin = admin_database_url();
-    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .expect("the test cluster answers");
-    tokio::spawn(connection);
+    let client = connect(&admin).await;
     let name = format!("ramp_test_{}", uuid::Uuid::now_v7().simple());
     client
         .batch_execute(&format!("CREATE DATABASE {name}"))
@@ -132,13 +138,33 @@ pub async fn spawn_app_on(database_url: &str, extra: serde_json::Value) -> TestA
 impl TestApp {
     /// A direct connection to the server's database, to check what it holds.
     pub async fn db(&self) -> tokio_postgres::Client {
-        let (client, connection) =
-            tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls)
-                .await
-                .expect("the test database answers");
-        tokio::spawn(connection);
-        client
+        connect(&self.database_url).await
     }
+}
+
+/// The one value of the one row `sql` answers on `db`.
+pub async fn scalar<T: tokio_postgres::types::FromSqlOwned>(
+    db: &tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> T {
+    db.query_one(sql, params)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}
+
+/// The first column of the rows `sql` answers on `db`, in their order.
+pub async fn column<T: tokio_postgres::types::FromSqlOwned>(
+    db: &tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Vec<T> {
+    let rows = db
+        .query(sql, params)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    rows.iter().map(|row| row.get(0)).collect()
 }
 
 /// An address on which nothing listens now (bound, then released): a closed port,
@@ -153,6 +179,35 @@ pub fn closed_addr() -> SocketAddr {
 /// A port free now, for a server of the test's own.
 pub fn free_port() -> u16 {
     closed_addr().port()
+}
+
+/// The status `stream` ends with, past the messages still in it, within `limit`;
+/// panics where it ends without one, or goes on.
+pub async fn end_status<T>(stream: &mut tonic::Streaming<T>, limit: Duration) -> tonic::Status {
+    let end = tokio::time::timeout(limit, async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                Err(status) => return status,
+                Ok(None) => panic!("the stream ended without a status"),
+            }
+        }
+    });
+    end.await
+        .unwrap_or_else(|_| panic!("the stream did not end within {limit:?}"))
+}
+
+/// Serves `router` (a stand-in for the engine, a webhook, ...) on a free port: its
+/// address, and the task serving it (abort it to stop).
+pub async fn serve(router: axum::Router) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let addr = listener.local_addr().expect("a bound address");
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (addr, task)
 }
 
 /// Waits (bounded, 20 s) until something listens at `addr`: `what`, in the failure.

@@ -10,7 +10,7 @@ use serde_json::json;
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
-use crate::helpers::{TEST_ISSUER, fresh_database, spawn_app_with, test_config};
+use crate::helpers::{TEST_ISSUER, fresh_database, refused, spawn_app_with, test_config};
 
 fn openssl(args: &[&str], dir: &Path) {
     let status = Command::new("openssl")
@@ -45,6 +45,11 @@ fn ec_key(dir: &Path, name: &str) -> (Vec<u8>, std::path::PathBuf) {
     (std::fs::read(dir.join(private)).unwrap(), dir.join(public))
 }
 
+/// Ann's token (for ten minutes), signed with `key` by `algorithm`.
+fn signed(algorithm: Algorithm, key: &EncodingKey) -> String {
+    jsonwebtoken::encode(&Header::new(algorithm), &claims(), key).unwrap()
+}
+
 fn claims() -> serde_json::Value {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -67,23 +72,17 @@ async fn a_pem_key_fixes_the_algorithm() {
         }
     };
 
-    let good = jsonwebtoken::encode(
-        &Header::new(Algorithm::ES256),
-        &claims(),
+    let good = signed(
+        Algorithm::ES256,
         &EncodingKey::from_ec_pem(&private).unwrap(),
-    )
-    .unwrap();
+    );
     call(good).await.expect("a token signed by the key passes");
 
-    let other = jsonwebtoken::encode(
-        &Header::new(Algorithm::ES256),
-        &claims(),
+    let other = signed(
+        Algorithm::ES256,
         &EncodingKey::from_ec_pem(&other_private).unwrap(),
-    )
-    .unwrap();
-    let status = call(other).await.unwrap_err();
-    assert_eq!(status.code(), Code::Unauthenticated);
-    crate::helpers::assert_clean(&status);
+    );
+    let status = refused(call(other).await, Code::Unauthenticated);
     assert!(
         status.message().contains("signature"),
         "{}",
@@ -91,15 +90,11 @@ async fn a_pem_key_fixes_the_algorithm() {
     );
 
     // The classic swap: HS256 "signed" with the public key's bytes as the secret.
-    let swapped = jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims(),
+    let swapped = signed(
+        Algorithm::HS256,
         &EncodingKey::from_secret(&std::fs::read(&public).unwrap()),
-    )
-    .unwrap();
-    let status = call(swapped).await.unwrap_err();
-    assert_eq!(status.code(), Code::Unauthenticated);
-    crate::helpers::assert_clean(&status);
+    );
+    let status = refused(call(swapped).await, Code::Unauthenticated);
     assert!(
         status.message().contains("algorithm"),
         "{}",

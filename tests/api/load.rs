@@ -15,9 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ramp::proto::form_service_client::FormServiceClient;
 use ramp::proto::pending_forms_response::Event;
-use ramp::proto::process_service_client::ProcessServiceClient;
 use ramp::proto::*;
 use serde_json::json;
 use tokio::process::Child;
@@ -27,8 +25,9 @@ use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::checker::{AcceptedSubmission, Checker, FIELD, FORM, Ledger, Report};
+use crate::client::Client;
 use crate::engine::{camunda, engine_url, unique_key};
-use crate::helpers::{TEST_ISSUER, TEST_SECRET, free_port, token, wait_until_serving, with_token};
+use crate::helpers::{TEST_ISSUER, TEST_SECRET, free_port, wait_until_serving};
 
 fn script(name: &str) -> PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -93,7 +92,7 @@ impl Cluster {
             "host=127.0.0.1 port={} user=postgres dbname=postgres",
             self.port
         );
-        let client = crate::checker::connect(&admin).await;
+        let client = crate::helpers::connect(&admin).await;
         let name = format!("ramp_rel_{}", uuid::Uuid::now_v7().simple());
         client
             .batch_execute(&format!("CREATE DATABASE {name}"))
@@ -270,44 +269,18 @@ fn spawn_worker(server: &str, engine: &str, key: &str) -> Child {
     )
 }
 
-/// The model the load starts: send task `step` → receive task `wait_step` → back to
-/// `wait_step` for ever, so a second delivery of one answer would complete the
-/// receive task a second time (and show in the engine's history). Deployed under a
-/// key of the test's own with its Camunda Form; returns the key.
+/// The model the load starts (`submit::LOOPING`): send task `step` → receive task
+/// `wait_step` → back to `wait_step` for ever, so a second delivery of one answer
+/// would complete the receive task a second time (and show in the engine's
+/// history). Deployed under a key of the test's own with its Camunda Form; returns
+/// the key.
 pub async fn deploy_looping_model() -> String {
     let key = unique_key("rel");
-    let bpmn = format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs_{key}" targetNamespace="http://ramp.test">
-  <bpmn:message id="msg_step" name="{FORM}"/>
-  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="P1D">
-    <bpmn:startEvent id="start"/>
-    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="{FORM}"/>
-    <bpmn:sendTask id="{FORM}" camunda:type="external" camunda:topic="submit_form"/>
-    <bpmn:sequenceFlow id="f2" sourceRef="{FORM}" targetRef="join"/>
-    <bpmn:exclusiveGateway id="join"/>
-    <bpmn:sequenceFlow id="f3" sourceRef="join" targetRef="wait_step"/>
-    <bpmn:receiveTask id="wait_step" messageRef="msg_step"/>
-    <bpmn:sequenceFlow id="f4" sourceRef="wait_step" targetRef="join"/>
-  </bpmn:process>
-</bpmn:definitions>"#
-    );
+    let bpmn = crate::engine::definitions(&key, &[FORM], crate::submit::LOOPING);
     let form = json!({"id": FORM, "type": "default", "components": [
         {"type": "textfield", "key": FIELD, "label": "Company", "validate": {"required": true}}
     ]});
-    camunda()
-        .deploy(
-            &key,
-            vec![
-                (format!("{key}.bpmn"), bpmn.into_bytes()),
-                (format!("{FORM}.form"), form.to_string().into_bytes()),
-            ],
-            false,
-            None,
-        )
-        .await
-        .unwrap();
+    crate::engine::deploy_model_with_form(&camunda(), &key, bpmn, &form.to_string()).await;
     key
 }
 
@@ -400,8 +373,9 @@ impl Replicas {
         }
     }
 
-    fn pick(&self, n: usize) -> Channel {
-        self.channels[n % self.channels.len()].clone()
+    /// `user`'s client on replica `n` (counted round the list).
+    fn client(&self, n: usize, user: &str) -> Client {
+        Client::user_on(&self.channels[n % self.channels.len()], user)
     }
 }
 
@@ -541,24 +515,27 @@ async fn client(
     }
 }
 
-/// Repeats `call` on the replicas in turn while it fails for a passing reason.
+/// Repeats `call`, as `user`, on the replicas in turn while it fails for a passing
+/// reason.
 async fn retrying<T, F, Fut>(
     replicas: &Replicas,
     turn: &mut usize,
     tally: &Tally,
+    user: &str,
     what: &str,
     mut call: F,
 ) -> Result<T, tonic::Status>
 where
-    F: FnMut(Channel) -> Fut,
+    F: FnMut(Client) -> Fut,
     Fut: std::future::Future<Output = Result<T, tonic::Status>>,
 {
     let deadline = Instant::now() + Duration::from_secs(150);
     loop {
-        let outcome = match tokio::time::timeout(CALL_TIMEOUT, call(replicas.pick(*turn))).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(tonic::Status::deadline_exceeded("no answer in time")),
-        };
+        let outcome =
+            match tokio::time::timeout(CALL_TIMEOUT, call(replicas.client(*turn, user))).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(tonic::Status::deadline_exceeded("no answer in time")),
+            };
         match outcome {
             Err(status) if passing(status.code()) => {
                 if Instant::now() > deadline {
@@ -586,7 +563,6 @@ async fn cycle(
     ledger: &Ledger,
     tally: &Tally,
 ) -> Result<(), String> {
-    let bearer = token(user, &[]);
     ledger.start_attempted(user);
     let mut request_id = format!("start-{user}");
     let mut attempts = 0;
@@ -601,17 +577,13 @@ async fn cycle(
             variables: None,
             request_id: request_id.clone(),
         };
-        let answer = retrying(replicas, turn, tally, "start", |channel| {
-            let request = with_token(request.clone(), &bearer);
-            async move {
-                ProcessServiceClient::new(channel)
-                    .start_process(request)
-                    .await
-            }
+        let answer = retrying(replicas, turn, tally, user, "start", |client| {
+            let request = request.clone();
+            async move { client.start_with(request).await }
         })
         .await;
         let process = match answer {
-            Ok(answer) => answer.into_inner().process.unwrap(),
+            Ok(process) => process,
             Err(status) => return Err(format!("{user}: start answered {status:?}")),
         };
         match process.state() {
@@ -630,23 +602,15 @@ async fn cycle(
     // The worker makes the form.
     let deadline = Instant::now() + Duration::from_secs(150);
     let form = loop {
-        let listed = retrying(replicas, turn, tally, "list", |channel| {
-            let request = with_token(
-                ListFormTasksRequest {
-                    page_size: 10,
-                    ..Default::default()
-                },
-                &bearer,
-            );
-            async move {
-                FormServiceClient::new(channel)
-                    .list_form_tasks(request)
-                    .await
-            }
+        let listed = retrying(replicas, turn, tally, user, "list", |client| async move {
+            let first_page = ListFormTasksRequest {
+                page_size: 10,
+                ..Default::default()
+            };
+            client.forms(first_page).await
         })
         .await
         .map_err(|s| format!("{user}: list answered {s:?}"))?
-        .into_inner()
         .form_tasks;
         if let Some(form) = listed
             .into_iter()
@@ -662,22 +626,16 @@ async fn cycle(
 
     let value = format!("value of {user}");
     let data = ramp::json::json_to_struct(json!({ FIELD: value }).as_object().unwrap());
-    let submitted = retrying(replicas, turn, tally, "submit", |channel| {
-        let request = with_token(
-            SubmitFormRequest {
-                id: form.clone(),
-                data: Some(data.clone()),
-                request_id: format!("submit-{form}"),
-            },
-            &bearer,
-        );
-        async move { FormServiceClient::new(channel).submit_form(request).await }
+    let submitted = retrying(replicas, turn, tally, user, "submit", |client| {
+        let (form, data) = (form.clone(), data.clone());
+        async move {
+            client
+                .submit_once(&form, data, &format!("submit-{form}"))
+                .await
+        }
     })
     .await
-    .map_err(|s| format!("{user}: submit answered {s:?}"))?
-    .into_inner()
-    .submission
-    .unwrap();
+    .map_err(|s| format!("{user}: submit answered {s:?}"))?;
     ledger.submission_accepted(AcceptedSubmission {
         form_id: form,
         instance,
@@ -698,7 +656,6 @@ async fn observe(
     done: CancellationToken,
     opened: tokio::sync::oneshot::Sender<()>,
 ) {
-    let bearer = token(&user, &[]);
     let mut cursor = String::new();
     let mut opened = Some(opened);
     let mut broken = false;
@@ -708,19 +665,13 @@ async fn observe(
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         broken = true;
-        let mut client = FormServiceClient::new(replicas.pick(turn));
-        let request = with_token(
-            PendingFormsRequest {
-                cursor: cursor.clone(),
-            },
-            &bearer,
-        );
+        let client = replicas.client(turn, &user);
         let replica = turn % replicas.channels.len();
         let mut stream =
-            match tokio::time::timeout(CALL_TIMEOUT, client.pending_forms(request)).await {
-                Ok(Ok(response)) => {
+            match tokio::time::timeout(CALL_TIMEOUT, client.pending_forms(&cursor)).await {
+                Ok(Ok(stream)) => {
                     ledger.stream_trace(&user, format!("open on {replica} from {cursor:?}"));
-                    response.into_inner()
+                    stream
                 }
                 Ok(Err(status)) => {
                     ledger.stream_trace(

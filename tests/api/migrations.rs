@@ -18,13 +18,10 @@ fn store(url: &str) -> Store {
 /// Everything a migration could change: tables, columns, indexes, constraints, and
 /// the migration history itself.
 async fn schema_snapshot(url: &str) -> Vec<String> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let rows = client
-        .query(
-            "SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable
+    let client = crate::helpers::connect(url).await;
+    crate::helpers::column(
+        &client,
+        "SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable
                FROM information_schema.columns WHERE table_schema = 'public'
              UNION ALL
              SELECT 'index ' || indexname || ' ' || indexdef FROM pg_indexes WHERE schemaname = 'public'
@@ -35,28 +32,19 @@ async fn schema_snapshot(url: &str) -> Vec<String> {
              SELECT 'migration ' || version || ' ' || name || ' ' || applied_on
                FROM refinery_schema_history
              ORDER BY 1",
-            &[],
-        )
-        .await
-        .unwrap();
-    rows.iter().map(|r| r.get(0)).collect()
+        &[],
+    )
+    .await
 }
 
 async fn applied_versions(url: &str) -> Vec<i32> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-        .query(
-            "SELECT version FROM refinery_schema_history ORDER BY version",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
+    let client = crate::helpers::connect(url).await;
+    crate::helpers::column(
+        &client,
+        "SELECT version FROM refinery_schema_history ORDER BY version",
+        &[],
+    )
+    .await
 }
 
 #[tokio::test]
@@ -179,16 +167,12 @@ fn every_migration_says_whether_it_expands_or_contracts() {
 async fn a_database_a_newer_release_migrated_still_serves_this_release() {
     let url = fresh_database().await;
     store(&url).migrate().await.expect("migrations apply");
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = crate::helpers::connect(&url).await;
     // What a newer release leaves behind: a migration this one does not have.
     client
-        .execute(
+        .batch_execute(
             "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
              VALUES (9999, 'from_a_newer_release', '2026-01-01T00:00:00Z', '1')",
-            &[],
         )
         .await
         .unwrap();
@@ -200,10 +184,7 @@ async fn a_database_a_newer_release_migrated_still_serves_this_release() {
 
     // An edited migration is still refused.
     client
-        .execute(
-            "UPDATE refinery_schema_history SET checksum = '1' WHERE version = 1",
-            &[],
-        )
+        .batch_execute("UPDATE refinery_schema_history SET checksum = '1' WHERE version = 1")
         .await
         .unwrap();
     let refused = store(&url)
@@ -218,16 +199,10 @@ async fn the_operations_migration_applies_again_after_a_rollback_removed_it() {
     let url = fresh_database().await;
     store(&url).migrate().await.expect("migrations apply");
     let before = schema_snapshot(&url).await;
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = crate::helpers::connect(&url).await;
     // The rollback step of docs/operations.md.
     client
-        .execute(
-            "DELETE FROM refinery_schema_history WHERE version >= 4",
-            &[],
-        )
+        .batch_execute("DELETE FROM refinery_schema_history WHERE version >= 4")
         .await
         .unwrap();
     store(&url)

@@ -180,17 +180,25 @@ async fn a_form_carries_its_tasks_and_processs_names_and_its_context_read_once_p
     assert_eq!(second.context, "Bolt BV", "the unset amount is left out");
 }
 
+/// A CreateFormTask request for an instance of `key` started in the engine for
+/// `business_key`, naming the instance's definition.
+async fn task_of_a_new_instance(key: &str, business_key: &str) -> CreateFormTaskRequest {
+    let instance = camunda()
+        .start_process(key, business_key, &Default::default())
+        .await
+        .unwrap();
+    let mut request =
+        crate::forms::new_task(&format!("ext-{}", instance.id), &instance.id, business_key);
+    request.process_definition_id = instance.definition_id.clone().unwrap();
+    request
+}
+
 #[tokio::test]
 async fn a_form_with_a_title_of_its_own_is_titled_by_it() {
     let key = deploy_named(None, Some("Supplier details")).await;
     let (app, _proxy) = app_behind_proxy(&key).await;
     let ann = user();
-    let instance = camunda()
-        .start_process(&key, &ann, &Default::default())
-        .await
-        .unwrap();
-    let mut request = crate::forms::new_task(&format!("ext-{}", instance.id), &instance.id, &ann);
-    request.process_definition_id = instance.definition_id.clone().unwrap();
+    let mut request = task_of_a_new_instance(&key, &ann).await;
     request.process_definition_key = key.clone();
     let summary = create(&app, request)
         .await
@@ -210,12 +218,7 @@ async fn a_form_whose_model_cannot_be_read_is_made_without_names() {
     let (app, proxy) = app_behind_proxy(&key).await;
     proxy.set(Fault::Fail("/xml"));
     let ann = user();
-    let instance = camunda()
-        .start_process(&key, &ann, &Default::default())
-        .await
-        .unwrap();
-    let mut request = crate::forms::new_task(&format!("ext-{}", instance.id), &instance.id, &ann);
-    request.process_definition_id = instance.definition_id.clone().unwrap();
+    let request = task_of_a_new_instance(&key, &ann).await;
     let response = create(&app, request).await;
 
     assert!(response.created);

@@ -321,12 +321,16 @@ async fn serve_mailing(database: &str, smtp: &str) -> (Child, SocketAddr) {
     (child, addr)
 }
 
-async fn db(database: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(database, tokio_postgres::NoTls)
+/// The state and attempts of the notification send of `assignee`.
+async fn send_of(db: &tokio_postgres::Client, assignee: &str) -> (String, i32) {
+    let row = db
+        .query_one(
+            "SELECT state, attempts FROM notification_sends WHERE assignee = $1",
+            &[&assignee],
+        )
         .await
         .unwrap();
-    tokio::spawn(connection);
-    client
+    (row.get(0), row.get(1))
 }
 
 #[tokio::test]
@@ -351,15 +355,12 @@ async fn a_serve_killed_while_sending_a_mail_leaves_it_to_be_sent_once_after_res
     }
     first.start_kill().unwrap(); // SIGKILL
     first.wait().await.unwrap();
-    let client = db(&database).await;
-    let row = client
-        .query_one(
-            "SELECT state, attempts FROM notification_sends WHERE assignee = $1",
-            &[&ann],
-        )
-        .await
-        .unwrap();
-    assert_eq!(row.get::<_, String>(0), "sending", "claimed, not marked");
+    let client = crate::helpers::connect(&database).await;
+    assert_eq!(
+        send_of(&client, &ann).await.0,
+        "sending",
+        "claimed, not marked"
+    );
     assert!(
         mailpit.messages_to(&ann).await.is_empty(),
         "the held mail never reached the server"
@@ -371,15 +372,7 @@ async fn a_serve_killed_while_sending_a_mail_leaves_it_to_be_sent_once_after_res
     assert_eq!(links(&mails[0]), [link_to(&form)]);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(mailpit.messages_to(&ann).await.len(), 1, "sent once");
-    let row = client
-        .query_one(
-            "SELECT state, attempts FROM notification_sends WHERE assignee = $1",
-            &[&ann],
-        )
-        .await
-        .unwrap();
-    assert_eq!(row.get::<_, String>(0), "sent");
-    assert_eq!(row.get::<_, i32>(1), 2);
+    assert_eq!(send_of(&client, &ann).await, ("sent".to_owned(), 2));
 }
 
 /// One webhook call: its headers and body.
@@ -411,9 +404,7 @@ async fn webhook_receiver() -> (String, Received) {
             },
         ),
     );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (addr, _) = crate::helpers::serve(app).await;
     (format!("http://{addr}/hook"), received)
 }
 

@@ -15,7 +15,9 @@ use crate::engine::{camunda, deploy_model, engine_url, form_process, unique_key}
 use crate::forms::open;
 use crate::helpers::{TestApp, health_status, spawn_app_with, test_config, token, with_token};
 use crate::http_fault::{Fault, HttpFaultProxy};
-use crate::submit::{SIMPLE, answer, complete_send_task, form_for, new_case, settled, submit};
+use crate::submit::{
+    SIMPLE, answer, assert_delivered, complete_send_task, form_for, new_case, submit,
+};
 
 /// Every series `ramp serve` exposes.
 const SERVER_SERIES: [&str; 14] = [
@@ -88,10 +90,7 @@ async fn metrics_serve_every_series_after_rpcs_a_delivery_a_reconciliation_and_a
     submit(&app, &case.user, &form, answer("Acme"), "")
         .await
         .unwrap();
-    assert_eq!(
-        settled(&app, &case.user, &form).await.state(),
-        DeliveryState::Delivered
-    );
+    assert_delivered(&app, &case.user, &form).await;
 
     // An engine call that fails: a start of a definition the engine does not know.
     let unknown = app
@@ -336,21 +335,11 @@ async fn a_request_id_comes_back_and_reaches_the_engine() {
 
 #[tokio::test]
 async fn json_logs_carry_the_request_id_on_engine_calls() {
-    let port = crate::helpers::free_port();
-    let serve = ramp_command()
-        .arg("serve")
-        .env("RAMP_LISTEN", format!("127.0.0.1:{port}"))
-        .env("RAMP_DATABASE_URL", crate::helpers::fresh_database().await)
-        .env("RAMP_CAMUNDA_URL", engine_url())
-        .env("RAMP_JWT_SECRET", crate::helpers::TEST_SECRET)
-        .env("RAMP_JWT_ISSUER", crate::helpers::TEST_ISSUER)
-        .env("RAMP_LOG_FORMAT", "json")
-        .env("RAMP_LOG", "warn,ramp::camunda=debug,ramp::telemetry=info")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    crate::helpers::wait_until_listening(addr, "ramp serve").await;
+    let (serve, addr) = crate::e2e::serve_logging_json(
+        &engine_url(),
+        "warn,ramp::camunda=debug,ramp::telemetry=info",
+    )
+    .await;
     crate::helpers::wait_until_serving(addr).await;
     let _ = Client::at(addr, ADMIN, admin_token())
         .tagged("json-log-42")
@@ -358,18 +347,9 @@ async fn json_logs_carry_the_request_id_on_engine_calls() {
         .await;
 
     // Stop it, then read what it wrote.
-    let pid = serve.id().unwrap() as i32;
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let output = tokio::time::timeout(Duration::from_secs(20), serve.wait_with_output())
-        .await
-        .expect("ramp serve stops")
-        .unwrap();
-    let logs = String::from_utf8_lossy(&output.stderr);
-    let engine_lines: Vec<serde_json::Value> = logs
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    let (logs, lines) = crate::e2e::stop_and_read_logs(serve).await;
+    let engine_lines: Vec<&serde_json::Value> = lines
+        .iter()
         .filter(|l| l["message"] == "engine call")
         .collect();
     assert!(!engine_lines.is_empty(), "no engine call logged:\n{logs}");

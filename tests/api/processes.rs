@@ -9,7 +9,7 @@ use tokio::sync::OnceCell;
 use tonic::Code;
 
 use crate::client::Client;
-use crate::engine::{camunda, fetch_send_tasks, unique_key};
+use crate::engine::{camunda, fetch_send_tasks, running_instances, unique_key};
 use crate::forms::user;
 use crate::helpers::{TestApp, fresh_database, refused, spawn_app, spawn_app_on, spawn_app_with};
 use crate::http_fault::{Fault, HttpFaultProxy};
@@ -235,13 +235,7 @@ async fn a_running_call_activity_is_part_of_its_root_process() {
         })
         .await
         .unwrap();
-    let all = engine
-        .process_instances(&ProcessInstanceQuery {
-            business_key: Some(ann.clone()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let all = running_instances(&ann).await;
     assert_eq!(
         all.len(),
         2,
@@ -264,16 +258,7 @@ async fn a_running_call_activity_is_part_of_its_root_process() {
     let cancelled = as_ann.cancel(&root.id, "changed my mind").await.unwrap();
     assert_eq!(cancelled.state(), ProcessState::Cancelled);
     assert!(cancelled.end_reason.contains("changed my mind"));
-    assert!(
-        engine
-            .process_instances(&ProcessInstanceQuery {
-                business_key: Some(ann.clone()),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(running_instances(&ann).await.is_empty());
     as_ann
         .start("VOE")
         .await
@@ -506,16 +491,10 @@ mod faults {
         // reconciliation removes the late one.
         let deadline = Instant::now() + Duration::from_secs(30);
         let late = loop {
-            let all: Vec<serde_json::Value> = reqwest::get(format!(
-                "{}/history/process-instance?processInstanceBusinessKey={}",
-                crate::engine::engine_url(),
-                ann
+            let all: Vec<serde_json::Value> = crate::engine::rest_get(&format!(
+                "/history/process-instance?processInstanceBusinessKey={ann}"
             ))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .await;
             if let Some(late) = all
                 .iter()
                 .find(|i| i["id"] != second.engine_instance_id.as_str())

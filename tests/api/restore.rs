@@ -10,7 +10,7 @@ use ramp::proto::pending_forms_response::Event;
 use serde_json::json;
 use tokio_stream::StreamExt;
 
-use crate::forms::{create, instance_with_form, new_task, next, open, quiet, user};
+use crate::forms::{added_id, created_id, instance_with_form, new_task, next, open, quiet, user};
 use crate::helpers::{fresh_database, spawn_app, spawn_app_on};
 use crate::load::Cluster;
 
@@ -51,6 +51,18 @@ async fn dump_and_restore(from: &str, to: &str) {
     assert!(status.success(), "pg_restore");
 }
 
+/// Asserts that every position of the change log but the form `later`'s (made on
+/// the new cluster) moved below the new cluster's ids: below zero.
+async fn assert_old_positions_sort_below_new(db: &tokio_postgres::Client, later: &str) {
+    let top: i64 = crate::helpers::scalar(
+        db,
+        "SELECT max(tx) FROM form_changes WHERE form_task_id::text <> $1",
+        &[&later],
+    )
+    .await;
+    assert!(top < 0, "the old positions moved below the new ones: {top}");
+}
+
 fn snapshot_ids(message: &ramp::proto::PendingFormsResponse) -> Vec<String> {
     match &message.event {
         Some(Event::Snapshot(s)) => {
@@ -58,13 +70,6 @@ fn snapshot_ids(message: &ramp::proto::PendingFormsResponse) -> Vec<String> {
             s.form_tasks.iter().map(|t| t.id.clone()).collect()
         }
         other => panic!("expected a snapshot, got {other:?}"),
-    }
-}
-
-fn added(message: &ramp::proto::PendingFormsResponse) -> String {
-    match &message.event {
-        Some(Event::Added(t)) => t.id.clone(),
-        other => panic!("expected added, got {other:?}"),
     }
 }
 
@@ -76,17 +81,14 @@ async fn a_database_restored_into_another_cluster_keeps_every_inbox_live() {
     let ann = user();
     let (instance, _) = instance_with_form(&ann).await;
     let form = |name: &str| new_task(&format!("ext-{name}-{instance}"), &instance, &ann);
-    let id = |response: ramp::proto::CreateFormTaskResponse| {
-        response.form_task.unwrap().summary.unwrap().id
-    };
     let mut stream = open(&old, &ann, "").await;
     assert_eq!(snapshot_ids(&next(&mut stream).await), Vec::<String>::new());
-    let first = id(create(&old, form("first")).await);
+    let first = created_id(&old, form("first")).await;
     let heard = next(&mut stream).await;
-    assert_eq!(added(&heard), first);
+    assert_eq!(added_id(&heard), first);
     drop(stream);
     // Made after the client last heard from its stream: it must not be lost.
-    let unheard = id(create(&old, form("unheard")).await);
+    let unheard = created_id(&old, form("unheard")).await;
     let old_database = old.database_url.clone();
     old.app.shutdown();
     old.app.stopped().await.unwrap();
@@ -94,10 +96,7 @@ async fn a_database_restored_into_another_cluster_keeps_every_inbox_live() {
     let cluster = Cluster::start().await;
     let copy = cluster.database().await;
     dump_and_restore(&old_database, &copy).await;
-    let (client, connection) = tokio_postgres::connect(&copy, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = crate::helpers::connect(&copy).await;
     let row = client
         .query_one(
             "SELECT (SELECT max(tx) FROM form_changes), pg_current_xact_id()::text::bigint",
@@ -124,23 +123,15 @@ async fn a_database_restored_into_another_cluster_keeps_every_inbox_live() {
     // A new change arrives, on that stream and on a fresh one.
     let mut fresh = open(&new, &ann, "").await;
     assert_eq!(snapshot_ids(&next(&mut fresh).await).len(), 2);
-    let later = id(create(&new, form("later")).await);
-    assert_eq!(added(&next(&mut resumed).await), later);
-    assert_eq!(added(&next(&mut fresh).await), later);
+    let later = created_id(&new, form("later")).await;
+    assert_eq!(added_id(&next(&mut resumed).await), later);
+    assert_eq!(added_id(&next(&mut fresh).await), later);
     // The new cursors resume: the change after the snapshot once, then nothing.
     let mut again = open(&new, &ann, &snapshot.cursor).await;
-    assert_eq!(added(&next(&mut again).await), later);
+    assert_eq!(added_id(&next(&mut again).await), later);
     assert!(quiet(&mut again, Duration::from_millis(1_000)).await);
     // And every position now sorts below the new cluster's ids.
-    let top: i64 = client
-        .query_one(
-            "SELECT max(tx) FROM form_changes WHERE form_task_id::text <> $1",
-            &[&later],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert!(top < 0, "the old positions moved below the new ones: {top}");
+    assert_old_positions_sort_below_new(&client, &later).await;
 
     new.app.shutdown();
     new.app.stopped().await.unwrap();
@@ -233,24 +224,18 @@ async fn a_server_whose_database_moves_to_a_copy_in_another_cluster_keeps_its_st
     let ann = user();
     let (instance, _) = instance_with_form(&ann).await;
     let form = |name: &str| new_task(&format!("ext-{name}-{instance}"), &instance, &ann);
-    let id = |response: ramp::proto::CreateFormTaskResponse| {
-        response.form_task.unwrap().summary.unwrap().id
-    };
     let mut stream = open(&app, &ann, "").await;
     next(&mut stream).await;
-    let first = id(create(&app, form("first")).await);
+    let first = created_id(&app, form("first")).await;
     let heard = next(&mut stream).await;
-    assert_eq!(added(&heard), first);
+    assert_eq!(added_id(&heard), first);
 
     let cluster = Cluster::start().await;
     let admin = format!(
         "host=127.0.0.1 port={} user=postgres dbname=postgres",
         cluster.port
     );
-    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = crate::helpers::connect(&admin).await;
     client
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
@@ -297,21 +282,7 @@ async fn a_server_whose_database_moves_to_a_copy_in_another_cluster_keeps_its_st
     }
     assert!(forms.contains(&first), "nothing lost: {forms:?}");
     // Positions on the new cluster sort below its own transaction ids now.
-    let top: i64 = tokio_postgres::connect(&copy, tokio_postgres::NoTls)
-        .await
-        .map(|(client, connection)| {
-            tokio::spawn(connection);
-            client
-        })
-        .unwrap()
-        .query_one(
-            "SELECT max(tx) FROM form_changes WHERE form_task_id::text <> $1",
-            &[&later],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert!(top < 0, "the old positions moved below the new ones: {top}");
+    assert_old_positions_sort_below_new(&crate::helpers::connect(&copy).await, &later).await;
 
     app.app.shutdown();
     app.app.stopped().await.unwrap();

@@ -112,16 +112,9 @@ async fn pruning_under_concurrent_writes_fails_no_writer_and_deletes_old_rows() 
             tokio::select! {
                 result = &mut pass => break result,
                 _ = tokio::time::sleep(Duration::from_millis(5)) => {
-                    let waiting: i64 = watcher_db
-                        .query_one(
-                            "SELECT count(*) FROM pg_stat_activity
+                    let waiting: i64 = crate::helpers::scalar(&watcher_db, "SELECT count(*) FROM pg_stat_activity
                              WHERE datname = current_database() AND wait_event_type = 'Lock'
-                               AND application_name = 'retention-test-writer'",
-                            &[],
-                        )
-                        .await
-                        .unwrap()
-                        .get(0);
+                               AND application_name = 'retention-test-writer'", &[]).await;
                     writers_waiting_on_locks += waiting;
                 }
             }
@@ -177,6 +170,19 @@ async fn pruning_under_concurrent_writes_fails_no_writer_and_deletes_old_rows() 
         pruned as usize,
         "every pruned row was a written one"
     );
+}
+
+/// A pruner of the test's own on `app`'s database that keeps delivered outbox rows
+/// 30 minutes and answers 90 days (the change log an hour), `batch` rows at a time.
+fn answer_pruner(app: &TestApp, batch: i64) -> Pruner {
+    Pruner::new(
+        store_of(app),
+        RetentionSettings {
+            delivered: Duration::from_secs(30 * 60),
+            submissions: Duration::from_secs(90 * 24 * 3600),
+            ..settings(Duration::from_secs(3600), batch)
+        },
+    )
 }
 
 /// A form task and its submission made `age` ago, with its outbox row in `state`.
@@ -243,16 +249,7 @@ async fn old_answers_go_once_delivered_and_answers_still_owed_stay() {
     let failed = answered_form(&db, "failed", old).await;
     let recent = answered_form(&db, "delivered", chrono::Duration::hours(1)).await;
 
-    let pruner = Pruner::new(
-        store_of(&app),
-        RetentionSettings {
-            change_log: Duration::from_secs(3600),
-            delivered: Duration::from_secs(30 * 60),
-            submissions: Duration::from_secs(90 * 24 * 3600),
-            interval: Duration::from_secs(3600),
-            batch: 2,
-        },
-    );
+    let pruner = answer_pruner(&app, 2);
     let pruned = pruner.pass().await.unwrap();
     // Delivered outbox rows older than 30 minutes: the old one and the recent one.
     assert_eq!(pruned.delivered, 2, "{pruned:?}");
@@ -271,14 +268,12 @@ async fn old_answers_go_once_delivered_and_answers_still_owed_stay() {
     }
     assert!(exists(&db, "submissions", recent).await);
     assert!(!exists(&db, "correlation_outbox", recent).await);
-    let cleared: i64 = db
-        .query_one(
-            "SELECT count(*) FROM form_tasks WHERE draft IS NULL AND prefill = '{}'::jsonb",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let cleared: i64 = crate::helpers::scalar(
+        &db,
+        "SELECT count(*) FROM form_tasks WHERE draft IS NULL AND prefill = '{}'::jsonb",
+        &[],
+    )
+    .await;
     assert_eq!(cleared, 2, "the drafts of the pruned answers are cleared");
 
     // A second pass finds nothing more.
@@ -298,16 +293,7 @@ async fn an_old_refused_answer_goes_and_its_returned_form_keeps_the_answer_as_dr
     )
     .await
     .unwrap();
-    let pruner = Pruner::new(
-        store_of(&app),
-        RetentionSettings {
-            change_log: Duration::from_secs(3600),
-            delivered: Duration::from_secs(30 * 60),
-            submissions: Duration::from_secs(90 * 24 * 3600),
-            interval: Duration::from_secs(3600),
-            batch: 10,
-        },
-    );
+    let pruner = answer_pruner(&app, 10);
     let pruned = pruner
         .pass()
         .await
@@ -315,11 +301,8 @@ async fn an_old_refused_answer_goes_and_its_returned_form_keeps_the_answer_as_dr
     assert_eq!(pruned.submissions, 1, "{pruned:?}");
     assert!(!exists(&db, "submissions", refused).await);
     assert!(!exists(&db, "correlation_outbox", refused).await);
-    let draft: Option<serde_json::Value> = db
-        .query_one("SELECT draft FROM form_tasks", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let draft: Option<serde_json::Value> =
+        crate::helpers::scalar(&db, "SELECT draft FROM form_tasks", &[]).await;
     assert_eq!(draft, Some(json!({"companyName": "draft"})));
 }
 
@@ -420,18 +403,7 @@ async fn a_stream_that_falls_behind_what_was_pruned_ends_unavailable() {
     let pruner = Pruner::new(store_of(&app), settings(Duration::from_millis(1), 5_000));
     assert!(pruner.pass().await.unwrap().changes >= 100_000);
 
-    let outcome = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            match tokio_stream::StreamExt::next(&mut inbox).await {
-                Some(Ok(_)) => continue,
-                Some(Err(status)) => return Some(status),
-                None => return None,
-            }
-        }
-    })
-    .await
-    .expect("the stream ends within 30 s");
-    let status = outcome.expect("the stream ends with a status, not silently");
+    let status = crate::helpers::end_status(&mut inbox, Duration::from_secs(30)).await;
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
     assert!(status.message().contains("retention"), "{status:?}");
 }

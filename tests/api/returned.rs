@@ -198,11 +198,7 @@ async fn an_answer_the_process_cannot_use_comes_back_to_its_author_and_a_correct
     );
     // The process did not move: it still waits for the review.
     assert_eq!(
-        camunda()
-            .executions_waiting_for(&instance, "review")
-            .await
-            .unwrap()
-            .len(),
+        crate::engine::executions_waiting(&instance, "review").await,
         1
     );
 
@@ -320,29 +316,20 @@ async fn a_long_answer_reaches_the_engine_and_reads_back_as_text() {
     assert_eq!(json_of(&shown.prefill)["note"], json!(note));
 
     // Through the engine's REST, it reads as text.
-    let rest: Value = reqwest::get(format!(
-        "{}/process-instance/{instance}/variables/note",
-        engine_url()
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let rest: Value =
+        crate::engine::rest_get(&format!("/process-instance/{instance}/variables/note")).await;
     assert_eq!(rest["value"], json!(note), "{}", &rest["type"]);
 
     // And it was stored by the engine's PostgreSQL, where a String stops at 4,000.
     let db = engine_database().await.expect(
         "the engine runs on the run's PostgreSQL cluster (database `engine`, as scripts/test.sh starts it)",
     );
-    let stored: i64 = db
-        .query_one(
-            "SELECT count(*) FROM act_ru_variable WHERE proc_inst_id_ = $1 AND name_ = 'note'",
-            &[&instance],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let stored: i64 = crate::helpers::scalar(
+        &db,
+        "SELECT count(*) FROM act_ru_variable WHERE proc_inst_id_ = $1 AND name_ = 'note'",
+        &[&instance],
+    )
+    .await;
     assert_eq!(stored, 1);
 }
 

@@ -191,6 +191,12 @@ pub async fn settled(app: &TestApp, user: &str, form: &str) -> Delivery {
     }
 }
 
+/// Asserts that the answer to `form` is delivered, once its delivery settles.
+pub async fn assert_delivered(app: &TestApp, user: &str, form: &str) {
+    let delivery = settled(app, user, form).await;
+    assert_eq!(delivery.state(), DeliveryState::Delivered, "{delivery:?}");
+}
+
 /// The state the engine's history gives `instance` (`ACTIVE`, `COMPLETED`, ...).
 pub async fn history_state(instance: &str) -> String {
     let history = camunda().historic_process_instance(instance).await.unwrap();
@@ -271,10 +277,7 @@ async fn an_unreachable_engine_delays_the_delivery_and_loses_nothing() {
     );
 
     proxy.set(Fault::None);
-    assert_eq!(
-        settled(&app, &case.user, &form).await.state(),
-        DeliveryState::Delivered
-    );
+    assert_delivered(&app, &case.user, &form).await;
     assert_eq!(completed_waits(&case.instance).await, 1);
 }
 
@@ -314,10 +317,7 @@ async fn a_repeated_submit_correlates_once_and_concurrent_submits_have_one_winne
         .await
         .unwrap();
     assert_eq!(first.id, again.id);
-    assert_eq!(
-        settled(&app, &case.user, &form).await.state(),
-        DeliveryState::Delivered
-    );
+    assert_delivered(&app, &case.user, &form).await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(completed_waits(&case.instance).await, 1);
 
@@ -354,14 +354,8 @@ async fn parallel_forms_of_one_instance_each_reach_their_own_execution() {
     );
     a.unwrap();
     b.unwrap();
-    assert_eq!(
-        settled(&app, &case.user, &first).await.state(),
-        DeliveryState::Delivered
-    );
-    assert_eq!(
-        settled(&app, &case.user, &second).await.state(),
-        DeliveryState::Delivered
-    );
+    assert_delivered(&app, &case.user, &first).await;
+    assert_delivered(&app, &case.user, &second).await;
     assert_eq!(completed_waits(&case.instance).await, 2);
     assert_eq!(history_state(&case.instance).await, "COMPLETED");
 }
@@ -370,10 +364,7 @@ async fn parallel_forms_of_one_instance_each_reach_their_own_execution() {
 async fn a_send_task_that_is_a_scope_still_reaches_its_receive_task() {
     let app = spawn_app().await;
     let (case, form) = answered_case(&app, SCOPED).await;
-    assert_eq!(
-        settled(&app, &case.user, &form).await.state(),
-        DeliveryState::Delivered
-    );
+    assert_delivered(&app, &case.user, &form).await;
     assert_eq!(history_state(&case.instance).await, "COMPLETED");
 }
 

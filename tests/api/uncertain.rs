@@ -18,7 +18,8 @@ use crate::engine::{camunda, camunda_at, engine_url, unique_key};
 use crate::helpers::{fresh_database, spawn_app_with};
 use crate::http_fault::{Fault, HttpFaultProxy};
 use crate::submit::{
-    answer, complete_send_task, completed_waits, delivery, form_for, new_case, settled, submit,
+    answer, assert_delivered, complete_send_task, completed_waits, delivery, form_for, new_case,
+    settled, submit,
 };
 
 /// What the fake engine has seen and done.
@@ -75,12 +76,8 @@ async fn fake_engine() -> (String, Shared, tokio::task::JoinHandle<()>) {
             post(trigger),
         )
         .with_state(ledger.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/engine-rest", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (url, ledger, task)
+    let (addr, task) = crate::helpers::serve(app).await;
+    (format!("http://{addr}/engine-rest"), ledger, task)
 }
 
 /// A JSON answer (the test build of axum has no JSON extractor).
@@ -343,17 +340,11 @@ async fn each_branch_of_a_parallel_multi_instance_gets_its_own_answer() {
         "branch two's answer waits for branch two"
     );
     complete_send_task(two).await;
-    assert_eq!(
-        settled(&app, &case.user, &form_two).await.state(),
-        DeliveryState::Delivered
-    );
+    assert_delivered(&app, &case.user, &form_two).await;
     submit(&app, &case.user, &form_one, answer("for branch one"), "")
         .await
         .unwrap();
-    assert_eq!(
-        settled(&app, &case.user, &form_one).await.state(),
-        DeliveryState::Delivered
-    );
+    assert_delivered(&app, &case.user, &form_one).await;
 
     // Which branch's receive task took which answer: each update of companyName
     // happened in a receive task, under the same parent as its branch's send task.

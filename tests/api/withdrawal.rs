@@ -6,7 +6,7 @@ use ramp::camunda::types::{ExternalTask, FetchTopic};
 use ramp::proto::pending_forms_response::Event;
 use ramp::proto::*;
 
-use crate::engine::{camunda, definitions, unique_key};
+use crate::engine::{camunda, definitions, executions_waiting, rest_get, rest_send, unique_key};
 use crate::forms::{created_id, next, open, user};
 use crate::helpers::{TestApp, spawn_app};
 
@@ -19,6 +19,12 @@ fn send_receive(form: &str) -> String {
 
 pub async fn deploy(key: &str, xml: String) {
     crate::engine::deploy_model(&camunda(), key, xml).await;
+}
+
+/// Deploys the process `key` with `body` and the messages it names (see
+/// `definitions`).
+async fn deploy_definitions(key: &str, messages: &[&str], body: &str) {
+    deploy(key, definitions(key, messages, body)).await;
 }
 
 pub async fn fetch(business_key: &str, expected: usize) -> Vec<ExternalTask> {
@@ -48,6 +54,15 @@ pub async fn form_of(app: &TestApp, business_key: &str, task: &ExternalTask) -> 
         },
     )
     .await
+}
+
+/// The forms the worker makes of `tasks`, in their order.
+pub async fn forms_of(app: &TestApp, business_key: &str, tasks: &[ExternalTask]) -> Vec<String> {
+    let mut forms = Vec::new();
+    for task in tasks {
+        forms.push(form_of(app, business_key, task).await);
+    }
+    forms
 }
 
 /// The form's status and withdrawal reason, as its assignee `user` reads them.
@@ -133,28 +148,23 @@ pub async fn withdrawn_within_ten_seconds(app: &TestApp, user: &str, form: &str)
 async fn cancelling_a_process_withdraws_its_forms_called_processes_included() {
     let child = unique_key("child");
     let parent = unique_key("parent");
-    deploy(
+    deploy_definitions(
         &child,
-        definitions(
-            &child,
-            &["inner"],
-            &format!(
-                r#"
+        &["inner"],
+        &format!(
+            r#"
     <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="inner"/>
     {}
     <bpmn:sequenceFlow id="b" sourceRef="inner" targetRef="wait_inner"/>
     <bpmn:sequenceFlow id="c" sourceRef="wait_inner" targetRef="e"/><bpmn:endEvent id="e"/>"#,
-                send_receive("inner")
-            ),
+            send_receive("inner")
         ),
     )
     .await;
-    deploy(
+    deploy_definitions(
         &parent,
-        definitions(
-            &parent,
-            &["outer"],
-            &format!(
+        &["outer"],
+        &format!(
             r#"
     <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="fork"/>
     <bpmn:parallelGateway id="fork"/>
@@ -168,18 +178,14 @@ async fn cancelling_a_process_withdraws_its_forms_called_processes_included() {
     </bpmn:callActivity>
     <bpmn:sequenceFlow id="g" sourceRef="call" targetRef="e2"/><bpmn:endEvent id="e2"/>"#,
             send_receive("outer")
-        )),
+        ),
     )
     .await;
 
     let app = spawn_app().await;
     let ann = user();
     let process = app.as_admin().start_for(&parent, &ann).await.unwrap();
-    let tasks = fetch(&ann, 2).await;
-    let mut ids = Vec::new();
-    for task in &tasks {
-        ids.push(form_of(&app, &ann, task).await);
-    }
+    let mut ids = forms_of(&app, &ann, &fetch(&ann, 2).await).await;
     // Both belong to the root the user started.
     let as_ann = app.as_user(&ann);
     let listed = as_ann
@@ -212,12 +218,10 @@ async fn cancelling_a_process_withdraws_its_forms_called_processes_included() {
 #[tokio::test]
 async fn a_boundary_timer_on_the_receive_task_withdraws_the_form() {
     let key = unique_key("timer");
-    deploy(
+    deploy_definitions(
         &key,
-        definitions(
-            &key,
-            &["step", "later"],
-            &format!(
+        &["step", "later"],
+        &format!(
             r#"
     <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="step"/>
     {}
@@ -230,29 +234,17 @@ async fn a_boundary_timer_on_the_receive_task_withdraws_the_form() {
     <bpmn:receiveTask id="after_timeout" messageRef="msg_later"/>
     <bpmn:sequenceFlow id="f" sourceRef="after_timeout" targetRef="e2"/><bpmn:endEvent id="e2"/>"#,
             send_receive("step")
-        )),
+        ),
     )
     .await;
     let app = spawn_app().await;
-    let OneForm {
-        user: ann,
-        instance,
-        task,
-        form,
-    } = one_form(&app, &key).await;
-    complete(&task).await;
+    let case = one_form(&app, &key).await;
+    complete(&case.task).await;
 
-    let reason = withdrawn_within_ten_seconds(&app, &ann, &form).await;
+    let reason = withdrawn_within_ten_seconds(&app, &case.user, &case.form).await;
     assert!(reason.contains("can no longer receive"), "{reason}");
     // The process went on along the timer's path.
-    assert_eq!(
-        camunda()
-            .executions_waiting_for(&instance, "later")
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(executions_waiting(&case.instance, "later").await, 1);
 }
 
 #[tokio::test]
@@ -260,17 +252,12 @@ async fn a_process_deleted_in_the_engine_withdraws_its_forms() {
     let key = unique_key("deleted");
     deploy(&key, crate::engine::form_process(&key, "step")).await;
     let app = spawn_app().await;
-    let OneForm {
-        user: ann,
-        instance,
-        form,
-        ..
-    } = one_form(&app, &key).await;
+    let case = one_form(&app, &key).await;
     camunda()
-        .delete_process_instance(&instance, true)
+        .delete_process_instance(&case.instance, true)
         .await
         .unwrap();
-    let reason = withdrawn_within_ten_seconds(&app, &ann, &form).await;
+    let reason = withdrawn_within_ten_seconds(&app, &case.user, &case.form).await;
     assert!(reason.contains("ended"), "{reason}");
 }
 
@@ -285,22 +272,16 @@ async fn a_form_whose_send_task_the_worker_still_holds_is_not_withdrawn() {
     <bpmn:sequenceFlow id="h" sourceRef="soon" targetRef="e3"/><bpmn:endEvent id="e3"/>"#;
     deploy(&key, step_beside_another_branch(&key, "", "", timer)).await;
     let app = spawn_app().await;
-    let OneForm {
-        user: ann,
-        instance,
-        form,
-        ..
-    } = one_form(&app, &key).await;
+    let case = one_form(&app, &key).await;
 
     // Wait until the timer has fired and a few passes have looked at the instance.
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let url = format!(
-            "{}/history/activity-instance?processInstanceId={instance}&activityId=other&canceled=true",
-            crate::engine::engine_url()
-        );
-        let cancelled: Vec<serde_json::Value> =
-            reqwest::get(url).await.unwrap().json().await.unwrap();
+        let cancelled: Vec<serde_json::Value> = rest_get(&format!(
+            "/history/activity-instance?processInstanceId={}&activityId=other&canceled=true",
+            case.instance
+        ))
+        .await;
         if !cancelled.is_empty() {
             break;
         }
@@ -309,7 +290,7 @@ async fn a_form_whose_send_task_the_worker_still_holds_is_not_withdrawn() {
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
-        status_of(&app, &ann, &form).await.0,
+        status_of(&app, &case.user, &case.form).await.0,
         FormTaskStatus::Pending
     );
 }
@@ -367,14 +348,12 @@ async fn fifty_ended_processes_among_two_hundred_withdraw_exactly_their_forms() 
     futures::future::join_all(deletes).await;
     let started = Instant::now();
     loop {
-        let withdrawn: i64 = db
-            .query_one(
-                "SELECT count(*) FROM form_tasks WHERE status = 'withdrawn'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
+        let withdrawn: i64 = crate::helpers::scalar(
+            &db,
+            "SELECT count(*) FROM form_tasks WHERE status = 'withdrawn'",
+            &[],
+        )
+        .await;
         if withdrawn == 250 {
             break;
         }
@@ -384,14 +363,7 @@ async fn fifty_ended_processes_among_two_hundred_withdraw_exactly_their_forms() 
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let wrong: i64 = db
-        .query_one(
-            "SELECT count(*) FROM form_tasks WHERE (status = 'withdrawn') <> (process_instance_id = ANY($1))",
-            &[&ended],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let wrong: i64 = crate::helpers::scalar(&db, "SELECT count(*) FROM form_tasks WHERE (status = 'withdrawn') <> (process_instance_id = ANY($1))", &[&ended]).await;
     assert_eq!(wrong, 0, "exactly the ended processes' forms");
 }
 
@@ -428,26 +400,11 @@ pub fn reconciler(app: &TestApp) -> (ramp::processes::Reconciler, ramp::camunda:
     )
 }
 
-/// A call to the engine's REST API that the client has no method for.
-async fn engine_call(method: reqwest::Method, path: &str, body: serde_json::Value) {
-    let answer = reqwest::Client::new()
-        .request(method, format!("{}{path}", crate::engine::engine_url()))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        answer.status().is_success(),
-        "{path}: {}",
-        answer.text().await.unwrap()
-    );
-}
-
 /// Suspends (or activates) the asynchronous continuations of every version of
 /// `key`: jobs made while suspended wait, so a token stays between two activities
 /// for as long as the test wants.
 async fn suspend_jobs(key: &str, suspended: bool) {
-    engine_call(
+    rest_send(
         reqwest::Method::PUT,
         "/job-definition/suspended",
         serde_json::json!({"processDefinitionKey": key, "suspended": suspended, "includeJobs": true}),
@@ -457,10 +414,19 @@ async fn suspend_jobs(key: &str, suspended: bool) {
 
 /// Cancels activities of a running instance, as an operator does in Cockpit.
 pub async fn cancel(instance: &str, instruction: serde_json::Value) {
-    engine_call(
+    rest_send(
         reqwest::Method::POST,
         &format!("/process-instance/{instance}/modification"),
         serde_json::json!({"instructions": [instruction], "skipCustomListeners": true}),
+    )
+    .await;
+}
+
+/// Cancels every instance of the activity `activity` in `instance`.
+pub async fn cancel_activity(instance: &str, activity: &str) {
+    cancel(
+        instance,
+        serde_json::json!({"type": "cancel", "activityId": activity}),
     )
     .await;
 }
@@ -469,11 +435,7 @@ pub async fn cancel(instance: &str, instruction: serde_json::Value) {
 pub async fn waiting(instance: &str, message: &str, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let found = camunda()
-            .executions_waiting_for(instance, message)
-            .await
-            .unwrap()
-            .len();
+        let found = executions_waiting(instance, message).await;
         if found == n {
             return;
         }
@@ -495,15 +457,10 @@ async fn a_form_in_an_asynchronous_gap_is_kept(send: &str, receive: &str) {
     deploy(&key, step_beside_another_branch(&key, send, receive, "")).await;
     suspend_jobs(&key, true).await;
     let app = spawn_app().await;
-    let OneForm {
-        user: ann,
-        instance,
-        task,
-        form,
-    } = one_form(&app, &key).await;
-    complete(&task).await;
+    let case = one_form(&app, &key).await;
+    complete(&case.task).await;
     // The token waits for its continuation's job: no external task, no subscription.
-    let tree = camunda().activity_instances(&instance).await.unwrap();
+    let tree = camunda().activity_instances(&case.instance).await.unwrap();
     assert!(
         tree.walk()
             .iter()
@@ -512,23 +469,19 @@ async fn a_form_in_an_asynchronous_gap_is_kept(send: &str, receive: &str) {
     );
     assert!(
         camunda()
-            .message_subscriptions(&instance, "step")
+            .message_subscriptions(&case.instance, "step")
             .await
             .unwrap()
             .is_empty()
     );
 
     // The other branch is cancelled: reconciliation looks at the instance.
-    cancel(
-        &instance,
-        serde_json::json!({"type": "cancel", "activityId": "other"}),
-    )
-    .await;
+    cancel_activity(&case.instance, "other").await;
     let (reconciler, counted) = reconciler(&app);
     let before = counted.calls();
     reconciler.pass().await.unwrap();
     assert_eq!(
-        status_of(&app, &ann, &form).await,
+        status_of(&app, &case.user, &case.form).await,
         (FormTaskStatus::Pending, String::new()),
         "withdrawn while its answer could still be received"
     );
@@ -539,10 +492,10 @@ async fn a_form_in_an_asynchronous_gap_is_kept(send: &str, receive: &str) {
 
     // The continuation runs; the receive task waits for the form's answer.
     suspend_jobs(&key, false).await;
-    waiting(&instance, "step", 1).await;
+    waiting(&case.instance, "step", 1).await;
     reconciler.pass().await.unwrap();
     assert_eq!(
-        status_of(&app, &ann, &form).await.0,
+        status_of(&app, &case.user, &case.form).await.0,
         FormTaskStatus::Pending
     );
 }
@@ -565,12 +518,10 @@ async fn a_form_is_kept_while_its_receive_task_is_entered_asynchronously() {
 #[tokio::test]
 async fn a_cancelled_branch_of_a_multi_instance_loses_its_form_while_its_sibling_waits() {
     let key = unique_key("branches");
-    deploy(
+    deploy_definitions(
         &key,
-        definitions(
-            &key,
-            &["step"],
-            &format!(
+        &["step"],
+        &format!(
             r#"
     <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="each"/>
     <bpmn:subProcess id="each">
@@ -582,16 +533,15 @@ async fn a_cancelled_branch_of_a_multi_instance_loses_its_form_while_its_sibling
     </bpmn:subProcess>
     <bpmn:sequenceFlow id="e" sourceRef="each" targetRef="end"/><bpmn:endEvent id="end"/>"#,
             send_receive("step")
-        )),
+        ),
     )
     .await;
     let app = spawn_app().await;
     let ann = user();
     let instance = crate::engine::start_instance(&key, &ann).await;
     let tasks = fetch(&ann, 2).await;
-    let mut ids = Vec::new();
+    let ids = forms_of(&app, &ann, &tasks).await;
     for task in &tasks {
-        ids.push(form_of(&app, &ann, task).await);
         complete(task).await;
     }
     waiting(&instance, "step", 2).await;
@@ -692,12 +642,10 @@ async fn external_task_deletions_are_read_from_the_watermark_on() {
 #[tokio::test]
 async fn a_form_whose_receive_task_follows_the_send_tasks_subprocess_is_kept() {
     let key = unique_key("outside");
-    deploy(
+    deploy_definitions(
         &key,
-        definitions(
-            &key,
-            &["step", "never"],
-            r#"
+        &["step", "never"],
+        r#"
     <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="fork"/>
     <bpmn:parallelGateway id="fork"/>
     <bpmn:sequenceFlow id="b" sourceRef="fork" targetRef="sub"/>
@@ -712,27 +660,17 @@ async fn a_form_whose_receive_task_follows_the_send_tasks_subprocess_is_kept() {
     <bpmn:sequenceFlow id="f" sourceRef="fork" targetRef="other"/>
     <bpmn:receiveTask id="other" messageRef="msg_never"/>
     <bpmn:sequenceFlow id="g" sourceRef="other" targetRef="e2"/><bpmn:endEvent id="e2"/>"#,
-        ),
     )
     .await;
     let app = spawn_app().await;
-    let OneForm {
-        user: ann,
-        instance,
-        task,
-        form,
-    } = one_form(&app, &key).await;
-    complete(&task).await;
-    waiting(&instance, "step", 1).await;
-    cancel(
-        &instance,
-        serde_json::json!({"type": "cancel", "activityId": "other"}),
-    )
-    .await;
+    let case = one_form(&app, &key).await;
+    complete(&case.task).await;
+    waiting(&case.instance, "step", 1).await;
+    cancel_activity(&case.instance, "other").await;
     let (reconciler, _) = reconciler(&app);
     reconciler.pass().await.unwrap();
     assert_eq!(
-        status_of(&app, &ann, &form).await.0,
+        status_of(&app, &case.user, &case.form).await.0,
         FormTaskStatus::Pending
     );
 }
