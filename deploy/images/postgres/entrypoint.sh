@@ -4,7 +4,7 @@
 set -eu
 bin=$(echo /usr/lib/postgresql/*/bin)
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
-  "$bin/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+  "$bin/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
   for db in $POSTGRES_DATABASES; do
     echo "CREATE DATABASE $db" | "$bin/postgres" --single -D "$PGDATA" -j postgres >/dev/null
   done
