@@ -60,8 +60,9 @@ rootfs() {
 # generated from).
 web_ui() {
   local hash dir
+  # (web/src/gen is generated from proto/ by the build itself.)
   hash=$(find web/src web/public web/package.json web/package-lock.json web/angular.json \
-    web/tsconfig.json web/tsconfig.app.json web/buf.gen.yaml proto -type f -print0 \
+    web/tsconfig.json web/tsconfig.app.json web/buf.gen.yaml proto -path web/src/gen -prune -o -type f -print0 \
     | sort -z | xargs -0 cat | sha256sum | cut -c1-16)
   dir="$cache/web/$hash"
   if [ ! -d "$dir" ]; then

@@ -68,6 +68,7 @@ teardown() {
   rm -rf "$state"
 }
 trap teardown EXIT
+trap 'exit 143' INT TERM
 
 # The addresses of the overlay must be free: a test never shares them.
 for port in $pg_port $engine_port ${a##*:} ${b##*:}; do
@@ -121,13 +122,16 @@ import json, sys
 docs = open(sys.argv[1]).read().split("\n---\n")
 secret = [d for d in docs if "\nkind: Secret\n" in "\n" + d]
 assert len(secret) == 1, "one Secret"
-data, inside = {}, False
+# Its data: "  KEY: base64", or "  KEY: |" and the base64 on the lines below.
+data, inside, key = {}, False, None
 for line in secret[0].splitlines():
     if line == "data:":
         inside = True
+    elif inside and line.startswith("    ") and key:
+        data[key] += line.strip()
     elif inside and line.startswith("  "):
-        key, value = line.strip().split(": ", 1)
-        data[key] = value
+        key, value = line.strip().split(":", 1)
+        data[key] = value.strip().lstrip("|")
     else:
         inside = False
 open(sys.argv[2], "w").write("\n---\n".join(d for d in docs if d not in secret))
