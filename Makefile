@@ -3,7 +3,7 @@
 # machine share them; `make clean` removes them.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/ramp/target
 
-.PHONY: run test bench soak install build lint fmt clean
+.PHONY: run test bench soak install build release lint fmt clean
 
 run:
 	@scripts/run.sh
@@ -24,6 +24,11 @@ install:
 
 build:
 	cargo build --locked
+
+# The static release binary and the images ramp, ramp-engine and ramp-postgres,
+# tagged with the version in Cargo.toml (scripts/images.sh).
+release:
+	@scripts/images.sh
 
 lint:
 	tools/node_modules/.bin/buf lint

@@ -1,6 +1,7 @@
 //! Generates the gRPC types and services from `proto/`, with protoc from the
 //! `protoc-bin-vendored` crate so that no system protoc is needed, and writes the file
-//! descriptor set that server reflection serves.
+//! descriptor set that server reflection serves; and records the commit the binary is
+//! built from, for `ramp --version`.
 
 use std::path::PathBuf;
 
@@ -28,5 +29,45 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // file added there: rebuilding when it changes keeps the binary's migrations
     // those of the tree.
     println!("cargo:rerun-if-changed=migrations");
+
+    println!("cargo:rustc-env=RAMP_COMMIT={}", commit());
     Ok(())
+}
+
+/// The commit being built: `RAMP_COMMIT` when set (a build from an exported tree),
+/// else git's HEAD in release builds, else "unknown" (a copy without .git, no git, or
+/// a debug build: watching HEAD there would rebuild the crate on every commit).
+fn commit() -> String {
+    println!("cargo:rerun-if-env-changed=RAMP_COMMIT");
+    if let Ok(commit) = std::env::var("RAMP_COMMIT") {
+        return commit;
+    }
+    if std::env::var("PROFILE").as_deref() != Ok("release") {
+        return "unknown".to_owned();
+    }
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .and_then(|out| String::from_utf8(out.stdout).ok())
+            .map(|out| out.trim().to_owned())
+    };
+    let Some(commit) = git(&["rev-parse", "--short=12", "HEAD"]) else {
+        return "unknown".to_owned();
+    };
+    // Build again when HEAD moves: HEAD itself, the branch it names, packed refs.
+    // Only files that exist (cargo reruns on every build for one that does not).
+    let mut watched = vec!["HEAD".to_owned(), "packed-refs".to_owned()];
+    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        watched.push(branch);
+    }
+    for name in watched {
+        let path = git(&["rev-parse", "--git-path", &name]);
+        if let Some(path) = path.filter(|path| std::path::Path::new(path).exists()) {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
+    commit
 }

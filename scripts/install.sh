@@ -15,6 +15,16 @@ command -v curl >/dev/null || apt_packages+=(curl)
 command -v java >/dev/null || apt_packages+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || apt_packages+=(maven)
 [ -x /usr/bin/chromium ] || apt_packages+=(chromium)
+# The images and the podman test (scripts/images.sh, scripts/podman-test.sh): podman
+# with runc and catatonit (its pods' pause process), mmdebstrap for the Debian root
+# file systems, musl-gcc for the static binary's C parts, the CA certificates put
+# into the ramp image.
+command -v podman >/dev/null || apt_packages+=(podman)
+command -v runc >/dev/null || apt_packages+=(runc)
+command -v catatonit >/dev/null || [ -x /usr/libexec/podman/catatonit ] || apt_packages+=(catatonit)
+command -v mmdebstrap >/dev/null || apt_packages+=(mmdebstrap)
+command -v musl-gcc >/dev/null || apt_packages+=(musl-tools)
+[ -f /etc/ssl/certs/ca-certificates.crt ] || apt_packages+=(ca-certificates)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   log "apt: ${apt_packages[*]}"
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
@@ -33,6 +43,9 @@ if command -v rustup >/dev/null; then
     rustup component list --installed 2>/dev/null | grep -q "^$component" \
       || { log "rustup: $component"; rustup component add "$component"; }
   done
+  # The static binary of the ramp image.
+  rustup target list --installed 2>/dev/null | grep -q '^x86_64-unknown-linux-musl$' \
+    || { log "rustup: target x86_64-unknown-linux-musl"; rustup target add x86_64-unknown-linux-musl; }
 fi
 
 # cargo fuzz (scripts/fuzz.sh), from crates.io.
@@ -65,4 +78,9 @@ fi
 if [ ! -x "$gobin/mailpit" ]; then
   log "go: mailpit"
   go install github.com/axllent/mailpit@v1.33.1
+fi
+# kustomize: renders deploy/kubernetes/local for the podman test.
+if [ ! -x "$gobin/kustomize" ]; then
+  log "go: kustomize"
+  go install sigs.k8s.io/kustomize/kustomize/v5@v5.6.0
 fi

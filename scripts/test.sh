@@ -80,3 +80,6 @@ RAMP_BENCH_CAMUNDA_URL="$RAMP_TEST_CAMUNDA_URL" scripts/bench.sh --smoke
 
 step "browser tests"
 scripts/browser-test.sh
+
+step "podman: the images and the Kubernetes manifests"
+scripts/podman-test.sh
