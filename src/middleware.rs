@@ -63,6 +63,36 @@ impl<ReqBody, ResBody, E> Next<ReqBody, ResBody, E> {
     }
 }
 
+/// A step that answers some plain HTTP requests itself (the operator's endpoints,
+/// the web UI's files) and passes every other one on: it is a `Middleware` by
+/// saying which requests it answers, and how.
+pub trait Endpoints: Clone + Send + 'static {
+    /// The answer to `request` (its head), when this step answers it; `None`
+    /// passes it on.
+    fn answer(&self, request: &Request<()>) -> Option<BoxFuture<'static, Response<Body>>>;
+}
+
+impl<T, ReqBody, ResBody, E> Middleware<ReqBody, ResBody, E> for T
+where
+    T: Endpoints,
+    ResBody: ResponseBody,
+    E: Send + 'static,
+{
+    type Body = Body;
+
+    fn call(&self, request: Request<ReqBody>, next: Next<ReqBody, ResBody, E>) -> Answer<Body, E> {
+        let (parts, body) = request.into_parts();
+        let head = Request::from_parts(parts, ());
+        match self.answer(&head) {
+            Some(response) => Box::pin(async move { Ok(response.await) }),
+            None => {
+                let (parts, ()) = head.into_parts();
+                next.pass(Request::from_parts(parts, body))
+            }
+        }
+    }
+}
+
 /// The layer of a `Middleware`.
 #[derive(Clone)]
 pub struct MiddlewareLayer<M> {

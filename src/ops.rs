@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use futures::future::BoxFuture;
 use http::{Method, Request, Response, StatusCode, header};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -15,7 +16,7 @@ use tonic::body::Body;
 
 use crate::forms::ChangeHub;
 use crate::metrics::{self, Metrics};
-use crate::middleware::{Answer, Middleware, Next, ResponseBody};
+use crate::middleware::Endpoints;
 use crate::store::Store;
 
 /// Whether the database and the engine answered the last checks (see
@@ -212,27 +213,19 @@ impl OpsEndpoints {
     }
 }
 
-impl<ReqBody, ResBody, E> Middleware<ReqBody, ResBody, E> for OpsEndpoints
-where
-    ResBody: ResponseBody,
-    E: Send + 'static,
-{
-    type Body = Body;
-
-    fn call(&self, request: Request<ReqBody>, next: Next<ReqBody, ResBody, E>) -> Answer<Body, E> {
-        if let Some(ops) = self.ops.clone()
-            && request.method() == Method::GET
-            && Ops::answers(request.uri().path())
-        {
-            let path = request.uri().path().to_owned();
-            return Box::pin(async move {
-                let response = ops
-                    .respond(&path)
-                    .await
-                    .expect("the path is one of the endpoints");
-                Ok(response.map(Body::new))
-            });
+impl Endpoints for OpsEndpoints {
+    fn answer(&self, request: &Request<()>) -> Option<BoxFuture<'static, Response<Body>>> {
+        let ops = self.ops.as_ref()?;
+        if request.method() != Method::GET || !Ops::answers(request.uri().path()) {
+            return None;
         }
-        next.pass(request)
+        let (ops, path) = (ops.clone(), request.uri().path().to_owned());
+        Some(Box::pin(async move {
+            let response = ops
+                .respond(&path)
+                .await
+                .expect("the path is one of the endpoints");
+            response.map(Body::new)
+        }))
     }
 }

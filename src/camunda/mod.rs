@@ -531,17 +531,26 @@ impl Camunda {
         if instance_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let found: Vec<HistoricVariableInstance> = self
-            .get(
-                "/history/variable-instance",
-                &[
-                    ("variableName", name),
-                    ("processInstanceIdIn", &instance_ids.join(",")),
-                    ("deserializeValues", "false"),
-                ],
-            )
-            .await?;
+        let ids: Vec<&str> = instance_ids.iter().map(String::as_str).collect();
+        let found = self.historic_variables(&ids, name).await?;
         Ok(found.into_iter().map(|v| v.process_instance_id).collect())
+    }
+
+    /// Historic values of one variable in the given instances.
+    pub async fn historic_variables(
+        &self,
+        process_instance_ids: &[&str],
+        name: &str,
+    ) -> Result<Vec<HistoricVariableInstance>, CamundaError> {
+        self.get(
+            "/history/variable-instance",
+            &[
+                ("variableName", name),
+                ("processInstanceIdIn", &process_instance_ids.join(",")),
+                ("deserializeValues", "false"),
+            ],
+        )
+        .await
     }
 
     /// Running instances that carry the string variable `name` with `value`.

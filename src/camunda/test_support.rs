@@ -4,9 +4,7 @@
 
 use reqwest::Method;
 
-use super::types::{
-    CorrelationMessage, CorrelationResult, EventSubscription, HistoricVariableInstance,
-};
+use super::types::{CorrelationMessage, CorrelationResult, EventSubscription};
 use super::{Camunda, CamundaError, Variables, path};
 
 /// Used by the tests and tools only.
@@ -25,26 +23,6 @@ impl Camunda {
         self.get(
             &format!("/process-instance/{}/variables", path(id)),
             &[("deserializeValues", "false")],
-        )
-        .await
-    }
-
-    /// Historic values of one variable in the given instances.
-    pub async fn historic_variables(
-        &self,
-        process_instance_ids: &[&str],
-        name: &str,
-    ) -> Result<Vec<HistoricVariableInstance>, CamundaError> {
-        self.get(
-            "/history/variable-instance",
-            &[
-                (
-                    "processInstanceIdIn",
-                    process_instance_ids.join(",").as_str(),
-                ),
-                ("variableName", name),
-                ("deserializeValues", "false"),
-            ],
         )
         .await
     }

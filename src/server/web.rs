@@ -12,13 +12,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use http::{HeaderValue, Method, Request, Response, header};
 use tonic::body::Body;
 use tower::ServiceExt;
 use tower_http::compression::Compression;
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::middleware::{Answer, Middleware, Next, ResponseBody};
+use crate::middleware::Endpoints;
 
 /// The policy for the app's pages. Scripts: the app's own files only (no inline
 /// script, no eval; the browser tests run clean under it). Styles: the app's files
@@ -159,30 +160,22 @@ async fn secure<B>(dir: &std::path::Path, path: &str, response: &mut Response<B>
     );
 }
 
-impl<ReqBody, ResBody, E> Middleware<ReqBody, ResBody, E> for WebUi
-where
-    ResBody: ResponseBody,
-    E: Send + 'static,
-{
-    type Body = Body;
-
-    fn call(&self, request: Request<ReqBody>, next: Next<ReqBody, ResBody, E>) -> Answer<Body, E> {
-        if let Some(files) = self.files.clone()
-            && for_the_ui(&request)
-        {
-            let (parts, _) = request.into_parts();
-            let path = parts.uri.path().to_owned();
-            let request = Request::from_parts(parts, ());
-            return Box::pin(async move {
-                let mut response = match files.serve.oneshot(request).await {
-                    Ok(response) => response,
-                    Err(never) => match never {},
-                };
-                secure(&files.dir, &path, &mut response).await;
-                Ok(response.map(Body::new))
-            });
+impl Endpoints for WebUi {
+    fn answer(&self, request: &Request<()>) -> Option<BoxFuture<'static, Response<Body>>> {
+        let files = self.files.clone()?;
+        if !for_the_ui(request) {
+            return None;
         }
-        next.pass(request)
+        let request = request.clone();
+        Some(Box::pin(async move {
+            let path = request.uri().path().to_owned();
+            let mut response = match files.serve.oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+            secure(&files.dir, &path, &mut response).await;
+            response.map(Body::new)
+        }))
     }
 }
 
