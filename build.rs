@@ -30,16 +30,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // those of the tree.
     println!("cargo:rerun-if-changed=migrations");
 
-    println!("cargo:rustc-env=RAMP_COMMIT={}", commit());
+    // Not a RAMP_ name: cargo also sets this variable when it runs the tests, and
+    // ramp refuses a RAMP_ variable that is not one of its settings.
+    println!("cargo:rustc-env=BUILD_COMMIT={}", commit());
     Ok(())
 }
 
-/// The commit being built: `RAMP_COMMIT` when set (a build from an exported tree),
+/// The commit being built: `SOURCE_COMMIT` when set (a build from an exported tree),
 /// else git's HEAD in release builds, else "unknown" (a copy without .git, no git, or
 /// a debug build: watching HEAD there would rebuild the crate on every commit).
 fn commit() -> String {
-    println!("cargo:rerun-if-env-changed=RAMP_COMMIT");
-    if let Ok(commit) = std::env::var("RAMP_COMMIT") {
+    println!("cargo:rerun-if-env-changed=SOURCE_COMMIT");
+    if let Ok(commit) = std::env::var("SOURCE_COMMIT") {
         return commit;
     }
     if std::env::var("PROFILE").as_deref() != Ok("release") {

@@ -21,7 +21,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(
     name = "ramp",
-    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("RAMP_COMMIT"), ")"),
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("BUILD_COMMIT"), ")"),
     about = "The gRPC backend between Camunda 7 processes and the people who fill their forms"
 )]
 struct Cli {
