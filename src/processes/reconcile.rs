@@ -167,7 +167,7 @@ impl Reconciler {
     /// untagged instances no other process owns.
     async fn instance_of_start(
         &self,
-        row: &rows::ProcessRow,
+        row: &super::Process,
     ) -> Result<Option<HistoricProcessInstance>, super::ProcessError> {
         let tagged = self
             .camunda
