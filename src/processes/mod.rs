@@ -95,12 +95,10 @@ pub enum ProcessError {
 
 impl From<CamundaError> for ProcessError {
     fn from(error: CamundaError) -> Self {
-        match error {
-            CamundaError::Unavailable(_)
-            | CamundaError::Timeout(_)
-            | CamundaError::Gateway { .. }
-            | CamundaError::Conflict(_) => Self::EngineUnavailable(error),
-            other => Self::Engine(other),
+        if error.is_transient() {
+            Self::EngineUnavailable(error)
+        } else {
+            Self::Engine(error)
         }
     }
 }

@@ -6,7 +6,7 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{StoreError, decode, fetch_all, fetch_opt, first};
+use super::{StoreError, changes_one, decode, fetch_all, fetch_opt, first};
 use crate::ids::ProcessId;
 use crate::processes::{Process, ProcessState};
 
@@ -142,15 +142,12 @@ pub async fn activate(
 /// with it the claim on the key and the request id.
 #[tracing::instrument(name = "store.processes.release", skip_all)]
 pub async fn release(client: &impl GenericClient, id: ProcessId) -> Result<bool, StoreError> {
-    Ok(client
-        .execute(
-            &client
-                .prepare_cached("DELETE FROM processes WHERE id = $1 AND state = 'starting'")
-                .await?,
-            &[id.as_uuid()],
-        )
-        .await?
-        == 1)
+    changes_one(
+        client,
+        "DELETE FROM processes WHERE id = $1 AND state = 'starting'",
+        &[id.as_uuid()],
+    )
+    .await
 }
 
 /// Releases a reservation whose start may still reach the engine (its outcome was
@@ -166,10 +163,7 @@ pub async fn release_uncertain(
                  RETURNING id, business_key) \
                INSERT INTO released_starts (process_id, business_key) \
                  SELECT id, business_key FROM gone ON CONFLICT DO NOTHING";
-    Ok(client
-        .execute(&client.prepare_cached(sql).await?, &[id.as_uuid()])
-        .await?
-        == 1)
+    changes_one(client, sql, &[id.as_uuid()]).await
 }
 
 /// Starts released since `since`: those whose instance may still arrive.
