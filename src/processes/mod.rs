@@ -13,7 +13,7 @@ use crate::auth::Caller;
 use crate::camunda::types::ProcessInstanceQuery;
 use crate::camunda::{Camunda, CamundaError, typed};
 use crate::email::Email;
-use crate::forms::withdrawal::Withdrawals;
+use crate::forms::withdrawal::{WithdrawalError, Withdrawals};
 use crate::ids::{ProcessId, stored_words};
 use crate::paging::Page;
 use crate::store::processes::{self as rows, ListQuery, NewProcess, ReserveError};
@@ -99,6 +99,15 @@ impl From<CamundaError> for ProcessError {
             Self::EngineUnavailable(error)
         } else {
             Self::Engine(error)
+        }
+    }
+}
+
+impl From<WithdrawalError> for ProcessError {
+    fn from(error: WithdrawalError) -> Self {
+        match error {
+            WithdrawalError::Store(error) => Self::Store(error),
+            WithdrawalError::Camunda(error) => error.into(),
         }
     }
 }
