@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod notify;
 pub mod ops;
+pub mod ownership;
 pub mod paging;
 pub mod processes;
 pub mod retention;

@@ -5,6 +5,7 @@
 use super::FormError;
 use crate::auth::Caller;
 use crate::email::Email;
+use crate::ownership::{self, AnotherOwner};
 
 /// Only workers (and admins) create form tasks.
 pub fn may_create(caller: &Caller) -> Result<(), FormError> {
@@ -29,20 +30,15 @@ pub fn listed_assignee(
     caller: &Caller,
     requested: Option<&Email>,
 ) -> Result<Option<Email>, FormError> {
-    match requested {
-        Some(assignee) if !caller.may_act_for(assignee) => Err(FormError::PermissionDenied(
-            "users list only their own forms".into(),
-        )),
-        Some(assignee) => Ok(Some(assignee.clone())),
-        None if caller.admin => Ok(None),
-        None => Ok(Some(caller.email.clone())),
-    }
+    ownership::listed_owner(caller, requested).map_err(|AnotherOwner| {
+        FormError::PermissionDenied("users list only their own forms".into())
+    })
 }
 
 /// Whether `caller` sees a form assigned to `assignee`: its own, or any as an admin.
 /// Another user's form answers NOT_FOUND, so that its existence does not leak.
 pub fn may_see(caller: &Caller, assignee: &str) -> bool {
-    caller.admin || assignee == caller.email.as_str()
+    ownership::sees(caller, assignee)
 }
 
 #[cfg(test)]

@@ -8,16 +8,15 @@ pub mod rules;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::camunda::types::ProcessInstanceQuery;
 use crate::camunda::{Camunda, CamundaError, typed};
 use crate::email::Email;
-use crate::forms::withdrawal::Withdrawals;
+use crate::forms::withdrawal::{WithdrawalError, Withdrawals};
 use crate::ids::{ProcessId, stored_words};
 use crate::paging::Page;
-use crate::store::processes::{self as rows, ListQuery, NewProcess, ProcessRow, ReserveError};
+use crate::store::processes::{self as rows, ListQuery, NewProcess, ReserveError};
 use crate::store::{Store, StoreError};
 use definitions::{Definitions, Startable};
 use rules::StartPolicy;
@@ -60,27 +59,6 @@ pub struct Process {
     pub end_reason: Option<String>,
 }
 
-impl TryFrom<ProcessRow> for Process {
-    type Error = StoreError;
-
-    fn try_from(row: ProcessRow) -> Result<Self, StoreError> {
-        Ok(Self {
-            id: row.id.into(),
-            definition_key: row.definition_key,
-            business_key: row.business_key,
-            state: ProcessState::parse(&row.state).ok_or_else(|| StoreError::Decode {
-                column: "processes.state",
-                value: row.state.clone(),
-            })?,
-            engine_instance_id: row.engine_instance_id,
-            started_by: row.started_by,
-            created_at: row.created_at,
-            ended_at: row.ended_at,
-            end_reason: row.end_reason,
-        })
-    }
-}
-
 /// What can go wrong, in the terms the API maps to codes.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
@@ -117,12 +95,19 @@ pub enum ProcessError {
 
 impl From<CamundaError> for ProcessError {
     fn from(error: CamundaError) -> Self {
+        if error.is_transient() {
+            Self::EngineUnavailable(error)
+        } else {
+            Self::Engine(error)
+        }
+    }
+}
+
+impl From<WithdrawalError> for ProcessError {
+    fn from(error: WithdrawalError) -> Self {
         match error {
-            CamundaError::Unavailable(_)
-            | CamundaError::Timeout(_)
-            | CamundaError::Gateway { .. }
-            | CamundaError::Conflict(_) => Self::EngineUnavailable(error),
-            other => Self::Engine(other),
+            WithdrawalError::Store(error) => Self::Store(error),
+            WithdrawalError::Camunda(error) => error.into(),
         }
     }
 }
@@ -208,7 +193,7 @@ impl Processes {
             )
             .await?
         {
-            return Ok(earlier.try_into()?);
+            return Ok(earlier);
         }
         // The definition must exist, and the engine must answer, before anything is
         // reserved.
@@ -226,7 +211,7 @@ impl Processes {
 
         let variables = Value::Object(request.variables.clone());
         let new = NewProcess {
-            id: Uuid::now_v7(),
+            id: ProcessId::new(),
             definition_key: &request.definition_key,
             business_key,
             started_by: caller.email.as_str(),
@@ -256,7 +241,7 @@ impl Processes {
                 )
                 .await?
                 .ok_or(ProcessError::NotFound)?;
-                return Ok(earlier.try_into()?);
+                return Ok(earlier);
             }
             Err(ReserveError::Store(error)) => return Err(error.into()),
         };
@@ -273,14 +258,14 @@ impl Processes {
         let client = self.store.client().await?;
         match started {
             Ok(instance) => match rows::activate(&client, reserved.id, &instance.id).await? {
-                Some(row) => Ok(row.try_into()?),
+                Some(row) => Ok(row),
                 // Reconciliation settled the start meanwhile (this replica was slow or
                 // frozen past the grace period).
                 None => match rows::get(&client, reserved.id).await? {
                     Some(row)
                         if row.engine_instance_id.as_deref() == Some(instance.id.as_str()) =>
                     {
-                        Ok(row.try_into()?)
+                        Ok(row)
                     }
                     settled => {
                         // It released the key (the engine showed no instance yet) or
@@ -295,7 +280,7 @@ impl Processes {
                             .delete_process_instance(&instance.id, true)
                             .await?;
                         match settled {
-                            Some(row) => Ok(row.try_into()?),
+                            Some(row) => Ok(row),
                             None => Err(ProcessError::Unavailable(
                                 "the start took too long and was given up: try again".into(),
                             )),
@@ -389,7 +374,7 @@ impl Processes {
     /// One process, if the caller may see it (see [`rules::may_see`]).
     pub async fn get(&self, caller: &Caller, id: ProcessId) -> Result<Process, ProcessError> {
         let client = self.store.client().await?;
-        let row = rows::get(&client, *id.as_uuid())
+        let row = rows::get(&client, id)
             .await?
             .ok_or(ProcessError::NotFound)?;
         visible(caller, row)
@@ -423,11 +408,9 @@ impl Processes {
             },
         )
         .await?;
-        let next = page.finish(&mut found, |row| (row.created_at, row.id));
-        let found = found
-            .into_iter()
-            .map(Process::try_from)
-            .collect::<Result<_, _>>()?;
+        let next = page.finish(&mut found, |process| {
+            (process.created_at, *process.id.as_uuid())
+        });
         Ok((found, next))
     }
 
@@ -438,7 +421,6 @@ impl Processes {
         command: CancelProcess,
     ) -> Result<Process, ProcessError> {
         let CancelProcess { id, reason } = command;
-        let id = *id.as_uuid();
         let client = self.store.client().await?;
         let row = rows::get(&client, id)
             .await?
@@ -494,20 +476,19 @@ impl Processes {
             tracing::warn!(%error, process = %id, "withdrawing the forms of a cancelled process failed");
         }
         match ended {
-            Some(row) => Ok(row.try_into()?),
+            Some(row) => Ok(row),
             // It ended in the engine just before: report how it stands now.
             None => Ok(rows::get(&self.store.client().await?, id)
                 .await?
-                .ok_or(ProcessError::NotFound)?
-                .try_into()?),
+                .ok_or(ProcessError::NotFound)?),
         }
     }
 }
 
-/// The process of `row`, if `caller` may see it; NOT_FOUND otherwise.
-fn visible(caller: &Caller, row: ProcessRow) -> Result<Process, ProcessError> {
-    if rules::may_see(caller, &row.business_key) {
-        Ok(row.try_into()?)
+/// `process`, if `caller` may see it; NOT_FOUND otherwise.
+fn visible(caller: &Caller, process: Process) -> Result<Process, ProcessError> {
+    if rules::may_see(caller, &process.business_key) {
+        Ok(process)
     } else {
         Err(ProcessError::NotFound)
     }

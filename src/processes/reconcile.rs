@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use super::ProcessState;
 use crate::camunda::types::HistoricProcessInstance;
 use crate::camunda::{Camunda, CamundaError, engine_time};
-use crate::forms::withdrawal::{WithdrawalError, Withdrawals};
+use crate::forms::withdrawal::Withdrawals;
 use crate::store::Store;
 use crate::store::processes as rows;
 
@@ -167,7 +167,7 @@ impl Reconciler {
     /// untagged instances no other process owns.
     async fn instance_of_start(
         &self,
-        row: &rows::ProcessRow,
+        row: &super::Process,
     ) -> Result<Option<HistoricProcessInstance>, super::ProcessError> {
         let tagged = self
             .camunda
@@ -420,13 +420,7 @@ impl Reconciler {
             self.advance(watch, newest).await?;
         }
         let affected: Vec<String> = affected.into_iter().collect();
-        self.withdrawals
-            .instances_interrupted(&affected)
-            .await
-            .map_err(|e| match e {
-                WithdrawalError::Store(e) => super::ProcessError::Store(e),
-                WithdrawalError::Camunda(e) => e.into(),
-            })?;
+        self.withdrawals.instances_interrupted(&affected).await?;
         Ok(())
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::{ListProcesses, ProcessError, StartProcess};
 use crate::auth::Caller;
 use crate::email::Email;
+use crate::ownership::{self, AnotherOwner};
 
 /// The definitions users may start (`startable_definitions`); admins may start any.
 #[derive(Clone, Debug, Default)]
@@ -52,20 +53,15 @@ pub fn listed_business_key(
     caller: &Caller,
     command: &ListProcesses,
 ) -> Result<Option<Email>, ProcessError> {
-    match &command.business_key {
-        Some(key) if !caller.may_act_for(key) => Err(ProcessError::PermissionDenied(
-            "users list only their own processes".into(),
-        )),
-        Some(key) => Ok(Some(key.clone())),
-        None if caller.admin => Ok(None),
-        None => Ok(Some(caller.email.clone())),
-    }
+    ownership::listed_owner(caller, command.business_key.as_ref()).map_err(|AnotherOwner| {
+        ProcessError::PermissionDenied("users list only their own processes".into())
+    })
 }
 
 /// Whether `caller` sees the process of `business_key`: its own, or any as an admin.
 /// Another user's process answers NOT_FOUND, so that its existence does not leak.
 pub fn may_see(caller: &Caller, business_key: &str) -> bool {
-    caller.admin || business_key == caller.email.as_str()
+    ownership::sees(caller, business_key)
 }
 
 #[cfg(test)]

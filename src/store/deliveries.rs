@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{StoreError, decode, fetch_all, fetch_opt};
+use super::{StoreError, changes_one, decode, fetch_all, fetch_opt};
 use crate::delivery::{Claimed, Delivery, DeliveryRecord, DeliveryState, Outcome};
 use crate::forms::{FormTask, Submission};
 use crate::ids::{FormTaskId, SubmissionId};
@@ -308,15 +308,14 @@ pub async fn needing_attention(
 /// the engine before sending again). False when it is in another state or unknown.
 #[tracing::instrument(name = "store.deliveries.retry", skip_all)]
 pub async fn retry(client: &impl GenericClient, id: SubmissionId) -> Result<bool, StoreError> {
-    Ok(client
-        .execute(
-            "UPDATE correlation_outbox SET state = 'pending', attempts = 0, next_attempt_at = now(),
-                lease_owner = NULL, lease_until = NULL, lease_generation = lease_generation + 1
-             WHERE id = $1 AND state IN ('failed', 'undeliverable')",
-            &[id.as_uuid()],
-        )
-        .await?
-        == 1)
+    changes_one(
+        client,
+        "UPDATE correlation_outbox SET state = 'pending', attempts = 0, next_attempt_at = now(),
+            lease_owner = NULL, lease_until = NULL, lease_generation = lease_generation + 1
+         WHERE id = $1 AND state IN ('failed', 'undeliverable')",
+        &[id.as_uuid()],
+    )
+    .await
 }
 
 /// Gives a failed delivery up: undeliverable, with `reason` as its last error.
@@ -327,15 +326,14 @@ pub async fn abandon(
     id: SubmissionId,
     reason: &str,
 ) -> Result<bool, StoreError> {
-    Ok(client
-        .execute(
-            "UPDATE correlation_outbox SET state = 'undeliverable', last_error = $2,
-                lease_owner = NULL, lease_until = NULL, lease_generation = lease_generation + 1
-             WHERE id = $1 AND state = 'failed'",
-            &[id.as_uuid(), &reason],
-        )
-        .await?
-        == 1)
+    changes_one(
+        client,
+        "UPDATE correlation_outbox SET state = 'undeliverable', last_error = $2,
+            lease_owner = NULL, lease_until = NULL, lease_generation = lease_generation + 1
+         WHERE id = $1 AND state = 'failed'",
+        &[id.as_uuid(), &reason],
+    )
+    .await
 }
 
 /// The outbox as operators watch it.

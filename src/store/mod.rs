@@ -323,6 +323,19 @@ async fn fetch_all<T>(
         .collect()
 }
 
+/// Whether `sql` changed exactly one row: the one it names, found in the state it
+/// expects.
+async fn changes_one(
+    client: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<bool, StoreError> {
+    Ok(client
+        .execute(&client.prepare_cached(sql).await?, params)
+        .await?
+        == 1)
+}
+
 /// The row `sql` returns, if any, read by `read`.
 async fn fetch_opt<T>(
     client: &impl GenericClient,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
-use super::{StoreError, decode};
+use super::{StoreError, changes_one, decode};
 use crate::ids::FormTaskId;
 use crate::notify::{ClaimedSend, Item, NotificationEvent, SendEnd};
 
@@ -196,15 +196,14 @@ pub async fn finish(
     error: Option<&str>,
 ) -> Result<bool, StoreError> {
     let state = end.as_str();
-    let n = client
-        .execute(
-            "UPDATE notification_sends SET state = $3, sent_at = CASE WHEN $3 = 'sent' THEN now() END,
-                last_error = coalesce($4, last_error), lease_owner = NULL, lease_until = NULL
-             WHERE id = $1 AND lease_generation = $2 AND state = 'sending'",
-            &[&send.id, &send.generation, &state, &error],
-        )
-        .await?;
-    Ok(n == 1)
+    changes_one(
+        client,
+        "UPDATE notification_sends SET state = $3, sent_at = CASE WHEN $3 = 'sent' THEN now() END,
+            last_error = coalesce($4, last_error), lease_owner = NULL, lease_until = NULL
+         WHERE id = $1 AND lease_generation = $2 AND state = 'sending'",
+        &[&send.id, &send.generation, &state, &error],
+    )
+    .await
 }
 
 /// Gives a failed send back, to be claimed again after `retry_in`.
@@ -215,15 +214,14 @@ pub async fn retry_later(
     error: &str,
     retry_in: Duration,
 ) -> Result<bool, StoreError> {
-    let n = client
-        .execute(
-            "UPDATE notification_sends SET last_error = $3,
-                lease_until = now() + make_interval(secs => $4::bigint / 1000.0)
-             WHERE id = $1 AND lease_generation = $2 AND state = 'sending'",
-            &[&send.id, &send.generation, &error, &ms(retry_in)],
-        )
-        .await?;
-    Ok(n == 1)
+    changes_one(
+        client,
+        "UPDATE notification_sends SET last_error = $3,
+            lease_until = now() + make_interval(secs => $4::bigint / 1000.0)
+         WHERE id = $1 AND lease_generation = $2 AND state = 'sending'",
+        &[&send.id, &send.generation, &error, &ms(retry_in)],
+    )
+    .await
 }
 
 /// Deletes notifications and ended sends older than `older_than`, at most `batch`

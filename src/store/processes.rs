@@ -6,40 +6,24 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{StoreError, fetch_all, fetch_opt, first};
-
-/// A process as stored.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ProcessRow {
-    pub id: Uuid,
-    pub definition_key: String,
-    pub business_key: String,
-    pub state: String,
-    pub engine_instance_id: Option<String>,
-    pub started_by: String,
-    pub request_id: Option<String>,
-    pub end_reason: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub ended_at: Option<DateTime<Utc>>,
-}
+use super::{StoreError, changes_one, decode, fetch_all, fetch_opt, first};
+use crate::ids::ProcessId;
+use crate::processes::{Process, ProcessState};
 
 const COLUMNS: &str = "id, definition_key, business_key, state, engine_instance_id, started_by, \
-                       request_id, end_reason, created_at, updated_at, ended_at";
+                       end_reason, created_at, ended_at";
 
-fn from_row(row: &Row) -> Result<ProcessRow, StoreError> {
-    Ok(ProcessRow {
-        id: row.get("id"),
+fn from_row(row: &Row) -> Result<Process, StoreError> {
+    Ok(Process {
+        id: ProcessId::from_uuid(row.get("id")),
         definition_key: row.get("definition_key"),
         business_key: row.get("business_key"),
-        state: row.get("state"),
+        state: decode("processes.state", row.get("state"), ProcessState::parse)?,
         engine_instance_id: row.get("engine_instance_id"),
         started_by: row.get("started_by"),
-        request_id: row.get("request_id"),
-        end_reason: row.get("end_reason"),
         created_at: row.get("created_at"),
-        updated_at: row.get("updated_at"),
         ended_at: row.get("ended_at"),
+        end_reason: row.get("end_reason"),
     })
 }
 
@@ -54,7 +38,7 @@ pub enum ReserveError {
 }
 
 pub struct NewProcess<'a> {
-    pub id: Uuid,
+    pub id: ProcessId,
     pub definition_key: &'a str,
     pub business_key: &'a str,
     pub started_by: &'a str,
@@ -68,7 +52,7 @@ pub struct NewProcess<'a> {
 pub async fn reserve(
     client: &impl GenericClient,
     new: &NewProcess<'_>,
-) -> Result<ProcessRow, ReserveError> {
+) -> Result<Process, ReserveError> {
     let sql = format!(
         "INSERT INTO processes (id, definition_key, business_key, state, started_by, request_id, variables)
          VALUES ($1, $2, $3, 'starting', $4, $5, $6) RETURNING {COLUMNS}"
@@ -80,7 +64,7 @@ pub async fn reserve(
                 .await
                 .map_err(|e| ReserveError::Store(e.into()))?,
             &[
-                &new.id,
+                new.id.as_uuid(),
                 &new.definition_key,
                 &new.business_key,
                 &new.started_by,
@@ -100,9 +84,12 @@ pub async fn reserve(
 }
 
 #[tracing::instrument(name = "store.processes.get", skip_all)]
-pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<Option<ProcessRow>, StoreError> {
+pub async fn get(
+    client: &impl GenericClient,
+    id: ProcessId,
+) -> Result<Option<Process>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM processes WHERE id = $1");
-    fetch_opt(client, &sql, &[&id], from_row).await
+    fetch_opt(client, &sql, &[id.as_uuid()], from_row).await
 }
 
 #[tracing::instrument(name = "store.processes.by_request", skip_all)]
@@ -110,7 +97,7 @@ pub async fn by_request(
     client: &impl GenericClient,
     started_by: &str,
     request_id: &str,
-) -> Result<Option<ProcessRow>, StoreError> {
+) -> Result<Option<Process>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM processes WHERE started_by = $1 AND request_id = $2");
     fetch_opt(client, &sql, &[&started_by, &request_id], from_row).await
 }
@@ -120,7 +107,7 @@ pub async fn by_request(
 pub async fn holding(
     client: &impl GenericClient,
     business_key: &str,
-) -> Result<Option<ProcessRow>, StoreError> {
+) -> Result<Option<Process>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM processes WHERE business_key = $1 AND state IN ('starting', 'active')"
     );
@@ -131,7 +118,7 @@ pub async fn holding(
 pub async fn by_engine_instance(
     client: &impl GenericClient,
     engine_instance_id: &str,
-) -> Result<Option<ProcessRow>, StoreError> {
+) -> Result<Option<Process>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM processes WHERE engine_instance_id = $1");
     fetch_opt(client, &sql, &[&engine_instance_id], from_row).await
 }
@@ -141,29 +128,26 @@ pub async fn by_engine_instance(
 #[tracing::instrument(name = "store.processes.activate", skip_all)]
 pub async fn activate(
     client: &impl GenericClient,
-    id: Uuid,
+    id: ProcessId,
     engine_instance_id: &str,
-) -> Result<Option<ProcessRow>, StoreError> {
+) -> Result<Option<Process>, StoreError> {
     let sql = format!(
         "UPDATE processes SET state = 'active', engine_instance_id = $2, updated_at = now()
          WHERE id = $1 AND state = 'starting' RETURNING {COLUMNS}"
     );
-    fetch_opt(client, &sql, &[&id, &engine_instance_id], from_row).await
+    fetch_opt(client, &sql, &[id.as_uuid(), &engine_instance_id], from_row).await
 }
 
 /// Releases a reservation whose start definitely did not happen: the row goes, and
 /// with it the claim on the key and the request id.
 #[tracing::instrument(name = "store.processes.release", skip_all)]
-pub async fn release(client: &impl GenericClient, id: Uuid) -> Result<bool, StoreError> {
-    Ok(client
-        .execute(
-            &client
-                .prepare_cached("DELETE FROM processes WHERE id = $1 AND state = 'starting'")
-                .await?,
-            &[&id],
-        )
-        .await?
-        == 1)
+pub async fn release(client: &impl GenericClient, id: ProcessId) -> Result<bool, StoreError> {
+    changes_one(
+        client,
+        "DELETE FROM processes WHERE id = $1 AND state = 'starting'",
+        &[id.as_uuid()],
+    )
+    .await
 }
 
 /// Releases a reservation whose start may still reach the engine (its outcome was
@@ -171,15 +155,15 @@ pub async fn release(client: &impl GenericClient, id: Uuid) -> Result<bool, Stor
 /// and its id is kept in `released_starts`, so that an instance carrying it that
 /// arrives later can be found and removed.
 #[tracing::instrument(name = "store.processes.release_uncertain", skip_all)]
-pub async fn release_uncertain(client: &impl GenericClient, id: Uuid) -> Result<bool, StoreError> {
+pub async fn release_uncertain(
+    client: &impl GenericClient,
+    id: ProcessId,
+) -> Result<bool, StoreError> {
     let sql = "WITH gone AS (DELETE FROM processes WHERE id = $1 AND state = 'starting' \
                  RETURNING id, business_key) \
                INSERT INTO released_starts (process_id, business_key) \
                  SELECT id, business_key FROM gone ON CONFLICT DO NOTHING";
-    Ok(client
-        .execute(&client.prepare_cached(sql).await?, &[&id])
-        .await?
-        == 1)
+    changes_one(client, sql, &[id.as_uuid()]).await
 }
 
 /// Starts released since `since`: those whose instance may still arrive.
@@ -210,16 +194,22 @@ pub async fn forget_released(
 #[tracing::instrument(name = "store.processes.end", skip_all)]
 pub async fn end(
     client: &impl GenericClient,
-    id: Uuid,
+    id: ProcessId,
     state: &str,
     reason: &str,
     ended_at: DateTime<Utc>,
-) -> Result<Option<ProcessRow>, StoreError> {
+) -> Result<Option<Process>, StoreError> {
     let sql = format!(
         "UPDATE processes SET state = $2, end_reason = $3, ended_at = $4, updated_at = now()
          WHERE id = $1 AND state IN ('starting', 'active') RETURNING {COLUMNS}"
     );
-    fetch_opt(client, &sql, &[&id, &state, &reason, &ended_at], from_row).await
+    fetch_opt(
+        client,
+        &sql,
+        &[id.as_uuid(), &state, &reason, &ended_at],
+        from_row,
+    )
+    .await
 }
 
 /// Reservations still starting that were made before `before`.
@@ -228,7 +218,7 @@ pub async fn stale_starting(
     client: &impl GenericClient,
     before: DateTime<Utc>,
     limit: i64,
-) -> Result<Vec<ProcessRow>, StoreError> {
+) -> Result<Vec<Process>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM processes WHERE state = 'starting' AND updated_at < $1
          ORDER BY updated_at LIMIT $2"
@@ -241,7 +231,7 @@ pub async fn stale_starting(
 pub async fn active_among(
     client: &impl GenericClient,
     engine_instance_ids: &[String],
-) -> Result<Vec<ProcessRow>, StoreError> {
+) -> Result<Vec<Process>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM processes WHERE state = 'active' AND engine_instance_id = ANY($1)"
     );
@@ -262,7 +252,7 @@ pub struct ListQuery<'a> {
 pub async fn list(
     client: &impl GenericClient,
     query: &ListQuery<'_>,
-) -> Result<Vec<ProcessRow>, StoreError> {
+) -> Result<Vec<Process>, StoreError> {
     let (after_time, after_id) = super::after_parameters(query.after);
     let sql = format!(
         "SELECT {COLUMNS} FROM processes
