@@ -27,6 +27,9 @@ pub enum WithdrawalError {
     Camunda(#[from] CamundaError),
 }
 
+/// The reason a form reads when its process ended (completed, cancelled, deleted).
+pub const PROCESS_ENDED: &str = "the process ended";
+
 impl Withdrawals {
     pub fn new(store: Store, camunda: Camunda, hub: ChangeHub) -> Self {
         Self {
@@ -76,6 +79,9 @@ impl Withdrawals {
         }
         let pending = rows::pending_in(&self.store.client().await?, instances).await?;
         let mut unanswerable = Vec::new();
+        // Forms of instances found gone: the process ended (deleted, say), which is
+        // what their people read, whichever pass looks first.
+        let mut ended = Vec::new();
         let mut by_instance: Vec<&str> = pending
             .iter()
             .map(|f| f.process_instance_id.as_str())
@@ -93,8 +99,7 @@ impl Withdrawals {
                 Err(error) => return Err(error.into()),
             };
             let Some(mut tree) = self.tree_of(instance).await? else {
-                // The instance is gone: nothing in it waits for anything.
-                unanswerable.extend(forms.into_iter().cloned());
+                ended.extend(forms.into_iter().cloned());
                 continue;
             };
             let subscriptions = match self.camunda.message_subscriptions_of(instance).await {
@@ -111,7 +116,7 @@ impl Withdrawals {
                 match self.tree_of(instance).await? {
                     Some(newer) => tree = newer,
                     None => {
-                        unanswerable.extend(forms.into_iter().cloned());
+                        ended.extend(forms.into_iter().cloned());
                         continue;
                     }
                 }
@@ -133,12 +138,14 @@ impl Withdrawals {
                 }
             }
         }
-        Ok(self
-            .withdraw(
-                &unanswerable,
-                "the receive task can no longer receive the message",
-            )
-            .await?)
+        let withdrawn = self.withdraw(&ended, PROCESS_ENDED).await?
+            + self
+                .withdraw(
+                    &unanswerable,
+                    "the receive task can no longer receive the message",
+                )
+                .await?;
+        Ok(withdrawn)
     }
 
     /// The activity tree of a running instance; `None` once it is gone.

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use super::ProcessState;
 use crate::camunda::types::HistoricProcessInstance;
 use crate::camunda::{Camunda, CamundaError, engine_time};
-use crate::forms::withdrawal::Withdrawals;
+use crate::forms::withdrawal::{PROCESS_ENDED, Withdrawals};
 use crate::store::Store;
 use crate::store::processes as rows;
 
@@ -286,7 +286,7 @@ impl Reconciler {
                 }
             }
             self.withdrawals
-                .instances_ended(&ids, "the process ended")
+                .instances_ended(&ids, PROCESS_ENDED)
                 .await?;
             seen.extend(ids);
             if page.len() < PAGE as usize {

@@ -8,7 +8,7 @@ use ramp::proto::*;
 
 use crate::engine::{camunda, definitions, executions_waiting, rest_get, rest_send, unique_key};
 use crate::forms::{created_id, next, open, user};
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 fn send_receive(form: &str) -> String {
     format!(
@@ -261,6 +261,30 @@ async fn a_process_deleted_in_the_engine_withdraws_its_forms() {
     assert!(reason.contains("ended"), "{reason}");
 }
 
+/// A deleted instance is seen by two passes: the one for ended processes and the one
+/// for interruptions (its activities were cancelled). Whichever looks first, the
+/// person reads that the process ended.
+#[tokio::test]
+async fn an_instance_gone_when_its_interruption_is_looked_at_withdraws_its_forms_as_ended() {
+    let key = unique_key("gone");
+    deploy(&key, crate::engine::form_process(&key, "step")).await;
+    // The app's own reconciler looks once at startup, then not for an hour.
+    let app = spawn_app_with(serde_json::json!({"reconcile_interval_ms": 3_600_000})).await;
+    let case = one_form(&app, &key).await;
+    camunda()
+        .delete_process_instance(&case.instance, true)
+        .await
+        .unwrap();
+    let withdrawn = withdrawals(&app)
+        .instances_interrupted(std::slice::from_ref(&case.instance))
+        .await
+        .unwrap();
+    assert_eq!(withdrawn, 1);
+    let (status, reason) = status_of(&app, &case.user, &case.form).await;
+    assert_eq!(status, FormTaskStatus::Withdrawn);
+    assert!(reason.contains("ended"), "{reason}");
+}
+
 #[tokio::test]
 async fn a_form_whose_send_task_the_worker_still_holds_is_not_withdrawn() {
     // Another branch of the same instance is interrupted by a timer, so the instance
@@ -376,13 +400,30 @@ pub fn reconciler(app: &TestApp) -> (ramp::processes::Reconciler, ramp::camunda:
         overlap: Duration::from_secs(30),
         start_grace: Duration::from_secs(30),
     };
+    let (store, hub) = store_and_hub(app);
+    let counted = crate::engine::camunda();
+    let withdrawals =
+        ramp::forms::withdrawal::Withdrawals::new(store.clone(), counted.clone(), hub);
+    (
+        ramp::processes::Reconciler::new(store, counted.clone(), withdrawals, settings),
+        counted,
+    )
+}
+
+/// The withdrawals of the test's own on the app's database (see `reconciler`).
+fn withdrawals(app: &TestApp) -> ramp::forms::withdrawal::Withdrawals {
+    let (store, hub) = store_and_hub(app);
+    ramp::forms::withdrawal::Withdrawals::new(store, crate::engine::camunda(), hub)
+}
+
+/// A store and a change hub of the test's own on the app's database.
+fn store_and_hub(app: &TestApp) -> (ramp::store::Store, ramp::forms::ChangeHub) {
     let store = ramp::store::Store::new(
         &secrecy::SecretString::from(app.database_url.clone()),
         4,
         Duration::from_secs(10),
     )
     .unwrap();
-    let counted = crate::engine::camunda();
     let hub = ramp::forms::ChangeHub::new(
         store.clone(),
         ramp::forms::HubSettings {
@@ -392,12 +433,7 @@ pub fn reconciler(app: &TestApp) -> (ramp::processes::Reconciler, ramp::camunda:
             max_streams_per_user: 1,
         },
     );
-    let withdrawals =
-        ramp::forms::withdrawal::Withdrawals::new(store.clone(), counted.clone(), hub);
-    (
-        ramp::processes::Reconciler::new(store, counted.clone(), withdrawals, settings),
-        counted,
-    )
+    (store, hub)
 }
 
 /// Suspends (or activates) the asynchronous continuations of every version of
