@@ -205,6 +205,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A number read back from the engine's JSON is the number ramp sent, to the
+    /// last bit (serde_json's fast float parser was one ulp off for this one; found
+    /// by the `variables` fuzz target).
+    #[test]
+    fn a_double_reads_back_to_the_last_bit() {
+        let sent: Value = serde_json::from_str("99999999999.999909").unwrap();
+        let wire = serde_json::to_string(&to_engine(&sent)).unwrap();
+        let back: TypedValue = serde_json::from_str(&wire).unwrap();
+        let read = from_engine("n", &back).unwrap();
+        assert_eq!(read.as_f64(), sent.as_f64(), "{wire}");
+    }
+
     fn kind_of(value: Value) -> (String, Value) {
         let t = to_engine(&value);
         (t.kind.unwrap(), t.value)
