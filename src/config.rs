@@ -148,6 +148,13 @@ pub struct Config {
     /// Dotted path of the claim holding the roles (`roles`, or Keycloak's
     /// `realm_access.roles`). `RAMP_JWT_ROLES_CLAIM`.
     pub jwt_roles_claim: String,
+    /// Dotted path of the claim holding the caller's engine user id, the id the
+    /// engine's user tasks name as assignee and candidate user (`email`, or
+    /// `preferred_username`). `RAMP_JWT_USER_ID_CLAIM`.
+    pub jwt_user_id_claim: String,
+    /// Dotted path of the claim holding the caller's groups, matched against the
+    /// candidate groups of the engine's user tasks. `RAMP_JWT_GROUPS_CLAIM`.
+    pub jwt_groups_claim: String,
     /// Least time between two JWKS fetches for unknown key ids.
     /// `RAMP_JWT_JWKS_MIN_REFRESH_SECS`.
     pub jwt_jwks_min_refresh_secs: u64,
@@ -246,6 +253,21 @@ pub struct Config {
     /// How often each replica looks for notifications to send, in ms.
     /// `RAMP_NOTIFY_POLL_MS`.
     pub notify_poll_ms: u64,
+    /// Whether the engine's own user tasks join the inbox. `RAMP_USER_TASKS`.
+    pub user_tasks: bool,
+    /// How often the replica holding the lease reads the engine's task changes,
+    /// in ms. `RAMP_USER_TASK_POLL_MS`.
+    pub user_task_poll_ms: u64,
+    /// How far below its watermark each read goes again, in ms: longer than an
+    /// engine transaction takes to commit after it stamped a task, plus the clock
+    /// differences between engine nodes. `RAMP_USER_TASK_OVERLAP_MS`.
+    pub user_task_overlap_ms: u64,
+    /// How long the replica reading task changes holds its lease, in ms.
+    /// `RAMP_USER_TASK_LEASE_MS`.
+    pub user_task_lease_ms: u64,
+    /// Time between full reads of the engine's open user tasks, which mend anything
+    /// the change reads missed, in seconds. `RAMP_USER_TASK_RESYNC_SECS`.
+    pub user_task_resync_secs: u64,
 }
 
 /// The built-in defaults, the lowest layer.
@@ -275,6 +297,8 @@ struct Defaults {
     jwt_email_claim: &'static str,
     jwt_require_email_verified: bool,
     jwt_roles_claim: &'static str,
+    jwt_user_id_claim: &'static str,
+    jwt_groups_claim: &'static str,
     jwt_jwks_min_refresh_secs: u64,
     jwt_max_ttl_secs: u64,
     startable_definitions: Vec<String>,
@@ -298,6 +322,11 @@ struct Defaults {
     notify_interval_ms: u64,
     notify_lease_ms: u64,
     notify_poll_ms: u64,
+    user_tasks: bool,
+    user_task_poll_ms: u64,
+    user_task_overlap_ms: u64,
+    user_task_lease_ms: u64,
+    user_task_resync_secs: u64,
     server: &'static str,
     worker_topics: Vec<String>,
     worker_definition_keys: Vec<String>,
@@ -335,6 +364,8 @@ impl Default for Defaults {
             jwt_email_claim: "email",
             jwt_require_email_verified: true,
             jwt_roles_claim: "roles",
+            jwt_user_id_claim: "email",
+            jwt_groups_claim: "groups",
             jwt_jwks_min_refresh_secs: 10,
             jwt_max_ttl_secs: 24 * 60 * 60,
             startable_definitions: Vec::new(),
@@ -358,6 +389,11 @@ impl Default for Defaults {
             notify_interval_ms: 60_000,
             notify_lease_ms: 60_000,
             notify_poll_ms: 1_000,
+            user_tasks: true,
+            user_task_poll_ms: 500,
+            user_task_overlap_ms: 5_000,
+            user_task_lease_ms: 10_000,
+            user_task_resync_secs: 300,
             server: "http://127.0.0.1:50051",
             worker_topics: vec!["submit_form".to_owned()],
             worker_definition_keys: Vec::new(),
@@ -717,6 +753,9 @@ impl Config {
         at_least("RAMP_NOTIFY_INTERVAL_MS", self.notify_interval_ms, 1)?;
         at_least("RAMP_NOTIFY_POLL_MS", self.notify_poll_ms, 1)?;
         at_least("RAMP_NOTIFY_LEASE_MS", self.notify_lease_ms, 2000)?;
+        at_least("RAMP_USER_TASK_POLL_MS", self.user_task_poll_ms, 1)?;
+        at_least("RAMP_USER_TASK_LEASE_MS", self.user_task_lease_ms, 1000)?;
+        at_least("RAMP_USER_TASK_RESYNC_SECS", self.user_task_resync_secs, 1)?;
         Ok(())
     }
 

@@ -44,6 +44,20 @@ impl FormService for Bare {
         Ok(Response::new(Box::pin(events)))
     }
 
+    async fn claim_form_task(
+        &self,
+        _: Request<ramp::proto::ClaimFormTaskRequest>,
+    ) -> Result<Response<ramp::proto::ClaimFormTaskResponse>, Status> {
+        Err(Status::unimplemented("bare server"))
+    }
+
+    async fn unclaim_form_task(
+        &self,
+        _: Request<ramp::proto::UnclaimFormTaskRequest>,
+    ) -> Result<Response<ramp::proto::UnclaimFormTaskResponse>, Status> {
+        Err(Status::unimplemented("bare server"))
+    }
+
     async fn create_form_task(
         &self,
         _: Request<CreateFormTaskRequest>,

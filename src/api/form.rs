@@ -57,6 +57,8 @@ pub(super) fn summary_to_proto(summary: FormSummary) -> FormTaskSummary {
         task_name: summary.task_name,
         process_name: summary.process_name,
         context: summary.context,
+        kind: crate::proto::FormTaskKind::SendTask as i32,
+        ..Default::default()
     }
 }
 
@@ -77,6 +79,7 @@ fn task_to_proto(task: FormTaskDetail) -> crate::proto::FormTask {
         withdrawal_reason: row.withdrawal_reason.unwrap_or_default(),
         message_name: row.message_name,
         activity_id: row.activity_id,
+        engine_task_id: String::new(),
     }
 }
 
@@ -133,6 +136,7 @@ fn event_to_protos(event: StreamEvent) -> Vec<PendingFormsResponse> {
                 Reason::Completed => RemovalReason::Completed,
                 Reason::Withdrawn => RemovalReason::Withdrawn,
                 Reason::Reassigned => RemovalReason::Reassigned,
+                Reason::Claimed => RemovalReason::Claimed,
             };
             (
                 cursor,
@@ -270,6 +274,24 @@ impl FormData {
 
 #[tonic::async_trait]
 impl FormService for FormApi {
+    async fn claim_form_task(
+        &self,
+        _request: Request<crate::proto::ClaimFormTaskRequest>,
+    ) -> Result<Response<crate::proto::ClaimFormTaskResponse>, Status> {
+        Err(Status::unimplemented(
+            "ClaimFormTask is being built (issue #23)",
+        ))
+    }
+
+    async fn unclaim_form_task(
+        &self,
+        _request: Request<crate::proto::UnclaimFormTaskRequest>,
+    ) -> Result<Response<crate::proto::UnclaimFormTaskResponse>, Status> {
+        Err(Status::unimplemented(
+            "UnclaimFormTask is being built (issue #23)",
+        ))
+    }
+
     async fn create_form_task(
         &self,
         request: Request<CreateFormTaskRequest>,

@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 
 pub use hub::{ChangeHub, HubSettings, TooManyStreams};
 pub use stream::{Cursor, StreamEvent, StreamSettings};
-pub use task::{Change, ChangeKind, FormState, FormTask, RemovalReason, Submission};
+pub use task::{Change, ChangeKind, FormKind, FormState, FormTask, RemovalReason, Submission};
 
 use crate::auth::Caller;
 use crate::camunda::CamundaError;

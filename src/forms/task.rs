@@ -56,6 +56,21 @@ stored_words!(
         Completed = "completed",
         Withdrawn = "withdrawn",
         Reassigned = "reassigned",
+        /// A user task claimed by a candidate (it leaves the other candidates'
+        /// inboxes), or given back by its assignee (it leaves theirs).
+        Claimed = "claimed",
+    }
+);
+
+stored_words!(
+    /// Which kind of engine work a form task stands for.
+    FormKind {
+        /// A send task that a worker turned into a form; the answer is a message
+        /// to the receive task that waits for it.
+        SendTask = "send_task",
+        /// The engine's own user task, learned from the engine; the answer
+        /// completes it.
+        UserTask = "user_task",
     }
 );
 
@@ -134,6 +149,7 @@ mod tests {
             ChangeKind::Removed(RemovalReason::Completed),
             ChangeKind::Removed(RemovalReason::Withdrawn),
             ChangeKind::Removed(RemovalReason::Reassigned),
+            ChangeKind::Removed(RemovalReason::Claimed),
         ] {
             let (stored, reason) = kind.as_stored();
             assert_eq!(ChangeKind::parse(stored, reason), Some(kind));

@@ -219,6 +219,6 @@ async fn the_operations_migration_applies_again_after_a_rollback_removed_it() {
     assert_eq!(strip(before), strip(after));
     assert_eq!(
         applied_versions(&url).await,
-        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
     );
 }
