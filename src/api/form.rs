@@ -11,8 +11,8 @@ use super::convert::{delivery, delivery_state, form_states, form_status, timesta
 use super::status::status;
 use super::validate::{MAX_TOKEN_LEN, Violations, id_of, non_empty};
 use crate::forms::{
-    Cursor, FormSummary, FormTaskDetail, Forms, ListRequest, NewFormTask, RemovalReason as Reason,
-    StreamEvent,
+    Cursor, FormKind, FormSummary, FormTaskDetail, Forms, ListRequest, NewFormTask,
+    RemovalReason as Reason, StreamEvent,
 };
 use crate::ids::FormTaskId;
 use crate::json::json_to_struct;
@@ -57,8 +57,15 @@ pub(super) fn summary_to_proto(summary: FormSummary) -> FormTaskSummary {
         task_name: summary.task_name,
         process_name: summary.process_name,
         context: summary.context,
-        kind: crate::proto::FormTaskKind::SendTask as i32,
-        ..Default::default()
+        kind: match summary.kind {
+            FormKind::SendTask => crate::proto::FormTaskKind::SendTask,
+            FormKind::UserTask => crate::proto::FormTaskKind::UserTask,
+        } as i32,
+        candidate_groups: summary.candidate_groups,
+        candidate_users: summary.candidate_users,
+        due_time: summary.due_at.map(timestamp),
+        follow_up_time: summary.follow_up_at.map(timestamp),
+        priority: summary.priority.unwrap_or_default(),
     }
 }
 
@@ -79,7 +86,10 @@ fn task_to_proto(task: FormTaskDetail) -> crate::proto::FormTask {
         withdrawal_reason: row.withdrawal_reason.unwrap_or_default(),
         message_name: row.message_name,
         activity_id: row.activity_id,
-        engine_task_id: String::new(),
+        engine_task_id: match row.kind {
+            FormKind::SendTask => String::new(),
+            FormKind::UserTask => row.external_task_id,
+        },
     }
 }
 

@@ -21,7 +21,10 @@ use serde_json::{Map, Value};
 
 pub use hub::{ChangeHub, HubSettings, TooManyStreams};
 pub use stream::{Cursor, StreamEvent, StreamSettings};
-pub use task::{Change, ChangeKind, FormKind, FormState, FormTask, RemovalReason, Submission};
+pub use task::{
+    Change, ChangeKind, FormKind, FormState, FormTask, GROUP_KEY, RemovalReason, Submission,
+    USER_KEY,
+};
 
 use crate::auth::Caller;
 use crate::camunda::CamundaError;
@@ -70,6 +73,24 @@ pub struct FormSummary {
     /// What the form is about, from the send task's `ramp.context`; empty without.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub context: String,
+    /// Send-task form or user task; changes stored before user tasks are send-task
+    /// forms.
+    #[serde(default = "send_task")]
+    pub kind: FormKind,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidate_groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidate_users: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_up_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+}
+
+fn send_task() -> FormKind {
+    FormKind::SendTask
 }
 
 impl FormSummary {
@@ -98,6 +119,12 @@ impl FormSummary {
             task_name: row.task_name.clone().unwrap_or_default(),
             process_name: row.process_name.clone().unwrap_or_default(),
             context: row.context.clone().unwrap_or_default(),
+            kind: row.kind,
+            candidate_groups: row.candidate_groups.clone(),
+            candidate_users: row.candidate_users.clone(),
+            due_at: row.due_at,
+            follow_up_at: row.follow_up_at,
+            priority: row.priority,
         }
     }
 
@@ -434,6 +461,14 @@ impl Forms {
             form_title: found.as_ref().and_then(|(_, schema)| schema_title(schema)),
             context: new.context.filter(|c| !c.trim().is_empty()),
             activity_id: new.activity_id,
+            kind: FormKind::SendTask,
+            candidate_users: Vec::new(),
+            candidate_groups: Vec::new(),
+            due_at: None,
+            follow_up_at: None,
+            priority: None,
+            engine_updated_at: None,
+            form_schema: None,
         };
         Ok((candidate, found.map(|(_, s)| s)))
     }

@@ -113,6 +113,56 @@ pub struct FormTask {
     pub form_title: Option<String>,
     /// The line built from the send task's `ramp.context`, when it names any.
     pub context: Option<String>,
+    /// Send-task form or engine user task. For a user task, `external_task_id` is
+    /// the user task's id in the engine, `assignee` the engine's assignee ('' while
+    /// unclaimed) and `message_name` ''.
+    pub kind: FormKind,
+    /// A user task's candidate users (engine user ids); empty otherwise.
+    pub candidate_users: Vec<String>,
+    /// A user task's candidate groups; empty otherwise.
+    pub candidate_groups: Vec<String>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub follow_up_at: Option<DateTime<Utc>>,
+    /// A user task's priority; `None` for send-task forms.
+    pub priority: Option<i32>,
+    /// The engine's last update of a user task as stored (its `lastUpdated`, else
+    /// `created`), so that an older read never overwrites a newer one.
+    pub engine_updated_at: Option<DateTime<Utc>>,
+    /// A user task's Camunda Form as the engine resolved it, when it has one.
+    pub form_schema: Option<Value>,
+}
+
+/// The prefix of a change log key that names an engine user (a user task's
+/// assignee or candidate user).
+pub const USER_KEY: &str = "user:";
+/// The prefix of a change log key that names a candidate group.
+pub const GROUP_KEY: &str = "group:";
+
+impl FormTask {
+    /// Whose streams see this form: the keys its change log rows are written under.
+    /// A send-task form: its assignee's email. A user task: `user:<assignee>` once
+    /// claimed; while unclaimed, `user:<id>` for each candidate user and
+    /// `group:<id>` for each candidate group (no email has a ':', so the keys never
+    /// meet a send-task form's). A user task that is neither assigned nor has a
+    /// candidate has no audience: only admins see it.
+    pub fn audience(&self) -> Vec<String> {
+        match self.kind {
+            FormKind::SendTask => vec![self.assignee.clone()],
+            FormKind::UserTask if !self.assignee.is_empty() => {
+                vec![format!("{USER_KEY}{}", self.assignee)]
+            }
+            FormKind::UserTask => self
+                .candidate_users
+                .iter()
+                .map(|u| format!("{USER_KEY}{u}"))
+                .chain(
+                    self.candidate_groups
+                        .iter()
+                        .map(|g| format!("{GROUP_KEY}{g}")),
+                )
+                .collect(),
+        }
+    }
 }
 
 /// An answer to a form task.
@@ -157,6 +207,66 @@ mod tests {
         assert_eq!(ChangeKind::parse("removed", None), None);
         assert_eq!(ChangeKind::parse("removed", Some("lost")), None);
         assert_eq!(ChangeKind::parse("moved", None), None);
+    }
+
+    fn user_task(assignee: &str, users: &[&str], groups: &[&str]) -> FormTask {
+        FormTask {
+            id: FormTaskId::new(),
+            external_task_id: "t1".into(),
+            business_key: String::new(),
+            form_name: "review".into(),
+            message_name: String::new(),
+            assignee: assignee.into(),
+            status: FormState::Pending,
+            process_instance_id: "p1".into(),
+            root_process_instance_id: "p1".into(),
+            process_definition_id: None,
+            process_definition_key: None,
+            tenant_id: None,
+            topic_name: None,
+            activity_id: "review".into(),
+            activity_instance_id: None,
+            execution_id: None,
+            deployment_id: None,
+            prefill: Value::Null,
+            draft: None,
+            withdrawal_reason: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            completed_at: None,
+            delivery_state: None,
+            return_reason: None,
+            returned_at: None,
+            task_name: None,
+            process_name: None,
+            form_title: None,
+            context: None,
+            kind: FormKind::UserTask,
+            candidate_users: users.iter().map(|u| u.to_string()).collect(),
+            candidate_groups: groups.iter().map(|g| g.to_string()).collect(),
+            due_at: None,
+            follow_up_at: None,
+            priority: Some(50),
+            engine_updated_at: None,
+            form_schema: None,
+        }
+    }
+
+    #[test]
+    fn a_user_task_is_seen_by_its_assignee_else_by_its_candidates() {
+        let open = user_task("", &["bob"], &["reviewers", "auditors"]);
+        assert_eq!(
+            open.audience(),
+            ["user:bob", "group:reviewers", "group:auditors"]
+        );
+        let claimed = user_task("carol", &["bob"], &["reviewers"]);
+        assert_eq!(claimed.audience(), ["user:carol"]);
+        assert!(user_task("", &[], &[]).audience().is_empty());
+        let form = FormTask {
+            kind: FormKind::SendTask,
+            ..user_task("ann@example.com", &[], &[])
+        };
+        assert_eq!(form.audience(), ["ann@example.com"]);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{StoreError, after_parameters, decode, fetch_all, fetch_opt, first};
 use crate::delivery::DeliveryState;
-use crate::forms::{Change, ChangeKind, FormState, FormTask};
+use crate::forms::{Change, ChangeKind, FormKind, FormState, FormTask};
 use crate::ids::{FormTaskId, SubmissionId};
 
 const COLUMNS: &str = "id, external_task_id, business_key, form_name, message_name, assignee, status, \
@@ -16,6 +16,8 @@ const COLUMNS: &str = "id, external_task_id, business_key, form_name, message_na
     tenant_id, topic_name, activity_id, activity_instance_id, execution_id, deployment_id, prefill, \
     draft, withdrawal_reason, created_at, updated_at, completed_at, return_reason, returned_at, \
     task_name, process_name, form_title, context, \
+    kind, candidate_users, candidate_groups, due_at, follow_up_at, priority, engine_updated_at, \
+    form_schema, \
     (SELECT o.state FROM correlation_outbox o WHERE o.form_task_id = form_tasks.id \
      ORDER BY o.created_at DESC LIMIT 1) AS delivery_state";
 
@@ -55,6 +57,14 @@ fn from_row(row: &Row) -> Result<FormTask, StoreError> {
         process_name: row.get("process_name"),
         form_title: row.get("form_title"),
         context: row.get("context"),
+        kind: decode("form_tasks.kind", row.get("kind"), FormKind::parse)?,
+        candidate_users: row.get("candidate_users"),
+        candidate_groups: row.get("candidate_groups"),
+        due_at: row.get("due_at"),
+        follow_up_at: row.get("follow_up_at"),
+        priority: row.get("priority"),
+        engine_updated_at: row.get("engine_updated_at"),
+        form_schema: row.get("form_schema"),
     })
 }
 
