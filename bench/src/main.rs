@@ -35,6 +35,10 @@ enum Command {
     Polling(scenarios::polling::Args),
     /// ListFormTasks against the engine's own task query over 100,000 open items.
     Inbox(scenarios::inbox::Args),
+    /// The engine's user tasks, created in the engine at a fixed rate, to the
+    /// stream: latency and the engine calls ramp makes, next to Tasklist-style
+    /// polling.
+    UserTasks(scenarios::user_tasks::Args),
     /// Mixed load for a long time: errors and the server's memory over time.
     Soak(scenarios::soak::Args),
     /// A bare tonic server whose PendingForms holds idle streams: the reference for
@@ -53,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Writes(args) => scenarios::writes::run(args).await,
         Command::Polling(args) => scenarios::polling::run(args).await,
         Command::Inbox(args) => scenarios::inbox::run(args).await,
+        Command::UserTasks(args) => scenarios::user_tasks::run(args).await,
         Command::Soak(args) => scenarios::soak::run(args).await,
         Command::BareServer(args) => bare::run(args).await,
         Command::Report(args) => report::run(args),

@@ -74,6 +74,7 @@ pub fn render(args: &Args) -> Result<String> {
     let writes = load(args, "writes");
     let polling = load(args, "polling");
     let inbox = load(args, "inbox");
+    let user_tasks = load(args, "user_tasks");
 
     writeln!(
         md,
@@ -250,6 +251,49 @@ pub fn render(args: &Args) -> Result<String> {
             "| database statements per second, idle users | ~0 | – | – | – | not run |"
         )?,
     }
+    // The engine's user tasks.
+    match &user_tasks {
+        Some(u) => {
+            let c = &u["commit_to_receipt"];
+            let p99 = c["p99_ms"].as_f64();
+            writeln!(
+                md,
+                "| engine user task → its assignee's stream, {} created at {}/s, {} idle streams | p99 ≤ 2 s | p50 {} ms, p99 {} ms; {} not pushed, {} twice | – | – | {} |",
+                num(&u["created"]),
+                num(&u["rate_target"]),
+                num(&u["idle_streams"]),
+                num(&c["p50_ms"]),
+                num(&c["p99_ms"]),
+                num(&u["not_pushed"]),
+                num(&u["pushed_twice"]),
+                verdict(p99.map(|p| {
+                    p <= 2_000.0
+                        && u["not_pushed"].as_u64() == Some(0)
+                        && u["pushed_twice"].as_u64() == Some(0)
+                }))
+            )?;
+            let ramp = u["ramp_engine_calls_per_sec"].as_f64().unwrap_or(0.0);
+            let needed = u["tasklist_queries_per_sec_needed"].as_f64().unwrap_or(0.0);
+            writeln!(
+                md,
+                "| engine calls per second to keep {} users' inboxes live | constant in users | ramp: {} /s (one poller; per operation in the JSON) | Tasklist-style polling every 5 s: {} queries/s needed, {} reached, p99 {} ms | {} | – |",
+                num(&u["tasklist_users"]),
+                num(&u["ramp_engine_calls_per_sec"]),
+                num(&u["tasklist_queries_per_sec_needed"]),
+                num(&u["tasklist_polling"]["queries_per_sec"]),
+                num(&u["tasklist_polling"]["latency"]["p99_ms"]),
+                if ramp > 0.0 {
+                    format!("{:.0}× fewer", needed / ramp)
+                } else {
+                    "–".into()
+                },
+            )?;
+        }
+        None => writeln!(
+            md,
+            "| engine user task → its assignee's stream | p99 ≤ 2 s | – | – | – | not run |"
+        )?,
+    }
     // Inbox.
     match &inbox {
         Some(i) => {
@@ -320,6 +364,7 @@ pub fn render(args: &Args) -> Result<String> {
         "latency",
         "writes",
         "polling",
+        "user_tasks",
         "inbox",
         "soak",
     ] {

@@ -5,4 +5,5 @@ pub mod latency;
 pub mod polling;
 pub mod soak;
 pub mod streams;
+pub mod user_tasks;
 pub mod writes;
