@@ -3,7 +3,7 @@
 # machine share them; `make clean` removes them.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/ramp/target
 
-.PHONY: run test bench soak install build release lint fmt clean
+.PHONY: run test bench bench-compare soak install build release lint fmt clean
 
 run:
 	@scripts/run.sh
@@ -14,6 +14,11 @@ test:
 # The benchmarks of BENCHMARKS.md on a stack of their own (rewrites its results).
 bench:
 	@scripts/bench.sh
+
+# Every scenario again, without touching BENCHMARKS.md; then each key figure next to
+# the last report's, with its ratio (a slower change is seen before it lands).
+bench-compare:
+	@scripts/bench.sh --compare
 
 # 10 minutes of mixed load: errors and the server's memory over time.
 soak:

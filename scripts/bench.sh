@@ -5,6 +5,10 @@
 #                                    rewrites the results section of BENCHMARKS.md
 #   scripts/bench.sh SCENARIO...     some of: streams latency writes polling user_tasks inbox
 #   scripts/bench.sh soak            `make soak`: 10 minutes of mixed load
+#   scripts/bench.sh --compare [SCENARIO...]
+#                                    `make bench-compare`: runs the scenarios (all by
+#                                    default) without touching BENCHMARKS.md, then
+#                                    prints each key figure next to the last report's
 #   scripts/bench.sh --smoke         every scenario and the soak for seconds, at tiny
 #                                    sizes, in debug builds (part of `make test`:
 #                                    it shows the tool works, never how fast)
@@ -18,13 +22,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 smoke=false
+compare=false
 if [ "${1:-}" = --smoke ]; then smoke=true; shift; fi
+if [ "${1:-}" = --compare ]; then compare=true; shift; fi
 scenarios=("$@")
 if [ ${#scenarios[@]} -eq 0 ]; then
   if $smoke; then scenarios=(streams latency writes polling user_tasks inbox soak); else scenarios=(streams latency writes polling user_tasks inbox); fi
 fi
 command_line="scripts/bench.sh${*:+ $*}"
 $smoke && command_line="scripts/bench.sh --smoke${*:+ $*}"
+$compare && command_line="scripts/bench.sh --compare${*:+ $*}"
 
 step() { printf '\n== bench: %s\n' "$*" >&2; }
 
@@ -204,10 +211,15 @@ header="$out/header.md"
 } >"$header"
 # A full run, or RAMP_BENCH_WRITE=1 (a partial run on top of a full one), rewrites
 # the results of BENCHMARKS.md; otherwise the report goes next to the figures.
-if $smoke || { [ ${#scenarios[@]} -lt 6 ] && [ "${RAMP_BENCH_WRITE:-0}" != 1 ]; } || [ "${scenarios[*]}" = soak ]; then
+if $smoke || $compare || { [ ${#scenarios[@]} -lt 6 ] && [ "${RAMP_BENCH_WRITE:-0}" != 1 ]; } || [ "${scenarios[*]}" = soak ]; then
   "$bin/ramp-bench" report --header "$header" >"$out/report.md"
   echo "bench: report in $out/report.md" >&2
 else
   "$bin/ramp-bench" report --header "$header" --into BENCHMARKS.md
 fi
 echo "bench: ran ${scenarios[*]}" >&2
+if $compare || $smoke; then
+  # The smoke run compares too, so that the comparison keeps working; its tiny
+  # figures say nothing about speed.
+  "$bin/ramp-bench" compare --baseline BENCHMARKS.md --results "$out"
+fi

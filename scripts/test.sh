@@ -65,7 +65,7 @@ export GRPCURL MAILPIT
 scripts/engine.sh wait "$RAMP_TEST_CAMUNDA_URL" 180 || { tail -n 40 "$state/engine.log" >&2; exit 1; }
 
 step "cargo test"
-cargo test --locked --lib --bins --tests
+cargo test --locked --workspace --lib --bins --tests
 
 # A short run of each fuzz target: what a longer run finds is in RELIABILITY.md.
 # RAMP_FUZZ_SECONDS=0 skips it (the first build of the instrumented crates is long).

@@ -8,6 +8,7 @@
 
 mod bare;
 mod client;
+mod compare;
 mod report;
 mod scenarios;
 mod stats;
@@ -44,6 +45,9 @@ enum Command {
     /// A bare tonic server whose PendingForms holds idle streams: the reference for
     /// the memory per stream.
     BareServer(bare::Args),
+    /// This run's key figures next to the last report's (BENCHMARKS.md), with
+    /// their ratios: a slower change is seen before it lands.
+    Compare(compare::Args),
     /// Renders the results folder as Markdown (the tables of BENCHMARKS.md).
     Report(report::Args),
 }
@@ -61,5 +65,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Soak(args) => scenarios::soak::run(args).await,
         Command::BareServer(args) => bare::run(args).await,
         Command::Report(args) => report::run(args),
+        Command::Compare(args) => compare::run(args),
     }
 }
