@@ -3,7 +3,7 @@
 #
 #   scripts/bench.sh                 every scenario at full size (`make bench`);
 #                                    rewrites the results section of BENCHMARKS.md
-#   scripts/bench.sh SCENARIO...     some of: streams latency writes polling user_tasks inbox
+#   scripts/bench.sh SCENARIO...     some of: streams storm latency writes polling user_tasks inbox
 #   scripts/bench.sh soak            `make soak`: 10 minutes of mixed load
 #   scripts/bench.sh --compare [SCENARIO...]
 #                                    `make bench-compare`: runs the scenarios (all by
@@ -27,7 +27,7 @@ if [ "${1:-}" = --smoke ]; then smoke=true; shift; fi
 if [ "${1:-}" = --compare ]; then compare=true; shift; fi
 scenarios=("$@")
 if [ ${#scenarios[@]} -eq 0 ]; then
-  if $smoke; then scenarios=(streams latency writes polling user_tasks inbox soak); else scenarios=(streams latency writes polling user_tasks inbox); fi
+  if $smoke; then scenarios=(streams storm latency writes polling user_tasks inbox soak); else scenarios=(streams storm latency writes polling user_tasks inbox); fi
 fi
 command_line="scripts/bench.sh${*:+ $*}"
 $smoke && command_line="scripts/bench.sh --smoke${*:+ $*}"
@@ -139,6 +139,7 @@ if $smoke; then
   polling_args=(--users 50 --interval-secs 1 --rate 10 --duration-secs 3)
   inbox_args=(--users 10 --per-user 5 --samples 20)
   user_tasks_args=(--idle 100 --subscribers 5 --tasks 20 --rate 10 --poll-secs 2)
+  storm_args=(--streams 200 --burst 20 --rate 10 --connections 2)
   soak_args=(--duration-secs 10 --warmup-secs 2 --streams 20 --rate 10 --sample-secs 2)
 else
   streams_args=(--streams 250000 --connections 64)
@@ -147,6 +148,7 @@ else
   polling_args=(--users 10000 --interval-secs 5 --rate 20 --duration-secs 30)
   inbox_args=(--users 1000 --per-user 100 --samples 1000)
   user_tasks_args=(--idle 10000 --subscribers 100 --tasks 1000 --rate 50 --poll-secs 10)
+  storm_args=(--streams 250000 --connections 64 --burst 1000 --rate 50)
   soak_args=(--duration-secs 600 --warmup-secs 120)
 fi
 
@@ -175,6 +177,15 @@ for scenario in "${scenarios[@]}"; do
       "$bin/ramp-bench" "$scenario" "${!args_name}"
       stop_serve
       ;;
+    storm)
+      # The scenario runs ramp serve itself, to kill it and start it again.
+      step "storm: every stream reconnects at once after a restart"
+      port=$(scripts/free-port.sh)
+      RAMP_STARTABLE_DEFINITIONS=ramp_bench RAMP_USER_TASKS=false \
+        RAMP_DATABASE_POOL_SIZE=32 RAMP_MAX_STREAMS_PER_USER=8 \
+        RAMP_BENCH_SERVER="http://127.0.0.1:$port" \
+        "$bin/ramp-bench" storm "${storm_args[@]}" --ramp-bin "$bin/ramp" --serve-log "$out/serve.log"
+      ;;
     user_tasks)
       step "user_tasks: the engine's user tasks to the stream"
       user_tasks=true start_serve
@@ -198,7 +209,7 @@ done
 header="$out/header.md"
 {
   echo "Run $(date -u +'%Y-%m-%d %H:%M UTC') at commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown) with \`$command_line\`."
-  if [ ${#scenarios[@]} -lt 6 ] && ! $smoke; then
+  if [ ${#scenarios[@]} -lt 7 ] && ! $smoke; then
     echo "Scenarios run then: ${scenarios[*]}; the others' figures are from the run before (see the JSON in each section)."
   fi
   echo
@@ -211,7 +222,7 @@ header="$out/header.md"
 } >"$header"
 # A full run, or RAMP_BENCH_WRITE=1 (a partial run on top of a full one), rewrites
 # the results of BENCHMARKS.md; otherwise the report goes next to the figures.
-if $smoke || $compare || { [ ${#scenarios[@]} -lt 6 ] && [ "${RAMP_BENCH_WRITE:-0}" != 1 ]; } || [ "${scenarios[*]}" = soak ]; then
+if $smoke || $compare || { [ ${#scenarios[@]} -lt 7 ] && [ "${RAMP_BENCH_WRITE:-0}" != 1 ]; } || [ "${scenarios[*]}" = soak ]; then
   "$bin/ramp-bench" report --header "$header" >"$out/report.md"
   echo "bench: report in $out/report.md" >&2
 else

@@ -68,6 +68,14 @@ const FIGURES: &[Figure] = &[
         better: Better::Lower,
     },
     Figure {
+        label: "reconnects per second after a restart / bare tonic opens",
+        value: Source::Ratio(
+            ("storm", "/reconnected_per_sec"),
+            ("streams-bare", "/opened_per_sec"),
+        ),
+        better: Better::Higher,
+    },
+    Figure {
         label: "CreateFormTask / pgbench insert, 4 clients",
         value: Source::At("writes", "/runs/0/create_ratio"),
         better: Better::Higher,
@@ -86,6 +94,11 @@ const FIGURES: &[Figure] = &[
         label: "stream opens per second",
         value: Source::At("streams-ramp", "/opened_per_sec"),
         better: Better::Higher,
+    },
+    Figure {
+        label: "seconds until every stream is back after a restart",
+        value: Source::At("storm", "/reconnect_secs"),
+        better: Better::Lower,
     },
     Figure {
         label: "memory per idle stream (bytes)",

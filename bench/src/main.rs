@@ -40,6 +40,9 @@ enum Command {
     /// stream: latency and the engine calls ramp makes, next to Tasklist-style
     /// polling.
     UserTasks(scenarios::user_tasks::Args),
+    /// A replica restart: every stream reconnects at once with its cursor while
+    /// forms keep coming; seconds until all are back, and events missed.
+    Storm(scenarios::storm::Args),
     /// Mixed load for a long time: errors and the server's memory over time.
     Soak(scenarios::soak::Args),
     /// A bare tonic server whose PendingForms holds idle streams: the reference for
@@ -62,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Polling(args) => scenarios::polling::run(args).await,
         Command::Inbox(args) => scenarios::inbox::run(args).await,
         Command::UserTasks(args) => scenarios::user_tasks::run(args).await,
+        Command::Storm(args) => scenarios::storm::run(args).await,
         Command::Soak(args) => scenarios::soak::run(args).await,
         Command::BareServer(args) => bare::run(args).await,
         Command::Report(args) => report::run(args),

@@ -75,6 +75,7 @@ pub fn render(args: &Args) -> Result<String> {
     let polling = load(args, "polling");
     let inbox = load(args, "inbox");
     let user_tasks = load(args, "user_tasks");
+    let storm = load(args, "storm");
 
     writeln!(
         md,
@@ -124,6 +125,44 @@ pub fn render(args: &Args) -> Result<String> {
                 "| server memory per idle stream | ≤ 4 KiB | – | – | – | not run |"
             )?;
         }
+    }
+    // The reconnect storm.
+    match &storm {
+        Some(st) => {
+            let per_sec = st["reconnected_per_sec"].as_f64().unwrap_or(0.0);
+            let bare_per_sec = bare
+                .as_ref()
+                .and_then(|b| b["opened_per_sec"].as_f64())
+                .unwrap_or(0.0);
+            let ratio = (bare_per_sec > 0.0).then(|| per_sec / bare_per_sec);
+            let secs = st["reconnect_secs"].as_f64().unwrap_or(f64::MAX);
+            writeln!(
+                md,
+                "| a restart: {} streams reconnect at once with their cursors, forms coming meanwhile | ≥ 50 % of bare opens/s, all back within 60 s, nothing missed | {}/s, all back in {} s; {} of {} forms missed, {} twice | bare tonic stream opens: {}/s | {} | {} |",
+                num(&st["streams"]),
+                num(&st["reconnected_per_sec"]),
+                num(&st["reconnect_secs"]),
+                num(&st["forms_missed"]),
+                num(&st["forms_created"]),
+                num(&st["forms_received_twice"]),
+                if bare_per_sec > 0.0 {
+                    format!("{bare_per_sec:.0}")
+                } else {
+                    "–".into()
+                },
+                ratio.map_or("–".into(), |r| format!("{:.0} %", r * 100.0)),
+                verdict(ratio.map(|r| {
+                    r >= 0.5
+                        && secs <= 60.0
+                        && st["forms_missed"].as_u64() == Some(0)
+                        && st["forms_received_twice"].as_u64() == Some(0)
+                }))
+            )?;
+        }
+        None => writeln!(
+            md,
+            "| a restart: streams reconnect at once with their cursors | ≥ 50 % of bare opens/s, all back within 60 s, nothing missed | – | – | – | not run |"
+        )?,
     }
     // Latency.
     match &latency {
@@ -361,6 +400,7 @@ pub fn render(args: &Args) -> Result<String> {
     for name in [
         "streams-ramp",
         "streams-bare",
+        "storm",
         "latency",
         "writes",
         "polling",

@@ -4,6 +4,7 @@ pub mod inbox;
 pub mod latency;
 pub mod polling;
 pub mod soak;
+pub mod storm;
 pub mod streams;
 pub mod user_tasks;
 pub mod writes;

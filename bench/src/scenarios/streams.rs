@@ -46,11 +46,14 @@ pub async fn run(args: Args) -> Result<()> {
     let before = rss_bytes(pid)?;
     let started = Instant::now();
     let ended = Arc::new(AtomicUsize::new(0));
-    let (readers, opening) =
-        open_measured(&bench, "idle", args.streams, args.open_concurrency, |s| {
-            IdleStreams::reader(s, ended.clone())
-        })
-        .await?;
+    let (readers, opening) = open_measured(
+        &bench,
+        "idle",
+        args.streams,
+        args.open_concurrency,
+        |s, _| IdleStreams::reader(s, ended.clone()),
+    )
+    .await?;
     let streams = IdleStreams { readers, ended };
     let open_secs = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(args.settle_secs)).await;
@@ -126,7 +129,7 @@ pub async fn open_idle_streams(
     concurrency: usize,
 ) -> Result<IdleStreams> {
     let ended = Arc::new(AtomicUsize::new(0));
-    let (readers, _) = open_measured(bench, group, n, concurrency, |s| {
+    let (readers, _) = open_measured(bench, group, n, concurrency, |s, _| {
         IdleStreams::reader(s, ended.clone())
     })
     .await?;
@@ -141,17 +144,37 @@ pub async fn open_streams(
     n: usize,
     concurrency: usize,
 ) -> Result<Vec<Streaming<PendingFormsResponse>>> {
-    Ok(open_measured(bench, group, n, concurrency, |s| s).await?.0)
+    Ok(open_measured(bench, group, n, concurrency, |s, _| s)
+        .await?
+        .0)
+}
+
+/// Opens `n` streams, one per user of `group`, each read up to its snapshot, with
+/// the snapshot's cursor; the caller reads the rest.
+pub async fn open_streams_with_cursors(
+    bench: &Bench,
+    group: &str,
+    n: usize,
+    concurrency: usize,
+) -> Result<Vec<(usize, Streaming<PendingFormsResponse>, String)>> {
+    Ok(
+        open_measured(bench, group, n, concurrency, |s, (i, cursor)| {
+            (i, s, cursor)
+        })
+        .await?
+        .0,
+    )
 }
 
 /// Opens `n` streams, one per user of `group`; each, once it has sent its
-/// snapshot, goes to `keep` at once.
+/// snapshot, goes to `keep` at once, with its user's index and the snapshot's
+/// cursor.
 async fn open_measured<T>(
     bench: &Bench,
     group: &str,
     n: usize,
     concurrency: usize,
-    keep: impl Fn(Streaming<PendingFormsResponse>) -> T,
+    keep: impl Fn(Streaming<PendingFormsResponse>, (usize, String)) -> T,
 ) -> Result<(Vec<T>, Latencies)> {
     let keep = &keep;
     let mut opened = futures::stream::iter(0..n)
@@ -175,10 +198,10 @@ async fn open_measured<T>(
                     Ok((
                         stream,
                         Some(PendingFormsResponse {
+                            cursor,
                             event: Some(pending_forms_response::Event::Snapshot(_)),
-                            ..
                         }),
-                    )) => return Ok((keep(stream), started.elapsed())),
+                    )) => return Ok((keep(stream, (i, cursor)), started.elapsed())),
                     Ok((_, other)) => bail!("stream {i} began with {other:?}, not a snapshot"),
                     Err(status) if status.code() == tonic::Code::Unavailable && attempt < 5 => {
                         attempt += 1;
