@@ -138,7 +138,7 @@ if $smoke; then
   writes_args=(--clients 2 --duration-secs 3 --users 20 --drain-secs 60)
   polling_args=(--users 50 --interval-secs 1 --rate 10 --duration-secs 3)
   inbox_args=(--users 10 --per-user 5 --samples 20)
-  user_tasks_args=(--idle 100 --subscribers 5 --tasks 20 --rate 10 --poll-secs 2)
+  user_tasks_args=(--idle 100 --subscribers 5 --tasks 20 --rate 10 --poll-secs 2 --idle-secs 2)
   storm_args=(--streams 200 --burst 20 --rate 10 --connections 2)
   soak_args=(--duration-secs 10 --warmup-secs 2 --streams 20 --rate 10 --sample-secs 2)
 else

@@ -151,6 +151,11 @@ const FIGURES: &[Figure] = &[
         better: Better::Lower,
     },
     Figure {
+        label: "engine calls per second for user tasks, nothing changing",
+        value: Source::At("user_tasks", "/ramp_engine_calls_per_sec_idle"),
+        better: Better::Lower,
+    },
+    Figure {
         label: "engine calls per second for user tasks",
         value: Source::At("user_tasks", "/ramp_engine_calls_per_sec"),
         better: Better::Lower,

@@ -315,8 +315,9 @@ pub fn render(args: &Args) -> Result<String> {
             let needed = u["tasklist_queries_per_sec_needed"].as_f64().unwrap_or(0.0);
             writeln!(
                 md,
-                "| engine calls per second to keep {} users' inboxes live | constant in users | ramp: {} /s (one poller; per operation in the JSON) | Tasklist-style polling every 5 s: {} queries/s needed, {} reached, p99 {} ms | {} | – |",
+                "| engine calls per second to keep {} users' inboxes live | constant in users | ramp: {} /s with nothing changing, {} /s while tasks come (one poller; per operation in the JSON) | Tasklist-style polling every 5 s: {} queries/s needed, {} reached, p99 {} ms | {} | – |",
                 num(&u["tasklist_users"]),
+                num(&u["ramp_engine_calls_per_sec_idle"]),
                 num(&u["ramp_engine_calls_per_sec"]),
                 num(&u["tasklist_queries_per_sec_needed"]),
                 num(&u["tasklist_polling"]["queries_per_sec"]),

@@ -48,6 +48,10 @@ pub struct Args {
     /// User tasks created per second.
     #[arg(long, default_value_t = 50)]
     pub rate: u32,
+    /// Seconds of counting ramp's engine calls with nothing changing, before the
+    /// tasks are created.
+    #[arg(long, default_value_t = 10)]
+    pub idle_secs: u64,
     /// Seconds of Tasklist-style polling for comparison.
     #[arg(long, default_value_t = 10)]
     pub poll_secs: u64,
@@ -94,6 +98,18 @@ pub async fn run(args: Args) -> Result<()> {
             }
         });
     }
+
+    // What keeping every inbox live costs the engine when nothing changes: the
+    // poller's fixed queries, whatever the number of users and streams.
+    let quiet_from = engine_calls(&http, &metrics_url).await?;
+    let quiet = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
+    let quiet_to = engine_calls(&http, &metrics_url).await?;
+    let quiet_calls: f64 = quiet_to
+        .iter()
+        .map(|(op, n)| n - quiet_from.get(op).copied().unwrap_or(0.0))
+        .sum();
+    let quiet_per_sec = quiet_calls / quiet.elapsed().as_secs_f64();
 
     let before = engine_calls(&http, &metrics_url).await?;
     eprintln!(
@@ -200,6 +216,7 @@ pub async fn run(args: Args) -> Result<()> {
         "not_pushed": missing,
         "pushed_twice": duplicates,
         "commit_to_receipt": commit_to_receipt.summary(),
+        "ramp_engine_calls_per_sec_idle": (quiet_per_sec * 10.0).round() / 10.0,
         "ramp_engine_calls_per_sec": (ramp_calls / window * 10.0).round() / 10.0,
         "ramp_engine_calls_by_operation_per_sec": by_operation,
         "tasklist_users": users,
