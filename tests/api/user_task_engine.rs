@@ -170,7 +170,7 @@ async fn a_user_task_is_read_with_its_candidates_form_variables_and_instance() {
     assert_eq!(variables["note"]["type"], "String");
 
     let instances = camunda
-        .process_instances_by_id(&[instance.clone()])
+        .process_instances_by_id(std::slice::from_ref(&instance))
         .await
         .unwrap();
     assert_eq!(instances.len(), 1);
