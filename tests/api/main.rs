@@ -48,5 +48,6 @@ mod shutdown;
 mod submit;
 mod uncertain;
 mod user_task_engine;
+mod user_tasks;
 mod web;
 mod withdrawal;
