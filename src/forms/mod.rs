@@ -492,9 +492,13 @@ impl Forms {
     }
 
     async fn with_schema(&self, row: FormTask) -> Result<FormTaskDetail, FormError> {
-        let schema = match &row.deployment_id {
-            Some(deployment) => self.schemas.stored(deployment, &row.form_name).await?,
-            None => None,
+        let schema = match (&row.deployment_id, row.kind) {
+            // A user task's form, as the engine resolved it.
+            (_, FormKind::UserTask) => row.form_schema.clone(),
+            (Some(deployment), FormKind::SendTask) => {
+                self.schemas.stored(deployment, &row.form_name).await?
+            }
+            (None, FormKind::SendTask) => None,
         };
         let client = self.store.client().await?;
         let submission = deliveries::submission_of(&client, row.id).await?;
