@@ -77,8 +77,9 @@ impl Forms {
     /// `last_updated.unwrap_or(created)` is older than the stored `engine_updated_at`
     /// is ignored; nothing is written when nothing changed. An assignee or candidate
     /// change writes `removed` (reason claimed) to the keys that lost it and `added`
-    /// to the keys that gained it, `updated` to the keys that keep it. A draft is
-    /// dropped when the assignee changes. A task ramp no longer holds as pending
+    /// to the keys that gained it, `updated` to the keys that keep it (`added` when
+    /// the assignee changed: it comes to them as claimed, or as given back). A draft
+    /// is dropped when the assignee changes. A task ramp no longer holds as pending
     /// (answered, or withdrawn) is left alone. Answers whether anything changed.
     pub async fn learn_user_task(&self, task: EngineUserTask) -> Result<bool, FormError> {
         let names = match &task.process_definition_id {
@@ -222,9 +223,12 @@ impl Forms {
             return Ok(FormSummary::of(&task));
         }
         if !rules::is_assignee(caller, &task) {
-            return Err(FormError::PermissionDenied(
-                "only the assignee of the task gives it back".into(),
-            ));
+            // A candidate of a task someone else holds does not see it any more.
+            return Err(if rules::may_see_task(caller, &task) {
+                FormError::PermissionDenied("only the assignee of the task gives it back".into())
+            } else {
+                FormError::NotFound
+            });
         }
         self.schemas
             .camunda()
@@ -501,9 +505,12 @@ fn revised(current: &FormTask, learned: &FormTask) -> Option<(FormTask, Vec<Audi
             key: key.clone(),
             kind: ChangeKind::Removed(RemovalReason::Claimed),
         })
+        // A task claimed, given back or handed to someone else comes to each key
+        // of its new audience as new (the claimer's stream gets it as `added`),
+        // even where it was already seen as a candidate's.
         .chain(after.iter().map(|key| AudienceChange {
             key: key.clone(),
-            kind: if before.contains(key) {
+            kind: if before.contains(key) && !reassigned {
                 ChangeKind::Updated
             } else {
                 ChangeKind::Added
@@ -613,7 +620,7 @@ mod tests {
                 },
                 AudienceChange {
                     key: "user:bob".into(),
-                    kind: ChangeKind::Updated
+                    kind: ChangeKind::Added
                 },
             ]
         );
