@@ -307,8 +307,8 @@ async fn a_group_task_reaches_every_candidate_and_moves_with_claims_and_unclaims
     // Every candidate hears of it, once; the others not at all.
     let form = added(next(&mut umas).await);
     assert_eq!(form.kind, FormTaskKind::UserTask as i32);
-    assert_eq!(form.candidate_groups, [scene.group.clone()]);
-    assert_eq!(form.candidate_users, [uma.clone()]);
+    assert_eq!(form.candidate_groups, [scene.group.as_str()]);
+    assert_eq!(form.candidate_users, [uma.as_str()]);
     assert_eq!(form.assignee, "");
     assert_eq!(added(next(&mut gils).await).id, form.id);
     assert_eq!(added(next(&mut guss).await).id, form.id);
@@ -493,8 +493,8 @@ async fn only_candidates_and_the_assignee_see_a_user_task_and_only_candidates_cl
             .map(|f| f.id)
             .collect::<Vec<_>>()
     };
-    assert_eq!(listed(uma.clone()).await, [form.id.clone()]);
-    assert_eq!(listed(gil.clone()).await, [form.id.clone()]);
+    assert_eq!(listed(uma.clone()).await, [form.id.as_str()]);
+    assert_eq!(listed(gil.clone()).await, [form.id.as_str()]);
     assert!(listed(olaf.clone()).await.is_empty());
     assert_eq!(
         olaf.form(&form.id).await.unwrap_err().code(),
@@ -528,7 +528,7 @@ async fn only_candidates_and_the_assignee_see_a_user_task_and_only_candidates_cl
     uma.claim(&form.id).await.unwrap();
     assert_eq!(gil.form(&form.id).await.unwrap_err().code(), Code::NotFound);
     assert!(listed(gil.clone()).await.is_empty());
-    assert_eq!(listed(uma.clone()).await, [form.id.clone()]);
+    assert_eq!(listed(uma.clone()).await, [form.id.as_str()]);
     // Only its assignee gives it back.
     assert_eq!(
         gil.unclaim(&form.id).await.unwrap_err().code(),
