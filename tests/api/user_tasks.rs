@@ -550,3 +550,59 @@ async fn only_candidates_and_the_assignee_see_a_user_task_and_only_candidates_cl
     crate::helpers::assert_clean(&bad);
     let _ = camunda().delete_process_instance(&instance, true).await;
 }
+
+#[tokio::test]
+async fn a_user_task_stays_when_another_branch_of_its_instance_is_cancelled() {
+    // Reconciliation checks the pending forms of an instance where something was
+    // cancelled, and withdraws those whose receive task can no longer get their
+    // message. A user task waits for no message: seen failing before user tasks
+    // were left out of that check (the review was withdrawn with "the receive
+    // task can no longer receive the message").
+    let key = unique_key("inbox_branch");
+    let uma = format!("uma-{key}@example.com");
+    let model = crate::engine::definitions(
+        &key,
+        &[],
+        &format!(
+            r#"
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="fork"/>
+    <bpmn:parallelGateway id="fork"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="fork" targetRef="review"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="fork" targetRef="hold"/>
+    <bpmn:userTask id="review" name="Review" camunda:candidateUsers="{uma}"/>
+    <bpmn:userTask id="hold" name="Hold"/>
+    <bpmn:sequenceFlow id="f4" sourceRef="review" targetRef="join"/>
+    <bpmn:sequenceFlow id="f5" sourceRef="hold" targetRef="join"/>
+    <bpmn:parallelGateway id="join"/>
+    <bpmn:sequenceFlow id="f6" sourceRef="join" targetRef="end"/>
+    <bpmn:endEvent id="end"/>"#
+        ),
+    );
+    crate::engine::deploy_model(&camunda(), &key, model).await;
+    let app = spawn_app_with(json!({"user_tasks": true, "user_task_poll_ms": 100})).await;
+    let mut umas = app.in_groups(&uma, &[]).pending_forms("").await.unwrap();
+    assert!(matches!(
+        next(&mut umas).await.event,
+        Some(Event::Snapshot(_))
+    ));
+    let instance = start_with(&key, &format!("order-{key}"), json!({})).await;
+    let form = added(next(&mut umas).await);
+
+    rest_send(
+        reqwest::Method::POST,
+        &format!("/process-instance/{instance}/modification"),
+        json!({"instructions": [{"type": "cancel", "activityId": "hold"}]}),
+    )
+    .await;
+    // Reconciliation runs every 250 ms in tests.
+    assert!(quiet(&mut umas, Duration::from_secs(4)).await);
+    let status: String = scalar(
+        &app.db().await,
+        "SELECT status FROM form_tasks WHERE id = $1::text::uuid",
+        &[&form.id],
+    )
+    .await;
+    assert_eq!(status, "pending");
+    let _ = camunda().delete_process_instance(&instance, true).await;
+}
