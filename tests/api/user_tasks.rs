@@ -606,3 +606,36 @@ async fn a_user_task_stays_when_another_branch_of_its_instance_is_cancelled() {
     assert_eq!(status, "pending");
     let _ = camunda().delete_process_instance(&instance, true).await;
 }
+
+#[tokio::test]
+async fn a_snapshot_and_a_resumed_stream_show_a_group_task_once() {
+    let scene = Scene::new().await;
+    // Uma is also in the group: the task's rows name her twice.
+    let both = scene.app.in_groups(&scene.uma, &[&scene.group]);
+    let mut first = both.pending_forms("").await.unwrap();
+    let start = next(&mut first).await.cursor;
+    let (instance, _) = scene.start().await;
+    let form = added(next(&mut first).await);
+    assert!(quiet(&mut first, QUIET).await, "one event for both keys");
+
+    let mut snapshot = both.pending_forms("").await.unwrap();
+    match next(&mut snapshot).await.event {
+        Some(Event::Snapshot(s)) => {
+            let ids: Vec<&str> = s.form_tasks.iter().map(|f| f.id.as_str()).collect();
+            assert_eq!(ids, [form.id.as_str()]);
+        }
+        other => panic!("expected a snapshot, got {other:?}"),
+    }
+    let mut resumed = both.pending_forms(&start).await.unwrap();
+    assert_eq!(added(next(&mut resumed).await).id, form.id);
+    assert!(quiet(&mut resumed, QUIET).await, "one event for both keys");
+
+    // Claimed by Gus: one removal.
+    scene.client(&scene.gus).claim(&form.id).await.unwrap();
+    assert_eq!(
+        removal(next(&mut resumed).await),
+        (form.id.clone(), RemovalReason::Claimed)
+    );
+    assert!(quiet(&mut resumed, QUIET).await, "one event for both keys");
+    let _ = camunda().delete_process_instance(&instance, true).await;
+}
