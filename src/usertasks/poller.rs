@@ -19,6 +19,9 @@ use crate::store::{Store, StoreError};
 /// Tasks per page of every engine query.
 const PAGE: u32 = 200;
 
+/// Tasks learned between two renewals of the lease within one read.
+const LEARNED_PER_RENEWAL: usize = 50;
+
 /// Why a read stopped; the watermark stays where it was and the next tick reads
 /// again.
 #[derive(Debug, thiserror::Error)]
@@ -309,7 +312,11 @@ impl UserTaskPoller {
                     .insert(instance.id.clone(), Instance::of(&instance));
             }
         }
-        for task in tasks {
+        for (n, task) in tasks.into_iter().enumerate() {
+            // A few engine calls per task: a burst of changes keeps the lease.
+            if n > 0 && n % LEARNED_PER_RENEWAL == 0 {
+                self.still_held().await?;
+            }
             let stamp = task.changed_at();
             let id = task.id.clone();
             match self.engine_user_task(task, first_sight.contains(&id)).await {
