@@ -192,7 +192,7 @@ impl UserTaskPoller {
             let full = page.len() == PAGE as usize;
             first += PAGE;
             open.extend(page.iter().map(|t| t.id.clone()));
-            let (changed, first_sight) = self.changed(page);
+            let (changed, first_sight) = changed(&self.seen, page);
             self.learn(changed, &first_sight).await?;
             if !full {
                 break;
@@ -213,21 +213,6 @@ impl UserTaskPoller {
         }
         self.seen.retain(|id, _| open.contains(id));
         self.advance(started, true).await
-    }
-
-    /// Of tasks read, those changed since they were last learned (or never were),
-    /// and the ids of those never seen.
-    fn changed(&self, tasks: Vec<Task>) -> (Vec<Task>, HashSet<String>) {
-        let changed: Vec<Task> = tasks
-            .into_iter()
-            .filter(|t| self.seen.get(&t.id).copied().flatten() != Some(t.changed_at()))
-            .collect();
-        let first_sight = changed
-            .iter()
-            .filter(|t| !self.seen.contains_key(&t.id))
-            .map(|t| t.id.clone())
-            .collect();
-        (changed, first_sight)
     }
 
     /// An incremental read: the open tasks changed, and the tasks ended, after the
@@ -251,7 +236,7 @@ impl UserTaskPoller {
                 break;
             }
         }
-        let (changed, first_sight) = self.changed(read);
+        let (changed, first_sight) = changed(&self.seen, read);
         self.learn(changed, &first_sight).await?;
 
         let mut first = 0;
@@ -453,6 +438,25 @@ impl Instance {
     }
 }
 
+/// Of `tasks` read, those changed since they were last learned (`seen`: id → the
+/// engine time learned, none when unknown) or never learned, and the ids of those
+/// never seen at all (whose form variables are read).
+fn changed(
+    seen: &HashMap<String, Option<DateTime<Utc>>>,
+    tasks: Vec<Task>,
+) -> (Vec<Task>, HashSet<String>) {
+    let changed: Vec<Task> = tasks
+        .into_iter()
+        .filter(|t| seen.get(&t.id).copied().flatten() != Some(t.changed_at()))
+        .collect();
+    let first_sight = changed
+        .iter()
+        .filter(|t| !seen.contains_key(&t.id))
+        .map(|t| t.id.clone())
+        .collect();
+    (changed, first_sight)
+}
+
 /// The variables that read as JSON; one that does not (a Java-serialized object)
 /// is left out rather than keep the task out of the inbox.
 fn readable(variables: Map<String, Value>) -> Map<String, Value> {
@@ -469,4 +473,50 @@ fn readable(variables: Map<String, Value>) -> Map<String, Value> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn task(id: &str, created: &str, last_updated: Option<&str>) -> Task {
+        serde_json::from_value(json!({
+            "id": id, "created": created, "lastUpdated": last_updated,
+            "processInstanceId": "pi",
+        }))
+        .unwrap()
+    }
+
+    fn at(text: &str) -> Option<DateTime<Utc>> {
+        crate::camunda::parse_engine_time(text)
+    }
+
+    #[test]
+    fn only_tasks_changed_since_they_were_learned_are_learned_again() {
+        let (t0, t1) = (
+            "2026-12-03T10:00:00.000+0000",
+            "2026-12-03T10:00:05.000+0000",
+        );
+        let seen = HashMap::from([
+            // Learned (or stored by ramp) at its current time.
+            ("same".to_owned(), at(t0)),
+            // Learned before its claim.
+            ("claimed".to_owned(), at(t0)),
+            // Held pending by ramp from before engine times were kept.
+            ("unstamped".to_owned(), None),
+        ]);
+        let (changed, first_sight) = changed(
+            &seen,
+            vec![
+                task("same", t0, None),
+                task("claimed", t0, Some(t1)),
+                task("unstamped", t0, None),
+                task("new", t1, None),
+            ],
+        );
+        let ids: Vec<&str> = changed.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["claimed", "unstamped", "new"]);
+        assert_eq!(first_sight, HashSet::from(["new".to_owned()]));
+    }
 }
