@@ -93,13 +93,22 @@ impl UserTaskPoller {
             poll_ms = self.settings.poll.as_millis() as u64,
             "reading the engine's user tasks while this replica holds the lease"
         );
+        let mut failures = 0u32;
         loop {
-            if let Err(error) = self.tick().await {
-                tracing::warn!(%error, "reading the engine's user tasks failed; trying again");
+            match self.tick().await {
+                Ok(_) => failures = 0,
+                Err(PollError::LeaseLost) => {
+                    tracing::info!(owner = %self.owner, "the user task lease passed to another replica");
+                    failures = 0;
+                }
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(%error, failures, "reading the engine's user tasks failed; trying again");
+                }
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(self.settings.poll) => {}
+                _ = tokio::time::sleep(pause(self.settings.poll, failures)) => {}
             }
         }
         if self.generation.is_some() {
@@ -438,6 +447,13 @@ impl Instance {
     }
 }
 
+/// The pause before the next read: the poll interval, doubled for each read that
+/// failed in a row (an engine or database that is down is not asked twice a
+/// second), up to 30 s.
+fn pause(poll: std::time::Duration, failures: u32) -> std::time::Duration {
+    (poll * 2u32.pow(failures.min(6))).min(std::time::Duration::from_secs(30).max(poll))
+}
+
 /// Of `tasks` read, those changed since they were last learned (`seen`: id → the
 /// engine time learned, none when unknown) or never learned, and the ids of those
 /// never seen at all (whose form variables are read).
@@ -490,6 +506,14 @@ mod tests {
 
     fn at(text: &str) -> Option<DateTime<Utc>> {
         crate::camunda::parse_engine_time(text)
+    }
+
+    #[test]
+    fn failed_reads_back_off_up_to_half_a_minute() {
+        let poll = std::time::Duration::from_millis(500);
+        assert_eq!(pause(poll, 0), poll);
+        assert_eq!(pause(poll, 2), poll * 4);
+        assert_eq!(pause(poll, 20), std::time::Duration::from_secs(30));
     }
 
     #[test]
