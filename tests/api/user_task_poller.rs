@@ -519,3 +519,53 @@ async fn the_lease_has_one_holder_and_a_holder_that_lost_it_cannot_move_the_wate
         .unwrap();
     assert_eq!((back.generation, back.watermark), (3, Some(t(30))));
 }
+
+#[tokio::test]
+async fn a_lease_whose_holder_died_is_taken_over_once_it_runs_out() {
+    // A replica that died holding the lease: it never gives it up.
+    let database = fresh_database().await;
+    let migrated = spawn_app_on(&database, json!({})).await;
+    let dead = uuid::Uuid::now_v7();
+    connect(&database)
+        .await
+        .execute(
+            "UPDATE user_task_watch SET lease_owner = $1, lease_generation = 5,
+                lease_until = now() + interval '3 seconds'",
+            &[&dead],
+        )
+        .await
+        .unwrap();
+    let app = spawn_app_on(&database, polling(json!({"user_task_lease_ms": 1000}))).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        lease(&database).await.0,
+        Some(dead),
+        "a lease that has not run out stays its holder's"
+    );
+    let taken = within(
+        Duration::from_secs(10),
+        "the lease is taken over",
+        || async {
+            let (owner, generation, watermark) = lease(&database).await;
+            owner != Some(dead) && generation == 6 && watermark.is_some()
+        },
+    )
+    .await;
+    eprintln!("taken over {taken:?} after the first second");
+
+    let key = unique_key("poll_dead");
+    deploy_model(
+        &camunda(),
+        &key,
+        user_task_process(&key, &format!(r#"camunda:candidateUsers="ann_{key}""#)),
+    )
+    .await;
+    let instance = start_with(&key, "dead", json!({})).await;
+    let id = tasks_of(&instance).await.remove(0).id;
+    within(Duration::from_secs(10), "the new holder learns", || async {
+        status_of(&app.database_url, &id).await.as_deref() == Some("pending")
+    })
+    .await;
+    drop(migrated);
+    delete_instances(&[instance]).await;
+}
