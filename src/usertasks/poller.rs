@@ -5,12 +5,13 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::UserTaskSettings;
-use crate::camunda::types::{HistoricProcessInstance, Task};
+use crate::camunda::types::{HistoricProcessInstance, IdentityLink, Task};
 use crate::camunda::variables::{TypedValue, from_engine};
 use crate::camunda::{Camunda, CamundaError};
 use crate::forms::{EngineUserTask, FormError, Forms, UserTaskEnd};
@@ -19,6 +20,12 @@ use crate::store::{Store, StoreError};
 
 /// Tasks per page of every engine query.
 const PAGE: u32 = 200;
+
+/// Changed tasks whose identity links are read before they are learned in order.
+const LINKS_PER_BATCH: usize = 32;
+
+/// Identity link queries in flight at once.
+const LINKS_AT_ONCE: usize = 4;
 
 /// Why a read stopped; the watermark stays where it was and the next tick reads
 /// again.
@@ -312,21 +319,44 @@ impl UserTaskPoller {
                     .insert(instance.id.clone(), Instance::of(&instance));
             }
         }
-        for task in tasks {
-            // A few engine calls per task: a burst of changes keeps the lease.
-            self.keep_lease().await?;
-            let stamp = task.changed_at();
-            let id = task.id.clone();
-            match self.engine_user_task(task, first_sight.contains(&id)).await {
-                Ok(Some(engine_task)) => {
-                    self.forms.learn_user_task(engine_task).await?;
+        let mut tasks = tasks.into_iter().peekable();
+        while tasks.peek().is_some() {
+            let batch: Vec<Task> = tasks.by_ref().take(LINKS_PER_BATCH).collect();
+            // Each task's identity links, the one call every changed task needs,
+            // a few at once.
+            let reads: Vec<_> = batch
+                .iter()
+                .map(|t| {
+                    let (camunda, id) = (self.camunda.clone(), t.id.clone());
+                    async move { camunda.task_identity_links(&id).await }
+                })
+                .collect();
+            let links: Vec<Result<Vec<IdentityLink>, CamundaError>> = futures::stream::iter(reads)
+                .buffered(LINKS_AT_ONCE)
+                .collect()
+                .await;
+            for (task, links) in batch.into_iter().zip(links) {
+                // A burst of changes keeps the lease.
+                self.keep_lease().await?;
+                let stamp = task.changed_at();
+                let id = task.id.clone();
+                let first = first_sight.contains(&id);
+                let read = match links {
+                    Ok(links) => self.engine_user_task(task, links, first).await,
+                    Err(error) => Err(error.into()),
+                };
+                match read {
+                    Ok(Some(engine_task)) => {
+                        self.forms.learn_user_task(engine_task).await?;
+                    }
+                    // Not a task of a process: nothing ramp shows.
+                    Ok(None) => {}
+                    // Ended meanwhile: history tells.
+                    Err(PollError::Engine(CamundaError::NotFound(_))) => continue,
+                    Err(error) => return Err(error),
                 }
-                // Not a task of a process: nothing ramp shows.
-                Ok(None) => {}
-                Err(PollError::Engine(CamundaError::NotFound(_))) => continue,
-                Err(error) => return Err(error),
+                self.seen.insert(id, Some(stamp));
             }
-            self.seen.insert(id, Some(stamp));
         }
         Ok(())
     }
@@ -335,6 +365,7 @@ impl UserTaskPoller {
     async fn engine_user_task(
         &mut self,
         task: Task,
+        links: Vec<IdentityLink>,
         first_sight: bool,
     ) -> Result<Option<EngineUserTask>, PollError> {
         let Some(process_instance_id) = task.process_instance_id.clone() else {
@@ -343,7 +374,7 @@ impl UserTaskPoller {
         let task_definition_key = task.task_definition_key.clone().unwrap_or_default();
         let mut candidate_users = Vec::new();
         let mut candidate_groups = Vec::new();
-        for link in self.camunda.task_identity_links(&task.id).await? {
+        for link in links {
             if link.kind != "candidate" {
                 continue;
             }
