@@ -5,6 +5,7 @@
 mod error;
 mod test_support;
 pub mod types;
+pub mod user_tasks;
 pub mod variables;
 
 use std::time::Duration;
@@ -940,6 +941,7 @@ const PATH_WORDS: &[&str] = &[
     "process-instance",
     "resources",
     "start",
+    "task",
     "trigger",
     "unlock",
     "variable-instance",

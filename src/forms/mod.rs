@@ -490,11 +490,8 @@ impl Forms {
     }
 
     async fn with_schema(&self, row: FormTask) -> Result<FormTaskDetail, FormError> {
-        let schema = match &row.deployment_id {
-            Some(deployment) => self.schemas.stored(deployment, &row.form_name).await?,
-            None => None,
-        };
         let client = self.store.client().await?;
+        let schema = self.schema_of(&client, &row).await?;
         let submission = deliveries::submission_of(&client, row.id).await?;
         let delivery = deliveries::delivery_of(&client, row.id).await?;
         Ok(FormTaskDetail {
@@ -502,6 +499,25 @@ impl Forms {
             schema,
             submission,
             delivery,
+        })
+    }
+
+    /// The form a task is filled in with: a user task's own Camunda Form, as the
+    /// engine resolved it when the task was learned; a send-task form's, from its
+    /// deployment. `None`: no schema, any data within the input limits.
+    async fn schema_of(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+        task: &FormTask,
+    ) -> Result<Option<Value>, FormError> {
+        Ok(match (task.kind, &task.deployment_id) {
+            (FormKind::UserTask, _) => task.form_schema.clone(),
+            (FormKind::SendTask, Some(deployment)) => {
+                self.schemas
+                    .stored_in(client, deployment, &task.form_name)
+                    .await?
+            }
+            (FormKind::SendTask, None) => None,
         })
     }
 
@@ -534,9 +550,8 @@ impl Forms {
                 )?,
                 None => (rows::get(&client, id).await?, None),
             };
-            let task = task
-                .filter(|t| t.assignee == email)
-                .ok_or(FormError::NotFound)?;
+            let task = task.ok_or(FormError::NotFound)?;
+            rules::may_answer(caller, &task)?;
             if let Some(earlier) = earlier {
                 if earlier.form_task_id != id {
                     return Err(FormError::InvalidArgument(
@@ -555,12 +570,7 @@ impl Forms {
                     task.status
                 )));
             }
-            if let Some(deployment) = &task.deployment_id
-                && let Some(schema) = self
-                    .schemas
-                    .stored_in(&client, deployment, &task.form_name)
-                    .await?
-            {
+            if let Some(schema) = self.schema_of(&client, &task).await? {
                 let problems = validation::check(&schema, data.as_object().expect("an object"));
                 if !problems.is_empty() {
                     return Err(FormError::InvalidData(problems));
@@ -584,11 +594,15 @@ impl Forms {
                 data: data.clone(),
                 created_at: at,
             };
+            // Assigned (`may_answer`), so its audience is its assignee alone.
+            let audience = completed.audience();
             let written = rows::submit(
                 &client,
                 &rows::Submit {
                     form_task_id: id,
-                    assignee: email,
+                    assignee: &task.assignee,
+                    submitted_by: email,
+                    change_key: audience.first().map_or(email, String::as_str),
                     seen_updated_at: task.updated_at,
                     at,
                     submission_id: submission.id,
@@ -679,37 +693,36 @@ impl Forms {
         id: FormTaskId,
         data: Map<String, Value>,
     ) -> Result<FormSummary, FormError> {
-        let email = caller.email.as_str();
         let mut client = self.store.client().await?;
         let tx = client.transaction().await.map_err(StoreError::from)?;
-        let Some(row) = rows::save_draft(&tx, id, email, &Value::Object(data)).await? else {
+        let written = rows::save_draft(
+            &tx,
+            id,
+            &rows::Answerer {
+                email: caller.email.as_str(),
+                engine_user: rules::engine_user(caller),
+            },
+            &Value::Object(data),
+        )
+        .await?;
+        let Some(row) = written else {
             // Nothing written: say why, in the words the caller may read.
-            return Err(match rows::get(&tx, id).await? {
-                Some(current)
-                    if current.assignee == email && current.status != FormState::Pending =>
-                {
-                    FormError::NotPending(format!(
-                        "the form is {}, no longer pending",
-                        current.status
-                    ))
-                }
+            let current = rows::get(&tx, id).await?.ok_or(FormError::NotFound)?;
+            // Another user's form (NOT_FOUND, as everywhere), or a user task to claim.
+            rules::may_answer(caller, &current)?;
+            return Err(if current.status != FormState::Pending {
+                FormError::NotPending(format!("the form is {}, no longer pending", current.status))
+            } else {
                 // Given back to the caller in the meantime, say: rare enough to retry.
-                Some(current) if current.assignee == email => FormError::Unavailable(
+                FormError::Unavailable(
                     "the form changed while the draft was saved: try again".into(),
-                ),
-                // Another user's form, or none: the same answer, as everywhere.
-                _ => FormError::NotFound,
+                )
             });
         };
         let summary = FormSummary::of(&row);
-        rows::append_change(
-            &tx,
-            row.id,
-            &row.assignee,
-            ChangeKind::Updated,
-            &summary.to_json(),
-        )
-        .await?;
+        for key in row.audience() {
+            rows::append_change(&tx, row.id, &key, ChangeKind::Updated, &summary.to_json()).await?;
+        }
         tx.commit().await.map_err(StoreError::from)?;
         self.hub.changed();
         Ok(summary)

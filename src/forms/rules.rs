@@ -2,7 +2,7 @@
 //! the stored form task it names), which `Forms` applies before it acts, so that a
 //! unit test reaches every rule without a server.
 
-use super::FormError;
+use super::{FormError, FormKind, FormTask};
 use crate::auth::Caller;
 use crate::email::Email;
 use crate::ownership::{self, AnotherOwner};
@@ -39,6 +39,35 @@ pub fn listed_assignee(
 /// Another user's form answers NOT_FOUND, so that its existence does not leak.
 pub fn may_see(caller: &Caller, assignee: &str) -> bool {
     ownership::sees(caller, assignee)
+}
+
+/// The caller's user id in the engine: what a user task's assignee and candidate
+/// users name. Until the token's user id claim (`RAMP_JWT_USER_ID_CLAIM`) is read,
+/// its default: the email.
+pub fn engine_user(caller: &Caller) -> &str {
+    caller.email.as_str()
+}
+
+/// Whether `caller` answers `task` (submits it, saves its draft): the assignee of a
+/// send-task form; the engine's assignee of a user task, which a candidate claims
+/// first (FAILED_PRECONDITION until then). Anyone else, admins too, answers
+/// NOT_FOUND, as for a form they do not see.
+pub fn may_answer(caller: &Caller, task: &FormTask) -> Result<(), FormError> {
+    let answerer = match task.kind {
+        FormKind::SendTask => caller.email.as_str(),
+        FormKind::UserTask => engine_user(caller),
+    };
+    if !task.assignee.is_empty() && task.assignee == answerer {
+        return Ok(());
+    }
+    let candidate = task.kind == FormKind::UserTask
+        && task.assignee.is_empty()
+        && task.candidate_users.iter().any(|u| u == answerer);
+    Err(if candidate {
+        FormError::NotPending("claim this task first".into())
+    } else {
+        FormError::NotFound
+    })
 }
 
 #[cfg(test)]
@@ -98,6 +127,40 @@ mod tests {
         assert_eq!(
             listed_assignee(&admin, Some(&email("bob@example.com"))).unwrap(),
             Some(email("bob@example.com"))
+        );
+    }
+
+    fn task(kind: FormKind, assignee: &str, candidates: &[&str]) -> FormTask {
+        let mut task = crate::forms::task::tests::user_task(assignee, candidates, &[]);
+        task.kind = kind;
+        task
+    }
+
+    fn refusal(result: Result<(), FormError>) -> String {
+        match result {
+            Ok(()) => "answers".into(),
+            Err(FormError::NotFound) => "not found".into(),
+            Err(FormError::NotPending(why)) => why,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_user_task_is_answered_by_its_assignee_once_claimed() {
+        let ann = caller("ann@example.com", false, false);
+        let admin = caller("root@example.com", false, true);
+        let mine = task(FormKind::UserTask, "ann@example.com", &[]);
+        assert_eq!(refusal(may_answer(&ann, &mine)), "answers");
+        assert_eq!(refusal(may_answer(&admin, &mine)), "not found");
+        let open = task(FormKind::UserTask, "", &["ann@example.com"]);
+        assert_eq!(refusal(may_answer(&ann, &open)), "claim this task first");
+        let others = task(FormKind::UserTask, "", &["bob@example.com"]);
+        assert_eq!(refusal(may_answer(&ann, &others)), "not found");
+        let form = task(FormKind::SendTask, "ann@example.com", &[]);
+        assert_eq!(refusal(may_answer(&ann, &form)), "answers");
+        assert_eq!(
+            refusal(may_answer(&ann, &task(FormKind::SendTask, "", &[]))),
+            "not found"
         );
     }
 
