@@ -47,5 +47,6 @@ mod settings_doc;
 mod shutdown;
 mod submit;
 mod uncertain;
+mod user_task_answers;
 mod web;
 mod withdrawal;
