@@ -1,71 +1,200 @@
-//! The engine's own user tasks: completing one with a person's answer, and what the
-//! engine's history says of one that is gone.
+//! The engine's user tasks: what changed and ended (read by one replica's poller),
+//! each task's candidates, form and form variables, and the calls that act on a
+//! task (claim, unclaim, complete).
+//!
+//! The engine answers a call on a task that is gone in several ways (404
+//! `InvalidRequestException`, 400 or 500 `NotFoundException`/`NullValueException`,
+//! 500 `RestException` "Cannot find task", 500 `NullPointerException` for its
+//! identity links); every one of them comes back from here as
+//! `CamundaError::NotFound`.
 
-use serde::Deserialize;
-use serde_json::json;
+use chrono::{DateTime, Utc};
+use reqwest::Method;
+use serde_json::{Value, json};
 
-use super::{Camunda, CamundaError, Variables, path};
+use super::types::{HistoricProcessInstance, HistoricTask, IdentityLink, Task};
+use super::{Camunda, CamundaError, Variables, engine_time, path};
 
-/// A user task as the engine's history keeps it (`GET /history/task`), only the
-/// fields ramp reads.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HistoricTask {
-    pub id: String,
-    #[serde(default)]
-    pub process_instance_id: Option<String>,
-    /// "completed", "deleted", or null while the task is open.
-    #[serde(default)]
-    pub delete_reason: Option<String>,
-    #[serde(default)]
-    pub end_time: Option<String>,
-}
-
-impl HistoricTask {
-    /// Whether someone completed the task (rather than the process deleting it: an
-    /// instance cancelled, a boundary event that interrupted it).
-    pub fn completed(&self) -> bool {
-        self.delete_reason.as_deref() == Some("completed")
-    }
-}
+/// How many process instance ids one history query names at most.
+const INSTANCES_PER_QUERY: usize = 200;
 
 impl Camunda {
-    /// Completes user task `id`, setting `variables` as the task's execution sets
-    /// them (in the highest scope that has them, else the process instance). The
-    /// engine does not ask who completes it: the assignee is ramp's rule.
+    /// One page of the open user tasks created or updated after `after` (an engine
+    /// time), by `lastUpdated` ascending (those never updated since their creation,
+    /// whose `lastUpdated` is null, come last).
     ///
-    /// Measured on 7.24: 204; a task that is gone answers HTTP 500 "Cannot complete
-    /// task T: Cannot find task with id T: task is null" (see [`task_gone`]); what
-    /// follows the task failing (a gateway, an output mapping) answers as a message
-    /// trigger does and rolls the whole completion back, the task still open.
+    /// The engine (7.21 and later) takes a claim, an assignment, a candidate added
+    /// or removed and any other change through its task service as an update. An
+    /// engine without `updatedAfter` ignores it, as it ignores every parameter it
+    /// does not know, and answers every open task.
+    pub async fn tasks_updated_after(
+        &self,
+        after: DateTime<Utc>,
+        first: u32,
+        max: u32,
+    ) -> Result<Vec<Task>, CamundaError> {
+        self.get(
+            "/task",
+            &[
+                ("updatedAfter", engine_time(after)),
+                ("sortBy", "lastUpdated".to_owned()),
+                ("sortOrder", "asc".to_owned()),
+                ("firstResult", first.to_string()),
+                ("maxResults", max.to_string()),
+            ],
+        )
+        .await
+    }
+
+    /// One page of the user tasks that ended (completed or deleted) after `after`
+    /// (an engine time), oldest end first. `HistoricTask::completed` tells the two
+    /// apart.
+    pub async fn tasks_finished_after(
+        &self,
+        after: DateTime<Utc>,
+        first: u32,
+        max: u32,
+    ) -> Result<Vec<HistoricTask>, CamundaError> {
+        self.ended_after("/history/task", &[], &engine_time(after), first, max)
+            .await
+    }
+
+    /// One page of all open user tasks, by id (an order no update changes).
+    pub async fn open_tasks(&self, first: u32, max: u32) -> Result<Vec<Task>, CamundaError> {
+        self.get(
+            "/task",
+            &[
+                ("sortBy", "id".to_owned()),
+                ("sortOrder", "asc".to_owned()),
+                ("firstResult", first.to_string()),
+                ("maxResults", max.to_string()),
+            ],
+        )
+        .await
+    }
+
+    /// An open user task; `None` once it is completed or deleted (or never was).
+    pub async fn user_task(&self, id: &str) -> Result<Option<Task>, CamundaError> {
+        match self.get(&format!("/task/{}", path(id)), &()).await {
+            Ok(task) => Ok(Some(task)),
+            Err(error) => match task_gone(error) {
+                CamundaError::NotFound(_) => Ok(None),
+                error => Err(error),
+            },
+        }
+    }
+
+    /// A user task as history keeps it, open or ended; `None` when history holds
+    /// nothing of it (never existed, removed by the history cleanup, or history
+    /// level `none`).
+    pub async fn historic_task(&self, id: &str) -> Result<Option<HistoricTask>, CamundaError> {
+        let found: Vec<HistoricTask> = self.get("/history/task", &[("taskId", id)]).await?;
+        Ok(found.into_iter().next())
+    }
+
+    /// Who the task is for: assignee, owner and candidate users and groups.
+    pub async fn task_identity_links(&self, id: &str) -> Result<Vec<IdentityLink>, CamundaError> {
+        self.get(&format!("/task/{}/identity-links", path(id)), &())
+            .await
+            .map_err(task_gone)
+    }
+
+    /// The task's Camunda Form, resolved by the engine as Tasklist sees it
+    /// (`camunda:formRef` with its binding, or a `camunda-forms:` form key); `None`
+    /// when the task has neither.
+    pub async fn deployed_form(&self, id: &str) -> Result<Option<Value>, CamundaError> {
+        match self
+            .get(&format!("/task/{}/deployed-form", path(id)), &())
+            .await
+        {
+            Ok(form) => Ok(Some(form)),
+            // "One of the attributes 'formKey' and 'camunda:formRef' must be
+            // supplied but none were set."
+            Err(CamundaError::BadRequest { message, .. })
+                if message.contains("must be supplied but none were set") =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(task_gone(error)),
+        }
+    }
+
+    /// The variables a form of the task would show: all those visible from the
+    /// task's scope, serialized as the engine holds them.
+    pub async fn task_form_variables(&self, id: &str) -> Result<Variables, CamundaError> {
+        self.get(
+            &format!("/task/{}/form-variables", path(id)),
+            &[("deserializeValues", "false")],
+        )
+        .await
+        .map_err(task_gone)
+    }
+
+    /// The process instances of `ids` (running or ended) as history keeps them:
+    /// business key, definition key and root instance, a query per 200 ids.
+    pub async fn process_instances_by_id(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<HistoricProcessInstance>, CamundaError> {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(INSTANCES_PER_QUERY) {
+            let builder = self
+                .request(Method::POST, "/history/process-instance")
+                .query(&[("maxResults", chunk.len().to_string())])
+                .json(&json!({ "processInstanceIds": chunk }));
+            let page: Vec<HistoricProcessInstance> = self.json(builder).await?;
+            found.extend(page);
+        }
+        Ok(found)
+    }
+
+    /// Claims the task for `user_id`. Claiming a task that `user_id` holds already
+    /// succeeds; one that someone else holds fails with
+    /// `CamundaError::AlreadyClaimed`, one that is gone with `NotFound`.
+    pub async fn claim_task(&self, id: &str, user_id: &str) -> Result<(), CamundaError> {
+        self.post_empty(
+            &format!("/task/{}/claim", path(id)),
+            &json!({ "userId": user_id }),
+        )
+        .await
+        .map_err(task_gone)
+    }
+
+    /// Takes the task's assignee away, whoever it is; the task stays open.
+    pub async fn unclaim_task(&self, id: &str) -> Result<(), CamundaError> {
+        self.post_empty(&format!("/task/{}/unclaim", path(id)), &json!({}))
+            .await
+            .map_err(task_gone)
+    }
+
+    /// Completes the task, setting `variables` (typed as for message correlation,
+    /// `variables::variables_to_engine`) in the task's process instance, as Tasklist
+    /// does. A task already completed or deleted answers `NotFound`; whether it was
+    /// this call that completed it, history (`historic_task`) tells.
     pub async fn complete_task(&self, id: &str, variables: &Variables) -> Result<(), CamundaError> {
         self.post_empty(
             &format!("/task/{}/complete", path(id)),
             &json!({ "variables": variables }),
         )
         .await
-    }
-
-    /// The engine's history of user task `id`; `None` when it keeps none (an unknown
-    /// id, or history already removed).
-    pub async fn historic_task(&self, id: &str) -> Result<Option<HistoricTask>, CamundaError> {
-        let found: Vec<HistoricTask> = self.get("/history/task", &[("taskId", id)]).await?;
-        Ok(found.into_iter().next())
+        .map_err(task_gone)
     }
 }
 
-/// Whether a call on a user task failed because the task is no longer there: 404
-/// ("No matching task with id", from the reads), or the 500 that completing a task
-/// that is gone answers ("Cannot find task with id T: task is null", measured on
-/// 7.24).
-pub fn task_gone(error: &CamundaError) -> bool {
+/// The engine's ways of saying that a task does not exist, as `NotFound`.
+fn task_gone(error: CamundaError) -> CamundaError {
+    let gone = |message: &str| {
+        message.contains("Cannot find task")
+            || message.contains("No matching task")
+            // The identity links of a task that is gone: a NullPointerException.
+            || message.contains("\"task\" is null")
+    };
     match error {
-        CamundaError::NotFound(_) => true,
-        CamundaError::Engine { message, .. } | CamundaError::BadRequest { message, .. } => {
-            message.contains("Cannot find task with id")
-                || message.contains("No matching task with id")
+        CamundaError::BadRequest { message, .. } if gone(&message) => {
+            CamundaError::NotFound(message)
         }
-        _ => false,
+        CamundaError::Engine { message, .. } if gone(&message) => CamundaError::NotFound(message),
+        error => error,
     }
 }
 
@@ -74,33 +203,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn completing_a_task_that_is_gone_is_told_apart_from_other_failures() {
-        let gone = CamundaError::from_response(
-            500,
-            r#"{"type":"RestException","message":"Cannot complete task 9bbfc4da-ef34-11f1-9c6c-02fc00000001: Cannot find task with id 9bbfc4da-ef34-11f1-9c6c-02fc00000001: task is null","code":0}"#,
-        );
-        assert!(task_gone(&gone));
-        let unknown = CamundaError::from_response(
-            404,
-            r#"{"type":"InvalidRequestException","message":"No matching task with id x","code":null}"#,
-        );
-        assert!(task_gone(&unknown));
-        let gateway = CamundaError::from_response(
-            500,
-            r#"{"type":"RestException","message":"Cannot complete task t: Unknown property used in expression: ${approved == true}. Cause: Cannot resolve identifier 'approved'","code":0}"#,
-        );
-        assert!(!task_gone(&gateway));
-        assert!(!task_gone(&CamundaError::Timeout("late".into())));
-    }
-
-    #[test]
-    fn a_task_in_history_says_whether_it_was_completed_or_deleted() {
-        let read = |reason: &str| -> HistoricTask {
-            serde_json::from_value(json!({"id": "t", "processInstanceId": "p",
-                "deleteReason": reason, "endTime": "2026-12-03T16:14:26.152+0000"}))
-            .unwrap()
-        };
-        assert!(read("completed").completed());
-        assert!(!read("deleted").completed());
+    fn every_way_of_saying_a_task_is_gone_is_not_found() {
+        for (status, body) in [
+            (
+                400,
+                r#"{"type":"NotFoundException","message":"Cannot find task with id x: task is null","code":0}"#,
+            ),
+            (
+                500,
+                r#"{"type":"NullValueException","message":"Cannot find task with id x: task is null","code":0}"#,
+            ),
+            (
+                500,
+                r#"{"type":"RestException","message":"Cannot complete task x: Cannot find task with id x: task is null","code":0}"#,
+            ),
+            (
+                404,
+                r#"{"type":"InvalidRequestException","message":"No matching task with id x","code":null}"#,
+            ),
+            (
+                500,
+                r#"{"type":"NullPointerException","message":"Cannot invoke \"org.camunda.bpm.engine.impl.persistence.entity.TaskEntity.getId()\" because \"task\" is null","code":null}"#,
+            ),
+        ] {
+            assert!(
+                matches!(
+                    task_gone(CamundaError::from_response(status, body)),
+                    CamundaError::NotFound(_)
+                ),
+                "{status} {body}"
+            );
+        }
+        assert!(matches!(
+            task_gone(CamundaError::from_response(
+                500,
+                r#"{"type":"TaskAlreadyClaimedException","message":"Task 'x' is already claimed by someone else.","code":0}"#
+            )),
+            CamundaError::AlreadyClaimed(_)
+        ));
     }
 }

@@ -13,7 +13,6 @@ use chrono::{SubsecRound, Utc};
 
 use super::{Claimed, Outcome};
 use crate::camunda::types::ActivityInstance;
-use crate::camunda::user_tasks::task_gone;
 use crate::camunda::{Camunda, CamundaError, typed};
 use crate::forms::{ChangeHub, ChangeKind, FormSummary};
 use crate::store::Store;
@@ -358,11 +357,9 @@ impl Dispatcher {
         data.insert(MARKER.into(), Value::String(row.id.to_string()));
         let error = match self.camunda.complete_task(task, &typed(&data)).await {
             Ok(()) => return Outcome::Delivered,
+            Err(CamundaError::NotFound(_)) => return self.task_gone(row, task).await,
             Err(error) => error,
         };
-        if task_gone(&error) {
-            return self.task_gone(row, task).await;
-        }
         match refusal(&error) {
             Some(reason) => Outcome::Refused {
                 reason,
@@ -397,6 +394,14 @@ impl Dispatcher {
             }
         }
         match self.camunda.historic_task(task).await {
+            // Still open by history's account: the engine's answer was not the
+            // last word (read again).
+            Ok(Some(history)) if history.end_time.is_none() => self.retry(
+                row,
+                Why::EngineError,
+                format!("the engine said its task {task} is gone, but its history has it open"),
+                row.uncertain,
+            ),
             Ok(Some(history)) if history.completed() => Outcome::Undeliverable {
                 reason: Why::CompletedElsewhere.words().into(),
                 error: format!("the engine's task {task} was completed without this answer"),
@@ -815,19 +820,11 @@ mod tests {
             r#"{"type":"RestException","message":"Cannot complete task 9bbfc4da-ef34-11f1-9c6c-02fc00000001: An exception occurred in the persistence layer. Please check the server logs for a detailed message and the entire exception stack trace.","code":10002}"#,
         );
         assert!(refusal(&too_long).unwrap().contains("too long"));
-        // Gone is not refused: who ended the task decides (`task_gone`).
-        let gone = engine(
-            500,
-            r#"{"type":"RestException","message":"Cannot complete task 9bbfc4da-ef34-11f1-9c6c-02fc00000001: Cannot find task with id 9bbfc4da-ef34-11f1-9c6c-02fc00000001: task is null","code":0}"#,
-        );
-        assert!(task_gone(&gone));
-        assert_eq!(refusal(&gone), None);
         // Two answers to tasks of one instance at once, as for messages: retried.
         let busy = engine(
             500,
             r#"{"type":"OptimisticLockingException","message":"ENGINE-03005 Execution of 'UPDATE ExecutionEntity' failed","code":1}"#,
         );
-        assert!(!task_gone(&busy));
         assert_eq!((refusal(&busy), Why::of(&busy)), (None, Why::Busy));
     }
 

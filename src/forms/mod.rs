@@ -10,6 +10,7 @@ pub mod rules;
 pub mod schema;
 mod stream;
 mod task;
+mod user_tasks;
 pub mod validation;
 pub mod withdrawal;
 
@@ -25,6 +26,7 @@ pub use task::{
     Change, ChangeKind, FormKind, FormState, FormTask, GROUP_KEY, RemovalReason, Submission,
     USER_KEY,
 };
+pub use user_tasks::{EngineUserTask, UserTaskEnd};
 
 use crate::auth::Caller;
 use crate::camunda::CamundaError;

@@ -85,6 +85,7 @@ pub struct Server {
     tls: bool,
     metrics_addr: Option<SocketAddr>,
     hub: ChangeHub,
+    forms: Forms,
     shutdown: CancellationToken,
     background: Background,
     serve: BoxFuture<'static, Result<(), ServeError>>,
@@ -95,6 +96,7 @@ pub struct Application {
     local_addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
     hub: ChangeHub,
+    forms: Forms,
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), ServeError>>,
 }
@@ -299,6 +301,7 @@ impl Server {
             tls: config.tls_cert.is_some(),
             metrics_addr,
             hub: parts.hub,
+            forms: parts.forms,
             shutdown,
             background,
             serve,
@@ -321,6 +324,7 @@ impl Server {
             local_addr: self.local_addr,
             metrics_addr: self.metrics_addr,
             hub: self.hub,
+            forms: self.forms,
             shutdown: self.shutdown,
             task,
         }
@@ -346,6 +350,11 @@ impl Application {
     /// This replica's change hub (its open streams).
     pub fn hub(&self) -> &ChangeHub {
         &self.hub
+    }
+
+    /// This replica's form tasks (what the poller of user tasks writes through).
+    pub fn forms(&self) -> &Forms {
+        &self.forms
     }
 
     /// A token that stops the server when cancelled.

@@ -11,7 +11,7 @@ use crate::delivery::DeliveryState;
 use crate::forms::{Change, ChangeKind, FormKind, FormState, FormTask};
 use crate::ids::{FormTaskId, SubmissionId};
 
-const COLUMNS: &str = "id, external_task_id, business_key, form_name, message_name, assignee, status, \
+pub(super) const COLUMNS: &str = "id, external_task_id, business_key, form_name, message_name, assignee, status, \
     process_instance_id, root_process_instance_id, process_definition_id, process_definition_key, \
     tenant_id, topic_name, activity_id, activity_instance_id, execution_id, deployment_id, prefill, \
     draft, withdrawal_reason, created_at, updated_at, completed_at, return_reason, returned_at, \
@@ -22,7 +22,7 @@ const COLUMNS: &str = "id, external_task_id, business_key, form_name, message_na
      ORDER BY o.created_at DESC LIMIT 1) AS delivery_state";
 
 /// A form task read from the database: its words parsed, or a decode error.
-fn from_row(row: &Row) -> Result<FormTask, StoreError> {
+pub(super) fn from_row(row: &Row) -> Result<FormTask, StoreError> {
     Ok(FormTask {
         id: FormTaskId::from_uuid(row.get("id")),
         external_task_id: row.get("external_task_id"),

@@ -48,5 +48,7 @@ mod shutdown;
 mod submit;
 mod uncertain;
 mod user_task_answers;
+mod user_task_engine;
+mod user_tasks;
 mod web;
 mod withdrawal;
