@@ -636,6 +636,8 @@ impl Config {
             email_claim: self.jwt_email_claim.clone(),
             require_email_verified: self.jwt_require_email_verified,
             roles_claim: self.jwt_roles_claim.clone(),
+            user_id_claim: self.jwt_user_id_claim.clone(),
+            groups_claim: self.jwt_groups_claim.clone(),
             jwks_min_refresh: Duration::from_secs(self.jwt_jwks_min_refresh_secs),
             max_ttl: Duration::from_secs(self.jwt_max_ttl_secs),
         }))

@@ -77,6 +77,8 @@ mod tests {
     fn caller(email: &str, worker: bool, admin: bool) -> Caller {
         Caller {
             email: Email::parse(email).unwrap(),
+            user_id: email.into(),
+            groups: Vec::new(),
             worker,
             admin,
             expires_at: None,

@@ -116,7 +116,7 @@ const CORS_ALLOW_HEADERS: [&str; 7] = [
 ];
 
 /// The unsigned identity headers of `RAMP_AUTH=dev`, allowed only in that mode.
-const CORS_DEV_HEADERS: [&str; 2] = ["x-ramp-user", "x-ramp-roles"];
+const CORS_DEV_HEADERS: [&str; 3] = ["x-ramp-user", "x-ramp-roles", "x-ramp-groups"];
 
 /// Headers a browser's script may read from responses: the gRPC status travels in
 /// them when a call fails before any message.
