@@ -702,7 +702,7 @@ impl Forms {
             id,
             &rows::Answerer {
                 email: caller.email.as_str(),
-                engine_user: rules::engine_user(caller),
+                engine_user: &caller.user_id,
             },
             &Value::Object(data),
         )

@@ -41,13 +41,6 @@ pub fn may_see(caller: &Caller, assignee: &str) -> bool {
     ownership::sees(caller, assignee)
 }
 
-/// The caller's user id in the engine: what a user task's assignee and candidate
-/// users name. Until the token's user id claim (`RAMP_JWT_USER_ID_CLAIM`) is read,
-/// its default: the email.
-pub fn engine_user(caller: &Caller) -> &str {
-    caller.email.as_str()
-}
-
 /// Whether `caller` answers `task` (submits it, saves its draft): the assignee of a
 /// send-task form; the engine's assignee of a user task, which a candidate claims
 /// first (FAILED_PRECONDITION until then). Anyone else, admins too, answers
@@ -55,14 +48,18 @@ pub fn engine_user(caller: &Caller) -> &str {
 pub fn may_answer(caller: &Caller, task: &FormTask) -> Result<(), FormError> {
     let answerer = match task.kind {
         FormKind::SendTask => caller.email.as_str(),
-        FormKind::UserTask => engine_user(caller),
+        FormKind::UserTask => caller.user_id.as_str(),
     };
     if !task.assignee.is_empty() && task.assignee == answerer {
         return Ok(());
     }
     let candidate = task.kind == FormKind::UserTask
         && task.assignee.is_empty()
-        && task.candidate_users.iter().any(|u| u == answerer);
+        && (task.candidate_users.iter().any(|u| u == answerer)
+            || task
+                .candidate_groups
+                .iter()
+                .any(|g| caller.groups.contains(g)));
     Err(if candidate {
         FormError::NotPending("claim this task first".into())
     } else {
@@ -158,6 +155,23 @@ mod tests {
         assert_eq!(refusal(may_answer(&ann, &open)), "claim this task first");
         let others = task(FormKind::UserTask, "", &["bob@example.com"]);
         assert_eq!(refusal(may_answer(&ann, &others)), "not found");
+        let reviewer = Caller {
+            user_id: "ann".into(),
+            groups: vec!["reviewers".into()],
+            ..ann.clone()
+        };
+        let group_task = FormTask {
+            candidate_groups: vec!["reviewers".into()],
+            ..others.clone()
+        };
+        assert_eq!(
+            refusal(may_answer(&reviewer, &group_task)),
+            "claim this task first"
+        );
+        // A user task names its people by engine user id, not by email.
+        let claimed = task(FormKind::UserTask, "ann", &[]);
+        assert_eq!(refusal(may_answer(&reviewer, &claimed)), "answers");
+        assert_eq!(refusal(may_answer(&ann, &claimed)), "not found");
         let form = task(FormKind::SendTask, "ann@example.com", &[]);
         assert_eq!(refusal(may_answer(&ann, &form)), "answers");
         assert_eq!(
