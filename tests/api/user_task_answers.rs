@@ -6,10 +6,9 @@
 //! parallel multi-instance user task, a long textarea answer), against the run's
 //! real engine on PostgreSQL.
 //!
-//! The form task of a user task is written into ramp's database by `learned`, as
-//! ramp's reading of the engine stores it (kind `user_task`, the engine's task id,
-//! assignee, candidates, the Camunda Form the engine resolved): these tests are
-//! about answering, not about learning.
+//! Each test has ramp learn its user tasks through `Forms::learn_user_task`, as
+//! ramp's poller of the engine does: these tests are about answering, not about
+//! learning.
 
 use std::time::{Duration, Instant};
 
@@ -132,44 +131,49 @@ async fn open_tasks(instance: &str, activity: &str) -> Vec<Value> {
     .await
 }
 
-/// Stores the engine's user task `task` as ramp's form task of kind user task, as
-/// ramp's reading of the engine does: its assignee ('' while unclaimed), candidate
-/// users, and the Camunda Form the engine resolved for it. Answers its id.
+/// Has ramp learn the engine's user task `task` as its poller does
+/// (`Forms::learn_user_task`): its assignee, candidate users, and the Camunda Form
+/// the engine resolved for it. Answers the form task's id.
 async fn learned(app: &TestApp, task: &Value) -> String {
-    learned_in(&app.database_url, task).await
-}
-
-/// `learned`, in the database at `database_url`.
-async fn learned_in(database_url: &str, task: &Value) -> String {
     let engine_id = task["id"].as_str().unwrap();
     let form: Value = rest_get(&format!("/task/{engine_id}/deployed-form")).await;
     let links: Vec<Value> = rest_get(&format!("/task/{engine_id}/identity-links")).await;
-    let candidates: Vec<String> = links
+    let candidate_users = links
         .iter()
         .filter(|l| l["type"] == "candidate")
         .filter_map(|l| l["userId"].as_str().map(str::to_owned))
         .collect();
-    let id = uuid::Uuid::now_v7();
-    crate::helpers::connect(database_url)
-        .await
-        .execute(
-            "INSERT INTO form_tasks (id, kind, external_task_id, business_key, form_name,
-                message_name, assignee, status, process_instance_id, root_process_instance_id,
-                process_definition_id, activity_id, candidate_users, form_schema)
-             VALUES ($1, 'user_task', $2, '', $3, '', $4, 'pending', $5, $5, $6, $3, $7, $8)",
-            &[
-                &id,
-                &engine_id,
-                &task["taskDefinitionKey"].as_str().unwrap(),
-                &task["assignee"].as_str().unwrap_or(""),
-                &task["processInstanceId"].as_str().unwrap(),
-                &task["processDefinitionId"].as_str().unwrap(),
-                &candidates,
-                &form,
-            ],
-        )
-        .await
-        .unwrap();
+    let instance = task["processInstanceId"].as_str().unwrap().to_owned();
+    let text = |field: &str| task[field].as_str().map(str::to_owned);
+    let learned = ramp::forms::EngineUserTask {
+        id: engine_id.to_owned(),
+        name: text("name"),
+        task_definition_key: text("taskDefinitionKey").unwrap(),
+        assignee: text("assignee"),
+        candidate_users,
+        candidate_groups: Vec::new(),
+        created: ramp::camunda::parse_engine_time(task["created"].as_str().unwrap()).unwrap(),
+        last_updated: None,
+        due: None,
+        follow_up: None,
+        priority: 50,
+        root_process_instance_id: instance.clone(),
+        process_instance_id: instance,
+        business_key: None,
+        process_definition_id: text("processDefinitionId"),
+        process_definition_key: None,
+        tenant_id: None,
+        execution_id: text("executionId"),
+        form: Some(("review_form".into(), form)),
+        form_variables: Default::default(),
+    };
+    assert!(app.app.forms().learn_user_task(learned).await.unwrap());
+    let id: uuid::Uuid = crate::helpers::scalar(
+        &app.db().await,
+        "SELECT id FROM form_tasks WHERE external_task_id = $1",
+        &[&engine_id],
+    )
+    .await;
     id.to_string()
 }
 
@@ -501,8 +505,10 @@ async fn a_replica_killed_mid_completion_leaves_exactly_one_completion() {
         })
         .collect();
     let mut replica = crate::load::Replica::start(env).await;
+    // Learns the task, and delivers nothing unless woken: the replica's to deliver.
+    let learner = spawn_app_on(&database, json!({"delivery_poll_ms": 600_000})).await;
     let case = assigned_case().await;
-    let form = learned_in(&database, &case.tasks[0]).await;
+    let form = learned(&learner, &case.tasks[0]).await;
     let submitted = crate::client::Client::at(
         replica.addr,
         &case.user,
