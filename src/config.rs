@@ -781,6 +781,17 @@ impl Config {
         }
     }
 
+    /// How the engine's user tasks are read.
+    pub fn user_tasks(&self) -> crate::usertasks::UserTaskSettings {
+        crate::usertasks::UserTaskSettings {
+            enabled: self.user_tasks,
+            poll: Duration::from_millis(self.user_task_poll_ms),
+            overlap: Duration::from_millis(self.user_task_overlap_ms),
+            lease: Duration::from_millis(self.user_task_lease_ms),
+            resync: Duration::from_secs(self.user_task_resync_secs),
+        }
+    }
+
     pub fn readiness_interval(&self) -> Duration {
         Duration::from_millis(self.readiness_interval_ms)
     }

@@ -17,7 +17,6 @@ use crate::camunda::{Camunda, CamundaError, typed};
 use crate::forms::{ChangeHub, ChangeKind, FormSummary};
 use crate::store::Store;
 use crate::store::deliveries as rows;
-use crate::store::forms;
 
 /// The variable that carries the submission id with the data.
 pub const MARKER: &str = "rampSubmissionId";
@@ -213,10 +212,15 @@ impl Dispatcher {
             return Ok(false);
         };
         if let Some(form) = &returned {
-            let summary = FormSummary::of(form).to_json();
-            for key in form.audience() {
-                forms::append_change(&tx, form.id, &key, ChangeKind::Added, &summary).await?;
-            }
+            // Under each key of its audience: its author's email, or `user:<id>`.
+            crate::store::user_tasks::append_changes(
+                &tx,
+                form.id,
+                &form.audience(),
+                ChangeKind::Added,
+                &FormSummary::of(form).to_json(),
+            )
+            .await?;
         }
         tx.commit().await?;
         if returned.is_some()

@@ -50,6 +50,7 @@ use crate::proto::process_service_server::ProcessServiceServer;
 use crate::retention::Pruner;
 use crate::store::Store;
 use crate::telemetry::RpcTrace;
+use crate::usertasks::UserTaskPoller;
 pub use connections::ConnectionLimits;
 use health::Checks;
 pub use health::Health;
@@ -181,6 +182,10 @@ impl Parts {
             processes.clone(),
             dispatcher.clone(),
         );
+        let settings = config.user_tasks();
+        let user_tasks = settings
+            .enabled
+            .then(|| UserTaskPoller::new(store.clone(), camunda.clone(), forms.clone(), settings));
         let background = Background {
             ops_listener: None,
             store: store.clone(),
@@ -189,6 +194,7 @@ impl Parts {
             reconciler,
             dispatcher,
             pruner,
+            user_tasks,
             checks: Checks {
                 health,
                 readiness: readiness.clone(),

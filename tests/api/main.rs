@@ -49,6 +49,7 @@ mod submit;
 mod uncertain;
 mod user_task_answers;
 mod user_task_engine;
+mod user_task_poller;
 mod user_tasks;
 mod web;
 mod withdrawal;
