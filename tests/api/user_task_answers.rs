@@ -237,7 +237,7 @@ async fn an_answer_completes_the_user_task_once_with_its_data_and_marker() {
         ended_by(engine_id(&case.tasks[0])).await.as_deref(),
         Some("completed")
     );
-    assert_eq!(markers(&case.instance).await, [first.id.clone()]);
+    assert_eq!(markers(&case.instance).await, [again.id]);
     // The data are the instance's variables: the mapping and the gateway read them.
     let note: Value = rest_get(&format!(
         "/process-instance/{}/variables/note",
