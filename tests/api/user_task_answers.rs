@@ -6,9 +6,10 @@
 //! parallel multi-instance user task, a long textarea answer), against the run's
 //! real engine on PostgreSQL.
 //!
-//! Each test has ramp learn its user tasks through `Forms::learn_user_task`, as
-//! ramp's poller of the engine does: these tests are about answering, not about
-//! learning.
+//! Most tests have ramp learn their user tasks through `Forms::learn_user_task`, as
+//! ramp's poller of the engine does, so that they are about answering, not about
+//! learning (the poller would withdraw a task completed in the engine before the
+//! answer could race it); the last runs the poller itself.
 
 use std::time::{Duration, Instant};
 
@@ -529,5 +530,56 @@ async fn a_replica_killed_mid_completion_leaves_exactly_one_completion() {
     let other = spawn_app_on(&database, json!({})).await;
     let delivery = settled(&other, &case.user, &form).await;
     assert_eq!(delivery.state(), DeliveryState::Delivered, "{delivery:?}");
+    assert_eq!(markers(&case.instance).await, [submitted.id]);
+}
+
+#[tokio::test]
+async fn a_user_task_the_poller_learned_is_answered_once_and_its_answer_stands() {
+    // Here ramp's own poller learns the task, and sees the completion afterwards.
+    let app = spawn_app_with(json!({"user_tasks": true, "user_task_poll_ms": 100})).await;
+    let case = assigned_case().await;
+    let engine_task = engine_id(&case.tasks[0]).to_owned();
+    let db = app.db().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let form = loop {
+        let found = db
+            .query_opt(
+                "SELECT id FROM form_tasks WHERE external_task_id = $1",
+                &[&engine_task],
+            )
+            .await
+            .unwrap();
+        if let Some(row) = found {
+            break row.get::<_, uuid::Uuid>(0).to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the poller never learned the task"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let ann = app.as_user(&case.user);
+    let shown = ann.form(&form).await.unwrap();
+    assert!(
+        shown.schema.is_some(),
+        "the task's Camunda Form, as the poller read it"
+    );
+
+    let submitted = ann
+        .submit(&form, data(json!({"approved": true, "comment": "fine"})))
+        .await
+        .unwrap();
+    let delivery = settled(&app, &case.user, &form).await;
+    assert_eq!(delivery.state(), DeliveryState::Delivered, "{delivery:?}");
+    // The poller reads the completion from the engine; the answer is not withdrawn.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = ann.form(&form).await.unwrap();
+    assert_eq!(
+        after.summary.unwrap().status(),
+        FormTaskStatus::Completed,
+        "{:?}",
+        after.withdrawal_reason
+    );
+    assert_eq!(after.delivery.unwrap().state(), DeliveryState::Delivered);
     assert_eq!(markers(&case.instance).await, [submitted.id]);
 }
