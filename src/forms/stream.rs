@@ -285,10 +285,10 @@ pub(super) fn per_change(rows: &[&Change]) -> Vec<Change> {
 }
 
 /// The one event for the rows of one change under a stream's keys (at least one):
-/// when all agree, that; when the form stays under some of the keys, `added` if it
-/// came to all of them, else `updated` (the caller saw it before and sees it
-/// after); when it left all of them, the first removal. It stands at the last
-/// row's position, so that a cursor after it skips them all.
+/// when the form left all of them, the first removal; when it came to one of them,
+/// `added` (a claimed task comes to its claimer so, whether or not it saw the task
+/// as a candidate before); else `updated`. It stands at the last row's position,
+/// so that a cursor after it skips them all.
 fn one_change(rows: &[&Change]) -> Change {
     let last = rows.last().expect("a change has rows");
     let stays = rows
@@ -296,10 +296,9 @@ fn one_change(rows: &[&Change]) -> Change {
         .rfind(|c| !matches!(c.kind, ChangeKind::Removed(_)));
     let (base, kind) = match stays {
         None => (rows[0], rows[0].kind),
-        Some(stays) if rows.iter().all(|c| c.kind == ChangeKind::Added) => {
+        Some(stays) if rows.iter().any(|c| c.kind == ChangeKind::Added) => {
             (*stays, ChangeKind::Added)
         }
-        Some(stays) if rows.len() == 1 => (*stays, stays.kind),
         Some(stays) => (*stays, ChangeKind::Updated),
     };
     Change {
@@ -411,11 +410,13 @@ mod tests {
             // Claimed by someone else: gone from both keys.
             row(8, 1, form, "user:bob", claimed),
             row(8, 2, form, "group:reviewers", claimed),
-            // Unclaimed, then claimed by the stream's own user.
+            // Unclaimed, then claimed by the stream's own user, then its due date
+            // changed.
             row(9, 1, form, "user:bob", added),
             row(9, 2, form, "group:reviewers", added),
             row(10, 1, form, "group:reviewers", claimed),
-            row(10, 2, form, "user:bob", updated),
+            row(10, 2, form, "user:bob", added),
+            row(11, 1, form, "user:bob", updated),
         ];
         assert_eq!(
             events(&rows),
@@ -424,7 +425,8 @@ mod tests {
                 (added, (7, 3), "group:reviewers".to_owned()),
                 (claimed, (8, 2), "user:bob".to_owned()),
                 (added, (9, 2), "group:reviewers".to_owned()),
-                (updated, (10, 2), "user:bob".to_owned()),
+                (added, (10, 2), "user:bob".to_owned()),
+                (updated, (11, 1), "user:bob".to_owned()),
             ]
         );
     }

@@ -6,11 +6,15 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::{Map, Value};
 
 use super::{
-    ChangeKind, FormError, FormKind, FormState, FormSummary, FormTask, Forms, RemovalReason,
-    prefill, schema_title,
+    ChangeKind, FormError, FormKind, FormState, FormSummary, FormTask, FormTaskDetail, Forms,
+    RemovalReason, prefill, rules, schema_title,
 };
+use crate::auth::Caller;
+use crate::camunda::CamundaError;
+use crate::camunda::types::{IdentityLink, Task};
 use crate::ids::FormTaskId;
 use crate::store::StoreError;
+use crate::store::forms as form_rows;
 use crate::store::user_tasks::{self as rows, AudienceChange};
 
 /// What the engine says of one open user task now (the poller reads it).
@@ -73,8 +77,9 @@ impl Forms {
     /// `last_updated.unwrap_or(created)` is older than the stored `engine_updated_at`
     /// is ignored; nothing is written when nothing changed. An assignee or candidate
     /// change writes `removed` (reason claimed) to the keys that lost it and `added`
-    /// to the keys that gained it, `updated` to the keys that keep it. A draft is
-    /// dropped when the assignee changes. A task ramp no longer holds as pending
+    /// to the keys that gained it, `updated` to the keys that keep it (`added` when
+    /// the assignee changed: it comes to them as claimed, or as given back). A draft
+    /// is dropped when the assignee changes. A task ramp no longer holds as pending
     /// (answered, or withdrawn) is left alone. Answers whether anything changed.
     pub async fn learn_user_task(&self, task: EngineUserTask) -> Result<bool, FormError> {
         let names = match &task.process_definition_id {
@@ -167,11 +172,200 @@ impl Forms {
         Ok(true)
     }
 
+    /// Claims a pending user task for the caller, one of its candidates, in the
+    /// engine (whose claim decides a race), then stores the task as the engine has
+    /// it after the claim: it leaves the other candidates' streams and comes to the
+    /// caller's. A task the caller holds already is answered as it is.
+    pub async fn claim(
+        &self,
+        caller: &Caller,
+        id: FormTaskId,
+    ) -> Result<FormTaskDetail, FormError> {
+        let task = self.user_task_of(caller, id).await?;
+        if rules::is_assignee(caller, &task) {
+            return self.with_schema(task).await;
+        }
+        if !task.assignee.is_empty() {
+            return Err(claimed_by_someone_else());
+        }
+        if !rules::is_candidate(caller, &task) {
+            return Err(FormError::PermissionDenied(
+                "only a candidate of the task claims it".into(),
+            ));
+        }
+        let camunda = self.schemas.camunda();
+        let mut attempts = 0;
+        loop {
+            match camunda
+                .claim_task(&task.external_task_id, &caller.user_id)
+                .await
+            {
+                Ok(()) => break,
+                Err(CamundaError::AlreadyClaimed(_)) => return Err(claimed_by_someone_else()),
+                // Two changes of the task at once: the engine says which won when
+                // asked again.
+                Err(CamundaError::Conflict(_)) if attempts < 2 => attempts += 1,
+                Err(error) => return Err(engine_refused(error)),
+            }
+        }
+        tracing::info!(form = %task.id, engine_task = %task.external_task_id, user = %caller.user_id, "user task claimed");
+        let task = self.read_back(task).await?;
+        self.with_schema(task).await
+    }
+
+    /// Gives a user task the caller holds back to its candidates, in the engine,
+    /// then stores the task as the engine has it after that (its draft dropped): it
+    /// comes back to the candidates' streams. A task nobody holds is answered as it
+    /// is.
+    pub async fn unclaim(&self, caller: &Caller, id: FormTaskId) -> Result<FormSummary, FormError> {
+        let task = self.user_task_of(caller, id).await?;
+        if task.assignee.is_empty() {
+            return Ok(FormSummary::of(&task));
+        }
+        if !rules::is_assignee(caller, &task) {
+            // A candidate of a task someone else holds does not see it any more.
+            return Err(if rules::may_see_task(caller, &task) {
+                FormError::PermissionDenied("only the assignee of the task gives it back".into())
+            } else {
+                FormError::NotFound
+            });
+        }
+        self.schemas
+            .camunda()
+            .unclaim_task(&task.external_task_id)
+            .await
+            .map_err(engine_refused)?;
+        tracing::info!(form = %task.id, engine_task = %task.external_task_id, user = %caller.user_id, "user task given back");
+        let task = self.read_back(task).await?;
+        Ok(FormSummary::of(&task))
+    }
+
+    /// The pending user task `id`, if the caller may see it or is one of its
+    /// candidates (a candidate whose inbox has not yet heard of someone else's claim
+    /// is told so, not that the task does not exist).
+    async fn user_task_of(&self, caller: &Caller, id: FormTaskId) -> Result<FormTask, FormError> {
+        let task = form_rows::get(&self.store.client().await?, id)
+            .await?
+            .ok_or(FormError::NotFound)?;
+        let named = task.candidate_users.contains(&caller.user_id)
+            || task
+                .candidate_groups
+                .iter()
+                .any(|g| caller.groups.contains(g));
+        if !rules::may_see_task(caller, &task) && !(task.kind == FormKind::UserTask && named) {
+            return Err(FormError::NotFound);
+        }
+        if task.kind != FormKind::UserTask {
+            return Err(FormError::NotPending(
+                "a send-task form is assigned by its process, not claimed".into(),
+            ));
+        }
+        if task.status != FormState::Pending {
+            return Err(FormError::NotPending(format!(
+                "the form is {}, no longer pending",
+                task.status
+            )));
+        }
+        Ok(task)
+    }
+
+    /// Reads a user task back from the engine after ramp changed it there, and
+    /// stores what the engine says (so the stored `engine_updated_at` is the
+    /// change's). The task as stored then.
+    async fn read_back(&self, stored: FormTask) -> Result<FormTask, FormError> {
+        let camunda = self.schemas.camunda();
+        let engine_id = stored.external_task_id.clone();
+        let read = async {
+            let Some(task) = camunda.user_task(&engine_id).await? else {
+                return Ok(None);
+            };
+            let links = camunda.task_identity_links(&engine_id).await?;
+            Ok::<_, CamundaError>(Some((task, links)))
+        };
+        match read.await {
+            Ok(Some((task, links))) => {
+                self.learn_user_task(as_engine_says(task, links, &stored))
+                    .await?;
+            }
+            // Gone from the engine meanwhile: the poller ends it.
+            Ok(None) | Err(CamundaError::NotFound(_)) => {}
+            // The engine changed; ramp hears of it on the poller's next read.
+            Err(error) => {
+                tracing::warn!(form = %stored.id, %error, "cannot read a user task back from the engine");
+            }
+        }
+        form_rows::get(&self.store.client().await?, stored.id)
+            .await?
+            .ok_or(FormError::NotFound)
+    }
+
     /// The engine ids of the pending user tasks ramp holds (for the poller's full
     /// resync).
     pub async fn pending_user_task_ids(&self) -> Result<Vec<String>, FormError> {
         Ok(rows::pending_ids(&self.store.client().await?).await?)
     }
+}
+
+fn claimed_by_someone_else() -> FormError {
+    FormError::NotPending("someone else claimed this task".into())
+}
+
+/// The engine's refusal of a claim or an unclaim, for the caller.
+fn engine_refused(error: CamundaError) -> FormError {
+    match error {
+        CamundaError::NotFound(_) => {
+            FormError::NotPending("the task is no longer open in the process engine".into())
+        }
+        error if error.is_transient() => FormError::EngineUnavailable(error),
+        error => FormError::Engine(error),
+    }
+}
+
+/// What the engine says of a task ramp holds as `stored`, read back by id: the
+/// task and its identity links, with what only the poller's reads carry (its
+/// process, its form) as stored. No form variables: the stored prefill stays.
+fn as_engine_says(task: Task, links: Vec<IdentityLink>, stored: &FormTask) -> EngineUserTask {
+    let (candidate_users, candidate_groups) = candidates(links);
+    EngineUserTask {
+        id: task.id,
+        name: task.name,
+        task_definition_key: task
+            .task_definition_key
+            .unwrap_or_else(|| stored.activity_id.clone()),
+        assignee: task.assignee.filter(|a| !a.is_empty()),
+        candidate_users,
+        candidate_groups,
+        created: task.created,
+        last_updated: task.last_updated,
+        due: task.due,
+        follow_up: task.follow_up,
+        priority: task.priority,
+        process_instance_id: stored.process_instance_id.clone(),
+        root_process_instance_id: stored.root_process_instance_id.clone(),
+        business_key: Some(stored.business_key.clone()).filter(|k| !k.is_empty()),
+        process_definition_id: task
+            .process_definition_id
+            .or(stored.process_definition_id.clone()),
+        process_definition_key: stored.process_definition_key.clone(),
+        tenant_id: task.tenant_id,
+        execution_id: task.execution_id,
+        form: stored
+            .form_schema
+            .clone()
+            .map(|schema| (stored.form_name.clone(), schema)),
+        form_variables: Map::new(),
+    }
+}
+
+/// A task's candidate users and groups, from its identity links.
+fn candidates(links: Vec<IdentityLink>) -> (Vec<String>, Vec<String>) {
+    let mut users = Vec::new();
+    let mut groups = Vec::new();
+    for link in links.into_iter().filter(|l| l.kind == "candidate") {
+        users.extend(link.user_id);
+        groups.extend(link.group_id);
+    }
+    (users, groups)
 }
 
 /// The form task a user task is, as if new: its title from the Camunda Form's own
@@ -311,9 +505,12 @@ fn revised(current: &FormTask, learned: &FormTask) -> Option<(FormTask, Vec<Audi
             key: key.clone(),
             kind: ChangeKind::Removed(RemovalReason::Claimed),
         })
+        // A task claimed, given back or handed to someone else comes to each key
+        // of its new audience as new (the claimer's stream gets it as `added`),
+        // even where it was already seen as a candidate's.
         .chain(after.iter().map(|key| AudienceChange {
             key: key.clone(),
-            kind: if before.contains(key) {
+            kind: if before.contains(key) && !reassigned {
                 ChangeKind::Updated
             } else {
                 ChangeKind::Added
@@ -423,7 +620,7 @@ mod tests {
                 },
                 AudienceChange {
                     key: "user:bob".into(),
-                    kind: ChangeKind::Updated
+                    kind: ChangeKind::Added
                 },
             ]
         );
