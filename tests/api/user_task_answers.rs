@@ -139,11 +139,13 @@ async fn learned(app: &TestApp, task: &Value) -> String {
     let engine_id = task["id"].as_str().unwrap();
     let form: Value = rest_get(&format!("/task/{engine_id}/deployed-form")).await;
     let links: Vec<Value> = rest_get(&format!("/task/{engine_id}/identity-links")).await;
-    let candidate_users = links
-        .iter()
-        .filter(|l| l["type"] == "candidate")
-        .filter_map(|l| l["userId"].as_str().map(str::to_owned))
-        .collect();
+    let candidates = |field: &str| {
+        links
+            .iter()
+            .filter(|l| l["type"] == "candidate")
+            .filter_map(|l| l[field].as_str().map(str::to_owned))
+            .collect()
+    };
     let instance = task["processInstanceId"].as_str().unwrap().to_owned();
     let text = |field: &str| task[field].as_str().map(str::to_owned);
     let learned = ramp::forms::EngineUserTask {
@@ -151,8 +153,8 @@ async fn learned(app: &TestApp, task: &Value) -> String {
         name: text("name"),
         task_definition_key: text("taskDefinitionKey").unwrap(),
         assignee: text("assignee"),
-        candidate_users,
-        candidate_groups: Vec::new(),
+        candidate_users: candidates("userId"),
+        candidate_groups: candidates("groupId"),
         created: ramp::camunda::parse_engine_time(task["created"].as_str().unwrap()).unwrap(),
         last_updated: None,
         due: None,
@@ -250,39 +252,51 @@ async fn an_answer_completes_the_user_task_once_with_its_data_and_marker() {
 }
 
 #[tokio::test]
-async fn an_unclaimed_user_task_is_claimed_before_it_is_answered() {
+async fn a_group_task_is_claimed_before_it_is_answered() {
     let app = spawn_app().await;
+    let group = unique_key("reviewers");
     let case = case_of(
-        |user| format!(r#"camunda:candidateUsers="{user}""#),
+        |_| format!(r#"camunda:candidateGroups="{group}""#),
         Review::Mapped,
     )
     .await;
     let form = learned(&app, &case.tasks[0]).await;
+    let reviewer = app.in_groups(&case.user, &[&group]);
     let answer = data(json!({"approved": true, "comment": "fine"}));
 
-    let unclaimed = app
-        .as_user(&case.user)
-        .submit(&form, answer.clone())
-        .await
-        .unwrap_err();
+    let unclaimed = reviewer.submit(&form, answer.clone()).await.unwrap_err();
     assert_eq!(
         (unclaimed.code(), unclaimed.message()),
         (Code::FailedPrecondition, "claim this task first")
     );
-    let draft = app
-        .as_user(&case.user)
+    let draft = reviewer
         .save_draft(&form, answer.clone())
         .await
         .unwrap_err();
     assert_eq!(draft.code(), Code::FailedPrecondition, "{draft:?}");
-    // Nobody else learns that it exists.
+    // Nobody outside the group learns that it exists.
     let stranger = app
         .as_user(&user())
-        .submit(&form, answer)
+        .submit(&form, answer.clone())
         .await
         .unwrap_err();
     assert_eq!(stranger.code(), Code::NotFound, "{stranger:?}");
     assert_eq!(ended_by(engine_id(&case.tasks[0])).await, None);
+
+    reviewer.claim(&form).await.unwrap();
+    let submitted = reviewer.submit(&form, answer).await.unwrap();
+    let delivery = settled(&app, &case.user, &form).await;
+    assert_eq!(delivery.state(), DeliveryState::Delivered, "{delivery:?}");
+    let history: Vec<Value> = rest_get(&format!(
+        "/history/task?taskId={}",
+        engine_id(&case.tasks[0])
+    ))
+    .await;
+    assert_eq!(
+        (&history[0]["deleteReason"], &history[0]["assignee"]),
+        (&json!("completed"), &json!(case.user))
+    );
+    assert_eq!(markers(&case.instance).await, [submitted.id]);
 }
 
 #[tokio::test]
