@@ -558,6 +558,9 @@ enum Why {
     EngineSlow,
     /// The process is busy with another change at this moment.
     Busy,
+    /// The process instance is suspended (in Cockpit, say): nothing in it moves
+    /// until someone activates it.
+    Suspended,
     /// Nothing waits for the answer yet, but something is on its way there.
     NotWaitingYet,
     /// An engine error ramp does not understand (retried a bounded number of times).
@@ -581,6 +584,7 @@ impl Why {
             // again.
             CamundaError::NotFound(_) => Self::NotWaitingYet,
             CamundaError::Engine { message, .. } if no_subscription(message) => Self::NotWaitingYet,
+            CamundaError::Engine { message, .. } if suspended(message) => Self::Suspended,
             _ => Self::EngineError,
         }
     }
@@ -590,6 +594,7 @@ impl Why {
             Self::EngineUnavailable => "the process engine is unavailable",
             Self::EngineSlow => "the process engine is slow to answer",
             Self::Busy => "the process was busy with another change",
+            Self::Suspended => "the process is suspended in the process engine",
             Self::NotWaitingYet => "the process is not ready for this answer yet",
             Self::EngineError => "the process engine reported an error",
             Self::Ended => "the process has ended, so this answer can no longer be used",
@@ -606,6 +611,13 @@ impl Why {
 /// consumed or moved it. Retried: the next attempt looks for the waiting one again.
 fn no_subscription(message: &str) -> bool {
     message.contains("does not have a subscription")
+}
+
+/// "Cannot complete task T: ENGINE-03043 task with id 'T' is suspended." (HTTP 500,
+/// measured on 7.24): its process instance is suspended. Retried without counting
+/// an attempt: it goes through once the instance is activated.
+fn suspended(message: &str) -> bool {
+    message.contains("is suspended")
 }
 
 /// Whether the engine will never take this answer as it is, and why, in words for
@@ -824,6 +836,14 @@ mod tests {
             r#"{"type":"RestException","message":"Cannot complete task 9bbfc4da-ef34-11f1-9c6c-02fc00000001: An exception occurred in the persistence layer. Please check the server logs for a detailed message and the entire exception stack trace.","code":10002}"#,
         );
         assert!(refusal(&too_long).unwrap().contains("too long"));
+        let suspended = engine(
+            500,
+            r#"{"type":"RestException","message":"Cannot complete task 32cdd3be-ef39-11f1-9c6c-02fc00000001: ENGINE-03043 task with id '32cdd3be-ef39-11f1-9c6c-02fc00000001' is suspended.","code":0}"#,
+        );
+        assert_eq!(
+            (refusal(&suspended), Why::of(&suspended)),
+            (None, Why::Suspended)
+        );
         // Two answers to tasks of one instance at once, as for messages: retried.
         let busy = engine(
             500,

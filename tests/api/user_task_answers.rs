@@ -597,3 +597,45 @@ async fn a_user_task_the_poller_learned_is_answered_once_and_its_answer_stands()
     assert_eq!(after.delivery.unwrap().state(), DeliveryState::Delivered);
     assert_eq!(markers(&case.instance).await, [submitted.id]);
 }
+
+#[tokio::test]
+async fn an_answer_to_a_task_of_a_suspended_instance_waits_until_the_instance_is_activated() {
+    let app = spawn_app_with(json!({"delivery_backoff_cap_ms": 500})).await;
+    let case = assigned_case().await;
+    let form = learned(&app, &case.tasks[0]).await;
+    let suspension = format!("/process-instance/{}/suspended", case.instance);
+    rest_send(
+        reqwest::Method::PUT,
+        &suspension,
+        json!({"suspended": true}),
+    )
+    .await;
+    let submitted = app
+        .as_user(&case.user)
+        .submit(&form, data(json!({"approved": true, "comment": "fine"})))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let delivery = crate::submit::delivery(&app, &case.user, &form).await;
+        assert_eq!(delivery.state(), DeliveryState::Pending, "{delivery:?}");
+        if delivery.attempts >= 3 {
+            assert_eq!(
+                delivery.last_error,
+                "not yet delivered: the process is suspended in the process engine"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{delivery:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    rest_send(
+        reqwest::Method::PUT,
+        &suspension,
+        json!({"suspended": false}),
+    )
+    .await;
+    let delivery = settled(&app, &case.user, &form).await;
+    assert_eq!(delivery.state(), DeliveryState::Delivered, "{delivery:?}");
+    assert_eq!(markers(&case.instance).await, [submitted.id]);
+}
