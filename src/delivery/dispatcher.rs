@@ -274,20 +274,8 @@ impl Dispatcher {
         }
         let instance = &row.process_instance_id;
         let message = &row.message_name;
-        if row.uncertain {
-            // The last attempt may have landed: never send again if it did.
-            match self.landed(row).await {
-                Ok(true) => return Outcome::Delivered,
-                Ok(false) => {}
-                Err(error) => {
-                    return self.retry(
-                        row,
-                        Why::of(&error),
-                        format!("checking the last attempt: {error}"),
-                        true,
-                    );
-                }
-            }
+        if let Some(outcome) = self.check_last_attempt(row).await {
+            return outcome;
         }
         let waiting = match self.camunda.executions_waiting_for(instance, message).await {
             Ok(waiting) => waiting,
@@ -315,14 +303,40 @@ impl Dispatcher {
         };
         let mut data: Map<String, Value> = row.variables.as_object().cloned().unwrap_or_default();
         data.insert(MARKER.into(), Value::String(row.id.to_string()));
-        let error = match self
+        match self
             .camunda
             .trigger_message(&target, message, &typed(&data))
             .await
         {
-            Ok(()) => return Outcome::Delivered,
-            Err(error) => error,
-        };
+            Ok(()) => Outcome::Delivered,
+            Err(error) => self.not_taken(row, error),
+        }
+    }
+
+    /// For an attempt after one whose outcome is unknown: `Delivered` when that one
+    /// landed (its marker is in the instance), a retry when that cannot be told
+    /// now, `None` when nothing landed and the answer is to be sent.
+    async fn check_last_attempt(&self, row: &Claimed) -> Option<Outcome> {
+        if !row.uncertain {
+            return None;
+        }
+        // The last attempt may have landed: never send again if it did.
+        match self.landed(row).await {
+            Ok(true) => Some(Outcome::Delivered),
+            Ok(false) => None,
+            Err(error) => Some(self.retry(
+                row,
+                Why::of(&error),
+                format!("checking the last attempt: {error}"),
+                true,
+            )),
+        }
+    }
+
+    /// What an engine error to a delivery (a trigger, a completion) makes of it:
+    /// refused, when the engine will never take the answer as it is; else retried,
+    /// checked first when the attempt may have landed.
+    fn not_taken(&self, row: &Claimed, error: CamundaError) -> Outcome {
         match refusal(&error) {
             Some(reason) => Outcome::Refused {
                 reason,
@@ -343,38 +357,15 @@ impl Dispatcher {
     /// trigger would (the same classifier; the completion rolls back whole and the
     /// task stays open and assigned, so the author can answer again), or it is gone.
     async fn complete(&self, row: &Claimed, task: &str) -> Outcome {
-        if row.uncertain {
-            match self.landed(row).await {
-                Ok(true) => return Outcome::Delivered,
-                Ok(false) => {}
-                Err(error) => {
-                    return self.retry(
-                        row,
-                        Why::of(&error),
-                        format!("checking the last attempt: {error}"),
-                        true,
-                    );
-                }
-            }
+        if let Some(outcome) = self.check_last_attempt(row).await {
+            return outcome;
         }
         let mut data: Map<String, Value> = row.variables.as_object().cloned().unwrap_or_default();
         data.insert(MARKER.into(), Value::String(row.id.to_string()));
-        let error = match self.camunda.complete_task(task, &typed(&data)).await {
-            Ok(()) => return Outcome::Delivered,
-            Err(CamundaError::NotFound(_)) => return self.task_gone(row, task).await,
-            Err(error) => error,
-        };
-        match refusal(&error) {
-            Some(reason) => Outcome::Refused {
-                reason,
-                error: error.to_string(),
-            },
-            None => self.retry(
-                row,
-                Why::of(&error),
-                error.to_string(),
-                error.outcome_unknown(),
-            ),
+        match self.camunda.complete_task(task, &typed(&data)).await {
+            Ok(()) => Outcome::Delivered,
+            Err(CamundaError::NotFound(_)) => self.task_gone(row, task).await,
+            Err(error) => self.not_taken(row, error),
         }
     }
 
