@@ -628,7 +628,7 @@ impl Config {
             algorithm: self.jwt_algorithm.clone(),
             jwks_url: self.jwt_jwks_url.clone(),
         };
-        Ok(AuthSettings::Jwt(JwtSettings {
+        Ok(AuthSettings::Jwt(Box::new(JwtSettings {
             key: key.load()?,
             issuer: self.jwt_issuer.clone(),
             audience: self.jwt_audience.clone(),
@@ -640,7 +640,7 @@ impl Config {
             groups_claim: self.jwt_groups_claim.clone(),
             jwks_min_refresh: Duration::from_secs(self.jwt_jwks_min_refresh_secs),
             max_ttl: Duration::from_secs(self.jwt_max_ttl_secs),
-        }))
+        })))
     }
 
     /// How to reach the engine.

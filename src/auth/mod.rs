@@ -40,7 +40,7 @@ pub enum AuthMode {
 /// How callers are checked: the mode, and for JWTs how they are validated.
 #[derive(Clone)]
 pub enum AuthSettings {
-    Jwt(JwtSettings),
+    Jwt(Box<JwtSettings>),
     Dev,
 }
 
@@ -162,7 +162,7 @@ impl Authenticator {
                 Ok(Self::Dev)
             }
             AuthSettings::Jwt(settings) => {
-                let verifier = jwt::JwtVerifier::new(settings)?;
+                let verifier = jwt::JwtVerifier::new(*settings)?;
                 Ok(Self::Jwt(Box::new(verifier)))
             }
         }

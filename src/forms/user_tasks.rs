@@ -252,7 +252,7 @@ impl Forms {
                 .candidate_groups
                 .iter()
                 .any(|g| caller.groups.contains(g));
-        if !rules::may_see_task(caller, &task) && !(task.kind == FormKind::UserTask && named) {
+        if !(rules::may_see_task(caller, &task) || task.kind == FormKind::UserTask && named) {
             return Err(FormError::NotFound);
         }
         if task.kind != FormKind::UserTask {

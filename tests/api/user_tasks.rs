@@ -307,8 +307,8 @@ async fn a_group_task_reaches_every_candidate_and_moves_with_claims_and_unclaims
     // Every candidate hears of it, once; the others not at all.
     let form = added(next(&mut umas).await);
     assert_eq!(form.kind, FormTaskKind::UserTask as i32);
-    assert_eq!(form.candidate_groups, [scene.group.clone()]);
-    assert_eq!(form.candidate_users, [uma.clone()]);
+    assert_eq!(form.candidate_groups, [scene.group.as_str()]);
+    assert_eq!(form.candidate_users, [uma.as_str()]);
     assert_eq!(form.assignee, "");
     assert_eq!(added(next(&mut gils).await).id, form.id);
     assert_eq!(added(next(&mut guss).await).id, form.id);
@@ -493,8 +493,8 @@ async fn only_candidates_and_the_assignee_see_a_user_task_and_only_candidates_cl
             .map(|f| f.id)
             .collect::<Vec<_>>()
     };
-    assert_eq!(listed(uma.clone()).await, [form.id.clone()]);
-    assert_eq!(listed(gil.clone()).await, [form.id.clone()]);
+    assert_eq!(listed(uma.clone()).await, [form.id.as_str()]);
+    assert_eq!(listed(gil.clone()).await, [form.id.as_str()]);
     assert!(listed(olaf.clone()).await.is_empty());
     assert_eq!(
         olaf.form(&form.id).await.unwrap_err().code(),
@@ -528,7 +528,7 @@ async fn only_candidates_and_the_assignee_see_a_user_task_and_only_candidates_cl
     uma.claim(&form.id).await.unwrap();
     assert_eq!(gil.form(&form.id).await.unwrap_err().code(), Code::NotFound);
     assert!(listed(gil.clone()).await.is_empty());
-    assert_eq!(listed(uma.clone()).await, [form.id.clone()]);
+    assert_eq!(listed(uma.clone()).await, [form.id.as_str()]);
     // Only its assignee gives it back.
     assert_eq!(
         gil.unclaim(&form.id).await.unwrap_err().code(),
@@ -548,5 +548,94 @@ async fn only_candidates_and_the_assignee_see_a_user_task_and_only_candidates_cl
     let bad = uma.claim("not-an-id").await.unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
     crate::helpers::assert_clean(&bad);
+    let _ = camunda().delete_process_instance(&instance, true).await;
+}
+
+#[tokio::test]
+async fn a_user_task_stays_when_another_branch_of_its_instance_is_cancelled() {
+    // Reconciliation checks the pending forms of an instance where something was
+    // cancelled, and withdraws those whose receive task can no longer get their
+    // message. A user task waits for no message: seen failing before user tasks
+    // were left out of that check (the review was withdrawn with "the receive
+    // task can no longer receive the message").
+    let key = unique_key("inbox_branch");
+    let uma = format!("uma-{key}@example.com");
+    let model = crate::engine::definitions(
+        &key,
+        &[],
+        &format!(
+            r#"
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="fork"/>
+    <bpmn:parallelGateway id="fork"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="fork" targetRef="review"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="fork" targetRef="hold"/>
+    <bpmn:userTask id="review" name="Review" camunda:candidateUsers="{uma}"/>
+    <bpmn:userTask id="hold" name="Hold"/>
+    <bpmn:sequenceFlow id="f4" sourceRef="review" targetRef="join"/>
+    <bpmn:sequenceFlow id="f5" sourceRef="hold" targetRef="join"/>
+    <bpmn:parallelGateway id="join"/>
+    <bpmn:sequenceFlow id="f6" sourceRef="join" targetRef="end"/>
+    <bpmn:endEvent id="end"/>"#
+        ),
+    );
+    crate::engine::deploy_model(&camunda(), &key, model).await;
+    let app = spawn_app_with(json!({"user_tasks": true, "user_task_poll_ms": 100})).await;
+    let mut umas = app.in_groups(&uma, &[]).pending_forms("").await.unwrap();
+    assert!(matches!(
+        next(&mut umas).await.event,
+        Some(Event::Snapshot(_))
+    ));
+    let instance = start_with(&key, &format!("order-{key}"), json!({})).await;
+    let form = added(next(&mut umas).await);
+
+    rest_send(
+        reqwest::Method::POST,
+        &format!("/process-instance/{instance}/modification"),
+        json!({"instructions": [{"type": "cancel", "activityId": "hold"}]}),
+    )
+    .await;
+    // Reconciliation runs every 250 ms in tests.
+    assert!(quiet(&mut umas, Duration::from_secs(4)).await);
+    let status: String = scalar(
+        &app.db().await,
+        "SELECT status FROM form_tasks WHERE id = $1::text::uuid",
+        &[&form.id],
+    )
+    .await;
+    assert_eq!(status, "pending");
+    let _ = camunda().delete_process_instance(&instance, true).await;
+}
+
+#[tokio::test]
+async fn a_snapshot_and_a_resumed_stream_show_a_group_task_once() {
+    let scene = Scene::new().await;
+    // Uma is also in the group: the task's rows name her twice.
+    let both = scene.app.in_groups(&scene.uma, &[&scene.group]);
+    let mut first = both.pending_forms("").await.unwrap();
+    let start = next(&mut first).await.cursor;
+    let (instance, _) = scene.start().await;
+    let form = added(next(&mut first).await);
+    assert!(quiet(&mut first, QUIET).await, "one event for both keys");
+
+    let mut snapshot = both.pending_forms("").await.unwrap();
+    match next(&mut snapshot).await.event {
+        Some(Event::Snapshot(s)) => {
+            let ids: Vec<&str> = s.form_tasks.iter().map(|f| f.id.as_str()).collect();
+            assert_eq!(ids, [form.id.as_str()]);
+        }
+        other => panic!("expected a snapshot, got {other:?}"),
+    }
+    let mut resumed = both.pending_forms(&start).await.unwrap();
+    assert_eq!(added(next(&mut resumed).await).id, form.id);
+    assert!(quiet(&mut resumed, QUIET).await, "one event for both keys");
+
+    // Claimed by Gus: one removal.
+    scene.client(&scene.gus).claim(&form.id).await.unwrap();
+    assert_eq!(
+        removal(next(&mut resumed).await),
+        (form.id.clone(), RemovalReason::Claimed)
+    );
+    assert!(quiet(&mut resumed, QUIET).await, "one event for both keys");
     let _ = camunda().delete_process_instance(&instance, true).await;
 }
