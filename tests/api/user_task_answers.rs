@@ -13,12 +13,13 @@
 
 use std::time::{Duration, Instant};
 
+use ramp::proto::pending_forms_response::Event;
 use ramp::proto::*;
 use serde_json::{Value, json};
 use tonic::Code;
 
 use crate::engine::{camunda, definitions, engine_url, rest_get, rest_send, unique_key};
-use crate::forms::user;
+use crate::forms::{next, removed, user};
 use crate::helpers::{TestApp, spawn_app, spawn_app_on, spawn_app_with};
 use crate::http_fault::{Fault, HttpFaultProxy};
 use crate::submit::settled;
@@ -299,18 +300,78 @@ async fn a_group_task_is_claimed_before_it_is_answered() {
     assert_eq!(markers(&case.instance).await, [submitted.id]);
 }
 
+/// A client of the person with `email` whose engine user id is `user_id` (the
+/// `preferred_username` claim, which `BY_USERNAME` servers read).
+fn person(app: &TestApp, email: &str, user_id: &str) -> crate::client::Client {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({
+            "sub": user_id, "email": email, "email_verified": true, "roles": [],
+            "preferred_username": user_id, "aud": "ramp", "iss": crate::helpers::TEST_ISSUER,
+            "iat": now, "nbf": now, "exp": now + 3600,
+        }),
+        &jsonwebtoken::EncodingKey::from_secret(crate::helpers::TEST_SECRET.as_bytes()),
+    )
+    .unwrap();
+    crate::client::Client::at(app.addr(), email, token)
+}
+
+/// Settings of a server that takes the engine user id from `preferred_username`.
+const BY_USERNAME: &str = "preferred_username";
+
+/// Waits (bounded) until the delivery of `form`'s answer leaves `pending`, as
+/// `client` reads it.
+async fn settled_for(client: &crate::client::Client, form: &str) -> Delivery {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let delivery = client.form(form).await.unwrap().delivery.unwrap();
+        if delivery.state() != DeliveryState::Pending || Instant::now() > deadline {
+            return delivery;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_completion_the_process_refuses_comes_back_and_a_corrected_answer_completes_the_task() {
-    let app = spawn_app().await;
-    let case = assigned_case().await;
+    // The reviewer's engine user id is not their email, as with most identity
+    // providers: the task names `ann_...`, the token says so in `preferred_username`.
+    let app = spawn_app_with(json!({"jwt_user_id_claim": BY_USERNAME})).await;
+    let user_id = unique_key("ann");
+    let case = case_of(
+        |_| format!(r#"camunda:assignee="{user_id}""#),
+        Review::Mapped,
+    )
+    .await;
     let form = learned(&app, &case.tasks[0]).await;
-    let ann = app.as_user(&case.user);
+    let ann = person(&app, &case.user, &user_id);
+    let mut inbox = ann.pending_forms("").await.unwrap();
+    match next(&mut inbox).await.event {
+        Some(Event::Snapshot(snapshot)) => assert_eq!(snapshot.form_tasks[0].id, form),
+        other => panic!("expected a snapshot, got {other:?}"),
+    }
 
     // The gateway after the task reads `approved`, which the reviewer left out.
     ann.submit(&form, data(json!({"comment": "no opinion"})))
         .await
         .unwrap();
-    let delivery = settled(&app, &case.user, &form).await;
+    let answered = removed(next(&mut inbox).await);
+    assert_eq!(
+        (answered.id.as_str(), answered.reason()),
+        (form.as_str(), RemovalReason::Completed)
+    );
+    match next(&mut inbox).await.event {
+        Some(Event::Added(back)) => {
+            assert_eq!(back.id, form);
+            assert!(back.return_reason.contains("`approved`"), "{back:?}");
+        }
+        other => panic!("expected the form back, got {other:?}"),
+    }
+    let delivery = settled_for(&ann, &form).await;
     assert_eq!(delivery.state(), DeliveryState::Refused, "{delivery:?}");
     let back = ann.form(&form).await.unwrap();
     let summary = back.summary.unwrap();
@@ -326,7 +387,7 @@ async fn a_completion_the_process_refuses_comes_back_and_a_corrected_answer_comp
     // The engine's task is still open and assigned.
     let open = open_tasks(&case.instance, "review").await;
     assert_eq!(open.len(), 1);
-    assert_eq!(open[0]["assignee"], case.user.as_str());
+    assert_eq!(open[0]["assignee"], user_id.as_str());
 
     let corrected = ann
         .submit(
@@ -335,13 +396,27 @@ async fn a_completion_the_process_refuses_comes_back_and_a_corrected_answer_comp
         )
         .await
         .unwrap();
-    let delivery = settled(&app, &case.user, &form).await;
+    let delivery = settled_for(&ann, &form).await;
     assert_eq!(delivery.state(), DeliveryState::Delivered, "{delivery:?}");
     assert_eq!(markers(&case.instance).await, [corrected.id]);
     assert_eq!(
         crate::submit::history_state(&case.instance).await,
         "COMPLETED"
     );
+    // Every change of the form went to its assignee's key, none to an email.
+    let keys: Vec<String> = app
+        .db()
+        .await
+        .query(
+            "SELECT DISTINCT c.assignee FROM form_changes c WHERE c.form_task_id = $1",
+            &[&uuid::Uuid::parse_str(&form).unwrap()],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(keys, [format!("user:{user_id}")]);
 }
 
 #[tokio::test]
