@@ -639,3 +639,57 @@ async fn a_snapshot_and_a_resumed_stream_show_a_group_task_once() {
     assert!(quiet(&mut resumed, QUIET).await, "one event for both keys");
     let _ = camunda().delete_process_instance(&instance, true).await;
 }
+
+#[tokio::test]
+async fn the_engine_user_id_and_groups_come_from_the_configured_claims() {
+    let app = spawn_app_with(json!({
+        "jwt_user_id_claim": "preferred_username",
+        "jwt_groups_claim": "realm.groups",
+    }))
+    .await;
+    let key = unique_key("claims");
+    let (ann, bob) = (
+        format!("ann-{key}@example.com"),
+        format!("bob-{key}@example.com"),
+    );
+    let token = |email: &str, username: &str, groups: &[&str]| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &json!({
+                "sub": email, "email": email, "email_verified": true,
+                "preferred_username": username, "realm": {"groups": groups},
+                "aud": "ramp", "iss": crate::helpers::TEST_ISSUER,
+                "iat": now, "nbf": now, "exp": now + 3600,
+            }),
+            &jsonwebtoken::EncodingKey::from_secret(crate::helpers::TEST_SECRET.as_bytes()),
+        )
+        .unwrap()
+    };
+    let as_ann = app.bearing(token(&ann, &format!("ann_{key}"), &[]));
+    let as_bob = app.bearing(token(&bob, &format!("bob_{key}"), &[&format!("g_{key}")]));
+    let mut anns = as_ann.pending_forms("").await.unwrap();
+    let mut bobs = as_bob.pending_forms("").await.unwrap();
+    next(&mut anns).await;
+    next(&mut bobs).await;
+
+    let task = EngineUserTask {
+        candidate_users: vec![format!("ann_{key}")],
+        candidate_groups: vec![format!("g_{key}")],
+        ..engine_task(&format!("t-{key}"))
+    };
+    app.app.forms().learn_user_task(task).await.unwrap();
+    let form = added(next(&mut anns).await);
+    assert_eq!(added(next(&mut bobs).await).id, form.id);
+    // Ann's email is not her engine user id: a task for it is not hers.
+    let by_email = EngineUserTask {
+        candidate_users: vec![ann.clone()],
+        candidate_groups: Vec::new(),
+        ..engine_task(&format!("t2-{key}"))
+    };
+    app.app.forms().learn_user_task(by_email).await.unwrap();
+    assert!(quiet(&mut anns, QUIET).await);
+}
