@@ -17,7 +17,6 @@ use crate::camunda::{Camunda, CamundaError, typed};
 use crate::forms::{ChangeHub, ChangeKind, FormSummary};
 use crate::store::Store;
 use crate::store::deliveries as rows;
-use crate::store::forms;
 
 /// The variable that carries the submission id with the data.
 pub const MARKER: &str = "rampSubmissionId";
@@ -213,13 +212,13 @@ impl Dispatcher {
             return Ok(false);
         };
         if let Some(form) = &returned {
-            let summary = FormSummary::of(form);
-            forms::append_change(
+            // Under each key of its audience: its author's email, or `user:<id>`.
+            crate::store::user_tasks::append_changes(
                 &tx,
                 form.id,
-                &form.assignee,
+                &form.audience(),
                 ChangeKind::Added,
-                &summary.to_json(),
+                &FormSummary::of(form).to_json(),
             )
             .await?;
         }
@@ -270,22 +269,13 @@ impl Dispatcher {
     }
 
     async fn deliver(&self, row: &Claimed) -> Outcome {
+        if let Some(task) = &row.engine_task_id {
+            return self.complete(row, task).await;
+        }
         let instance = &row.process_instance_id;
         let message = &row.message_name;
-        if row.uncertain {
-            // The last attempt may have landed: never send again if it did.
-            match self.landed(row).await {
-                Ok(true) => return Outcome::Delivered,
-                Ok(false) => {}
-                Err(error) => {
-                    return self.retry(
-                        row,
-                        Why::of(&error),
-                        format!("checking the last attempt: {error}"),
-                        true,
-                    );
-                }
-            }
+        if let Some(outcome) = self.check_last_attempt(row).await {
+            return outcome;
         }
         let waiting = match self.camunda.executions_waiting_for(instance, message).await {
             Ok(waiting) => waiting,
@@ -313,14 +303,40 @@ impl Dispatcher {
         };
         let mut data: Map<String, Value> = row.variables.as_object().cloned().unwrap_or_default();
         data.insert(MARKER.into(), Value::String(row.id.to_string()));
-        let error = match self
+        match self
             .camunda
             .trigger_message(&target, message, &typed(&data))
             .await
         {
-            Ok(()) => return Outcome::Delivered,
-            Err(error) => error,
-        };
+            Ok(()) => Outcome::Delivered,
+            Err(error) => self.not_taken(row, error),
+        }
+    }
+
+    /// For an attempt after one whose outcome is unknown: `Delivered` when that one
+    /// landed (its marker is in the instance), a retry when that cannot be told
+    /// now, `None` when nothing landed and the answer is to be sent.
+    async fn check_last_attempt(&self, row: &Claimed) -> Option<Outcome> {
+        if !row.uncertain {
+            return None;
+        }
+        // The last attempt may have landed: never send again if it did.
+        match self.landed(row).await {
+            Ok(true) => Some(Outcome::Delivered),
+            Ok(false) => None,
+            Err(error) => Some(self.retry(
+                row,
+                Why::of(&error),
+                format!("checking the last attempt: {error}"),
+                true,
+            )),
+        }
+    }
+
+    /// What an engine error to a delivery (a trigger, a completion) makes of it:
+    /// refused, when the engine will never take the answer as it is; else retried,
+    /// checked first when the attempt may have landed.
+    fn not_taken(&self, row: &Claimed, error: CamundaError) -> Outcome {
         match refusal(&error) {
             Some(reason) => Outcome::Refused {
                 reason,
@@ -332,6 +348,67 @@ impl Dispatcher {
                 error.to_string(),
                 error.outcome_unknown(),
             ),
+        }
+    }
+
+    /// Delivers the answer to a user task by completing the engine's task with it,
+    /// the marker among its variables. The task is there until it is completed, so
+    /// nothing is waited for: it takes the answer, or it refuses it as a message
+    /// trigger would (the same classifier; the completion rolls back whole and the
+    /// task stays open and assigned, so the author can answer again), or it is gone.
+    async fn complete(&self, row: &Claimed, task: &str) -> Outcome {
+        if let Some(outcome) = self.check_last_attempt(row).await {
+            return outcome;
+        }
+        let mut data: Map<String, Value> = row.variables.as_object().cloned().unwrap_or_default();
+        data.insert(MARKER.into(), Value::String(row.id.to_string()));
+        match self.camunda.complete_task(task, &typed(&data)).await {
+            Ok(()) => Outcome::Delivered,
+            Err(CamundaError::NotFound(_)) => self.task_gone(row, task).await,
+            Err(error) => self.not_taken(row, error),
+        }
+    }
+
+    /// The user task is no longer in the engine. Our own completion may be why (an
+    /// earlier attempt that timed out, or whose replica died mid-call, landed):
+    /// then the marker is in the instance's history and the answer is delivered.
+    /// Otherwise the engine's history says who ended it: someone else completed it
+    /// (in Tasklist, say), or the process deleted it. Either way nothing can take
+    /// this answer any more; it is kept.
+    async fn task_gone(&self, row: &Claimed, task: &str) -> Outcome {
+        match self.landed(row).await {
+            Ok(true) => return Outcome::Delivered,
+            Ok(false) => {}
+            Err(error) => {
+                return self.retry(
+                    row,
+                    Why::of(&error),
+                    format!("checking whether this answer completed the task: {error}"),
+                    row.uncertain,
+                );
+            }
+        }
+        match self.camunda.historic_task(task).await {
+            // Still open by history's account: the engine's answer was not the
+            // last word (read again).
+            Ok(Some(history)) if history.end_time.is_none() => self.retry(
+                row,
+                Why::EngineError,
+                format!("the engine said its task {task} is gone, but its history has it open"),
+                row.uncertain,
+            ),
+            Ok(Some(history)) if history.completed() => Outcome::Undeliverable {
+                reason: Why::CompletedElsewhere.words().into(),
+                error: format!("the engine's task {task} was completed without this answer"),
+            },
+            Ok(history) => Outcome::Undeliverable {
+                reason: Why::TaskDeleted.words().into(),
+                error: match history {
+                    Some(_) => format!("the engine's task {task} was deleted"),
+                    None => format!("the engine keeps no task {task}"),
+                },
+            },
+            Err(error) => self.retry(row, Why::of(&error), error.to_string(), row.uncertain),
         }
     }
 
@@ -472,12 +549,20 @@ enum Why {
     EngineSlow,
     /// The process is busy with another change at this moment.
     Busy,
+    /// The process instance is suspended (in Cockpit, say): nothing in it moves
+    /// until someone activates it.
+    Suspended,
     /// Nothing waits for the answer yet, but something is on its way there.
     NotWaitingYet,
     /// An engine error ramp does not understand (retried a bounded number of times).
     EngineError,
     /// The process ended.
     Ended,
+    /// Someone completed the user task in the engine without this answer.
+    CompletedElsewhere,
+    /// The process deleted the user task (the instance was cancelled, an event
+    /// interrupted the task).
+    TaskDeleted,
 }
 
 impl Why {
@@ -490,6 +575,7 @@ impl Why {
             // again.
             CamundaError::NotFound(_) => Self::NotWaitingYet,
             CamundaError::Engine { message, .. } if no_subscription(message) => Self::NotWaitingYet,
+            CamundaError::Engine { message, .. } if suspended(message) => Self::Suspended,
             _ => Self::EngineError,
         }
     }
@@ -499,9 +585,14 @@ impl Why {
             Self::EngineUnavailable => "the process engine is unavailable",
             Self::EngineSlow => "the process engine is slow to answer",
             Self::Busy => "the process was busy with another change",
+            Self::Suspended => "the process is suspended in the process engine",
             Self::NotWaitingYet => "the process is not ready for this answer yet",
             Self::EngineError => "the process engine reported an error",
             Self::Ended => "the process has ended, so this answer can no longer be used",
+            Self::CompletedElsewhere => {
+                "someone completed this task in the process engine before your answer arrived"
+            }
+            Self::TaskDeleted => "the process no longer needs it",
         }
     }
 }
@@ -511,6 +602,13 @@ impl Why {
 /// consumed or moved it. Retried: the next attempt looks for the waiting one again.
 fn no_subscription(message: &str) -> bool {
     message.contains("does not have a subscription")
+}
+
+/// "Cannot complete task T: ENGINE-03043 task with id 'T' is suspended." (HTTP 500,
+/// measured on 7.24): its process instance is suspended. Retried without counting
+/// an attempt: it goes through once the instance is activated.
+fn suspended(message: &str) -> bool {
+    message.contains("is suspended")
 }
 
 /// Whether the engine will never take this answer as it is, and why, in words for
@@ -699,6 +797,50 @@ mod tests {
             assert_eq!(Why::of(&error), why);
         }
         assert!(engine(502, "").outcome_unknown());
+    }
+
+    /// The engine's answers to `POST /task/{id}/complete`, measured on 7.24 with a
+    /// user task followed by an output mapping `${comment}` and a gateway on
+    /// `${approved == true}`: each rolled back, the task still open and assigned.
+    #[test]
+    fn a_user_task_completion_is_refused_as_a_message_would_be() {
+        let output_mapping = engine(
+            500,
+            r#"{"type":"RestException","message":"Cannot complete task 9bbfc4da-ef34-11f1-9c6c-02fc00000001: Unknown property used in expression: ${comment}. Cause: Cannot resolve identifier 'comment'","code":0}"#,
+        );
+        assert_eq!(
+            refusal(&output_mapping).as_deref(),
+            Some("the process could not use this answer: it needs a value for `comment`")
+        );
+        let gateway = engine(
+            500,
+            r#"{"type":"RestException","message":"Cannot complete task 9bbfc4da-ef34-11f1-9c6c-02fc00000001: Unknown property used in expression: ${approved == true}. Cause: Cannot resolve identifier 'approved'","code":0}"#,
+        );
+        assert!(refusal(&gateway).unwrap().ends_with("`approved`"));
+        let wrong_type = engine(
+            400,
+            r#"{"type":"InvalidRequestException","message":"Cannot complete task 9bbfc4da-ef34-11f1-9c6c-02fc00000001: Cannot convert value 'abc' of type 'Integer' to java type java.lang.Integer","code":null}"#,
+        );
+        assert!(refusal(&wrong_type).is_some());
+        let too_long = engine(
+            500,
+            r#"{"type":"RestException","message":"Cannot complete task 9bbfc4da-ef34-11f1-9c6c-02fc00000001: An exception occurred in the persistence layer. Please check the server logs for a detailed message and the entire exception stack trace.","code":10002}"#,
+        );
+        assert!(refusal(&too_long).unwrap().contains("too long"));
+        let suspended = engine(
+            500,
+            r#"{"type":"RestException","message":"Cannot complete task 32cdd3be-ef39-11f1-9c6c-02fc00000001: ENGINE-03043 task with id '32cdd3be-ef39-11f1-9c6c-02fc00000001' is suspended.","code":0}"#,
+        );
+        assert_eq!(
+            (refusal(&suspended), Why::of(&suspended)),
+            (None, Why::Suspended)
+        );
+        // Two answers to tasks of one instance at once, as for messages: retried.
+        let busy = engine(
+            500,
+            r#"{"type":"OptimisticLockingException","message":"ENGINE-03005 Execution of 'UPDATE ExecutionEntity' failed","code":1}"#,
+        );
+        assert_eq!((refusal(&busy), Why::of(&busy)), (None, Why::Busy));
     }
 
     #[test]
