@@ -269,29 +269,29 @@ impl Dispatcher {
         }
     }
 
+    /// One attempt. The execution to trigger is chosen first, and only then is the
+    /// marker looked up: an answer that landed before that look is seen, and one
+    /// still on its way (an earlier attempt whose outcome is unknown, or a claim
+    /// acted on after its lease ran out by a replica that was frozen) can only take
+    /// an execution that waited before the look. Each wait of a receive task is an
+    /// execution of its own that takes one message, so of that attempt and this one
+    /// at most one lands. Checking the marker before choosing the target would leave
+    /// the earlier attempt the time between the two calls to land, and this one a
+    /// newer wait of a model that loops back to the receive task.
     async fn deliver(&self, row: &Claimed) -> Outcome {
         let instance = &row.process_instance_id;
         let message = &row.message_name;
-        if row.uncertain {
-            // The last attempt may have landed: never send again if it did.
-            match self.landed(row).await {
-                Ok(true) => return Outcome::Delivered,
-                Ok(false) => {}
-                Err(error) => {
-                    return self.retry(
-                        row,
-                        Why::of(&error),
-                        format!("checking the last attempt: {error}"),
-                        true,
-                    );
-                }
-            }
-        }
         let waiting = match self.camunda.executions_waiting_for(instance, message).await {
             Ok(waiting) => waiting,
             Err(error) => return self.retry(row, Why::of(&error), error.to_string(), false),
         };
         if waiting.is_empty() {
+            // The last attempt may have landed, and the process moved on with it.
+            if row.uncertain
+                && let Some(outcome) = self.already_landed(row).await
+            {
+                return outcome;
+            }
             return self.nothing_waits(row).await;
         }
         let target = match self.target(row, &waiting).await {
@@ -311,6 +311,9 @@ impl Dispatcher {
             }
             Err(error) => return self.retry(row, Why::of(&error), error.to_string(), false),
         };
+        if let Some(outcome) = self.already_landed(row).await {
+            return outcome;
+        }
         let mut data: Map<String, Value> = row.variables.as_object().cloned().unwrap_or_default();
         data.insert(MARKER.into(), Value::String(row.id.to_string()));
         let error = match self
@@ -448,6 +451,22 @@ impl Dispatcher {
         }
         let scope_ended = !nodes.iter().any(|node| node.id == scope);
         Ok(only.filter(|_| scope_ended))
+    }
+
+    /// `Delivered` when the marker of this submission is in the instance already;
+    /// a retry (uncertain if the row is) when it cannot be looked up; `None` when it
+    /// is not there.
+    async fn already_landed(&self, row: &Claimed) -> Option<Outcome> {
+        match self.landed(row).await {
+            Ok(true) => Some(Outcome::Delivered),
+            Ok(false) => None,
+            Err(error) => Some(self.retry(
+                row,
+                Why::of(&error),
+                format!("checking whether the answer landed: {error}"),
+                row.uncertain,
+            )),
+        }
     }
 
     /// Whether the marker of this submission reached the instance.
