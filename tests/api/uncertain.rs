@@ -518,32 +518,8 @@ async fn a_claim_acted_on_after_its_lease_ran_out_does_not_deliver_again() {
     // B claims and delivers, and the model loops back to its receive task. Then A
     // resumes with the claim it holds: whatever it finds waiting now, the answer is
     // in the process already.
-    // The looping model, with a topic of the test's own: no other test's worker
-    // takes its send task.
-    let key = unique_key("stale");
-    let topic = format!("{key}_send");
-    let body = crate::submit::LOOPING.replace("submit_form", &topic);
-    crate::engine::deploy_model(
-        &camunda(),
-        &key,
-        crate::engine::definitions(&key, &["step"], &body),
-    )
-    .await;
-    let instance = crate::engine::start_instance(&key, "stale@example.com").await;
-    let tasks = camunda()
-        .fetch_and_lock(&ramp::camunda::types::FetchAndLock {
-            worker_id: "test-worker".into(),
-            max_tasks: 1,
-            topics: vec![ramp::camunda::types::FetchTopic {
-                topic_name: topic,
-                lock_duration: 600_000,
-                ..Default::default()
-            }],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let task = &tasks[0];
+    let (instance, task) = looping_case_of_its_own().await;
+    let task = &task;
     complete_send_task(task).await;
     let database = fresh_database().await;
     let direct = Store::new(
@@ -615,6 +591,82 @@ async fn a_claim_acted_on_after_its_lease_ran_out_does_not_deliver_again() {
         "the answer landed twice"
     );
     assert_eq!(outbox_state(&direct, submission).await.0, "delivered");
+}
+
+/// An instance of the looping model (`LOOPING`) deployed with a send-task topic of
+/// its own (no other test's worker takes its send task), its send task fetched:
+/// (the instance, the send task).
+async fn looping_case_of_its_own() -> (String, ramp::camunda::types::ExternalTask) {
+    let key = unique_key("stale");
+    let topic = format!("{key}_send");
+    let body = crate::submit::LOOPING.replace("submit_form", &topic);
+    crate::engine::deploy_model(
+        &camunda(),
+        &key,
+        crate::engine::definitions(&key, &["step"], &body),
+    )
+    .await;
+    let instance = crate::engine::start_instance(&key, "stale@example.com").await;
+    let mut tasks = camunda()
+        .fetch_and_lock(&ramp::camunda::types::FetchAndLock {
+            worker_id: "test-worker".into(),
+            max_tasks: 1,
+            topics: vec![ramp::camunda::types::FetchTopic {
+                topic_name: topic,
+                lock_duration: 600_000,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    (instance, tasks.remove(0))
+}
+
+#[tokio::test]
+async fn an_earlier_attempt_landing_between_the_marker_check_and_the_send_lands_alone() {
+    // The first attempt's trigger is held on its way (its caller times out, the
+    // outcome unknown). The next attempt looks the marker up; the proxy lets the held
+    // trigger reach the engine, which takes it and loops back to the receive task,
+    // before it answers that lookup with what it read before: "not there". The
+    // attempt must not send to the new wait.
+    let (instance, task) = looping_case_of_its_own().await;
+    complete_send_task(&task).await;
+    let database = fresh_database().await;
+    let store = Store::new(
+        &secrecy::SecretString::from(database.clone()),
+        4,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    store.migrate().await.unwrap();
+    let submission = answer_in_outbox(&store, &instance, &task).await;
+    let proxy = HttpFaultProxy::start(&engine_url(), Fault::TriggerLandsDuringMarkerCheck).await;
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        camunda_at(&proxy.url(), Duration::from_millis(1_000)),
+        DeliverySettings {
+            poll: Duration::from_millis(50),
+            lease: Duration::from_secs(4),
+            max_attempts: 30,
+            batch: 10,
+            give_up_after: Duration::from_secs(3600),
+            backoff_cap: Duration::from_secs(1),
+            settle: Duration::from_millis(1_000),
+        },
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while outbox_state(&store, submission).await.0 == "pending" {
+        assert!(Instant::now() < deadline, "never delivered");
+        dispatcher.pass().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(outbox_state(&store, submission).await.0, "delivered");
+    assert_eq!(
+        completed_waits(&instance).await,
+        1,
+        "the answer landed twice"
+    );
 }
 
 /// A submitted answer to the form of the send task `task` of `instance` (model
