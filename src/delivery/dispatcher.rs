@@ -241,11 +241,12 @@ impl Dispatcher {
     /// the attempts for an error ramp does not understand ran out: then `failed`.
     ///
     /// `uncertain`: this attempt may have reached the engine (a timeout, a broken
-    /// connection, a 502/503/504). Then the next one comes only after `settle`, and
-    /// it, and every one after it until the answer is seen delivered, checks the
-    /// marker before sending anything: an uncertain attempt stays uncertain whatever
-    /// later attempts meet (a conflict or a subscription gone is what an attempt
-    /// meets while the uncertain one commits).
+    /// connection, a 502/503/504). Then the next one comes only after `settle`, time
+    /// for it to commit, so that the next marker check sees it; an uncertain attempt
+    /// stays uncertain whatever later attempts meet (a conflict or a subscription
+    /// gone is what an attempt meets while the uncertain one commits), so that an
+    /// attempt that finds nothing waiting still checks the marker before deciding
+    /// the process moved on without the answer.
     fn retry(&self, row: &Claimed, why: Why, error: String, uncertain: bool) -> Outcome {
         let counts = matches!(why, Why::EngineError);
         if row.age >= self.settings.give_up_after
