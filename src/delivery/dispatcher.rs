@@ -299,7 +299,13 @@ impl Dispatcher {
             Ok(Some(target)) => target,
             Ok(None) => {
                 // Another branch waits, not this form's (yet): its send task has not
-                // finished, or its receive task is not reached.
+                // finished, or its receive task is not reached; or the last attempt
+                // landed and this form's branch moved on with it.
+                if row.uncertain
+                    && let Some(outcome) = self.already_landed(row).await
+                {
+                    return outcome;
+                }
                 return self.retry(
                     row,
                     Why::NotWaitingYet,
