@@ -240,11 +240,12 @@ impl Dispatcher {
     /// the attempts for an error ramp does not understand ran out: then `failed`.
     ///
     /// `uncertain`: this attempt may have reached the engine (a timeout, a broken
-    /// connection, a 502/503/504). Then the next one comes only after `settle`, and
-    /// it, and every one after it until the answer is seen delivered, checks the
-    /// marker before sending anything: an uncertain attempt stays uncertain whatever
-    /// later attempts meet (a conflict or a subscription gone is what an attempt
-    /// meets while the uncertain one commits).
+    /// connection, a 502/503/504). Then the next one comes only after `settle`, time
+    /// for it to commit, so that the next marker check sees it; an uncertain attempt
+    /// stays uncertain whatever later attempts meet (a conflict or a subscription
+    /// gone is what an attempt meets while the uncertain one commits), so that an
+    /// attempt that finds nothing waiting still checks the marker before deciding
+    /// the process moved on without the answer.
     fn retry(&self, row: &Claimed, why: Why, error: String, uncertain: bool) -> Outcome {
         let counts = matches!(why, Why::EngineError);
         if row.age >= self.settings.give_up_after
@@ -268,27 +269,41 @@ impl Dispatcher {
         }
     }
 
+    /// One attempt. The execution to trigger is chosen first, and only then is the
+    /// marker looked up: an answer that landed before that look is seen, and one
+    /// still on its way (an earlier attempt whose outcome is unknown, or a claim
+    /// acted on after its lease ran out by a replica that was frozen) can only take
+    /// an execution that waited before the look. Each wait of a receive task is an
+    /// execution of its own that takes one message, so of that attempt and this one
+    /// at most one lands. Checking the marker before choosing the target would leave
+    /// the earlier attempt the time between the two calls to land, and this one a
+    /// newer wait of a model that loops back to the receive task.
     async fn deliver(&self, row: &Claimed) -> Outcome {
         if let Some(task) = &row.engine_task_id {
             return self.complete(row, task).await;
         }
         let instance = &row.process_instance_id;
         let message = &row.message_name;
-        if let Some(outcome) = self.check_last_attempt(row).await {
-            return outcome;
-        }
         let waiting = match self.camunda.executions_waiting_for(instance, message).await {
             Ok(waiting) => waiting,
             Err(error) => return self.retry(row, Why::of(&error), error.to_string(), false),
         };
         if waiting.is_empty() {
+            // The last attempt may have landed, and the process moved on with it.
+            if let Some(outcome) = self.check_last_attempt(row).await {
+                return outcome;
+            }
             return self.nothing_waits(row).await;
         }
         let target = match self.target(row, &waiting).await {
             Ok(Some(target)) => target,
             Ok(None) => {
                 // Another branch waits, not this form's (yet): its send task has not
-                // finished, or its receive task is not reached.
+                // finished, or its receive task is not reached; or the last attempt
+                // landed and this form's branch moved on with it.
+                if let Some(outcome) = self.check_last_attempt(row).await {
+                    return outcome;
+                }
                 return self.retry(
                     row,
                     Why::NotWaitingYet,
@@ -301,6 +316,9 @@ impl Dispatcher {
             }
             Err(error) => return self.retry(row, Why::of(&error), error.to_string(), false),
         };
+        if let Some(outcome) = self.already_landed(row).await {
+            return outcome;
+        }
         let mut data: Map<String, Value> = row.variables.as_object().cloned().unwrap_or_default();
         data.insert(MARKER.into(), Value::String(row.id.to_string()));
         match self
@@ -320,17 +338,7 @@ impl Dispatcher {
         if !row.uncertain {
             return None;
         }
-        // The last attempt may have landed: never send again if it did.
-        match self.landed(row).await {
-            Ok(true) => Some(Outcome::Delivered),
-            Ok(false) => None,
-            Err(error) => Some(self.retry(
-                row,
-                Why::of(&error),
-                format!("checking the last attempt: {error}"),
-                true,
-            )),
-        }
+        self.already_landed(row).await
     }
 
     /// What an engine error to a delivery (a trigger, a completion) makes of it:
@@ -525,6 +533,22 @@ impl Dispatcher {
         }
         let scope_ended = !nodes.iter().any(|node| node.id == scope);
         Ok(only.filter(|_| scope_ended))
+    }
+
+    /// `Delivered` when the marker of this submission is in the instance already;
+    /// a retry (uncertain if the row is) when it cannot be looked up; `None` when it
+    /// is not there.
+    async fn already_landed(&self, row: &Claimed) -> Option<Outcome> {
+        match self.landed(row).await {
+            Ok(true) => Some(Outcome::Delivered),
+            Ok(false) => None,
+            Err(error) => Some(self.retry(
+                row,
+                Why::of(&error),
+                format!("checking whether the answer landed: {error}"),
+                row.uncertain,
+            )),
+        }
     }
 
     /// Whether the marker of this submission reached the instance.

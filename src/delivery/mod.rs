@@ -5,8 +5,10 @@
 //! attempt checkable. Never lost, never silent: every answer ends delivered, or
 //! `refused` and back with its author (the engine will never take it as it is), or
 //! `undeliverable` (the process ended), or `failed` (not through in the time
-//! allowed: an operator looks). Never twice: an attempt whose outcome is unknown is
-//! checked before any retry.
+//! allowed: an operator looks). Never twice: every attempt chooses the waiting
+//! execution it will trigger, then looks the marker up, then triggers that
+//! execution, so an earlier attempt still on its way (its outcome unknown, or its
+//! replica frozen past its lease) is either seen or takes the same execution.
 //!
 //! Here: what a delivery is and where it stands; `dispatcher` claims and delivers,
 //! `admin` is what operators do (list, retry, abandon). Their SQL, the outbox's

@@ -41,6 +41,12 @@ pub enum Fault {
     /// (400, a value it cannot convert), as it refuses a start variable it cannot
     /// use; ramp types every variable it sends, so no client can cause this alone.
     Mistype(&'static str),
+    /// The first message trigger is held (its caller times out: the outcome is
+    /// unknown to it); it reaches the engine, and is answered, while the proxy holds
+    /// the answer to the next lookup of the marker (`/history/detail`), which was
+    /// read before. An earlier attempt committing exactly between the marker check
+    /// and the next send, on demand.
+    TriggerLandsDuringMarkerCheck,
 }
 
 #[derive(Clone)]
@@ -48,6 +54,8 @@ struct Shared {
     upstream: String,
     fault: Arc<Mutex<Fault>>,
     request_ids: Arc<Mutex<Vec<String>>>,
+    /// A trigger held by `TriggerLandsDuringMarkerCheck`, and whether one was.
+    held_trigger: Arc<Mutex<(Option<Request>, bool)>>,
     http: reqwest::Client,
 }
 
@@ -73,6 +81,7 @@ impl HttpFaultProxy {
             upstream: upstream.trim_end_matches("/engine-rest").to_owned(),
             fault: fault.clone(),
             request_ids: request_ids.clone(),
+            held_trigger: Arc::default(),
             http: reqwest::Client::new(),
         };
         let (addr, task) =
@@ -122,6 +131,21 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response {
         }
         Fault::Mistype(suffix) if path.ends_with(suffix) => {
             return forward(&shared, mistyped(request).await).await;
+        }
+        Fault::TriggerLandsDuringMarkerCheck
+            if path.ends_with("/trigger") && !shared.held_trigger.lock().unwrap().1 =>
+        {
+            *shared.held_trigger.lock().unwrap() = (Some(request), true);
+            std::future::pending::<()>().await;
+            unreachable!("a held call is never answered");
+        }
+        Fault::TriggerLandsDuringMarkerCheck if path.ends_with("/history/detail") => {
+            let checked = forward(&shared, request).await;
+            let held = shared.held_trigger.lock().unwrap().0.take();
+            if let Some(trigger) = held {
+                forward(&shared, trigger).await;
+            }
+            return checked;
         }
         Fault::DelayBefore(suffix, delay) if path.ends_with(suffix) => {
             // A task of its own: it goes on when the client hangs up.

@@ -406,3 +406,306 @@ async fn the_marker_lookup_reads_only_the_marker() {
         .unwrap();
     assert_eq!(updates, vec![json!("the-marker")]);
 }
+
+/// A TCP proxy in front of PostgreSQL whose answers to its clients can be held
+/// back: what a held client sends still runs and commits, and the client learns the
+/// result only when released, as a replica frozen right after sending it would.
+struct HoldingProxy {
+    port: u16,
+    held: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for HoldingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl HoldingProxy {
+    /// A proxy for the server of `database` (a key=value connection string).
+    async fn start(database: &str) -> Self {
+        let config: tokio_postgres::Config = database.parse().unwrap();
+        let host = match &config.get_hosts()[0] {
+            tokio_postgres::config::Host::Tcp(host) => host.clone(),
+            other => panic!("a TCP host, not {other:?}"),
+        };
+        let upstream = format!(
+            "{host}:{}",
+            config.get_ports().first().copied().unwrap_or(5432)
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let held = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let holding = held.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+                let (client_in, client_out) = client.into_split();
+                let (server_in, server_out) = server.into_split();
+                tokio::spawn(pipe(client_in, server_out, None));
+                tokio::spawn(pipe(server_in, client_out, Some(holding.clone())));
+            }
+        });
+        Self { port, held, task }
+    }
+
+    /// `database` reached through this proxy (a repeated `host` would add a host,
+    /// not replace it).
+    fn url(&self, database: &str) -> String {
+        let config: tokio_postgres::Config = database.parse().unwrap();
+        let mut url = format!(
+            "host=127.0.0.1 port={} user={} dbname={}",
+            self.port,
+            config.get_user().unwrap(),
+            config.get_dbname().unwrap()
+        );
+        if let Some(password) = config.get_password() {
+            url.push_str(&format!(" password={}", String::from_utf8_lossy(password)));
+        }
+        url
+    }
+
+    fn hold(&self, held: bool) {
+        self.held.store(held, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Copies bytes from `from` to `to`, waiting while `held` is set.
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    held: Option<Arc<std::sync::atomic::AtomicBool>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        while held
+            .as_ref()
+            .is_some_and(|held| held.load(std::sync::atomic::Ordering::SeqCst))
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The state of the delivery `id`.
+async fn outbox_state(store: &Store, id: uuid::Uuid) -> (String, Option<uuid::Uuid>) {
+    let row = store
+        .client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT state, lease_owner FROM correlation_outbox WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[tokio::test]
+async fn a_claim_acted_on_after_its_lease_ran_out_does_not_deliver_again() {
+    // Replica A claims the answer, and is frozen before its first engine call (here:
+    // its database's answer to the claim is held back). Its lease runs out, replica
+    // B claims and delivers, and the model loops back to its receive task. Then A
+    // resumes with the claim it holds: whatever it finds waiting now, the answer is
+    // in the process already.
+    let (instance, task) = looping_case_of_its_own().await;
+    let task = &task;
+    complete_send_task(task).await;
+    let database = fresh_database().await;
+    let direct = Store::new(
+        &secrecy::SecretString::from(database.clone()),
+        4,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    direct.migrate().await.unwrap();
+
+    let proxy = HoldingProxy::start(&database).await;
+    let frozen_store = Store::new(
+        &secrecy::SecretString::from(proxy.url(&database)),
+        1,
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let lease = Duration::from_millis(2_000);
+    let settings = DeliverySettings {
+        poll: Duration::from_millis(50),
+        lease,
+        max_attempts: 30,
+        batch: 10,
+        give_up_after: Duration::from_secs(3600),
+        backoff_cap: Duration::from_secs(1),
+        settle: Duration::from_millis(2_000),
+    };
+    let a = Dispatcher::new(frozen_store.clone(), camunda(), settings.clone());
+    let b = Dispatcher::new(direct.clone(), camunda(), settings);
+
+    // A's one connection is open and has its claim prepared (a pass with nothing to
+    // claim); from now on the database's answers to A are held back.
+    assert_eq!(a.pass().await.unwrap(), 0);
+    let submission = answer_in_outbox(&direct, &instance, task).await;
+    proxy.hold(true);
+    let late = tokio::spawn(async move { a.pass().await });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while outbox_state(&direct, submission).await.1.is_none() {
+        assert!(Instant::now() < deadline, "A never claimed the answer");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(lease + Duration::from_millis(200)).await;
+
+    // B takes the answer over and delivers it; the loop waits again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while outbox_state(&direct, submission).await.0 == "pending" {
+        assert!(Instant::now() < deadline, "B never delivered");
+        b.pass().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(outbox_state(&direct, submission).await.0, "delivered");
+    assert_eq!(completed_waits(&instance).await, 1);
+    assert_eq!(
+        camunda()
+            .executions_waiting_for(&instance, "step")
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "the loop waits again"
+    );
+
+    // A resumes with its claim.
+    proxy.hold(false);
+    assert_eq!(late.await.unwrap().unwrap(), 1, "A acted on its claim");
+    assert_eq!(
+        completed_waits(&instance).await,
+        1,
+        "the answer landed twice"
+    );
+    assert_eq!(outbox_state(&direct, submission).await.0, "delivered");
+}
+
+/// An instance of the looping model (`LOOPING`) deployed with a send-task topic of
+/// its own (no other test's worker takes its send task), its send task fetched:
+/// (the instance, the send task).
+async fn looping_case_of_its_own() -> (String, ramp::camunda::types::ExternalTask) {
+    let key = unique_key("stale");
+    let topic = format!("{key}_send");
+    let body = crate::submit::LOOPING.replace("submit_form", &topic);
+    crate::engine::deploy_model(
+        &camunda(),
+        &key,
+        crate::engine::definitions(&key, &["step"], &body),
+    )
+    .await;
+    let instance = crate::engine::start_instance(&key, "stale@example.com").await;
+    let mut tasks = camunda()
+        .fetch_and_lock(&ramp::camunda::types::FetchAndLock {
+            worker_id: "test-worker".into(),
+            max_tasks: 1,
+            topics: vec![ramp::camunda::types::FetchTopic {
+                topic_name: topic,
+                lock_duration: 600_000,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    (instance, tasks.remove(0))
+}
+
+#[tokio::test]
+async fn an_earlier_attempt_landing_between_the_marker_check_and_the_send_lands_alone() {
+    // The first attempt's trigger is held on its way (its caller times out, the
+    // outcome unknown). The next attempt looks the marker up; the proxy lets the held
+    // trigger reach the engine, which takes it and loops back to the receive task,
+    // before it answers that lookup with what it read before: "not there". The
+    // attempt must not send to the new wait.
+    let (instance, task) = looping_case_of_its_own().await;
+    complete_send_task(&task).await;
+    let database = fresh_database().await;
+    let store = Store::new(
+        &secrecy::SecretString::from(database.clone()),
+        4,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    store.migrate().await.unwrap();
+    let submission = answer_in_outbox(&store, &instance, &task).await;
+    let proxy = HttpFaultProxy::start(&engine_url(), Fault::TriggerLandsDuringMarkerCheck).await;
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        camunda_at(&proxy.url(), Duration::from_millis(1_000)),
+        DeliverySettings {
+            poll: Duration::from_millis(50),
+            lease: Duration::from_secs(4),
+            max_attempts: 30,
+            batch: 10,
+            give_up_after: Duration::from_secs(3600),
+            backoff_cap: Duration::from_secs(1),
+            settle: Duration::from_millis(1_000),
+        },
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while outbox_state(&store, submission).await.0 == "pending" {
+        assert!(Instant::now() < deadline, "never delivered");
+        dispatcher.pass().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(outbox_state(&store, submission).await.0, "delivered");
+    assert_eq!(
+        completed_waits(&instance).await,
+        1,
+        "the answer landed twice"
+    );
+}
+
+/// A submitted answer to the form of the send task `task` of `instance` (model
+/// `LOOPING`), in the outbox and due: its id.
+async fn answer_in_outbox(
+    store: &Store,
+    instance: &str,
+    task: &ramp::camunda::types::ExternalTask,
+) -> uuid::Uuid {
+    let client = store.client().await.unwrap();
+    let form = uuid::Uuid::now_v7();
+    let submission = uuid::Uuid::now_v7();
+    let send = task.activity_instance_id.clone().unwrap();
+    client
+        .execute(
+            "INSERT INTO form_tasks (id, external_task_id, business_key, form_name, message_name, assignee,
+                status, process_instance_id, root_process_instance_id, activity_id, activity_instance_id)
+             VALUES ($1, $2, 'a@example.com', 'step', 'step', 'a@example.com', 'completed', $3, $3,
+                'step', $4)",
+            &[&form, &task.id, &instance, &send],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO submissions (id, form_task_id, submitted_by, data)
+             VALUES ($1, $2, 'a@example.com', '{\"companyName\": \"Acme\"}')",
+            &[&submission, &form],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO correlation_outbox (id, submission_id, form_task_id, message_name,
+                process_instance_id, activity_instance_id, variables, state)
+             VALUES ($1, $1, $2, 'step', $3, $4, '{\"companyName\": \"Acme\"}', 'pending')",
+            &[&submission, &form, &instance, &send],
+        )
+        .await
+        .unwrap();
+    submission
+}
