@@ -13,7 +13,7 @@ use tokio::process::{Child, Command};
 use tokio_stream::StreamExt;
 
 use crate::client::{Client, WORKER, worker_token};
-use crate::engine::{camunda, engine_url, rest_get, unique_key};
+use crate::engine::{camunda, complete_user_task, engine_url, rest_get, unique_key, user_tasks};
 use crate::forms::user;
 use crate::helpers::{TEST_ISSUER, TEST_SECRET, fresh_database, token, wait_until_serving};
 
@@ -128,7 +128,8 @@ pub fn worker(server: &str, args: &[&str], engine: &str) -> Child {
 }
 
 /// The demo models (`processes/`) deployed under keys of the test's own: VOE and
-/// VOE_RISK become `<VOE>` and `<VOE>_RISK`. Returns the root key.
+/// VOE_RISK become `<VOE>` and `<VOE>_RISK`, and the candidate group of its user
+/// task, "reviewers", becomes `demo_reviewers(<VOE>)`. Returns the root key.
 pub async fn deploy_demo_copy() -> String {
     let root = unique_key("VOE");
     let child = format!("{root}_RISK");
@@ -148,7 +149,11 @@ pub async fn deploy_demo_copy() -> String {
                     r#"calledElement="VOE_RISK""#,
                     &format!(r#"calledElement="{child}""#),
                 )
-                .replace(r#"id="VOE""#, &format!(r#"id="{root}""#));
+                .replace(r#"id="VOE""#, &format!(r#"id="{root}""#))
+                .replace(
+                    r#"camunda:candidateGroups="reviewers""#,
+                    &format!(r#"camunda:candidateGroups="{}""#, demo_reviewers(&root)),
+                );
         }
         resources.push((name, text.into_bytes()));
     }
@@ -157,6 +162,12 @@ pub async fn deploy_demo_copy() -> String {
         .await
         .unwrap();
     root
+}
+
+/// The candidate group of the user task in a copy of the demo deployed by
+/// `deploy_demo_copy` under the root key `root`.
+pub fn demo_reviewers(root: &str) -> String {
+    format!("{root}_reviewers")
 }
 
 async fn next_event(stream: &mut tonic::Streaming<PendingFormsResponse>) -> Event {
@@ -260,6 +271,27 @@ pub async fn run_the_demo(stack: &Stack) {
     )
     .await;
 
+    // Approved: the engine's own user task for the reviewers' group, done here in
+    // the engine directly, as Camunda Tasklist would.
+    let onboarding = open_user_task(&process.engine_instance_id).await;
+    assert_eq!(onboarding["taskDefinitionKey"], "onboard_supplier");
+    assert_eq!(onboarding["camundaFormRef"]["key"], "onboard_supplier");
+    let links: Vec<serde_json::Value> = rest_get(&format!(
+        "/task/{}/identity-links",
+        onboarding["id"].as_str().unwrap()
+    ))
+    .await;
+    assert!(
+        links.iter().any(|l| l["type"] == "candidate"
+            && l["groupId"] == demo_reviewers(&stack.startable).as_str()),
+        "{links:?}"
+    );
+    complete_user_task(
+        onboarding["id"].as_str().unwrap(),
+        json!({"supplierNumber": "S-104233", "bankDetailsVerified": true}),
+    )
+    .await;
+
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let state = as_ann.process(&process.id).await.unwrap().state();
@@ -270,6 +302,20 @@ pub async fn run_the_demo(stack: &Stack) {
             Instant::now() < deadline,
             "the process did not complete ({state:?})"
         );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The one open user task of `instance`, once the engine has it (within 15 s).
+async fn open_user_task(instance: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut tasks = user_tasks(instance).await;
+        if let Some(task) = tasks.pop() {
+            assert!(tasks.is_empty(), "one user task at a time: {tasks:?}");
+            return task;
+        }
+        assert!(Instant::now() < deadline, "no user task in {instance}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
