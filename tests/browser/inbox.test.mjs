@@ -464,6 +464,19 @@ test("a person signs in with a demo account on the provider's login page; a new 
   });
   await page.locator('.user .email').filter({ hasText: email }).waitFor();
   await page.screenshot({ path: `${OUT}/oidc-signed-in.png`, fullPage: true });
+  // Its access token (kept by the OIDC library in localStorage) says the account's
+  // groups, as the accounts file gives them: ramp reads candidate groups from it.
+  const accessToken = await page.evaluate(() => {
+    for (let i = 0; i < localStorage.length; i++) {
+      const found = /"access_token":"([^"]+)"/.exec(localStorage.getItem(localStorage.key(i)) ?? '');
+      if (found) return found[1];
+    }
+    return null;
+  });
+  assert.ok(accessToken, 'the access token is kept');
+  const accessClaims = JSON.parse(Buffer.from(accessToken.split('.')[1], 'base64url').toString());
+  assert.deepEqual(accessClaims.groups, [process.env.DEMO_OIDC_GROUP]);
+  assert.equal(accessClaims.email, email);
 
   // ramp takes the provider's token: the (empty) list of the user's processes loads.
   await page.goto(`${OIDC_UI}/processes`);
