@@ -279,7 +279,7 @@ test('a user starts VOE, fills its forms in the browser, and the process ends', 
   await context.close();
 });
 
-test('a candidate claims a group task with one click and completes its Camunda Form; the other candidate sees it go', async () => {
+test('a candidate claims a group task with one click and completes its Camunda Form; the other candidate, a moment late, is told and sees it go', async () => {
   // Ann requests an onboarding and approves it herself (she names herself reviewer).
   const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
   const ann = someone('ann');
@@ -322,26 +322,46 @@ test('a candidate claims a group task with one click and completes its Camunda F
   await carolPage.screenshot({ path: `${OUT}/inbox-group-task.png`, fullPage: true });
   await accessible(carolPage, 'the inbox with a group task');
 
-  // Dave has the task's page open; Carol claims it from her inbox, one click.
-  await taskCard(davePage).getByRole('link').first().click();
-  await davePage.getByTestId('claim').waitFor({ timeout: 20_000 });
-  assert.equal(await davePage.getByTestId('group-task').innerText(), 'Group task · reviewers');
-  assert.ok(await davePage.getByTestId('submit-form').isDisabled(), 'an unclaimed task is claimed before it is filled');
-  await accessible(davePage, 'a group task before its claim');
+  // Dave has the task's page open in a second tab; he and Carol both press Claim on
+  // their cards. Dave's claim is held back in his browser until Carol's went
+  // through: she wins, he is told in words.
+  const daveForm = await daveContext.newPage();
+  await daveForm.goto(new URL(await taskCard(davePage).getByRole('link').first().getAttribute('href'), UI).href);
+  await daveForm.getByTestId('claim').waitFor({ timeout: 20_000 });
+  assert.equal(await daveForm.getByTestId('group-task').innerText(), 'Group task · reviewers');
+  assert.ok(await daveForm.getByTestId('submit-form').isDisabled(), 'an unclaimed task is claimed before it is filled');
+  await accessible(daveForm, 'a group task before its claim');
+  let carolWon;
+  const carolClaimed = new Promise((resolve) => {
+    carolWon = resolve;
+  });
+  await daveContext.route('**/ramp.v1.FormService/ClaimFormTask', async (route) => {
+    await carolClaimed;
+    await route.continue();
+  });
+  await taskCard(davePage).getByTestId('claim').click();
   await offered.getByTestId('claim').click();
   await carolPage.waitForURL((url) => url.pathname.startsWith('/forms/'), { timeout: 20_000 });
   await carolPage.locator('.fjs-form').waitFor({ timeout: 20_000 });
   assert.equal((await engineGet(`/task/${task.id}`)).assignee, carol, 'claimed in the engine');
   await carolPage.getByTestId('unclaim').waitFor();
+  carolWon();
+  const refused = davePage.getByTestId('claim-notice');
+  await refused.waitFor({ timeout: 20_000 });
+  assert.match(await refused.innerText(), /someone else claimed/i);
+  assert.equal((await engineGet(`/task/${task.id}`)).assignee, carol, 'the first claim holds');
 
-  // It leaves Dave's stream: his open page says so, his inbox no longer lists it.
-  await davePage.getByTestId('form-gone').waitFor({ timeout: 20_000 });
-  assert.match(await davePage.getByTestId('form-gone').innerText(), /someone else claimed/i);
-  assert.equal(await davePage.getByTestId('form-status').innerText(), 'claimed');
-  await davePage.goto(`${UI}/inbox`);
-  await davePage.getByTestId('inbox-count').waitFor();
-  await davePage.waitForTimeout(1_000);
-  assert.equal(await taskCard(davePage).count(), 0, "a task another candidate claimed leaves the inbox");
+  // It leaves Dave's stream: his inbox no longer lists it, his open page says why.
+  const gone = Date.now() + 20_000;
+  while ((await taskCard(davePage).count()) > 0) {
+    assert.ok(Date.now() < gone, "a task another candidate claimed leaves the inbox within 20 s");
+    await davePage.waitForTimeout(200);
+  }
+  await davePage.screenshot({ path: `${OUT}/inbox-claimed-by-another.png`, fullPage: true });
+  await accessible(davePage, 'the inbox after a claim another candidate won');
+  await daveForm.getByTestId('form-gone').waitFor({ timeout: 20_000 });
+  assert.match(await daveForm.getByTestId('form-gone').innerText(), /someone else claimed/i);
+  assert.equal(await daveForm.getByTestId('form-status').innerText(), 'claimed');
 
   // Carol fills and submits its Camunda Form (onboard_supplier, by formRef).
   await carolPage.getByLabel('Supplier number').fill('S-104233');
