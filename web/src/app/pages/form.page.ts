@@ -71,6 +71,12 @@ const claimedByAnother = (): Gone => ({
   text: 'Another candidate claimed it first: it is theirs to fill in now. Nothing you entered here was sent.',
 });
 
+const givenBack = (): Gone => ({
+  heading: 'You gave this task back',
+  status: 'given back',
+  text: 'It went back to its candidates, and you are not one of them: it is no longer in your inbox.',
+});
+
 interface FormJsField {
   id: string;
   valuePath?: (string | number)[];
@@ -254,6 +260,8 @@ export class FormPage {
   private alive = true;
   /** Whether the inbox stream has listed this form while the page was open. */
   private seenInInbox = false;
+  /** Whether this page gave the user task back (it may then leave this user's list). */
+  private gaveBack = false;
 
   /** The form task id, from the route. */
   readonly id = input.required<string>();
@@ -382,6 +390,7 @@ export class FormPage {
     this.submitted.set(false);
     this.gone.set(null);
     this.seenInInbox = false;
+    this.gaveBack = false;
     try {
       const res = await this.api.forms.getFormTask({ id });
       if (this.alive && id === this.id()) {
@@ -429,7 +438,7 @@ export class FormPage {
       if (code !== Code.PermissionDenied && code !== Code.NotFound) {
         return;
       }
-      gone = this.unclaimed() ? claimedByAnother() : reassigned();
+      gone = !this.unclaimed() ? reassigned() : this.gaveBack ? givenBack() : claimedByAnother();
     }
     if (!this.alive || id !== this.id() || this.submitted()) {
       return;
@@ -518,6 +527,7 @@ export class FormPage {
         // The draft was dropped with the claim: the form starts again from its prefill.
         this.task.set({ ...task, summary: res.formTask, draft: undefined });
         this.destroyForm();
+        this.gaveBack = true;
         this.message.set('You gave this task back to its candidates.');
       }
     } catch (e) {
