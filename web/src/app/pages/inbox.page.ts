@@ -3,10 +3,10 @@ import { Router, RouterLink } from '@angular/router';
 
 import { describeError, errorCode } from '../api/errors';
 import { RampApi } from '../api/ramp-api.service';
+import { claimRefusal } from '../form/claim';
 import { segments, shortReason } from '../form/outcome';
 import { type InboxItem, groupTaskLabel, isGroupTask } from '../inbox/inbox-state';
 import { InboxService } from '../inbox/inbox.service';
-import { claimRefusal } from '../form/claim';
 import { formatTime } from '../shared/util';
 
 @Component({
