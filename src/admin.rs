@@ -163,6 +163,8 @@ mod tests {
     fn caller(admin: bool, worker: bool) -> Caller {
         Caller {
             email: Email::parse("ann@example.com").unwrap(),
+            user_id: "ann@example.com".into(),
+            groups: Vec::new(),
             worker,
             admin,
             expires_at: None,

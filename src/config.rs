@@ -628,7 +628,7 @@ impl Config {
             algorithm: self.jwt_algorithm.clone(),
             jwks_url: self.jwt_jwks_url.clone(),
         };
-        Ok(AuthSettings::Jwt(JwtSettings {
+        Ok(AuthSettings::Jwt(Box::new(JwtSettings {
             key: key.load()?,
             issuer: self.jwt_issuer.clone(),
             audience: self.jwt_audience.clone(),
@@ -636,9 +636,11 @@ impl Config {
             email_claim: self.jwt_email_claim.clone(),
             require_email_verified: self.jwt_require_email_verified,
             roles_claim: self.jwt_roles_claim.clone(),
+            user_id_claim: self.jwt_user_id_claim.clone(),
+            groups_claim: self.jwt_groups_claim.clone(),
             jwks_min_refresh: Duration::from_secs(self.jwt_jwks_min_refresh_secs),
             max_ttl: Duration::from_secs(self.jwt_max_ttl_secs),
-        }))
+        })))
     }
 
     /// How to reach the engine.
@@ -776,6 +778,17 @@ impl Config {
             interval: Duration::from_millis(self.notify_interval_ms),
             lease: Duration::from_millis(self.notify_lease_ms),
             poll: Duration::from_millis(self.notify_poll_ms),
+        }
+    }
+
+    /// How the engine's user tasks are read.
+    pub fn user_tasks(&self) -> crate::usertasks::UserTaskSettings {
+        crate::usertasks::UserTaskSettings {
+            enabled: self.user_tasks,
+            poll: Duration::from_millis(self.user_task_poll_ms),
+            overlap: Duration::from_millis(self.user_task_overlap_ms),
+            lease: Duration::from_millis(self.user_task_lease_ms),
+            resync: Duration::from_secs(self.user_task_resync_secs),
         }
     }
 

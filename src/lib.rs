@@ -26,6 +26,7 @@ pub mod server;
 pub mod signal;
 pub mod store;
 pub mod telemetry;
+pub mod usertasks;
 pub mod watched;
 pub mod worker;
 

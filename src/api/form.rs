@@ -286,20 +286,26 @@ impl FormData {
 impl FormService for FormApi {
     async fn claim_form_task(
         &self,
-        _request: Request<crate::proto::ClaimFormTaskRequest>,
+        request: Request<crate::proto::ClaimFormTaskRequest>,
     ) -> Result<Response<crate::proto::ClaimFormTaskResponse>, Status> {
-        Err(Status::unimplemented(
-            "ClaimFormTask is being built (issue #23)",
-        ))
+        let caller = caller(&request)?;
+        let id = id_of::<FormTaskId>("id", &request.get_ref().id)?;
+        let task = self.forms.claim(&caller, id).await.map_err(status)?;
+        Ok(Response::new(crate::proto::ClaimFormTaskResponse {
+            form_task: Some(task_to_proto(task)),
+        }))
     }
 
     async fn unclaim_form_task(
         &self,
-        _request: Request<crate::proto::UnclaimFormTaskRequest>,
+        request: Request<crate::proto::UnclaimFormTaskRequest>,
     ) -> Result<Response<crate::proto::UnclaimFormTaskResponse>, Status> {
-        Err(Status::unimplemented(
-            "UnclaimFormTask is being built (issue #23)",
-        ))
+        let caller = caller(&request)?;
+        let id = id_of::<FormTaskId>("id", &request.get_ref().id)?;
+        let summary = self.forms.unclaim(&caller, id).await.map_err(status)?;
+        Ok(Response::new(crate::proto::UnclaimFormTaskResponse {
+            form_task: Some(summary_to_proto(summary)),
+        }))
     }
 
     async fn create_form_task(

@@ -39,6 +39,11 @@ pub struct JwtSettings {
     pub email_claim: String,
     pub require_email_verified: bool,
     pub roles_claim: String,
+    /// Dotted path to the caller's engine user id; the email when it names the
+    /// email claim, or the token lacks it.
+    pub user_id_claim: String,
+    /// Dotted path to the caller's groups (a list of strings).
+    pub groups_claim: String,
     pub jwks_min_refresh: Duration,
     /// The longest lifetime a token may have (`RAMP_JWT_MAX_TTL_SECS`).
     pub max_ttl: Duration,
@@ -241,12 +246,27 @@ impl JwtVerifier {
         let roles = claim_at_path(claims, &self.settings.roles_claim)
             .map(roles_of)
             .unwrap_or_default();
+        let user_id = if self.settings.user_id_claim == *email_claim {
+            email.as_str().to_owned()
+        } else {
+            claim_at_path(claims, &self.settings.user_id_claim)
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|id| !id.is_empty())
+                .unwrap_or(email.as_str())
+                .to_owned()
+        };
+        let groups = claim_at_path(claims, &self.settings.groups_claim)
+            .map(groups_of)
+            .unwrap_or_default();
         let expires_at = claims
             .get("exp")
             .and_then(Value::as_u64)
             .map(|exp| UNIX_EPOCH + Duration::from_secs(exp));
         Ok(Caller {
             email,
+            user_id,
+            groups,
             worker: roles.iter().any(|r| r == ROLE_WORKER),
             admin: roles.iter().any(|r| r == ROLE_ADMIN),
             expires_at,
@@ -279,6 +299,21 @@ fn roles_of(value: &Value) -> Vec<String> {
             .collect(),
         _ => Vec::new(),
     }
+}
+
+/// Groups as a list of strings (other items ignored); anything else is none.
+fn groups_of(value: &Value) -> Vec<String> {
+    let mut groups: Vec<String> = value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|g| !g.is_empty())
+        .map(str::to_owned)
+        .collect();
+    groups.sort();
+    groups.dedup();
+    groups
 }
 
 /// A header jsonwebtoken cannot read: `alg: none` (which it has no name for) is an
@@ -485,10 +520,50 @@ mod tests {
             email_claim: "email".into(),
             require_email_verified: true,
             roles_claim: "roles".into(),
+            user_id_claim: "email".into(),
+            groups_claim: "groups".into(),
             jwks_min_refresh: Duration::from_secs(10),
             max_ttl: Duration::from_secs(max_ttl),
         })
         .unwrap()
+    }
+
+    fn caller_of(verifier: &mut JwtVerifier, user_id: &str, claims: Value) -> Caller {
+        verifier.settings.user_id_claim = user_id.into();
+        verifier.settings.groups_claim = "realm.groups".into();
+        let mut claims = claims.as_object().unwrap().clone();
+        claims.insert("email".into(), json!("Ann@Example.com"));
+        claims.insert("email_verified".into(), json!(true));
+        verifier.caller(&claims).unwrap()
+    }
+
+    #[test]
+    fn the_engine_user_is_the_email_unless_another_claim_names_it() {
+        let mut verifier = verifier(3600);
+        let by_email = caller_of(&mut verifier, "email", json!({"preferred_username": "ann"}));
+        assert_eq!(by_email.user_id, "ann@example.com");
+        let by_name = caller_of(
+            &mut verifier,
+            "preferred_username",
+            json!({"preferred_username": "ann"}),
+        );
+        assert_eq!(by_name.user_id, "ann");
+        let nested = caller_of(&mut verifier, "ext.uid", json!({"ext": {"uid": "a-17"}}));
+        assert_eq!(nested.user_id, "a-17");
+        let missing = caller_of(&mut verifier, "preferred_username", json!({}));
+        assert_eq!(missing.user_id, "ann@example.com");
+    }
+
+    #[test]
+    fn groups_are_a_list_of_names_and_nothing_else_is_a_group() {
+        let mut verifier = verifier(3600);
+        let mut groups = |claims| caller_of(&mut verifier, "email", claims).groups;
+        assert_eq!(
+            groups(json!({"realm": {"groups": ["reviewers", 3, "auditors", "reviewers", ""]}})),
+            ["auditors", "reviewers"]
+        );
+        assert!(groups(json!({"realm": {"groups": "reviewers"}})).is_empty());
+        assert!(groups(json!({"groups": ["reviewers"]})).is_empty());
     }
 
     fn lifetime(claims: Value) -> Result<(), AuthError> {

@@ -130,6 +130,8 @@ mod tests {
             email_claim: "email".into(),
             require_email_verified: true,
             roles_claim: "roles".into(),
+            user_id_claim: "email".into(),
+            groups_claim: "groups".into(),
             jwks_min_refresh: Duration::from_secs(10),
             max_ttl: Duration::from_secs(3600),
         };

@@ -15,6 +15,7 @@ pub use jwt::{JwtSettings, KeyError, KeySettings, KeySource, TokenClaims, mint_h
 pub use layer::Authentication;
 
 use crate::email::{Email, EmailError};
+use crate::forms::{GROUP_KEY, USER_KEY};
 
 /// The role that lets a caller create form tasks (external-task workers), and
 /// nothing else.
@@ -39,7 +40,7 @@ pub enum AuthMode {
 /// How callers are checked: the mode, and for JWTs how they are validated.
 #[derive(Clone)]
 pub enum AuthSettings {
-    Jwt(JwtSettings),
+    Jwt(Box<JwtSettings>),
     Dev,
 }
 
@@ -48,6 +49,12 @@ pub enum AuthSettings {
 pub struct Caller {
     /// The caller's identity, normalized.
     pub email: Email,
+    /// The caller's user id in the engine, as its user tasks name their assignee
+    /// and candidate users (`RAMP_JWT_USER_ID_CLAIM`; the email by default).
+    pub user_id: String,
+    /// The caller's groups, as the engine's user tasks name their candidate groups
+    /// (`RAMP_JWT_GROUPS_CLAIM`).
+    pub groups: Vec<String>,
     pub worker: bool,
     pub admin: bool,
     /// When the caller's token stops being valid; streams end then.
@@ -58,6 +65,23 @@ impl Caller {
     /// Whether this caller may act for `email` (its own, or anyone's as admin).
     pub fn may_act_for(&self, email: &Email) -> bool {
         self.admin || &self.email == email
+    }
+
+    /// The change log keys this caller's streams read: its email (send-task forms),
+    /// `user:<engine user id>` (user tasks it is assignee or candidate user of) and
+    /// `group:<group>` for each of its groups (unclaimed user tasks of the group).
+    pub fn audience(&self) -> Vec<String> {
+        let mut keys = vec![self.email.as_str().to_owned()];
+        if !self.user_id.is_empty() {
+            keys.push(format!("{USER_KEY}{}", self.user_id));
+        }
+        for group in &self.groups {
+            let key = format!("{GROUP_KEY}{group}");
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        keys
     }
 
     /// Whether the caller's roles let it call the RPC at `path` at all (each RPC's
@@ -138,7 +162,7 @@ impl Authenticator {
                 Ok(Self::Dev)
             }
             AuthSettings::Jwt(settings) => {
-                let verifier = jwt::JwtVerifier::new(settings)?;
+                let verifier = jwt::JwtVerifier::new(*settings)?;
                 Ok(Self::Jwt(Box::new(verifier)))
             }
         }
@@ -168,22 +192,74 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
     Ok(token.trim())
 }
 
+/// The caller an unsigned development request names: `x-ramp-user` (its email,
+/// which is also its engine user id), `x-ramp-roles` and `x-ramp-groups`
+/// (comma-separated).
 fn dev_caller(headers: &HeaderMap) -> Result<Caller, AuthError> {
     let user = headers
         .get("x-ramp-user")
         .and_then(|v| v.to_str().ok())
         .ok_or(AuthError::MissingDevUser)?;
     let email = Email::parse(user).map_err(AuthError::InvalidEmail)?;
-    let roles: Vec<String> = headers
-        .get("x-ramp-roles")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(',').map(|r| r.trim().to_owned()).collect())
-        .unwrap_or_default();
+    let listed = |name: &str| -> Vec<String> {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let roles = listed("x-ramp-roles");
     tracing::warn!(user = %email, "RAMP_AUTH=dev: accepted an unsigned x-ramp-user header");
     Ok(Caller {
+        user_id: email.as_str().to_owned(),
+        groups: listed("x-ramp-groups"),
         email,
         worker: roles.iter().any(|r| r == ROLE_WORKER),
         admin: roles.iter().any(|r| r == ROLE_ADMIN),
         expires_at: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_caller_reads_its_email_its_engine_user_and_its_groups() {
+        let caller = Caller {
+            email: Email::parse("ann@example.com").unwrap(),
+            user_id: "ann".into(),
+            groups: vec!["reviewers".into(), "auditors".into(), "reviewers".into()],
+            worker: false,
+            admin: false,
+            expires_at: None,
+        };
+        assert_eq!(
+            caller.audience(),
+            [
+                "ann@example.com",
+                "user:ann",
+                "group:reviewers",
+                "group:auditors"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_development_caller_is_its_email_in_the_engine_with_the_groups_it_names() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-ramp-user", "Ann@Example.com".parse().unwrap());
+        headers.insert("x-ramp-groups", " reviewers, ,auditors".parse().unwrap());
+        let caller = dev_caller(&headers).unwrap();
+        assert_eq!(caller.user_id, "ann@example.com");
+        assert_eq!(caller.groups, ["reviewers", "auditors"]);
+        headers.remove("x-ramp-groups");
+        assert!(dev_caller(&headers).unwrap().groups.is_empty());
+    }
 }

@@ -18,6 +18,9 @@ pub enum CamundaError {
     /// An external task is locked by another worker (or the lock was lost).
     #[error("locked by another worker: {0}")]
     LockedByOtherWorker(String),
+    /// A user task someone else holds was claimed (`TaskAlreadyClaimedException`).
+    #[error("the task is claimed by someone else: {0}")]
+    AlreadyClaimed(String),
     /// Two changes to one instance collided (optimistic locking): retry.
     #[error("conflicting change in the engine: {0}")]
     Conflict(String),
@@ -60,6 +63,7 @@ impl CamundaError {
             Self::NoMatchingExecution(_) => "no_matching_execution",
             Self::AmbiguousCorrelation(_) => "ambiguous_correlation",
             Self::LockedByOtherWorker(_) => "locked_by_other_worker",
+            Self::AlreadyClaimed(_) => "already_claimed",
             Self::Conflict(_) => "conflict",
             Self::Unavailable(_) => "unavailable",
             Self::Gateway { .. } => "gateway",
@@ -132,6 +136,7 @@ impl CamundaError {
             {
                 Self::Conflict(message)
             }
+            500 if kind == "TaskAlreadyClaimedException" => Self::AlreadyClaimed(message),
             502..=504 => Self::Gateway { status, message },
             _ => Self::Engine {
                 status,

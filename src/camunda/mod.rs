@@ -5,6 +5,7 @@
 mod error;
 mod test_support;
 pub mod types;
+mod user_tasks;
 pub mod variables;
 
 use std::time::Duration;
@@ -920,9 +921,11 @@ pub fn parse_engine_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 const PATH_WORDS: &[&str] = &[
     "activity-instance",
     "activity-instances",
+    "claim",
     "complete",
     "create",
     "data",
+    "deployed-form",
     "deployment",
     "detail",
     "event-subscription",
@@ -932,7 +935,9 @@ const PATH_WORDS: &[&str] = &[
     "external-task-log",
     "failure",
     "fetchAndLock",
+    "form-variables",
     "history",
+    "identity-links",
     "key",
     "message",
     "messageSubscriptions",
@@ -940,7 +945,9 @@ const PATH_WORDS: &[&str] = &[
     "process-instance",
     "resources",
     "start",
+    "task",
     "trigger",
+    "unclaim",
     "unlock",
     "variable-instance",
     "variables",

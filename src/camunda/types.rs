@@ -1,5 +1,6 @@
 //! The engine's REST shapes that ramp reads and writes (only the fields it uses).
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -319,4 +320,140 @@ pub struct ParseProblem {
     pub column: Option<i64>,
     #[serde(default)]
     pub main_element_id: Option<String>,
+}
+
+/// A user task as `GET /task` gives it (the runtime: tasks not completed or deleted).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Task {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub assignee: Option<String>,
+    #[serde(with = "engine_instant")]
+    pub created: DateTime<Utc>,
+    /// Null until the task's first update after its creation (a claim, an assignee,
+    /// a candidate added or removed, a changed due date, ...).
+    #[serde(default, with = "engine_instant::optional")]
+    pub last_updated: Option<DateTime<Utc>>,
+    #[serde(default, with = "engine_instant::optional")]
+    pub due: Option<DateTime<Utc>>,
+    #[serde(default, with = "engine_instant::optional")]
+    pub follow_up: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(default)]
+    pub task_definition_key: Option<String>,
+    /// None for a task of a case or a task created on its own (no process).
+    #[serde(default)]
+    pub process_instance_id: Option<String>,
+    #[serde(default)]
+    pub process_definition_id: Option<String>,
+    #[serde(default)]
+    pub execution_id: Option<String>,
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    #[serde(default)]
+    pub suspended: bool,
+    /// `camunda:formKey` as the model states it (`camunda-forms:deployment:x.form`,
+    /// or an embedded or external form's address).
+    #[serde(default)]
+    pub form_key: Option<String>,
+    /// `camunda:formRef` with its binding.
+    #[serde(default)]
+    pub camunda_form_ref: Option<CamundaFormRef>,
+}
+
+impl Task {
+    /// The engine time of the task's latest change: its last update, else its
+    /// creation.
+    pub fn changed_at(&self) -> DateTime<Utc> {
+        self.last_updated.unwrap_or(self.created)
+    }
+}
+
+/// A user task's reference to a deployed Camunda Form.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CamundaFormRef {
+    pub key: String,
+    /// `latest`, `deployment` or `version`.
+    #[serde(default)]
+    pub binding: Option<String>,
+    #[serde(default)]
+    pub version: Option<i32>,
+}
+
+/// A user task as `GET /history/task` gives it: running, completed or deleted.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoricTask {
+    pub id: String,
+    #[serde(default)]
+    pub process_instance_id: Option<String>,
+    #[serde(default)]
+    pub root_process_instance_id: Option<String>,
+    #[serde(default)]
+    pub process_definition_key: Option<String>,
+    #[serde(default)]
+    pub task_definition_key: Option<String>,
+    #[serde(default)]
+    pub assignee: Option<String>,
+    /// `completed`, `deleted`, or the reason given to a delete (a process
+    /// instance's deletion, a boundary event: the engine writes what it was told).
+    #[serde(default)]
+    pub delete_reason: Option<String>,
+    #[serde(default, with = "engine_instant::optional")]
+    pub end_time: Option<DateTime<Utc>>,
+}
+
+impl HistoricTask {
+    /// Whether the task ended by being completed (by anyone, through any API);
+    /// every other end is a deletion.
+    pub fn completed(&self) -> bool {
+        self.delete_reason.as_deref() == Some("completed")
+    }
+}
+
+/// Who a task is for: one row of `GET /task/{id}/identity-links`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityLink {
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub group_id: Option<String>,
+    /// `candidate`, `assignee`, `owner`, or a type of the model's own.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// Engine times (`2025-01-31T10:15:30.000+0000`) as `DateTime<Utc>`.
+mod engine_instant {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        crate::camunda::parse_engine_time(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("not an engine time: {text:?}")))
+    }
+
+    pub mod optional {
+        use super::*;
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<DateTime<Utc>>, D::Error> {
+            match Option::<String>::deserialize(d)? {
+                None => Ok(None),
+                Some(text) => crate::camunda::parse_engine_time(&text)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        serde::de::Error::custom(format!("not an engine time: {text:?}"))
+                    }),
+            }
+        }
+    }
 }

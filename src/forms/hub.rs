@@ -1,7 +1,10 @@
 //! The change hub of one replica: wakes on committed changes (its own writers at
 //! once, other replicas' through one LISTEN connection, and a timer in case a
 //! notification is lost), reads the log once for all streams, and hands each change
-//! to the streams of its assignee.
+//! to the streams that read its key: a stream reads every key of its caller's
+//! audience (see [`crate::auth::Caller::audience`]), and gets one event per change of
+//! a form however many of its keys the change was written under (see
+//! [`super::stream::one_per_form`]).
 //!
 //! - NOTIFY is never sent per write: writers poke the hub, and one notifier sends at
 //!   most one data-less NOTIFY per tick.
@@ -47,7 +50,7 @@ pub struct ChangeHub {
 struct Inner {
     store: Store,
     settings: HubSettings,
-    streams: Mutex<HashMap<String, Vec<Subscriber>>>,
+    streams: Mutex<Streams>,
     next_id: AtomicU64,
     /// Wakes this replica's reader.
     wake: Notify,
@@ -56,6 +59,26 @@ struct Inner {
     dirty: AtomicBool,
     /// Asks the notifier to tell the other replicas.
     poke: Notify,
+}
+
+/// The open streams of a replica.
+#[derive(Default)]
+struct Streams {
+    /// Open streams per user (email), for the per-user limit.
+    per_user: HashMap<String, usize>,
+    /// The streams that read each change log key.
+    by_key: HashMap<String, Vec<Subscriber>>,
+}
+
+impl Streams {
+    /// Every open stream, once.
+    fn each(&self) -> impl Iterator<Item = &Subscriber> {
+        let mut seen = std::collections::HashSet::new();
+        self.by_key
+            .values()
+            .flatten()
+            .filter(move |s| seen.insert(s.id))
+    }
 }
 
 struct Subscriber {
@@ -78,7 +101,8 @@ struct Mailbox {
 /// One stream's registration; dropping it unregisters.
 pub struct Subscription {
     id: u64,
-    assignee: String,
+    user: String,
+    keys: Vec<String>,
     mailbox: Arc<Mailbox>,
     inner: Arc<Inner>,
 }
@@ -127,10 +151,18 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         let mut streams = self.inner.streams.lock().expect("not poisoned");
-        if let Some(list) = streams.get_mut(&self.assignee) {
-            list.retain(|s| s.id != self.id);
-            if list.is_empty() {
-                streams.remove(&self.assignee);
+        for key in &self.keys {
+            if let Some(list) = streams.by_key.get_mut(key) {
+                list.retain(|s| s.id != self.id);
+                if list.is_empty() {
+                    streams.by_key.remove(key);
+                }
+            }
+        }
+        if let Some(count) = streams.per_user.get_mut(&self.user) {
+            *count -= 1;
+            if *count == 0 {
+                streams.per_user.remove(&self.user);
             }
         }
     }
@@ -154,7 +186,7 @@ impl ChangeHub {
             inner: Arc::new(Inner {
                 store,
                 settings,
-                streams: Mutex::new(HashMap::new()),
+                streams: Mutex::new(Streams::default()),
                 next_id: AtomicU64::new(1),
                 wake: Notify::new(),
                 dirty: AtomicBool::new(false),
@@ -163,9 +195,10 @@ impl ChangeHub {
         }
     }
 
-    /// Registers a stream for `assignee`'s changes. Register before reading the
-    /// snapshot, so that nothing committed in between is missed.
-    pub fn subscribe(&self, assignee: &str) -> Result<Subscription, TooManyStreams> {
+    /// Registers a stream of `user`'s (an email, which the per-user limit counts)
+    /// for the changes written under `keys`. Register before reading the snapshot,
+    /// so that nothing committed in between is missed.
+    pub fn subscribe(&self, user: &str, keys: &[String]) -> Result<Subscription, TooManyStreams> {
         let mailbox = Arc::new(Mailbox {
             changes: Mutex::new(VecDeque::new()),
             lagging: AtomicBool::new(false),
@@ -174,17 +207,28 @@ impl ChangeHub {
         });
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let mut streams = self.inner.streams.lock().expect("not poisoned");
-        let list = streams.entry(assignee.to_owned()).or_default();
-        if list.len() >= self.inner.settings.max_streams_per_user {
-            return Err(TooManyStreams(list.len()));
+        let open = streams.per_user.get(user).copied().unwrap_or(0);
+        if open >= self.inner.settings.max_streams_per_user {
+            return Err(TooManyStreams(open));
         }
-        list.push(Subscriber {
-            id,
-            mailbox: mailbox.clone(),
-        });
+        *streams.per_user.entry(user.to_owned()).or_default() += 1;
+        let mut keys = keys.to_vec();
+        keys.sort();
+        keys.dedup();
+        for key in &keys {
+            streams
+                .by_key
+                .entry(key.clone())
+                .or_default()
+                .push(Subscriber {
+                    id,
+                    mailbox: mailbox.clone(),
+                });
+        }
         Ok(Subscription {
             id,
-            assignee: assignee.to_owned(),
+            user: user.to_owned(),
+            keys,
             mailbox,
             inner: self.inner.clone(),
         })
@@ -195,6 +239,7 @@ impl ChangeHub {
     pub fn largest_buffer(&self) -> usize {
         let streams = self.inner.streams.lock().expect("not poisoned");
         streams
+            .by_key
             .values()
             .flatten()
             .map(|s| s.mailbox.changes.lock().expect("not poisoned").len())
@@ -208,8 +253,8 @@ impl ChangeHub {
             .streams
             .lock()
             .expect("not poisoned")
+            .per_user
             .values()
-            .map(Vec::len)
             .sum()
     }
 
@@ -228,16 +273,14 @@ impl ChangeHub {
         // already: they read the log up to their own position, and what committed
         // between that and the frontier would never be handed to them. Each reads
         // the log from its position once instead (or ends, when positions moved).
-        for list in self.inner.streams.lock().expect("not poisoned").values() {
-            for subscriber in list {
-                let flag = if moved {
-                    &subscriber.mailbox.moved
-                } else {
-                    &subscriber.mailbox.lagging
-                };
-                flag.store(true, Ordering::Release);
-                subscriber.mailbox.wake.notify_one();
-            }
+        for subscriber in self.inner.streams.lock().expect("not poisoned").each() {
+            let flag = if moved {
+                &subscriber.mailbox.moved
+            } else {
+                &subscriber.mailbox.lagging
+            };
+            flag.store(true, Ordering::Release);
+            subscriber.mailbox.wake.notify_one();
         }
         tokio::spawn(self.clone().read_loop(frontier, shutdown.clone()));
         tokio::spawn(self.clone().notify_loop(shutdown.clone()));
@@ -267,11 +310,9 @@ impl ChangeHub {
 
     /// Ends every open stream: their positions name nothing since the log moved.
     fn end_streams(&self) {
-        for list in self.inner.streams.lock().expect("not poisoned").values() {
-            for subscriber in list {
-                subscriber.mailbox.moved.store(true, Ordering::Release);
-                subscriber.mailbox.wake.notify_one();
-            }
+        for subscriber in self.inner.streams.lock().expect("not poisoned").each() {
+            subscriber.mailbox.moved.store(true, Ordering::Release);
+            subscriber.mailbox.wake.notify_one();
         }
     }
 
@@ -332,10 +373,13 @@ impl ChangeHub {
                     }
                 };
                 let full = batch.len() as i64 == BATCH;
-                for change in batch {
-                    frontier = change.position;
-                    self.dispatch(Arc::new(change));
+                // The rows of a change a full batch may have cut are read again
+                // with the rest of them next time.
+                let batch = super::stream::whole_changes(batch, full);
+                if let Some(last) = batch.last() {
+                    frontier = last.position;
                 }
+                self.dispatch(&batch);
                 if !full {
                     break;
                 }
@@ -349,19 +393,32 @@ impl ChangeHub {
         }
     }
 
-    fn dispatch(&self, change: Arc<Change>) {
+    /// Hands each change of `batch` (rows in log order) to the streams that read
+    /// one of its keys: one event per stream and change, however many of the
+    /// stream's keys its rows name (see [`super::stream::per_change`]).
+    fn dispatch(&self, batch: &[Change]) {
         let streams = self.inner.streams.lock().expect("not poisoned");
-        let Some(list) = streams.get(&change.assignee) else {
-            return;
-        };
-        for subscriber in list {
+        let mut reached: HashMap<u64, (&Subscriber, Vec<&Change>)> = HashMap::new();
+        for row in batch {
+            for subscriber in streams.by_key.get(&row.assignee).into_iter().flatten() {
+                reached
+                    .entry(subscriber.id)
+                    .or_insert_with(|| (subscriber, Vec::new()))
+                    .1
+                    .push(row);
+            }
+        }
+        for (subscriber, rows) in reached.into_values() {
             let mailbox = &subscriber.mailbox;
             let mut changes = mailbox.changes.lock().expect("not poisoned");
-            if changes.len() < self.inner.settings.stream_buffer {
-                changes.push_back(change.clone());
-            } else {
-                // The stream reads from the log when it gets to it.
-                mailbox.lagging.store(true, Ordering::Release);
+            for change in super::stream::per_change(&rows) {
+                if changes.len() < self.inner.settings.stream_buffer {
+                    changes.push_back(Arc::new(change));
+                } else {
+                    // The stream reads from the log when it gets to it.
+                    mailbox.lagging.store(true, Ordering::Release);
+                    break;
+                }
             }
             drop(changes);
             mailbox.wake.notify_one();

@@ -10,6 +10,7 @@ pub mod rules;
 pub mod schema;
 mod stream;
 mod task;
+mod user_tasks;
 pub mod validation;
 pub mod withdrawal;
 
@@ -25,6 +26,7 @@ pub use task::{
     Change, ChangeKind, FormKind, FormState, FormTask, GROUP_KEY, RemovalReason, Submission,
     USER_KEY,
 };
+pub use user_tasks::{EngineUserTask, UserTaskEnd};
 
 use crate::auth::Caller;
 use crate::camunda::CamundaError;
@@ -34,7 +36,7 @@ use crate::ids::{FormTaskId, SubmissionId};
 use crate::paging::Page;
 use crate::processes::definitions::{Definitions, ModelNames};
 use crate::store::deliveries;
-use crate::store::forms::{self as rows, ListQuery};
+use crate::store::forms::{self as rows, ListQuery, Viewer};
 use crate::store::{Store, StoreError};
 use schema::{SchemaError, Schemas};
 
@@ -490,9 +492,13 @@ impl Forms {
     }
 
     async fn with_schema(&self, row: FormTask) -> Result<FormTaskDetail, FormError> {
-        let schema = match &row.deployment_id {
-            Some(deployment) => self.schemas.stored(deployment, &row.form_name).await?,
-            None => None,
+        let schema = match (&row.deployment_id, row.kind) {
+            // A user task's form, as the engine resolved it.
+            (_, FormKind::UserTask) => row.form_schema.clone(),
+            (Some(deployment), FormKind::SendTask) => {
+                self.schemas.stored(deployment, &row.form_name).await?
+            }
+            (None, FormKind::SendTask) => None,
         };
         let client = self.store.client().await?;
         let submission = deliveries::submission_of(&client, row.id).await?;
@@ -623,12 +629,12 @@ impl Forms {
         ))
     }
 
-    /// A form task the caller may see: their own, or any for admins.
+    /// A form task the caller may see (see `rules::may_see_task`).
     pub async fn get(&self, caller: &Caller, id: FormTaskId) -> Result<FormTaskDetail, FormError> {
         let row = rows::get(&self.store.client().await?, id)
             .await?
             .ok_or(FormError::NotFound)?;
-        if !rules::may_see(caller, &row.assignee) {
+        if !rules::may_see_task(caller, &row) {
             return Err(FormError::NotFound);
         }
         self.with_schema(row).await
@@ -641,6 +647,9 @@ impl Forms {
     ) -> Result<(Vec<FormSummary>, Option<String>), FormError> {
         let assignee = rules::listed_assignee(caller, request.assignee.as_ref())?
             .map(|a| a.as_str().to_owned());
+        // A user's own list holds the user tasks they may see besides their forms.
+        let viewer = (!caller.admin).then(|| viewer(caller));
+        let assignee = if viewer.is_some() { None } else { assignee };
         let business_key = request.business_key.as_ref().map(|k| k.as_str().to_owned());
         // The stored words, as tokens handed out before states were types hold them.
         let statuses: Vec<&str> = request.statuses.iter().map(|s| s.as_str()).collect();
@@ -657,6 +666,7 @@ impl Forms {
             &self.store.client().await?,
             &ListQuery {
                 assignee: assignee.as_deref(),
+                viewer: viewer.as_ref(),
                 statuses: &request.statuses,
                 business_key: business_key.as_deref(),
                 root_process_instance_id: request.root_process_instance_id.as_deref(),
@@ -669,24 +679,33 @@ impl Forms {
         Ok((found.iter().map(FormSummary::of).collect(), next))
     }
 
-    /// Replaces the draft of a pending form of the caller's, and pushes the change.
-    /// Whether the form is the caller's is decided by the write itself: a form
-    /// reassigned while this runs (its row locked by the reassignment) is no longer
-    /// theirs when the write takes the row, and nothing is written.
+    /// Replaces the draft of a pending form of the caller's (a user task: only its
+    /// assignee's), and pushes the change. Whether the form is the caller's is
+    /// decided by the write itself: a form reassigned (or claimed) while this runs
+    /// (its row locked by the reassignment) is no longer theirs when the write takes
+    /// the row, and nothing is written.
     pub async fn save_draft(
         &self,
         caller: &Caller,
         id: FormTaskId,
         data: Map<String, Value>,
     ) -> Result<FormSummary, FormError> {
-        let email = caller.email.as_str();
         let mut client = self.store.client().await?;
         let tx = client.transaction().await.map_err(StoreError::from)?;
-        let Some(row) = rows::save_draft(&tx, id, email, &Value::Object(data)).await? else {
+        let Some(row) = rows::save_draft(
+            &tx,
+            id,
+            caller.email.as_str(),
+            &caller.user_id,
+            &Value::Object(data),
+        )
+        .await?
+        else {
             // Nothing written: say why, in the words the caller may read.
             return Err(match rows::get(&tx, id).await? {
                 Some(current)
-                    if current.assignee == email && current.status != FormState::Pending =>
+                    if rules::is_assignee(caller, &current)
+                        && current.status != FormState::Pending =>
                 {
                     FormError::NotPending(format!(
                         "the form is {}, no longer pending",
@@ -694,18 +713,27 @@ impl Forms {
                     ))
                 }
                 // Given back to the caller in the meantime, say: rare enough to retry.
-                Some(current) if current.assignee == email => FormError::Unavailable(
+                Some(current) if rules::is_assignee(caller, &current) => FormError::Unavailable(
                     "the form changed while the draft was saved: try again".into(),
                 ),
+                // A user task the caller may claim, but has not.
+                Some(current)
+                    if current.kind == FormKind::UserTask
+                        && rules::may_see_task(caller, &current) =>
+                {
+                    FormError::NotPending(
+                        "claim the task first: only its assignee saves a draft".into(),
+                    )
+                }
                 // Another user's form, or none: the same answer, as everywhere.
                 _ => FormError::NotFound,
             });
         };
         let summary = FormSummary::of(&row);
-        rows::append_change(
+        crate::store::user_tasks::append_changes(
             &tx,
             row.id,
-            &row.assignee,
+            &row.audience(),
             ChangeKind::Updated,
             &summary.to_json(),
         )
@@ -733,6 +761,11 @@ impl Forms {
                 current.status
             )));
         }
+        if current.kind == FormKind::UserTask {
+            return Err(FormError::NotPending(
+                "a user task of the engine's is reassigned in the engine (its assignee, or its candidates), not in ramp".into(),
+            ));
+        }
         if current.assignee == assignee.as_str() {
             return Ok(FormSummary::of(&current));
         }
@@ -752,14 +785,25 @@ impl Forms {
         impl futures::Stream<Item = Result<StreamEvent, FormError>> + Send + 'static,
         FormError,
     > {
-        let subscription = self.hub.subscribe(caller.email.as_str())?;
+        let viewer = viewer(caller);
+        let subscription = self.hub.subscribe(caller.email.as_str(), &viewer.keys)?;
         Ok(stream::events(
             self.store.clone(),
             subscription,
-            caller.email.as_str().to_owned(),
+            viewer,
             cursor,
             self.stream_settings.clone(),
         ))
+    }
+}
+
+/// Whose forms `caller` sees, and the change log keys of them.
+fn viewer(caller: &Caller) -> Viewer {
+    Viewer {
+        email: caller.email.as_str().to_owned(),
+        user_id: caller.user_id.clone(),
+        groups: caller.groups.clone(),
+        keys: caller.audience(),
     }
 }
 

@@ -2,7 +2,7 @@
 //! the stored form task it names), which `Forms` applies before it acts, so that a
 //! unit test reaches every rule without a server.
 
-use super::FormError;
+use super::{FormError, FormKind, FormTask};
 use crate::auth::Caller;
 use crate::email::Email;
 use crate::ownership::{self, AnotherOwner};
@@ -41,6 +41,35 @@ pub fn may_see(caller: &Caller, assignee: &str) -> bool {
     ownership::sees(caller, assignee)
 }
 
+/// Whether `caller` sees `task`: admins any; a send-task form its assignee (by
+/// email); a user task of the engine's its assignee (by engine user id), or while
+/// nobody has claimed it, its candidate users and the members of its candidate
+/// groups. A form the caller may not see answers NOT_FOUND.
+pub fn may_see_task(caller: &Caller, task: &FormTask) -> bool {
+    caller.admin || is_assignee(caller, task) || is_candidate(caller, task)
+}
+
+/// Whether `task` is assigned to `caller`: a send-task form to its email, a user
+/// task to its engine user id.
+pub fn is_assignee(caller: &Caller, task: &FormTask) -> bool {
+    match task.kind {
+        FormKind::SendTask => task.assignee == caller.email.as_str(),
+        FormKind::UserTask => !task.assignee.is_empty() && task.assignee == caller.user_id,
+    }
+}
+
+/// Whether `caller` may claim `task`: an unclaimed user task of which it is a
+/// candidate user, or in a candidate group.
+pub fn is_candidate(caller: &Caller, task: &FormTask) -> bool {
+    task.kind == FormKind::UserTask
+        && task.assignee.is_empty()
+        && (task.candidate_users.contains(&caller.user_id)
+            || task
+                .candidate_groups
+                .iter()
+                .any(|g| caller.groups.contains(g)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,10 +77,104 @@ mod tests {
     fn caller(email: &str, worker: bool, admin: bool) -> Caller {
         Caller {
             email: Email::parse(email).unwrap(),
+            user_id: email.into(),
+            groups: Vec::new(),
             worker,
             admin,
             expires_at: None,
         }
+    }
+
+    fn engine_user(user_id: &str, groups: &[&str]) -> Caller {
+        Caller {
+            user_id: user_id.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            ..caller("ann@example.com", false, false)
+        }
+    }
+
+    fn user_task(assignee: &str, users: &[&str], groups: &[&str]) -> FormTask {
+        use crate::forms::FormState;
+        use chrono::Utc;
+        FormTask {
+            id: crate::ids::FormTaskId::new(),
+            external_task_id: "t1".into(),
+            business_key: String::new(),
+            form_name: "review".into(),
+            message_name: String::new(),
+            assignee: assignee.into(),
+            status: FormState::Pending,
+            process_instance_id: "p1".into(),
+            root_process_instance_id: "p1".into(),
+            process_definition_id: None,
+            process_definition_key: None,
+            tenant_id: None,
+            topic_name: None,
+            activity_id: "review".into(),
+            activity_instance_id: None,
+            execution_id: None,
+            deployment_id: None,
+            prefill: serde_json::Value::Null,
+            draft: None,
+            withdrawal_reason: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            completed_at: None,
+            delivery_state: None,
+            return_reason: None,
+            returned_at: None,
+            task_name: None,
+            process_name: None,
+            form_title: None,
+            context: None,
+            kind: FormKind::UserTask,
+            candidate_users: users.iter().map(|u| u.to_string()).collect(),
+            candidate_groups: groups.iter().map(|g| g.to_string()).collect(),
+            due_at: None,
+            follow_up_at: None,
+            priority: Some(50),
+            engine_updated_at: None,
+            form_schema: None,
+        }
+    }
+
+    #[test]
+    fn a_user_task_is_seen_by_its_assignee_else_by_its_candidates() {
+        let open = user_task("", &["ann"], &["reviewers"]);
+        assert!(may_see_task(&engine_user("ann", &[]), &open));
+        assert!(is_candidate(&engine_user("ann", &[]), &open));
+        assert!(may_see_task(
+            &engine_user("zoe", &["auditors", "reviewers"]),
+            &open
+        ));
+        assert!(!may_see_task(&engine_user("zoe", &["auditors"]), &open));
+        assert!(!is_assignee(&engine_user("ann", &[]), &open));
+
+        let claimed = user_task("zoe", &["ann"], &["reviewers"]);
+        assert!(may_see_task(&engine_user("zoe", &[]), &claimed));
+        assert!(is_assignee(&engine_user("zoe", &[]), &claimed));
+        assert!(!may_see_task(&engine_user("ann", &["reviewers"]), &claimed));
+        assert!(!is_candidate(&engine_user("ann", &["reviewers"]), &claimed));
+        assert!(may_see_task(
+            &caller("root@example.com", false, true),
+            &claimed
+        ));
+    }
+
+    #[test]
+    fn a_send_task_form_is_seen_by_the_email_it_is_assigned_to() {
+        let form = FormTask {
+            kind: FormKind::SendTask,
+            ..user_task("ann@example.com", &["ann@example.com"], &["reviewers"])
+        };
+        let ann = engine_user("someone-else", &["reviewers"]);
+        assert!(may_see_task(&ann, &form) && is_assignee(&ann, &form));
+        let bob = Caller {
+            email: email("bob@example.com"),
+            ..engine_user("ann@example.com", &["reviewers"])
+        };
+        assert!(!may_see_task(&bob, &form));
+        assert!(!is_candidate(&bob, &form));
     }
 
     fn email(text: &str) -> Email {

@@ -27,7 +27,7 @@ use std::collections::VecDeque;
 use super::hub::Subscription;
 use super::{Change, ChangeKind, FormError, FormSummary, FormTask, RemovalReason};
 use crate::ids::FormTaskId;
-use crate::store::forms::{self as rows, Position};
+use crate::store::forms::{self as rows, Position, Viewer};
 use crate::store::{Store, retention};
 
 /// Changes read from the log per catch-up query.
@@ -97,7 +97,7 @@ fn event_of(change: &Change) -> Option<StreamEvent> {
 pub fn events(
     store: Store,
     subscription: Subscription,
-    assignee: String,
+    viewer: Viewer,
     cursor: Option<Cursor>,
     settings: StreamSettings,
 ) -> impl futures::Stream<Item = Result<StreamEvent, FormError>> + Send + 'static {
@@ -108,7 +108,7 @@ pub fn events(
     let state = State {
         store,
         subscription,
-        assignee,
+        viewer,
         settings,
         start: Some(cursor),
         position: (0, 0),
@@ -128,7 +128,8 @@ pub fn events(
 struct State {
     store: Store,
     subscription: Subscription,
-    assignee: String,
+    /// Whose forms the stream shows, and the change log keys it reads.
+    viewer: Viewer,
     settings: StreamSettings,
     /// The client's cursor, until the stream has begun.
     start: Option<Option<Cursor>>,
@@ -165,7 +166,7 @@ impl State {
                     None => false,
                 };
                 if !resumed {
-                    let (forms, position) = Box::pin(snapshot(&self.store, &self.assignee)).await?;
+                    let (forms, position) = Box::pin(snapshot(&self.store, &self.viewer)).await?;
                     self.position = position;
                     let summaries = forms.iter().map(FormSummary::of).collect();
                     self.queued
@@ -208,14 +209,21 @@ impl State {
     async fn catch_up(&mut self) -> Result<bool, FormError> {
         let Some(batch) = Box::pin(async {
             let mut client = self.store.client().await?;
-            rows::changes_since(&mut client, &self.assignee, self.position, CATCH_UP_BATCH).await
+            rows::changes_since(
+                &mut client,
+                &self.viewer.keys,
+                self.position,
+                CATCH_UP_BATCH,
+            )
+            .await
         })
         .await?
         else {
             return Ok(false);
         };
         let full = batch.len() as i64 == CATCH_UP_BATCH;
-        for change in batch {
+        let batch = whole_changes(batch, full);
+        for change in per_change(&batch.iter().collect::<Vec<_>>()) {
             self.position = change.position;
             if let Some(event) = event_of(&change) {
                 self.queued.push_back(event);
@@ -226,6 +234,77 @@ impl State {
             self.subscription.set_lagging();
         }
         Ok(true)
+    }
+}
+
+/// The rows of a batch read from the log (in log order) that hold whole changes: a
+/// batch cut at its limit (`full`) may end inside a change (the rows one
+/// transaction wrote for one form under several keys), whose rows are left for the
+/// next read, unless they are all the batch holds.
+pub(super) fn whole_changes(mut batch: Vec<Change>, full: bool) -> Vec<Change> {
+    if !full {
+        return batch;
+    }
+    let Some(last) = batch.last() else {
+        return batch;
+    };
+    let (tx, form) = (last.position.0, last.form_task_id);
+    let whole = batch
+        .iter()
+        .rposition(|c| c.position.0 != tx || c.form_task_id != form)
+        .map_or(0, |i| i + 1);
+    if whole > 0 {
+        batch.truncate(whole);
+    }
+    batch
+}
+
+/// One change per event, from the rows of the log under a stream's keys (in log
+/// order). A write of a user task logs its change once per key of its audience,
+/// and a stream that reads several of those keys (its caller is a candidate user
+/// and in a candidate group) gets one event for them: the rows one transaction
+/// wrote for one form, each key once, are one change. A key met again starts the
+/// next change (a later write of the form whose rows sort at the same transaction,
+/// see migration V8), so that a stream of one key gets every row as before.
+pub(super) fn per_change(rows: &[&Change]) -> Vec<Change> {
+    let mut changes = Vec::new();
+    let mut start = 0;
+    for end in 1..=rows.len() {
+        let ends = end == rows.len() || {
+            let (first, next) = (rows[start], rows[end]);
+            next.position.0 != first.position.0
+                || next.form_task_id != first.form_task_id
+                || rows[start..end].iter().any(|r| r.assignee == next.assignee)
+        };
+        if ends {
+            changes.push(one_change(&rows[start..end]));
+            start = end;
+        }
+    }
+    changes
+}
+
+/// The one event for the rows of one change under a stream's keys (at least one):
+/// when the form left all of them, the first removal; when it came to one of them,
+/// `added` (a claimed task comes to its claimer so, whether or not it saw the task
+/// as a candidate before); else `updated`. It stands at the last row's position,
+/// so that a cursor after it skips them all.
+fn one_change(rows: &[&Change]) -> Change {
+    let last = rows.last().expect("a change has rows");
+    let stays = rows
+        .iter()
+        .rfind(|c| !matches!(c.kind, ChangeKind::Removed(_)));
+    let (base, kind) = match stays {
+        None => (rows[0], rows[0].kind),
+        Some(stays) if rows.iter().any(|c| c.kind == ChangeKind::Added) => {
+            (*stays, ChangeKind::Added)
+        }
+        Some(stays) => (*stays, ChangeKind::Updated),
+    };
+    Change {
+        position: last.position,
+        kind,
+        ..base.clone()
     }
 }
 
@@ -277,11 +356,11 @@ async fn resumable(
 
 /// A consistent snapshot; retried while a transaction touching these forms is still
 /// in flight below it (moments, normally).
-async fn snapshot(store: &Store, assignee: &str) -> Result<(Vec<FormTask>, Position), FormError> {
+async fn snapshot(store: &Store, viewer: &Viewer) -> Result<(Vec<FormTask>, Position), FormError> {
     let mut wait = Duration::from_millis(5);
     loop {
         let mut client = store.client().await?;
-        if let Some(found) = rows::snapshot(&mut client, assignee).await? {
+        if let Some(found) = rows::snapshot(&mut client, viewer).await? {
             return Ok(found);
         }
         drop(client);
@@ -293,6 +372,97 @@ async fn snapshot(store: &Store, assignee: &str) -> Result<(Vec<FormTask>, Posit
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn row(tx: i64, seq: i64, form: FormTaskId, key: &str, kind: ChangeKind) -> Change {
+        Change {
+            position: (tx, seq),
+            form_task_id: form,
+            assignee: key.into(),
+            kind,
+            summary: json!({"key": key}),
+            created_at: Utc::now(),
+        }
+    }
+
+    fn events(rows: &[Change]) -> Vec<(ChangeKind, Position, String)> {
+        per_change(&rows.iter().collect::<Vec<_>>())
+            .into_iter()
+            .map(|c| {
+                (
+                    c.kind,
+                    c.position,
+                    c.summary["key"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_stream_gets_one_event_for_the_rows_of_one_change_under_its_keys() {
+        let (form, other) = (FormTaskId::new(), FormTaskId::new());
+        let claimed = ChangeKind::Removed(RemovalReason::Claimed);
+        let (added, updated) = (ChangeKind::Added, ChangeKind::Updated);
+        let rows = [
+            row(7, 1, form, "user:bob", added),
+            row(7, 2, form, "group:reviewers", added),
+            row(7, 3, other, "group:reviewers", added),
+            // Claimed by someone else: gone from both keys.
+            row(8, 1, form, "user:bob", claimed),
+            row(8, 2, form, "group:reviewers", claimed),
+            // Unclaimed, then claimed by the stream's own user, then its due date
+            // changed.
+            row(9, 1, form, "user:bob", added),
+            row(9, 2, form, "group:reviewers", added),
+            row(10, 1, form, "group:reviewers", claimed),
+            row(10, 2, form, "user:bob", added),
+            row(11, 1, form, "user:bob", updated),
+        ];
+        assert_eq!(
+            events(&rows),
+            [
+                (added, (7, 2), "group:reviewers".to_owned()),
+                (added, (7, 3), "group:reviewers".to_owned()),
+                (claimed, (8, 2), "user:bob".to_owned()),
+                (added, (9, 2), "group:reviewers".to_owned()),
+                (added, (10, 2), "user:bob".to_owned()),
+                (updated, (11, 1), "user:bob".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn rows_of_one_key_are_each_an_event_even_at_one_transaction() {
+        // A withdrawal that waited for a reassignment's lock sorts at its
+        // transaction (migration V8): two changes, in their order.
+        let form = FormTaskId::new();
+        let withdrawn = ChangeKind::Removed(RemovalReason::Withdrawn);
+        let rows = [
+            row(7, 1, form, "bob@example.com", ChangeKind::Added),
+            row(7, 2, form, "bob@example.com", withdrawn),
+        ];
+        assert_eq!(
+            events(&rows),
+            [
+                (ChangeKind::Added, (7, 1), "bob@example.com".to_owned()),
+                (withdrawn, (7, 2), "bob@example.com".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_full_batch_leaves_a_cut_change_for_the_next_read() {
+        let (a, b) = (FormTaskId::new(), FormTaskId::new());
+        let batch = vec![
+            row(5, 1, a, "ann@example.com", ChangeKind::Added),
+            row(6, 1, b, "user:bob", ChangeKind::Added),
+            row(6, 2, b, "group:reviewers", ChangeKind::Added),
+        ];
+        assert_eq!(whole_changes(batch.clone(), false).len(), 3);
+        assert_eq!(whole_changes(batch.clone(), true).len(), 1);
+        let one_change = batch[1..].to_vec();
+        assert_eq!(whole_changes(one_change, true).len(), 2);
+    }
 
     #[test]
     fn cursors_round_trip_and_refuse_garbage() {

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use super::{ChangeHub, ChangeKind, FormSummary, FormTask, RemovalReason};
+use super::{ChangeHub, ChangeKind, FormKind, FormSummary, FormTask, RemovalReason};
 use crate::camunda::types::{ActivityInstance, EventSubscription};
 use crate::camunda::{Camunda, CamundaError};
 use crate::ids::FormTaskId;
@@ -77,7 +77,13 @@ impl Withdrawals {
         if instances.is_empty() {
             return Ok(0);
         }
-        let pending = rows::pending_in(&self.store.client().await?, instances).await?;
+        // A user task of the engine's waits for no message: the engine tells when
+        // it ends (see `Forms::end_user_task`).
+        let pending: Vec<FormTask> = rows::pending_in(&self.store.client().await?, instances)
+            .await?
+            .into_iter()
+            .filter(|f| f.kind == FormKind::SendTask)
+            .collect();
         let mut unanswerable = Vec::new();
         // Forms of instances found gone: the process ended (deleted, say), which is
         // what their people read, whichever pass looks first.
@@ -221,10 +227,10 @@ impl Withdrawals {
         for form in withdrawn {
             let summary =
                 serde_json::to_value(FormSummary::of(form)).expect("a summary serializes");
-            rows::append_change(
+            crate::store::user_tasks::append_changes(
                 &tx,
                 form.id,
-                &form.assignee,
+                &form.audience(),
                 ChangeKind::Removed(RemovalReason::Withdrawn),
                 &summary,
             )

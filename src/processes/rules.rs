@@ -73,6 +73,8 @@ mod tests {
     fn caller(email: &str, admin: bool) -> Caller {
         Caller {
             email: Email::parse(email).unwrap(),
+            user_id: email.into(),
+            groups: Vec::new(),
             worker: false,
             admin,
             expires_at: None,

@@ -50,6 +50,7 @@ use crate::proto::process_service_server::ProcessServiceServer;
 use crate::retention::Pruner;
 use crate::store::Store;
 use crate::telemetry::RpcTrace;
+use crate::usertasks::UserTaskPoller;
 pub use connections::ConnectionLimits;
 use health::Checks;
 pub use health::Health;
@@ -85,6 +86,7 @@ pub struct Server {
     tls: bool,
     metrics_addr: Option<SocketAddr>,
     hub: ChangeHub,
+    forms: Forms,
     shutdown: CancellationToken,
     background: Background,
     serve: BoxFuture<'static, Result<(), ServeError>>,
@@ -95,6 +97,7 @@ pub struct Application {
     local_addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
     hub: ChangeHub,
+    forms: Forms,
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), ServeError>>,
 }
@@ -114,7 +117,7 @@ const CORS_ALLOW_HEADERS: [&str; 7] = [
 ];
 
 /// The unsigned identity headers of `RAMP_AUTH=dev`, allowed only in that mode.
-const CORS_DEV_HEADERS: [&str; 2] = ["x-ramp-user", "x-ramp-roles"];
+const CORS_DEV_HEADERS: [&str; 3] = ["x-ramp-user", "x-ramp-roles", "x-ramp-groups"];
 
 /// Headers a browser's script may read from responses: the gRPC status travels in
 /// them when a call fails before any message.
@@ -179,6 +182,10 @@ impl Parts {
             processes.clone(),
             dispatcher.clone(),
         );
+        let settings = config.user_tasks();
+        let user_tasks = settings
+            .enabled
+            .then(|| UserTaskPoller::new(store.clone(), camunda.clone(), forms.clone(), settings));
         let background = Background {
             ops_listener: None,
             store: store.clone(),
@@ -187,6 +194,7 @@ impl Parts {
             reconciler,
             dispatcher,
             pruner,
+            user_tasks,
             checks: Checks {
                 health,
                 readiness: readiness.clone(),
@@ -299,6 +307,7 @@ impl Server {
             tls: config.tls_cert.is_some(),
             metrics_addr,
             hub: parts.hub,
+            forms: parts.forms,
             shutdown,
             background,
             serve,
@@ -321,6 +330,7 @@ impl Server {
             local_addr: self.local_addr,
             metrics_addr: self.metrics_addr,
             hub: self.hub,
+            forms: self.forms,
             shutdown: self.shutdown,
             task,
         }
@@ -346,6 +356,11 @@ impl Application {
     /// This replica's change hub (its open streams).
     pub fn hub(&self) -> &ChangeHub {
         &self.hub
+    }
+
+    /// This replica's form tasks (what the poller of user tasks writes through).
+    pub fn forms(&self) -> &Forms {
+        &self.forms
     }
 
     /// A token that stops the server when cancelled.

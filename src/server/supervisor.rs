@@ -4,8 +4,8 @@
 //! The operator's listener (when it has its own) and the notifier start at once.
 //! The rest needs the schema: the supervisor migrates it (retrying until the
 //! database answers), starts the change hub from the log's end (the hub runs its
-//! own loops), then the reconciler, the dispatcher, the pruner and the health
-//! checks. Every task gets the server's shutdown token and ends soon after it
+//! own loops), then the reconciler, the dispatcher, the pruner, the user task
+//! poller (when on) and the health checks. Every task gets the server's shutdown token and ends soon after it
 //! fires; a task that ends before that (or panics) is reported as an error, since
 //! the server then lacks it.
 
@@ -24,6 +24,7 @@ use crate::ops::Ops;
 use crate::processes::Reconciler;
 use crate::retention::Pruner;
 use crate::store::Store;
+use crate::usertasks::UserTaskPoller;
 
 /// The server's background work, not yet started.
 pub struct Background {
@@ -35,6 +36,8 @@ pub struct Background {
     pub reconciler: Reconciler,
     pub dispatcher: Dispatcher,
     pub pruner: Pruner,
+    /// Reads the engine's user tasks; none when `RAMP_USER_TASKS` is off.
+    pub user_tasks: Option<UserTaskPoller>,
     pub checks: Checks,
 }
 
@@ -50,6 +53,9 @@ impl Background {
             tasks.spawn("reconciler", self.reconciler.run(shutdown.clone()));
             tasks.spawn("dispatcher", self.dispatcher.run(shutdown.clone()));
             tasks.spawn("pruner", self.pruner.run(shutdown.clone()));
+            if let Some(poller) = self.user_tasks {
+                tasks.spawn("user task poller", poller.run(shutdown.clone()));
+            }
             tasks.spawn("health checks", health::watch(self.checks, shutdown));
         }
         tasks.watch().await;

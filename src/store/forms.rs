@@ -11,7 +11,7 @@ use crate::delivery::DeliveryState;
 use crate::forms::{Change, ChangeKind, FormKind, FormState, FormTask};
 use crate::ids::{FormTaskId, SubmissionId};
 
-const COLUMNS: &str = "id, external_task_id, business_key, form_name, message_name, assignee, status, \
+pub(super) const COLUMNS: &str = "id, external_task_id, business_key, form_name, message_name, assignee, status, \
     process_instance_id, root_process_instance_id, process_definition_id, process_definition_key, \
     tenant_id, topic_name, activity_id, activity_instance_id, execution_id, deployment_id, prefill, \
     draft, withdrawal_reason, created_at, updated_at, completed_at, return_reason, returned_at, \
@@ -22,7 +22,7 @@ const COLUMNS: &str = "id, external_task_id, business_key, form_name, message_na
      ORDER BY o.created_at DESC LIMIT 1) AS delivery_state";
 
 /// A form task read from the database: its words parsed, or a decode error.
-fn from_row(row: &Row) -> Result<FormTask, StoreError> {
+pub(super) fn from_row(row: &Row) -> Result<FormTask, StoreError> {
     Ok(FormTask {
         id: FormTaskId::from_uuid(row.get("id")),
         external_task_id: row.get("external_task_id"),
@@ -299,38 +299,75 @@ pub async fn pending_in(
     fetch_all(client, &sql, &[&instances], from_row).await
 }
 
-/// Replaces the draft of a pending form of `assignee`'s. `None`, with nothing
-/// written, when the form is not pending or not theirs. The assignee is checked by
-/// this statement, on the row it writes: a reassignment that holds the row when
-/// this runs is waited for, and the row it leaves (another user's) is not written.
+/// Replaces the draft of a pending form assigned to `email` (a send-task form) or
+/// to `user_id` (a user task of the engine's). `None`, with nothing written, when
+/// the form is not pending or not theirs. The assignee is checked by this
+/// statement, on the row it writes: a reassignment that holds the row when this
+/// runs is waited for, and the row it leaves (another user's) is not written.
 #[tracing::instrument(name = "store.forms.save_draft", skip_all)]
 pub async fn save_draft(
     client: &impl GenericClient,
     id: FormTaskId,
-    assignee: &str,
+    email: &str,
+    user_id: &str,
     draft: &Value,
 ) -> Result<Option<FormTask>, StoreError> {
     let sql = format!(
         "UPDATE form_tasks SET draft = $2, updated_at = now()
-         WHERE id = $1 AND status = 'pending' AND assignee = $3 RETURNING {COLUMNS}"
+         WHERE id = $1 AND status = 'pending'
+           AND ((kind = 'send_task' AND assignee = $3)
+             OR (kind = 'user_task' AND assignee <> '' AND assignee = $4))
+         RETURNING {COLUMNS}"
     );
-    fetch_opt(client, &sql, &[id.as_uuid(), draft, &assignee], from_row).await
+    fetch_opt(
+        client,
+        &sql,
+        &[id.as_uuid(), draft, &email, &user_id],
+        from_row,
+    )
+    .await
 }
 
-/// A user's pending forms, oldest first.
+/// Whose forms a reader sees: the send-task forms assigned to an email, and the
+/// engine's user tasks assigned to an engine user, or unclaimed and open to it as a
+/// candidate user or through one of its groups.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Viewer {
+    pub email: String,
+    pub user_id: String,
+    pub groups: Vec<String>,
+    /// The change log keys of these forms (see `FormTask::audience`).
+    pub keys: Vec<String>,
+}
+
+/// The forms a [`Viewer`] (`$1` email, `$2` engine user id, `$3` groups) sees.
+const VISIBLE: &str = "((kind = 'send_task' AND assignee = $1)
+    OR (kind = 'user_task' AND assignee <> '' AND assignee = $2)
+    OR (kind = 'user_task' AND assignee = ''
+        AND (candidate_users @> ARRAY[$2::text] OR candidate_groups && $3::text[])))";
+
+/// A viewer's pending forms, oldest first.
 #[tracing::instrument(name = "store.forms.pending_for", skip_all)]
 pub async fn pending_for(
     client: &impl GenericClient,
-    assignee: &str,
+    viewer: &Viewer,
 ) -> Result<Vec<FormTask>, StoreError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM form_tasks WHERE assignee = $1 AND status = 'pending' ORDER BY created_at, id"
+        "SELECT {COLUMNS} FROM form_tasks WHERE {VISIBLE} AND status = 'pending' ORDER BY created_at, id"
     );
-    fetch_all(client, &sql, &[&assignee], from_row).await
+    fetch_all(
+        client,
+        &sql,
+        &[&viewer.email, &viewer.user_id, &viewer.groups],
+        from_row,
+    )
+    .await
 }
 
 pub struct ListQuery<'a> {
     pub assignee: Option<&'a str>,
+    /// Only the forms this viewer sees (a user's own list), when given.
+    pub viewer: Option<&'a Viewer>,
     /// Every state when empty.
     pub statuses: &'a [FormState],
     pub business_key: Option<&'a str>,
@@ -354,9 +391,15 @@ pub async fn list(
            AND ($3::text IS NULL OR business_key = $3)
            AND ($4::text IS NULL OR root_process_instance_id = $4)
            AND ($5::timestamptz IS NULL OR (created_at, id) > ($5, $6))
+           AND ($8::text IS NULL OR {visible})
          ORDER BY created_at, id
-         LIMIT $7"
+         LIMIT $7",
+        visible = VISIBLE
+            .replace("$1", "$8")
+            .replace("$2", "$9")
+            .replace("$3", "$10")
     );
+    let viewer = query.viewer;
     fetch_all(
         client,
         &sql,
@@ -368,6 +411,9 @@ pub async fn list(
             &after_time,
             &after_id,
             &query.limit,
+            &viewer.map(|v| v.email.as_str()),
+            &viewer.map(|v| v.user_id.as_str()),
+            &viewer.map(|v| v.groups.as_slice()),
         ],
         from_row,
     )
@@ -419,18 +465,18 @@ pub async fn append_change(
     Ok(())
 }
 
-/// Changes after `after`, for one assignee or all, that no transaction still in
+/// Changes after `after`, under some keys or all, that no transaction still in
 /// flight can precede: only rows of transactions older than the snapshot's xmin.
 #[tracing::instrument(name = "store.forms.changes_after", skip_all)]
 pub async fn changes_after(
     client: &impl GenericClient,
-    assignee: Option<&str>,
+    keys: Option<&[String]>,
     after: Position,
     limit: i64,
 ) -> Result<Vec<Change>, StoreError> {
     let sql = "SELECT tx, seq, form_task_id, assignee, kind, reason, summary, created_at
          FROM form_changes
-         WHERE ($1::text IS NULL OR assignee = $1)
+         WHERE ($1::text[] IS NULL OR assignee = ANY($1))
            AND (tx, seq) > ($2, $3)
            AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
          ORDER BY tx, seq
@@ -438,19 +484,19 @@ pub async fn changes_after(
     fetch_all(
         client,
         sql,
-        &[&assignee, &after.0, &after.1, &limit],
+        &[&keys, &after.0, &after.1, &limit],
         change_from_row,
     )
     .await
 }
 
-/// The changes of `assignee`'s after `after`, up to `limit`, read in one snapshot
+/// The changes under `keys` after `after`, up to `limit`, read in one snapshot
 /// with the prune mark; `None` when the log no longer holds everything after
 /// `after` (a prune took some).
 #[tracing::instrument(name = "store.forms.changes_since", skip_all)]
 pub async fn changes_since(
     client: &mut deadpool_postgres::Object,
-    assignee: &str,
+    keys: &[String],
     after: Position,
     limit: i64,
 ) -> Result<Option<Vec<Change>>, StoreError> {
@@ -458,7 +504,7 @@ pub async fn changes_since(
     if after < super::retention::change_log_pruned(&tx).await? {
         return Ok(None);
     }
-    let batch = changes_after(&tx, Some(assignee), after, limit).await?;
+    let batch = changes_after(&tx, Some(keys), after, limit).await?;
     tx.commit().await?;
     Ok(Some(batch))
 }
@@ -663,13 +709,13 @@ pub async fn oldest_change(
         .get(0))
 }
 
-/// A consistent snapshot of a user's pending forms and the log position it stands
-/// at, or `None` when a transaction that touched this user's forms was still in
-/// flight below the snapshot (then try again: it will be done in a moment).
+/// A consistent snapshot of a viewer's pending forms and the log position it stands
+/// at, or `None` when a transaction that touched these forms was still in flight
+/// below the snapshot (then try again: it will be done in a moment).
 #[tracing::instrument(name = "store.forms.snapshot", skip_all)]
 pub async fn snapshot(
     client: &mut deadpool_postgres::Object,
-    assignee: &str,
+    viewer: &Viewer,
 ) -> Result<Option<(Vec<FormTask>, Position)>, StoreError> {
     let tx = one_snapshot(client).await?;
     // Rows this snapshot sees that readers cannot take yet (their transaction is at
@@ -678,10 +724,10 @@ pub async fn snapshot(
         .query_one(
             &tx.prepare_cached(
                 "SELECT count(*) FROM form_changes
-             WHERE assignee = $1 AND tx >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+             WHERE assignee = ANY($1) AND tx >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
             )
             .await?,
-            &[&assignee],
+            &[&viewer.keys],
         )
         .await?
         .get(0);
@@ -693,7 +739,7 @@ pub async fn snapshot(
     // Everything at or below the prune mark is in the snapshot too (committed long
     // ago), and may be gone from the log: a cursor below the mark would not resume.
     let position = position.max(super::retention::change_log_pruned(&tx).await?);
-    let forms = pending_for(&tx, assignee).await?;
+    let forms = pending_for(&tx, viewer).await?;
     tx.commit().await?;
     Ok(Some((forms, position)))
 }

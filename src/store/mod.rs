@@ -16,6 +16,8 @@ pub mod forms;
 pub mod notifications;
 pub mod processes;
 pub mod retention;
+pub mod user_task_watch;
+pub mod user_tasks;
 
 mod embedded {
     refinery::embed_migrations!("migrations");

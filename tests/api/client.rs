@@ -49,6 +49,15 @@ impl TestApp {
         Client::at(self.addr(), email, token(email, &[]))
     }
 
+    /// A client of a user in the engine's `groups` (its engine user id: its email).
+    pub fn in_groups(&self, email: &str, groups: &[&str]) -> Client {
+        Client::at(
+            self.addr(),
+            email,
+            crate::helpers::token_in_groups(email, groups),
+        )
+    }
+
     /// A client of the worker (role `ramp-worker`).
     pub fn as_worker(&self) -> Client {
         Client::at(self.addr(), WORKER, worker_token())
@@ -227,6 +236,22 @@ impl Client {
             .list_form_tasks(self.request(request))
             .await?;
         Ok(response.into_inner())
+    }
+
+    pub async fn claim(&self, id: &str) -> Result<FormTask, Status> {
+        let response = self
+            .form_service()
+            .claim_form_task(self.request(ClaimFormTaskRequest { id: id.into() }))
+            .await?;
+        Ok(response.into_inner().form_task.expect("a form task"))
+    }
+
+    pub async fn unclaim(&self, id: &str) -> Result<FormTaskSummary, Status> {
+        let response = self
+            .form_service()
+            .unclaim_form_task(self.request(UnclaimFormTaskRequest { id: id.into() }))
+            .await?;
+        Ok(response.into_inner().form_task.expect("a form task"))
     }
 
     pub async fn save_draft(

@@ -34,6 +34,25 @@ pub fn token(email: &str, roles: &[&str]) -> String {
     .expect("a token is minted")
 }
 
+/// A valid token for `email` (by default also its engine user id) that names its
+/// engine `groups` (the `groups` claim), for an hour.
+pub fn token_in_groups(email: &str, groups: &[&str]) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({
+            "sub": email, "email": email, "email_verified": true, "roles": [],
+            "groups": groups, "aud": "ramp", "iss": TEST_ISSUER,
+            "iat": now, "nbf": now, "exp": now + 3600,
+        }),
+        &jsonwebtoken::EncodingKey::from_secret(TEST_SECRET.as_bytes()),
+    )
+    .expect("a token is minted")
+}
+
 /// `message` as a request carrying `token`.
 pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
@@ -86,6 +105,9 @@ pub fn test_config(database_url: &str, extra: serde_json::Value) -> Config {
         "startable_definitions": "VOE",
         "camunda_url": crate::engine::engine_url(),
         "reconcile_interval_ms": 250,
+        // The run's engine holds every test's user tasks: the tests that read them
+        // turn this on.
+        "user_tasks": false,
     });
     if let (Some(base), Some(extra)) = (settings.as_object_mut(), extra.as_object()) {
         base.extend(extra.clone());

@@ -47,5 +47,8 @@ mod settings_doc;
 mod shutdown;
 mod submit;
 mod uncertain;
+mod user_task_engine;
+mod user_task_poller;
+mod user_tasks;
 mod web;
 mod withdrawal;

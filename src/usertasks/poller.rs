@@ -1,0 +1,461 @@
+//! The loop that reads the engine's user task changes while this replica holds the
+//! lease, and what it remembers between reads.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::UserTaskSettings;
+use crate::camunda::types::{HistoricProcessInstance, Task};
+use crate::camunda::variables::{TypedValue, from_engine};
+use crate::camunda::{Camunda, CamundaError};
+use crate::forms::{EngineUserTask, FormError, Forms, UserTaskEnd};
+use crate::store::user_task_watch::{self as watch, WatchLease};
+use crate::store::{Store, StoreError};
+
+/// Tasks per page of every engine query.
+const PAGE: u32 = 200;
+
+/// Why a read stopped; the watermark stays where it was and the next tick reads
+/// again.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error(transparent)]
+    Engine(#[from] CamundaError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Forms(#[from] FormError),
+    /// Another replica took the lease over during the read.
+    #[error("the lease passed to another replica")]
+    LeaseLost,
+}
+
+/// What a task's process instance says of it: the same for all its tasks.
+#[derive(Clone, Debug)]
+struct Instance {
+    business_key: Option<String>,
+    root_process_instance_id: String,
+    process_definition_key: Option<String>,
+}
+
+/// Reads the engine's user tasks into the inbox while it holds the lease.
+pub struct UserTaskPoller {
+    store: Store,
+    camunda: Camunda,
+    forms: Forms,
+    settings: UserTaskSettings,
+    /// This replica, as the lease names it.
+    owner: Uuid,
+    /// The generation of the lease the memory below was built under.
+    generation: Option<i64>,
+    /// Open tasks read (or held pending by ramp) under this lease: id → the engine
+    /// time of the change last learned (none: held pending, not read yet). A task
+    /// read again with the same time is skipped; one not here is seen first, and
+    /// only then are its form variables read.
+    seen: HashMap<String, Option<DateTime<Utc>>>,
+    /// Ended tasks whose end lies inside the overlap: id → end time.
+    ended: HashMap<String, DateTime<Utc>>,
+    /// Resolved forms by (definition id, task definition key), until the next
+    /// full read.
+    forms_by_task: HashMap<(String, String), Option<(String, Value)>>,
+    /// Process instances by id, until the next full read.
+    instances: HashMap<String, Instance>,
+}
+
+impl UserTaskPoller {
+    pub fn new(store: Store, camunda: Camunda, forms: Forms, settings: UserTaskSettings) -> Self {
+        Self {
+            store,
+            camunda,
+            forms,
+            settings,
+            owner: Uuid::now_v7(),
+            generation: None,
+            seen: HashMap::new(),
+            ended: HashMap::new(),
+            forms_by_task: HashMap::new(),
+            instances: HashMap::new(),
+        }
+    }
+
+    /// Reads every `poll` until shutdown, then gives the lease up.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        tracing::info!(
+            owner = %self.owner,
+            poll_ms = self.settings.poll.as_millis() as u64,
+            "reading the engine's user tasks while this replica holds the lease"
+        );
+        loop {
+            if let Err(error) = self.tick().await {
+                tracing::warn!(%error, "reading the engine's user tasks failed; trying again");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(self.settings.poll) => {}
+            }
+        }
+        if self.generation.is_some() {
+            match self.store.client().await {
+                Ok(client) => {
+                    if let Err(error) = watch::release(&client, self.owner).await {
+                        tracing::warn!(%error, "the user task lease could not be given up");
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "the user task lease could not be given up"),
+            }
+        }
+    }
+
+    /// One read, if this replica holds (or can take) the lease. Answers whether it
+    /// held it.
+    pub async fn tick(&mut self) -> Result<bool, PollError> {
+        let Some(lease) = self.hold().await? else {
+            return Ok(false);
+        };
+        let taken = self.generation != Some(lease.generation);
+        if taken {
+            tracing::info!(owner = %self.owner, generation = lease.generation, "took the user task lease");
+            self.forget();
+            self.generation = Some(lease.generation);
+        }
+        match lease.watermark {
+            Some(watermark) if !taken && !lease.resync_due => {
+                self.read_changes(watermark).await?;
+            }
+            _ => self.read_all().await?,
+        }
+        Ok(true)
+    }
+
+    /// Takes or renews the lease.
+    async fn hold(&self) -> Result<Option<WatchLease>, PollError> {
+        let client = self.store.client().await?;
+        Ok(watch::take_or_renew(
+            &client,
+            self.owner,
+            self.settings.lease,
+            self.settings.resync,
+        )
+        .await?)
+    }
+
+    /// Renews the lease during a long read; fails when it changed hands.
+    async fn still_held(&self) -> Result<(), PollError> {
+        match self.hold().await? {
+            Some(lease) if Some(lease.generation) == self.generation => Ok(()),
+            _ => Err(PollError::LeaseLost),
+        }
+    }
+
+    fn forget(&mut self) {
+        self.seen.clear();
+        self.ended.clear();
+        self.forms_by_task.clear();
+        self.instances.clear();
+    }
+
+    /// A full read: every open task is learned (those already read with the same
+    /// time are skipped), and every task ramp holds pending that the engine no
+    /// longer has is ended as history tells. The watermark becomes the engine's
+    /// clock from before the read.
+    async fn read_all(&mut self) -> Result<(), PollError> {
+        let started = self.camunda.engine_now().await?;
+        let pending: HashSet<String> = self
+            .forms
+            .pending_user_task_ids()
+            .await?
+            .into_iter()
+            .collect();
+        self.forms_by_task.clear();
+        self.instances.clear();
+        let mut open = HashSet::new();
+        let mut first = 0;
+        loop {
+            let page = self.camunda.open_tasks(first, PAGE).await?;
+            let full = page.len() == PAGE as usize;
+            first += PAGE;
+            open.extend(page.iter().map(|t| t.id.clone()));
+            let changed: Vec<Task> = page
+                .into_iter()
+                .filter(|t| {
+                    let known = pending.contains(&t.id) || self.seen.contains_key(&t.id);
+                    if !known {
+                        return true;
+                    }
+                    self.seen.get(&t.id).copied().flatten() != Some(t.changed_at())
+                })
+                .collect();
+            let first_sight: HashSet<String> = changed
+                .iter()
+                .filter(|t| !pending.contains(&t.id) && !self.seen.contains_key(&t.id))
+                .map(|t| t.id.clone())
+                .collect();
+            self.learn(changed, &first_sight).await?;
+            if !full {
+                break;
+            }
+            self.still_held().await?;
+        }
+        // Ramp's pending ones the read did not list: gone, unless a change during
+        // the read moved them between pages.
+        for id in pending.difference(&open) {
+            if self.camunda.user_task(id).await?.is_some() {
+                continue;
+            }
+            let end = match self.camunda.historic_task(id).await? {
+                Some(task) if task.completed() => UserTaskEnd::Completed,
+                _ => UserTaskEnd::Deleted,
+            };
+            self.forms.end_user_task(id, end).await?;
+        }
+        self.seen.retain(|id, _| open.contains(id));
+        self.advance(started, true).await
+    }
+
+    /// An incremental read: the open tasks changed, and the tasks ended, after the
+    /// watermark less the overlap. The watermark moves to the newest engine time
+    /// read.
+    async fn read_changes(&mut self, watermark: DateTime<Utc>) -> Result<(), PollError> {
+        let after = watermark - self.settings.overlap;
+        let mut newest = watermark;
+        let mut changed = Vec::new();
+        let mut first = 0;
+        loop {
+            let page = self.camunda.tasks_updated_after(after, first, PAGE).await?;
+            let full = page.len() == PAGE as usize;
+            first += PAGE;
+            for task in page {
+                newest = newest.max(task.changed_at());
+                if self.seen.get(&task.id).copied().flatten() != Some(task.changed_at()) {
+                    changed.push(task);
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        let first_sight: HashSet<String> = changed
+            .iter()
+            .filter(|t| !self.seen.contains_key(&t.id))
+            .map(|t| t.id.clone())
+            .collect();
+        self.learn(changed, &first_sight).await?;
+
+        let mut first = 0;
+        loop {
+            let page = self
+                .camunda
+                .tasks_finished_after(after, first, PAGE)
+                .await?;
+            let full = page.len() == PAGE as usize;
+            first += PAGE;
+            for task in page {
+                let Some(ended_at) = task.end_time else {
+                    continue;
+                };
+                newest = newest.max(ended_at);
+                if self.ended.contains_key(&task.id) {
+                    continue;
+                }
+                let end = if task.completed() {
+                    UserTaskEnd::Completed
+                } else {
+                    UserTaskEnd::Deleted
+                };
+                self.forms.end_user_task(&task.id, end).await?;
+                self.seen.remove(&task.id);
+                self.ended.insert(task.id, ended_at);
+            }
+            if !full {
+                break;
+            }
+        }
+        self.ended.retain(|_, ended_at| *ended_at > after);
+        self.advance(newest, false).await
+    }
+
+    async fn advance(&self, watermark: DateTime<Utc>, synced: bool) -> Result<(), PollError> {
+        let client = self.store.client().await?;
+        let generation = self.generation.ok_or(PollError::LeaseLost)?;
+        if watch::advance(&client, self.owner, generation, watermark, synced).await? {
+            Ok(())
+        } else {
+            Err(PollError::LeaseLost)
+        }
+    }
+
+    /// Learns each task: its candidates, its process instance, its form; its form
+    /// variables when `first_sight` names it. A task that ends meanwhile is skipped
+    /// (history tells of its end).
+    async fn learn(
+        &mut self,
+        tasks: Vec<Task>,
+        first_sight: &HashSet<String>,
+    ) -> Result<(), PollError> {
+        let unknown: Vec<String> = tasks
+            .iter()
+            .filter_map(|t| t.process_instance_id.clone())
+            .filter(|id| !self.instances.contains_key(id))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if !unknown.is_empty() {
+            for instance in self.camunda.process_instances_by_id(&unknown).await? {
+                self.instances
+                    .insert(instance.id.clone(), Instance::of(&instance));
+            }
+        }
+        for task in tasks {
+            let stamp = task.changed_at();
+            let id = task.id.clone();
+            match self.engine_user_task(task, first_sight.contains(&id)).await {
+                Ok(Some(engine_task)) => {
+                    self.forms.learn_user_task(engine_task).await?;
+                }
+                // Not a task of a process: nothing ramp shows.
+                Ok(None) => {}
+                Err(PollError::Engine(CamundaError::NotFound(_))) => continue,
+                Err(error) => return Err(error),
+            }
+            self.seen.insert(id, Some(stamp));
+        }
+        Ok(())
+    }
+
+    /// What the engine says of one task, with what the task list did not carry.
+    async fn engine_user_task(
+        &mut self,
+        task: Task,
+        first_sight: bool,
+    ) -> Result<Option<EngineUserTask>, PollError> {
+        let Some(process_instance_id) = task.process_instance_id.clone() else {
+            return Ok(None);
+        };
+        let task_definition_key = task.task_definition_key.clone().unwrap_or_default();
+        let mut candidate_users = Vec::new();
+        let mut candidate_groups = Vec::new();
+        for link in self.camunda.task_identity_links(&task.id).await? {
+            if link.kind != "candidate" {
+                continue;
+            }
+            candidate_users.extend(link.user_id);
+            candidate_groups.extend(link.group_id);
+        }
+        let form = self.form(&task).await?;
+        let form_variables = if first_sight && form.is_some() {
+            readable(self.camunda.task_form_variables(&task.id).await?)
+        } else {
+            Map::new()
+        };
+        let instance = self
+            .instances
+            .get(&process_instance_id)
+            .cloned()
+            .unwrap_or_else(|| Instance {
+                business_key: None,
+                root_process_instance_id: process_instance_id.clone(),
+                process_definition_key: task
+                    .process_definition_id
+                    .as_deref()
+                    .and_then(|d| d.split(':').next())
+                    .map(str::to_owned),
+            });
+        Ok(Some(EngineUserTask {
+            id: task.id,
+            name: task.name,
+            task_definition_key,
+            assignee: task.assignee.filter(|a| !a.is_empty()),
+            candidate_users,
+            candidate_groups,
+            created: task.created,
+            last_updated: task.last_updated,
+            due: task.due,
+            follow_up: task.follow_up,
+            priority: task.priority,
+            process_instance_id,
+            root_process_instance_id: instance.root_process_instance_id,
+            business_key: instance.business_key,
+            process_definition_id: task.process_definition_id,
+            process_definition_key: instance.process_definition_key,
+            tenant_id: task.tenant_id,
+            execution_id: task.execution_id,
+            form,
+            form_variables,
+        }))
+    }
+
+    /// The task's Camunda Form (its id and schema), as the engine resolves it, read
+    /// once per task of a model until the next full read.
+    async fn form(&mut self, task: &Task) -> Result<Option<(String, Value)>, PollError> {
+        let camunda_form = task.camunda_form_ref.is_some()
+            || task
+                .form_key
+                .as_deref()
+                .is_some_and(|k| k.starts_with("camunda-forms:"));
+        if !camunda_form {
+            return Ok(None);
+        }
+        let cache_key = (
+            task.process_definition_id.clone().unwrap_or_default(),
+            task.task_definition_key.clone().unwrap_or_default(),
+        );
+        if let Some(form) = self.forms_by_task.get(&cache_key) {
+            return Ok(form.clone());
+        }
+        let form = match self.camunda.deployed_form(&task.id).await {
+            Ok(form) => form.map(|schema| {
+                let id = schema["id"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .or_else(|| task.camunda_form_ref.as_ref().map(|r| r.key.clone()))
+                    .or_else(|| task.form_key.clone())
+                    .unwrap_or_default();
+                (id, schema)
+            }),
+            // A form the engine cannot resolve (a formRef to a form never
+            // deployed): the task shows without one.
+            Err(CamundaError::BadRequest { message, .. }) => {
+                tracing::warn!(engine_task = %task.id, %message, "the user task's form cannot be resolved");
+                None
+            }
+            Err(error) => return Err(error.into()),
+        };
+        self.forms_by_task.insert(cache_key, form.clone());
+        Ok(form)
+    }
+}
+
+impl Instance {
+    fn of(instance: &HistoricProcessInstance) -> Self {
+        Self {
+            business_key: instance.business_key.clone(),
+            root_process_instance_id: instance
+                .root_process_instance_id
+                .clone()
+                .unwrap_or_else(|| instance.id.clone()),
+            process_definition_key: instance.process_definition_key.clone(),
+        }
+    }
+}
+
+/// The variables that read as JSON; one that does not (a Java-serialized object)
+/// is left out rather than keep the task out of the inbox.
+fn readable(variables: Map<String, Value>) -> Map<String, Value> {
+    variables
+        .into_iter()
+        .filter_map(|(name, raw)| {
+            let typed: TypedValue = serde_json::from_value(raw).ok()?;
+            match from_engine(&name, &typed) {
+                Ok(value) => Some((name, value)),
+                Err(error) => {
+                    tracing::debug!(%error, "a form variable is left out of the prefill");
+                    None
+                }
+            }
+        })
+        .collect()
+}
