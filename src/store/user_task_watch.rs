@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
-use super::{StoreError, changes_one, fetch_opt};
+use super::{StoreError, changes_one, fetch_all, fetch_opt};
 
 /// The lease as the replica that holds it sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,4 +83,15 @@ pub async fn release(client: &impl GenericClient, owner: Uuid) -> Result<bool, S
     let sql = "UPDATE user_task_watch SET lease_until = NULL, lease_owner = NULL
         WHERE id AND lease_owner = $1";
     changes_one(client, sql, &[&owner]).await
+}
+
+/// The user tasks ramp holds pending: the engine's task id, and the engine time of
+/// the read last stored (none for a row written before it was kept).
+#[tracing::instrument(name = "store.user_task_watch.pending_stamps", skip_all)]
+pub async fn pending_stamps(
+    client: &impl GenericClient,
+) -> Result<Vec<(String, Option<DateTime<Utc>>)>, StoreError> {
+    let sql = "SELECT external_task_id, engine_updated_at FROM form_tasks
+         WHERE kind = 'user_task' AND status = 'pending'";
+    fetch_all(client, sql, &[], |row| Ok((row.get(0), row.get(1)))).await
 }

@@ -2,6 +2,7 @@
 //! lease, and what it remembers between reads.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -52,6 +53,8 @@ pub struct UserTaskPoller {
     owner: Uuid,
     /// The generation of the lease the memory below was built under.
     generation: Option<i64>,
+    /// When the lease was last taken or renewed.
+    renewed: Instant,
     /// Open tasks read (or held pending by ramp) under this lease: id → the engine
     /// time of the change last learned (none: held pending, not read yet). A task
     /// read again with the same time is skipped; one not here is seen first, and
@@ -75,6 +78,7 @@ impl UserTaskPoller {
             settings,
             owner: Uuid::now_v7(),
             generation: None,
+            renewed: Instant::now(),
             seen: HashMap::new(),
             ended: HashMap::new(),
             forms_by_task: HashMap::new(),
@@ -131,20 +135,26 @@ impl UserTaskPoller {
         Ok(true)
     }
 
-    /// Takes or renews the lease.
-    async fn hold(&self) -> Result<Option<WatchLease>, PollError> {
+    /// Takes or renews the lease, noting when.
+    async fn hold(&mut self) -> Result<Option<WatchLease>, PollError> {
         let client = self.store.client().await?;
-        Ok(watch::take_or_renew(
+        let lease = watch::take_or_renew(
             &client,
             self.owner,
             self.settings.lease,
             self.settings.resync,
         )
-        .await?)
+        .await?;
+        self.renewed = Instant::now();
+        Ok(lease)
     }
 
-    /// Renews the lease during a long read; fails when it changed hands.
-    async fn still_held(&self) -> Result<(), PollError> {
+    /// Within a long read: renews the lease once a third of it has passed; fails
+    /// when it changed hands.
+    async fn keep_lease(&mut self) -> Result<(), PollError> {
+        if self.renewed.elapsed() < self.settings.lease / 3 {
+            return Ok(());
+        }
         match self.hold().await? {
             Some(lease) if Some(lease.generation) == self.generation => Ok(()),
             _ => Err(PollError::LeaseLost),
@@ -164,12 +174,15 @@ impl UserTaskPoller {
     /// clock from before the read.
     async fn read_all(&mut self) -> Result<(), PollError> {
         let started = self.camunda.engine_now().await?;
-        let pending: HashSet<String> = self
-            .forms
-            .pending_user_task_ids()
-            .await?
-            .into_iter()
-            .collect();
+        // What ramp stored is known: a task read at the time it was stored is not
+        // learned again, so a take-over costs pages, not calls per task.
+        let pending: HashMap<String, Option<DateTime<Utc>>> = {
+            let client = self.store.client().await?;
+            watch::pending_stamps(&client).await?.into_iter().collect()
+        };
+        for (id, stamp) in &pending {
+            self.seen.entry(id.clone()).or_insert(*stamp);
+        }
         self.forms_by_task.clear();
         self.instances.clear();
         let mut open = HashSet::new();
@@ -179,30 +192,16 @@ impl UserTaskPoller {
             let full = page.len() == PAGE as usize;
             first += PAGE;
             open.extend(page.iter().map(|t| t.id.clone()));
-            let changed: Vec<Task> = page
-                .into_iter()
-                .filter(|t| {
-                    let known = pending.contains(&t.id) || self.seen.contains_key(&t.id);
-                    if !known {
-                        return true;
-                    }
-                    self.seen.get(&t.id).copied().flatten() != Some(t.changed_at())
-                })
-                .collect();
-            let first_sight: HashSet<String> = changed
-                .iter()
-                .filter(|t| !pending.contains(&t.id) && !self.seen.contains_key(&t.id))
-                .map(|t| t.id.clone())
-                .collect();
+            let (changed, first_sight) = self.changed(page);
             self.learn(changed, &first_sight).await?;
             if !full {
                 break;
             }
-            self.still_held().await?;
+            self.keep_lease().await?;
         }
         // Ramp's pending ones the read did not list: gone, unless a change during
         // the read moved them between pages.
-        for id in pending.difference(&open) {
+        for id in pending.keys().filter(|id| !open.contains(*id)) {
             if self.camunda.user_task(id).await?.is_some() {
                 continue;
             }
@@ -216,33 +215,43 @@ impl UserTaskPoller {
         self.advance(started, true).await
     }
 
+    /// Of tasks read, those changed since they were last learned (or never were),
+    /// and the ids of those never seen.
+    fn changed(&self, tasks: Vec<Task>) -> (Vec<Task>, HashSet<String>) {
+        let changed: Vec<Task> = tasks
+            .into_iter()
+            .filter(|t| self.seen.get(&t.id).copied().flatten() != Some(t.changed_at()))
+            .collect();
+        let first_sight = changed
+            .iter()
+            .filter(|t| !self.seen.contains_key(&t.id))
+            .map(|t| t.id.clone())
+            .collect();
+        (changed, first_sight)
+    }
+
     /// An incremental read: the open tasks changed, and the tasks ended, after the
     /// watermark less the overlap. The watermark moves to the newest engine time
     /// read.
     async fn read_changes(&mut self, watermark: DateTime<Utc>) -> Result<(), PollError> {
         let after = watermark - self.settings.overlap;
         let mut newest = watermark;
-        let mut changed = Vec::new();
+        let mut read = Vec::new();
         let mut first = 0;
         loop {
             let page = self.camunda.tasks_updated_after(after, first, PAGE).await?;
             let full = page.len() == PAGE as usize;
             first += PAGE;
-            for task in page {
-                newest = newest.max(task.changed_at());
-                if self.seen.get(&task.id).copied().flatten() != Some(task.changed_at()) {
-                    changed.push(task);
-                }
-            }
+            newest = page
+                .iter()
+                .map(Task::changed_at)
+                .fold(newest, DateTime::max);
+            read.extend(page);
             if !full {
                 break;
             }
         }
-        let first_sight: HashSet<String> = changed
-            .iter()
-            .filter(|t| !self.seen.contains_key(&t.id))
-            .map(|t| t.id.clone())
-            .collect();
+        let (changed, first_sight) = self.changed(read);
         self.learn(changed, &first_sight).await?;
 
         let mut first = 0;
@@ -310,6 +319,8 @@ impl UserTaskPoller {
             }
         }
         for task in tasks {
+            // A few engine calls per task: a burst of changes keeps the lease.
+            self.keep_lease().await?;
             let stamp = task.changed_at();
             let id = task.id.clone();
             match self.engine_user_task(task, first_sight.contains(&id)).await {

@@ -352,7 +352,7 @@ async fn the_watermark_is_the_engines_time_whatever_ramps_clock_says() {
 #[tokio::test]
 async fn one_of_two_servers_reads_and_the_other_takes_over_when_it_stops() {
     let database = fresh_database().await;
-    let settings = polling(json!({"user_task_lease_ms": 1000}));
+    let settings = polling(json!({"user_task_lease_ms": 3000}));
     let first = spawn_app_on(&database, settings.clone()).await;
     within(
         Duration::from_secs(10),
@@ -363,8 +363,8 @@ async fn one_of_two_servers_reads_and_the_other_takes_over_when_it_stops() {
     let (holder, generation, _) = lease(&database).await;
     let second = spawn_app_on(&database, settings).await;
 
-    // For two seconds (twenty reads of each, two lease lengths) the lease stays
-    // with the first, and a task is learned once.
+    // For two seconds (twenty reads of each) the lease stays with the first, and a
+    // task is learned once.
     let key = unique_key("poll_two");
     deploy_model(
         &camunda(),
