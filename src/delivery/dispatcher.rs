@@ -17,7 +17,6 @@ use crate::camunda::{Camunda, CamundaError, typed};
 use crate::forms::{ChangeHub, ChangeKind, FormSummary};
 use crate::store::Store;
 use crate::store::deliveries as rows;
-use crate::store::forms;
 
 /// The variable that carries the submission id with the data.
 pub const MARKER: &str = "rampSubmissionId";
@@ -213,13 +212,13 @@ impl Dispatcher {
             return Ok(false);
         };
         if let Some(form) = &returned {
-            let summary = FormSummary::of(form);
-            forms::append_change(
+            // Under each key of its audience: its author's email, or `user:<id>`.
+            crate::store::user_tasks::append_changes(
                 &tx,
                 form.id,
-                &form.assignee,
+                &form.audience(),
                 ChangeKind::Added,
-                &summary.to_json(),
+                &FormSummary::of(form).to_json(),
             )
             .await?;
         }
@@ -270,6 +269,9 @@ impl Dispatcher {
     }
 
     async fn deliver(&self, row: &Claimed) -> Outcome {
+        if let Some(task) = &row.engine_task_id {
+            return self.complete(row, task).await;
+        }
         let instance = &row.process_instance_id;
         let message = &row.message_name;
         if row.uncertain {
@@ -332,6 +334,90 @@ impl Dispatcher {
                 error.to_string(),
                 error.outcome_unknown(),
             ),
+        }
+    }
+
+    /// Delivers the answer to a user task by completing the engine's task with it,
+    /// the marker among its variables. The task is there until it is completed, so
+    /// nothing is waited for: it takes the answer, or it refuses it as a message
+    /// trigger would (the same classifier; the completion rolls back whole and the
+    /// task stays open and assigned, so the author can answer again), or it is gone.
+    async fn complete(&self, row: &Claimed, task: &str) -> Outcome {
+        if row.uncertain {
+            match self.landed(row).await {
+                Ok(true) => return Outcome::Delivered,
+                Ok(false) => {}
+                Err(error) => {
+                    return self.retry(
+                        row,
+                        Why::of(&error),
+                        format!("checking the last attempt: {error}"),
+                        true,
+                    );
+                }
+            }
+        }
+        let mut data: Map<String, Value> = row.variables.as_object().cloned().unwrap_or_default();
+        data.insert(MARKER.into(), Value::String(row.id.to_string()));
+        let error = match self.camunda.complete_task(task, &typed(&data)).await {
+            Ok(()) => return Outcome::Delivered,
+            Err(CamundaError::NotFound(_)) => return self.task_gone(row, task).await,
+            Err(error) => error,
+        };
+        match refusal(&error) {
+            Some(reason) => Outcome::Refused {
+                reason,
+                error: error.to_string(),
+            },
+            None => self.retry(
+                row,
+                Why::of(&error),
+                error.to_string(),
+                error.outcome_unknown(),
+            ),
+        }
+    }
+
+    /// The user task is no longer in the engine. Our own completion may be why (an
+    /// earlier attempt that timed out, or whose replica died mid-call, landed):
+    /// then the marker is in the instance's history and the answer is delivered.
+    /// Otherwise the engine's history says who ended it: someone else completed it
+    /// (in Tasklist, say), or the process deleted it. Either way nothing can take
+    /// this answer any more; it is kept.
+    async fn task_gone(&self, row: &Claimed, task: &str) -> Outcome {
+        match self.landed(row).await {
+            Ok(true) => return Outcome::Delivered,
+            Ok(false) => {}
+            Err(error) => {
+                return self.retry(
+                    row,
+                    Why::of(&error),
+                    format!("checking whether this answer completed the task: {error}"),
+                    row.uncertain,
+                );
+            }
+        }
+        match self.camunda.historic_task(task).await {
+            // Still open by history's account: the engine's answer was not the
+            // last word (read again).
+            Ok(Some(history)) if history.end_time.is_none() => self.retry(
+                row,
+                Why::EngineError,
+                format!("the engine said its task {task} is gone, but its history has it open"),
+                row.uncertain,
+            ),
+            Ok(Some(history)) if history.completed() => Outcome::Undeliverable {
+                reason: Why::CompletedElsewhere.words().into(),
+                error: format!("the engine's task {task} was completed without this answer"),
+            },
+            Ok(history) => Outcome::Undeliverable {
+                reason: Why::TaskDeleted.words().into(),
+                error: match history {
+                    Some(_) => format!("the engine's task {task} was deleted"),
+                    None => format!("the engine keeps no task {task}"),
+                },
+            },
+            Err(error) => self.retry(row, Why::of(&error), error.to_string(), row.uncertain),
         }
     }
 
@@ -478,6 +564,11 @@ enum Why {
     EngineError,
     /// The process ended.
     Ended,
+    /// Someone completed the user task in the engine without this answer.
+    CompletedElsewhere,
+    /// The process deleted the user task (the instance was cancelled, an event
+    /// interrupted the task).
+    TaskDeleted,
 }
 
 impl Why {
@@ -502,6 +593,10 @@ impl Why {
             Self::NotWaitingYet => "the process is not ready for this answer yet",
             Self::EngineError => "the process engine reported an error",
             Self::Ended => "the process has ended, so this answer can no longer be used",
+            Self::CompletedElsewhere => {
+                "someone completed this task in the process engine before your answer arrived"
+            }
+            Self::TaskDeleted => "the process no longer needs it",
         }
     }
 }
@@ -699,6 +794,42 @@ mod tests {
             assert_eq!(Why::of(&error), why);
         }
         assert!(engine(502, "").outcome_unknown());
+    }
+
+    /// The engine's answers to `POST /task/{id}/complete`, measured on 7.24 with a
+    /// user task followed by an output mapping `${comment}` and a gateway on
+    /// `${approved == true}`: each rolled back, the task still open and assigned.
+    #[test]
+    fn a_user_task_completion_is_refused_as_a_message_would_be() {
+        let output_mapping = engine(
+            500,
+            r#"{"type":"RestException","message":"Cannot complete task 9bbfc4da-ef34-11f1-9c6c-02fc00000001: Unknown property used in expression: ${comment}. Cause: Cannot resolve identifier 'comment'","code":0}"#,
+        );
+        assert_eq!(
+            refusal(&output_mapping).as_deref(),
+            Some("the process could not use this answer: it needs a value for `comment`")
+        );
+        let gateway = engine(
+            500,
+            r#"{"type":"RestException","message":"Cannot complete task 9bbfc4da-ef34-11f1-9c6c-02fc00000001: Unknown property used in expression: ${approved == true}. Cause: Cannot resolve identifier 'approved'","code":0}"#,
+        );
+        assert!(refusal(&gateway).unwrap().ends_with("`approved`"));
+        let wrong_type = engine(
+            400,
+            r#"{"type":"InvalidRequestException","message":"Cannot complete task 9bbfc4da-ef34-11f1-9c6c-02fc00000001: Cannot convert value 'abc' of type 'Integer' to java type java.lang.Integer","code":null}"#,
+        );
+        assert!(refusal(&wrong_type).is_some());
+        let too_long = engine(
+            500,
+            r#"{"type":"RestException","message":"Cannot complete task 9bbfc4da-ef34-11f1-9c6c-02fc00000001: An exception occurred in the persistence layer. Please check the server logs for a detailed message and the entire exception stack trace.","code":10002}"#,
+        );
+        assert!(refusal(&too_long).unwrap().contains("too long"));
+        // Two answers to tasks of one instance at once, as for messages: retried.
+        let busy = engine(
+            500,
+            r#"{"type":"OptimisticLockingException","message":"ENGINE-03005 Execution of 'UPDATE ExecutionEntity' failed","code":1}"#,
+        );
+        assert_eq!((refusal(&busy), Why::of(&busy)), (None, Why::Busy));
     }
 
     #[test]

@@ -74,7 +74,10 @@ pub struct DeliveryRecord {
 pub struct Claimed {
     pub id: SubmissionId,
     pub form_task_id: FormTaskId,
+    /// The message that delivers the answer to a send-task form ('' for a user task).
     pub message_name: String,
+    /// The engine's user task that the answer completes, for a user task.
+    pub engine_task_id: Option<String>,
     pub process_instance_id: String,
     pub activity_instance_id: Option<String>,
     pub variables: Value,

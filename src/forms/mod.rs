@@ -492,15 +492,8 @@ impl Forms {
     }
 
     async fn with_schema(&self, row: FormTask) -> Result<FormTaskDetail, FormError> {
-        let schema = match (&row.deployment_id, row.kind) {
-            // A user task's form, as the engine resolved it.
-            (_, FormKind::UserTask) => row.form_schema.clone(),
-            (Some(deployment), FormKind::SendTask) => {
-                self.schemas.stored(deployment, &row.form_name).await?
-            }
-            (None, FormKind::SendTask) => None,
-        };
         let client = self.store.client().await?;
+        let schema = self.schema_of(&client, &row).await?;
         let submission = deliveries::submission_of(&client, row.id).await?;
         let delivery = deliveries::delivery_of(&client, row.id).await?;
         Ok(FormTaskDetail {
@@ -508,6 +501,25 @@ impl Forms {
             schema,
             submission,
             delivery,
+        })
+    }
+
+    /// The form a task is filled in with: a user task's own Camunda Form, as the
+    /// engine resolved it when the task was learned; a send-task form's, from its
+    /// deployment. `None`: no schema, any data within the input limits.
+    async fn schema_of(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+        task: &FormTask,
+    ) -> Result<Option<Value>, FormError> {
+        Ok(match (task.kind, &task.deployment_id) {
+            (FormKind::UserTask, _) => task.form_schema.clone(),
+            (FormKind::SendTask, Some(deployment)) => {
+                self.schemas
+                    .stored_in(client, deployment, &task.form_name)
+                    .await?
+            }
+            (FormKind::SendTask, None) => None,
         })
     }
 
@@ -540,9 +552,8 @@ impl Forms {
                 )?,
                 None => (rows::get(&client, id).await?, None),
             };
-            let task = task
-                .filter(|t| t.assignee == email)
-                .ok_or(FormError::NotFound)?;
+            let task = task.ok_or(FormError::NotFound)?;
+            rules::may_answer(caller, &task)?;
             if let Some(earlier) = earlier {
                 if earlier.form_task_id != id {
                     return Err(FormError::InvalidArgument(
@@ -561,12 +572,7 @@ impl Forms {
                     task.status
                 )));
             }
-            if let Some(deployment) = &task.deployment_id
-                && let Some(schema) = self
-                    .schemas
-                    .stored_in(&client, deployment, &task.form_name)
-                    .await?
-            {
+            if let Some(schema) = self.schema_of(&client, &task).await? {
                 let problems = validation::check(&schema, data.as_object().expect("an object"));
                 if !problems.is_empty() {
                     return Err(FormError::InvalidData(problems));
@@ -590,11 +596,15 @@ impl Forms {
                 data: data.clone(),
                 created_at: at,
             };
+            // Assigned (`may_answer`), so its audience is its assignee alone.
+            let audience = completed.audience();
             let written = rows::submit(
                 &client,
                 &rows::Submit {
                     form_task_id: id,
-                    assignee: email,
+                    assignee: &task.assignee,
+                    submitted_by: email,
+                    change_key: audience.first().map_or(email, String::as_str),
                     seen_updated_at: task.updated_at,
                     at,
                     submission_id: submission.id,

@@ -70,6 +70,19 @@ pub fn is_candidate(caller: &Caller, task: &FormTask) -> bool {
                 .any(|g| caller.groups.contains(g)))
 }
 
+/// Whether `caller` answers `task` (submits it, saves its draft): its assignee
+/// (`is_assignee`). A candidate claims it first (FAILED_PRECONDITION until then);
+/// anyone else, admins too, gets NOT_FOUND, as for a form they do not see.
+pub fn may_answer(caller: &Caller, task: &FormTask) -> Result<(), FormError> {
+    if is_assignee(caller, task) {
+        Ok(())
+    } else if is_candidate(caller, task) {
+        Err(FormError::NotPending("claim this task first".into()))
+    } else {
+        Err(FormError::NotFound)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,6 +234,57 @@ mod tests {
         assert_eq!(
             listed_assignee(&admin, Some(&email("bob@example.com"))).unwrap(),
             Some(email("bob@example.com"))
+        );
+    }
+
+    fn task(kind: FormKind, assignee: &str, candidates: &[&str]) -> FormTask {
+        let mut task = crate::forms::task::tests::user_task(assignee, candidates, &[]);
+        task.kind = kind;
+        task
+    }
+
+    fn refusal(result: Result<(), FormError>) -> String {
+        match result {
+            Ok(()) => "answers".into(),
+            Err(FormError::NotFound) => "not found".into(),
+            Err(FormError::NotPending(why)) => why,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_user_task_is_answered_by_its_assignee_once_claimed() {
+        let ann = caller("ann@example.com", false, false);
+        let admin = caller("root@example.com", false, true);
+        let mine = task(FormKind::UserTask, "ann@example.com", &[]);
+        assert_eq!(refusal(may_answer(&ann, &mine)), "answers");
+        assert_eq!(refusal(may_answer(&admin, &mine)), "not found");
+        let open = task(FormKind::UserTask, "", &["ann@example.com"]);
+        assert_eq!(refusal(may_answer(&ann, &open)), "claim this task first");
+        let others = task(FormKind::UserTask, "", &["bob@example.com"]);
+        assert_eq!(refusal(may_answer(&ann, &others)), "not found");
+        let reviewer = Caller {
+            user_id: "ann".into(),
+            groups: vec!["reviewers".into()],
+            ..ann.clone()
+        };
+        let group_task = FormTask {
+            candidate_groups: vec!["reviewers".into()],
+            ..others.clone()
+        };
+        assert_eq!(
+            refusal(may_answer(&reviewer, &group_task)),
+            "claim this task first"
+        );
+        // A user task names its people by engine user id, not by email.
+        let claimed = task(FormKind::UserTask, "ann", &[]);
+        assert_eq!(refusal(may_answer(&reviewer, &claimed)), "answers");
+        assert_eq!(refusal(may_answer(&ann, &claimed)), "not found");
+        let form = task(FormKind::SendTask, "ann@example.com", &[]);
+        assert_eq!(refusal(may_answer(&ann, &form)), "answers");
+        assert_eq!(
+            refusal(may_answer(&ann, &task(FormKind::SendTask, "", &[]))),
+            "not found"
         );
     }
 

@@ -188,7 +188,7 @@ pub struct Change {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -209,7 +209,7 @@ mod tests {
         assert_eq!(ChangeKind::parse("moved", None), None);
     }
 
-    fn user_task(assignee: &str, users: &[&str], groups: &[&str]) -> FormTask {
+    pub(crate) fn user_task(assignee: &str, users: &[&str], groups: &[&str]) -> FormTask {
         FormTask {
             id: FormTaskId::new(),
             external_task_id: "t1".into(),

@@ -44,13 +44,15 @@ pub async fn submission_by_request(
 /// of the statement that stores the answer ([`super::forms::submit`]), so that the
 /// message commits with it, in one round trip. It reads the answer from that
 /// statement's `submission` (`id, form_task_id, data`) and the form's message, as
-/// stored, from its `completed` (`id, message_name, process_instance_id,
-/// activity_instance_id`).
+/// stored, from its `completed` (`id, kind, external_task_id, message_name,
+/// process_instance_id, activity_instance_id`). The answer to a user task completes
+/// that engine task (`engine_task_id`; its `message_name` is '').
 pub(super) const ENQUEUE: &str = "outbox AS (
             INSERT INTO correlation_outbox (id, submission_id, form_task_id, message_name,
-                process_instance_id, activity_instance_id, variables, state)
-            SELECT s.id, s.id, s.form_task_id, c.message_name, c.process_instance_id,
-                c.activity_instance_id, s.data, 'pending'
+                engine_task_id, process_instance_id, activity_instance_id, variables, state)
+            SELECT s.id, s.id, s.form_task_id, c.message_name,
+                CASE WHEN c.kind = 'user_task' THEN c.external_task_id END,
+                c.process_instance_id, c.activity_instance_id, s.data, 'pending'
             FROM submission s JOIN completed c ON c.id = s.form_task_id
         )";
 
@@ -139,7 +141,7 @@ pub async fn claim(
                 FOR UPDATE SKIP LOCKED)
              RETURNING id, form_task_id, message_name, process_instance_id, activity_instance_id, variables,
                        attempts, uncertain, lease_generation,
-                       (extract(epoch FROM now() - created_at) * 1000)::bigint";
+                       (extract(epoch FROM now() - created_at) * 1000)::bigint, engine_task_id";
     fetch_all(client, sql, &[&owner, &lease_ms, &limit], |row| {
         Ok(Claimed {
             id: SubmissionId::from_uuid(row.get(0)),
@@ -152,6 +154,7 @@ pub async fn claim(
             uncertain: row.get(7),
             lease_generation: row.get(8),
             age: Duration::from_millis(row.get::<_, i64>(9).max(0) as u64),
+            engine_task_id: row.get(10),
         })
     })
     .await

@@ -157,7 +157,14 @@ pub async fn get_for_update(
 /// A submit, as one statement writes it.
 pub struct Submit<'a> {
     pub form_task_id: FormTaskId,
+    /// The form's assignee as stored (an email, or the engine's user id for a user
+    /// task): the write happens only if it still is.
     pub assignee: &'a str,
+    /// Who answers (the caller's email), as the submission keeps it.
+    pub submitted_by: &'a str,
+    /// The change log key of the `removed` change (the task's audience once it is
+    /// assigned: its assignee's email, or `user:<id>` for a user task).
+    pub change_key: &'a str,
     /// The task's `updated_at` when it was read and checked: the write happens only
     /// if nothing changed since.
     pub seen_updated_at: DateTime<Utc>,
@@ -183,14 +190,15 @@ pub async fn submit(client: &impl GenericClient, s: &Submit<'_>) -> Result<bool,
             UPDATE form_tasks SET status = 'completed', completed_at = $4, updated_at = $4,
                 return_reason = NULL, returned_at = NULL
             WHERE id = $1 AND status = 'pending' AND assignee = $2 AND updated_at = $3
-            RETURNING id, message_name, process_instance_id, activity_instance_id
+            RETURNING id, kind, external_task_id, message_name, process_instance_id,
+                activity_instance_id
         ), submission AS (
             INSERT INTO submissions (id, form_task_id, submitted_by, request_id, data, created_at)
-            SELECT $5, id, $2, $6, $7, $4 FROM completed
+            SELECT $5, id, $9, $6, $7, $4 FROM completed
             RETURNING id, form_task_id, data
         ), {enqueue}, change AS (
             INSERT INTO form_changes (form_task_id, assignee, kind, reason, summary)
-            SELECT id, $2, 'removed', 'completed', $8 FROM completed
+            SELECT id, $10, 'removed', 'completed', $8 FROM completed
         )
         SELECT count(*) FROM completed",
         enqueue = super::deliveries::ENQUEUE
@@ -207,6 +215,8 @@ pub async fn submit(client: &impl GenericClient, s: &Submit<'_>) -> Result<bool,
                 &s.request_id,
                 s.data,
                 s.summary,
+                &s.submitted_by,
+                &s.change_key,
             ],
         )
         .await?

@@ -47,6 +47,7 @@ mod settings_doc;
 mod shutdown;
 mod submit;
 mod uncertain;
+mod user_task_answers;
 mod user_task_engine;
 mod user_task_poller;
 mod user_tasks;
