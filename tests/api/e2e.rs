@@ -13,9 +13,11 @@ use tokio::process::{Child, Command};
 use tokio_stream::StreamExt;
 
 use crate::client::{Client, WORKER, worker_token};
-use crate::engine::{camunda, complete_user_task, engine_url, rest_get, unique_key, user_tasks};
+use crate::engine::{camunda, engine_url, rest_get, unique_key};
 use crate::forms::user;
-use crate::helpers::{TEST_ISSUER, TEST_SECRET, fresh_database, token, wait_until_serving};
+use crate::helpers::{
+    TEST_ISSUER, TEST_SECRET, fresh_database, token, token_in_groups, wait_until_serving,
+};
 
 pub fn ramp_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ramp"));
@@ -271,23 +273,40 @@ pub async fn run_the_demo(stack: &Stack) {
     )
     .await;
 
-    // Approved: the engine's own user task for the reviewers' group, done here in
-    // the engine directly, as Camunda Tasklist would.
-    let onboarding = open_user_task(&process.engine_instance_id).await;
-    assert_eq!(onboarding["taskDefinitionKey"], "onboard_supplier");
-    assert_eq!(onboarding["camundaFormRef"]["key"], "onboard_supplier");
-    let links: Vec<serde_json::Value> = rest_get(&format!(
-        "/task/{}/identity-links",
-        onboarding["id"].as_str().unwrap()
-    ))
-    .await;
-    assert!(
-        links.iter().any(|l| l["type"] == "candidate"
-            && l["groupId"] == demo_reviewers(&stack.startable).as_str()),
-        "{links:?}"
+    // Approved: the engine's own user task reaches the reviewers' group as a group
+    // task; a member claims it and fills its Camunda Form.
+    let group = demo_reviewers(&stack.startable);
+    let onboarder = user();
+    let as_onboarder = Client::at(
+        stack.addr,
+        &onboarder,
+        token_in_groups(&onboarder, &[&group]),
     );
-    complete_user_task(
-        onboarding["id"].as_str().unwrap(),
+    let mut onboarder_inbox = as_onboarder.pending_forms("").await.unwrap();
+    let onboarding = next_form(&mut onboarder_inbox).await;
+    assert_eq!(onboarding.kind(), FormTaskKind::UserTask);
+    assert_eq!(onboarding.form_name, "onboard_supplier");
+    assert_eq!(onboarding.title, "Onboard supplier");
+    assert_eq!(onboarding.assignee, "", "nobody holds it yet");
+    assert_eq!(onboarding.candidate_groups, [group.clone()]);
+    assert_eq!(onboarding.priority, 60);
+    assert!(onboarding.due_time.is_some(), "{onboarding:?}");
+    assert_eq!(onboarding.process_instance_id, process.engine_instance_id);
+    let claimed = as_onboarder.claim(&onboarding.id).await.unwrap();
+    assert_eq!(claimed.summary.unwrap().assignee, onboarder);
+    let schema = claimed
+        .schema
+        .expect("the form the engine resolved (formRef, latest)");
+    assert_eq!(
+        schema.fields["id"].kind,
+        Some(prost_types::value::Kind::StringValue(
+            "onboard_supplier".into()
+        ))
+    );
+    submit(
+        stack,
+        &onboarder,
+        &onboarding.id,
         json!({"supplierNumber": "S-104233", "bankDetailsVerified": true}),
     )
     .await;
@@ -304,20 +323,14 @@ pub async fn run_the_demo(stack: &Stack) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// The one open user task of `instance`, once the engine has it (within 15 s).
-async fn open_user_task(instance: &str) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let mut tasks = user_tasks(instance).await;
-        if let Some(task) = tasks.pop() {
-            assert!(tasks.is_empty(), "one user task at a time: {tasks:?}");
-            return task;
-        }
-        assert!(Instant::now() < deadline, "no user task in {instance}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let done: Vec<serde_json::Value> = rest_get(&format!(
+        "/history/task?processInstanceId={}&taskDefinitionKey=onboard_supplier",
+        process.engine_instance_id
+    ))
+    .await;
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0]["assignee"], onboarder.as_str());
+    assert_eq!(done[0]["deleteReason"], "completed");
 }
 
 #[tokio::test]
