@@ -57,7 +57,10 @@ oidc_ui_port=$(scripts/free-port.sh)
 oidc_password="pw-$(head -c 9 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 # (an email of this run's own: the engine is shared with earlier runs)
 oidc_email="demo-ann-$$@example.com"
-printf '[{"email": "%s", "password": "%s", "name": "Ann Demo"}]\n' "$oidc_email" "$oidc_password" >"$tmp/accounts.json"
+# (and a group of its own: the provider puts the account's groups in its tokens)
+oidc_group="demo-group-$$"
+printf '[{"email": "%s", "password": "%s", "name": "Ann Demo", "groups": ["%s"]}]\n' \
+  "$oidc_email" "$oidc_password" "$oidc_group" >"$tmp/accounts.json"
 node tests/oidc/provider.mjs --port "$oidc_port" --keys "$tmp/keys.json" --accounts "$tmp/accounts.json" \
   --web-app "http://127.0.0.1:$oidc_ui_port" >"$tmp/oidc.out" 2>"$out/oidc.log" &
 pids+=($!)
@@ -76,7 +79,7 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 export RAMP_OIDC_UI_URL=http://127.0.0.1:$oidc_ui_port
-export DEMO_OIDC_EMAIL=$oidc_email DEMO_OIDC_PASSWORD=$oidc_password
+export DEMO_OIDC_EMAIL=$oidc_email DEMO_OIDC_PASSWORD=$oidc_password DEMO_OIDC_GROUP=$oidc_group
 
 export RAMP_UI_URL=http://127.0.0.1:$port
 export RAMP_BIN=$ramp

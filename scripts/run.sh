@@ -74,9 +74,14 @@ export RAMP_JWT_SECRET_FILE="$state/jwt-secret"
 # with the same HS256 secret, so tokens from `ramp token` work alongside.
 if [ ! -s "$state/demo-accounts.json" ]; then
   pw() { head -c 9 /dev/urandom | base64 | tr -d '\n=+/'; }
-  (umask 077 && printf '[\n  {"email": "ann@example.com", "password": "%s", "name": "Ann (starts processes)"},\n  {"email": "bob@example.com", "password": "%s", "name": "Bob (reviews)"},\n  {"email": "carol@example.com", "password": "%s", "name": "Carol"}\n]\n' \
+  (umask 077 && printf '[\n  {"email": "ann@example.com", "password": "%s", "name": "Ann (starts processes)"},\n  {"email": "bob@example.com", "password": "%s", "name": "Bob (reviews)"},\n  {"email": "carol@example.com", "password": "%s", "name": "Carol (onboards, group reviewers)", "groups": ["reviewers"]}\n]\n' \
     "$(pw)" "$(pw)" "$(pw)" >"$state/demo-accounts.json")
 fi
+# Accounts kept from a run before the demo had a user task: Carol joins "reviewers".
+node -e 'const fs = require("fs"); const file = process.argv[1]; const accounts = JSON.parse(fs.readFileSync(file, "utf8"));
+  const carol = accounts.find((a) => a.email === "carol@example.com");
+  if (carol && carol.groups === undefined) { carol.groups = ["reviewers"]; fs.writeFileSync(file, JSON.stringify(accounts, null, 2) + "\n"); }' \
+  "$state/demo-accounts.json"
 issuer="http://127.0.0.1:$oidc_port"
 echo "run: sign-in (OpenID Connect) on $issuer (log in $state/logs/oidc.log)" >&2
 : >"$state/logs/oidc.out"

@@ -6,7 +6,10 @@ use ramp::camunda::types::{CorrelationMessage, FetchAndLock, FetchTopic, Process
 use ramp::camunda::{CamundaError, DeployError, typed, variables};
 use serde_json::json;
 
-use crate::engine::{camunda, deploy_model, form_process, parallel_waits, unique_key};
+use crate::engine::{
+    camunda, complete_user_task, deploy_model, form_process, parallel_waits, rest_get, unique_key,
+    user_tasks,
+};
 
 fn topic(key: &str, lock_ms: u64) -> FetchTopic {
     FetchTopic {
@@ -579,11 +582,13 @@ mod faults {
 
 /// The demo process (`processes/`) from start to end, as a worker and ramp would
 /// drive it: on the critical branch through the called process, and on the standard
-/// branch straight to the review.
+/// branch straight to the review; approved, on to the reviewers' user task.
 #[tokio::test]
 async fn the_demo_process_runs_to_the_end_on_both_branches() {
     let camunda = camunda();
-    crate::processes::deploy_demo().await;
+    // A copy under keys of this test's own: other runs on the shared engine may
+    // deploy another VOE meanwhile.
+    let key = crate::e2e::deploy_demo_copy().await;
 
     for (supplier_type, forms) in [
         (
@@ -594,7 +599,7 @@ async fn the_demo_process_runs_to_the_end_on_both_branches() {
     ] {
         let starter = format!("{}@example.com", unique_key("starter"));
         let root = camunda
-            .start_process("VOE", &starter, &Default::default())
+            .start_process(&key, &starter, &Default::default())
             .await
             .unwrap();
         for form in forms {
@@ -666,6 +671,34 @@ async fn the_demo_process_runs_to_the_end_on_both_branches() {
                 .await
                 .unwrap();
         }
+        // Approved: the engine's own user task, for the candidate group "reviewers"
+        // (renamed in the copy), with its Camunda Form by reference, a due date and
+        // a priority.
+        let tasks = user_tasks(&root.id).await;
+        assert_eq!(tasks.len(), 1, "{tasks:?}");
+        let task = &tasks[0];
+        assert_eq!(task["taskDefinitionKey"], "onboard_supplier");
+        assert_eq!(task["assignee"], serde_json::Value::Null);
+        assert_eq!(task["camundaFormRef"]["key"], "onboard_supplier");
+        assert_eq!(task["camundaFormRef"]["binding"], "latest");
+        assert_eq!(task["priority"], 60);
+        assert!(task["due"].is_string(), "{task}");
+        let id = task["id"].as_str().unwrap();
+        let links: Vec<serde_json::Value> = rest_get(&format!("/task/{id}/identity-links")).await;
+        let groups: Vec<_> = links
+            .iter()
+            .filter(|l| l["type"] == "candidate")
+            .map(|l| l["groupId"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(groups, [crate::e2e::demo_reviewers(&key)]);
+        let form: serde_json::Value = rest_get(&format!("/task/{id}/deployed-form")).await;
+        assert_eq!(form["id"], "onboard_supplier");
+        complete_user_task(
+            id,
+            json!({"supplierNumber": "S-104233", "bankDetailsVerified": true}),
+        )
+        .await;
+
         let history = camunda.historic_process_instance(&root.id).await.unwrap();
         assert_eq!(history.state, "COMPLETED", "{supplier_type}");
     }

@@ -15,7 +15,9 @@ use tokio_stream::StreamExt;
 use crate::client::{Client, WORKER, worker_token};
 use crate::engine::{camunda, engine_url, rest_get, unique_key};
 use crate::forms::user;
-use crate::helpers::{TEST_ISSUER, TEST_SECRET, fresh_database, token, wait_until_serving};
+use crate::helpers::{
+    TEST_ISSUER, TEST_SECRET, fresh_database, token, token_in_groups, wait_until_serving,
+};
 
 pub fn ramp_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ramp"));
@@ -128,7 +130,8 @@ pub fn worker(server: &str, args: &[&str], engine: &str) -> Child {
 }
 
 /// The demo models (`processes/`) deployed under keys of the test's own: VOE and
-/// VOE_RISK become `<VOE>` and `<VOE>_RISK`. Returns the root key.
+/// VOE_RISK become `<VOE>` and `<VOE>_RISK`, and the candidate group of its user
+/// task, "reviewers", becomes `demo_reviewers(<VOE>)`. Returns the root key.
 pub async fn deploy_demo_copy() -> String {
     let root = unique_key("VOE");
     let child = format!("{root}_RISK");
@@ -148,7 +151,11 @@ pub async fn deploy_demo_copy() -> String {
                     r#"calledElement="VOE_RISK""#,
                     &format!(r#"calledElement="{child}""#),
                 )
-                .replace(r#"id="VOE""#, &format!(r#"id="{root}""#));
+                .replace(r#"id="VOE""#, &format!(r#"id="{root}""#))
+                .replace(
+                    r#"camunda:candidateGroups="reviewers""#,
+                    &format!(r#"camunda:candidateGroups="{}""#, demo_reviewers(&root)),
+                );
         }
         resources.push((name, text.into_bytes()));
     }
@@ -157,6 +164,12 @@ pub async fn deploy_demo_copy() -> String {
         .await
         .unwrap();
     root
+}
+
+/// The candidate group of the user task in a copy of the demo deployed by
+/// `deploy_demo_copy` under the root key `root`.
+pub fn demo_reviewers(root: &str) -> String {
+    format!("{root}_reviewers")
 }
 
 async fn next_event(stream: &mut tonic::Streaming<PendingFormsResponse>) -> Event {
@@ -260,6 +273,44 @@ pub async fn run_the_demo(stack: &Stack) {
     )
     .await;
 
+    // Approved: the engine's own user task reaches the reviewers' group as a group
+    // task; a member claims it and fills its Camunda Form.
+    let group = demo_reviewers(&stack.startable);
+    let onboarder = user();
+    let as_onboarder = Client::at(
+        stack.addr,
+        &onboarder,
+        token_in_groups(&onboarder, &[&group]),
+    );
+    let mut onboarder_inbox = as_onboarder.pending_forms("").await.unwrap();
+    let onboarding = next_form(&mut onboarder_inbox).await;
+    assert_eq!(onboarding.kind(), FormTaskKind::UserTask);
+    assert_eq!(onboarding.form_name, "onboard_supplier");
+    assert_eq!(onboarding.title, "Onboard supplier");
+    assert_eq!(onboarding.assignee, "", "nobody holds it yet");
+    assert_eq!(onboarding.candidate_groups, [group.clone()]);
+    assert_eq!(onboarding.priority, 60);
+    assert!(onboarding.due_time.is_some(), "{onboarding:?}");
+    assert_eq!(onboarding.process_instance_id, process.engine_instance_id);
+    let claimed = as_onboarder.claim(&onboarding.id).await.unwrap();
+    assert_eq!(claimed.summary.unwrap().assignee, onboarder);
+    let schema = claimed
+        .schema
+        .expect("the form the engine resolved (formRef, latest)");
+    assert_eq!(
+        schema.fields["id"].kind,
+        Some(prost_types::value::Kind::StringValue(
+            "onboard_supplier".into()
+        ))
+    );
+    submit(
+        stack,
+        &onboarder,
+        &onboarding.id,
+        json!({"supplierNumber": "S-104233", "bankDetailsVerified": true}),
+    )
+    .await;
+
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let state = as_ann.process(&process.id).await.unwrap().state();
@@ -272,6 +323,14 @@ pub async fn run_the_demo(stack: &Stack) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let done: Vec<serde_json::Value> = rest_get(&format!(
+        "/history/task?processInstanceId={}&taskDefinitionKey=onboard_supplier",
+        process.engine_instance_id
+    ))
+    .await;
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0]["assignee"], onboarder.as_str());
+    assert_eq!(done[0]["deleteReason"], "completed");
 }
 
 #[tokio::test]

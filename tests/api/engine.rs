@@ -55,6 +55,32 @@ pub async fn rest_send(method: reqwest::Method, path: &str, body: serde_json::Va
     );
 }
 
+/// The open user tasks of a process instance, as the engine's REST API lists them
+/// (`GET /task`), oldest first.
+pub async fn user_tasks(instance: &str) -> Vec<serde_json::Value> {
+    rest_get(&format!(
+        "/task?processInstanceId={instance}&sortBy=created&sortOrder=asc"
+    ))
+    .await
+}
+
+/// Completes a user task in the engine directly, as Camunda Tasklist would, with
+/// `variables` (a JSON object of plain values, sent untyped).
+pub async fn complete_user_task(id: &str, variables: serde_json::Value) {
+    let variables: serde_json::Map<String, serde_json::Value> = variables
+        .as_object()
+        .expect("variables are an object")
+        .iter()
+        .map(|(name, value)| (name.clone(), serde_json::json!({ "value": value })))
+        .collect();
+    rest_send(
+        reqwest::Method::POST,
+        &format!("/task/{id}/complete"),
+        serde_json::json!({ "variables": variables }),
+    )
+    .await;
+}
+
 /// Starts `key` in the engine (not through ramp) for `business_key`, with no
 /// variables; answers the instance's id.
 pub async fn start_instance(key: &str, business_key: &str) -> String {

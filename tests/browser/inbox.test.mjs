@@ -4,6 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
@@ -24,6 +25,56 @@ const token = (email, roles = []) =>
   execFileSync(process.env.RAMP_BIN, ['token', '--email', email, ...roles.flatMap((r) => ['--role', r])], {
     encoding: 'utf8',
   }).trim();
+
+/**
+ * A token for `email` that also says the holder is in `groups` (the `groups` claim,
+ * RAMP_JWT_GROUPS_CLAIM's default): `ramp token`'s, with the claim added and signed
+ * again with the same secret (RAMP_JWT_SECRET, from scripts/browser-test.sh).
+ */
+function tokenInGroups(email, groups) {
+  const [header, payload] = token(email).split('.');
+  const claims = { ...JSON.parse(Buffer.from(payload, 'base64url').toString()), groups };
+  const body = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+  const signature = createHmac('sha256', process.env.RAMP_JWT_SECRET).update(body).digest('base64url');
+  return `${body}.${signature}`;
+}
+
+/** The engine's REST API (the run's engine, which ramp uses too): GET, as JSON. */
+async function engineGet(path) {
+  const answer = await fetch(`${process.env.RAMP_CAMUNDA_URL}${path}`);
+  if (!answer.ok) assert.fail(`GET ${path}: ${answer.status} ${await answer.text()}`);
+  return answer.json();
+}
+
+/** POSTs `body` to the engine's REST API; expects a success. */
+async function enginePost(path, body) {
+  const answer = await fetch(`${process.env.RAMP_CAMUNDA_URL}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (!answer.ok) assert.fail(`POST ${path}: ${answer.status} ${await answer.text()}`);
+}
+
+/** The running VOE of `starter` in the engine (one per business key). */
+async function voeInstance(starter) {
+  const instances = await engineGet(
+    `/process-instance?businessKey=${encodeURIComponent(starter)}&processDefinitionKey=VOE&rootProcessInstances=true`,
+  );
+  assert.equal(instances.length, 1, `one VOE of ${starter}`);
+  return instances[0].id;
+}
+
+/** The user task `instance` waits in, once the engine has it (within 20 s). */
+async function openUserTask(instance) {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const tasks = await engineGet(`/task?processInstanceId=${instance}`);
+    if (tasks.length) return tasks[0];
+    assert.ok(Date.now() < deadline, `a user task in ${instance} within 20 s`);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+}
 
 const someone = (name) => `${name}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
 
@@ -57,13 +108,15 @@ async function accessible(page, what) {
   axeChecked.add(what);
 }
 
-async function signedInPage(context, email) {
+/** A page signed in as `email` by pasting a token; with `groups`, the token says the
+ * holder is in them. */
+async function signedInPage(context, email, groups = null) {
   const page = await context.newPage();
   page.on('console', (message) => {
     if (message.type() === 'error') consoleErrors.push(`${email}: ${message.text()}`);
   });
   await page.goto(`${UI}/signin`);
-  await page.getByTestId('signin-token').fill(token(email));
+  await page.getByTestId('signin-token').fill(groups ? tokenInGroups(email, groups) : token(email));
   await page.getByTestId('signin-token-submit').click();
   await page.waitForURL((url) => !url.pathname.startsWith('/signin'));
   return page;
@@ -122,6 +175,28 @@ async function addAnswer(page, key, type, value) {
 /** The inbox card of the form with this name (the form's id in the model). */
 const card = (page, name) => page.locator(`[data-testid=inbox-item][data-form-name="${name}"]`);
 
+/** Fills VOE's first form (company_details, open on `page`) for a standard supplier
+ * reviewed by `reviewer`, and submits it. */
+async function fillCompanyDetails(page, reviewer) {
+  await page.getByLabel('Company name').fill('Acme Components');
+  await choose(page, 'Country', 'Germany');
+  await page.getByLabel('VAT number').fill('DE123456789');
+  await page.getByLabel('Supplier contact email').fill('contact@acme.example');
+  await page.getByLabel('Expected annual spend (EUR)').fill('250000');
+  await page.getByLabel('Standard').check();
+  await page.getByLabel('The supplier has signed our supplier code of conduct').check();
+  await page.getByLabel('Reviewer email').fill(reviewer);
+}
+
+/** Approves the supplier on VOE's review form (qualify_supplier, open on `page`). */
+async function approveSupplier(page) {
+  await choose(page, 'Qualification level', 'A');
+  await page.getByLabel('Payment terms (days)').fill('30');
+  await page.getByLabel('Approve').check();
+  await page.getByTestId('submit-form').click();
+  await page.getByTestId('delivery-state').waitFor({ timeout: 20_000 });
+}
+
 async function openForm(page, name) {
   await page.goto(`${UI}/inbox`);
   const item = card(page, name);
@@ -147,14 +222,7 @@ test('a user starts VOE, fills its forms in the browser, and the process ends', 
   await accessible(page, 'the inbox');
   await first.first().getByRole('link').first().click();
   await page.locator('.fjs-form').waitFor({ timeout: 20_000 });
-  await page.getByLabel('Company name').fill('Acme Components');
-  await choose(page, 'Country', 'Germany');
-  await page.getByLabel('VAT number').fill('DE123456789');
-  await page.getByLabel('Supplier contact email').fill('contact@acme.example');
-  await page.getByLabel('Expected annual spend (EUR)').fill('250000');
-  await page.getByLabel('Standard').check();
-  await page.getByLabel('The supplier has signed our supplier code of conduct').check();
-  await page.getByLabel('Reviewer email').fill(ann);
+  await fillCompanyDetails(page, ann);
   await page.screenshot({ path: `${OUT}/form.png`, fullPage: true });
   await accessible(page, 'a form with a Camunda Form');
   await page.getByTestId('submit-form').click();
@@ -167,11 +235,16 @@ test('a user starts VOE, fills its forms in the browser, and the process ends', 
   await review.waitFor({ timeout: 20_000 });
   assert.equal(await review.getByTestId('form-context').innerText(), 'Acme Components, DE');
   await openForm(page, 'qualify_supplier');
-  await choose(page, 'Qualification level', 'A');
-  await page.getByLabel('Payment terms (days)').fill('30');
-  await page.getByLabel('Approve').check();
-  await page.getByTestId('submit-form').click();
-  await page.getByTestId('delivery-state').waitFor({ timeout: 20_000 });
+  await approveSupplier(page);
+
+  // Approved: the supplier is onboarded in the engine's own user task, which the
+  // group "reviewers" does (the test below, in the browser); here in the engine
+  // directly, as Camunda Tasklist would.
+  const onboarding = await openUserTask(await voeInstance(ann));
+  assert.equal(onboarding.taskDefinitionKey, 'onboard_supplier');
+  await enginePost(`/task/${onboarding.id}/complete`, {
+    variables: { supplierNumber: { value: 'S-104233' }, bankDetailsVerified: { value: true } },
+  });
 
   // The process list shows the end once reconciliation has seen it.
   const deadline = Date.now() + 30_000;
@@ -204,6 +277,122 @@ test('a user starts VOE, fills its forms in the browser, and the process ends', 
   await page.screenshot({ path: `${OUT}/completed-form.png`, fullPage: true });
   await accessible(page, 'a completed form with its answers');
   await context.close();
+});
+
+test('a candidate claims a group task with one click and completes its Camunda Form; the other candidate, a moment late, is told and sees it go', async () => {
+  // Ann requests an onboarding and approves it herself (she names herself reviewer).
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const ann = someone('ann');
+  const page = await signedInPage(context, ann);
+  await startVoe(page);
+  await openForm(page, 'company_details');
+  await fillCompanyDetails(page, ann);
+  await page.getByTestId('submit-form').click();
+  await page.getByTestId('delivery-state').waitFor({ timeout: 20_000 });
+  await openForm(page, 'qualify_supplier');
+  await approveSupplier(page);
+  const instance = await voeInstance(ann);
+  const task = await openUserTask(instance);
+  assert.equal(task.taskDefinitionKey, 'onboard_supplier');
+  assert.equal(task.assignee, null, 'nobody holds it yet');
+
+  // Two members of "reviewers" (by their tokens' groups claim) see it as a group
+  // task. The demo group is shared with other runs' tasks: the card of this
+  // process is told by its process instance.
+  const carolContext = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const carol = someone('carol');
+  const carolPage = await signedInPage(carolContext, carol, ['reviewers']);
+  const daveContext = await browser.newContext();
+  const davePage = await signedInPage(daveContext, someone('dave'), ['reviewers']);
+  const taskCard = (p) => p.locator(`[data-testid=inbox-item][data-process-instance-id="${instance}"]`);
+  for (const p of [carolPage, davePage]) {
+    await p.goto(`${UI}/inbox`);
+    await taskCard(p).waitFor({ timeout: 20_000 });
+  }
+  const offered = taskCard(carolPage);
+  assert.equal(await offered.getAttribute('data-kind'), 'user_task');
+  assert.equal(await offered.getByTestId('group-task').innerText(), 'Group task · reviewers');
+  assert.equal(await offered.getByTestId('priority').locator('dd').innerText(), '60');
+  assert.equal(await offered.getByTestId('due').count(), 1, 'the model gives it a due date');
+  assert.equal(await offered.locator('.card-title').innerText(), 'Onboard supplier');
+  // Ann is no candidate: her inbox never shows it.
+  await page.goto(`${UI}/inbox`);
+  await page.waitForTimeout(1_000);
+  assert.equal(await taskCard(page).count(), 0, 'not shown to who is no candidate');
+  await carolPage.screenshot({ path: `${OUT}/inbox-group-task.png`, fullPage: true });
+  await accessible(carolPage, 'the inbox with a group task');
+
+  // Dave has the task's page open in a second tab; he and Carol both press Claim on
+  // their cards. Dave's claim is held back in his browser until Carol's went
+  // through: she wins, he is told in words.
+  const daveForm = await daveContext.newPage();
+  await daveForm.goto(new URL(await taskCard(davePage).getByRole('link').first().getAttribute('href'), UI).href);
+  await daveForm.getByTestId('claim').waitFor({ timeout: 20_000 });
+  assert.equal(await daveForm.getByTestId('group-task').innerText(), 'Group task · reviewers');
+  assert.ok(await daveForm.getByTestId('submit-form').isDisabled(), 'an unclaimed task is claimed before it is filled');
+  await accessible(daveForm, 'a group task before its claim');
+  let carolWon;
+  const carolClaimed = new Promise((resolve) => {
+    carolWon = resolve;
+  });
+  await daveContext.route('**/ramp.v1.FormService/ClaimFormTask', async (route) => {
+    await carolClaimed;
+    await route.continue();
+  });
+  await taskCard(davePage).getByTestId('claim').click();
+  await offered.getByTestId('claim').click();
+  await carolPage.waitForURL((url) => url.pathname.startsWith('/forms/'), { timeout: 20_000 });
+  await carolPage.locator('.fjs-form').waitFor({ timeout: 20_000 });
+  assert.equal((await engineGet(`/task/${task.id}`)).assignee, carol, 'claimed in the engine');
+  await carolPage.getByTestId('unclaim').waitFor();
+  carolWon();
+  const refused = davePage.getByTestId('claim-notice');
+  await refused.waitFor({ timeout: 20_000 });
+  assert.match(await refused.innerText(), /someone else claimed/i);
+  assert.equal((await engineGet(`/task/${task.id}`)).assignee, carol, 'the first claim holds');
+
+  // It leaves Dave's stream: his inbox no longer lists it, his open page says why.
+  const gone = Date.now() + 20_000;
+  while ((await taskCard(davePage).count()) > 0) {
+    assert.ok(Date.now() < gone, "a task another candidate claimed leaves the inbox within 20 s");
+    await davePage.waitForTimeout(200);
+  }
+  await davePage.screenshot({ path: `${OUT}/inbox-claimed-by-another.png`, fullPage: true });
+  await accessible(davePage, 'the inbox after a claim another candidate won');
+  await daveForm.getByTestId('form-gone').waitFor({ timeout: 20_000 });
+  assert.match(await daveForm.getByTestId('form-gone').innerText(), /someone else claimed/i);
+  assert.equal(await daveForm.getByTestId('form-status').innerText(), 'claimed');
+
+  // Carol fills and submits its Camunda Form (onboard_supplier, by formRef).
+  await carolPage.getByLabel('Supplier number').fill('S-104233');
+  await carolPage.getByLabel('Bank details verified with the supplier').check();
+  await carolPage.screenshot({ path: `${OUT}/form-user-task.png`, fullPage: true });
+  await accessible(carolPage, 'a claimed user task with its Camunda Form');
+  await carolPage.getByTestId('submit-form').click();
+  await carolPage.getByTestId('delivery-state').waitFor({ timeout: 20_000 });
+
+  // The task leaves her inbox, and the process moves on to its end in the engine.
+  await carolPage.goto(`${UI}/inbox`);
+  await carolPage.getByTestId('inbox-count').waitFor();
+  const deadline = Date.now() + 30_000;
+  while ((await taskCard(carolPage).count()) > 0) {
+    assert.ok(Date.now() < deadline, 'the completed task leaves the inbox within 30 s');
+    await carolPage.waitForTimeout(300);
+  }
+  for (;;) {
+    const history = await engineGet(`/history/process-instance/${instance}`);
+    if (history.state === 'COMPLETED') break;
+    assert.ok(Date.now() < deadline, `the process ends within 30 s (${history.state})`);
+    await carolPage.waitForTimeout(300);
+  }
+  const [done] = await engineGet(`/history/task?taskId=${task.id}`);
+  assert.equal(done.deleteReason, 'completed');
+  assert.equal(done.assignee, carol);
+  const [number] = await engineGet(`/history/variable-instance?processInstanceId=${instance}&variableName=supplierNumber`);
+  assert.equal(number.value, 'S-104233', "the form's answers are the process's variables");
+  await context.close();
+  await carolContext.close();
+  await daveContext.close();
 });
 
 test('a second tab follows the inbox live, and another user sees none of it', async () => {
@@ -295,6 +484,19 @@ test("a person signs in with a demo account on the provider's login page; a new 
   });
   await page.locator('.user .email').filter({ hasText: email }).waitFor();
   await page.screenshot({ path: `${OUT}/oidc-signed-in.png`, fullPage: true });
+  // Its access token (kept by the OIDC library in localStorage) says the account's
+  // groups, as the accounts file gives them: ramp reads candidate groups from it.
+  const accessToken = await page.evaluate(() => {
+    for (let i = 0; i < localStorage.length; i++) {
+      const found = /"access_token":"([^"]+)"/.exec(localStorage.getItem(localStorage.key(i)) ?? '');
+      if (found) return found[1];
+    }
+    return null;
+  });
+  assert.ok(accessToken, 'the access token is kept');
+  const accessClaims = JSON.parse(Buffer.from(accessToken.split('.')[1], 'base64url').toString());
+  assert.deepEqual(accessClaims.groups, [process.env.DEMO_OIDC_GROUP]);
+  assert.equal(accessClaims.email, email);
 
   // ramp takes the provider's token: the (empty) list of the user's processes loads.
   await page.goto(`${OIDC_UI}/processes`);

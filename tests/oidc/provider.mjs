@@ -32,10 +32,11 @@
 // People signing in (--web-app URL): the public client `ramp-web` (authorization
 // code + PKCE, redirect URL/signin) and a login page of this provider's own at
 // /interaction/<uid>. With --accounts FILE (a JSON array of
-// {"email", "password", "name"?}) only those accounts sign in, each with its
-// password; without it any login name and any password do (the name becomes the
+// {"email", "password", "name"?, "groups"?}) only those accounts sign in, each with
+// its password; without it any login name and any password do (the name becomes the
 // email, `<name>@example.com` when it has no @). Consent is implied (the app is
-// first-party).
+// first-party). Their access tokens carry `email`, `email_verified` and `groups`:
+// the account's "groups" (engine group ids, e.g. ["reviewers"]), else [].
 
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -265,12 +266,18 @@ function loadAccounts(file) {
   } catch (err) {
     fail(`cannot read accounts file ${file}: ${err.message}`);
   }
-  if (!Array.isArray(list) || list.some((a) => typeof a?.email !== 'string' || typeof a?.password !== 'string')) {
-    fail(`accounts file ${file} must hold a JSON array of {"email", "password"}`);
+  const valid = (a) =>
+    typeof a?.email === 'string' &&
+    typeof a?.password === 'string' &&
+    (a.groups === undefined || (Array.isArray(a.groups) && a.groups.every((g) => typeof g === 'string')));
+  if (!Array.isArray(list) || !list.every(valid)) {
+    fail(`accounts file ${file} must hold a JSON array of {"email", "password", "groups"?: [strings]}`);
   }
   return new Map(list.map((a) => [a.email.trim().toLowerCase(), a]));
 }
 const accounts = loadAccounts(accountsFile);
+/** The groups of a signed-in account: its "groups" in the accounts file, else none. */
+const groupsOf = (accountId) => accounts?.get(emailOf(accountId))?.groups ?? [];
 
 /** The account a login name and password sign in as, or null. */
 function checkLogin(login, password) {
@@ -374,7 +381,7 @@ const provider = new Provider(issuer, {
   },
   extraTokenClaims: async (ctx, token) => {
     if (token.kind === 'AccessToken' && token.accountId) {
-      return { email: emailOf(token.accountId), email_verified: true };
+      return { email: emailOf(token.accountId), email_verified: true, groups: groupsOf(token.accountId) };
     }
     if (token.kind !== 'ClientCredentials') return undefined;
     return claimsFromTokenRequest(ctx);

@@ -18,7 +18,10 @@ export interface Session {
 
 /** What localStorage keeps: shared by this browser's tabs, so a new tab is signed
  * in too, and a sign-out in one tab signs them all out. */
-type Stored = { kind: 'token'; token: string } | { kind: 'dev'; email: string } | { kind: 'oidc'; email?: string };
+type Stored =
+  | { kind: 'token'; token: string }
+  | { kind: 'dev'; email: string; groups?: string[] }
+  | { kind: 'oidc'; email?: string };
 
 const STORAGE_KEY = 'ramp.session';
 const RETURN_KEY = 'ramp.returnUrl';
@@ -35,7 +38,8 @@ function readStored(): Stored | null {
       return { kind: 'token', token: s['token'] };
     }
     if (s.kind === 'dev' && typeof s['email'] === 'string') {
-      return { kind: 'dev', email: s['email'] };
+      const groups = Array.isArray(s['groups']) ? s['groups'].filter((g) => typeof g === 'string') : [];
+      return { kind: 'dev', email: s['email'], groups };
     }
     if (s.kind === 'oidc') {
       return typeof s['email'] === 'string' ? { kind: 'oidc', email: s['email'] } : { kind: 'oidc' };
@@ -204,8 +208,9 @@ export class SessionService {
     return null;
   }
 
-  /** Signs in with an email alone (ramp in dev mode). */
-  signInDev(input: string): string | null {
+  /** Signs in with an email alone (ramp in dev mode), in the engine groups listed
+   * in `groupList` (comma-separated, may be empty). */
+  signInDev(input: string, groupList = ''): string | null {
     if (!this.config.devMode) {
       return 'Dev sign-in is off.';
     }
@@ -213,7 +218,11 @@ export class SessionService {
     if (!EMAIL_RE.test(email)) {
       return 'Enter an email address.';
     }
-    this.set({ kind: 'dev', email });
+    const groups = groupList
+      .split(',')
+      .map((g) => g.trim())
+      .filter((g) => g !== '');
+    this.set({ kind: 'dev', email, groups });
     return null;
   }
 
@@ -276,7 +285,9 @@ export class SessionService {
   async authHeaders(): Promise<Record<string, string>> {
     const s = this.stored;
     if (s?.kind === 'dev') {
-      return { 'x-ramp-user': s.email };
+      return s.groups?.length
+        ? { 'x-ramp-user': s.email, 'x-ramp-groups': s.groups.join(',') }
+        : { 'x-ramp-user': s.email };
     }
     const token = await this.currentToken();
     return token ? { authorization: `Bearer ${token}` } : {};
@@ -289,7 +300,7 @@ export class SessionService {
       return '';
     }
     if (s.kind === 'dev') {
-      return `dev:${s.email}`;
+      return `dev:${s.email}:${s.groups?.join(',') ?? ''}`;
     }
     return `${s.kind}:${(await this.currentToken()) ?? ''}`;
   }

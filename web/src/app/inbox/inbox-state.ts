@@ -1,4 +1,4 @@
-import type { FormTaskSummary } from '../../gen/ramp/v1/form_pb';
+import { FormTaskKind, type FormTaskSummary } from '../../gen/ramp/v1/form_pb';
 import type { PendingFormsResponse } from '../../gen/ramp/v1/form_service_pb';
 import { timestampMs } from '../shared/util';
 
@@ -24,6 +24,27 @@ export interface InboxItem {
    * corrected; empty for a form never returned. */
   returnReason: string;
   returnTime: number | null;
+  /** The engine process instance that holds the task. */
+  processInstanceId: string;
+  /** The engine's own user task (true), or a send-task form. */
+  userTask: boolean;
+  /** A user task's candidate groups and users, as the engine has them now. */
+  candidateGroups: string[];
+  candidateUsers: string[];
+  /** A user task's due date, when it has one. */
+  dueTime: number | null;
+  /** A user task's priority (the engine's default is 50); 0 for send-task forms. */
+  priority: number;
+}
+
+/** A user task nobody has claimed yet: its candidates see it and one claims it. */
+export function isGroupTask(item: Pick<InboxItem, 'userTask' | 'assignee'>): boolean {
+  return item.userTask && item.assignee === '';
+}
+
+/** The mark of a group task: "Group task · reviewers". */
+export function groupTaskLabel(item: Pick<InboxItem, 'candidateGroups'>): string {
+  return item.candidateGroups.length ? `Group task · ${item.candidateGroups.join(', ')}` : 'Group task';
 }
 
 /** Where the shared stream stands. */
@@ -45,6 +66,12 @@ export function toItem(s: FormTaskSummary): InboxItem {
     hasDraft: s.hasDraft,
     returnReason: s.returnReason,
     returnTime: timestampMs(s.returnTime),
+    processInstanceId: s.processInstanceId,
+    userTask: s.kind === FormTaskKind.USER_TASK,
+    candidateGroups: [...s.candidateGroups],
+    candidateUsers: [...s.candidateUsers],
+    dueTime: timestampMs(s.dueTime),
+    priority: s.priority,
   };
 }
 

@@ -17,14 +17,16 @@ import { Form } from '@bpmn-io/form-js-viewer';
 import { create, type JsonObject } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
 
-import { DeliverySchema, DeliveryState, FormTaskStatus, type FormTask } from '../../gen/ramp/v1/form_pb';
+import { DeliverySchema, DeliveryState, FormTaskKind, FormTaskStatus, type FormTask } from '../../gen/ramp/v1/form_pb';
 import { fieldViolations } from '../api/bad-request';
-import { describeError } from '../api/errors';
+import { describeError, errorCode } from '../api/errors';
 import { RampApi } from '../api/ramp-api.service';
+import { claimRefusal } from '../form/claim';
 import { KeyValueEditor } from '../form/kv-editor.component';
 import { submittedAnswers } from '../form/answers';
 import { deliveryNote, returnedSegments } from '../form/outcome';
 import { type ShownViolation, showViolations, toJsonObject } from '../form/schema';
+import { groupTaskLabel } from '../inbox/inbox-state';
 import { InboxService } from '../inbox/inbox.service';
 import { formatTime, sleep, timestampMs, uuid } from '../shared/util';
 
@@ -63,6 +65,18 @@ const reassigned = (): Gone => ({
   text: 'It was reassigned and is no longer yours to fill in. Nothing you entered here was sent.',
 });
 
+const claimedByAnother = (): Gone => ({
+  heading: 'Someone else claimed this task',
+  status: 'claimed',
+  text: 'Another candidate claimed it first: it is theirs to fill in now. Nothing you entered here was sent.',
+});
+
+const givenBack = (): Gone => ({
+  heading: 'You gave this task back',
+  status: 'given back',
+  text: 'It went back to its candidates, and you are not one of them: it is no longer in your inbox.',
+});
+
 interface FormJsField {
   id: string;
   valuePath?: (string | number)[];
@@ -92,9 +106,32 @@ interface FormJsField {
         }
       </p>
       <dl class="facts">
-        <div><dt>Started by</dt><dd>{{ t.summary?.businessKey }}</dd></div>
+        @if (t.summary?.businessKey) {
+          <div><dt>Started by</dt><dd>{{ t.summary?.businessKey }}</dd></div>
+        }
         <div><dt>Status</dt><dd data-testid="form-status">{{ gone()?.status ?? statusText() }}</dd></div>
+        @if (dueAt(); as due) {
+          <div data-testid="due"><dt>Due</dt><dd>{{ due }}</dd></div>
+        }
+        @if (userTask() && t.summary?.priority) {
+          <div data-testid="priority"><dt>Priority</dt><dd>{{ t.summary?.priority }}</dd></div>
+        }
       </dl>
+      @if (pending() && !gone() && userTask()) {
+        <div class="card-actions claim-bar">
+          @if (unclaimed()) {
+            <span class="tag tag-group" data-testid="group-task">{{ groupLabel() }}</span>
+            <span>Claim it to fill it in; the other candidates then no longer see it.</span>
+            <button type="button" class="primary" data-testid="claim" [disabled]="busy()" (click)="claim()">
+              {{ claiming() ? 'Claiming…' : 'Claim' }}
+            </button>
+          } @else if (!submitted()) {
+            <button type="button" data-testid="unclaim" [disabled]="busy()" (click)="unclaim()">
+              {{ claiming() ? 'Giving back…' : 'Give back' }}
+            </button>
+          }
+        </div>
+      }
 
       @if (submitted() || !pending()) {
         <section class="panel" role="status" aria-live="polite" aria-labelledby="outcome-h">
@@ -166,7 +203,7 @@ interface FormJsField {
               <ramp-kv-editor
                 [initial]="initialData()"
                 [invalidKeys]="violationKeys()"
-                [disabled]="busy() || !!gone()"
+                [disabled]="busy() || locked()"
               />
             }
           </div>
@@ -192,14 +229,14 @@ interface FormJsField {
         </div>
 
         <div class="actions">
-          <button type="button" data-testid="save-draft" [disabled]="busy() || !!gone()" (click)="saveDraft()">
+          <button type="button" data-testid="save-draft" [disabled]="busy() || locked()" (click)="saveDraft()">
             {{ saving() ? 'Saving…' : 'Save draft' }}
           </button>
           <button
             type="button"
             class="primary"
             data-testid="submit-form"
-            [disabled]="busy() || !!gone()"
+            [disabled]="busy() || locked()"
             (click)="submit()"
           >
             {{ submitting() ? 'Submitting…' : 'Submit' }}
@@ -223,6 +260,8 @@ export class FormPage {
   private alive = true;
   /** Whether the inbox stream has listed this form while the page was open. */
   private seenInInbox = false;
+  /** Whether this page gave the user task back (it may then leave this user's list). */
+  private gaveBack = false;
 
   /** The form task id, from the route. */
   readonly id = input.required<string>();
@@ -232,7 +271,8 @@ export class FormPage {
   readonly loadError = signal<string | null>(null);
   readonly saving = signal(false);
   readonly submitting = signal(false);
-  readonly busy = computed(() => this.saving() || this.submitting());
+  readonly claiming = signal(false);
+  readonly busy = computed(() => this.saving() || this.submitting() || this.claiming());
   readonly message = signal<string | null>(null);
   readonly actionError = signal<string | null>(null);
   readonly violations = signal<ShownViolation[]>([]);
@@ -243,6 +283,14 @@ export class FormPage {
   /** Set when the form left the inbox while open here, not by this page's submit:
    * withdrawn, reassigned or answered elsewhere. The form stays shown, disabled. */
   readonly gone = signal<Gone | null>(null);
+  /** The engine's own user task, not a send-task form. */
+  readonly userTask = computed(() => this.task()?.summary?.kind === FormTaskKind.USER_TASK);
+  /** A user task nobody has claimed: shown, but filled only once claimed. */
+  readonly unclaimed = computed(() => this.userTask() && !this.task()?.summary?.assignee);
+  /** The fields and buttons are off: the form left the inbox, or is still to be claimed. */
+  readonly locked = computed(() => !!this.gone() || this.unclaimed());
+  readonly groupLabel = computed(() => groupTaskLabel({ candidateGroups: this.task()?.summary?.candidateGroups ?? [] }));
+  readonly dueAt = computed(() => formatTime(timestampMs(this.task()?.summary?.dueTime)));
 
   /** The answers as submitted (a completed form), with the schema's labels. */
   readonly answers = computed(() => {
@@ -313,6 +361,12 @@ export class FormPage {
         this.title.setTitle(`${name} · ${s.processName || s.processDefinitionKey || 'process'} · ramp`);
       }
     });
+    // form-js takes no input while the form is locked.
+    effect(() => {
+      const locked = this.locked();
+      this.task();
+      untracked(() => this.form?.setProperty('disabled', locked));
+    });
     // Renders the schema with form-js once its container exists.
     effect(() => {
       const host = this.formHost()?.nativeElement ?? null;
@@ -336,6 +390,7 @@ export class FormPage {
     this.submitted.set(false);
     this.gone.set(null);
     this.seenInInbox = false;
+    this.gaveBack = false;
     try {
       const res = await this.api.forms.getFormTask({ id });
       if (this.alive && id === this.id()) {
@@ -367,6 +422,12 @@ export class FormPage {
           status: 'completed',
           text: 'It was submitted elsewhere (another tab or window).',
         };
+      } else if (this.unclaimed() && status === FormTaskStatus.PENDING && t?.summary?.assignee) {
+        // Claimed while shown here, and still this user's to see: so theirs (claimed
+        // in another tab). A task another candidate claimed is no longer shown to
+        // this one (NOT_FOUND, below).
+        this.task.set(t);
+        return;
       } else if (status === FormTaskStatus.PENDING && t?.summary?.assignee && t.summary.assignee !== this.task()?.summary?.assignee) {
         gone = reassigned();
       } else {
@@ -377,7 +438,7 @@ export class FormPage {
       if (code !== Code.PermissionDenied && code !== Code.NotFound) {
         return;
       }
-      gone = reassigned();
+      gone = !this.unclaimed() ? reassigned() : this.gaveBack ? givenBack() : claimedByAnother();
     }
     if (!this.alive || id !== this.id() || this.submitted()) {
       return;
@@ -418,9 +479,62 @@ export class FormPage {
     form.on('submit', (e: { data: unknown; errors: Record<string, unknown> }) => {
       void this.onFormJsSubmit(e);
     });
-    form.importSchema(task.schema as never, structuredClone(this.initialData())).catch((err: unknown) => {
-      this.actionError.set(`This form could not be shown: ${String(err)}`);
-    });
+    form
+      .importSchema(task.schema as never, structuredClone(this.initialData()))
+      .then(() => form.setProperty('disabled', this.locked()))
+      .catch((err: unknown) => {
+        this.actionError.set(`This form could not be shown: ${String(err)}`);
+      });
+  }
+
+  /** Claims this group task for the caller: the form opens for them. */
+  async claim(): Promise<void> {
+    const task = this.task();
+    if (!task || this.busy() || this.gone()) {
+      return;
+    }
+    const id = task.summary?.id ?? this.id();
+    this.claiming.set(true);
+    this.message.set(null);
+    this.actionError.set(null);
+    try {
+      const res = await this.api.forms.claimFormTask({ id });
+      if (this.alive && id === this.id() && res.formTask) {
+        this.task.set(res.formTask);
+        this.message.set('You claimed this task: it is yours to fill in.');
+      }
+    } catch (e) {
+      const title = task.summary?.title || task.summary?.formName || 'This task';
+      this.actionError.set(claimRefusal(title, errorCode(e)) ?? describeError(e));
+    } finally {
+      this.claiming.set(false);
+    }
+  }
+
+  /** Gives this claimed user task back to its candidates. */
+  async unclaim(): Promise<void> {
+    const task = this.task();
+    if (!task || this.busy() || this.gone()) {
+      return;
+    }
+    const id = task.summary?.id ?? this.id();
+    this.claiming.set(true);
+    this.message.set(null);
+    this.actionError.set(null);
+    try {
+      const res = await this.api.forms.unclaimFormTask({ id });
+      if (this.alive && id === this.id() && res.formTask) {
+        // The draft was dropped with the claim: the form starts again from its prefill.
+        this.task.set({ ...task, summary: res.formTask, draft: undefined });
+        this.destroyForm();
+        this.gaveBack = true;
+        this.message.set('You gave this task back to its candidates.');
+      }
+    } catch (e) {
+      this.actionError.set(describeError(e));
+    } finally {
+      this.claiming.set(false);
+    }
   }
 
   async saveDraft(): Promise<void> {

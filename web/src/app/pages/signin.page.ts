@@ -49,7 +49,10 @@ function safeReturnUrl(url: string | null | undefined): string {
     @if (session.config.devMode) {
       <section class="panel" aria-labelledby="dev-h">
         <h2 id="dev-h">Development sign-in</h2>
-        <p>ramp runs in dev mode: an email is enough (sent as <code>x-ramp-user</code>).</p>
+        <p>
+          ramp runs in dev mode: an email is enough (sent as <code>x-ramp-user</code>), with the engine groups
+          you are in, if any (<code>x-ramp-groups</code>: their group tasks reach your inbox).
+        </p>
         <form (submit)="dev($event)" novalidate>
           <label for="dev-email">Email</label>
           <input
@@ -67,6 +70,16 @@ function safeReturnUrl(url: string | null | undefined): string {
           @if (devError(); as err) {
             <p id="dev-error" class="error" role="alert">{{ err }}</p>
           }
+          <label for="dev-groups">Groups (optional, comma-separated)</label>
+          <input
+            id="dev-groups"
+            type="text"
+            name="groups"
+            autocomplete="off"
+            data-testid="signin-dev-groups"
+            [value]="devGroups()"
+            (input)="devGroups.set(value($event))"
+          />
           <button type="submit" class="primary" data-testid="signin-dev-submit">Sign in</button>
         </form>
       </section>
@@ -113,6 +126,7 @@ export class SigninPage {
   readonly tokenError = signal<string | null>(null);
   readonly checking = signal(false);
   readonly devEmail = signal('');
+  readonly devGroups = signal('');
   readonly devError = signal<string | null>(null);
 
   constructor() {
@@ -152,7 +166,7 @@ export class SigninPage {
 
   dev(ev: Event): void {
     ev.preventDefault();
-    const err = this.session.signInDev(this.devEmail());
+    const err = this.session.signInDev(this.devEmail(), this.devGroups());
     this.devError.set(err);
     if (!err) {
       this.continue();
