@@ -414,6 +414,24 @@ impl Processes {
         Ok((found, next))
     }
 
+    /// Deletes the instance's whole tree in the engine (skipping output mappings,
+    /// running listeners), again after a short pause when the delete collided with
+    /// another change of the instance made at the same moment.
+    async fn delete_in_engine(&self, instance: &str) -> Result<(), CamundaError> {
+        let mut pause = DELETE_PAUSE;
+        for _ in 1..DELETE_TRIES {
+            match self.camunda.delete_process_instance(instance, false).await {
+                Err(error) if collided(&error) => {
+                    tracing::info!(%instance, %error, "the delete collided with another change; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                other => return other,
+            }
+        }
+        self.camunda.delete_process_instance(instance, false).await
+    }
+
     /// Cancels a running process: deletes the engine instance, then records it.
     pub async fn cancel(
         &self,
@@ -444,7 +462,7 @@ impl Processes {
         // The whole tree goes, without output mappings (they would read answers not
         // given yet); the model's listeners run, as ending the process may be meant
         // to do something.
-        if let Err(error) = self.camunda.delete_process_instance(&instance, false).await {
+        if let Err(error) = self.delete_in_engine(&instance).await {
             return Err(match error {
                 CamundaError::Engine { .. } | CamundaError::BadRequest { .. } => {
                     tracing::warn!(process = %id, %error, "the engine refused to delete the process");
@@ -500,6 +518,25 @@ fn visible(caller: &Caller, process: Process) -> Result<Process, ProcessError> {
 /// "Unknown property used in expression: ${notifier.ended(execution)}. Cause: Cannot
 /// resolve identifier 'notifier'"; other listener failures answer 500 with the
 /// expression's or script's error. A persistence failure may pass: try again.
+/// How often a delete that collided with another change of the instance is tried in
+/// all, and the pause before the second try (doubled each time).
+const DELETE_TRIES: u32 = 4;
+const DELETE_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Whether a failed delete collided with another change of the same instance made
+/// at the same moment (a worker completing its send task, a timer firing, an answer
+/// arriving): the engine's optimistic locking, or its persistence layer failing on a
+/// row the other change wrote or removed. Trying again then succeeds.
+fn collided(error: &CamundaError) -> bool {
+    match error {
+        CamundaError::Conflict(_) => true,
+        CamundaError::Engine { message, code, .. } => {
+            message.contains("persistence layer") || matches!(code, Some(1 | 10000 | 10001))
+        }
+        _ => false,
+    }
+}
+
 fn cancel_refused(error: &CamundaError) -> ProcessError {
     let message = match error {
         CamundaError::Engine { message, .. } | CamundaError::BadRequest { message, .. } => {

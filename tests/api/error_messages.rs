@@ -291,3 +291,33 @@ async fn what_the_client_is_not_told_goes_to_the_log_with_the_request_id() {
         "no line with the request id holds the engine's error:\n{logs}"
     );
 }
+
+#[tokio::test]
+async fn a_cancel_that_collides_with_another_change_of_the_instance_goes_through_on_its_own() {
+    let key = deployed().await;
+    let proxy = HttpFaultProxy::start(&engine_url(), Fault::None).await;
+    let app =
+        spawn_app_with(json!({"camunda_url": proxy.url(), "startable_definitions": key})).await;
+    let ann = user();
+    let as_ann = app.as_user(&ann);
+
+    // A worker completing the send task as the user cancels: the engine fails the
+    // delete once or twice; ramp tries again and the user never sees it.
+    let process = as_ann.start(&key).await.unwrap();
+    proxy.set(Fault::DeleteCollides(2));
+    let cancelled = as_ann.cancel(&process.id, "").await.unwrap();
+    assert_eq!(cancelled.state(), ProcessState::Cancelled);
+    assert!(crate::engine::running_instances(&ann).await.is_empty());
+
+    // One that keeps colliding is a moment's unavailability, in ramp's words.
+    let bob = user();
+    let as_bob = app.as_user(&bob);
+    let process = as_bob.start(&key).await.unwrap();
+    proxy.set(Fault::DeleteCollides(10));
+    let result = as_bob.cancel(&process.id, "").await;
+    let status = refused(result, Code::Unavailable);
+    assert_eq!(
+        status.message(),
+        "the process engine could not cancel the process just now; try again"
+    );
+}

@@ -47,6 +47,11 @@ pub enum Fault {
     /// read before. An earlier attempt committing exactly between the marker check
     /// and the next send, on demand.
     TriggerLandsDuringMarkerCheck,
+    /// The next this many deletes of a process instance fail as the engine fails one
+    /// that collided with another change of the instance at the same moment (a worker
+    /// completing its send task): 500, its persistence layer; then deletes go through.
+    /// The real engine does this only when the two meet within milliseconds.
+    DeleteCollides(u32),
 }
 
 #[derive(Clone)]
@@ -119,6 +124,19 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response {
     }
     let fault = *shared.fault.lock().unwrap();
     match fault {
+        Fault::DeleteCollides(n)
+            if n > 0
+                && request.method() == axum::http::Method::DELETE
+                && path.contains("/process-instance/") =>
+        {
+            *shared.fault.lock().unwrap() = Fault::DeleteCollides(n - 1);
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [(header::CONTENT_TYPE, "application/json")],
+                r#"{"type":"ProcessEnginePersistenceException","message":"An exception occurred in the persistence layer. Please check the server logs for a detailed message and the entire exception stack trace.","code":0}"#,
+            )
+                .into_response();
+        }
         Fault::Down => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
         Fault::HangBefore(suffix) if path.ends_with(suffix) => std::future::pending::<()>().await,
         Fault::Fail(suffix) if path.ends_with(suffix) => {
