@@ -657,9 +657,6 @@ impl Forms {
     ) -> Result<(Vec<FormSummary>, Option<String>), FormError> {
         let assignee = rules::listed_assignee(caller, request.assignee.as_ref())?
             .map(|a| a.as_str().to_owned());
-        // A user's own list holds the user tasks they may see besides their forms.
-        let viewer = (!caller.admin).then(|| viewer(caller));
-        let assignee = if viewer.is_some() { None } else { assignee };
         let business_key = request.business_key.as_ref().map(|k| k.as_str().to_owned());
         // The stored words, as tokens handed out before states were types hold them.
         let statuses: Vec<&str> = request.statuses.iter().map(|s| s.as_str()).collect();
@@ -672,6 +669,10 @@ impl Forms {
             request.page_token.as_deref(),
         )
         .ok_or(FormError::InvalidPageToken)?;
+        // A user's own list holds the user tasks they may see besides their forms
+        // (the page filter above stays theirs, so tokens handed out before hold).
+        let viewer = (!caller.admin).then(|| viewer(caller));
+        let assignee = if viewer.is_some() { None } else { assignee };
         let mut found = rows::list(
             &self.store.client().await?,
             &ListQuery {

@@ -351,10 +351,12 @@ pub struct Viewer {
 }
 
 /// The forms a [`Viewer`] (`$1` email, `$2` engine user id, `$3` groups) sees.
+/// One arm per index it can use: by assignee, and the two of unclaimed user tasks
+/// by candidate (migration V11).
 const VISIBLE: &str = "((kind = 'send_task' AND assignee = $1)
     OR (kind = 'user_task' AND assignee <> '' AND assignee = $2)
-    OR (kind = 'user_task' AND assignee = ''
-        AND (candidate_users @> ARRAY[$2::text] OR candidate_groups && $3::text[])))";
+    OR (kind = 'user_task' AND assignee = '' AND candidate_users @> ARRAY[$2::text])
+    OR (kind = 'user_task' AND assignee = '' AND candidate_groups && $3::text[]))";
 
 /// A viewer's pending forms, oldest first.
 #[tracing::instrument(name = "store.forms.pending_for", skip_all)]

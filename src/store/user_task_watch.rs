@@ -85,12 +85,13 @@ pub async fn release(client: &impl GenericClient, owner: Uuid) -> Result<bool, S
     changes_one(client, sql, &[&owner]).await
 }
 
-/// The user tasks ramp holds pending: the engine's task id, and the engine time of
-/// the read last stored (none for a row written before it was kept).
+/// A user task ramp holds pending: the engine's task id, and the engine time of the
+/// read last stored (none for a row written before it was kept).
+pub type PendingStamp = (String, Option<DateTime<Utc>>);
+
+/// The user tasks ramp holds pending.
 #[tracing::instrument(name = "store.user_task_watch.pending_stamps", skip_all)]
-pub async fn pending_stamps(
-    client: &impl GenericClient,
-) -> Result<Vec<(String, Option<DateTime<Utc>>)>, StoreError> {
+pub async fn pending_stamps(client: &impl GenericClient) -> Result<Vec<PendingStamp>, StoreError> {
     let sql = "SELECT external_task_id, engine_updated_at FROM form_tasks
          WHERE kind = 'user_task' AND status = 'pending'";
     fetch_all(client, sql, &[], |row| Ok((row.get(0), row.get(1)))).await

@@ -550,3 +550,146 @@ async fn only_candidates_and_the_assignee_see_a_user_task_and_only_candidates_cl
     crate::helpers::assert_clean(&bad);
     let _ = camunda().delete_process_instance(&instance, true).await;
 }
+
+#[tokio::test]
+async fn a_user_task_stays_when_another_branch_of_its_instance_is_cancelled() {
+    // Reconciliation checks the pending forms of an instance where something was
+    // cancelled, and withdraws those whose receive task can no longer get their
+    // message. A user task waits for no message: seen failing before user tasks
+    // were left out of that check (the review was withdrawn with "the receive
+    // task can no longer receive the message").
+    let key = unique_key("inbox_branch");
+    let uma = format!("uma-{key}@example.com");
+    let model = crate::engine::definitions(
+        &key,
+        &[],
+        &format!(
+            r#"
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="fork"/>
+    <bpmn:parallelGateway id="fork"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="fork" targetRef="review"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="fork" targetRef="hold"/>
+    <bpmn:userTask id="review" name="Review" camunda:candidateUsers="{uma}"/>
+    <bpmn:userTask id="hold" name="Hold"/>
+    <bpmn:sequenceFlow id="f4" sourceRef="review" targetRef="join"/>
+    <bpmn:sequenceFlow id="f5" sourceRef="hold" targetRef="join"/>
+    <bpmn:parallelGateway id="join"/>
+    <bpmn:sequenceFlow id="f6" sourceRef="join" targetRef="end"/>
+    <bpmn:endEvent id="end"/>"#
+        ),
+    );
+    crate::engine::deploy_model(&camunda(), &key, model).await;
+    let app = spawn_app_with(json!({"user_tasks": true, "user_task_poll_ms": 100})).await;
+    let mut umas = app.in_groups(&uma, &[]).pending_forms("").await.unwrap();
+    assert!(matches!(
+        next(&mut umas).await.event,
+        Some(Event::Snapshot(_))
+    ));
+    let instance = start_with(&key, &format!("order-{key}"), json!({})).await;
+    let form = added(next(&mut umas).await);
+
+    rest_send(
+        reqwest::Method::POST,
+        &format!("/process-instance/{instance}/modification"),
+        json!({"instructions": [{"type": "cancel", "activityId": "hold"}]}),
+    )
+    .await;
+    // Reconciliation runs every 250 ms in tests.
+    assert!(quiet(&mut umas, Duration::from_secs(4)).await);
+    let status: String = scalar(
+        &app.db().await,
+        "SELECT status FROM form_tasks WHERE id = $1::text::uuid",
+        &[&form.id],
+    )
+    .await;
+    assert_eq!(status, "pending");
+    let _ = camunda().delete_process_instance(&instance, true).await;
+}
+
+#[tokio::test]
+async fn a_snapshot_and_a_resumed_stream_show_a_group_task_once() {
+    let scene = Scene::new().await;
+    // Uma is also in the group: the task's rows name her twice.
+    let both = scene.app.in_groups(&scene.uma, &[&scene.group]);
+    let mut first = both.pending_forms("").await.unwrap();
+    let start = next(&mut first).await.cursor;
+    let (instance, _) = scene.start().await;
+    let form = added(next(&mut first).await);
+    assert!(quiet(&mut first, QUIET).await, "one event for both keys");
+
+    let mut snapshot = both.pending_forms("").await.unwrap();
+    match next(&mut snapshot).await.event {
+        Some(Event::Snapshot(s)) => {
+            let ids: Vec<&str> = s.form_tasks.iter().map(|f| f.id.as_str()).collect();
+            assert_eq!(ids, [form.id.as_str()]);
+        }
+        other => panic!("expected a snapshot, got {other:?}"),
+    }
+    let mut resumed = both.pending_forms(&start).await.unwrap();
+    assert_eq!(added(next(&mut resumed).await).id, form.id);
+    assert!(quiet(&mut resumed, QUIET).await, "one event for both keys");
+
+    // Claimed by Gus: one removal.
+    scene.client(&scene.gus).claim(&form.id).await.unwrap();
+    assert_eq!(
+        removal(next(&mut resumed).await),
+        (form.id.clone(), RemovalReason::Claimed)
+    );
+    assert!(quiet(&mut resumed, QUIET).await, "one event for both keys");
+    let _ = camunda().delete_process_instance(&instance, true).await;
+}
+
+#[tokio::test]
+async fn the_engine_user_id_and_groups_come_from_the_configured_claims() {
+    let app = spawn_app_with(json!({
+        "jwt_user_id_claim": "preferred_username",
+        "jwt_groups_claim": "realm.groups",
+    }))
+    .await;
+    let key = unique_key("claims");
+    let (ann, bob) = (
+        format!("ann-{key}@example.com"),
+        format!("bob-{key}@example.com"),
+    );
+    let token = |email: &str, username: &str, groups: &[&str]| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &json!({
+                "sub": email, "email": email, "email_verified": true,
+                "preferred_username": username, "realm": {"groups": groups},
+                "aud": "ramp", "iss": crate::helpers::TEST_ISSUER,
+                "iat": now, "nbf": now, "exp": now + 3600,
+            }),
+            &jsonwebtoken::EncodingKey::from_secret(crate::helpers::TEST_SECRET.as_bytes()),
+        )
+        .unwrap()
+    };
+    let as_ann = app.bearing(token(&ann, &format!("ann_{key}"), &[]));
+    let as_bob = app.bearing(token(&bob, &format!("bob_{key}"), &[&format!("g_{key}")]));
+    let mut anns = as_ann.pending_forms("").await.unwrap();
+    let mut bobs = as_bob.pending_forms("").await.unwrap();
+    next(&mut anns).await;
+    next(&mut bobs).await;
+
+    let task = EngineUserTask {
+        candidate_users: vec![format!("ann_{key}")],
+        candidate_groups: vec![format!("g_{key}")],
+        ..engine_task(&format!("t-{key}"))
+    };
+    app.app.forms().learn_user_task(task).await.unwrap();
+    let form = added(next(&mut anns).await);
+    assert_eq!(added(next(&mut bobs).await).id, form.id);
+    // Ann's email is not her engine user id: a task for it is not hers.
+    let by_email = EngineUserTask {
+        candidate_users: vec![ann.clone()],
+        candidate_groups: Vec::new(),
+        ..engine_task(&format!("t2-{key}"))
+    };
+    app.app.forms().learn_user_task(by_email).await.unwrap();
+    assert!(quiet(&mut anns, QUIET).await);
+}
