@@ -3,7 +3,7 @@
 #
 #   scripts/bench.sh                 every scenario at full size (`make bench`);
 #                                    rewrites the results section of BENCHMARKS.md
-#   scripts/bench.sh SCENARIO...     some of: streams latency writes polling inbox
+#   scripts/bench.sh SCENARIO...     some of: streams latency writes polling usertasks inbox
 #   scripts/bench.sh soak            `make soak`: 10 minutes of mixed load
 #   scripts/bench.sh --smoke         every scenario and the soak for seconds, at tiny
 #                                    sizes, in debug builds (part of `make test`:
@@ -21,7 +21,8 @@ smoke=false
 if [ "${1:-}" = --smoke ]; then smoke=true; shift; fi
 scenarios=("$@")
 if [ ${#scenarios[@]} -eq 0 ]; then
-  if $smoke; then scenarios=(streams latency writes polling inbox soak); else scenarios=(streams latency writes polling inbox); fi
+  # usertasks before inbox: the inbox scenario leaves 100,000 user tasks in the engine.
+  if $smoke; then scenarios=(streams latency writes polling usertasks inbox soak); else scenarios=(streams latency writes polling usertasks inbox); fi
 fi
 command_line="scripts/bench.sh${*:+ $*}"
 $smoke && command_line="scripts/bench.sh --smoke${*:+ $*}"
@@ -102,10 +103,13 @@ RAMP_JWT_SECRET=$(openssl rand -hex 32)
 grpcurl="$(go env GOPATH)/bin/grpcurl"
 
 serve_pid=""
+# ramp reads the engine's user tasks only in the scenario that measures it
+# (`start_serve user-tasks`): the others' figures stay those of ramp alone.
 start_serve() {
-  local port
+  local port user_tasks=false
+  [ "${1:-}" = user-tasks ] && user_tasks=true
   port=$(scripts/free-port.sh)
-  RAMP_LISTEN="127.0.0.1:$port" RAMP_STARTABLE_DEFINITIONS=ramp_bench \
+  RAMP_LISTEN="127.0.0.1:$port" RAMP_STARTABLE_DEFINITIONS=ramp_bench RAMP_USER_TASKS=$user_tasks \
     RAMP_DATABASE_POOL_SIZE=32 RAMP_MAX_STREAMS_PER_USER=8 \
     "$bin/ramp" serve >>"$out/serve.log" 2>&1 &
   serve_pid=$!
@@ -127,6 +131,7 @@ if $smoke; then
   latency_args=(--idle 100 --subscribers 5 --rate 50 --duration-secs 3)
   writes_args=(--clients 2 --duration-secs 3 --users 20 --drain-secs 60)
   polling_args=(--users 50 --interval-secs 1 --rate 10 --duration-secs 3)
+  usertasks_args=(--idle 100 --subscribers 5 --tasks 30 --rate 10 --idle-secs 2 --poll-samples 10)
   inbox_args=(--users 10 --per-user 5 --samples 20)
   soak_args=(--duration-secs 10 --warmup-secs 2 --streams 20 --rate 10 --sample-secs 2)
 else
@@ -134,6 +139,7 @@ else
   latency_args=(--idle 10000 --subscribers 100 --rate 500 --duration-secs 30)
   writes_args=(--clients 4,8 --duration-secs 20)
   polling_args=(--users 10000 --interval-secs 5 --rate 20 --duration-secs 30)
+  usertasks_args=(--idle 10000 --subscribers 100 --tasks 1000 --rate 50)
   inbox_args=(--users 1000 --per-user 100 --samples 1000)
   soak_args=(--duration-secs 600 --warmup-secs 120)
 fi
@@ -163,6 +169,12 @@ for scenario in "${scenarios[@]}"; do
       "$bin/ramp-bench" "$scenario" "${!args_name}"
       stop_serve
       ;;
+    usertasks)
+      step "usertasks: the engine's user tasks on ramp's streams"
+      start_serve user-tasks
+      "$bin/ramp-bench" usertasks "${usertasks_args[@]}"
+      stop_serve
+      ;;
     inbox)
       step "inbox: ramp against the engine"
       start_serve
@@ -180,7 +192,7 @@ done
 header="$out/header.md"
 {
   echo "Run $(date -u +'%Y-%m-%d %H:%M UTC') at commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown) with \`$command_line\`."
-  if [ ${#scenarios[@]} -lt 5 ] && ! $smoke; then
+  if [ ${#scenarios[@]} -lt 6 ] && ! $smoke; then
     echo "Scenarios run then: ${scenarios[*]}; the others' figures are from the run before (see the JSON in each section)."
   fi
   echo
@@ -193,7 +205,7 @@ header="$out/header.md"
 } >"$header"
 # A full run, or RAMP_BENCH_WRITE=1 (a partial run on top of a full one), rewrites
 # the results of BENCHMARKS.md; otherwise the report goes next to the figures.
-if $smoke || { [ ${#scenarios[@]} -lt 5 ] && [ "${RAMP_BENCH_WRITE:-0}" != 1 ]; } || [ "${scenarios[*]}" = soak ]; then
+if $smoke || { [ ${#scenarios[@]} -lt 6 ] && [ "${RAMP_BENCH_WRITE:-0}" != 1 ]; } || [ "${scenarios[*]}" = soak ]; then
   "$bin/ramp-bench" report --header "$header" >"$out/report.md"
   echo "bench: report in $out/report.md" >&2
 else

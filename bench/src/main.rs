@@ -35,6 +35,9 @@ enum Command {
     Polling(scenarios::polling::Args),
     /// ListFormTasks against the engine's own task query over 100,000 open items.
     Inbox(scenarios::inbox::Args),
+    /// The engine's own user tasks, created there at a fixed rate, reaching their
+    /// assignees' streams while many streams are open; ramp's engine queries.
+    Usertasks(scenarios::usertasks::Args),
     /// Mixed load for a long time: errors and the server's memory over time.
     Soak(scenarios::soak::Args),
     /// A bare tonic server whose PendingForms holds idle streams: the reference for
@@ -53,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Writes(args) => scenarios::writes::run(args).await,
         Command::Polling(args) => scenarios::polling::run(args).await,
         Command::Inbox(args) => scenarios::inbox::run(args).await,
+        Command::Usertasks(args) => scenarios::usertasks::run(args).await,
         Command::Soak(args) => scenarios::soak::run(args).await,
         Command::BareServer(args) => bare::run(args).await,
         Command::Report(args) => report::run(args),

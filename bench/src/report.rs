@@ -74,6 +74,7 @@ pub fn render(args: &Args) -> Result<String> {
     let writes = load(args, "writes");
     let polling = load(args, "polling");
     let inbox = load(args, "inbox");
+    let usertasks = load(args, "usertasks");
 
     writeln!(
         md,
@@ -250,6 +251,46 @@ pub fn render(args: &Args) -> Result<String> {
             "| database statements per second, idle users | ~0 | – | – | – | not run |"
         )?,
     }
+    // The engine's user tasks.
+    match &usertasks {
+        Some(u) => {
+            let c = &u["commit_to_receipt"];
+            let p99 = c["p99_ms"].as_f64().unwrap_or(f64::MAX);
+            writeln!(
+                md,
+                "| engine user task, engine commit → stream, {} open streams, {} tasks/s | p99 ≤ 2,000 ms | p50 {} ms, p99 {} ms, max {} ms ({} of {} pushed) | Tasklist polling every {} s: mean {} ms | – | {} |",
+                num(&u["idle_streams"]),
+                num(&u["rate_achieved"]),
+                num(&c["p50_ms"]),
+                num(&c["p99_ms"]),
+                num(&c["max_ms"]),
+                num(&u["pushed"]),
+                num(&u["created"]),
+                num(&u["tasklist_interval_secs"]),
+                num(&Value::from(
+                    u["tasklist_interval_secs"].as_f64().unwrap_or(0.0) * 500.0
+                )),
+                verdict(Some(p99 <= 2000.0 && u["not_pushed"].as_u64() == Some(0)))
+            )?;
+            let ramp_rate = u["engine_queries_per_sec_creating"].as_f64().unwrap_or(0.0);
+            let tasklist_rate = u["tasklist_queries_per_sec"].as_f64().unwrap_or(0.0);
+            writeln!(
+                md,
+                "| engine queries per second ramp makes, {} users | constant in the users | {} /s idle, {} /s while {} tasks/s are created | Tasklist polling by every user every {} s: {} /s | {:.0}× fewer | – |",
+                num(&u["tasklist_users"]),
+                num(&u["engine_queries_per_sec_idle"]),
+                num(&u["engine_queries_per_sec_creating"]),
+                num(&u["rate_achieved"]),
+                num(&u["tasklist_interval_secs"]),
+                num(&u["tasklist_queries_per_sec"]),
+                tasklist_rate / ramp_rate.max(0.001),
+            )?;
+        }
+        None => writeln!(
+            md,
+            "| engine user task, engine commit → stream | p99 ≤ 2,000 ms | – | – | – | not run |"
+        )?,
+    }
     // Inbox.
     match &inbox {
         Some(i) => {
@@ -320,6 +361,7 @@ pub fn render(args: &Args) -> Result<String> {
         "latency",
         "writes",
         "polling",
+        "usertasks",
         "inbox",
         "soak",
     ] {

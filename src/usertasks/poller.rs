@@ -5,12 +5,13 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::UserTaskSettings;
-use crate::camunda::types::{HistoricProcessInstance, Task};
+use crate::camunda::types::{HistoricProcessInstance, IdentityLink, Task};
 use crate::camunda::variables::{TypedValue, from_engine};
 use crate::camunda::{Camunda, CamundaError};
 use crate::forms::{EngineUserTask, FormError, Forms, UserTaskEnd};
@@ -19,6 +20,12 @@ use crate::store::{Store, StoreError};
 
 /// Tasks per page of every engine query.
 const PAGE: u32 = 200;
+
+/// Changed tasks whose identity links are read before they are learned in order.
+const LINKS_PER_BATCH: usize = 32;
+
+/// Identity link queries in flight at once.
+const LINKS_AT_ONCE: usize = 4;
 
 /// Why a read stopped; the watermark stays where it was and the next tick reads
 /// again.
@@ -93,13 +100,22 @@ impl UserTaskPoller {
             poll_ms = self.settings.poll.as_millis() as u64,
             "reading the engine's user tasks while this replica holds the lease"
         );
+        let mut failures = 0u32;
         loop {
-            if let Err(error) = self.tick().await {
-                tracing::warn!(%error, "reading the engine's user tasks failed; trying again");
+            match self.tick().await {
+                Ok(_) => failures = 0,
+                Err(PollError::LeaseLost) => {
+                    tracing::info!(owner = %self.owner, "the user task lease passed to another replica");
+                    failures = 0;
+                }
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(%error, failures, "reading the engine's user tasks failed; trying again");
+                }
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(self.settings.poll) => {}
+                _ = tokio::time::sleep(pause(self.settings.poll, failures)) => {}
             }
         }
         if self.generation.is_some() {
@@ -192,7 +208,7 @@ impl UserTaskPoller {
             let full = page.len() == PAGE as usize;
             first += PAGE;
             open.extend(page.iter().map(|t| t.id.clone()));
-            let (changed, first_sight) = self.changed(page);
+            let (changed, first_sight) = changed(&self.seen, page);
             self.learn(changed, &first_sight).await?;
             if !full {
                 break;
@@ -213,21 +229,6 @@ impl UserTaskPoller {
         }
         self.seen.retain(|id, _| open.contains(id));
         self.advance(started, true).await
-    }
-
-    /// Of tasks read, those changed since they were last learned (or never were),
-    /// and the ids of those never seen.
-    fn changed(&self, tasks: Vec<Task>) -> (Vec<Task>, HashSet<String>) {
-        let changed: Vec<Task> = tasks
-            .into_iter()
-            .filter(|t| self.seen.get(&t.id).copied().flatten() != Some(t.changed_at()))
-            .collect();
-        let first_sight = changed
-            .iter()
-            .filter(|t| !self.seen.contains_key(&t.id))
-            .map(|t| t.id.clone())
-            .collect();
-        (changed, first_sight)
     }
 
     /// An incremental read: the open tasks changed, and the tasks ended, after the
@@ -251,7 +252,7 @@ impl UserTaskPoller {
                 break;
             }
         }
-        let (changed, first_sight) = self.changed(read);
+        let (changed, first_sight) = changed(&self.seen, read);
         self.learn(changed, &first_sight).await?;
 
         let mut first = 0;
@@ -318,21 +319,44 @@ impl UserTaskPoller {
                     .insert(instance.id.clone(), Instance::of(&instance));
             }
         }
-        for task in tasks {
-            // A few engine calls per task: a burst of changes keeps the lease.
-            self.keep_lease().await?;
-            let stamp = task.changed_at();
-            let id = task.id.clone();
-            match self.engine_user_task(task, first_sight.contains(&id)).await {
-                Ok(Some(engine_task)) => {
-                    self.forms.learn_user_task(engine_task).await?;
+        let mut tasks = tasks.into_iter().peekable();
+        while tasks.peek().is_some() {
+            let batch: Vec<Task> = tasks.by_ref().take(LINKS_PER_BATCH).collect();
+            // Each task's identity links, the one call every changed task needs,
+            // a few at once.
+            let reads: Vec<_> = batch
+                .iter()
+                .map(|t| {
+                    let (camunda, id) = (self.camunda.clone(), t.id.clone());
+                    async move { camunda.task_identity_links(&id).await }
+                })
+                .collect();
+            let links: Vec<Result<Vec<IdentityLink>, CamundaError>> = futures::stream::iter(reads)
+                .buffered(LINKS_AT_ONCE)
+                .collect()
+                .await;
+            for (task, links) in batch.into_iter().zip(links) {
+                // A burst of changes keeps the lease.
+                self.keep_lease().await?;
+                let stamp = task.changed_at();
+                let id = task.id.clone();
+                let first = first_sight.contains(&id);
+                let read = match links {
+                    Ok(links) => self.engine_user_task(task, links, first).await,
+                    Err(error) => Err(error.into()),
+                };
+                match read {
+                    Ok(Some(engine_task)) => {
+                        self.forms.learn_user_task(engine_task).await?;
+                    }
+                    // Not a task of a process: nothing ramp shows.
+                    Ok(None) => {}
+                    // Ended meanwhile: history tells.
+                    Err(PollError::Engine(CamundaError::NotFound(_))) => continue,
+                    Err(error) => return Err(error),
                 }
-                // Not a task of a process: nothing ramp shows.
-                Ok(None) => {}
-                Err(PollError::Engine(CamundaError::NotFound(_))) => continue,
-                Err(error) => return Err(error),
+                self.seen.insert(id, Some(stamp));
             }
-            self.seen.insert(id, Some(stamp));
         }
         Ok(())
     }
@@ -341,6 +365,7 @@ impl UserTaskPoller {
     async fn engine_user_task(
         &mut self,
         task: Task,
+        links: Vec<IdentityLink>,
         first_sight: bool,
     ) -> Result<Option<EngineUserTask>, PollError> {
         let Some(process_instance_id) = task.process_instance_id.clone() else {
@@ -349,7 +374,7 @@ impl UserTaskPoller {
         let task_definition_key = task.task_definition_key.clone().unwrap_or_default();
         let mut candidate_users = Vec::new();
         let mut candidate_groups = Vec::new();
-        for link in self.camunda.task_identity_links(&task.id).await? {
+        for link in links {
             if link.kind != "candidate" {
                 continue;
             }
@@ -453,6 +478,32 @@ impl Instance {
     }
 }
 
+/// The pause before the next read: the poll interval, doubled for each read that
+/// failed in a row (an engine or database that is down is not asked twice a
+/// second), up to 30 s.
+fn pause(poll: std::time::Duration, failures: u32) -> std::time::Duration {
+    (poll * 2u32.pow(failures.min(6))).min(std::time::Duration::from_secs(30).max(poll))
+}
+
+/// Of `tasks` read, those changed since they were last learned (`seen`: id → the
+/// engine time learned, none when unknown) or never learned, and the ids of those
+/// never seen at all (whose form variables are read).
+fn changed(
+    seen: &HashMap<String, Option<DateTime<Utc>>>,
+    tasks: Vec<Task>,
+) -> (Vec<Task>, HashSet<String>) {
+    let changed: Vec<Task> = tasks
+        .into_iter()
+        .filter(|t| seen.get(&t.id).copied().flatten() != Some(t.changed_at()))
+        .collect();
+    let first_sight = changed
+        .iter()
+        .filter(|t| !seen.contains_key(&t.id))
+        .map(|t| t.id.clone())
+        .collect();
+    (changed, first_sight)
+}
+
 /// The variables that read as JSON; one that does not (a Java-serialized object)
 /// is left out rather than keep the task out of the inbox.
 fn readable(variables: Map<String, Value>) -> Map<String, Value> {
@@ -469,4 +520,58 @@ fn readable(variables: Map<String, Value>) -> Map<String, Value> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn task(id: &str, created: &str, last_updated: Option<&str>) -> Task {
+        serde_json::from_value(json!({
+            "id": id, "created": created, "lastUpdated": last_updated,
+            "processInstanceId": "pi",
+        }))
+        .unwrap()
+    }
+
+    fn at(text: &str) -> Option<DateTime<Utc>> {
+        crate::camunda::parse_engine_time(text)
+    }
+
+    #[test]
+    fn failed_reads_back_off_up_to_half_a_minute() {
+        let poll = std::time::Duration::from_millis(500);
+        assert_eq!(pause(poll, 0), poll);
+        assert_eq!(pause(poll, 2), poll * 4);
+        assert_eq!(pause(poll, 20), std::time::Duration::from_secs(30));
+    }
+
+    #[test]
+    fn only_tasks_changed_since_they_were_learned_are_learned_again() {
+        let (t0, t1) = (
+            "2026-12-03T10:00:00.000+0000",
+            "2026-12-03T10:00:05.000+0000",
+        );
+        let seen = HashMap::from([
+            // Learned (or stored by ramp) at its current time.
+            ("same".to_owned(), at(t0)),
+            // Learned before its claim.
+            ("claimed".to_owned(), at(t0)),
+            // Held pending by ramp from before engine times were kept.
+            ("unstamped".to_owned(), None),
+        ]);
+        let (changed, first_sight) = changed(
+            &seen,
+            vec![
+                task("same", t0, None),
+                task("claimed", t0, Some(t1)),
+                task("unstamped", t0, None),
+                task("new", t1, None),
+            ],
+        );
+        let ids: Vec<&str> = changed.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["claimed", "unstamped", "new"]);
+        assert_eq!(first_sight, HashSet::from(["new".to_owned()]));
+    }
 }

@@ -5,4 +5,5 @@ pub mod latency;
 pub mod polling;
 pub mod soak;
 pub mod streams;
+pub mod usertasks;
 pub mod writes;
