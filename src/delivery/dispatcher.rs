@@ -274,20 +274,8 @@ impl Dispatcher {
         }
         let instance = &row.process_instance_id;
         let message = &row.message_name;
-        if row.uncertain {
-            // The last attempt may have landed: never send again if it did.
-            match self.landed(row).await {
-                Ok(true) => return Outcome::Delivered,
-                Ok(false) => {}
-                Err(error) => {
-                    return self.retry(
-                        row,
-                        Why::of(&error),
-                        format!("checking the last attempt: {error}"),
-                        true,
-                    );
-                }
-            }
+        if let Some(outcome) = self.check_last_attempt(row).await {
+            return outcome;
         }
         let waiting = match self.camunda.executions_waiting_for(instance, message).await {
             Ok(waiting) => waiting,
@@ -315,14 +303,40 @@ impl Dispatcher {
         };
         let mut data: Map<String, Value> = row.variables.as_object().cloned().unwrap_or_default();
         data.insert(MARKER.into(), Value::String(row.id.to_string()));
-        let error = match self
+        match self
             .camunda
             .trigger_message(&target, message, &typed(&data))
             .await
         {
-            Ok(()) => return Outcome::Delivered,
-            Err(error) => error,
-        };
+            Ok(()) => Outcome::Delivered,
+            Err(error) => self.not_taken(row, error),
+        }
+    }
+
+    /// For an attempt after one whose outcome is unknown: `Delivered` when that one
+    /// landed (its marker is in the instance), a retry when that cannot be told
+    /// now, `None` when nothing landed and the answer is to be sent.
+    async fn check_last_attempt(&self, row: &Claimed) -> Option<Outcome> {
+        if !row.uncertain {
+            return None;
+        }
+        // The last attempt may have landed: never send again if it did.
+        match self.landed(row).await {
+            Ok(true) => Some(Outcome::Delivered),
+            Ok(false) => None,
+            Err(error) => Some(self.retry(
+                row,
+                Why::of(&error),
+                format!("checking the last attempt: {error}"),
+                true,
+            )),
+        }
+    }
+
+    /// What an engine error to a delivery (a trigger, a completion) makes of it:
+    /// refused, when the engine will never take the answer as it is; else retried,
+    /// checked first when the attempt may have landed.
+    fn not_taken(&self, row: &Claimed, error: CamundaError) -> Outcome {
         match refusal(&error) {
             Some(reason) => Outcome::Refused {
                 reason,
@@ -343,38 +357,15 @@ impl Dispatcher {
     /// trigger would (the same classifier; the completion rolls back whole and the
     /// task stays open and assigned, so the author can answer again), or it is gone.
     async fn complete(&self, row: &Claimed, task: &str) -> Outcome {
-        if row.uncertain {
-            match self.landed(row).await {
-                Ok(true) => return Outcome::Delivered,
-                Ok(false) => {}
-                Err(error) => {
-                    return self.retry(
-                        row,
-                        Why::of(&error),
-                        format!("checking the last attempt: {error}"),
-                        true,
-                    );
-                }
-            }
+        if let Some(outcome) = self.check_last_attempt(row).await {
+            return outcome;
         }
         let mut data: Map<String, Value> = row.variables.as_object().cloned().unwrap_or_default();
         data.insert(MARKER.into(), Value::String(row.id.to_string()));
-        let error = match self.camunda.complete_task(task, &typed(&data)).await {
-            Ok(()) => return Outcome::Delivered,
-            Err(CamundaError::NotFound(_)) => return self.task_gone(row, task).await,
-            Err(error) => error,
-        };
-        match refusal(&error) {
-            Some(reason) => Outcome::Refused {
-                reason,
-                error: error.to_string(),
-            },
-            None => self.retry(
-                row,
-                Why::of(&error),
-                error.to_string(),
-                error.outcome_unknown(),
-            ),
+        match self.camunda.complete_task(task, &typed(&data)).await {
+            Ok(()) => Outcome::Delivered,
+            Err(CamundaError::NotFound(_)) => self.task_gone(row, task).await,
+            Err(error) => self.not_taken(row, error),
         }
     }
 
@@ -558,6 +549,9 @@ enum Why {
     EngineSlow,
     /// The process is busy with another change at this moment.
     Busy,
+    /// The process instance is suspended (in Cockpit, say): nothing in it moves
+    /// until someone activates it.
+    Suspended,
     /// Nothing waits for the answer yet, but something is on its way there.
     NotWaitingYet,
     /// An engine error ramp does not understand (retried a bounded number of times).
@@ -581,6 +575,7 @@ impl Why {
             // again.
             CamundaError::NotFound(_) => Self::NotWaitingYet,
             CamundaError::Engine { message, .. } if no_subscription(message) => Self::NotWaitingYet,
+            CamundaError::Engine { message, .. } if suspended(message) => Self::Suspended,
             _ => Self::EngineError,
         }
     }
@@ -590,6 +585,7 @@ impl Why {
             Self::EngineUnavailable => "the process engine is unavailable",
             Self::EngineSlow => "the process engine is slow to answer",
             Self::Busy => "the process was busy with another change",
+            Self::Suspended => "the process is suspended in the process engine",
             Self::NotWaitingYet => "the process is not ready for this answer yet",
             Self::EngineError => "the process engine reported an error",
             Self::Ended => "the process has ended, so this answer can no longer be used",
@@ -606,6 +602,13 @@ impl Why {
 /// consumed or moved it. Retried: the next attempt looks for the waiting one again.
 fn no_subscription(message: &str) -> bool {
     message.contains("does not have a subscription")
+}
+
+/// "Cannot complete task T: ENGINE-03043 task with id 'T' is suspended." (HTTP 500,
+/// measured on 7.24): its process instance is suspended. Retried without counting
+/// an attempt: it goes through once the instance is activated.
+fn suspended(message: &str) -> bool {
+    message.contains("is suspended")
 }
 
 /// Whether the engine will never take this answer as it is, and why, in words for
@@ -824,6 +827,14 @@ mod tests {
             r#"{"type":"RestException","message":"Cannot complete task 9bbfc4da-ef34-11f1-9c6c-02fc00000001: An exception occurred in the persistence layer. Please check the server logs for a detailed message and the entire exception stack trace.","code":10002}"#,
         );
         assert!(refusal(&too_long).unwrap().contains("too long"));
+        let suspended = engine(
+            500,
+            r#"{"type":"RestException","message":"Cannot complete task 32cdd3be-ef39-11f1-9c6c-02fc00000001: ENGINE-03043 task with id '32cdd3be-ef39-11f1-9c6c-02fc00000001' is suspended.","code":0}"#,
+        );
+        assert_eq!(
+            (refusal(&suspended), Why::of(&suspended)),
+            (None, Why::Suspended)
+        );
         // Two answers to tasks of one instance at once, as for messages: retried.
         let busy = engine(
             500,

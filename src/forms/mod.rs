@@ -523,10 +523,11 @@ impl Forms {
         })
     }
 
-    /// Submits a pending form of the caller's: checks the data against the form,
-    /// then in one transaction marks the task completed, stores the answer and
-    /// writes the message to deliver. A repeated `request_id` returns the first
-    /// result.
+    /// Submits a pending form of the caller's (a user task once they claimed it,
+    /// `rules::may_answer`): checks the data against its form (`schema_of`), then in
+    /// one transaction marks the task completed, stores the answer and writes its
+    /// delivery to the outbox (the message to correlate, or the engine's user task
+    /// to complete). A repeated `request_id` returns the first result.
     pub async fn submit(
         &self,
         caller: &Caller,

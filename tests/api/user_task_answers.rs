@@ -13,12 +13,13 @@
 
 use std::time::{Duration, Instant};
 
+use ramp::proto::pending_forms_response::Event;
 use ramp::proto::*;
 use serde_json::{Value, json};
 use tonic::Code;
 
 use crate::engine::{camunda, definitions, engine_url, rest_get, rest_send, unique_key};
-use crate::forms::user;
+use crate::forms::{next, removed, user};
 use crate::helpers::{TestApp, spawn_app, spawn_app_on, spawn_app_with};
 use crate::http_fault::{Fault, HttpFaultProxy};
 use crate::submit::settled;
@@ -137,13 +138,15 @@ async fn open_tasks(instance: &str, activity: &str) -> Vec<Value> {
 /// the engine resolved for it. Answers the form task's id.
 async fn learned(app: &TestApp, task: &Value) -> String {
     let engine_id = task["id"].as_str().unwrap();
-    let form: Value = rest_get(&format!("/task/{engine_id}/deployed-form")).await;
+    let form = camunda().deployed_form(engine_id).await.unwrap();
     let links: Vec<Value> = rest_get(&format!("/task/{engine_id}/identity-links")).await;
-    let candidate_users = links
-        .iter()
-        .filter(|l| l["type"] == "candidate")
-        .filter_map(|l| l["userId"].as_str().map(str::to_owned))
-        .collect();
+    let candidates = |field: &str| {
+        links
+            .iter()
+            .filter(|l| l["type"] == "candidate")
+            .filter_map(|l| l[field].as_str().map(str::to_owned))
+            .collect()
+    };
     let instance = task["processInstanceId"].as_str().unwrap().to_owned();
     let text = |field: &str| task[field].as_str().map(str::to_owned);
     let learned = ramp::forms::EngineUserTask {
@@ -151,8 +154,8 @@ async fn learned(app: &TestApp, task: &Value) -> String {
         name: text("name"),
         task_definition_key: text("taskDefinitionKey").unwrap(),
         assignee: text("assignee"),
-        candidate_users,
-        candidate_groups: Vec::new(),
+        candidate_users: candidates("userId"),
+        candidate_groups: candidates("groupId"),
         created: ramp::camunda::parse_engine_time(task["created"].as_str().unwrap()).unwrap(),
         last_updated: None,
         due: None,
@@ -165,7 +168,7 @@ async fn learned(app: &TestApp, task: &Value) -> String {
         process_definition_key: None,
         tenant_id: None,
         execution_id: text("executionId"),
-        form: Some(("review_form".into(), form)),
+        form: form.map(|schema| ("review_form".into(), schema)),
         form_variables: Default::default(),
     };
     assert!(app.app.forms().learn_user_task(learned).await.unwrap());
@@ -246,57 +249,143 @@ async fn an_answer_completes_the_user_task_once_with_its_data_and_marker() {
     ))
     .await;
     assert_eq!(note["value"], "fine");
-    assert_eq!(open_tasks(&case.instance, "archive").await.len(), 1);
+
+    // The next task has no form: any data within the input limits.
+    let archive = open_tasks(&case.instance, "archive").await;
+    assert_eq!(archive.len(), 1);
+    let next_form = learned(&app, &archive[0]).await;
+    assert!(ann.form(&next_form).await.unwrap().schema.is_none());
+    ann.submit(&next_form, data(json!({"shelf": 7, "archived": true})))
+        .await
+        .unwrap();
+    let delivery = settled(&app, &case.user, &next_form).await;
+    assert_eq!(delivery.state(), DeliveryState::Delivered, "{delivery:?}");
+    assert_eq!(
+        crate::submit::history_state(&case.instance).await,
+        "COMPLETED"
+    );
 }
 
 #[tokio::test]
-async fn an_unclaimed_user_task_is_claimed_before_it_is_answered() {
+async fn a_group_task_is_claimed_before_it_is_answered() {
     let app = spawn_app().await;
+    let group = unique_key("reviewers");
     let case = case_of(
-        |user| format!(r#"camunda:candidateUsers="{user}""#),
+        |_| format!(r#"camunda:candidateGroups="{group}""#),
         Review::Mapped,
     )
     .await;
     let form = learned(&app, &case.tasks[0]).await;
+    let reviewer = app.in_groups(&case.user, &[&group]);
     let answer = data(json!({"approved": true, "comment": "fine"}));
 
-    let unclaimed = app
-        .as_user(&case.user)
-        .submit(&form, answer.clone())
-        .await
-        .unwrap_err();
+    let unclaimed = reviewer.submit(&form, answer.clone()).await.unwrap_err();
     assert_eq!(
         (unclaimed.code(), unclaimed.message()),
         (Code::FailedPrecondition, "claim this task first")
     );
-    let draft = app
-        .as_user(&case.user)
+    let draft = reviewer
         .save_draft(&form, answer.clone())
         .await
         .unwrap_err();
     assert_eq!(draft.code(), Code::FailedPrecondition, "{draft:?}");
-    // Nobody else learns that it exists.
+    // Nobody outside the group learns that it exists.
     let stranger = app
         .as_user(&user())
-        .submit(&form, answer)
+        .submit(&form, answer.clone())
         .await
         .unwrap_err();
     assert_eq!(stranger.code(), Code::NotFound, "{stranger:?}");
     assert_eq!(ended_by(engine_id(&case.tasks[0])).await, None);
+
+    reviewer.claim(&form).await.unwrap();
+    let submitted = reviewer.submit(&form, answer).await.unwrap();
+    let delivery = settled(&app, &case.user, &form).await;
+    assert_eq!(delivery.state(), DeliveryState::Delivered, "{delivery:?}");
+    let history: Vec<Value> = rest_get(&format!(
+        "/history/task?taskId={}",
+        engine_id(&case.tasks[0])
+    ))
+    .await;
+    assert_eq!(
+        (&history[0]["deleteReason"], &history[0]["assignee"]),
+        (&json!("completed"), &json!(case.user))
+    );
+    assert_eq!(markers(&case.instance).await, [submitted.id]);
+}
+
+/// A client of the person with `email` whose engine user id is `user_id` (the
+/// `preferred_username` claim, which `BY_USERNAME` servers read).
+fn person(app: &TestApp, email: &str, user_id: &str) -> crate::client::Client {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({
+            "sub": user_id, "email": email, "email_verified": true, "roles": [],
+            "preferred_username": user_id, "aud": "ramp", "iss": crate::helpers::TEST_ISSUER,
+            "iat": now, "nbf": now, "exp": now + 3600,
+        }),
+        &jsonwebtoken::EncodingKey::from_secret(crate::helpers::TEST_SECRET.as_bytes()),
+    )
+    .unwrap();
+    crate::client::Client::at(app.addr(), email, token)
+}
+
+/// Settings of a server that takes the engine user id from `preferred_username`.
+const BY_USERNAME: &str = "preferred_username";
+
+/// Waits (bounded) until the delivery of `form`'s answer leaves `pending`, as
+/// `client` reads it.
+async fn settled_for(client: &crate::client::Client, form: &str) -> Delivery {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let delivery = client.form(form).await.unwrap().delivery.unwrap();
+        if delivery.state() != DeliveryState::Pending || Instant::now() > deadline {
+            return delivery;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]
 async fn a_completion_the_process_refuses_comes_back_and_a_corrected_answer_completes_the_task() {
-    let app = spawn_app().await;
-    let case = assigned_case().await;
+    // The reviewer's engine user id is not their email, as with most identity
+    // providers: the task names `ann_...`, the token says so in `preferred_username`.
+    let app = spawn_app_with(json!({"jwt_user_id_claim": BY_USERNAME})).await;
+    let user_id = unique_key("ann");
+    let case = case_of(
+        |_| format!(r#"camunda:assignee="{user_id}""#),
+        Review::Mapped,
+    )
+    .await;
     let form = learned(&app, &case.tasks[0]).await;
-    let ann = app.as_user(&case.user);
+    let ann = person(&app, &case.user, &user_id);
+    let mut inbox = ann.pending_forms("").await.unwrap();
+    match next(&mut inbox).await.event {
+        Some(Event::Snapshot(snapshot)) => assert_eq!(snapshot.form_tasks[0].id, form),
+        other => panic!("expected a snapshot, got {other:?}"),
+    }
 
     // The gateway after the task reads `approved`, which the reviewer left out.
     ann.submit(&form, data(json!({"comment": "no opinion"})))
         .await
         .unwrap();
-    let delivery = settled(&app, &case.user, &form).await;
+    let answered = removed(next(&mut inbox).await);
+    assert_eq!(
+        (answered.id.as_str(), answered.reason()),
+        (form.as_str(), RemovalReason::Completed)
+    );
+    match next(&mut inbox).await.event {
+        Some(Event::Added(back)) => {
+            assert_eq!(back.id, form);
+            assert!(back.return_reason.contains("`approved`"), "{back:?}");
+        }
+        other => panic!("expected the form back, got {other:?}"),
+    }
+    let delivery = settled_for(&ann, &form).await;
     assert_eq!(delivery.state(), DeliveryState::Refused, "{delivery:?}");
     let back = ann.form(&form).await.unwrap();
     let summary = back.summary.unwrap();
@@ -312,7 +401,7 @@ async fn a_completion_the_process_refuses_comes_back_and_a_corrected_answer_comp
     // The engine's task is still open and assigned.
     let open = open_tasks(&case.instance, "review").await;
     assert_eq!(open.len(), 1);
-    assert_eq!(open[0]["assignee"], case.user.as_str());
+    assert_eq!(open[0]["assignee"], user_id.as_str());
 
     let corrected = ann
         .submit(
@@ -321,13 +410,27 @@ async fn a_completion_the_process_refuses_comes_back_and_a_corrected_answer_comp
         )
         .await
         .unwrap();
-    let delivery = settled(&app, &case.user, &form).await;
+    let delivery = settled_for(&ann, &form).await;
     assert_eq!(delivery.state(), DeliveryState::Delivered, "{delivery:?}");
     assert_eq!(markers(&case.instance).await, [corrected.id]);
     assert_eq!(
         crate::submit::history_state(&case.instance).await,
         "COMPLETED"
     );
+    // Every change of the form went to its assignee's key, none to an email.
+    let keys: Vec<String> = app
+        .db()
+        .await
+        .query(
+            "SELECT DISTINCT c.assignee FROM form_changes c WHERE c.form_task_id = $1",
+            &[&uuid::Uuid::parse_str(&form).unwrap()],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(keys, [format!("user:{user_id}")]);
 }
 
 #[tokio::test]
@@ -581,5 +684,47 @@ async fn a_user_task_the_poller_learned_is_answered_once_and_its_answer_stands()
         after.withdrawal_reason
     );
     assert_eq!(after.delivery.unwrap().state(), DeliveryState::Delivered);
+    assert_eq!(markers(&case.instance).await, [submitted.id]);
+}
+
+#[tokio::test]
+async fn an_answer_to_a_task_of_a_suspended_instance_waits_until_the_instance_is_activated() {
+    let app = spawn_app_with(json!({"delivery_backoff_cap_ms": 500})).await;
+    let case = assigned_case().await;
+    let form = learned(&app, &case.tasks[0]).await;
+    let suspension = format!("/process-instance/{}/suspended", case.instance);
+    rest_send(
+        reqwest::Method::PUT,
+        &suspension,
+        json!({"suspended": true}),
+    )
+    .await;
+    let submitted = app
+        .as_user(&case.user)
+        .submit(&form, data(json!({"approved": true, "comment": "fine"})))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let delivery = crate::submit::delivery(&app, &case.user, &form).await;
+        assert_eq!(delivery.state(), DeliveryState::Pending, "{delivery:?}");
+        if delivery.attempts >= 3 {
+            assert_eq!(
+                delivery.last_error,
+                "not yet delivered: the process is suspended in the process engine"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{delivery:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    rest_send(
+        reqwest::Method::PUT,
+        &suspension,
+        json!({"suspended": false}),
+    )
+    .await;
+    let delivery = settled(&app, &case.user, &form).await;
+    assert_eq!(delivery.state(), DeliveryState::Delivered, "{delivery:?}");
     assert_eq!(markers(&case.instance).await, [submitted.id]);
 }
