@@ -288,7 +288,7 @@ pub async fn run_the_demo(stack: &Stack) {
     assert_eq!(onboarding.form_name, "onboard_supplier");
     assert_eq!(onboarding.title, "Onboard supplier");
     assert_eq!(onboarding.assignee, "", "nobody holds it yet");
-    assert_eq!(onboarding.candidate_groups, [group.clone()]);
+    assert_eq!(onboarding.candidate_groups, std::slice::from_ref(&group));
     assert_eq!(onboarding.priority, 60);
     assert!(onboarding.due_time.is_some(), "{onboarding:?}");
     assert_eq!(onboarding.process_instance_id, process.engine_instance_id);
