@@ -23,7 +23,10 @@ check() { # check NAME COMMAND...: one result per check
 grpcurl=${GRPCURL:-$(go env GOPATH)/bin/grpcurl}
 kustomize=${KUSTOMIZE:-$(go env GOPATH)/bin/kustomize}
 overlay=deploy/kubernetes/local
-pg_port=57432 engine_port=57080 a=127.0.0.1:57051 b=127.0.0.1:57052
+# Fixed, as the overlay names them, and below Linux's ephemeral range (32768 and up
+# by default): a port in that range can be held at any moment by the client end of
+# some other connection (it happened: the engine's port was a PostgreSQL client's).
+pg_port=24432 engine_port=24080 a=127.0.0.1:24051 b=127.0.0.1:24052
 started=$SECONDS
 
 if ! command -v podman >/dev/null; then
