@@ -86,6 +86,7 @@ pub fn may_answer(caller: &Caller, task: &FormTask) -> Result<(), FormError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::forms::task::tests::user_task;
 
     fn caller(email: &str, worker: bool, admin: bool) -> Caller {
         Caller {
@@ -103,51 +104,6 @@ mod tests {
             user_id: user_id.into(),
             groups: groups.iter().map(|g| g.to_string()).collect(),
             ..caller("ann@example.com", false, false)
-        }
-    }
-
-    fn user_task(assignee: &str, users: &[&str], groups: &[&str]) -> FormTask {
-        use crate::forms::FormState;
-        use chrono::Utc;
-        FormTask {
-            id: crate::ids::FormTaskId::new(),
-            external_task_id: "t1".into(),
-            business_key: String::new(),
-            form_name: "review".into(),
-            message_name: String::new(),
-            assignee: assignee.into(),
-            status: FormState::Pending,
-            process_instance_id: "p1".into(),
-            root_process_instance_id: "p1".into(),
-            process_definition_id: None,
-            process_definition_key: None,
-            tenant_id: None,
-            topic_name: None,
-            activity_id: "review".into(),
-            activity_instance_id: None,
-            execution_id: None,
-            deployment_id: None,
-            prefill: serde_json::Value::Null,
-            draft: None,
-            withdrawal_reason: None,
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
-            completed_at: None,
-            delivery_state: None,
-            return_reason: None,
-            returned_at: None,
-            task_name: None,
-            process_name: None,
-            form_title: None,
-            context: None,
-            kind: FormKind::UserTask,
-            candidate_users: users.iter().map(|u| u.to_string()).collect(),
-            candidate_groups: groups.iter().map(|g| g.to_string()).collect(),
-            due_at: None,
-            follow_up_at: None,
-            priority: Some(50),
-            engine_updated_at: None,
-            form_schema: None,
         }
     }
 
@@ -238,7 +194,7 @@ mod tests {
     }
 
     fn task(kind: FormKind, assignee: &str, candidates: &[&str]) -> FormTask {
-        let mut task = crate::forms::task::tests::user_task(assignee, candidates, &[]);
+        let mut task = user_task(assignee, candidates, &[]);
         task.kind = kind;
         task
     }
