@@ -8,6 +8,7 @@ mod hub;
 mod prefill;
 pub mod rules;
 pub mod schema;
+mod starts;
 mod stream;
 mod task;
 mod user_tasks;
@@ -267,6 +268,8 @@ pub struct Forms {
     hub: ChangeHub,
     dispatcher: Dispatcher,
     stream_settings: StreamSettings,
+    /// Streams starting in the same moment share one read.
+    starts: starts::Starts,
 }
 
 impl Forms {
@@ -278,6 +281,11 @@ impl Forms {
         dispatcher: Dispatcher,
         stream_settings: StreamSettings,
     ) -> Self {
+        let starts = starts::Starts::new(
+            store.clone(),
+            stream_settings.retention,
+            stream::CATCH_UP_BATCH,
+        );
         Self {
             store,
             schemas,
@@ -285,6 +293,7 @@ impl Forms {
             hub,
             dispatcher,
             stream_settings,
+            starts,
         }
     }
 
@@ -688,7 +697,7 @@ impl Forms {
         )
         .await?;
         let next = page.finish(&mut found, |row| (row.created_at, row.id.into()));
-        Ok((found.iter().map(FormSummary::of).collect(), next))
+        Ok((found, next))
     }
 
     /// Replaces the draft of a pending form of the caller's (a user task: only its
@@ -801,6 +810,7 @@ impl Forms {
         let subscription = self.hub.subscribe(caller.email.as_str(), &viewer.keys)?;
         Ok(stream::events(
             self.store.clone(),
+            self.starts.clone(),
             subscription,
             viewer,
             cursor,

@@ -7,11 +7,11 @@
 //! cursor was sent already and is dropped, so nothing is sent twice.
 //!
 //! Retention deletes a prefix of the log and records where it stopped
-//! (`change_log_pruned`): a cursor below that mark gets a snapshot. Every catch-up
-//! batch is read in one snapshot with the mark, so a prune that runs while a stream
-//! resumes is noticed: before anything was sent the stream falls back to a snapshot;
-//! later (a stream that fell a whole retention period behind) it ends with
-//! UNAVAILABLE, and the client's resume gets a snapshot.
+//! (`change_log_pruned`): a cursor below that mark gets a snapshot. A stream's start
+//! (`starts.rs`: the check of its cursor, then its snapshot or its first changes)
+//! and every later catch-up batch are each read in one snapshot with the mark, so a
+//! prune that runs meanwhile is noticed: a stream that fell a whole retention period
+//! behind ends with UNAVAILABLE, and the client's resume gets a snapshot.
 //!
 //! A database copied into another cluster has its positions moved below the new
 //! cluster's (`rows::adopt_cluster`): streams open then end with UNAVAILABLE, and
@@ -21,17 +21,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use chrono::Utc;
 use std::collections::VecDeque;
 
 use super::hub::Subscription;
-use super::{Change, ChangeKind, FormError, FormSummary, FormTask, RemovalReason};
+use super::starts::{Start, Starts};
+use super::{Change, ChangeKind, FormError, FormSummary, RemovalReason};
 use crate::ids::FormTaskId;
+use crate::store::Store;
 use crate::store::forms::{self as rows, Position, Viewer};
-use crate::store::{Store, retention};
 
 /// Changes read from the log per catch-up query.
-const CATCH_UP_BATCH: i64 = 500;
+pub(super) const CATCH_UP_BATCH: i64 = 500;
 
 #[derive(Clone, Debug)]
 pub struct StreamSettings {
@@ -96,6 +96,7 @@ fn event_of(change: &Change) -> Option<StreamEvent> {
 /// so that their state takes memory only while they run.
 pub fn events(
     store: Store,
+    starts: Starts,
     subscription: Subscription,
     viewer: Viewer,
     cursor: Option<Cursor>,
@@ -107,9 +108,9 @@ pub fn events(
     );
     let state = State {
         store,
+        starts,
         subscription,
         viewer,
-        settings,
         start: Some(cursor),
         position: (0, 0),
         queued: VecDeque::new(),
@@ -127,10 +128,10 @@ pub fn events(
 
 struct State {
     store: Store,
+    starts: Starts,
     subscription: Subscription,
     /// Whose forms the stream shows, and the change log keys it reads.
     viewer: Viewer,
-    settings: StreamSettings,
     /// The client's cursor, until the stream has begun.
     start: Option<Option<Cursor>>,
     /// The last position sent.
@@ -155,22 +156,16 @@ impl State {
             if let Some(cursor) = self.start.take() {
                 // The subscription is registered already: whatever commits from here
                 // on reaches it, and the start below covers everything before.
-                let resumed = match Box::pin(resumable(&self.store, cursor, &self.settings)).await?
-                {
-                    Some(cursor) => {
-                        self.position = cursor.0;
-                        // Pruned under the cursor before anything was sent: a
-                        // snapshot instead.
-                        self.catch_up().await?
+                match Box::pin(self.starts.start(&self.viewer, cursor.map(|c| c.0))).await? {
+                    Start::Resumed(batch) => {
+                        self.position = cursor.expect("a stream resumes from its cursor").0;
+                        self.queue_changes(batch);
                     }
-                    None => false,
-                };
-                if !resumed {
-                    let (forms, position) = Box::pin(snapshot(&self.store, &self.viewer)).await?;
-                    self.position = position;
-                    let summaries = forms.iter().map(FormSummary::of).collect();
-                    self.queued
-                        .push_back(StreamEvent::Snapshot(summaries, Cursor(position)));
+                    Start::Snapshot(summaries, position) => {
+                        self.position = position;
+                        self.queued
+                            .push_back(StreamEvent::Snapshot(summaries, Cursor(position)));
+                    }
                 }
                 continue;
             }
@@ -221,6 +216,14 @@ impl State {
         else {
             return Ok(false);
         };
+        self.queue_changes(batch);
+        Ok(true)
+    }
+
+    /// Queues the events of a batch of changes read from the log after the
+    /// position (at most [`CATCH_UP_BATCH`], in log order); a full batch leaves
+    /// the stream lagging, to read on once it is sent.
+    fn queue_changes(&mut self, batch: Vec<Change>) {
         let full = batch.len() as i64 == CATCH_UP_BATCH;
         let batch = whole_changes(batch, full);
         for change in per_change(&batch.iter().collect::<Vec<_>>()) {
@@ -233,7 +236,6 @@ impl State {
             // More to read once this batch is sent.
             self.subscription.set_lagging();
         }
-        Ok(true)
     }
 }
 
@@ -315,63 +317,10 @@ fn fell_behind() -> FormError {
     )
 }
 
-/// The client's cursor if the log still holds what follows it; `None` when a
-/// snapshot is due (no cursor, or one older than the retention).
-async fn resumable(
-    store: &Store,
-    cursor: Option<Cursor>,
-    settings: &StreamSettings,
-) -> Result<Option<Cursor>, FormError> {
-    let Some(cursor) = cursor else {
-        return Ok(None);
-    };
-    let client = store.client().await?;
-    let oldest = Utc::now() - chrono::Duration::from_std(settings.retention).unwrap_or_default();
-    let pruned = retention::change_log_pruned(&client).await?;
-    if cursor.0 < pruned {
-        return Ok(None);
-    }
-    if cursor.0 == (0, 0) {
-        // The start of the log (a snapshot taken while it was empty): resumable
-        // while nothing in the log is old enough to have been pruned, and nothing
-        // lies before it (the positions of a log copied from another cluster are
-        // moved below (0, 0): see `rows::adopt_cluster`).
-        let first = rows::first_position(&client).await?;
-        if pruned < (0, 0) || first.is_some_and(|first| first < (0, 0)) {
-            return Ok(None);
-        }
-        return Ok(match rows::oldest_change(&client).await? {
-            Some(at) if at < oldest => None,
-            _ => Some(cursor),
-        });
-    }
-    Ok(match rows::change_time(&client, cursor.0).await? {
-        Some(at) if at >= oldest => Some(cursor),
-        // The last row pruned: everything after it is still there.
-        None if cursor.0 == pruned => Some(cursor),
-        // Older than the retention, or a position the log never had.
-        _ => None,
-    })
-}
-
-/// A consistent snapshot; retried while a transaction touching these forms is still
-/// in flight below it (moments, normally).
-async fn snapshot(store: &Store, viewer: &Viewer) -> Result<(Vec<FormTask>, Position), FormError> {
-    let mut wait = Duration::from_millis(5);
-    loop {
-        let mut client = store.client().await?;
-        if let Some(found) = rows::snapshot(&mut client, viewer).await? {
-            return Ok(found);
-        }
-        drop(client);
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(Duration::from_millis(200));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Utc;
     use serde_json::json;
 
     fn row(tx: i64, seq: i64, form: FormTaskId, key: &str, kind: ChangeKind) -> Change {

@@ -1,5 +1,7 @@
 //! Queries of form tasks, their change log and the cached form schemas.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde_json::Value;
@@ -8,7 +10,7 @@ use uuid::Uuid;
 
 use super::{StoreError, after_parameters, decode, fetch_all, fetch_opt, first};
 use crate::delivery::DeliveryState;
-use crate::forms::{Change, ChangeKind, FormKind, FormState, FormTask};
+use crate::forms::{Change, ChangeKind, FormKind, FormState, FormSummary, FormTask};
 use crate::ids::{FormTaskId, SubmissionId};
 
 pub(super) const COLUMNS: &str = "id, external_task_id, business_key, form_name, message_name, assignee, status, \
@@ -20,6 +22,27 @@ pub(super) const COLUMNS: &str = "id, external_task_id, business_key, form_name,
     form_schema, \
     (SELECT o.state FROM correlation_outbox o WHERE o.form_task_id = form_tasks.id \
      ORDER BY o.created_at DESC LIMIT 1) AS delivery_state";
+
+/// The columns a form's summary reads ([`FormSummary::of`]): [`COLUMNS`] without
+/// the large ones, which pages and snapshots do not send: the prefill and the
+/// form's schema read as null, the draft as `{}` when there is one.
+pub(super) static SUMMARY_COLUMNS: LazyLock<String> = LazyLock::new(|| {
+    let columns = COLUMNS
+        .replacen(" prefill,", " 'null'::jsonb AS prefill,", 1)
+        .replacen(
+            " draft,",
+            " CASE WHEN draft IS NULL THEN NULL ELSE '{}'::jsonb END AS draft,",
+            1,
+        )
+        .replacen(" form_schema,", " NULL::jsonb AS form_schema,", 1);
+    assert_eq!(columns.matches(" AS ").count(), 4, "three columns replaced");
+    columns
+});
+
+/// A form's summary read from the database (with [`SUMMARY_COLUMNS`]).
+pub(super) fn summary_from_row(row: &Row) -> Result<FormSummary, StoreError> {
+    Ok(FormSummary::of(&from_row(row)?))
+}
 
 /// A form task read from the database: its words parsed, or a decode error.
 pub(super) fn from_row(row: &Row) -> Result<FormTask, StoreError> {
@@ -358,22 +381,12 @@ const VISIBLE: &str = "((kind = 'send_task' AND assignee = $1)
     OR (kind = 'user_task' AND assignee = '' AND candidate_users @> ARRAY[$2::text])
     OR (kind = 'user_task' AND assignee = '' AND candidate_groups && $3::text[]))";
 
-/// A viewer's pending forms, oldest first.
-#[tracing::instrument(name = "store.forms.pending_for", skip_all)]
-pub async fn pending_for(
-    client: &impl GenericClient,
-    viewer: &Viewer,
-) -> Result<Vec<FormTask>, StoreError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM form_tasks WHERE {VISIBLE} AND status = 'pending' ORDER BY created_at, id"
-    );
-    fetch_all(
-        client,
-        &sql,
-        &[&viewer.email, &viewer.user_id, &viewer.groups],
-        from_row,
-    )
-    .await
+/// [`VISIBLE`] with other expressions for the email, the user id and the groups.
+pub(super) fn visible(email: &str, user_id: &str, groups: &str) -> String {
+    VISIBLE
+        .replace("$1", email)
+        .replace("$2", user_id)
+        .replace("$3", groups)
 }
 
 pub struct ListQuery<'a> {
@@ -393,28 +406,28 @@ pub struct ListQuery<'a> {
 pub async fn list(
     client: &impl GenericClient,
     query: &ListQuery<'_>,
-) -> Result<Vec<FormTask>, StoreError> {
+) -> Result<Vec<FormSummary>, StoreError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {columns} FROM form_tasks
+             WHERE ($1::text IS NULL OR assignee = $1)
+               AND (cardinality($2::text[]) = 0 OR status = ANY($2))
+               AND ($3::text IS NULL OR business_key = $3)
+               AND ($4::text IS NULL OR root_process_instance_id = $4)
+               AND ($5::timestamptz IS NULL OR (created_at, id) > ($5, $6))
+               AND ($8::text IS NULL OR {visible})
+             ORDER BY created_at, id
+             LIMIT $7",
+            columns = *SUMMARY_COLUMNS,
+            visible = visible("$8", "$9", "$10")
+        )
+    });
     let (after_time, after_id) = after_parameters(query.after);
     let statuses: Vec<&str> = query.statuses.iter().map(|s| s.as_str()).collect();
-    let sql = format!(
-        "SELECT {COLUMNS} FROM form_tasks
-         WHERE ($1::text IS NULL OR assignee = $1)
-           AND (cardinality($2::text[]) = 0 OR status = ANY($2))
-           AND ($3::text IS NULL OR business_key = $3)
-           AND ($4::text IS NULL OR root_process_instance_id = $4)
-           AND ($5::timestamptz IS NULL OR (created_at, id) > ($5, $6))
-           AND ($8::text IS NULL OR {visible})
-         ORDER BY created_at, id
-         LIMIT $7",
-        visible = VISIBLE
-            .replace("$1", "$8")
-            .replace("$2", "$9")
-            .replace("$3", "$10")
-    );
     let viewer = query.viewer;
     fetch_all(
         client,
-        &sql,
+        &SQL,
         &[
             &query.assignee,
             &statuses,
@@ -427,7 +440,7 @@ pub async fn list(
             &viewer.map(|v| v.user_id.as_str()),
             &viewer.map(|v| v.groups.as_slice()),
         ],
-        from_row,
+        summary_from_row,
     )
     .await
 }
@@ -441,7 +454,7 @@ pub(super) fn position(row: &Row) -> Result<Position, StoreError> {
 }
 
 /// A change read from the log: its kind and reason parsed, or a decode error.
-fn change_from_row(row: &Row) -> Result<Change, StoreError> {
+pub(super) fn change_from_row(row: &Row) -> Result<Change, StoreError> {
     let kind: &str = row.get("kind");
     let reason: Option<&str> = row.get("reason");
     let kind = ChangeKind::parse(kind, reason).ok_or_else(|| StoreError::Decode {
@@ -522,7 +535,7 @@ pub async fn changes_since(
 }
 
 /// A read-only transaction that reads one snapshot throughout (repeatable read).
-async fn one_snapshot(
+pub(super) async fn one_snapshot(
     client: &mut deadpool_postgres::Object,
 ) -> Result<deadpool_postgres::Transaction<'_>, StoreError> {
     Ok(client
@@ -695,16 +708,6 @@ pub async fn adopt_cluster(client: &mut deadpool_postgres::Object) -> Result<Ado
     })
 }
 
-/// When the change at `position` was written, if it is still in the log.
-#[tracing::instrument(name = "store.forms.change_time", skip_all)]
-pub async fn change_time(
-    client: &impl GenericClient,
-    position: Position,
-) -> Result<Option<DateTime<Utc>>, StoreError> {
-    let sql = "SELECT created_at FROM form_changes WHERE tx = $1 AND seq = $2";
-    fetch_opt(client, sql, &[&position.0, &position.1], first).await
-}
-
 /// When the oldest change still in the log was written.
 #[tracing::instrument(name = "store.forms.oldest_change", skip_all)]
 pub async fn oldest_change(
@@ -719,41 +722,6 @@ pub async fn oldest_change(
         )
         .await?
         .get(0))
-}
-
-/// A consistent snapshot of a viewer's pending forms and the log position it stands
-/// at, or `None` when a transaction that touched these forms was still in flight
-/// below the snapshot (then try again: it will be done in a moment).
-#[tracing::instrument(name = "store.forms.snapshot", skip_all)]
-pub async fn snapshot(
-    client: &mut deadpool_postgres::Object,
-    viewer: &Viewer,
-) -> Result<Option<(Vec<FormTask>, Position)>, StoreError> {
-    let tx = one_snapshot(client).await?;
-    // Rows this snapshot sees that readers cannot take yet (their transaction is at
-    // or above xmin): the snapshot would include their effect but the cursor not.
-    let ahead: i64 = tx
-        .query_one(
-            &tx.prepare_cached(
-                "SELECT count(*) FROM form_changes
-             WHERE assignee = ANY($1) AND tx >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
-            )
-            .await?,
-            &[&viewer.keys],
-        )
-        .await?
-        .get(0);
-    if ahead > 0 {
-        tx.rollback().await?;
-        return Ok(None);
-    }
-    let position = frontier(&tx).await?;
-    // Everything at or below the prune mark is in the snapshot too (committed long
-    // ago), and may be gone from the log: a cursor below the mark would not resume.
-    let position = position.max(super::retention::change_log_pruned(&tx).await?);
-    let forms = pending_for(&tx, viewer).await?;
-    tx.commit().await?;
-    Ok(Some((forms, position)))
 }
 
 #[tracing::instrument(name = "store.forms.schema", skip_all)]

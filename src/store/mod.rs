@@ -16,6 +16,7 @@ pub mod forms;
 pub mod notifications;
 pub mod processes;
 pub mod retention;
+pub mod starts;
 pub mod user_task_watch;
 pub mod user_tasks;
 

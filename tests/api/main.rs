@@ -45,6 +45,7 @@ mod returned;
 mod secrets;
 mod settings_doc;
 mod shutdown;
+mod stream_starts;
 mod submit;
 mod uncertain;
 mod user_task_answers;
