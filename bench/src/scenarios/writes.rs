@@ -44,6 +44,10 @@ pub struct Args {
     /// given).
     #[arg(long, env = "RAMP_BENCH_ENGINE_PID")]
     pub engine_pid: Option<u32>,
+    /// The engine's REST base: the same answers handed to it directly, the
+    /// reference for SubmitForm's delivered rate (skipped when not given).
+    #[arg(long, env = "RAMP_CAMUNDA_URL")]
+    pub camunda_url: Option<String>,
 }
 
 const PGBENCH_TABLE: &str = "bench_pgbench_form_tasks";
@@ -79,6 +83,24 @@ pub async fn run(args: Args) -> Result<()> {
         let mut submit = submits(&bench, clients, duration, created.clone()).await;
         submit["top_statements"] = top_statements(&db).await?;
         let drained = drain(&db, Duration::from_secs(args.drain_secs)).await?;
+        // Answers reach the engine at the rate the whole way takes: the submits'
+        // time and then the outbox's drain.
+        let delivered_per_sec = match (submit["ok"].as_f64(), drained["secs"].as_f64()) {
+            (Some(ok), Some(drain)) if drained["pending"].as_i64() == Some(0) => {
+                json!((ok / (args.duration_secs as f64 + drain)).round())
+            }
+            _ => Value::Null,
+        };
+        let direct = match &args.camunda_url {
+            Some(engine) => {
+                eprintln!(
+                    "writes: the same answers to the engine directly (POST /message), {clients} clients, {} s",
+                    args.duration_secs
+                );
+                engine_directly(engine, &hosts, clients, duration).await
+            }
+            None => Value::Null,
+        };
         let (submit_paused, drained_after_pause) = match args.engine_pid {
             Some(engine) => {
                 eprintln!(
@@ -118,6 +140,12 @@ pub async fn run(args: Args) -> Result<()> {
             "submit_form": submit,
             "submit_ratio": ratio(&submit),
             "outbox_drain": drained,
+            "submit_delivered_per_sec": delivered_per_sec,
+            "engine_direct_message": direct,
+            "submit_delivered_ratio": match (delivered_per_sec.as_f64(), direct["per_sec"].as_f64()) {
+                (Some(d), Some(e)) if e > 0.0 => json!((d / e * 1000.0).round() / 1000.0),
+                _ => Value::Null,
+            },
             "submit_form_engine_stopped": submit_paused,
             "submit_engine_stopped_ratio": ratio(&submit_paused),
             "outbox_after_stop": drained_after_pause,
@@ -288,6 +316,42 @@ async fn submits(
                     .await
                     .map(|_| ()),
             )
+        }
+    })
+    .await
+}
+
+/// The reference for delivered answers: `clients` loops handing the engine the
+/// answer message of the benchmark's process directly, one `POST /message` each (the
+/// engine's own cheapest way to take it), to the host instances the forms live on.
+async fn engine_directly(
+    engine: &str,
+    hosts: &Arc<Vec<(String, String)>>,
+    clients: usize,
+    duration: Duration,
+) -> Value {
+    let http = reqwest::Client::new();
+    let url = format!("{}/message", engine.trim_end_matches('/'));
+    let hosts = hosts.clone();
+    closed_loop(clients, duration, move |client, n| {
+        let (http, url, hosts) = (http.clone(), url.clone(), hosts.clone());
+        async move {
+            let (_, instance) = &hosts[(n as usize * 7919 + client) % hosts.len()];
+            let body = json!({
+                "messageName": crate::client::FORM,
+                "processInstanceId": instance,
+                "processVariables": {"answer": {"value": "yes", "type": "String"}},
+            });
+            let sent = http.post(&url).json(&body).send().await;
+            Some(match sent {
+                Ok(response) if response.status().is_success() => Ok(()),
+                Ok(response) => Err(tonic::Status::unknown(format!(
+                    "{}: {}",
+                    response.status(),
+                    response.text().await.unwrap_or_default()
+                ))),
+                Err(error) => Err(tonic::Status::unavailable(error.to_string())),
+            })
         }
     })
     .await
