@@ -65,9 +65,10 @@ struct Inner {
 #[derive(Default)]
 struct Streams {
     /// Open streams per user (email), for the per-user limit.
-    per_user: HashMap<String, usize>,
-    /// The streams that read each change log key.
-    by_key: HashMap<String, Vec<Subscriber>>,
+    per_user: HashMap<Arc<str>, usize>,
+    /// The streams that read each change log key. Keys are shared with the
+    /// subscriptions: one allocation per key, however many streams read it.
+    by_key: HashMap<Arc<str>, Vec<Subscriber>>,
 }
 
 impl Streams {
@@ -101,8 +102,8 @@ struct Mailbox {
 /// One stream's registration; dropping it unregisters.
 pub struct Subscription {
     id: u64,
-    user: String,
-    keys: Vec<String>,
+    user: Arc<str>,
+    keys: Box<[Arc<str>]>,
     mailbox: Arc<Mailbox>,
     inner: Arc<Inner>,
 }
@@ -146,23 +147,28 @@ impl Subscription {
     pub fn moved(&self) -> bool {
         self.mailbox.moved.load(Ordering::Acquire)
     }
+
+    /// The change log keys the stream reads.
+    pub fn keys(&self) -> Vec<&str> {
+        self.keys.iter().map(|k| &**k).collect()
+    }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
         let mut streams = self.inner.streams.lock().expect("not poisoned");
         for key in &self.keys {
-            if let Some(list) = streams.by_key.get_mut(key) {
+            if let Some(list) = streams.by_key.get_mut(&**key) {
                 list.retain(|s| s.id != self.id);
                 if list.is_empty() {
-                    streams.by_key.remove(key);
+                    streams.by_key.remove(&**key);
                 }
             }
         }
-        if let Some(count) = streams.per_user.get_mut(&self.user) {
+        if let Some(count) = streams.per_user.get_mut(&*self.user) {
             *count -= 1;
             if *count == 0 {
-                streams.per_user.remove(&self.user);
+                streams.per_user.remove(&*self.user);
             }
         }
     }
@@ -211,15 +217,31 @@ impl ChangeHub {
         if open >= self.inner.settings.max_streams_per_user {
             return Err(TooManyStreams(open));
         }
-        *streams.per_user.entry(user.to_owned()).or_default() += 1;
         let mut keys = keys.to_vec();
         keys.sort();
         keys.dedup();
+        let keys: Box<[Arc<str>]> = keys
+            .into_iter()
+            .map(|key| match streams.by_key.get_key_value(key.as_str()) {
+                Some((shared, _)) => shared.clone(),
+                None => Arc::from(key),
+            })
+            .collect();
+        let user: Arc<str> = match streams.per_user.get_key_value(user) {
+            Some((shared, _)) => shared.clone(),
+            None => keys
+                .iter()
+                .find(|k| &***k == user)
+                .cloned()
+                .unwrap_or_else(|| Arc::from(user)),
+        };
+        *streams.per_user.entry(user.clone()).or_default() += 1;
         for key in &keys {
             streams
                 .by_key
                 .entry(key.clone())
-                .or_default()
+                // Most keys have one stream.
+                .or_insert_with(|| Vec::with_capacity(1))
                 .push(Subscriber {
                     id,
                     mailbox: mailbox.clone(),
@@ -227,7 +249,7 @@ impl ChangeHub {
         }
         Ok(Subscription {
             id,
-            user: user.to_owned(),
+            user,
             keys,
             mailbox,
             inner: self.inner.clone(),
@@ -400,7 +422,12 @@ impl ChangeHub {
         let streams = self.inner.streams.lock().expect("not poisoned");
         let mut reached: HashMap<u64, (&Subscriber, Vec<&Change>)> = HashMap::new();
         for row in batch {
-            for subscriber in streams.by_key.get(&row.assignee).into_iter().flatten() {
+            for subscriber in streams
+                .by_key
+                .get(row.assignee.as_str())
+                .into_iter()
+                .flatten()
+            {
                 reached
                     .entry(subscriber.id)
                     .or_insert_with(|| (subscriber, Vec::new()))

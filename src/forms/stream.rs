@@ -110,8 +110,7 @@ pub fn events(
         store,
         starts,
         subscription,
-        viewer,
-        start: Some(cursor),
+        start: Some((viewer, cursor)),
         position: (0, 0),
         queued: VecDeque::new(),
         heartbeat,
@@ -130,10 +129,9 @@ struct State {
     store: Store,
     starts: Starts,
     subscription: Subscription,
-    /// Whose forms the stream shows, and the change log keys it reads.
-    viewer: Viewer,
-    /// The client's cursor, until the stream has begun.
-    start: Option<Option<Cursor>>,
+    /// Whose forms the stream shows and the client's cursor, until the stream has
+    /// begun (then the subscription holds the keys it reads).
+    start: Option<(Viewer, Option<Cursor>)>,
     /// The last position sent.
     position: Position,
     /// Events read from the log, still to send (a snapshot, a catch-up batch).
@@ -153,20 +151,9 @@ impl State {
                 self.heartbeat.reset();
                 return Ok(event);
             }
-            if let Some(cursor) = self.start.take() {
-                // The subscription is registered already: whatever commits from here
-                // on reaches it, and the start below covers everything before.
-                match Box::pin(self.starts.start(&self.viewer, cursor.map(|c| c.0))).await? {
-                    Start::Resumed(batch) => {
-                        self.position = cursor.expect("a stream resumes from its cursor").0;
-                        self.queue_changes(batch);
-                    }
-                    Start::Snapshot(summaries, position) => {
-                        self.position = position;
-                        self.queued
-                            .push_back(StreamEvent::Snapshot(summaries, Cursor(position)));
-                    }
-                }
+            if let Some((viewer, cursor)) = self.start.take() {
+                // Boxed: the viewer and the read take memory only while it runs.
+                Box::pin(self.begin(viewer, cursor)).await?;
                 continue;
             }
             if self.subscription.moved() {
@@ -199,6 +186,24 @@ impl State {
         }
     }
 
+    /// Queues the stream's start: the changes after its cursor, or a snapshot. The
+    /// subscription is registered already: whatever commits from here on reaches
+    /// it, and the start covers everything before.
+    async fn begin(&mut self, viewer: Viewer, cursor: Option<Cursor>) -> Result<(), FormError> {
+        match self.starts.start(&viewer, cursor.map(|c| c.0)).await? {
+            Start::Resumed(batch) => {
+                self.position = cursor.expect("a stream resumes from its cursor").0;
+                self.queue_changes(batch);
+            }
+            Start::Snapshot(summaries, position) => {
+                self.position = position;
+                self.queued
+                    .push_back(StreamEvent::Snapshot(summaries, Cursor(position)));
+            }
+        }
+        Ok(())
+    }
+
     /// Queues the next batch of changes after the position from the log; false when
     /// retention deleted changes after the position (they cannot be replayed).
     async fn catch_up(&mut self) -> Result<bool, FormError> {
@@ -206,7 +211,7 @@ impl State {
             let mut client = self.store.client().await?;
             rows::changes_since(
                 &mut client,
-                &self.viewer.keys,
+                &self.subscription.keys(),
                 self.position,
                 CATCH_UP_BATCH,
             )

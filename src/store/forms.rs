@@ -495,7 +495,7 @@ pub async fn append_change(
 #[tracing::instrument(name = "store.forms.changes_after", skip_all)]
 pub async fn changes_after(
     client: &impl GenericClient,
-    keys: Option<&[String]>,
+    keys: Option<&[&str]>,
     after: Position,
     limit: i64,
 ) -> Result<Vec<Change>, StoreError> {
@@ -521,7 +521,7 @@ pub async fn changes_after(
 #[tracing::instrument(name = "store.forms.changes_since", skip_all)]
 pub async fn changes_since(
     client: &mut deadpool_postgres::Object,
-    keys: &[String],
+    keys: &[&str],
     after: Position,
     limit: i64,
 ) -> Result<Option<Vec<Change>>, StoreError> {
