@@ -569,6 +569,15 @@ pub struct ReadCheck {
     pub elsewhere: bool,
 }
 
+/// The statement of [`read_check`] (`$1`: the reader's frontier). It compares the
+/// log's greatest position with the snapshot's bounds: one probe at the end of the
+/// position index, however long the log (`EXISTS (... WHERE tx >= bound)` was read
+/// by a scan of the whole log, 24 ms a read under load).
+pub const READ_CHECK: &str = "SELECT coalesce(m.tx >= pg_snapshot_xmin(s)::text::bigint, false),
+       $1 >= pg_snapshot_xmax(s)::text::bigint
+         OR coalesce(m.tx >= pg_snapshot_xmax(s)::text::bigint, false)
+     FROM pg_current_snapshot() s, (SELECT max(tx) AS tx FROM form_changes) m";
+
 #[tracing::instrument(name = "store.forms.read_check", skip_all)]
 pub async fn read_check(
     client: &impl GenericClient,
@@ -577,19 +586,7 @@ pub async fn read_check(
     // Every position this cluster wrote is below the next transaction id it will
     // hand out (xmax): its own id, or an earlier committed one's.
     let row = client
-        .query_one(
-            &client
-                .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM form_changes
-                         WHERE tx >= pg_snapshot_xmin(s)::text::bigint),
-                       $1 >= pg_snapshot_xmax(s)::text::bigint
-                         OR EXISTS (SELECT 1 FROM form_changes
-                         WHERE tx >= pg_snapshot_xmax(s)::text::bigint)
-                     FROM pg_current_snapshot() s",
-                )
-                .await?,
-            &[&frontier.0],
-        )
+        .query_one(&client.prepare_cached(READ_CHECK).await?, &[&frontier.0])
         .await?;
     Ok(ReadCheck {
         held_back: row.get(0),
