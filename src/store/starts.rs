@@ -174,16 +174,7 @@ async fn changes_after(
             &[&index, &keys, &txs, &seqs, &limit],
         )
         .await?;
-    let mut by_request: HashMap<usize, Vec<Change>> =
-        which.iter().map(|&i| (i, Vec::new())).collect();
-    for row in &found {
-        let i: i32 = row.get("i");
-        by_request
-            .get_mut(&(i as usize))
-            .expect("a row of a listed request")
-            .push(change_from_row(row)?);
-    }
-    Ok(by_request
+    Ok(by_request(which, &found, change_from_row)?
         .into_iter()
         .map(|(i, mut changes)| {
             // Each key's rows are in order and at most `limit`: the first `limit`
@@ -254,14 +245,26 @@ async fn pending(
             &[&index, &emails, &user_ids, &group_index, &groups],
         )
         .await?;
-    let mut by_request: HashMap<usize, Vec<FormSummary>> =
-        which.iter().map(|&i| (i, Vec::new())).collect();
-    for row in &found {
+    Ok(by_request(which, &found, summary_from_row)?
+        .into_iter()
+        .collect())
+}
+
+/// The rows of a batched query, read and grouped by the request each answers (its
+/// column `i`, an index into the requests), in the order they came; every listed
+/// request has its group, empty or not.
+fn by_request<T>(
+    which: &[usize],
+    rows: &[tokio_postgres::Row],
+    read: impl Fn(&tokio_postgres::Row) -> Result<T, StoreError>,
+) -> Result<HashMap<usize, Vec<T>>, StoreError> {
+    let mut grouped: HashMap<usize, Vec<T>> = which.iter().map(|&i| (i, Vec::new())).collect();
+    for row in rows {
         let i: i32 = row.get("i");
-        by_request
+        grouped
             .get_mut(&(i as usize))
             .expect("a row of a listed request")
-            .push(summary_from_row(row)?);
+            .push(read(row)?);
     }
-    Ok(by_request.into_iter().collect())
+    Ok(grouped)
 }
