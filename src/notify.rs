@@ -3,7 +3,10 @@
 //!
 //! The change log's trigger writes a notification in the change's own transaction
 //! (`migrations/V10__notifications.sql`), so a committed change always has one and
-//! a rolled-back change never does. On every replica the notifier then, per channel:
+//! a rolled-back change never does: once a replica has recorded a channel
+//! ([`Notifier::register_channels`]; while none is, the trigger writes nothing,
+//! `migrations/V12__notification_channels.sql`). On every replica the notifier
+//! then, per channel:
 //!
 //! 1. gathers each due user's new notifications into one send (a user is due when
 //!    their oldest new notification is `gather` old and their last send of that
@@ -214,6 +217,18 @@ impl Notifier {
         self.mailer.is_some() || self.webhook.is_some()
     }
 
+    /// Records this replica's channels in the database, so that the forms that
+    /// arrive from now on are notified (nothing when no channel is on). Called once
+    /// the schema is migrated, before the replica reports serving.
+    pub async fn register_channels(&self) -> Result<(), StoreError> {
+        let channels = self.channels();
+        if channels.is_empty() {
+            return Ok(());
+        }
+        let client = self.store.client().await?;
+        rows::register_channels(&client, &channels).await
+    }
+
     fn channels(&self) -> Vec<Channel> {
         let mut channels = Vec::new();
         if self.mailer.is_some() {
@@ -234,8 +249,6 @@ impl Notifier {
             );
         }
         let mut last_prune: Option<tokio::time::Instant> = None;
-        // Until the schema is migrated (at start), a failing pass is expected.
-        let mut ready = false;
         loop {
             let wait = if self.enabled() {
                 self.settings.poll
@@ -247,14 +260,8 @@ impl Notifier {
                 _ = tokio::time::sleep(wait) => {}
             }
             for channel in self.channels() {
-                match self.pass(channel).await {
-                    Ok(_) => ready = true,
-                    Err(error) if ready => {
-                        tracing::warn!(channel = channel.as_str(), %error, "notification pass failed");
-                    }
-                    Err(error) => {
-                        tracing::debug!(channel = channel.as_str(), %error, "notifications not ready");
-                    }
+                if let Err(error) = self.pass(channel).await {
+                    tracing::warn!(channel = channel.as_str(), %error, "notification pass failed");
                 }
             }
             if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {

@@ -1,11 +1,12 @@
 //! The background tasks of `ramp serve`, in one place: what starts them and in which
 //! order, what watches them, and what stops them.
 //!
-//! The operator's listener (when it has its own) and the notifier start at once.
-//! The rest needs the schema: the supervisor migrates it (retrying until the
-//! database answers), starts the change hub from the log's end (the hub runs its
-//! own loops), then the reconciler, the dispatcher, the pruner, the user task
-//! poller (when on) and the health checks. Every task gets the server's shutdown token and ends soon after it
+//! The operator's listener (when it has its own) starts at once. The rest needs the
+//! schema: the supervisor migrates it (retrying until the database answers),
+//! records the notifier's channels (so the forms that arrive once this replica
+//! serves are notified), starts the change hub from the log's end (the hub runs its
+//! own loops), then the notifier, the reconciler, the dispatcher, the pruner, the
+//! user task poller (when on) and the health checks. Every task gets the server's shutdown token and ends soon after it
 //! fires; a task that ends before that (or panics) is reported as an error, since
 //! the server then lacks it.
 
@@ -48,8 +49,8 @@ impl Background {
         if let Some((ops, listener)) = self.ops_listener {
             tasks.spawn("metrics listener", ops.serve(listener, shutdown.clone()));
         }
-        tasks.spawn("notifier", self.notifier.run(shutdown.clone()));
-        if prepare(&self.store, &self.hub, &shutdown).await {
+        if prepare(&self.store, &self.hub, &self.notifier, &shutdown).await {
+            tasks.spawn("notifier", self.notifier.run(shutdown.clone()));
             tasks.spawn("reconciler", self.reconciler.run(shutdown.clone()));
             tasks.spawn("dispatcher", self.dispatcher.run(shutdown.clone()));
             tasks.spawn("pruner", self.pruner.run(shutdown.clone()));
@@ -62,14 +63,22 @@ impl Background {
     }
 }
 
-/// Migrates the schema and starts the change hub, retrying with a growing pause
-/// until both succeed; false when shutdown came first.
-async fn prepare(store: &Store, hub: &ChangeHub, shutdown: &CancellationToken) -> bool {
+/// Migrates the schema, records the notifier's channels and starts the change hub,
+/// retrying with a growing pause until all succeed; false when shutdown came first.
+async fn prepare(
+    store: &Store,
+    hub: &ChangeHub,
+    notifier: &Notifier,
+    shutdown: &CancellationToken,
+) -> bool {
     let mut backoff = Duration::from_millis(200);
     loop {
         // The change hub starts from the log's end once the schema is there.
         let ready = match store.migrate().await {
-            Ok(()) => hub.start(shutdown.clone()).await,
+            Ok(()) => match notifier.register_channels().await {
+                Ok(()) => hub.start(shutdown.clone()).await,
+                Err(error) => Err(error),
+            },
             Err(error) => Err(error),
         };
         match ready {

@@ -36,6 +36,25 @@ impl Channel {
     }
 }
 
+/// Records that this replica sends notifications on `channels`: from then on the
+/// change log's trigger writes a notification for each `added` change (it writes
+/// none while no channel is recorded; `migrations/V12__notification_channels.sql`).
+#[tracing::instrument(name = "store.notifications.register_channels", skip_all)]
+pub async fn register_channels(
+    client: &impl GenericClient,
+    channels: &[Channel],
+) -> Result<(), StoreError> {
+    let names: Vec<&str> = channels.iter().map(|channel| channel.as_str()).collect();
+    client
+        .execute(
+            "INSERT INTO notification_channels (channel) SELECT unnest($1::text[])
+             ON CONFLICT (channel) DO NOTHING",
+            &[&names],
+        )
+        .await?;
+    Ok(())
+}
+
 /// Notifications older than this are never sent (a channel switched on later does
 /// not mail the backlog of days); retention deletes them.
 const FRESH: &str = "interval '1 day'";

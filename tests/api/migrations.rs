@@ -219,6 +219,33 @@ async fn the_operations_migration_applies_again_after_a_rollback_removed_it() {
     assert_eq!(strip(before), strip(after));
     assert_eq!(
         applied_versions(&url).await,
-        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
     );
+}
+
+/// A database whose notifications were sent by replicas of the release before V12
+/// (which record no channel) keeps having notifications written once V12 applies.
+#[tokio::test]
+async fn the_channels_migration_records_the_channels_earlier_sends_used() {
+    let url = fresh_database().await;
+    store(&url).migrate().await.expect("migrations apply");
+    let client = crate::helpers::connect(&url).await;
+    // As the release before V12 left it: a webhook send, no recorded channel.
+    client
+        .batch_execute(
+            "DELETE FROM refinery_schema_history WHERE version = 12;
+             DROP TABLE notification_channels;
+             INSERT INTO notification_sends (id, channel, assignee, state)
+                 VALUES (gen_random_uuid(), 'webhook', 'ann@example.com', 'sent');",
+        )
+        .await
+        .unwrap();
+    store(&url).migrate().await.expect("V12 applies");
+    let channels: Vec<String> = crate::helpers::column(
+        &client,
+        "SELECT channel FROM notification_channels ORDER BY channel",
+        &[],
+    )
+    .await;
+    assert_eq!(channels, ["webhook"]);
 }

@@ -18,8 +18,8 @@ use crate::e2e::ramp_command;
 use crate::engine::{engine_url, unique_key};
 use crate::forms::{created_id, instance_with_form, new_task, user, worker};
 use crate::helpers::{
-    TEST_ISSUER, TEST_SECRET, TestApp, channel, free_port, fresh_database, spawn_app_with,
-    wait_until_serving,
+    TEST_ISSUER, TEST_SECRET, TestApp, channel, free_port, fresh_database, scalar, spawn_app_on,
+    spawn_app_with, wait_until_serving,
 };
 
 const FROM: &str = "ramp <forms@example.com>";
@@ -209,6 +209,34 @@ async fn a_new_form_mails_its_assignee_once_with_a_link_to_the_form_page() {
         "one mail per form"
     );
     assert_eq!(mailpit.messages_to(&bob).await.len(), 1);
+}
+
+/// Most deployments send no notifications: then none is stored for a new form (a
+/// third of a create's cost in the database). Once a replica with mail joins, the
+/// forms that arrive from then on are notified, whichever replica stores them.
+#[tokio::test]
+async fn notifications_are_stored_only_once_a_replica_sends_them() {
+    let database = fresh_database().await;
+    let quiet = spawn_app_on(&database, json!({})).await;
+    let ann = user();
+    let (instance, _) = instance_with_form(&ann).await;
+    new_form(&quiet, &instance, &ann).await;
+    let db = quiet.db().await;
+    let stored: i64 = scalar(&db, "SELECT count(*) FROM notifications", &[]).await;
+    assert_eq!(stored, 0, "no replica sends notifications: none is stored");
+
+    let mailpit = Mailpit::start().await;
+    let _mailing = spawn_app_on(&database, mail_settings(&mailpit, json!({}))).await;
+    let bob = user();
+    let (instance, _) = instance_with_form(&bob).await;
+    let form = new_form(&quiet, &instance, &bob).await;
+    let mails = mailpit.wait_for(&bob, 1, Duration::from_secs(20)).await;
+    assert_eq!(links(&mails[0]), [link_to(&form)]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        mailpit.messages_to(&ann).await.is_empty(),
+        "a form that arrived before any replica sent mail is not mailed"
+    );
 }
 
 #[tokio::test]
