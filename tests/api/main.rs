@@ -27,6 +27,7 @@ mod helpers;
 mod hostile;
 mod http_fault;
 mod identity;
+mod inbox_pages;
 mod keys;
 mod large_inbox;
 mod limits;
