@@ -18,6 +18,7 @@
 //! cursors handed out before name no position, so they resume with a snapshot.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
@@ -90,6 +91,22 @@ fn event_of(change: &Change) -> Option<StreamEvent> {
     })
 }
 
+/// When a new stream's first heartbeat is due: somewhere between half the period
+/// and the period, different for each stream, so that streams that opened together
+/// (a restart's reconnects) do not beat together for the rest of their lives. The
+/// spread is a Weyl sequence over the streams opened so far (no random source):
+/// any run of consecutive streams covers the range evenly.
+fn first_heartbeat(period: Duration) -> Duration {
+    static OPENED: AtomicU64 = AtomicU64::new(0);
+    period.mul_f64(0.5 + 0.5 * spread(OPENED.fetch_add(1, Ordering::Relaxed)))
+}
+
+/// The `n`th point of a Weyl sequence in [0, 1): n times the golden ratio's
+/// fractional part, modulo one.
+fn spread(n: u64) -> f64 {
+    (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// A stream's events. No task of its own: tonic polls it while the client is
 /// connected and drops it when the client leaves, and an idle stream holds little
 /// more than its subscription and its heartbeat timer. Queries run in boxed futures,
@@ -103,7 +120,7 @@ pub fn events(
     settings: StreamSettings,
 ) -> impl futures::Stream<Item = Result<StreamEvent, FormError>> + Send + 'static {
     let heartbeat = tokio::time::interval_at(
-        tokio::time::Instant::now() + settings.heartbeat,
+        tokio::time::Instant::now() + first_heartbeat(settings.heartbeat),
         settings.heartbeat,
     );
     let state = State {
@@ -337,6 +354,23 @@ mod tests {
             summary: json!({"key": key}),
             created_at: Utc::now(),
         }
+    }
+
+    #[test]
+    fn streams_opened_together_spread_their_heartbeats_over_half_a_period() {
+        let period = Duration::from_secs(20);
+        // A thousand streams that opened in one moment: every second of the ten
+        // between 10 s and 20 s gets about a tenth of their first beats.
+        let mut per_second = [0; 10];
+        for _ in 0..1000 {
+            let first = first_heartbeat(period);
+            assert!(first >= period / 2 && first <= period, "{first:?}");
+            per_second[(first.as_secs_f64() - 10.0).floor().min(9.0) as usize] += 1;
+        }
+        for count in per_second {
+            assert!((90..=110).contains(&count), "{per_second:?}");
+        }
+        assert!((0..1000).map(spread).all(|x| (0.0..1.0).contains(&x)));
     }
 
     fn events(rows: &[Change]) -> Vec<(ChangeKind, Position, String)> {
