@@ -407,13 +407,6 @@ pub async fn list(
     client: &impl GenericClient,
     query: &ListQuery<'_>,
 ) -> Result<Vec<FormSummary>, StoreError> {
-    if let Some(viewer) = query.viewer
-        && query.assignee.is_none()
-        && query.business_key.is_none()
-        && query.root_process_instance_id.is_none()
-    {
-        return inbox_page(client, viewer, query.statuses, query.after, query.limit).await;
-    }
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
             "SELECT {columns} FROM form_tasks
@@ -450,90 +443,6 @@ pub async fn list(
         summary_from_row,
     )
     .await
-}
-
-/// A user's inbox, one page: what [`list`] answers for a viewer and no other
-/// filter, read arm by arm in index order instead of through [`VISIBLE`]'s OR
-/// (which PostgreSQL reads as a bitmap of every visible row, then sorts: a cost
-/// that grows with the inbox, and a plan made afresh for each call). Each arm
-/// reads at most a page, in `(created_at, id)` order from an index: the send-task
-/// forms of the email and the user tasks of the user id (`form_tasks_by_assignee`,
-/// once per asked-for state), the pending unclaimed user tasks open to the user or
-/// one of its groups (the candidate indexes), and, when other states are asked
-/// for, the unclaimed user tasks of those states with the viewer among their
-/// candidates (`form_tasks_by_assignee` at `''`). The arms never overlap. Their limit is a
-/// literal (the page's rounded up to a power of two), so that the statement's one
-/// generic plan knows a page is small and keeps the ordered scans.
-async fn inbox_page(
-    client: &impl GenericClient,
-    viewer: &Viewer,
-    statuses: &[FormState],
-    after: Option<(DateTime<Utc>, Uuid)>,
-    limit: i64,
-) -> Result<Vec<FormSummary>, StoreError> {
-    let sql = inbox_page_sql(limit);
-    let statuses: Vec<&str> = if statuses.is_empty() {
-        FormState::ALL.iter().map(|s| s.as_str()).collect()
-    } else {
-        statuses.iter().map(|s| s.as_str()).collect()
-    };
-    let (after_time, after_id) = after_parameters(after);
-    fetch_all(
-        client,
-        &sql,
-        &[
-            &viewer.email,
-            &viewer.user_id,
-            &viewer.groups,
-            &statuses,
-            &after_time,
-            &after_id,
-            &limit,
-        ],
-        summary_from_row,
-    )
-    .await
-}
-
-/// The statement of [`inbox_page`] for a page of `limit` rows: `$1` the email,
-/// `$2` the engine user id, `$3` the groups, `$4` the states, `$5`/`$6` the last
-/// row of the page before (null: from the start), `$7` the limit.
-pub fn inbox_page_sql(limit: i64) -> String {
-    let arm_limit = u64::try_from(limit.max(1)).unwrap_or(1).next_power_of_two();
-    format!(
-        "SELECT {columns} FROM (
-            SELECT arm.* FROM unnest($4::text[]) AS wanted(status) CROSS JOIN LATERAL (
-                (SELECT * FROM form_tasks
-                  WHERE assignee = $1 AND status = wanted.status AND kind = 'send_task'
-                    AND (created_at, id) > ({after})
-                  ORDER BY created_at, id LIMIT {arm_limit})
-                UNION ALL
-                (SELECT * FROM form_tasks
-                  WHERE assignee = $2 AND $2 <> '' AND status = wanted.status AND kind = 'user_task'
-                    AND (created_at, id) > ({after})
-                  ORDER BY created_at, id LIMIT {arm_limit})
-                UNION ALL
-                (SELECT * FROM form_tasks
-                  WHERE assignee = '' AND status = wanted.status AND wanted.status <> 'pending'
-                    AND kind = 'user_task'
-                    AND (candidate_users @> ARRAY[$2::text] OR candidate_groups && $3::text[])
-                    AND (created_at, id) > ({after})
-                  ORDER BY created_at, id LIMIT {arm_limit})
-            ) AS arm
-            UNION ALL
-            (SELECT * FROM form_tasks
-              WHERE kind = 'user_task' AND status = 'pending' AND assignee = ''
-                AND 'pending' = ANY($4)
-                AND (candidate_users @> ARRAY[$2::text] OR candidate_groups && $3::text[])
-                AND (created_at, id) > ({after})
-              ORDER BY created_at, id LIMIT {arm_limit})
-         ) AS form_tasks
-         ORDER BY created_at, id
-         LIMIT $7",
-        columns = *SUMMARY_COLUMNS,
-        after = "coalesce($5, '-infinity'::timestamptz), \
-                 coalesce($6, '00000000-0000-0000-0000-000000000000'::uuid)",
-    )
 }
 
 /// A position in the change log: (writing transaction, row number).
