@@ -73,14 +73,15 @@ pub async fn tasks_of(instance: &str) -> Vec<Task> {
     crate::engine::rest_get(&format!("/task?processInstanceId={instance}")).await
 }
 
-/// Every open task changed after `after`, all pages.
-async fn all_updated_after(camunda: &Camunda, after: DateTime<Utc>) -> Vec<Task> {
+/// Every row of a paged engine read, page after page of 100 until one is short.
+async fn all_pages<T, F, Fut>(read: F) -> Vec<T>
+where
+    F: Fn(u32) -> Fut,
+    Fut: std::future::Future<Output = Vec<T>>,
+{
     let mut all = Vec::new();
     loop {
-        let page = camunda
-            .tasks_updated_after(after, all.len() as u32, 100)
-            .await
-            .unwrap();
+        let page = read(all.len() as u32).await;
         let full = page.len() == 100;
         all.extend(page);
         if !full {
@@ -89,20 +90,26 @@ async fn all_updated_after(camunda: &Camunda, after: DateTime<Utc>) -> Vec<Task>
     }
 }
 
+/// Every open task changed after `after`, all pages.
+async fn all_updated_after(camunda: &Camunda, after: DateTime<Utc>) -> Vec<Task> {
+    all_pages(|first| async move {
+        camunda
+            .tasks_updated_after(after, first, 100)
+            .await
+            .unwrap()
+    })
+    .await
+}
+
 /// Every task ended after `after`, all pages.
 async fn all_finished_after(camunda: &Camunda, after: DateTime<Utc>) -> Vec<HistoricTask> {
-    let mut all = Vec::new();
-    loop {
-        let page = camunda
-            .tasks_finished_after(after, all.len() as u32, 100)
+    all_pages(|first| async move {
+        camunda
+            .tasks_finished_after(after, first, 100)
             .await
-            .unwrap();
-        let full = page.len() == 100;
-        all.extend(page);
-        if !full {
-            return all;
-        }
-    }
+            .unwrap()
+    })
+    .await
 }
 
 #[tokio::test]
