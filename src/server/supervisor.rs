@@ -74,13 +74,12 @@ async fn prepare(
     let mut backoff = Duration::from_millis(200);
     loop {
         // The change hub starts from the log's end once the schema is there.
-        let ready = match store.migrate().await {
-            Ok(()) => match notifier.register_channels().await {
-                Ok(()) => hub.start(shutdown.clone()).await,
-                Err(error) => Err(error),
-            },
-            Err(error) => Err(error),
-        };
+        let ready = async {
+            store.migrate().await?;
+            notifier.register_channels().await?;
+            hub.start(shutdown.clone()).await
+        }
+        .await;
         match ready {
             Ok(()) => return true,
             Err(error) => {
